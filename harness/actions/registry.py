@@ -1,0 +1,41 @@
+"""Registry of step kinds: a step is `- KIND: {args}` in scenario YAML."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from harness.scenario.context import ScenarioContext
+
+ACTIONS: dict[str, type[Action]] = {}
+
+
+class Action(BaseModel):
+    """Arguments of one step; subclasses implement `execute`."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: ClassVar[str]
+    timeout: float = 30.0
+
+    def peers(self) -> list[str]:
+        """Peer names this step refers to (checked against the scenario before start)."""
+        return [v for k, v in self.__dict__.items() if k in ("peer", "caller", "callee") and v]
+
+    def components(self) -> list[str]:
+        return [v for k, v in self.__dict__.items() if k == "component" and v]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        raise NotImplementedError(f"step {self.kind!r} has no runner yet")
+
+
+def action(kind: str):  # type: ignore[no-untyped-def]
+    """Class decorator registering a step kind."""
+
+    def deco(cls: type[Action]) -> type[Action]:
+        cls.kind = kind
+        ACTIONS[kind] = cls
+        return cls
+
+    return deco

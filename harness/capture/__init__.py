@@ -1,0 +1,1 @@
+"""Packet capture at chosen vantage points of a lab."""

@@ -1,0 +1,110 @@
+"""What every component has in common: options, config, start, ready, stop, logs.
+
+A component subclass says how to configure and start one program and how to tell
+that it is ready; the base class runs it in a lab node and turns every failure
+into a ComponentError that names the component and shows its log tail.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import ComponentError
+
+if TYPE_CHECKING:
+    from harness.lab.lab import Lab
+    from harness.runtime.base import NodeProcess
+
+COMPONENTS: dict[str, type[Component]] = {}
+
+
+def register(cls: type[Component]) -> type[Component]:
+    """Class decorator: make a component kind usable from scenario YAML."""
+    COMPONENTS[cls.kind] = cls
+    return cls
+
+
+class ComponentOptions(BaseModel):
+    """Base for each component's options; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(ABC):
+    kind: ClassVar[str]
+    Options: ClassVar[type[ComponentOptions]] = ComponentOptions
+    binary: ClassVar[str] = ""
+    ready_timeout: ClassVar[float] = 10.0
+
+    def __init__(self, name: str, node: str, options: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.node = node
+        try:
+            self.options = self.Options.model_validate(options or {})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            raise ComponentError(name, f"option {key!r}: {msg}") from None
+        self.lab: Lab | None = None
+        self.proc: NodeProcess | None = None
+        self.workdir: Path | None = None
+
+    # -- what a subclass provides
+
+    @abstractmethod
+    def configure(self, lab: Lab, workdir: Path) -> list[str]:
+        """Write config files into `workdir`; return the command line."""
+
+    @abstractmethod
+    def is_ready(self) -> bool:
+        """True once the program serves (a port answers, a log line appeared)."""
+
+    def ports(self) -> list[tuple[str, str, int]]:
+        """(protocol, address, port) this component binds, to find clashes before start."""
+        return []
+
+    # -- shared behaviour
+
+    @property
+    def address(self) -> str:
+        assert self.lab is not None
+        return str(self.lab.topology.node(self.node).iface().address)
+
+    def start(self, lab: Lab) -> None:
+        self.lab = lab
+        self.workdir = lab.workdir(self.node, self.name)
+        argv = self.configure(lab, self.workdir)
+        self.proc = lab.spawn(self.node, argv, name=self.name, cwd=self.workdir)
+        deadline = time.monotonic() + self.ready_timeout
+        while not self.is_ready():
+            if not self.proc.alive():
+                raise ComponentError(
+                    self.name,
+                    f"exited with status {self.proc.returncode} before it was ready",
+                    self.proc.log_tail(30),
+                )
+            if time.monotonic() > deadline:
+                tail = self.proc.log_tail(30)
+                self.stop()
+                raise ComponentError(self.name, f"not ready after {self.ready_timeout:.0f} s", tail)
+            time.sleep(0.02)
+
+    def check_alive(self) -> None:
+        """Raise if the component died: a dead gateway must fail a scenario loudly."""
+        if self.proc is not None and not self.proc.alive():
+            raise ComponentError(
+                self.name, f"died with status {self.proc.returncode}", self.proc.log_tail(30)
+            )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.proc.log_tail(lines) if self.proc else ""

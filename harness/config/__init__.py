@@ -1,0 +1,1 @@
+"""Scenario and topology model: YAML in, validated dataclasses out."""

@@ -1,0 +1,225 @@
+"""Scenario model: a topology, components and peers placed on its nodes, steps, expectations.
+
+Everything a scenario names (nodes, peers, components, step kinds, checks) is
+checked here, before any lab exists, so bad input never half-builds a lab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from harness.config.topology import Topology, load_topology
+from harness.config.yamlsource import YamlSource, load_yaml, parse_yaml
+from harness.errors import ConfigError
+
+PEER_KINDS = ("aiortc", "chromium")
+TOPOLOGY_DIRS = ("topologies",)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IceServerRef(Strict):
+    """An ICE server: a TURN component of the scenario, or explicit URLs."""
+
+    component: str | None = None
+    urls: list[str] = []
+    username: str | None = None
+    credential: str | None = None
+    transport: str | None = None  # "udp" / "tcp" for a component reference
+
+
+class AudioSpec(Strict):
+    tone_hz: float | None = 440.0
+    file: str | None = None
+
+
+class PeerSpec(Strict):
+    kind: str
+    node: str
+    ice_servers: list[str | IceServerRef] = []
+    ice_transport_policy: str = "all"
+    trickle: bool = True
+    audio: AudioSpec | None = Field(default_factory=AudioSpec)
+    video: bool = False
+    datachannel: bool = True
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in PEER_KINDS:
+            raise ValueError(f"unknown peer kind {v!r} (known: {', '.join(PEER_KINDS)})")
+        return v
+
+    @field_validator("ice_transport_policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        if v not in ("all", "relay"):
+            raise ValueError("ice_transport_policy is 'all' or 'relay'")
+        return v
+
+
+class ComponentSpec(Strict):
+    kind: str
+    node: str
+    options: dict[str, Any] = {}
+
+
+class ScenarioSpec(Strict):
+    name: str
+    description: str = ""
+    topology: str
+    seed: int | None = None
+    repeat: int = 1
+    timeout: float = 120.0
+    components: dict[str, ComponentSpec] = {}
+    peers: dict[str, PeerSpec] = {}
+    capture: list[str] = []
+    links: dict[str, Any] = {}
+    steps: list[dict[str, Any]] = Field(min_length=1)
+    expect: list[dict[str, Any]] = []
+    known_failure: str | None = None
+    """Reason this scenario is expected to fail (a known bug of the component under test)."""
+
+
+@dataclass
+class Step:
+    index: int
+    kind: str
+    action: Any  # an harness.actions.Action
+    line: int | None
+
+
+@dataclass
+class Scenario:
+    spec: ScenarioSpec
+    source: YamlSource
+    path: Path
+    topology: Topology
+    steps: list[Step]
+    expects: list[tuple[str, dict[str, Any], int | None]]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def find_topology(ref: str, base: Path) -> Path:
+    """A topology path relative to the scenario, or a bare name in topologies/."""
+    candidates = [base / ref, Path(ref)]
+    if not ref.endswith((".yaml", ".yml")):
+        for parent in [base, *base.parents]:
+            for d in TOPOLOGY_DIRS:
+                candidates.append(parent / d / f"{ref}.yaml")
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(ref)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    src = load_yaml(path)
+    return scenario_from_source(src, Path(path))
+
+
+def parse_scenario(text: str, path: str | Path) -> Scenario:
+    return scenario_from_source(parse_yaml(text, str(path)), Path(path))
+
+
+def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
+    from harness.actions import ACTIONS
+
+    _load_plugins()
+    if not isinstance(src.data, dict):
+        raise src.error((), "a scenario must be a mapping with topology, peers and steps")
+    spec: ScenarioSpec = src.validate(ScenarioSpec)
+    try:
+        topo_path = find_topology(spec.topology, path.parent)
+    except FileNotFoundError:
+        raise src.error(("topology",), f"no topology {spec.topology!r} (looked beside the scenario and in topologies/)") from None
+    topology = load_topology(topo_path)
+
+    def check_node(where: tuple[str | int, ...], node: str) -> None:
+        if node not in topology.nodes:
+            raise src.error(where, f"topology {topology.name!r} has no node {node!r} (nodes: {', '.join(topology.nodes)})")
+
+    from harness.components import COMPONENTS
+
+    for name, comp in spec.components.items():
+        check_node(("components", name, "node"), comp.node)
+        if comp.kind not in COMPONENTS:
+            raise src.error(("components", name, "kind"), f"unknown component kind {comp.kind!r} (known: {', '.join(sorted(COMPONENTS)) or 'none'})")
+    for name, peer in spec.peers.items():
+        check_node(("peers", name, "node"), peer.node)
+        for i, ref in enumerate(peer.ice_servers):
+            comp = ref if isinstance(ref, str) else ref.component
+            if comp is not None and comp not in spec.components:
+                raise src.error(("peers", name, "ice_servers", i), f"no component {comp!r} in this scenario")
+    for i, point in enumerate(spec.capture):
+        node, _, iface = point.partition(":")
+        check_node(("capture", i), node)
+        if iface and iface not in topology.nodes[node].interfaces:
+            raise src.error(("capture", i), f"node {node!r} has no interface {iface!r}")
+    if spec.repeat < 1:
+        raise src.error(("repeat",), "repeat is at least 1")
+
+    steps: list[Step] = []
+    for i, raw in enumerate(spec.steps):
+        where: tuple[str | int, ...] = ("steps", i)
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise src.error(where, "a step is one `KIND: {arguments}` mapping")
+        kind, args = next(iter(raw.items()))
+        if kind not in ACTIONS:
+            raise src.error(where + (kind,), f"unknown step {kind!r} (known: {', '.join(sorted(ACTIONS))})")
+        act = src.validate(ACTIONS[kind], args if args is not None else {}, base=where + (kind,))
+        for peer in act.peers():
+            if peer not in spec.peers:
+                raise src.error(where + (kind,), f"no peer {peer!r} in this scenario (peers: {', '.join(spec.peers) or 'none'})")
+        for comp in act.components():
+            if comp not in spec.components:
+                raise src.error(where + (kind,), f"no component {comp!r} in this scenario")
+        steps.append(Step(i, kind, act, src.line_of(where)))
+
+    expects = []
+    checks = _check_registry()
+    for i, raw in enumerate(spec.expect):
+        where = ("expect", i)
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise src.error(where, "an expectation is one `CHECK: {parameters}` mapping")
+        name, params = next(iter(raw.items()))
+        if checks is not None and name not in checks:
+            raise src.error(where + (name,), f"unknown check {name!r} (known: {', '.join(sorted(checks))})")
+        expects.append((name, params or {}, src.line_of(where)))
+    return Scenario(spec, src, path, topology, steps, expects)
+
+
+def _load_plugins() -> None:
+    """Import the modules that register step kinds and component kinds."""
+    import importlib
+    import importlib.util
+
+    for mod in ("harness.actions.steps", "harness.components.all"):
+        if importlib.util.find_spec(mod) is not None:
+            importlib.import_module(mod)
+
+
+def _check_registry() -> dict[str, Any] | None:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("harness.assertions.registry") is None:
+        return None
+    return getattr(importlib.import_module("harness.assertions.registry"), "CHECKS", None)
+
+
+def ensure(cond: bool, src: YamlSource, where: tuple[str | int, ...], msg: str) -> None:
+    if not cond:
+        raise src.error(where, msg)
+
+
+__all__ = ["ConfigError", "Scenario", "load_scenario", "parse_scenario"]

@@ -1,0 +1,134 @@
+"""YAML loading that remembers where every key came from.
+
+pydantic reports errors by key path; users need file and line. We compose the
+YAML node tree once, record the line of every mapping key and sequence item,
+and translate a path back to a line when reporting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import ConfigError
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class YamlSource:
+    """Parsed YAML data plus a key-path -> line index."""
+
+    file: str
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path_) -> int | None:
+        """Line of the deepest known prefix of `path`."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+    def error(self, path: Path_, message: str) -> ConfigError:
+        return ConfigError(self.file, self.line_of(path), format_path(path), message)
+
+    def validate(self, model: type[BaseModel], data: Any = None, base: Path_ = ()) -> Any:
+        """Validate into `model`; the first error becomes a ConfigError with file:line."""
+        try:
+            return model.model_validate(self.data if data is None else data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = base + tuple(p for p in err["loc"] if not _is_union_tag(p))
+            raise self.error(loc, _message(err)) from None
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts union member / function-validator names in `loc`
+    return isinstance(part, str) and (part.startswith("function-") or "[" in part)
+
+
+def _message(err: dict[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    msg = err["msg"]
+    return msg.removeprefix("Value error, ")
+
+
+def format_path(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def load_yaml(path: str | Path) -> YamlSource:
+    """Read a YAML file; syntax errors become ConfigError with the line."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(str(p), None, "", f"cannot read: {exc.strerror}") from None
+    return parse_yaml(text, str(p))
+
+
+def parse_yaml(text: str, file: str = "<string>") -> YamlSource:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(file, line, "", f"invalid YAML: {exc.problem or exc}") from None
+    src = YamlSource(file, data)
+    if node is not None:
+        _index(node, (), src.lines)
+        _check_duplicate_keys(node, (), src)
+    return src
+
+
+def _index(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            k = key.value if isinstance(key, yaml.ScalarNode) else str(key.value)
+            lines[path + (k,)] = key.start_mark.line + 1
+            _index_children(value, path + (k,), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[path + (i,)] = item.start_mark.line + 1
+            _index_children(item, path + (i,), lines)
+
+
+def _index_children(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        # keep the key's line for the path itself; index the children
+        saved = lines.get(path)
+        _index(node, path, lines)
+        if saved is not None:
+            lines[path] = saved
+
+
+def _check_duplicate_keys(node: yaml.Node, path: Path_, src: YamlSource) -> None:
+    """PyYAML silently keeps the last duplicate key; users mean a mistake."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            k = str(key.value)
+            if k in seen:
+                raise ConfigError(
+                    src.file, key.start_mark.line + 1, format_path(path + (k,)), "duplicate key"
+                )
+            seen.add(k)
+            _check_duplicate_keys(value, path + (k,), src)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(item, path + (i,), src)

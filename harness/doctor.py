@@ -1,0 +1,127 @@
+"""`harness doctor`: what this machine can do, and how to fix what it can't.
+
+Features that cannot work here are reported loudly, and the scenarios that need
+them are skipped with the same reason, never faked.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+APT = "apt-get install -y"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    basic: bool = False  # the lab cannot work without it
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _run(argv: list[str], timeout: float = 10.0) -> tuple[int, str]:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        return 127, "not found"
+    except subprocess.TimeoutExpired:
+        return 124, "timed out"
+    return p.returncode, (p.stdout + p.stderr).strip()
+
+
+def _scratch(script: str) -> tuple[int, str]:
+    """Try something in a throw-away network namespace, never in the host's."""
+    return _run(["unshare", "--net", "sh", "-c", script])
+
+
+def _version(argv: list[str], pattern: str) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    _, out = _run(argv, timeout=5)
+    m = re.search(pattern, out)
+    return m.group(1) if m else out.splitlines()[0][:60] if out else "?"
+
+
+COMPONENTS: list[tuple[str, list[str], str, str]] = [
+    # name, version command, regex, Debian package
+    ("tcpdump", ["tcpdump", "--version"], r"tcpdump version (\S+)", "tcpdump"),
+    ("tshark", ["tshark", "--version"], r"TShark \(Wireshark\) (\S+)", "tshark"),
+    ("conntrack", ["conntrack", "--version"], r"v(\S+)", "conntrack"),
+    ("coturn", ["turnserver", "--version"], r"^(\S+)", "coturn"),
+    ("janus", ["janus", "--version"], r"\((\d[\d.]*)\)", "janus"),
+    ("kamailio", ["kamailio", "-v"], r"kamailio (\S+)", "kamailio kamailio-websocket-modules"),
+    ("rtpengine", ["rtpengine", "--version"], r"Version: (\S+)", "rtpengine-daemon"),
+    ("baresip", ["baresip", "-h"], r"baresip v(\S+)", "baresip"),
+    ("sipp", ["sipp", "-v"], r"SIPp v(\S+)", "sip-tester"),
+    ("chromium", ["chromium", "--version"], r"Chromium (\S+)", "chromium"),
+]
+
+
+def checks() -> list[Check]:
+    out: list[Check] = []
+    root = os.geteuid() == 0
+    out.append(Check("root", root, "running as root" if root else "not root", "run as root (sudo)", True))
+    ip = _version(["ip", "-V"], r"iproute2-([\d.]+\d)")
+    out.append(Check("iproute2", ip is not None, ip or "missing", f"{APT} iproute2", True))
+    rc, msg = _scratch("ip link set lo up") if root else (1, "needs root")
+    out.append(Check("network namespaces", rc == 0, "ok" if rc == 0 else msg, "a kernel with CONFIG_NET_NS", True))
+    nft = _version(["nft", "--version"], r"nftables v(\S+)")
+    rc, msg = _scratch("nft add table ip rh_doctor") if nft and root else (1, "nft missing")
+    out.append(Check("nftables NAT", rc == 0, f"nft {nft}" if rc == 0 else msg, f"{APT} nftables", True))
+    rc, msg = _scratch("ip link add d0 type dummy && tc qdisc add dev d0 root netem delay 1ms") if root else (1, "")
+    out.append(
+        Check(
+            "kernel netem",
+            rc == 0,
+            "available: link conditions may use netem" if rc == 0 else "not available: link conditions use the userspace engine",
+            "" if rc == 0 else "optional: a kernel with CONFIG_NET_SCH_NETEM (sch_netem)",
+        )
+    )
+    rc, msg = _scratch("iptables -A OUTPUT -p udp -j NFQUEUE --queue-num 7") if root else (1, "")
+    out.append(Check("NFQUEUE", rc == 0, "iptables -j NFQUEUE works" if rc == 0 else msg, f"{APT} iptables; kernel nfnetlink_queue"))
+    tun = os.path.exists("/dev/net/tun")
+    out.append(Check("TUN/TAP", tun, "/dev/net/tun" if tun else "missing", "modprobe tun"))
+    for name, argv, pattern, pkg in COMPONENTS:
+        v = _version(argv, pattern)
+        out.append(Check(name, v is not None, v or "missing", f"{APT} {pkg}", basic=name == "tcpdump"))
+    rc, msg = _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=5)
+    out.append(
+        Check(
+            "docker engine",
+            rc == 0,
+            f"engine {msg}" if rc == 0 else "no engine running (docker runtime unavailable; netns runtime is used)",
+            "optional: apt-get install docker.io && dockerd &",
+        )
+    )
+    for pkg in ("aiortc", "aioice", "scapy", "playwright"):
+        try:
+            out.append(Check(f"python: {pkg}", True, importlib.metadata.version(pkg)))
+        except importlib.metadata.PackageNotFoundError:
+            out.append(Check(f"python: {pkg}", False, "missing", "pip install -e ."))
+    out += _engine_checks()
+    return out
+
+
+def _engine_checks() -> list[Check]:
+    """Which impairment engine links get (from harness.conditions, when present)."""
+    try:
+        from harness.conditions import engines  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    describe = getattr(engines, "describe", None)
+    if describe is None:
+        return []
+    return [Check("link conditions engine", True, str(describe()))]
+
+
+def basics_ok(results: list[Check]) -> bool:
+    return all(c.ok for c in results if c.basic)

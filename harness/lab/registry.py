@@ -1,0 +1,108 @@
+"""Which labs exist on this machine, who owns them, and cleaning up after crashes.
+
+Each lab writes a state file before it creates anything, so `harness lab gc` can
+tell a lab whose owner died (remove it) from one that is in use (leave it) and
+from one started with `harness lab up` (kept until `lab down`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.runtime.netns import destroy_lab_namespaces, lab_of_netns
+from harness.runtime.nsutil import list_netns
+
+STATE_DIR = Path(os.environ.get("HARNESS_STATE_DIR", "/run/rtc-harness/labs"))
+
+
+@dataclass
+class LabState:
+    name: str
+    runtime: str
+    topology_file: str
+    topology_text: str
+    run_dir: str
+    owner_pid: int
+    owner_start: int
+    detached: bool = False
+    created: float = 0.0
+    seed: int = 0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return STATE_DIR / f"{self.name}.json"
+
+    def save(self) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(self.path)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def owner_alive(self) -> bool:
+        return process_start(self.owner_pid) == self.owner_start
+
+
+def process_start(pid: int) -> int:
+    """Start time of a process in clock ticks (0 if gone): tells pid reuse apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def load_state(name: str) -> LabState | None:
+    path = STATE_DIR / f"{name}.json"
+    try:
+        return LabState(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def all_states() -> list[LabState]:
+    if not STATE_DIR.exists():
+        return []
+    out = []
+    for p in sorted(STATE_DIR.glob("*.json")):
+        try:
+            out.append(LabState(**json.loads(p.read_text())))
+        except (OSError, ValueError, TypeError):
+            p.unlink(missing_ok=True)
+    return out
+
+
+@dataclass
+class GcReport:
+    removed_labs: list[str] = field(default_factory=list)
+    removed_namespaces: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+
+def gc(everything: bool = False) -> GcReport:
+    """Remove labs whose owner died, and namespaces no lab claims.
+
+    Labs from `harness lab up` (detached) and labs of live processes are kept
+    unless `everything` is set.
+    """
+    report = GcReport()
+    known: set[str] = set()
+    for st in all_states():
+        known.add(st.name)
+        if not everything and (st.detached or st.owner_alive()):
+            report.kept.append(st.name)
+            continue
+        report.removed_namespaces += destroy_lab_namespaces(st.name)
+        st.remove()
+        report.removed_labs.append(st.name)
+    orphans = {lab_of_netns(ns) for ns in list_netns()} - known - {None}
+    for lab in sorted(o for o in orphans if o):
+        report.removed_namespaces += destroy_lab_namespaces(lab)
+        report.removed_labs.append(lab)
+    return report

@@ -1,0 +1,121 @@
+"""pytest plugin: lab fixtures, and YAML scenarios collected as test items.
+
+Registered through the `pytest11` entry point, so any project that installs
+rtc-harness gets `lab` / `make_lab` fixtures and can keep scenarios as YAML.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.errors import ConfigError
+
+REPO_TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "topology(name): topology the `lab` fixture builds")
+    config.addinivalue_line("markers", "lab: needs root and network namespaces")
+
+
+def lab_unavailable() -> str | None:
+    """Why labs cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "labs need root (network namespaces); run as root"
+    if not os.path.exists("/usr/sbin/ip") and not os.path.exists("/sbin/ip"):
+        return "iproute2 is missing (apt-get install iproute2)"
+    return None
+
+
+def resolve_topology(ref: str | Path) -> Path:
+    p = Path(ref)
+    if p.is_file():
+        return p
+    for base in (Path.cwd() / "topologies", REPO_TOPOLOGIES):
+        cand = base / f"{ref}.yaml"
+        if cand.is_file():
+            return cand
+    raise FileNotFoundError(f"no topology {ref!r} (a path, or a name in topologies/)")
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Factory: `lab = make_lab("port-restricted")`; every lab is torn down after the test."""
+    from harness.lab import Lab
+
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    labs: list[Lab] = []
+
+    def make(topology: str | Path, **kwargs: Any) -> Lab:
+        lab = Lab(resolve_topology(topology), **kwargs)
+        labs.append(lab)
+        return lab.up()
+
+    try:
+        yield make
+    finally:
+        for lab in reversed(labs):
+            lab.down()
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, make_lab: Callable[..., Any]) -> Any:
+    """The lab of the test's `@pytest.mark.topology(...)` (default: open-internet)."""
+    marker = request.node.get_closest_marker("topology")
+    return make_lab(marker.args[0] if marker else "open-internet")
+
+
+# ---------------------------------------------------------------- YAML scenarios
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        yield ScenarioItem.from_parent(self, name=self.path.stem)
+
+
+class ScenarioItem(pytest.Item):
+    """One YAML scenario: validated, then run by the scenario runner."""
+
+    def runtest(self) -> None:
+        from harness.config.scenario import load_scenario
+
+        scenario = load_scenario(self.path)  # ConfigError fails the item with file:line
+        reason = lab_unavailable()
+        if reason:
+            pytest.skip(reason)
+        from harness.scenario.runner import run_scenario_sync
+
+        result = run_scenario_sync(scenario, alluredir=None)
+        self.user_properties.append(("seed", result.seed))
+        self.user_properties.append(("run_dir", str(result.run_dir)))
+        if result.skipped:
+            pytest.skip(result.skip_reason)
+        if scenario.spec.known_failure and not result.passed:
+            pytest.xfail(f"known failure: {scenario.spec.known_failure}\n{result.failure_text()}")
+        if not result.passed:
+            raise ScenarioFailed(result.failure_text())
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ConfigError | ScenarioFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario: {self.name}"
+
+
+class ScenarioFailed(Exception):
+    """The scenario ran and a step or an expectation failed (evidence in the message)."""

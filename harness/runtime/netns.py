@@ -1,0 +1,300 @@
+"""The network-namespace runtime: every node a namespace, every network a bridge.
+
+Layout of a lab named L: node N lives in namespace `rh-L.N`; all networks are
+bridges in one switch namespace `rh-L._sw`; each node interface is a veth pair
+whose switch end is a bridge port (so link conditions and captures can attach
+on either end). Nothing is created in the host namespace, so deleting the
+namespaces removes every interface, bridge, route and nft table of the lab.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.config.topology import Node, Topology
+from harness.errors import LabError
+from harness.runtime.base import LinkRef, NodeProcess, Runtime
+from harness.runtime.nsutil import (
+    list_netns,
+    netns_path,
+    netns_pids,
+    parallel,
+    run_checked,
+    run_in_netns,
+    write_sysctls,
+)
+
+PREFIX = "rh-"
+SWITCH = "_sw"
+POLICY_TABLE_BASE = 100
+
+# sysctls of every namespace of a lab
+COMMON_SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": "1",  # captures without IPv6 noise (RS, DAD, MLD)
+    "net.ipv6.conf.default.disable_ipv6": "1",
+    "net.ipv4.conf.all.rp_filter": "0",  # NAT hairpins and dual-homed hosts are asymmetric
+    "net.ipv4.conf.default.rp_filter": "0",
+}
+SWITCH_SYSCTLS = {
+    # br_netfilter is built in here: bridged frames must not meet conntrack/NAT
+    "net.bridge.bridge-nf-call-iptables": "0",
+    "net.bridge.bridge-nf-call-ip6tables": "0",
+    "net.bridge.bridge-nf-call-arptables": "0",
+}
+
+_SPAWN_SCRIPT = (
+    'mount --bind "$RH_RESOLV" /etc/resolv.conf && '
+    'mount --bind "$RH_HOSTS" /etc/hosts && '
+    'unset RH_RESOLV RH_HOSTS && exec "$@"'
+)
+
+
+def netns_name(lab: str, node: str) -> str:
+    return f"{PREFIX}{lab}.{node}"
+
+
+def lab_of_netns(ns: str) -> str | None:
+    if not ns.startswith(PREFIX) or "." not in ns:
+        return None
+    return ns[len(PREFIX) :].rsplit(".", 1)[0]
+
+
+class NetnsRuntime(Runtime):
+    name = "netns"
+
+    def __init__(self, lab: str, etc_dir: Path) -> None:
+        self.lab = lab
+        self.etc_dir = etc_dir  # holds the lab's resolv.conf and hosts
+        self.topology: Topology | None = None
+        self.processes: list[NodeProcess] = []
+        self._links: dict[tuple[str, str], LinkRef] = {}
+
+    # ------------------------------------------------------------ naming
+
+    def netns(self, node: str) -> str:
+        return netns_name(self.lab, SWITCH if node == "@switch" else node)
+
+    @property
+    def namespaces(self) -> list[str]:
+        assert self.topology is not None
+        return [self.netns("@switch")] + [self.netns(n) for n in self.topology.nodes]
+
+    def link(self, node: str, iface: str) -> LinkRef:
+        try:
+            return self._links[(node, iface)]
+        except KeyError:
+            raise KeyError(f"no interface {node}.{iface} in lab {self.lab}") from None
+
+    # ------------------------------------------------------------ build
+
+    def up(self, topology: Topology) -> None:
+        self.topology = topology
+        self._write_etc(topology)
+        sw = self.netns("@switch")
+        host_cmds = [f"netns add {ns}" for ns in self.namespaces]
+        sw_cmds = ["link set lo up"]
+        bridges: dict[str, str] = {}
+        for i, net in enumerate(topology.networks):
+            br = f"b{i}{net}"[:15]
+            bridges[net] = br
+            sw_cmds += [f"link add {br} type bridge", f"link set {br} up"]
+        self.up_links_only(topology)
+        for node in topology.nodes.values():
+            for iface in node.interfaces.values():
+                peer = self._links[(node.name, iface.name)].ifname
+                host_cmds.append(
+                    f"link add {iface.name} netns {self.netns(node.name)} type veth "
+                    f"peer name {peer} netns {sw}"
+                )
+                sw_cmds += [
+                    f"link set {peer} alias {node.name}.{iface.name}",
+                    f"link set {peer} master {bridges[iface.network]} up",
+                ]
+        try:
+            run_checked(["ip", "-batch", "-"], "\n".join(host_cmds) + "\n", "creating namespaces")
+            jobs = [lambda: run_in_netns(sw, lambda: self._configure_switch(sw_cmds))]
+            jobs += [
+                (lambda n=node: run_in_netns(self.netns(n.name), lambda: self._configure_node(n)))
+                for node in topology.nodes.values()
+            ]
+            parallel(jobs)
+        except OSError as exc:
+            raise LabError(f"lab {self.lab}: {exc}") from None
+
+    def up_links_only(self, topology: Topology) -> None:
+        """Name the switch end of every interface (also for attaching to a running lab)."""
+        sw = self.netns("@switch")
+        for ni, node in enumerate(topology.nodes.values()):
+            for iface in node.interfaces.values():
+                peer = f"n{ni}{iface.name}"[:15]
+                self._links[(node.name, iface.name)] = LinkRef(sw, peer, node.name, iface.name)
+
+    @staticmethod
+    def _configure_switch(cmds: list[str]) -> None:
+        write_sysctls(COMMON_SYSCTLS | SWITCH_SYSCTLS)
+        run_checked(["ip", "-batch", "-"], "\n".join(cmds) + "\n", "building the switch")
+
+    def _configure_node(self, node: Node) -> None:
+        sysctls = dict(COMMON_SYSCTLS)
+        sysctls["net.ipv4.ip_forward"] = "1" if node.is_router else "0"
+        rules = None
+        if node.is_router:
+            from harness.nat.ruleset import router_ruleset
+
+            rules = router_ruleset(node)
+            sysctls.update(rules.sysctls)
+        write_sysctls(sysctls)
+        run_checked(["ip", "-batch", "-"], "\n".join(self._ip_commands(node)) + "\n", f"configuring {node.name}")
+        if rules is not None and rules.nft.strip():
+            run_checked(["nft", "-f", "-"], rules.nft, f"loading router rules on {node.name}")
+
+    @staticmethod
+    def _ip_commands(node: Node) -> list[str]:
+        cmds = ["link set lo up"]
+        for iface in node.interfaces.values():
+            cmds += [f"addr add {iface.cidr} dev {iface.name}", f"link set {iface.name} up"]
+        gateways = [i for i in node.interfaces.values() if i.gateway is not None]
+        for metric, iface in enumerate(
+            sorted(gateways, key=lambda i: i.name != node.default_route), start=1
+        ):
+            cmds.append(f"route add default via {iface.gateway} dev {iface.name} metric {metric * 100}")
+        if len(node.interfaces) > 1 and not node.is_router:
+            # answer from the interface a packet was addressed to, as phones do
+            for idx, iface in enumerate(gateways):
+                table = POLICY_TABLE_BASE + idx
+                cmds += [
+                    f"route add default via {iface.gateway} dev {iface.name} table {table}",
+                    f"rule add from {iface.address} table {table} pref {1000 + idx}",
+                ]
+        for dest, via in node.routes:
+            cmds.append(f"route add {dest} via {via}")
+        return cmds
+
+    def _write_etc(self, topology: Topology) -> None:
+        self.etc_dir.mkdir(parents=True, exist_ok=True)
+        # nothing answers DNS in a lab: fail fast rather than hang (sofia-sip, Chromium)
+        (self.etc_dir / "resolv.conf").write_text(
+            "# rtc-harness lab: no name server\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n"
+        )
+        lines = ["127.0.0.1 localhost"]
+        for node in topology.nodes.values():
+            for i, iface in enumerate(node.interfaces.values()):
+                names = f"{node.name}-{iface.name}" + (f" {node.name}" if i == 0 else "")
+                lines.append(f"{iface.address} {names}")
+        (self.etc_dir / "hosts").write_text("\n".join(lines) + "\n")
+
+    # ------------------------------------------------------------ processes
+
+    def _nsenter(self, node: str) -> list[str]:
+        ns = self.netns(node)
+        if not os.path.exists(netns_path(ns)):
+            raise LabError(f"lab {self.lab} has no node {node!r} (namespace {ns} is missing)")
+        return ["nsenter", f"--net={netns_path(ns)}"]
+
+    def spawn(
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        name: str,
+        cwd: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> NodeProcess:
+        full = [
+            *self._nsenter(node),
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            _SPAWN_SCRIPT,
+            "sh",
+            *argv,
+        ]
+        penv = dict(os.environ if env is None else env)
+        penv["RH_RESOLV"] = str(self.etc_dir / "resolv.conf")
+        penv["RH_HOSTS"] = str(self.etc_dir / "hosts")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                full,
+                cwd=cwd,
+                env=penv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, killed as one
+            )
+        proc = NodeProcess(node, name, list(argv), popen, log_path)
+        self.processes.append(proc)
+        return proc
+
+    def run(
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 30.0,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*self._nsenter(node), *argv],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+
+    # ------------------------------------------------------------ tear-down
+
+    def down(self) -> None:
+        for proc in reversed(self.processes):
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 2.0
+        for proc in self.processes:
+            try:
+                proc.popen.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.popen.wait(5)
+            else:
+                proc.send_signal(signal.SIGKILL)  # children that outlived their leader
+        self.processes.clear()
+        destroy_lab_namespaces(self.lab)
+
+
+def destroy_lab_namespaces(lab: str, names: list[str] | None = None) -> list[str]:
+    """Kill whatever still runs in a lab's namespaces, then delete them. Idempotent."""
+    names = names if names is not None else [ns for ns in list_netns() if lab_of_netns(ns) == lab]
+    names = [ns for ns in names if os.path.exists(netns_path(ns))]
+    if not names:
+        return []
+    killed = False
+    for ns in names:
+        for pid in netns_pids(ns):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+            except ProcessLookupError:
+                pass
+    if killed:
+        time.sleep(0.05)
+    subprocess.run(
+        ["ip", "-force", "-batch", "-"],
+        input="".join(f"netns del {ns}\n" for ns in names),
+        capture_output=True,
+        text=True,
+    )
+    left = [ns for ns in names if os.path.exists(netns_path(ns))]
+    if left:
+        raise LabError(f"could not delete namespaces: {', '.join(left)}")
+    return names

@@ -1,0 +1,1 @@
+"""Running scenarios: lab up, components, peers, steps, captures, checks, tear-down."""

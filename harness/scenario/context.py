@@ -1,0 +1,49 @@
+"""What steps see while a scenario runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.components.base import Component
+    from harness.config.scenario import PeerSpec, Scenario
+    from harness.lab import Lab
+    from harness.peers.client import PeerClient
+
+
+@dataclass
+class ScenarioContext:
+    scenario: Scenario
+    lab: Lab
+    seed: int
+    peers: dict[str, PeerClient] = field(default_factory=dict)
+    components: dict[str, Component] = field(default_factory=dict)
+    calls: dict[str, str] = field(default_factory=dict)
+    """Who is in a call with whom (both directions)."""
+    t0: float = field(default_factory=time.time)
+    step_started: float = 0.0
+    shapers: dict[str, Any] = field(default_factory=dict)
+
+    def peer(self, name: str) -> PeerClient:
+        try:
+            return self.peers[name]
+        except KeyError:
+            raise HarnessError(f"no peer {name!r} is running") from None
+
+    def peer_spec(self, name: str) -> PeerSpec:
+        return self.scenario.spec.peers[name]
+
+    async def ice_state(self, name: str) -> str:
+        stats = await self.peer(name).call("stats")
+        return str(stats.get("ice", {}).get("state"))
+
+    async def is_connected(self, name: str) -> bool:
+        return await self.ice_state(name) in ("connected", "completed")
+
+    def check_components(self) -> None:
+        for comp in self.components.values():
+            comp.check_alive()

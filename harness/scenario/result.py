@@ -1,0 +1,82 @@
+"""Results of a scenario run: per step, per check, with the evidence behind each."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class StepResult:
+    index: int
+    kind: str
+    status: str  # passed / failed / skipped
+    started_s: float  # since scenario start
+    duration_s: float
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    line: int | None = None
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    message: str
+    evidence: list[str] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    line: int | None = None
+    rfc: str = ""
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    file: str
+    seed: int
+    run_dir: Path
+    attempt: int = 1
+    passed: bool = False
+    skipped: bool = False
+    skip_reason: str = ""
+    error: str = ""
+    steps: list[StepResult] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
+    pcaps: list[str] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    known_failure: str | None = None
+
+    def failure_text(self) -> str:
+        """What a person needs first: the failed step or checks and their evidence."""
+        out = [f"scenario {self.scenario} ({self.file}) seed={self.seed} run_dir={self.run_dir}"]
+        if self.error:
+            out.append(f"error: {self.error}")
+        for s in self.steps:
+            if s.status == "failed":
+                where = f" (line {s.line})" if s.line else ""
+                out.append(f"step {s.index} {s.kind}{where} failed after {s.duration_s:.2f} s: {s.error}")
+        for c in self.checks:
+            if not c.passed:
+                where = f" (line {c.line})" if c.line else ""
+                out.append(f"check {c.name}{where} failed: {c.message}")
+                out += [f"    {e}" for e in c.evidence[:12]]
+        for name, tail in self.logs.items():
+            if tail:
+                out.append(f"--- {name} (log tail) ---")
+                out += tail.splitlines()[-10:]
+        return "\n".join(out)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["run_dir"] = str(self.run_dir)
+        return d
+
+    def save(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "result.json"
+        path.write_text(json.dumps(self.to_json(), indent=1, default=str))
+        return path
