@@ -33,10 +33,7 @@ class Call(Action):
         ctx.calls[self.caller] = self.callee
         ctx.calls[self.callee] = self.caller
         t0 = time.time()
-        await connect_pair(
-            a, b, trickle=ctx.peer_spec(self.caller).trickle and ctx.peer_spec(self.callee).trickle,
-            timeout=self.timeout,
-        )
+        await connect_pair(a, b, timeout=self.timeout)
         return {"connected_after_s": round(time.time() - t0, 3)}
 
 

@@ -32,6 +32,7 @@ from harness.runtime.nsutil import (
 PREFIX = "rh-"
 SWITCH = "_sw"
 POLICY_TABLE_BASE = 100
+SWITCH_IFINDEX_BASE = 1000
 
 # sysctls of every namespace of a lab
 COMMON_SYSCTLS = {
@@ -104,17 +105,21 @@ class NetnsRuntime(Runtime):
             bridges[net] = br
             sw_cmds += [f"link add {br} type bridge", f"link set {br} up"]
         self.up_links_only(topology)
-        for node in topology.nodes.values():
-            for iface in node.interfaces.values():
-                peer = self._links[(node.name, iface.name)].ifname
-                host_cmds.append(
-                    f"link add {iface.name} netns {self.netns(node.name)} type veth "
-                    f"peer name {peer} netns {sw}"
-                )
-                sw_cmds += [
-                    f"link set {peer} alias {node.name}.{iface.name}",
-                    f"link set {peer} master {bridges[iface.network]} up",
-                ]
+        for index, (node, iface) in enumerate(
+            (n, i) for n in topology.nodes.values() for i in n.interfaces.values()
+        ):
+            peer = self._links[(node.name, iface.name)].ifname
+            # Distinct ifindexes on the two ends: the kernel treats a veth whose peer has
+            # its own ifindex as a non-urgent link event and activates its qdisc up to
+            # 1 s later, dropping the first packets (seen: the first ARP of a lab lost).
+            host_cmds.append(
+                f"link add {iface.name} netns {self.netns(node.name)} type veth "
+                f"peer name {peer} index {SWITCH_IFINDEX_BASE + index} netns {sw}"
+            )
+            sw_cmds += [
+                f"link set {peer} alias {node.name}.{iface.name}",
+                f"link set {peer} master {bridges[iface.network]} up",
+            ]
         try:
             run_checked(["ip", "-batch", "-"], "\n".join(host_cmds) + "\n", "creating namespaces")
             jobs = [lambda: run_in_netns(sw, lambda: self._configure_switch(sw_cmds))]

@@ -1,0 +1,1 @@
+"""Reports people read: JUnit, allure, HTML conformance report."""
