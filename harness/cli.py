@@ -30,15 +30,6 @@ PLUGGED = [
 ]
 
 
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM tears labs down the same way Ctrl-C does."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 # ---------------------------------------------------------------- doctor
 
 
@@ -237,12 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _sigterm_as_interrupt()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except HarnessError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted: labs torn down")

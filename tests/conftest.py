@@ -4,3 +4,13 @@ import os
 import tempfile
 
 os.environ.setdefault("HARNESS_CAPTURES", os.path.join(tempfile.gettempdir(), "rtc-harness-test-captures"))
+
+
+def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
+    """After the whole suite, no lab of this test run may remain."""
+    from harness.lab.registry import all_states
+
+    mine = [s.name for s in all_states() if s.owner_pid == os.getpid()]
+    if mine:
+        print(f"\nLEFT BEHIND by this test run: labs {mine}")
+        session.exitstatus = 1

@@ -6,7 +6,9 @@ import atexit
 import os
 import re
 import secrets
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -110,6 +112,7 @@ class Lab:
         )
         self._state.save()  # before anything exists, so gc can always find it
         _live.add(self)
+        _tear_down_on_sigterm()
         t0 = time.perf_counter()
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -222,6 +225,20 @@ def _point(p: tuple[str, str] | str) -> tuple[str, str]:
         node, _, iface = p.partition(":")
         return node, iface
     return p
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _tear_down_on_sigterm() -> None:
+    """SIGTERM (a CI job cancelled, `kill`) tears labs down like Ctrl-C does.
+
+    Installed only where nobody else handles SIGTERM, and only on the main thread.
+    """
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _sigterm)
 
 
 @atexit.register

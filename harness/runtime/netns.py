@@ -9,6 +9,7 @@ namespaces removes every interface, bridge, route and nft table of the lab.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,7 +33,7 @@ from harness.runtime.nsutil import (
 PREFIX = "rh-"
 SWITCH = "_sw"
 POLICY_TABLE_BASE = 100
-SWITCH_IFINDEX_BASE = 1000
+NODE_IFINDEX_BASE = 1000
 
 # sysctls of every namespace of a lab
 COMMON_SYSCTLS = {
@@ -110,11 +111,11 @@ class NetnsRuntime(Runtime):
         ):
             peer = self._links[(node.name, iface.name)].ifname
             # Distinct ifindexes on the two ends: the kernel treats a veth whose peer has
-            # its own ifindex as a non-urgent link event and activates its qdisc up to
-            # 1 s later, dropping the first packets (seen: the first ARP of a lab lost).
+            # its own ifindex as a non-urgent link event and brings it to operstate UP up
+            # to 1 s later, dropping the first packets (seen: a lab's first ARP lost).
             host_cmds.append(
-                f"link add {iface.name} netns {self.netns(node.name)} type veth "
-                f"peer name {peer} index {SWITCH_IFINDEX_BASE + index} netns {sw}"
+                f"link add {iface.name} index {NODE_IFINDEX_BASE + index} "
+                f"netns {self.netns(node.name)} type veth peer name {peer} netns {sw}"
             )
             sw_cmds += [
                 f"link set {peer} alias {node.name}.{iface.name}",
@@ -128,8 +129,21 @@ class NetnsRuntime(Runtime):
                 for node in topology.nodes.values()
             ]
             parallel(jobs)
+            self._wait_links_up(sw)
         except OSError as exc:
             raise LabError(f"lab {self.lab}: {exc}") from None
+
+    def _wait_links_up(self, sw: str, timeout: float = 2.0) -> None:
+        """Return once every switch port is operationally up (so no first packet is lost)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = run_checked(["ip", "-n", sw, "-j", "link", "show", "type", "veth"], what="ip link")
+            down = [ln["ifname"] for ln in json.loads(out or "[]") if ln.get("operstate") != "UP"]
+            if not down:
+                return
+            if time.monotonic() > deadline:
+                raise OSError(f"links still down after {timeout} s: {', '.join(down)}")
+            time.sleep(0.005)
 
     def up_links_only(self, topology: Topology) -> None:
         """Name the switch end of every interface (also for attaching to a running lab)."""

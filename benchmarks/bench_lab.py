@@ -1,0 +1,63 @@
+"""Bring-up and tear-down time of a 6-node NAT topology (target: up < 150 ms, down < 50 ms).
+
+Run: .venv/bin/python benchmarks/bench_lab.py [--runs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from harness.config.topology import load_topology
+from harness.lab import Lab
+
+TOPOLOGY = Path(__file__).parent / "topologies" / "six-node-nat.yaml"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    topo = load_topology(TOPOLOGY)
+    ups, downs, firsts = [], [], []
+    for i in range(args.runs):
+        lab = Lab(topo, name=f"bench-{i}")
+        t0 = time.perf_counter()
+        lab.up()
+        ups.append(time.perf_counter() - t0)
+        # the lab is usable at once: the first packet crosses both NATs
+        t1 = time.perf_counter()
+        r = lab.run("peer-a", ["ping", "-c1", "-W1", "198.18.0.12"], check=False)
+        firsts.append(time.perf_counter() - t1 if r.returncode == 0 else float("nan"))
+        t0 = time.perf_counter()
+        lab.down()
+        downs.append(time.perf_counter() - t0)
+
+    def stats(xs: list[float]) -> dict[str, float]:
+        xs = sorted(xs)
+        return {
+            "median_ms": round(1000 * statistics.median(xs), 1),
+            "p90_ms": round(1000 * xs[int(0.9 * (len(xs) - 1))], 1),
+            "max_ms": round(1000 * xs[-1], 1),
+        }
+
+    out = {
+        "topology": "six-node-nat (6 nodes + switch namespace, 3 bridges, 7 veth, 2 nft rulesets)",
+        "runs": args.runs,
+        "up": stats(ups),
+        "down": stats(downs),
+        "first_ping_ms": stats(firsts),
+        "targets": {"up_ms": 150, "down_ms": 50},
+    }
+    print(json.dumps(out, indent=1))
+    ok = out["up"]["median_ms"] < 150 and out["down"]["median_ms"] < 50
+    print("targets met" if ok else "TARGETS MISSED", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
