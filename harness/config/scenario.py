@@ -192,7 +192,7 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
         if not isinstance(raw, dict) or len(raw) != 1:
             raise src.error(where, "an expectation is one `CHECK: {parameters}` mapping")
         name, params = next(iter(raw.items()))
-        if checks is not None and name not in checks:
+        if name not in checks:
             raise src.error(where + (name,), f"unknown check {name!r} (known: {', '.join(sorted(checks))})")
         expects.append((name, params or {}, src.line_of(where)))
     return Scenario(spec, src, path, topology, steps, expects)
@@ -208,18 +208,11 @@ def _load_plugins() -> None:
             importlib.import_module(mod)
 
 
-def _check_registry() -> dict[str, Any] | None:
-    import importlib
-    import importlib.util
+def _check_registry() -> dict[str, Any]:
+    import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
+    from harness.assertions.registry import REGISTRY
 
-    if importlib.util.find_spec("harness.assertions.registry") is None:
-        return None
-    return getattr(importlib.import_module("harness.assertions.registry"), "CHECKS", None)
-
-
-def ensure(cond: bool, src: YamlSource, where: tuple[str | int, ...], msg: str) -> None:
-    if not cond:
-        raise src.error(where, msg)
+    return REGISTRY
 
 
 __all__ = ["ConfigError", "Scenario", "load_scenario", "parse_scenario"]

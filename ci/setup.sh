@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Install everything rtc-harness needs on Debian 12, idempotently: system packages
+# (only the missing ones; apt-get update only when something is missing) and a
+# virtual environment in .venv with the harness installed in editable mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  # lab: namespaces, NAT, capture
+  iproute2 nftables iptables conntrack tcpdump tshark iputils-ping procps psmisc util-linux
+  # components under test
+  coturn janus kamailio kamailio-websocket-modules rtpengine-daemon baresip sip-tester
+  # headless browser peer (driven by Playwright with the system executable)
+  chromium
+  # python
+  python3 python3-venv python3-dev gcc libnetfilter-queue-dev
+)
+
+if [ "$(id -u)" != 0 ]; then
+  echo "rtc-harness needs root (network namespaces): run as root" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # tshark asks whether non-root users may capture: answer no, non-interactively
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's packages start some daemons on the host; the harness runs its own copies
+# inside lab namespaces, so stop the host ones where a service manager started them.
+for svc in coturn kamailio rtpengine-daemon janus; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  fi
+done
+
+PY=/usr/bin/python3
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import harness' 2>/dev/null; then
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+fi
+.venv/bin/harness doctor >/dev/null || { .venv/bin/harness doctor; exit 1; }
+echo "rtc-harness is set up: .venv/bin/harness"
