@@ -210,9 +210,10 @@ def _load_plugins() -> None:
 
 def _check_registry() -> dict[str, Any]:
     import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
+    from harness.assertions.peer import PEER_CHECKS
     from harness.assertions.registry import REGISTRY
 
-    return REGISTRY
+    return {**REGISTRY, **PEER_CHECKS}
 
 
 __all__ = ["ConfigError", "Scenario", "load_scenario", "parse_scenario"]

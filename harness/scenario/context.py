@@ -27,6 +27,10 @@ class ScenarioContext:
     t0: float = field(default_factory=time.time)
     step_started: float = 0.0
     shapers: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Per-scenario state of step families (e.g. Janus sessions), keyed by family."""
+    peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Each peer's stats after each step (peer checks read these)."""
 
     def peer(self, name: str) -> PeerClient:
         try:

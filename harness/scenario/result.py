@@ -49,6 +49,8 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     known_failure: str | None = None
+    peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    peer_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def failure_text(self) -> str:
         """What a person needs first: the failed step or checks and their evidence."""

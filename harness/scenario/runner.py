@@ -12,6 +12,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from harness.config.scenario import IceServerRef, Scenario
@@ -57,6 +58,11 @@ async def run_scenario(
         t = time.perf_counter()
         await _run_steps(ctx, result, progress)
         result.timings["steps"] = time.perf_counter() - t
+        result.peer_stats = ctx.peer_stats
+        result.peer_events = {
+            n: [{"t": round(e.t - ctx.t0, 4), "kind": e.kind, "data": e.data} for e in p.events]
+            for n, p in ctx.peers.items()
+        }
         await _stop_peers(ctx, result)
         result.pcaps = [str(p) for p in capture.stop()]
         t = time.perf_counter()
@@ -137,7 +143,7 @@ def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[d
         r = IceServerRef(component=ref) if isinstance(ref, str) else ref
         if r.component:
             comp = ctx.components[r.component]
-            server = comp.ice_server(r.transport)  # type: ignore[attr-defined]
+            server = comp.ice_server(r.transport or "udp")  # type: ignore[attr-defined]
             out.append(server)
         else:
             out.append({"urls": r.urls, "username": r.username, "credential": r.credential})
@@ -179,11 +185,22 @@ async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress
             sr.status, sr.error = "failed", str(exc)
         sr.duration_s = round(time.perf_counter() - t, 3)
         result.steps.append(sr)
+        await _snapshot_stats(ctx, step.index)
         if sr.status == "failed":
             sr.error += _recent_events(ctx)
             for later in ctx.scenario.steps[step.index + 1 :]:
                 result.steps.append(StepResult(later.index, later.kind, "skipped", 0.0, 0.0, line=later.line))
             return
+
+
+async def _snapshot_stats(ctx: ScenarioContext, step: int) -> None:
+    """Each peer's stats after each step: what peer checks and reports read."""
+    for name, peer in ctx.peers.items():
+        try:
+            stats = await peer.call("stats", timeout=5)
+        except HarnessError:
+            continue
+        ctx.peer_stats.setdefault(name, []).append({"step": step, "t": time.time() - ctx.t0, "stats": stats})
 
 
 def _recent_events(ctx: ScenarioContext) -> str:
@@ -202,11 +219,24 @@ async def _stop_peers(ctx: ScenarioContext, result: RunResult) -> None:
 
 
 def _run_checks(scenario: Scenario, ctx: ScenarioContext, result: RunResult) -> list[CheckResult]:
-    if not scenario.expects:
-        return []
-    from harness.assertions.evaluate import evaluate
+    """Wire checks run on the pcaps; peer checks on the stats snapshots."""
+    from harness.assertions.evaluate import run_expects
+    from harness.assertions.peer import PEER_CHECKS, run_peer_check
+    from harness.assertions.registry import CheckError, Outcome
 
-    return evaluate(scenario, result)
+    wire = [e for e in scenario.expects if e[0] not in PEER_CHECKS]
+    wire_out = iter(run_expects(wire, [Path(p) for p in result.pcaps]))
+    out = []
+    for name, params, line in scenario.expects:
+        if name in PEER_CHECKS:
+            try:
+                o = run_peer_check(name, ctx.peer_stats, params)
+            except CheckError as exc:
+                o = Outcome(False, f"bad expectation: {exc}")
+        else:
+            _, _, _, o, _ = next(wire_out)
+        out.append(CheckResult(name, o.passed, o.message, o.evidence, dict(params), line, o.rfc))
+    return out
 
 
 def run_scenario_sync(scenario: Scenario, *, seed: int | None = None, alluredir: Any = None) -> RunResult:

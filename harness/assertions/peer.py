@@ -1,0 +1,133 @@
+"""Checks on what the peers themselves observed (stats snapshots taken after each step).
+
+The wire is the judge (harness/assertions/checks.py); these complement it with
+what only an endpoint knows: which candidate types it selected, and which tone
+it heard after decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.assertions.registry import CheckError, Outcome
+
+PeerSnapshots = dict[str, list[dict[str, Any]]]
+"""peer name -> stats snapshots in step order, each with `step` (index) and `stats`."""
+
+PeerCheckFn = Callable[[PeerSnapshots, dict[str, Any]], Outcome]
+
+
+@dataclass
+class PeerCheck:
+    name: str
+    fn: PeerCheckFn
+    params: set[str]
+    rfc: str
+
+
+PEER_CHECKS: dict[str, PeerCheck] = {}
+
+
+def peer_check(name: str, *params: str, rfc: str = "") -> Callable[[PeerCheckFn], PeerCheckFn]:
+    def wrap(fn: PeerCheckFn) -> PeerCheckFn:
+        PEER_CHECKS[name] = PeerCheck(name, fn, {"peer", "at_step", *params}, rfc)
+        return fn
+
+    return wrap
+
+
+def run_peer_check(name: str, snapshots: PeerSnapshots, params: dict[str, Any]) -> Outcome:
+    spec = PEER_CHECKS[name]
+    unknown = set(params) - spec.params
+    if unknown:
+        raise CheckError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}")
+    if "peer" not in params:
+        raise CheckError(f"{name}: needs `peer`")
+    out = spec.fn(snapshots, params)
+    out.rfc = out.rfc or spec.rfc
+    return out
+
+
+def _snapshot(snaps: PeerSnapshots, p: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot after step `at_step`, else the last one taken while ICE was connected."""
+    peer = p["peer"]
+    if peer not in snaps or not snaps[peer]:
+        raise CheckError(f"no stats were collected from peer {peer!r}")
+    series = snaps[peer]
+    if "at_step" in p:
+        for s in series:
+            if s["step"] == p["at_step"]:
+                return s
+        raise CheckError(f"no stats of {peer!r} after step {p['at_step']}")
+    connected = [s for s in series if s["stats"].get("ice", {}).get("state") in ("connected", "completed")]
+    return (connected or series)[-1]
+
+
+def _as_list(v: Any) -> list[str]:
+    return [v] if isinstance(v, str) else list(v)
+
+
+def _pair_text(pair: dict[str, Any] | None) -> str:
+    if not pair:
+        return "none"
+    loc, rem = pair.get("local", {}), pair.get("remote", {})
+    return (
+        f"local {loc.get('type')} {loc.get('protocol', '')} {loc.get('address')}:{loc.get('port')}"
+        f" <-> remote {rem.get('type')} {rem.get('address')}:{rem.get('port')}"
+    )
+
+
+@peer_check("peer_selected_pair", "local", "remote", "relay_protocol", rfc="RFC 8445 §8")
+def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
+    """The candidate types (and for relays, the TURN transport) of the pair the peer selected."""
+    snap = _snapshot(snaps, p)
+    pair = snap["stats"].get("ice", {}).get("selected_pair")
+    ev = [f"{p['peer']} after step {snap['step']}: {_pair_text(pair)}"]
+    if not pair:
+        return Outcome(False, f"{p['peer']} selected no candidate pair", ev)
+    problems = []
+    for side in ("local", "remote"):
+        if side in p and pair.get(side, {}).get("type") not in _as_list(p[side]):
+            problems.append(f"{side} is {pair.get(side, {}).get('type')}, expected {'/'.join(_as_list(p[side]))}")
+    if "relay_protocol" in p:
+        proto = pair.get("local", {}).get("relay_protocol") or pair.get("local", {}).get("protocol")
+        if proto != p["relay_protocol"]:
+            problems.append(f"relay protocol is {proto}, expected {p['relay_protocol']}")
+    if problems:
+        return Outcome(False, "; ".join(problems), ev)
+    return Outcome(True, f"{p['peer']} selected {_pair_text(pair)}", ev)
+
+
+@peer_check("peer_received_tone", "hz", "tolerance_hz", "min_level_dbfs")
+def peer_received_tone(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
+    """The peer decoded audio whose dominant frequency is the far end's tone."""
+    if "hz" not in p:
+        raise CheckError("peer_received_tone needs `hz`")
+    snap = _snapshot(snaps, p)
+    audio = snap["stats"].get("media", {}).get("audio", {})
+    tone, level = audio.get("tone_hz"), audio.get("level")
+    tol = float(p.get("tolerance_hz", 15))
+    ev = [f"{p['peer']} after step {snap['step']}: tone {tone} Hz, level {level} dBFS, "
+          f"{audio.get('packets_received')} packets received"]
+    if tone is None:
+        return Outcome(False, f"{p['peer']} received no audio it could measure", ev)
+    if abs(float(tone) - float(p["hz"])) > tol:
+        return Outcome(False, f"{p['peer']} heard {tone} Hz, expected {p['hz']} ± {tol} Hz", ev)
+    if "min_level_dbfs" in p and (level is None or level < float(p["min_level_dbfs"])):
+        return Outcome(False, f"{p['peer']} heard the tone at {level} dBFS, below {p['min_level_dbfs']}", ev)
+    return Outcome(True, f"{p['peer']} heard {tone} Hz", ev)
+
+
+@peer_check("peer_media", "min_packets_received", "min_packets_sent")
+def peer_media(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
+    """Audio packet counters as the peer reports them."""
+    snap = _snapshot(snaps, p)
+    audio = snap["stats"].get("media", {}).get("audio", {})
+    ev = [f"{p['peer']} after step {snap['step']}: {audio}"]
+    for key in ("packets_received", "packets_sent"):
+        want = p.get(f"min_{key}")
+        if want is not None and (audio.get(key) or 0) < want:
+            return Outcome(False, f"{p['peer']} {key.replace('_', ' ')} {audio.get(key)} < {want}", ev)
+    return Outcome(True, f"{p['peer']} sent {audio.get('packets_sent')}, received {audio.get('packets_received')}", ev)
