@@ -79,9 +79,18 @@ def _pair_text(pair: dict[str, Any] | None) -> str:
     )
 
 
-@peer_check("peer_selected_pair", "local", "remote", "relay_protocol", rfc="RFC 8445 §8")
+@peer_check(
+    "peer_selected_pair", "local", "remote", "either", "relay_protocol", "kind", "by_kind",
+    rfc="RFC 8445 §8",
+)
 def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
-    """The candidate types (and for relays, the TURN transport) of the pair the peer selected."""
+    """The candidate types (and for relays, the TURN transport) of the pair the peer selected.
+
+    `by_kind: {aiortc: {...}}` overrides the expectation when `kind` (the peer's
+    implementation) matches: nomination strategies differ between stacks.
+    """
+    if p.get("kind") in (p.get("by_kind") or {}):
+        p = {**p, **p["by_kind"][p["kind"]]}
     snap = _snapshot(snaps, p)
     pair = snap["stats"].get("ice", {}).get("selected_pair")
     ev = [f"{p['peer']} after step {snap['step']}: {_pair_text(pair)}"]
@@ -91,6 +100,10 @@ def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
     for side in ("local", "remote"):
         if side in p and pair.get(side, {}).get("type") not in _as_list(p[side]):
             problems.append(f"{side} is {pair.get(side, {}).get('type')}, expected {'/'.join(_as_list(p[side]))}")
+    if "either" in p:
+        types = {pair.get("local", {}).get("type"), pair.get("remote", {}).get("type")}
+        if not types & set(_as_list(p["either"])):
+            problems.append(f"neither side is {'/'.join(_as_list(p['either']))}")
     if "relay_protocol" in p:
         proto = pair.get("local", {}).get("relay_protocol") or pair.get("local", {}).get("protocol")
         if proto != p["relay_protocol"]:

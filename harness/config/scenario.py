@@ -6,6 +6,10 @@ checked here, before any lab exists, so bad input never half-builds a lab.
 
 from __future__ import annotations
 
+import itertools
+import json
+import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,8 +127,67 @@ def find_topology(ref: str, base: Path) -> Path:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    src = load_yaml(path)
-    return scenario_from_source(src, Path(path))
+    scenarios = load_scenarios(path)
+    if len(scenarios) != 1:
+        raise ConfigError(str(path), None, "matrix", "a matrix file holds several scenarios: use load_scenarios()")
+    return scenarios[0]
+
+
+def load_scenarios(path: str | Path) -> list[Scenario]:
+    """Every scenario of a file: one, or one per combination of its `matrix`.
+
+    A matrix is a top-level mapping of dimensions, each a list of variable sets;
+    every combination substitutes `${name}` in the rest of the file's text
+    (values as YAML flow), so errors still point at the file's own lines.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), None, "", f"cannot read: {exc.strerror}") from None
+    matrix_part, body = _split_matrix(text)
+    if matrix_part is None:
+        return [scenario_from_source(parse_yaml(text, str(path)), path)]
+    msrc = parse_yaml(matrix_part, str(path))
+    dims = msrc.data["matrix"]
+    if not isinstance(dims, dict) or not dims or not all(
+        isinstance(v, list) and v and all(isinstance(x, dict) for x in v) for v in dims.values()
+    ):
+        raise msrc.error(("matrix",), "a matrix maps each dimension to a list of variable mappings")
+    out = []
+    for combo in itertools.product(*dims.values()):
+        variables: dict[str, Any] = {}
+        for part in combo:
+            variables.update(part)
+        flow = {k: v if isinstance(v, str) else json.dumps(v) for k, v in variables.items()}
+        expanded = string.Template(body).safe_substitute(flow)
+        for lineno, line in enumerate(expanded.splitlines(), 1):
+            if m := re.search(r"\$\{(\w+)\}", line):
+                raise ConfigError(str(path), lineno, m.group(1), f"no matrix variable {m.group(1)!r}")
+        out.append(scenario_from_source(parse_yaml(expanded, str(path)), path))
+    names = [sc.name for sc in out]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise msrc.error(("matrix",), f"matrix combinations share the name {dup!r}: put variables in `name`")
+    return out
+
+
+def _split_matrix(text: str) -> tuple[str | None, str]:
+    """(the top-level `matrix:` block alone, the rest), both keeping line numbers."""
+    lines = text.splitlines()
+    inside = [False] * len(lines)
+    state = False
+    for i, line in enumerate(lines):
+        if line.startswith("matrix:"):
+            state = True
+        elif state and line and not line[0].isspace() and not line.startswith("#"):
+            state = False
+        inside[i] = state
+    if not any(inside):
+        return None, text
+    matrix = "\n".join(ln if m else "" for ln, m in zip(lines, inside, strict=True)) + "\n"
+    body = "\n".join("" if m else ln for ln, m in zip(lines, inside, strict=True)) + "\n"
+    return matrix, body
 
 
 def parse_scenario(text: str, path: str | Path) -> Scenario:

@@ -107,7 +107,7 @@ class PeerClient:
             raise PeerError(f"{self.name}: {cmd} got no answer in {timeout:.0f} s") from None
 
     async def wait_event(
-        self, kind: str, timeout: float, since: float = 0.0, **match: Any
+        self, kind: str, /, timeout: float, since: float = 0.0, **match: Any
     ) -> PeerEvent:
         """First event of `kind` at or after `since` whose data contains `match`."""
 

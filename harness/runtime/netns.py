@@ -192,6 +192,10 @@ class NetnsRuntime(Runtime):
                 ]
         for dest, via in node.routes:
             cmds.append(f"route add {dest} via {via}")
+        if not gateways:
+            # like the real internet: packets to nowhere vanish, no "network unreachable"
+            # (coturn stopped relaying after ENETUNREACH to a peer's private candidate)
+            cmds.append("route add blackhole default")
         return cmds
 
     def _write_etc(self, topology: Topology) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.config.scenario import Scenario, load_scenario
+from harness.config.scenario import Scenario, load_scenarios
 from harness.scenario.result import RunResult
 from harness.scenario.runner import run_scenario
 
@@ -22,13 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("scenarios", nargs="+", type=Path)
     p.add_argument("--repeat", type=int, help="runs per scenario (default: the scenario's `repeat`)")
     p.add_argument("--seed", type=int, help="seed of the first run; run k uses seed+k-1")
+    p.add_argument("--only", action="append", help="run only scenarios whose name contains this")
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
     p.add_argument("--json", type=Path, help="write all results as JSON here")
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    scenarios: list[Scenario] = [load_scenario(p) for p in args.scenarios]  # all validated first
+    scenarios: list[Scenario] = [sc for p in args.scenarios for sc in load_scenarios(p)]
+    if args.only:
+        scenarios = [sc for sc in scenarios if any(o in sc.name for o in args.only)]
+        if not scenarios:
+            print(f"no scenario name contains {' or '.join(args.only)}")
+            return 2
     results = asyncio.run(_run_all(scenarios, args.repeat, args.seed))
     _summary(results)
     if args.junit:

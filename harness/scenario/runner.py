@@ -162,7 +162,7 @@ async def _start_peers(ctx: ScenarioContext, progress: Progress) -> None:
             ice_servers=_ice_servers(ctx, spec.ice_servers),
             ice_transport_policy=spec.ice_transport_policy,
             trickle=spec.trickle,
-            audio=spec.audio.model_dump() if spec.audio else None,
+            audio=spec.audio.model_dump(exclude_none=True) if spec.audio else None,
             video=spec.video,
             datachannel=spec.datachannel,
         )

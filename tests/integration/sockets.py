@@ -68,14 +68,34 @@ while True:
 """
 
 
-def udp_exchange(lab: Lab, src: str, dst: str, dport: int, sport: int = 40000,
-                 count: int = 3, timeout: float = 3.0) -> tuple[list[Any], list[str]]:
+def udp_exchange(
+    lab: Lab,
+    src: str,
+    dst: str,
+    dport: int,
+    sport: int = 40000,
+    count: int = 3,
+    timeout: float = 3.0,
+) -> tuple[list[Any], list[str]]:
     """UDP probes from src to dst; returns (what dst received [addr, port, text], replies at src)."""
     addr = str(lab.topology.node(dst).iface().address)
-    sink = lab.spawn(dst, [sys.executable, "-c", UDP_SINK, str(dport), str(timeout + 1), str(count)],
-                     name=f"udpsink-{dport}")
-    lab.run(dst, ["sh", "-c", f"for i in $(seq 100); do ss -uln | grep -q :{dport} && exit 0; sleep 0.01; done; exit 1"])
-    out = lab.run(src, [sys.executable, "-c", UDP_SEND, addr, str(dport), str(sport), str(timeout), str(count)])
+    sink = lab.spawn(
+        dst,
+        [sys.executable, "-c", UDP_SINK, str(dport), str(timeout + 1), str(count)],
+        name=f"udpsink-{dport}",
+    )
+    lab.run(
+        dst,
+        [
+            "sh",
+            "-c",
+            f"for i in $(seq 100); do ss -uln | grep -q :{dport} && exit 0; sleep 0.01; done; exit 1",
+        ],
+    )
+    out = lab.run(
+        src,
+        [sys.executable, "-c", UDP_SEND, addr, str(dport), str(sport), str(timeout), str(count)],
+    )
     sink.wait(timeout + 3)
     received = json.loads(sink.log_tail(1) or "[]")
     return received, json.loads(out.stdout)
@@ -84,5 +104,14 @@ def udp_exchange(lab: Lab, src: str, dst: str, dport: int, sport: int = 40000,
 def tcp_try(lab: Lab, src: str, dst: str, port: int, timeout: float = 1.0) -> str:
     addr = str(lab.topology.node(dst).iface().address)
     lab.spawn(dst, [sys.executable, "-c", TCP_ECHO, str(port)], name=f"tcpecho-{port}")
-    lab.run(dst, ["sh", "-c", f"for i in $(seq 100); do ss -tln | grep -q :{port} && exit 0; sleep 0.01; done; exit 1"])
-    return lab.run(src, [sys.executable, "-c", TCP_CONNECT, addr, str(port), str(timeout)]).stdout.strip()
+    lab.run(
+        dst,
+        [
+            "sh",
+            "-c",
+            f"for i in $(seq 100); do ss -tln | grep -q :{port} && exit 0; sleep 0.01; done; exit 1",
+        ],
+    )
+    return lab.run(
+        src, [sys.executable, "-c", TCP_CONNECT, addr, str(port), str(timeout)]
+    ).stdout.strip()

@@ -48,7 +48,12 @@ def test_nothing_routes_outside_the_lab(make_lab) -> None:
     lab = make_lab("port-restricted")
     for node in ("peer-a", "nat-a", "server"):
         r = lab.run(node, ["ip", "route", "get", "8.8.8.8"], check=False)
-        assert r.returncode != 0 or "via 198.18" not in r.stdout and "dev" not in r.stdout or node == "peer-a"
+        assert (
+            r.returncode != 0
+            or "via 198.18" not in r.stdout
+            and "dev" not in r.stdout
+            or node == "peer-a"
+        )
     # peer-a's default goes to its NAT, which has no default route at all
     assert lab.run("nat-a", ["ip", "route", "get", "8.8.8.8"], check=False).returncode != 0
 
@@ -113,19 +118,27 @@ def test_capture_files_are_named_by_node_and_interface(make_lab) -> None:
     assert [f.name for f in files] == ["nat-a-wan.pcap", "peer-a-eth0.pcap"]
     assert all(f.parent == lab.run_dir for f in files)
     for p in cap.points:
-        assert p.stats["captured"] == 6 and p.stats["dropped"] == 0, p.stats  # 3 requests + 3 replies
+        assert p.stats["captured"] == 6 and p.stats["dropped"] == 0, (
+            p.stats
+        )  # 3 requests + 3 replies
 
 
 def test_lab_cli_up_exec_down() -> None:
     name = "clitest"
     subprocess.run([*HARNESS, "lab", "down", name], capture_output=True)
-    up = subprocess.run([*HARNESS, "lab", "up", "topologies/port-restricted.yaml", "--name", name],
-                        capture_output=True, text=True)
+    up = subprocess.run(
+        [*HARNESS, "lab", "up", "topologies/port-restricted.yaml", "--name", name],
+        capture_output=True,
+        text=True,
+    )
     try:
         assert up.returncode == 0, up.stderr
         assert "192.168.1.10/24" in up.stdout
-        ex = subprocess.run([*HARNESS, "lab", "exec", name, "peer-a", "--", "ip", "-br", "addr", "show", "eth0"],
-                            capture_output=True, text=True)
+        ex = subprocess.run(
+            [*HARNESS, "lab", "exec", name, "peer-a", "--", "ip", "-br", "addr", "show", "eth0"],
+            capture_output=True,
+            text=True,
+        )
         assert "192.168.1.10/24" in ex.stdout
         ls = subprocess.run([*HARNESS, "lab", "list"], capture_output=True, text=True)
         assert name in ls.stdout

@@ -33,16 +33,25 @@ def leftovers(name: str, pids: list[int] = ()) -> list[str]:
     if (STATE_DIR / f"{name}.json").exists():
         found.append("state file")
     for pid in pids:
-        if Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text():
+        if (
+            Path(f"/proc/{pid}").exists()
+            and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+        ):
             found.append(f"process {pid}")
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
-    found += [f"host link {ln.split()[0]}" for ln in links.splitlines() if ln.startswith(("n0", "b0"))]
+    found += [
+        f"host link {ln.split()[0]}" for ln in links.splitlines() if ln.startswith(("n0", "b0"))
+    ]
     return found
 
 
 def start_holder(name: str) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, name], stdout=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, name],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.startswith("READY"), line
@@ -79,28 +88,42 @@ def test_sigkill_then_gc_removes_everything() -> None:
     left = leftovers(name, [sleeper])
     assert f"netns rh-{name}.nat-a" in left and f"process {sleeper}" in left  # really left behind
     # the nft tables of the dead lab's routers are still loaded until gc
-    nft = subprocess.run(["ip", "netns", "exec", f"rh-{name}.nat-a", "nft", "list", "tables"],
-                         capture_output=True, text=True).stdout
+    nft = subprocess.run(
+        ["ip", "netns", "exec", f"rh-{name}.nat-a", "nft", "list", "tables"],
+        capture_output=True,
+        text=True,
+    ).stdout
     assert "rh_" in nft
-    gc = subprocess.run([sys.executable, "-m", "harness", "lab", "gc"], capture_output=True, text=True)
+    gc = subprocess.run(
+        [sys.executable, "-m", "harness", "lab", "gc"], capture_output=True, text=True
+    )
     assert gc.returncode == 0 and name in gc.stdout, gc.stdout + gc.stderr
     assert leftovers(name, [sleeper]) == []
 
 
 def test_gc_keeps_labs_in_use() -> None:
     with Lab("topologies/open-internet.yaml", name="td-live") as lab:
-        subprocess.run([sys.executable, "-m", "harness", "lab", "gc"], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "harness", "lab", "gc"], check=True, capture_output=True
+        )
         assert Path(f"/run/netns/{lab.netns('server')}").exists()
 
 
 def test_bad_topology_creates_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: bad\nnetworks:\n  lan: {subnet: 192.168.5.0/24}\nhosts:\n  h:\n    interfaces: {eth0: {network: nope}}\n")
+    bad.write_text(
+        "name: bad\nnetworks:\n  lan: {subnet: 192.168.5.0/24}\nhosts:\n  h:\n    interfaces: {eth0: {network: nope}}\n"
+    )
     before = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
-    r = subprocess.run([sys.executable, "-m", "harness", "lab", "up", str(bad), "--name", "td-bad"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "lab", "up", str(bad), "--name", "td-bad"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
-    assert f"{bad}:6: hosts.h.interfaces.eth0.network: no network named 'nope'" in r.stderr.replace("\n", "")
+    assert f"{bad}:6: hosts.h.interfaces.eth0.network: no network named 'nope'" in r.stderr.replace(
+        "\n", ""
+    )
     after = sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
     assert [n for n in after if n not in before and "td-bad" in n] == []
     assert leftovers("td-bad") == []

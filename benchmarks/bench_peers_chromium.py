@@ -1,0 +1,163 @@
+"""Chromium peers: launch, call -> connected, ICE restart -> reconnected; memory per peer.
+
+    .venv/bin/python benchmarks/bench_peers_chromium.py [--calls 3] [--json]
+
+One open-internet lab, coturn on `server`, two Chromium agents (peer-a, peer-b) per
+call (the most this machine runs at once), a 440/880 Hz tone each way. "direct"
+uses host candidates, "relayed" sets iceTransportPolicy relay on both sides.
+Times are the agents' own event stamps, measured like benchmarks/bench_peers.py
+(aiortc): from the harness's first signalling command to the later side's
+`connectionstatechange: connected` (call), or to the later side's `selectedpair`
+of the new generation (restart). `launch_ms` is `configure` on a fresh agent (it
+starts the browser). Memory is summed over each agent's process tree (Python
+agent, Playwright's node driver, every Chromium process) after 3 s of audio:
+RSS counts shared pages once per process, PSS shares them out. Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.components.coturn import Coturn
+from harness.lab import Lab
+from harness.peers.launch import LaunchedPeer, start_peer
+from harness.peers.signaling import connect_pair, restart_ice
+
+ROOT = Path(__file__).resolve().parents[1]
+TONE_A, TONE_B = 440.0, 880.0
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants: Playwright starts the driver and Chromium in
+    process groups of their own, so the agent's group alone misses them."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, frontier = [root], [root]
+    while frontier:
+        children = [pid for pid, ppid in parents.items() if ppid in frontier]
+        tree += children
+        frontier = children
+    return tree
+
+
+def tree_memory_kib(root: int) -> dict[str, int]:
+    """RSS and PSS (KiB) summed over `root`'s process tree, and how many processes it has."""
+    rss = pss = count = 0
+    for pid in process_tree(root):
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        count += 1
+        for line in rollup:
+            key, _, rest = line.partition(":")
+            if key == "Rss":
+                rss += int(rest.split()[0])
+            elif key == "Pss":
+                pss += int(rest.split()[0])
+    return {"rss": rss, "pss": pss, "processes": count}
+
+
+async def hears(peer: LaunchedPeer, hz: float, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        audio = (await peer.call("stats"))["media"].get("audio") or {}
+        if audio.get("tone_hz") is not None and abs(audio["tone_hz"] - hz) < 5:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{peer.name} does not hear {hz} Hz: {audio}")
+        await asyncio.sleep(0.2)
+
+
+async def one_call(lab: Lab, servers: list[Any], policy: str) -> dict[str, float]:
+    a, b = await asyncio.gather(
+        start_peer(lab, "peer-a", "chromium", "chrome-a"),
+        start_peer(lab, "peer-b", "chromium", "chrome-b"),
+    )
+    try:
+        t0 = time.perf_counter()
+        for peer, hz in ((a, TONE_A), (b, TONE_B)):  # one after the other: launch time alone
+            await peer.call(
+                "configure",
+                ice_servers=servers,
+                ice_transport_policy=policy,
+                audio={"tone_hz": hz},
+                datachannel=peer is a,
+            )
+        launch_ms = (time.perf_counter() - t0) / 2 * 1000
+        call = await connect_pair(a, b)
+        await asyncio.sleep(3.0)
+        mem = [tree_memory_kib(p.process.pid) for p in (a, b)]
+        restart = await restart_ice(a, b)
+        await asyncio.gather(hears(a, TONE_B), hears(b, TONE_A))
+        return {
+            "launch_ms": launch_ms,
+            "call_ms": call.elapsed() * 1000,
+            "restart_ms": restart.elapsed() * 1000,
+            "rss_mib": statistics.mean(m["rss"] for m in mem) / 1024,
+            "pss_mib": statistics.mean(m["pss"] for m in mem) / 1024,
+            "processes": statistics.mean(m["processes"] for m in mem),
+        }
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+
+
+def summarize(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median": round(statistics.median(ordered), 1),
+        "min": round(ordered[0], 1),
+        "max": round(ordered[-1], 1),
+    }
+
+
+async def bench(lab: Lab, turn: Coturn, calls: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for mode, servers, policy in (
+        ("direct", [], "all"),
+        ("relayed", [turn.ice_server("udp")], "relay"),
+    ):
+        runs = [await asyncio.wait_for(one_call(lab, servers, policy), 90) for _ in range(calls)]
+        results[mode] = {key: summarize([r[key] for r in runs]) for key in runs[0]}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3, help="calls per mode (1-20)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    calls = max(1, min(args.calls, 20))
+    if os.geteuid() != 0:
+        raise SystemExit("needs root (network namespaces)")
+    with Lab(ROOT / "topologies" / "open-internet.yaml") as lab:
+        turn = Coturn("turn", "server")
+        turn.start(lab)
+        try:
+            results = asyncio.run(bench(lab, turn, calls))
+        finally:
+            turn.stop()
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{calls} calls per mode, two Chromium peers; median (min-max)")
+    for mode, metrics in results.items():
+        cells = [f"{k} {v['median']} ({v['min']}-{v['max']})" for k, v in metrics.items()]
+        print(f"  {mode:8} " + "  ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

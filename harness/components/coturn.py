@@ -1,0 +1,202 @@
+"""coturn as a TURN/STUN server with long-term credentials.
+
+UDP and TCP listeners on one port (3478 by default, 443 for networks that only
+let web ports out), TLS when asked (a self-signed certificate with the server's
+IP address, whose PEM doubles as the CA file for clients). Each instance keeps
+its own user database and log in its work directory: the Debian default
+/var/lib/turn/turndb would be shared between labs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, model_validator
+
+from harness.components.base import Component, ComponentOptions, register
+from harness.components.ports import Endpoint, is_bound, parse_range, port_range
+from harness.errors import ComponentError
+
+if TYPE_CHECKING:
+    from harness.lab.lab import Lab
+
+PRIVATE_PEERS = [
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+]
+
+
+class CoturnOptions(ComponentOptions):
+    address: IPv4Address | None = None
+    """Listening and relay address (default: the node's first interface)."""
+    port: int = Field(3478, ge=1, le=65535)
+    udp: bool = True
+    tcp: bool = True
+    tls: bool = False
+    tls_port: int = Field(5349, ge=1, le=65535)
+    realm: str = "harness.test"
+    users: dict[str, str] = Field(default_factory=lambda: {"harness": "harness-secret"})
+    """Long-term credentials, user -> password."""
+    relay_ports: str = "49152-49407"
+    """Range of relayed transport addresses (allocations)."""
+    deny_private_peers: bool = True
+    """Refuse permissions for RFC 1918 and carrier-NAT peers (production hardening); a
+    range holding the server's own address stays allowed. Without it, a check towards a
+    peer's private host candidate makes coturn send to an unroutable address."""
+    verbose: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> CoturnOptions:
+        parse_range(self.relay_ports)
+        if not (self.udp or self.tcp or self.tls):
+            raise ValueError("no listener enabled (udp, tcp and tls are all off)")
+        if not self.users:
+            raise ValueError("at least one user is needed for long-term credentials")
+        return self
+
+
+@register
+class Coturn(Component):
+    kind = "coturn"
+    Options = CoturnOptions
+    binary = "turnserver"
+    options: CoturnOptions
+
+    def listen_address(self) -> str:
+        return str(self.options.address) if self.options.address else self.address
+
+    def ports(self) -> list[Endpoint]:
+        o = self.options
+        addr = str(o.address) if o.address else "0.0.0.0"
+        found: list[Endpoint] = []
+        if o.udp:
+            found.append(("udp", addr, o.port))
+        if o.tcp:
+            found.append(("tcp", addr, o.port))
+        if o.tls:
+            found.append(("tcp", addr, o.tls_port))
+        low, high = parse_range(o.relay_ports)
+        return found + port_range("udp", addr, low, high)
+
+    def configure(self, lab: Lab, workdir: Path) -> list[str]:
+        o = self.options
+        addr = self.listen_address()
+        low, high = parse_range(o.relay_ports)
+        lines = [
+            f"listening-ip={addr}",
+            f"relay-ip={addr}",
+            f"listening-port={o.port}",
+            f"min-port={low}",
+            f"max-port={high}",
+            "lt-cred-mech",
+            "fingerprint",
+            f"realm={o.realm}",
+            *(f"user={user}:{password}" for user, password in o.users.items()),
+            f"userdb={workdir / 'turndb'}",
+            f"log-file={workdir / 'turnserver.log'}",
+            "simple-log",
+            f"pidfile={workdir / 'turnserver.pid'}",
+            "no-cli",
+            "no-dtls",
+            "no-rfc5780",
+            "no-stun-backward-compatibility",
+        ]
+        if o.deny_private_peers:
+            own = ipaddress.ip_address(addr)
+            lines += [
+                f"denied-peer-ip={net[0]}-{net[-1]}" for net in PRIVATE_PEERS if own not in net
+            ]
+        if not o.udp:
+            lines.append("no-udp")
+        if not o.tcp:
+            lines.append("no-tcp")
+        if o.tls:
+            cert, key = write_self_signed(workdir, addr)
+            lines += [f"tls-listening-port={o.tls_port}", f"cert={cert}", f"pkey={key}"]
+        else:
+            lines.append("no-tls")
+        if o.verbose:
+            lines.append("verbose")
+        conf = workdir / "turnserver.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        return [self.binary, "-c", str(conf)]  # also logs to stdout: the lab log, error tails
+
+    def is_ready(self) -> bool:
+        assert self.proc is not None
+        addr, o, pid = self.listen_address(), self.options, self.proc.pid
+        checks = [("udp", o.port, o.udp), ("tcp", o.port, o.tcp), ("tcp", o.tls_port, o.tls)]
+        return all(is_bound(pid, proto, port, addr) for proto, port, on in checks if on)
+
+    @property
+    def log_file(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "turnserver.log"
+
+    @property
+    def ca_file(self) -> Path:
+        """PEM to trust for `turns:` (the self-signed server certificate)."""
+        if not self.options.tls:
+            raise ComponentError(self.name, "TLS is off (option tls: true)")
+        assert self.workdir is not None
+        return self.workdir / "cert.pem"
+
+    def ice_server(self, transport: str = "udp", user: str | None = None) -> dict[str, Any]:
+        """An RTCIceServer dict (docs/peers.md `configure`) for this server over `transport`.
+
+        `transport` is "udp", "tcp" or "tls" (a `turns:` URL).
+        """
+        o = self.options
+        user = user or next(iter(o.users))
+        if user not in o.users:
+            raise ComponentError(self.name, f"no user {user!r}")
+        addr = self.listen_address()
+        enabled = {"udp": o.udp, "tcp": o.tcp, "tls": o.tls}
+        if not enabled.get(transport):
+            raise ComponentError(self.name, f"transport {transport!r} is not enabled")
+        if transport == "tls":
+            url = f"turns:{addr}:{o.tls_port}?transport=tcp"
+        else:
+            url = f"turn:{addr}:{o.port}?transport={transport}"
+        return {"urls": [url], "username": user, "credential": o.users[user]}
+
+
+def write_self_signed(workdir: Path, address: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `address` (IP SAN), valid for a day."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
