@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh
 .venv/bin/harness lab gc >/dev/null
-exec .venv/bin/harness run "${FLAGSHIP:-scenarios/p2p/aiortc-aiortc-open-internet.yaml}" --junit reports/flagship-junit.xml "$@"
+exec .venv/bin/harness run "${FLAGSHIP:-scenarios/gateway/janus-sip-call-aiortc.yaml}" --junit reports/flagship-junit.xml "$@"

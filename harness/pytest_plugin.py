@@ -83,16 +83,21 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        yield ScenarioItem.from_parent(self, name=self.path.stem)
+        from harness.config.scenario import load_scenarios
+
+        for scenario in load_scenarios(self.path):  # a ConfigError fails collection with file:line
+            yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
 
 
 class ScenarioItem(pytest.Item):
     """One YAML scenario: validated, then run by the scenario runner."""
 
-    def runtest(self) -> None:
-        from harness.config.scenario import load_scenario
+    def __init__(self, *, scenario: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
 
-        scenario = load_scenario(self.path)  # ConfigError fails the item with file:line
+    def runtest(self) -> None:
+        scenario = self.scenario
         reason = lab_unavailable()
         if reason:
             pytest.skip(reason)
@@ -103,7 +108,12 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("run_dir", str(result.run_dir)))
         if result.skipped:
             pytest.skip(result.skip_reason)
-        if scenario.spec.known_failure and not result.passed:
+        if scenario.spec.known_failure:
+            if result.passed:
+                raise ScenarioFailed(
+                    f"marked as a known failure ({scenario.spec.known_failure}) but it passed: "
+                    "the behaviour changed; update the scenario"
+                )
             pytest.xfail(f"known failure: {scenario.spec.known_failure}\n{result.failure_text()}")
         if not result.passed:
             raise ScenarioFailed(result.failure_text())

@@ -77,10 +77,14 @@ class RestartIce(Action):
 
         partner = ctx.calls.get(self.peer)
         if partner is None:
-            raise StepError(f"restart_ice: peer {self.peer!r} is not in a call (a `call` step comes first)")
+            raise StepError(
+                f"restart_ice: peer {self.peer!r} is not in a call (a `call` step comes first)"
+            )
         a, b = ctx.peer(self.peer), ctx.peer(partner)
         if not await ctx.is_connected(self.peer):
-            raise StepError(f"restart_ice: peer {self.peer!r} is not connected (its ICE state is {await ctx.ice_state(self.peer)})")
+            raise StepError(
+                f"restart_ice: peer {self.peer!r} is not connected (its ICE state is {await ctx.ice_state(self.peer)})"
+            )
         t0 = time.time()
         await restart_ice(a, b, timeout=self.timeout)
         return {"reconnected_after_s": round(time.time() - t0, 3)}
@@ -99,7 +103,9 @@ class SendData(Action):
             raise StepError(f"send_data: peer {self.peer!r} is not in a call")
         since = time.time()
         await ctx.peer(self.peer).call("send_data", text=self.text)
-        ev = await ctx.peer(partner).wait_event("datamessage", self.timeout, since=since - 1, text=self.text)
+        ev = await ctx.peer(partner).wait_event(
+            "datamessage", self.timeout, since=since - 1, text=self.text
+        )
         return {"delivered_after_s": round(ev.t - since, 3)}
 
 

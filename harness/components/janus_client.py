@@ -338,9 +338,22 @@ class SipPluginClient:
     async def accept(self, answer: dict[str, Any], timeout: float = 10.0) -> JanusEvent:
         return await self._request({"request": "accept"}, "accepted", ("error",), timeout, answer)
 
-    async def update(self, offer: dict[str, Any], timeout: float = 10.0) -> JanusEvent:
-        """Renegotiate (e.g. an ICE restart): sends a re-INVITE; returns "updated" with the answer."""
-        return await self._request({"request": "update"}, "updated", ("error",), timeout, offer)
+    async def update(
+        self, offer: dict[str, Any], timeout: float = 10.0, fail_on: tuple[str, ...] = ("error",)
+    ) -> JanusEvent:
+        """Renegotiate (e.g. an ICE restart): sends a re-INVITE; returns the event with the answer.
+
+        Janus 1.1.2 acknowledges with "updating" and carries the answer in an
+        "accepted" event; newer versions send "updated".
+        """
+        return await self._request(
+            {"request": "update"},
+            ("updated", "accepted"),
+            fail_on,
+            timeout,
+            offer,
+            match=lambda ev: ev.jsep is not None,
+        )
 
     async def hangup(self, timeout: float = 10.0) -> JanusEvent:
         return await self._request({"request": "hangup"}, "hangup", ("error",), timeout)
@@ -351,11 +364,12 @@ class SipPluginClient:
     async def _request(
         self,
         body: dict[str, Any],
-        done: str,
+        done: str | tuple[str, ...],
         fail_on: tuple[str, ...],
         timeout: float,
         jsep: dict[str, Any] | None = None,
+        match: Callable[[JanusEvent], bool] | None = None,
     ) -> JanusEvent:
         since = len(self.events)
         await self.handle.message(body, jsep=jsep)
-        return await self.handle.wait_event(done, timeout, since, fail_on=fail_on)
+        return await self.handle.wait_event(done, timeout, since, fail_on=fail_on, match=match)

@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.conditions.timeline import TimelineStep
 from harness.config.topology import Topology, load_topology
-from harness.config.yamlsource import YamlSource, load_yaml, parse_yaml
+from harness.config.yamlsource import YamlSource, parse_yaml
 from harness.errors import ConfigError
 
 PEER_KINDS = ("aiortc", "chromium")
@@ -85,6 +86,9 @@ class ScenarioSpec(Strict):
     peers: dict[str, PeerSpec] = {}
     capture: list[str] = []
     links: dict[str, Any] = {}
+    """Link conditions per `node.iface` (harness/conditions/model.py LinkSpec)."""
+    conditions: list[TimelineStep] = []
+    """Condition changes on a timeline (at seconds from the first step, or on events)."""
     steps: list[dict[str, Any]] = Field(min_length=1)
     expect: list[dict[str, Any]] = []
     known_failure: str | None = None
@@ -129,7 +133,9 @@ def find_topology(ref: str, base: Path) -> Path:
 def load_scenario(path: str | Path) -> Scenario:
     scenarios = load_scenarios(path)
     if len(scenarios) != 1:
-        raise ConfigError(str(path), None, "matrix", "a matrix file holds several scenarios: use load_scenarios()")
+        raise ConfigError(
+            str(path), None, "matrix", "a matrix file holds several scenarios: use load_scenarios()"
+        )
     return scenarios[0]
 
 
@@ -138,7 +144,8 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
 
     A matrix is a top-level mapping of dimensions, each a list of variable sets;
     every combination substitutes `${name}` in the rest of the file's text
-    (values as YAML flow), so errors still point at the file's own lines.
+    (values as YAML flow), so errors still point at the file's own lines. Its
+    optional `known_failures` maps combination names to the reason they fail.
     """
     path = Path(path)
     try:
@@ -149,9 +156,18 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     if matrix_part is None:
         return [scenario_from_source(parse_yaml(text, str(path)), path)]
     msrc = parse_yaml(matrix_part, str(path))
-    dims = msrc.data["matrix"]
-    if not isinstance(dims, dict) or not dims or not all(
-        isinstance(v, list) and v and all(isinstance(x, dict) for x in v) for v in dims.values()
+    dims = dict(msrc.data["matrix"]) if isinstance(msrc.data["matrix"], dict) else None
+    known = dims.pop("known_failures", {}) if dims else {}
+    if not isinstance(known, dict):
+        raise msrc.error(
+            ("matrix", "known_failures"), "known_failures maps a scenario name to a reason"
+        )
+    if (
+        not isinstance(dims, dict)
+        or not dims
+        or not all(
+            isinstance(v, list) and v and all(isinstance(x, dict) for x in v) for v in dims.values()
+        )
     ):
         raise msrc.error(("matrix",), "a matrix maps each dimension to a list of variable mappings")
     out = []
@@ -163,12 +179,23 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         expanded = string.Template(body).safe_substitute(flow)
         for lineno, line in enumerate(expanded.splitlines(), 1):
             if m := re.search(r"\$\{(\w+)\}", line):
-                raise ConfigError(str(path), lineno, m.group(1), f"no matrix variable {m.group(1)!r}")
-        out.append(scenario_from_source(parse_yaml(expanded, str(path)), path))
+                raise ConfigError(
+                    str(path), lineno, m.group(1), f"no matrix variable {m.group(1)!r}"
+                )
+        sc = scenario_from_source(parse_yaml(expanded, str(path)), path)
+        sc.spec.known_failure = known.get(sc.name, sc.spec.known_failure)
+        out.append(sc)
     names = [sc.name for sc in out]
+    for name in known:
+        if name not in names:
+            raise msrc.error(
+                ("matrix", "known_failures", name), f"no combination is named {name!r}"
+            )
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
-        raise msrc.error(("matrix",), f"matrix combinations share the name {dup!r}: put variables in `name`")
+        raise msrc.error(
+            ("matrix",), f"matrix combinations share the name {dup!r}: put variables in `name`"
+        )
     return out
 
 
@@ -204,30 +231,56 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
     try:
         topo_path = find_topology(spec.topology, path.parent)
     except FileNotFoundError:
-        raise src.error(("topology",), f"no topology {spec.topology!r} (looked beside the scenario and in topologies/)") from None
+        raise src.error(
+            ("topology",),
+            f"no topology {spec.topology!r} (looked beside the scenario and in topologies/)",
+        ) from None
     topology = load_topology(topo_path)
 
     def check_node(where: tuple[str | int, ...], node: str) -> None:
         if node not in topology.nodes:
-            raise src.error(where, f"topology {topology.name!r} has no node {node!r} (nodes: {', '.join(topology.nodes)})")
+            raise src.error(
+                where,
+                f"topology {topology.name!r} has no node {node!r} (nodes: {', '.join(topology.nodes)})",
+            )
 
     from harness.components import COMPONENTS
 
     for name, comp in spec.components.items():
         check_node(("components", name, "node"), comp.node)
         if comp.kind not in COMPONENTS:
-            raise src.error(("components", name, "kind"), f"unknown component kind {comp.kind!r} (known: {', '.join(sorted(COMPONENTS)) or 'none'})")
+            raise src.error(
+                ("components", name, "kind"),
+                f"unknown component kind {comp.kind!r} (known: {', '.join(sorted(COMPONENTS)) or 'none'})",
+            )
     for name, peer in spec.peers.items():
         check_node(("peers", name, "node"), peer.node)
         for i, ref in enumerate(peer.ice_servers):
             comp = ref if isinstance(ref, str) else ref.component
             if comp is not None and comp not in spec.components:
-                raise src.error(("peers", name, "ice_servers", i), f"no component {comp!r} in this scenario")
+                raise src.error(
+                    ("peers", name, "ice_servers", i), f"no component {comp!r} in this scenario"
+                )
     for i, point in enumerate(spec.capture):
         node, _, iface = point.partition(":")
         check_node(("capture", i), node)
         if iface and iface not in topology.nodes[node].interfaces:
             raise src.error(("capture", i), f"node {node!r} has no interface {iface!r}")
+    from harness.conditions.model import LinkSpec
+
+    for key, raw in spec.links.items():
+        node, _, iface = key.partition(".")
+        check_node(("links", key), node)
+        if iface not in topology.nodes[node].interfaces:
+            raise src.error(
+                ("links", key), f"node {node!r} has no interface {iface!r} (links are `node.iface`)"
+            )
+        src.validate(LinkSpec, raw, base=("links", key))
+    for i, step in enumerate(spec.conditions):
+        node, _, iface = step.link.partition(".")
+        check_node(("conditions", i, "link"), node)
+        if iface not in topology.nodes[node].interfaces:
+            raise src.error(("conditions", i, "link"), f"node {node!r} has no interface {iface!r}")
     if spec.repeat < 1:
         raise src.error(("repeat",), "repeat is at least 1")
 
@@ -238,11 +291,16 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
             raise src.error(where, "a step is one `KIND: {arguments}` mapping")
         kind, args = next(iter(raw.items()))
         if kind not in ACTIONS:
-            raise src.error(where + (kind,), f"unknown step {kind!r} (known: {', '.join(sorted(ACTIONS))})")
+            raise src.error(
+                where + (kind,), f"unknown step {kind!r} (known: {', '.join(sorted(ACTIONS))})"
+            )
         act = src.validate(ACTIONS[kind], args if args is not None else {}, base=where + (kind,))
         for peer in act.peers():
             if peer not in spec.peers:
-                raise src.error(where + (kind,), f"no peer {peer!r} in this scenario (peers: {', '.join(spec.peers) or 'none'})")
+                raise src.error(
+                    where + (kind,),
+                    f"no peer {peer!r} in this scenario (peers: {', '.join(spec.peers) or 'none'})",
+                )
         for comp in act.components():
             if comp not in spec.components:
                 raise src.error(where + (kind,), f"no component {comp!r} in this scenario")
@@ -256,7 +314,9 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
             raise src.error(where, "an expectation is one `CHECK: {parameters}` mapping")
         name, params = next(iter(raw.items()))
         if name not in checks:
-            raise src.error(where + (name,), f"unknown check {name!r} (known: {', '.join(sorted(checks))})")
+            raise src.error(
+                where + (name,), f"unknown check {name!r} (known: {', '.join(sorted(checks))})"
+            )
         expects.append((name, params or {}, src.line_of(where)))
     return Scenario(spec, src, path, topology, steps, expects)
 
@@ -266,7 +326,7 @@ def _load_plugins() -> None:
     import importlib
     import importlib.util
 
-    for mod in ("harness.actions.steps", "harness.components.all"):
+    for mod in ("harness.actions.steps", "harness.actions.gateway", "harness.components.all"):
         if importlib.util.find_spec(mod) is not None:
             importlib.import_module(mod)
 

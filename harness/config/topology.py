@@ -177,7 +177,9 @@ class Topology:
             ) from None
 
     def hosts_on(self, network: str) -> list[Interface]:
-        return [i for n in self.nodes.values() for i in n.interfaces.values() if i.network == network]
+        return [
+            i for n in self.nodes.values() for i in n.interfaces.values() if i.network == network
+        ]
 
 
 def load_topology(path: str | Path) -> Topology:
@@ -213,7 +215,9 @@ class _Resolver:
             for iname, ifc in host.interfaces.items():
                 self._check_network(("hosts", hname, "interfaces", iname, "network"), ifc.network)
                 if ifc.address is not None:
-                    self._claim(("hosts", hname, "interfaces", iname, "address"), ifc.network, ifc.address)
+                    self._claim(
+                        ("hosts", hname, "interfaces", iname, "address"), ifc.network, ifc.address
+                    )
         for rname, r in spec.routers.items():
             for i, lan in enumerate(r.lan):
                 self._check_network(("routers", rname, "lan", i), lan)
@@ -253,19 +257,30 @@ class _Resolver:
             for iname, ifc in host.interfaces.items():
                 path = ("hosts", hname, "interfaces", iname)
                 if not IFNAME.match(iname):
-                    raise src.error(path, "interface names are lower-case, start with a letter, at most 12 characters")
+                    raise src.error(
+                        path,
+                        "interface names are lower-case, start with a letter, at most 12 characters",
+                    )
                 addr = ifc.address or self._next(path, ifc.network)
                 net = spec.networks[ifc.network].subnet
                 gw = ifc.gateway or lan_router.get(ifc.network, (None, None))[1]
                 if ifc.gateway is not None and ifc.gateway not in net:
-                    raise src.error(path + ("gateway",), f"{ifc.gateway} is not in {ifc.network} ({net})")
-                ifaces[iname] = Interface(hname, iname, ifc.network, addr, net.prefixlen, gateway=gw)
+                    raise src.error(
+                        path + ("gateway",), f"{ifc.gateway} is not in {ifc.network} ({net})"
+                    )
+                ifaces[iname] = Interface(
+                    hname, iname, ifc.network, addr, net.prefixlen, gateway=gw
+                )
             default = host.default_route
             if default is not None and default not in ifaces:
-                raise src.error(("hosts", hname, "default_route"), f"no interface {default!r} on host {hname!r}")
+                raise src.error(
+                    ("hosts", hname, "default_route"), f"no interface {default!r} on host {hname!r}"
+                )
             if default is None:
                 default = next((n for n, i in ifaces.items() if i.gateway), None)
-            nodes[hname] = Node(hname, NodeKind.HOST, ifaces, default_route=default, description=host.description)
+            nodes[hname] = Node(
+                hname, NodeKind.HOST, ifaces, default_route=default, description=host.description
+            )
         self._route_back_to_plain_routers(nodes)
         return Topology(
             spec.name,
@@ -293,24 +308,35 @@ class _Resolver:
         for section in ("hosts", "routers"):
             for name in getattr(self.spec, section):
                 if not NODENAME.match(name):
-                    raise self.src.error((section, name), "node names are lower-case letters, digits and '-', at most 24 characters")
+                    raise self.src.error(
+                        (section, name),
+                        "node names are lower-case letters, digits and '-', at most 24 characters",
+                    )
         for name in self.spec.hosts:
             if name in self.spec.routers:
                 raise self.src.error(("hosts", name), f"name {name!r} is used by a router too")
         for name in self.spec.networks:
             if not NODENAME.match(name):
-                raise self.src.error(("networks", name), "network names are lower-case letters, digits and '-', at most 24 characters")
+                raise self.src.error(
+                    ("networks", name),
+                    "network names are lower-case letters, digits and '-', at most 24 characters",
+                )
 
     def _check_subnets(self) -> None:
         items = list(self.spec.networks.items())
         for i, (a, sa) in enumerate(items):
             for b, sb in items[:i]:
                 if sa.subnet.overlaps(sb.subnet):
-                    raise self.src.error(("networks", a, "subnet"), f"{sa.subnet} overlaps network {b!r} ({sb.subnet})")
+                    raise self.src.error(
+                        ("networks", a, "subnet"),
+                        f"{sa.subnet} overlaps network {b!r} ({sb.subnet})",
+                    )
 
     def _check_network(self, path: tuple[str | int, ...], name: str) -> None:
         if name not in self.spec.networks:
-            raise self.src.error(path, f"no network named {name!r} (networks: {', '.join(self.spec.networks)})")
+            raise self.src.error(
+                path, f"no network named {name!r} (networks: {', '.join(self.spec.networks)})"
+            )
 
     def _claim(self, path: tuple[str | int, ...], network: str, addr: IPv4Address) -> None:
         net = self.spec.networks[network].subnet

@@ -20,7 +20,9 @@ console = Console()
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run YAML scenarios against a fresh lab each")
     p.add_argument("scenarios", nargs="+", type=Path)
-    p.add_argument("--repeat", type=int, help="runs per scenario (default: the scenario's `repeat`)")
+    p.add_argument(
+        "--repeat", type=int, help="runs per scenario (default: the scenario's `repeat`)"
+    )
     p.add_argument("--seed", type=int, help="seed of the first run; run k uses seed+k-1")
     p.add_argument("--only", action="append", help="run only scenarios whose name contains this")
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
@@ -48,7 +50,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-async def _run_all(scenarios: list[Scenario], repeat: int | None, seed: int | None) -> list[RunResult]:
+async def _run_all(
+    scenarios: list[Scenario], repeat: int | None, seed: int | None
+) -> list[RunResult]:
     results = []
     for sc in scenarios:
         n = repeat or sc.spec.repeat
@@ -62,7 +66,11 @@ async def _run_all(scenarios: list[Scenario], repeat: int | None, seed: int | No
                     attempt=k + 1,
                     progress=lambda msg, label=label: status.update(f"{label}: {msg}"),
                 )
-            mark = "[green]PASS[/]" if r.passed else ("[yellow]XFAIL[/]" if r.known_failure else "[red]FAIL[/]")
+            mark = (
+                "[green]PASS[/]"
+                if r.passed
+                else ("[yellow]XFAIL[/]" if r.known_failure else "[red]FAIL[/]")
+            )
             console.print(f"{mark} {label} seed={r.seed} {r.timings.get('total', 0):.1f} s")
             if not r.passed:
                 console.print(r.failure_text(), highlight=False, markup=False)

@@ -29,6 +29,8 @@ class ScenarioContext:
     shapers: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
     """Per-scenario state of step families (e.g. Janus sessions), keyed by family."""
+    timeline: Any = None
+    """The `conditions:` timeline (harness/conditions/timeline.py), when the scenario has one."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Each peer's stats after each step (peer checks read these)."""
 

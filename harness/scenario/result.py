@@ -49,6 +49,8 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     known_failure: str | None = None
+    links: dict[str, Any] = field(default_factory=dict)
+    """Per link: engine, seed and every condition change (to replay a failing run)."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     peer_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -60,7 +62,9 @@ class RunResult:
         for s in self.steps:
             if s.status == "failed":
                 where = f" (line {s.line})" if s.line else ""
-                out.append(f"step {s.index} {s.kind}{where} failed after {s.duration_s:.2f} s: {s.error}")
+                out.append(
+                    f"step {s.index} {s.kind}{where} failed after {s.duration_s:.2f} s: {s.error}"
+                )
         for c in self.checks:
             if not c.passed:
                 where = f" (line {c.line})" if c.line else ""

@@ -32,12 +32,25 @@ async def run_scenario(
     scenario: Scenario, *, seed: int | None = None, attempt: int = 1, progress: Progress = _noop
 ) -> RunResult:
     spec = scenario.spec
-    seed = seed if seed is not None else (spec.seed if spec.seed is not None else secrets.randbelow(2**31))
+    seed = (
+        seed
+        if seed is not None
+        else (spec.seed if spec.seed is not None else secrets.randbelow(2**31))
+    )
     lab = Lab(scenario.topology, seed=seed)
     result = RunResult(
-        spec.name, str(scenario.path), seed, lab.run_dir, attempt=attempt, known_failure=spec.known_failure
+        spec.name,
+        str(scenario.path),
+        seed,
+        lab.run_dir,
+        attempt=attempt,
+        known_failure=spec.known_failure,
     )
-    result.environment = {"topology": scenario.topology.name, "runtime": lab.runtime.name, "seed": str(seed)}
+    result.environment = {
+        "topology": scenario.topology.name,
+        "runtime": lab.runtime.name,
+        "seed": str(seed),
+    }
     ctx: ScenarioContext | None = None
     t_start = time.perf_counter()
     try:
@@ -55,8 +68,11 @@ async def run_scenario(
         await _start_peers(ctx, progress)
         result.timings["peers_ready"] = time.perf_counter() - t
         ctx.t0 = time.time()
+        timeline = await _start_timeline(ctx)
         t = time.perf_counter()
         await _run_steps(ctx, result, progress)
+        if timeline is not None:
+            timeline.cancel()
         result.timings["steps"] = time.perf_counter() - t
         result.peer_stats = ctx.peer_stats
         result.peer_events = {
@@ -81,7 +97,13 @@ async def run_scenario(
                 result.logs.setdefault(name, comp.log_tail(20))
             with contextlib.suppress(Exception):
                 await _stop_peers(ctx, result)
-            for shaper in ctx.shapers.values():
+            for key, shaper in ctx.shapers.items():
+                with contextlib.suppress(Exception):
+                    result.links[key] = shaper.record()
+                try:
+                    shaper.check_alive()  # a crashed engine fails the run, never passes silently
+                except HarnessError as exc:
+                    result.error = result.error or f"link {key}: {exc}"
                 with contextlib.suppress(Exception):
                     shaper.close()
             for comp in reversed(list(ctx.components.values())):
@@ -120,6 +142,23 @@ async def _apply_links(ctx: ScenarioContext) -> None:
         node, _, iface = key.partition(".")
         spec = ctx.scenario.source.validate(LinkSpec, raw, base=("links", key))
         ctx.shapers[key] = shape_link(ctx.lab, node, iface, spec, seed=ctx.seed)
+
+
+async def _start_timeline(ctx: ScenarioContext) -> asyncio.Task[None] | None:
+    """Run the scenario's `conditions:` timeline beside the steps (times from the first step)."""
+    steps = ctx.scenario.spec.conditions
+    if not steps:
+        return None
+    from harness.conditions.apply import shape_link
+    from harness.conditions.model import LinkSpec
+    from harness.conditions.timeline import Timeline
+
+    for step in steps:
+        if step.link not in ctx.shapers:  # a link without conditions yet starts unimpaired
+            node, _, iface = step.link.partition(".")
+            ctx.shapers[step.link] = shape_link(ctx.lab, node, iface, LinkSpec(), seed=ctx.seed)
+    ctx.timeline = Timeline(ctx.shapers, steps)
+    return asyncio.create_task(ctx.timeline.run(ctx.t0))
 
 
 async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
@@ -189,7 +228,9 @@ async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress
         if sr.status == "failed":
             sr.error += _recent_events(ctx)
             for later in ctx.scenario.steps[step.index + 1 :]:
-                result.steps.append(StepResult(later.index, later.kind, "skipped", 0.0, 0.0, line=later.line))
+                result.steps.append(
+                    StepResult(later.index, later.kind, "skipped", 0.0, 0.0, line=later.line)
+                )
             return
 
 
@@ -200,7 +241,9 @@ async def _snapshot_stats(ctx: ScenarioContext, step: int) -> None:
             stats = await peer.call("stats", timeout=5)
         except HarnessError:
             continue
-        ctx.peer_stats.setdefault(name, []).append({"step": step, "t": time.time() - ctx.t0, "stats": stats})
+        ctx.peer_stats.setdefault(name, []).append(
+            {"step": step, "t": time.time() - ctx.t0, "stats": stats}
+        )
 
 
 def _recent_events(ctx: ScenarioContext) -> str:
@@ -239,5 +282,7 @@ def _run_checks(scenario: Scenario, ctx: ScenarioContext, result: RunResult) -> 
     return out
 
 
-def run_scenario_sync(scenario: Scenario, *, seed: int | None = None, alluredir: Any = None) -> RunResult:
+def run_scenario_sync(
+    scenario: Scenario, *, seed: int | None = None, alluredir: Any = None
+) -> RunResult:
     return asyncio.run(run_scenario(scenario, seed=seed))

@@ -122,7 +122,7 @@ class ChromiumAgent:
     def _audio_file(self, audio: dict[str, Any] | None) -> Path | None:
         if not audio:
             return None
-        if "file" in audio:
+        if audio.get("file"):
             path = Path(audio["file"])
             if not path.is_file():
                 raise FileNotFoundError(f"audio file {path} does not exist")

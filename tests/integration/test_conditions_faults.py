@@ -1,0 +1,181 @@
+"""Targeted faults on a real lab link: a mixed flow of real-format packets (made by aioice,
+aiortc and OpenSSL) crosses peer-a.eth0; only the targeted class may suffer."""
+
+import contextlib
+import json
+import os
+import sys
+import textwrap
+import time
+
+import pytest
+from aioice import stun
+from aiortc.rtp import RtcpByePacket, RtpPacket
+from OpenSSL import SSL
+
+from harness.conditions.apply import shape_link
+from harness.lab import Lab
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+EACH = 20  # packets of every class per flow
+
+
+def _stun(method, cls, username=None) -> bytes:
+    msg = stun.Message(message_method=method, message_class=cls)
+    if username:
+        msg.attributes["USERNAME"] = username
+    return bytes(msg)
+
+
+def _dtls() -> bytes:
+    conn = SSL.Connection(SSL.Context(SSL.DTLS_METHOD))
+    conn.set_connect_state()
+    with contextlib.suppress(SSL.WantReadError):
+        conn.do_handshake()
+    return conn.bio_read(65536)
+
+
+def _sip(text: str) -> bytes:
+    return text.replace("\n", "\r\n").encode()
+
+
+CLASSES = {
+    "binding-req-a": _stun(stun.Method.BINDING, stun.Class.REQUEST, "ufragA:ufragB"),
+    "binding-req-c": _stun(stun.Method.BINDING, stun.Class.REQUEST, "ufragC:ufragD"),
+    "binding-resp": _stun(stun.Method.BINDING, stun.Class.RESPONSE),
+    "allocate": _stun(stun.Method.ALLOCATE, stun.Class.REQUEST),
+    "refresh": _stun(stun.Method.REFRESH, stun.Class.REQUEST),
+    "channelbind": _stun(stun.Method.CHANNEL_BIND, stun.Class.REQUEST),
+    "dtls": _dtls(),
+    "rtp": RtpPacket(payload_type=111, sequence_number=1, ssrc=7, payload=b"a" * 80).serialize(),
+    "rtcp": bytes(RtcpByePacket(sources=[7])),
+    "invite": _sip("INVITE sip:b@198.18.0.11 SIP/2.0\nCSeq: 1 INVITE\n\n"),
+    "bye": _sip("BYE sip:b@198.18.0.11 SIP/2.0\nCSeq: 2 BYE\n\n"),
+}
+
+HELPER = textwrap.dedent(
+    """
+    import json, signal, socket, sys, time
+    mode, port, arg = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    classes = {k: bytes.fromhex(v) for k, v in json.loads(sys.stdin.read() or "{}").items()}
+    if mode == "send":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(int(sys.argv[4])):
+            for payload in classes.values():
+                s.sendto(payload, (arg, port))
+                time.sleep(0.0002)
+    else:
+        counts = {}
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("", port))
+        open(arg + ".ready", "w").close()
+        def stop(*_):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while True:
+                data = s.recv(65536)
+                counts[data.hex()] = counts.get(data.hex(), 0) + 1
+        except KeyboardInterrupt:
+            json.dump(counts, open(arg, "w"))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with Lab("topologies/open-internet.yaml") as lab:
+        lab.run("peer-a", ["ping", "-c1", "-W2", "198.18.0.11"], check=False)
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def shaper(lab):
+    sh = shape_link(lab, "peer-a", "eth0", {})
+    yield sh
+    sh.close()
+
+
+def flow(lab, tmp_path) -> dict[str, int]:
+    """Send EACH packets of every class peer-a -> peer-b; return arrivals per class."""
+    script = tmp_path / "helper.py"
+    script.write_text(HELPER)
+    out = tmp_path / f"counts-{time.monotonic_ns()}.json"
+    recv = lab.spawn("peer-b", [sys.executable, script, "recv", 41000, out], name=out.stem)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / (out.name + ".ready")).exists():
+        assert recv.alive() and time.monotonic() < deadline, recv.log_tail()
+        time.sleep(0.01)
+    payloads = json.dumps({k: v.hex() for k, v in CLASSES.items()})
+    lab.run("peer-a", [sys.executable, script, "send", 41000, "198.18.0.11", EACH], input=payloads)
+    time.sleep(0.3)
+    recv.stop()
+    counts = json.loads(out.read_text())
+    return {k: counts.get(v.hex(), 0) for k, v in CLASSES.items()}
+
+
+@pytest.mark.parametrize(
+    ("match", "hit"),
+    [
+        ({"kind": "stun-binding", "message": "request", "ufrag": "ufragB"}, {"binding-req-a"}),
+        ({"kind": "stun-binding", "message": "request"}, {"binding-req-a", "binding-req-c"}),
+        ({"kind": "stun-binding", "message": "response"}, {"binding-resp"}),
+        ({"kind": "turn-allocate"}, {"allocate"}),
+        ({"kind": "turn-refresh"}, {"refresh"}),
+        ({"kind": "turn-channelbind"}, {"channelbind"}),
+        ({"kind": "dtls-handshake"}, {"dtls"}),
+        ({"kind": "rtp"}, {"rtp"}),
+        ({"kind": "rtcp"}, {"rtcp"}),
+        ({"kind": "sip", "method": "INVITE"}, {"invite"}),
+    ],
+    ids=lambda v: "-".join(map(str, v.values())) if isinstance(v, dict) else "",
+)
+def test_drop_one_class_for_a_count(lab, shaper, tmp_path, match, hit):
+    shaper.clear_faults()
+    shaper.fault({"match": match, "count": 5, "direction": "up"})
+    got = flow(lab, tmp_path)
+    # exactly 5 packets lost, all of the targeted class(es); the count is shared by the match
+    assert sum(got[k] for k in hit) == EACH * len(hit) - 5, got
+    assert all(got[k] == EACH for k in CLASSES if k not in hit), got
+
+
+def test_drop_for_a_time_window(lab, shaper, tmp_path):
+    shaper.clear_faults()
+    shaper.fault({"match": {"kind": "rtp"}, "duration": 30})
+    got = flow(lab, tmp_path)
+    assert got["rtp"] == 0 and got["rtcp"] == EACH, got
+    shaper.clear_faults()
+    assert flow(lab, tmp_path)["rtp"] == EACH
+
+
+def test_tcp_to_a_port_drop_and_delay(lab, shaper):
+    """A dropped SYN costs the client its initial retransmission timeout (1 s on Linux).
+    Each phase uses its own port, so packets of an earlier connection cannot use up a count."""
+    server = lab.spawn(
+        "peer-b",
+        [sys.executable, "-c",
+         "import selectors, socket\nsel = selectors.DefaultSelector()\n"
+         "for p in (8443, 8444, 8445): sel.register(socket.create_server(('', p)), 1)\n"
+         "while True:\n    for k, _ in sel.select(): k.fileobj.accept()[0].close()"],
+        name="tcp-servers",
+    )  # fmt: skip
+
+    def connect(port: int) -> float:
+        code = (
+            "import socket,time\nt=time.monotonic()\n"
+            f"socket.create_connection(('198.18.0.11',{port}),timeout=5).close()\n"
+            "print(time.monotonic()-t)"
+        )
+        return float(lab.run("peer-a", [sys.executable, "-c", code]).stdout)
+
+    try:
+        time.sleep(0.3)
+        shaper.clear_faults()
+        shaper.fault({"match": {"kind": "tcp", "port": 8444}, "count": 1})
+        shaper.fault({"match": {"kind": "tcp", "port": 8445}, "action": "delay", "delay": 300})
+        assert connect(8443) < 0.5
+        assert 0.9 < connect(8444) < 2.0
+        assert 0.55 < connect(8445) < 0.95  # SYN and SYN-ACK, 300 ms each
+    finally:
+        shaper.clear_faults()
+        server.stop()

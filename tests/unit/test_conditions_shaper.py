@@ -1,0 +1,91 @@
+"""One link direction's decisions, fed synthetic arrival times (the logic, without I/O)."""
+
+import statistics
+
+import pytest
+
+from harness.conditions.model import Fault, LinkConditions
+from harness.conditions.shaper import MS, ActiveFault, Shaper
+
+FRAME = bytes(14 + 20 + 8 + 172)  # an all-zero Ethernet frame of a probe's size
+
+
+def run(cond: LinkConditions, n: int, pps: float = 1000, seed: int = 7, frame: bytes = FRAME):
+    sh = Shaper("up", seed, cond=cond)
+    out = []
+    for i in range(n):
+        now = int(i * 1e9 / pps)
+        out.append((now, sh.admit(frame, now)))
+    return sh, out
+
+
+def test_same_seed_same_loss_pattern_other_seed_other():
+    cond = LinkConditions(loss=5, jitter=3)
+    a = [bool(r) for _, r in run(cond, 5000, seed=1)[1]]
+    b = [bool(r) for _, r in run(LinkConditions(loss=5), 5000, seed=1)[1]]
+    c = [bool(r) for _, r in run(cond, 5000, seed=2)[1]]
+    assert a == b  # jitter draws do not shift the loss stream
+    assert a != c
+
+
+def test_loss_rate():
+    sh, out = run(LinkConditions(loss=5), 20000)
+    assert sh.stats.lost / 20000 == pytest.approx(0.05, abs=0.006)
+
+
+def test_gilbert_elliott_mean_and_burst_length():
+    sh, out = run(LinkConditions(burst_loss={"loss": 10, "burst": 4}), 50000)
+    lost = [not r for _, r in out]
+    bursts, run_len = [], 0
+    for x in lost:
+        if x:
+            run_len += 1
+        elif run_len:
+            bursts.append(run_len)
+            run_len = 0
+    assert sum(lost) / len(lost) == pytest.approx(0.10, abs=0.015)
+    assert statistics.mean(bursts) == pytest.approx(4, rel=0.15)
+
+
+def test_jitter_without_reordering_is_fifo_and_with_it_reorders():
+    _, fifo = run(LinkConditions(delay=50, jitter=10), 5000)
+    times = [r[0] for _, r in fifo]
+    assert times == sorted(times)
+    _, free = run(LinkConditions(delay=50, jitter=10, reorder=True), 5000)
+    delays = [(r[0] - now) / MS for now, r in free]
+    assert statistics.pstdev(delays) == pytest.approx(10, rel=0.08)
+    assert [r[0] for _, r in free] != sorted(r[0] for _, r in free)
+
+
+def test_rate_serialises_and_queue_tail_drops():
+    # 1000 pps of 214-byte frames = 1712 kbit/s into a 856 kbit/s bottleneck
+    sh, out = run(LinkConditions(rate=856, queue=10), 2000)
+    sent = [r[0] for _, r in out if r]
+    gaps = {b - a for a, b in zip(sent, sent[1:], strict=False)}
+    assert gaps == {2 * MS}  # one frame every 214*8/856k s = 2 ms
+    assert sh.stats.queue_full == pytest.approx(1000, abs=15)
+
+
+def test_duplicates_blackout_mtu():
+    sh, out = run(LinkConditions(duplicate=10), 10000)
+    assert sum(len(r) == 2 for _, r in out) / 10000 == pytest.approx(0.10, abs=0.01)
+    sh, out = run(LinkConditions(blackout=True), 10)
+    assert not any(r for _, r in out)
+    sh, out = run(LinkConditions(mtu=199), 10)  # the IP packet is 200 bytes
+    assert sh.stats.too_big == 10
+    assert run(LinkConditions(mtu=200), 10)[0].stats.too_big == 0
+
+
+def test_fault_count_and_window():
+    stun = bytearray(FRAME)
+    stun[12:14] = b"\x08\x00"
+    stun[14] = 0x45
+    stun[23] = 17  # UDP
+    stun[42:50] = b"\x00\x01\x00\x00\x21\x12\xa4\x42"  # Binding request, magic cookie
+    sh = Shaper("up", 1)
+    af = ActiveFault(Fault.model_validate({"match": {"kind": "stun-binding"}}), 10 * MS, 3)
+    sh.add_fault(af)
+    got = [bool(sh.admit(bytes(stun), i * MS)) for i in range(6)]
+    assert got == [False, False, False, True, True, True]
+    sh.add_fault(ActiveFault(af.fault, 10 * MS, None))
+    assert [bool(sh.admit(bytes(stun), t * MS)) for t in (8, 9, 10, 11)] == [False] * 2 + [True] * 2
