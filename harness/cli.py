@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -74,8 +75,10 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
     lab = Lab(args.topology, args.name, detached=True, seed=args.seed)
     lab.up()
     _print_lab(lab)
-    console.print(f"\nlab [bold]{lab.name}[/] is up in {lab.timings['up'] * 1000:.0f} ms; "
-                  f"remove it with: harness lab down {lab.name}")
+    console.print(
+        f"\nlab [bold]{lab.name}[/] is up in {lab.timings['up'] * 1000:.0f} ms; "
+        f"remove it with: harness lab down {lab.name}"
+    )
     return 0
 
 
@@ -123,14 +126,30 @@ def cmd_lab_list(args: argparse.Namespace) -> int:
 
     states = all_states()
     if args.json:
-        print(json.dumps([{"name": s.name, "topology": s.topology_file, "detached": s.detached,
-                           "owner_alive": s.owner_alive(), "run_dir": s.run_dir} for s in states]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": s.name,
+                        "topology": s.topology_file,
+                        "detached": s.detached,
+                        "owner_alive": s.owner_alive(),
+                        "run_dir": s.run_dir,
+                    }
+                    for s in states
+                ]
+            )
+        )
         return 0
     table = Table(title="labs")
     for col in ("name", "topology", "owner", "run dir"):
         table.add_column(col)
     for s in states:
-        owner = "harness lab up" if s.detached else (f"pid {s.owner_pid}" if s.owner_alive() else "[red]dead[/] (gc removes it)")
+        owner = (
+            "harness lab up"
+            if s.detached
+            else (f"pid {s.owner_pid}" if s.owner_alive() else "[red]dead[/] (gc removes it)")
+        )
         table.add_row(s.name, s.topology_file, owner, s.run_dir)
     console.print(table)
     return 0
@@ -164,15 +183,18 @@ def cmd_lab_capture(args: argparse.Namespace) -> int:
 
     lab = Lab.attach(args.name)
     cap = lab.capture(args.points, bpf=args.filter or "")
-    console.print("capturing on " + ", ".join(f"{p.node}:{p.iface}" for p in cap.points)
-                  + (f" for {args.duration} s" if args.duration else " until Ctrl-C"))
-    try:
+    console.print(
+        "capturing on "
+        + ", ".join(f"{p.node}:{p.iface}" for p in cap.points)
+        + (f" for {args.duration} s" if args.duration else " until Ctrl-C")
+    )
+    with contextlib.suppress(KeyboardInterrupt):
         time.sleep(args.duration) if args.duration else signal.pause()
-    except KeyboardInterrupt:
-        pass
     files = cap.stop()
     for p, f in zip(cap.points, files, strict=True):
-        console.print(f"{f}  ({p.stats.get('captured', '?')} packets, {p.stats.get('dropped', 0)} dropped)")
+        console.print(
+            f"{f}  ({p.stats.get('captured', '?')} packets, {p.stats.get('dropped', 0)} dropped)"
+        )
     return 0
 
 

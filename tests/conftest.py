@@ -3,7 +3,9 @@
 import os
 import tempfile
 
-os.environ.setdefault("HARNESS_CAPTURES", os.path.join(tempfile.gettempdir(), "rtc-harness-test-captures"))
+os.environ.setdefault(
+    "HARNESS_CAPTURES", os.path.join(tempfile.gettempdir(), "rtc-harness-test-captures")
+)
 
 
 def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]

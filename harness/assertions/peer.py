@@ -61,7 +61,9 @@ def _snapshot(snaps: PeerSnapshots, p: dict[str, Any]) -> dict[str, Any]:
             if s["step"] == p["at_step"]:
                 return s
         raise CheckError(f"no stats of {peer!r} after step {p['at_step']}")
-    connected = [s for s in series if s["stats"].get("ice", {}).get("state") in ("connected", "completed")]
+    connected = [
+        s for s in series if s["stats"].get("ice", {}).get("state") in ("connected", "completed")
+    ]
     return (connected or series)[-1]
 
 
@@ -80,7 +82,13 @@ def _pair_text(pair: dict[str, Any] | None) -> str:
 
 
 @peer_check(
-    "peer_selected_pair", "local", "remote", "either", "relay_protocol", "kind", "by_kind",
+    "peer_selected_pair",
+    "local",
+    "remote",
+    "either",
+    "relay_protocol",
+    "kind",
+    "by_kind",
     rfc="RFC 8445 §8",
 )
 def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
@@ -99,7 +107,9 @@ def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
     problems = []
     for side in ("local", "remote"):
         if side in p and pair.get(side, {}).get("type") not in _as_list(p[side]):
-            problems.append(f"{side} is {pair.get(side, {}).get('type')}, expected {'/'.join(_as_list(p[side]))}")
+            problems.append(
+                f"{side} is {pair.get(side, {}).get('type')}, expected {'/'.join(_as_list(p[side]))}"
+            )
     if "either" in p:
         types = {pair.get("local", {}).get("type"), pair.get("remote", {}).get("type")}
         if not types & set(_as_list(p["either"])):
@@ -122,14 +132,18 @@ def peer_received_tone(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
     audio = snap["stats"].get("media", {}).get("audio", {})
     tone, level = audio.get("tone_hz"), audio.get("level")
     tol = float(p.get("tolerance_hz", 15))
-    ev = [f"{p['peer']} after step {snap['step']}: tone {tone} Hz, level {level} dBFS, "
-          f"{audio.get('packets_received')} packets received"]
+    ev = [
+        f"{p['peer']} after step {snap['step']}: tone {tone} Hz, level {level} dBFS, "
+        f"{audio.get('packets_received')} packets received"
+    ]
     if tone is None:
         return Outcome(False, f"{p['peer']} received no audio it could measure", ev)
     if abs(float(tone) - float(p["hz"])) > tol:
         return Outcome(False, f"{p['peer']} heard {tone} Hz, expected {p['hz']} ± {tol} Hz", ev)
     if "min_level_dbfs" in p and (level is None or level < float(p["min_level_dbfs"])):
-        return Outcome(False, f"{p['peer']} heard the tone at {level} dBFS, below {p['min_level_dbfs']}", ev)
+        return Outcome(
+            False, f"{p['peer']} heard the tone at {level} dBFS, below {p['min_level_dbfs']}", ev
+        )
     return Outcome(True, f"{p['peer']} heard {tone} Hz", ev)
 
 
@@ -142,5 +156,11 @@ def peer_media(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
     for key in ("packets_received", "packets_sent"):
         want = p.get(f"min_{key}")
         if want is not None and (audio.get(key) or 0) < want:
-            return Outcome(False, f"{p['peer']} {key.replace('_', ' ')} {audio.get(key)} < {want}", ev)
-    return Outcome(True, f"{p['peer']} sent {audio.get('packets_sent')}, received {audio.get('packets_received')}", ev)
+            return Outcome(
+                False, f"{p['peer']} {key.replace('_', ' ')} {audio.get(key)} < {want}", ev
+            )
+    return Outcome(
+        True,
+        f"{p['peer']} sent {audio.get('packets_sent')}, received {audio.get('packets_received')}",
+        ev,
+    )

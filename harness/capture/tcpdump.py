@@ -84,7 +84,9 @@ class Capture:
                 if not p.proc.alive():
                     raise LabError(f"tcpdump on {p.node}:{p.iface} exited: {p.proc.log_tail(5)}")
                 if time.monotonic() > deadline:
-                    raise LabError(f"tcpdump on {p.node}:{p.iface} not listening after {self.ready_timeout} s")
+                    raise LabError(
+                        f"tcpdump on {p.node}:{p.iface} not listening after {self.ready_timeout} s"
+                    )
                 time.sleep(0.003)
         self.started_at = time.time()
 
@@ -101,7 +103,9 @@ class Capture:
             if p.proc is None:
                 continue
             p.proc.stop(timeout=3.0, sig=signal.SIGINT)
-            p.stats = {m.group(2).split()[0]: int(m.group(1)) for m in _STATS.finditer(p.proc.log_tail(5))}
+            p.stats = {
+                m.group(2).split()[0]: int(m.group(1)) for m in _STATS.finditer(p.proc.log_tail(5))
+            }
         self.lab.forget_capture(self)
         return self.files
 

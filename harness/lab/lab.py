@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import secrets
@@ -92,11 +93,11 @@ class Lab:
         if self.is_up:
             return self
         if load_state(self.name) is not None:
-            raise LabError(f"a lab named {self.name!r} exists already (harness lab down {self.name})")
+            raise LabError(
+                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
+            )
         text = (
-            Path(self.topology.source).read_text()
-            if Path(self.topology.source).is_file()
-            else ""
+            Path(self.topology.source).read_text() if Path(self.topology.source).is_file() else ""
         )
         self._state = LabState(
             name=self.name,
@@ -128,10 +129,8 @@ class Lab:
         """Stop captures and processes, delete namespaces. Safe to call twice."""
         t0 = time.perf_counter()
         for cap in list(self._captures):
-            try:
+            with contextlib.suppress(Exception):
                 cap.stop()
-            except Exception:
-                pass
         self._captures.clear()
         try:
             self.runtime.down()
@@ -236,9 +235,9 @@ def _tear_down_on_sigterm() -> None:
 
     Installed only where nobody else handles SIGTERM, and only on the main thread.
     """
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _sigterm)
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm)
 
 
 @atexit.register
@@ -246,7 +245,5 @@ def _down_leftovers() -> None:
     """An interpreter that exits with a lab still up (an uncaught error) removes it."""
     for lab in list(_live):
         if lab.owned and not lab.detached:
-            try:
+            with contextlib.suppress(Exception):
                 lab.down()
-            except Exception:
-                pass

@@ -21,7 +21,10 @@ def write_junit(results: list[RunResult], path: Path) -> None:
     for r in results:
         name = r.scenario + (f"[{r.attempt}]" if r.attempt > 1 else "")
         case = ET.SubElement(
-            suite, "testcase", classname=Path(r.file).stem, name=name,
+            suite,
+            "testcase",
+            classname=Path(r.file).stem,
+            name=name,
             time=f"{r.timings.get('total', 0.0):.3f}",
         )
         props = ET.SubElement(case, "properties")
@@ -30,7 +33,9 @@ def write_junit(results: list[RunResult], path: Path) -> None:
         if r.skipped:
             ET.SubElement(case, "skipped", message=r.skip_reason)
         elif r.error:
-            ET.SubElement(case, "error", message=r.error.splitlines()[0][:200]).text = r.failure_text()
+            ET.SubElement(
+                case, "error", message=r.error.splitlines()[0][:200]
+            ).text = r.failure_text()
         elif not r.passed:
             tag = "skipped" if r.known_failure else "failure"
             msg = f"known failure: {r.known_failure}" if r.known_failure else "scenario failed"

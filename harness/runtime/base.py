@@ -8,6 +8,7 @@ without touching topologies or scenarios.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,10 +61,8 @@ class NodeProcess:
 
     def send_signal(self, sig: int) -> None:
         """Signal the whole process group: agents and servers may have children."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 3.0, sig: int = signal.SIGTERM) -> int | None:
         """Ask politely, then kill. Returns the exit status."""

@@ -137,7 +137,9 @@ class NetnsRuntime(Runtime):
         """Return once every switch port is operationally up (so no first packet is lost)."""
         deadline = time.monotonic() + timeout
         while True:
-            out = run_checked(["ip", "-n", sw, "-j", "link", "show", "type", "veth"], what="ip link")
+            out = run_checked(
+                ["ip", "-n", sw, "-j", "link", "show", "type", "veth"], what="ip link"
+            )
             down = [ln["ifname"] for ln in json.loads(out or "[]") if ln.get("operstate") != "UP"]
             if not down:
                 return
@@ -168,7 +170,11 @@ class NetnsRuntime(Runtime):
             rules = router_ruleset(node)
             sysctls.update(rules.sysctls)
         write_sysctls(sysctls)
-        run_checked(["ip", "-batch", "-"], "\n".join(self._ip_commands(node)) + "\n", f"configuring {node.name}")
+        run_checked(
+            ["ip", "-batch", "-"],
+            "\n".join(self._ip_commands(node)) + "\n",
+            f"configuring {node.name}",
+        )
         if rules is not None and rules.nft.strip():
             run_checked(["nft", "-f", "-"], rules.nft, f"loading router rules on {node.name}")
 
@@ -181,7 +187,9 @@ class NetnsRuntime(Runtime):
         for metric, iface in enumerate(
             sorted(gateways, key=lambda i: i.name != node.default_route), start=1
         ):
-            cmds.append(f"route add default via {iface.gateway} dev {iface.name} metric {metric * 100}")
+            cmds.append(
+                f"route add default via {iface.gateway} dev {iface.name} metric {metric * 100}"
+            )
         if len(node.interfaces) > 1 and not node.is_router:
             # answer from the interface a packet was addressed to, as phones do
             for idx, iface in enumerate(gateways):

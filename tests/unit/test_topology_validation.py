@@ -91,12 +91,14 @@ def test_addresses_outside_lab_ranges_are_refused() -> None:
 
 
 def test_explicit_address_outside_subnet_and_twice() -> None:
-    e = err(GOOD.replace("eth0: {network: internet}", "eth0: {network: internet, address: 198.18.1.5}"))
+    e = err(
+        GOOD.replace("eth0: {network: internet}", "eth0: {network: internet, address: 198.18.1.5}")
+    )
     assert e.key == "hosts.server.interfaces.eth0.address" and "not a usable address" in e.message
     e = err(
-        GOOD.replace("eth0: {network: internet}", "eth0: {network: internet, address: 198.18.0.9}").replace(
-            "nat: symmetric", "nat: symmetric, wan_address: 198.18.0.9"
-        )
+        GOOD.replace(
+            "eth0: {network: internet}", "eth0: {network: internet, address: 198.18.0.9}"
+        ).replace("nat: symmetric", "nat: symmetric, wan_address: 198.18.0.9")
     )
     assert "used twice" in e.message
 
@@ -108,8 +110,16 @@ def test_missing_required_key() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["open-internet", "full-cone", "address-restricted", "port-restricted", "symmetric",
-     "cgnat-double", "udp-blocked", "dual-homed"],
+    [
+        "open-internet",
+        "full-cone",
+        "address-restricted",
+        "port-restricted",
+        "symmetric",
+        "cgnat-double",
+        "udp-blocked",
+        "dual-homed",
+    ],
 )
 def test_shipped_topologies_validate(name: str) -> None:
     from harness.config.topology import load_topology
