@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from ipaddress import IPv4Network
 from typing import Any
 
 from harness.conditions.apply import shape_link
 from harness.conditions.measure import measure
+from harness.errors import LabError
 
 
 def cmd_lab_measure(args: argparse.Namespace) -> int:
@@ -23,6 +25,19 @@ def cmd_lab_measure(args: argparse.Namespace) -> int:
             spec["profile"] = args.profile
         shaper = shape_link(lab, args.node, iface, spec, seed=args.seed)
     results = {}
+    far = lab.topology.node(args.to)
+    here = node.iface(iface)
+    reachable = here.address in PUBLIC or any(
+        i.network == here.network for i in far.interfaces.values()
+    )
+    if args.direction == "down" and not reachable:
+        raise LabError(
+            f"{args.to} cannot send to {args.node}.{iface} ({here.address}): it is behind a NAT; "
+            f"measure `up`, or measure `down` on the link of a public node"
+        )
+    if args.direction == "both" and not reachable:
+        print(f"note: {args.node}.{iface} is behind a NAT, so only `up` is measured")
+        args.direction = "up"
     try:
         for direction, (src, dst, src_iface) in {
             "up": (args.node, args.to, iface),
@@ -54,6 +69,9 @@ def cmd_lab_measure(args: argparse.Namespace) -> int:
             for line in r.lines():
                 print("  " + line)
     return 0
+
+
+PUBLIC = IPv4Network("198.18.0.0/15")
 
 
 def register(sub: Any) -> None:
