@@ -1,0 +1,206 @@
+"""DTLS records and handshake messages (RFC 6347, RFC 5764 use_srtp, RFC 7627 EMS).
+
+Only plaintext (epoch 0) handshake messages can be read; the Finished after
+ChangeCipherSpec is encrypted and reported as such. Certificates may arrive in
+fragments: `CertificateAssembler` joins them before fingerprinting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+CONTENT_TYPES = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "ApplicationData"}
+HANDSHAKE_TYPES = {
+    0: "HelloRequest",
+    1: "ClientHello",
+    2: "ServerHello",
+    3: "HelloVerifyRequest",
+    4: "NewSessionTicket",
+    11: "Certificate",
+    12: "ServerKeyExchange",
+    13: "CertificateRequest",
+    14: "ServerHelloDone",
+    15: "CertificateVerify",
+    16: "ClientKeyExchange",
+    20: "Finished",
+}
+SRTP_PROFILES = {
+    1: "SRTP_AES128_CM_HMAC_SHA1_80",
+    2: "SRTP_AES128_CM_HMAC_SHA1_32",
+    7: "SRTP_AEAD_AES_128_GCM",
+    8: "SRTP_AEAD_AES_256_GCM",
+}
+ALERTS = {
+    0: "close_notify",
+    10: "unexpected_message",
+    20: "bad_record_mac",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    43: "unsupported_certificate",
+    46: "certificate_unknown",
+    47: "illegal_parameter",
+    48: "unknown_ca",
+    50: "decode_error",
+    51: "decrypt_error",
+    70: "protocol_version",
+    80: "internal_error",
+}
+EXT_USE_SRTP = 14
+EXT_EMS = 23
+
+
+@dataclass
+class Handshake:
+    """One handshake message (or its first fragment) in a record."""
+
+    type: str
+    msg_seq: int
+    length: int
+    frag_offset: int
+    frag_length: int
+    body: bytes = b""
+    srtp_profiles: list[str] = field(default_factory=list)
+    extended_master_secret: bool = False
+
+
+@dataclass
+class Record:
+    """One DTLS record; handshake records carry their messages."""
+
+    content_type: str
+    version: str
+    epoch: int
+    seq: int
+    length: int
+    handshakes: list[Handshake] = field(default_factory=list)
+    alert: tuple[str, str] | None = None
+    encrypted: bool = False
+
+
+def is_dtls(p: bytes) -> bool:
+    """RFC 7983: first byte 20..63 and a DTLS version."""
+    return len(p) >= 13 and 20 <= p[0] <= 63 and p[1] == 0xFE
+
+
+def parse(p: bytes) -> list[Record]:
+    """Decode every record of a datagram; stops at the first record that overruns."""
+    out: list[Record] = []
+    off = 0
+    while off + 13 <= len(p):
+        ct = p[off]
+        if not 20 <= ct <= 25:
+            break
+        ln = p[off + 11] << 8 | p[off + 12]
+        if off + 13 + ln > len(p):
+            break
+        epoch = p[off + 3] << 8 | p[off + 4]
+        rec = Record(
+            CONTENT_TYPES.get(ct, str(ct)),
+            _version(p[off + 1], p[off + 2]),
+            epoch,
+            int.from_bytes(p[off + 5 : off + 11], "big"),
+            ln,
+            encrypted=epoch > 0 and ct != 20,
+        )
+        frag = p[off + 13 : off + 13 + ln]
+        if ct == 22 and epoch == 0:
+            rec.handshakes = _handshakes(frag)
+        elif ct == 22:
+            rec.handshakes = [Handshake("Finished", -1, ln, 0, ln)]
+        elif ct == 21 and epoch == 0 and ln >= 2:
+            level = "fatal" if frag[0] == 2 else "warning"
+            rec.alert = (level, ALERTS.get(frag[1], str(frag[1])))
+        elif ct == 21:
+            rec.alert = ("encrypted", "encrypted")
+        out.append(rec)
+        off += 13 + ln
+    return out
+
+
+def _version(a: int, b: int) -> str:
+    return {(0xFE, 0xFF): "DTLS1.0", (0xFE, 0xFD): "DTLS1.2", (0xFE, 0xFC): "DTLS1.3"}.get(
+        (a, b), f"{a:02x}{b:02x}"
+    )
+
+
+def _handshakes(frag: bytes) -> list[Handshake]:
+    out: list[Handshake] = []
+    off = 0
+    while off + 12 <= len(frag):
+        ht = frag[off]
+        length = int.from_bytes(frag[off + 1 : off + 4], "big")
+        fo = int.from_bytes(frag[off + 6 : off + 9], "big")
+        fl = int.from_bytes(frag[off + 9 : off + 12], "big")
+        body = frag[off + 12 : off + 12 + fl]
+        hs = Handshake(
+            HANDSHAKE_TYPES.get(ht, str(ht)),
+            frag[off + 4] << 8 | frag[off + 5],
+            length,
+            fo,
+            fl,
+            body,
+        )
+        if ht in (1, 2) and fo == 0 and fl == length:
+            _hello_extensions(hs, body, client=ht == 1)
+        out.append(hs)
+        off += 12 + fl
+    return out
+
+
+def _hello_extensions(hs: Handshake, b: bytes, client: bool) -> None:
+    """Find use_srtp and extended_master_secret in a complete Client/ServerHello."""
+    try:
+        off = 2 + 32
+        off += 1 + b[off]  # session id
+        if client:
+            off += 1 + b[off]  # cookie
+            off += 2 + (b[off] << 8 | b[off + 1])  # cipher suites
+            off += 1 + b[off]  # compression methods
+        else:
+            off += 2 + 1  # cipher suite, compression
+        end = off + 2 + (b[off] << 8 | b[off + 1])
+        off += 2
+        while off + 4 <= min(end, len(b)):
+            et = b[off] << 8 | b[off + 1]
+            el = b[off + 2] << 8 | b[off + 3]
+            v = b[off + 4 : off + 4 + el]
+            if et == EXT_EMS:
+                hs.extended_master_secret = True
+            elif et == EXT_USE_SRTP and len(v) >= 2:
+                n = v[0] << 8 | v[1]
+                hs.srtp_profiles = [
+                    SRTP_PROFILES.get(v[i] << 8 | v[i + 1], str(v[i] << 8 | v[i + 1]))
+                    for i in range(2, min(2 + n, len(v)) - 1, 2)
+                ]
+            off += 4 + el
+    except IndexError:
+        return
+
+
+class CertificateAssembler:
+    """Joins Certificate fragments and yields the SHA-256 fingerprint of the leaf."""
+
+    def __init__(self) -> None:
+        self._parts: dict[int, dict[int, bytes]] = {}
+
+    def add(self, hs: Handshake) -> str | None:
+        """Add a fragment; return 'AA:BB:...' once the leaf certificate is complete."""
+        parts = self._parts.setdefault(hs.msg_seq, {})
+        parts[hs.frag_offset] = hs.body
+        body, pos = bytearray(), 0
+        while pos in parts and parts[pos]:
+            body += parts[pos]
+            pos += len(parts[pos])
+        if len(body) < 6:
+            return None
+        leaf_len = int.from_bytes(body[3:6], "big")
+        if len(body) < 6 + leaf_len:
+            return None
+        del self._parts[hs.msg_seq]
+        return sha256_fingerprint(bytes(body[6 : 6 + leaf_len]))
+
+
+def sha256_fingerprint(der: bytes) -> str:
+    """'sha-256' fingerprint as SDP writes it (RFC 8122), upper-case hex pairs."""
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())

@@ -1,0 +1,148 @@
+"""What the analyser found in one capture: flows and protocol events, in frame order.
+
+Times are seconds relative to the capture's first frame (as tshark's
+frame.time_relative); frame numbers count from 1 as in tshark.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.analysis.dtls import Record
+from harness.analysis.pcapio import ReadStats
+from harness.analysis.rtp import RtcpPacket, RtpStream
+from harness.analysis.sdp import Sdp
+from harness.analysis.sip import SipMessage
+from harness.analysis.stun import StunMessage
+
+Address = tuple[str, int]
+
+
+def fmt_addr(a: Address) -> str:
+    return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
+
+
+class Flow:
+    """One direction of a UDP or TCP 5-tuple; `via` names the TURN flow it came inside."""
+
+    __slots__ = (
+        "proto",
+        "src",
+        "dst",
+        "via",
+        "packets",
+        "bytes",
+        "first_t",
+        "last_t",
+        "first_frame",
+        "kinds",
+        "streams",
+        "turn_client",
+        "srtp",
+        "key",
+    )
+
+    def __init__(self, proto: str, src: Address, dst: Address, via: str | None) -> None:
+        self.proto = proto
+        self.src = src
+        self.dst = dst
+        self.via = via
+        self.packets = 0
+        self.bytes = 0
+        self.first_t = self.last_t = 0.0
+        self.first_frame = 0
+        self.kinds: Counter[str] = Counter()
+        self.streams: dict[bytes, RtpStream] = {}
+        self.turn_client = False
+        self.srtp = False
+        self.key = b""  # the analyser's flow key (raw addresses and ports)
+
+    @property
+    def label(self) -> str:
+        base = f"{self.proto} {fmt_addr(self.src)} > {fmt_addr(self.dst)}"
+        return f"{base} (in {self.via})" if self.via else base
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "flow": self.label,
+            "proto": self.proto,
+            "src": fmt_addr(self.src),
+            "dst": fmt_addr(self.dst),
+            "relayed_in": self.via,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "first_time": self.first_t,
+            "last_time": self.last_t,
+            "first_frame": self.first_frame,
+            "kinds": dict(self.kinds),
+        }
+
+
+@dataclass
+class Event:
+    """Common fields of every protocol event."""
+
+    frame: int
+    time: float
+    src: Address
+    dst: Address
+    flow: str
+    relayed: bool
+
+
+@dataclass
+class StunEvent(Event):
+    msg: StunMessage = field(default=None)  # type: ignore[assignment]
+    raw: bytes = b""  # kept to verify MESSAGE-INTEGRITY once the SDP's ice-pwd is known
+
+
+@dataclass
+class DtlsEvent(Event):
+    records: list[Record] = field(default_factory=list)
+    certificate_fingerprint: str | None = None
+
+
+@dataclass
+class RtcpEvent(Event):
+    packets: list[RtcpPacket] = field(default_factory=list)
+
+
+@dataclass
+class SipEvent(Event):
+    transport: str = "udp"
+    msg: SipMessage = field(default=None)  # type: ignore[assignment]
+
+
+@dataclass
+class SdpEvent(Event):
+    """An SDP seen on the wire, with where it came from and its offer/answer role."""
+
+    source: str = ""
+    type: str = ""
+    sdp: Sdp = field(default=None)  # type: ignore[assignment]
+    dialog: str | None = None
+
+
+@dataclass
+class Analysis:
+    """Everything one capture file yields; the session model is built from it."""
+
+    path: Path
+    read: ReadStats
+    start_time: float = 0.0
+    packets: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    malformed: Counter[str] = field(default_factory=Counter)
+    flows: list[Flow] = field(default_factory=list)
+    stun: list[StunEvent] = field(default_factory=list)
+    dtls: list[DtlsEvent] = field(default_factory=list)
+    rtcp: list[RtcpEvent] = field(default_factory=list)
+    sip: list[SipEvent] = field(default_factory=list)
+    sdp: list[SdpEvent] = field(default_factory=list)
+    first_media: list[tuple[int, float, str]] = field(default_factory=list)
+
+    @property
+    def rtp_streams(self) -> list[RtpStream]:
+        return [s for f in self.flows for s in f.streams.values()]

@@ -1,0 +1,115 @@
+"""Link, IP and transport headers down to a UDP or TCP payload.
+
+One function on the hot path, no objects per packet: the 5-tuple travels as a
+`bytes` key (source address, destination address, source port, destination
+port) and becomes text only when a flow is first seen.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+UDP = 17
+TCP = 6
+
+#: decode() result: (protocol, flow key, payload, tcp seq, tcp flags)
+Segment = tuple[int, bytes, bytes, int, int]
+
+LINK_ETHERNET = 1
+LINK_RAW = (101, 12, 14, 228, 229)
+LINK_IPV4 = 228
+LINK_IPV6 = 229
+LINK_NULL = (0, 108)
+LINK_SLL = 113
+LINK_SLL2 = 276
+
+_IPV6_EXT = {0, 43, 60, 51}
+_u32 = struct.Struct("!I").unpack_from
+
+
+def decode(link: int, f: bytes) -> Segment | str:
+    """Decode one frame, or return why it is not a UDP/TCP segment we analyse."""
+    try:
+        if link == LINK_ETHERNET:
+            et = f[12] << 8 | f[13]
+            o = 14
+            while et == 0x8100 or et == 0x88A8:
+                et = f[o + 2] << 8 | f[o + 3]
+                o += 4
+        elif link == LINK_SLL:
+            et = f[14] << 8 | f[15]
+            o = 16
+        elif link == LINK_SLL2:
+            et = f[0] << 8 | f[1]
+            o = 20
+        elif link in LINK_RAW:
+            o = 0
+            et = 0x0800 if f[0] >> 4 == 4 else 0x86DD
+        elif link in LINK_NULL:
+            fam = f[0] if f[0] else f[3]
+            et = 0x0800 if fam == 2 else 0x86DD
+            o = 4
+        else:
+            return "unknown-link"
+        if et == 0x0800:
+            ihl = (f[o] & 15) * 4
+            if f[o] >> 4 != 4 or ihl < 20:
+                return "malformed-ip"
+            end = o + (f[o + 2] << 8 | f[o + 3])
+            if end > len(f):
+                return "truncated"
+            if (f[o + 6] << 8 | f[o + 7]) & 0x3FFF:
+                return "ip-fragment"
+            proto = f[o + 9]
+            addrs = f[o + 12 : o + 20]
+            l4 = o + ihl
+        elif et == 0x86DD:
+            end = o + 40 + (f[o + 4] << 8 | f[o + 5])
+            if end > len(f):
+                return "truncated"
+            proto = f[o + 6]
+            addrs = f[o + 8 : o + 40]
+            l4 = o + 40
+            while proto in _IPV6_EXT:
+                proto = f[l4]
+                l4 += (f[l4 + 1] + 1) * 8
+            if proto == 44:
+                return "ip-fragment"
+        else:
+            return "not-ip"
+        if proto == UDP:
+            if l4 + 8 > end:
+                return "truncated"
+            return UDP, addrs + f[l4 : l4 + 4], f[l4 + 8 : end], 0, 0
+        if proto == TCP:
+            off = (f[l4 + 12] >> 4) * 4
+            if off < 20 or l4 + off > end:
+                return "malformed-tcp"
+            return TCP, addrs + f[l4 : l4 + 4], f[l4 + off : end], _u32(f, l4 + 4)[0], f[l4 + 13]
+        return "other-transport"
+    except (IndexError, struct.error):
+        return "truncated"
+
+
+def endpoints(key: bytes) -> tuple[str, int, str, int]:
+    """(source address, source port, destination address, destination port) of a key."""
+    n = (len(key) - 4) // 2
+    src = str(ipaddress.ip_address(key[:n]))
+    dst = str(ipaddress.ip_address(key[n : 2 * n]))
+    return src, key[-4] << 8 | key[-3], dst, key[-2] << 8 | key[-1]
+
+
+def reverse(key: bytes) -> bytes:
+    """The key of the opposite direction."""
+    n = (len(key) - 4) // 2
+    return key[n : 2 * n] + key[:n] + key[-2:] + key[-4:-2]
+
+
+def make_key(src: str, sport: int, dst: str, dport: int) -> bytes:
+    """A flow key from text addresses (for flows unwrapped from TURN)."""
+    a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    if a.version != b.version:
+        a = ipaddress.IPv6Address(f"::ffff:{a}") if a.version == 4 else a
+        b = ipaddress.IPv6Address(f"::ffff:{b}") if b.version == 4 else b
+    return a.packed + b.packed + struct.pack("!HH", sport, dport)

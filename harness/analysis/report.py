@@ -1,0 +1,250 @@
+"""The summary of one capture: a plain dict for `--json`, rich tables for people."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.analysis.model import fmt_addr
+from harness.analysis.sdplint import lint
+from harness.analysis.session import Session
+
+
+def summary(s: Session) -> dict[str, Any]:
+    """Everything `harness analyze --json` prints for one file."""
+    a = s.analysis
+    offers: dict[str | None, Any] = {}
+    sdps = []
+    for ev in a.sdp:
+        profile = (
+            "webrtc"
+            if any("SAVPF" in m.proto or "DTLS" in m.proto for m in ev.sdp.media)
+            else "sip"
+        )
+        findings = lint(
+            ev.sdp,
+            ev.type or "offer",
+            profile,
+            offers.get(ev.dialog) if ev.type == "answer" else None,
+        )
+        if ev.type == "offer":
+            offers[ev.dialog] = ev.sdp
+        sdps.append(
+            {
+                "frame": ev.frame,
+                "time": ev.time,
+                "source": ev.source,
+                "type": ev.type,
+                "dialog": ev.dialog,
+                "src": fmt_addr(ev.src),
+                "dst": fmt_addr(ev.dst),
+                "ice_ufrags": ev.sdp.ice_ufrags,
+                "ice_generation": next(
+                    (
+                        i
+                        for i, g in enumerate(s.generations)
+                        if set(g.ufrags) & set(ev.sdp.ice_ufrags)
+                    ),
+                    None,
+                ),
+                "fingerprints": ev.sdp.fingerprints,
+                "profile": profile,
+                "findings": [f.to_dict() for f in findings],
+                "text": ev.sdp.text,
+            }
+        )
+    return {
+        "file": str(a.path),
+        "format": a.read.format,
+        "link_types": sorted(a.read.linktypes),
+        "packets": a.packets,
+        "start_time": a.start_time,
+        "errors": a.read.errors,
+        "truncated": a.read.truncated,
+        "skipped": dict(a.skipped),
+        "malformed": dict(a.malformed),
+        "flows": [f.to_dict() for f in a.flows],
+        "stun": dict(Counter(e.msg.kind for e in a.stun)),
+        "stun_fingerprint_failures": [e.frame for e in a.stun if e.msg.fingerprint_ok is False],
+        "ice": {
+            "generations": [
+                {
+                    "ufrags": list(g.ufrags),
+                    "first_frame": g.first[0],
+                    "first_time": g.first[1],
+                    "connected": g.connected,
+                    "selected": g.selected.name if g.selected else None,
+                    "selected_type": g.selected.kind if g.selected else None,
+                    "pairs": [
+                        {
+                            "pair": p.name,
+                            "type": p.kind,
+                            "candidate_types": list(p.types),
+                            "relayed": p.relayed,
+                            "requests": p.requests,
+                            "successes": p.successes,
+                            "errors": p.errors,
+                            "nominated": p.nominated,
+                            "first_check": p.first_check,
+                            "first_success": p.first_success,
+                            "first_media": p.first_media,
+                            "integrity_checked": p.integrity_checked,
+                            "integrity_failures": p.integrity_failures,
+                        }
+                        for p in g.pairs
+                    ],
+                }
+                for g in s.generations
+            ],
+            "restarts": [
+                {
+                    "index": r.index,
+                    "old_ufrags": list(r.old_ufrags),
+                    "new_ufrags": list(r.new_ufrags),
+                    "started": r.started,
+                    "connected": r.connected,
+                    "media": r.media,
+                    "time_to_connect": r.time_to_connect,
+                    "time_to_media": r.time_to_media,
+                }
+                for r in s.restarts
+            ],
+        },
+        "dtls": [
+            {
+                "client": fmt_addr(h.client),
+                "server": fmt_addr(h.server),
+                "relayed": h.relayed,
+                "start": h.start,
+                "end": h.end,
+                "complete": h.complete,
+                "messages": dict(h.messages),
+                "certificate_fingerprints": {k: v[1] for k, v in h.fingerprints.items()},
+                "srtp_profile": h.srtp_profile,
+                "extended_master_secret": h.extended_master_secret,
+                "alerts": h.alerts,
+            }
+            for h in s.handshakes
+        ],
+        "rtp": [st.to_dict() for st in a.rtp_streams],
+        "rtcp": dict(Counter(p.type for e in a.rtcp for p in e.packets)),
+        "sip": [
+            {
+                "call_id": d.call_id,
+                "state": d.state,
+                "messages": [
+                    {
+                        "frame": e.frame,
+                        "time": e.time,
+                        "transport": e.transport,
+                        "summary": e.msg.summary,
+                    }
+                    for e in d.events
+                ],
+                "transactions": [
+                    {
+                        "method": t.method,
+                        "branch": t.branch,
+                        "requests": t.requests,
+                        "final": t.final,
+                    }
+                    for t in d.transactions
+                ],
+                "reinvites": len(d.reinvites),
+            }
+            for d in s.dialogs
+        ],
+        "sdp": sdps,
+    }
+
+
+def render(data: dict[str, Any], console: Console) -> None:
+    """Readable tables for one file's summary."""
+    console.rule(f"[bold]{data['file']}[/] ({data['format']}, {data['packets']} packets)")
+    for err in data["errors"]:
+        console.print(f"[red]file: {err}[/]")
+    if data["skipped"] or data["malformed"]:
+        console.print(f"not analysed: {data['skipped']}  malformed: {data['malformed']}")
+    t = Table("flow", "packets", "first", "last", "kinds", title="Flows")
+    for f in data["flows"]:
+        kinds = ", ".join(f"{k} {v}" for k, v in f["kinds"].items())
+        t.add_row(
+            f["flow"], str(f["packets"]), f"{f['first_time']:.3f}", f"{f['last_time']:.3f}", kinds
+        )
+    console.print(t)
+    if data["stun"]:
+        console.print("STUN: " + ", ".join(f"{k} {v}" for k, v in sorted(data["stun"].items())))
+    for g in data["ice"]["generations"]:
+        t = Table(
+            "pair",
+            "type",
+            "checks",
+            "ok",
+            "nominated",
+            "first media",
+            title=f"ICE generation {'/'.join(g['ufrags'])}",
+        )
+        for p in g["pairs"]:
+            media = f"frame {p['first_media'][0]}" if p["first_media"] else "-"
+            t.add_row(
+                p["pair"],
+                p["type"],
+                str(p["requests"]),
+                str(p["successes"]),
+                "yes" if p["nominated"] else "",
+                media,
+            )
+        console.print(t)
+        console.print(f"  selected: {g['selected']} ({g['selected_type']})")
+    for r in data["ice"]["restarts"]:
+        ttc = f"{r['time_to_connect']:.3f}s" if r["time_to_connect"] is not None else "never"
+        console.print(
+            f"ICE restart {r['index']}: started frame {r['started'][0]}, connected after {ttc}"
+        )
+    for h in data["dtls"]:
+        console.print(
+            f"DTLS {h['client']} -> {h['server']}: complete={h['complete']} srtp={h['srtp_profile']} "
+            f"ems={h['extended_master_secret']} messages={h['messages']}"
+        )
+        for side, fp in h["certificate_fingerprints"].items():
+            console.print(f"  {side} certificate sha-256 {fp}")
+        for alert in h["alerts"]:
+            console.print(f"  [red]alert frame {alert[0]}: {alert[1]} {alert[2]}[/]")
+    if data["rtp"]:
+        t = Table(
+            "ssrc",
+            "flow",
+            "pt",
+            "pkts",
+            "lost",
+            "reord",
+            "jitter ms",
+            "max gap ms",
+            "t",
+            title="RTP streams",
+        )
+        for st in data["rtp"]:
+            t.add_row(
+                st["ssrc"], st["flow"], ",".join(map(str, st["payload_types"])), str(st["packets"]),
+                str(st["lost"]), str(st["reordered"]), f"{st['jitter_ms']:.2f}", f"{st['max_gap_s'] * 1000:.1f}",
+                f"{st['first_time']:.2f}-{st['last_time']:.2f}",
+            )  # fmt: skip
+        console.print(t)
+    if data["rtcp"]:
+        console.print("RTCP: " + ", ".join(f"{k} {v}" for k, v in sorted(data["rtcp"].items())))
+    for d in data["sip"]:
+        console.print(f"SIP dialog {d['call_id']}: {d['state']}, re-INVITEs {d['reinvites']}")
+        for m in d["messages"]:
+            console.print(
+                f"  frame {m['frame']} t={m['time']:.3f} [{m['transport']}] {m['summary']}"
+            )
+    for sd in data["sdp"]:
+        console.print(
+            f"SDP {sd['type']} frame {sd['frame']} via {sd['source']} ({sd['profile']} profile): {len(sd['findings'])} finding(s)"
+        )
+        for f in sd["findings"]:
+            where = f"line {f['line_no']}: {f['line']}" if f["line_no"] else "(missing)"
+            console.print(f"  {f['severity']}: {where}: {f['message']} [{f['rfc']}]", markup=False)

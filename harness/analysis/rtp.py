@@ -1,0 +1,199 @@
+"""RTP stream statistics and RTCP packet types (RFC 3550, RFC 4585).
+
+Packets are collected per stream (appended one by one, or added as numpy columns by
+the vectorised fast path) and the statistics are computed once, in `finish`, with
+numpy: extended sequence numbers, loss and duplicates (RFC 3550 A.3), gaps, the
+largest inter-arrival gap, and interarrival jitter (RFC 3550 6.4.1) in timestamp
+units, reported in milliseconds with the payload type's clock rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STATIC_CLOCK = {0: 8000, 3: 8000, 4: 8000, 8: 8000, 9: 8000, 13: 8000, 18: 8000, 26: 90000}
+STATIC_CLOCK.update({31: 90000, 32: 90000, 34: 90000})
+DEFAULT_CLOCK = 48000
+JITTER_WINDOW = 4000  # (15/16)**4000 ~ 1e-112: older differences no longer count
+
+RTCP_TYPES = {
+    192: "FIR",
+    193: "NACK(old)",
+    200: "SR",
+    201: "RR",
+    202: "SDES",
+    203: "BYE",
+    204: "APP",
+    205: "RTPFB",
+    206: "PSFB",
+    207: "XR",
+}
+
+#: Columns of a stream's packets: frame number, time, sequence number, timestamp, PT, size.
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def is_rtcp(p: bytes) -> bool:
+    """RFC 5761 section 4: RTCP packet types 192-223 share the byte with RTP M+PT."""
+    return 192 <= p[1] <= 223
+
+
+class RtpStream:
+    """One SSRC on one 5-tuple (one direction): packets in, statistics after `finish`."""
+
+    def __init__(self, ssrc: int, flow: str, clock: int | None, relayed: bool) -> None:
+        self.ssrc = ssrc
+        self.flow = flow
+        self.clock_known = clock is not None
+        self.clock = clock or DEFAULT_CLOCK
+        self.relayed = relayed
+        self.first_pt = -1
+        self._rows: list[tuple[int, float, int, int, int, int]] = []
+        self._chunks: list[Columns] = []
+        self.pts: set[int] = set()
+        self.packets = self.bytes = 0
+        self.first_t = self.last_t = 0.0
+        self.first_frame = self.last_frame = 0
+        self.expected = self.lost = self.duplicates = self.reordered = 0
+        self.gaps = self.gap_missing = 0
+        self.max_gap = 0.0
+        self.max_gap_frames = (0, 0)
+        self.max_gap_times = (0.0, 0.0)
+        self.jitter = 0.0
+
+    def add(self, seq: int, rtpts: int, pt: int, t: float, frame: int, size: int) -> None:
+        """Collect one packet (the per-packet path: relayed media, unusual encapsulations)."""
+        self._rows.append((frame, t, seq, rtpts, pt, size))
+
+    def add_columns(self, cols: Columns) -> None:
+        """Collect many packets at once (the vectorised fast path)."""
+        self._chunks.append(cols)
+
+    def finish(self) -> RtpStream:
+        """Compute the statistics from every packet collected, in frame order."""
+        chunks = list(self._chunks)
+        if self._rows:
+            rows = np.array(self._rows, dtype=np.float64)
+            chunks.append(tuple(rows[:, i] for i in range(6)))  # type: ignore[arg-type]
+        if not chunks:
+            return self
+        no, t, seq, ts, pt, size = (np.concatenate([c[i] for c in chunks]) for i in range(6))
+        if len(chunks) > 1:
+            order = np.argsort(no, kind="stable")
+            no, t, seq, ts, pt, size = (
+                no[order],
+                t[order],
+                seq[order],
+                ts[order],
+                pt[order],
+                size[order],
+            )
+        no, seq, ts = no.astype(np.int64), seq.astype(np.int64), ts.astype(np.int64)
+        n = len(no)
+        self.packets = n
+        self.bytes = int(size.sum())
+        self.pts = {int(x) for x in np.unique(pt)}
+        self.first_t, self.last_t = float(t[0]), float(t[-1])
+        self.first_frame, self.last_frame = int(no[0]), int(no[-1])
+        # Extended sequence numbers: unwrap each step as a signed 16-bit difference.
+        step = ((np.diff(seq) + 0x8000) & 0xFFFF) - 0x8000
+        ext = np.concatenate(([seq[0]], seq[0] + np.cumsum(step)))
+        highest = np.maximum.accumulate(ext)
+        jump = ext[1:] - highest[:-1]
+        values, first_index = np.unique(ext, return_index=True)
+        is_first = np.zeros(n, dtype=bool)
+        is_first[first_index] = True
+        self.expected = int(values[-1] - values[0] + 1)
+        self.duplicates = n - len(values)
+        self.lost = max(0, self.expected - len(values))
+        self.reordered = int(np.count_nonzero((jump < 0) & is_first[1:]))
+        forward = jump[jump > 1]
+        self.gaps, self.gap_missing = len(forward), int((forward - 1).sum())
+        if n > 1:
+            dt = np.diff(t)
+            i = int(dt.argmax())
+            self.max_gap = float(dt[i])
+            self.max_gap_frames = (int(no[i]), int(no[i + 1]))
+            self.max_gap_times = (float(t[i]), float(t[i + 1]))
+            dts = ((np.diff(ts) + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            d = np.abs(dt * self.clock - dts)[-JITTER_WINDOW:]
+            weights = (15 / 16) ** np.arange(len(d) - 1, -1, -1)
+            self.jitter = float((d * weights).sum() / 16)
+        self._rows, self._chunks = [], [(no, t, seq, ts, pt, size)]
+        return self
+
+    @property
+    def loss_ratio(self) -> float:
+        return self.lost / self.expected if self.expected else 0.0
+
+    @property
+    def jitter_ms(self) -> float:
+        return self.jitter / self.clock * 1000.0
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for JSON output and assertions."""
+        return {
+            "ssrc": f"0x{self.ssrc:08x}",
+            "flow": self.flow,
+            "payload_types": sorted(self.pts),
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "first_time": self.first_t,
+            "last_time": self.last_t,
+            "first_frame": self.first_frame,
+            "last_frame": self.last_frame,
+            "expected": self.expected,
+            "lost": self.lost,
+            "loss_ratio": round(self.loss_ratio, 6),
+            "sequence_gaps": self.gaps,
+            "duplicates": self.duplicates,
+            "reordered": self.reordered,
+            "jitter_ms": round(self.jitter_ms, 3),
+            "clock_rate": self.clock,
+            "clock_rate_known": self.clock_known,
+            "max_gap_s": round(self.max_gap, 6),
+            "max_gap_frames": list(self.max_gap_frames),
+            "max_gap_times": list(self.max_gap_times),
+            "relayed": self.relayed,
+        }
+
+
+@dataclass
+class RtcpPacket:
+    """One RTCP packet of a compound; report blocks only for SR/RR in the clear."""
+
+    type: str
+    ssrc: int
+    reports: list[dict[str, int]] = field(default_factory=list)
+
+
+def parse_rtcp(p: bytes, encrypted: bool) -> list[RtcpPacket]:
+    """Decode an RTCP compound; for SRTCP only the first header is in the clear."""
+    out: list[RtcpPacket] = []
+    off = 0
+    while off + 8 <= len(p) and p[off] >> 6 == 2:
+        pt = p[off + 1]
+        ln = ((p[off + 2] << 8 | p[off + 3]) + 1) * 4
+        ssrc = int.from_bytes(p[off + 4 : off + 8], "big")
+        pkt = RtcpPacket(RTCP_TYPES.get(pt, str(pt)), ssrc)
+        out.append(pkt)
+        if encrypted or off + ln > len(p):
+            break
+        if pt in (200, 201):
+            base = off + (28 if pt == 200 else 8)
+            for i in range(p[off] & 31):
+                b = base + 24 * i
+                if b + 24 > off + ln:
+                    break
+                pkt.reports.append(
+                    {
+                        "ssrc": int.from_bytes(p[b : b + 4], "big"),
+                        "fraction_lost": p[b + 4],
+                        "cumulative_lost": int.from_bytes(p[b + 5 : b + 8], "big", signed=True),
+                        "jitter": int.from_bytes(p[b + 12 : b + 16], "big"),
+                    }
+                )
+        off += ln
+    return out

@@ -1,0 +1,399 @@
+"""Session model: ICE generations and pairs, DTLS handshakes, SIP dialogs, offer/answer.
+
+Built from an `Analysis` after the walk, so it can look both ways in time: a
+pair is 'selected' when it was nominated or carried media; a restart is a new
+ICE generation (new ufrags) after the first one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
+from harness.analysis.stun import check_integrity
+
+_INDIRECTNESS = {"host": 0, "unknown": 0, "srflx": 1, "prflx": 1, "relay": 2}
+
+
+@dataclass
+class CandidatePair:
+    """Both directions of checks between two transport addresses in one generation."""
+
+    a: Address
+    b: Address
+    relayed: bool
+    requests: int = 0
+    successes: int = 0
+    errors: list[tuple[int, int]] = field(default_factory=list)  # (frame, code)
+    nominated: bool = False
+    first_check: tuple[int, float] = (0, 0.0)
+    first_success: tuple[int, float] | None = None
+    first_media: tuple[int, float] | None = None
+    types: tuple[str, str] = ("unknown", "unknown")
+    integrity_checked: int = 0
+    integrity_failures: list[int] = field(default_factory=list)  # frames
+
+    @property
+    def name(self) -> str:
+        return f"{fmt_addr(self.a)} <-> {fmt_addr(self.b)}"
+
+    @property
+    def kind(self) -> str:
+        """The most indirect candidate type of the two ends (relay > srflx/prflx > host)."""
+        if self.relayed:
+            return "relay"
+        return max(self.types, key=lambda t: _INDIRECTNESS.get(t, 0))
+
+    def has(self, src: Address, dst: Address) -> bool:
+        return {src, dst} == {self.a, self.b}
+
+
+@dataclass
+class IceGeneration:
+    """Checks that share a ufrag pair: one ICE generation (RFC 8445, RFC 8839 restarts)."""
+
+    ufrags: tuple[str, str]
+    first: tuple[int, float]
+    pairs: list[CandidatePair] = field(default_factory=list)
+    sdp_time: tuple[int, float] | None = None
+    sdp_dialogs: set[str] = field(default_factory=set)
+    ssrcs: set[int] = field(default_factory=set)
+    index: dict[frozenset[Address], CandidatePair] = field(default_factory=dict, repr=False)
+
+    @property
+    def succeeded(self) -> list[CandidatePair]:
+        return [p for p in self.pairs if p.successes]
+
+    @property
+    def selected(self) -> CandidatePair | None:
+        """The nominated pair that succeeded, else the first one that carried media."""
+        nominated = [p for p in self.pairs if p.nominated and p.successes]
+        if nominated:
+            return min(nominated, key=lambda p: p.first_success or (0, 0.0))
+        media = [p for p in self.pairs if p.first_media]
+        return min(media, key=lambda p: p.first_media or (0, 0.0)) if media else None
+
+    @property
+    def connected(self) -> tuple[int, float] | None:
+        done = [p.first_success for p in self.pairs if p.first_success]
+        return min(done, key=lambda x: x[1]) if done else None
+
+    @property
+    def first_media(self) -> tuple[int, float] | None:
+        seen = [p.first_media for p in self.pairs if p.first_media]
+        return min(seen, key=lambda x: x[1]) if seen else None
+
+
+@dataclass
+class IceRestart:
+    """A generation after the first: when it started, connected, and media came back."""
+
+    index: int
+    old_ufrags: tuple[str, str]
+    new_ufrags: tuple[str, str]
+    started: tuple[int, float]
+    connected: tuple[int, float] | None
+    media: tuple[int, float] | None
+
+    @property
+    def time_to_connect(self) -> float | None:
+        return self.connected[1] - self.started[1] if self.connected else None
+
+    @property
+    def time_to_media(self) -> float | None:
+        return self.media[1] - self.started[1] if self.media else None
+
+
+@dataclass
+class DtlsHandshake:
+    """One handshake (one ClientHello random) on one 5-tuple."""
+
+    client: Address
+    server: Address
+    relayed: bool
+    start: tuple[int, float]
+    end: tuple[int, float] | None = None
+    messages: Counter[str] = field(default_factory=Counter)
+    fingerprints: dict[str, tuple[int, str]] = field(default_factory=dict)  # side -> (frame, fp)
+    srtp_profile: str | None = None
+    extended_master_secret: dict[str, bool] = field(default_factory=dict)
+    alerts: list[tuple[int, str, str]] = field(default_factory=list)
+    ccs_from: set[str] = field(default_factory=set)
+    frames: list[int] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.ccs_from >= {"client", "server"}
+
+    @property
+    def name(self) -> str:
+        return f"{fmt_addr(self.client)} -> {fmt_addr(self.server)}"
+
+
+@dataclass
+class Transaction:
+    branch: str
+    method: str
+    request_frame: int
+    requests: int = 1
+    responses: list[tuple[int, int]] = field(default_factory=list)  # (frame, status)
+
+    @property
+    def final(self) -> int | None:
+        finals = [s for _, s in self.responses if s >= 200]
+        return finals[-1] if finals else None
+
+
+@dataclass
+class Dialog:
+    """Messages sharing a Call-ID (RFC 3261 dialog plus its early forks)."""
+
+    call_id: str
+    from_tag: str
+    to_tag: str = ""
+    events: list[SipEvent] = field(default_factory=list)
+    transactions: list[Transaction] = field(default_factory=list)
+    sdps: list[SdpEvent] = field(default_factory=list)
+
+    @property
+    def invites(self) -> list[SipEvent]:
+        return [e for e in self.events if e.msg.is_request and e.msg.method == "INVITE"]
+
+    @property
+    def reinvites(self) -> list[SipEvent]:
+        """INVITEs inside the dialog (To carries a tag), not counting retransmissions."""
+        seen: set[int] = set()
+        out = []
+        for e in self.invites:
+            if e.msg.to_tag and e.msg.cseq[0] not in seen:
+                seen.add(e.msg.cseq[0])
+                out.append(e)
+        return out
+
+    @property
+    def state(self) -> str:
+        inv = [t for t in self.transactions if t.method == "INVITE"]
+        if not inv and self.transactions:  # REGISTER, OPTIONS, MESSAGE...: the last answer
+            t = self.transactions[-1]
+            return f"{t.method} {t.final or 'unanswered'}"
+        if any(t.method == "BYE" and t.final and t.final < 300 for t in self.transactions):
+            return "terminated"
+        if inv and inv[0].final and inv[0].final >= 300:
+            return f"failed {inv[0].final}"
+        if any(t.final and t.final < 300 for t in inv):
+            return "confirmed"
+        return "early" if inv and inv[0].responses else "trying"
+
+
+@dataclass
+class Session:
+    """The session model of one capture."""
+
+    analysis: Analysis
+    generations: list[IceGeneration] = field(default_factory=list)
+    restarts: list[IceRestart] = field(default_factory=list)
+    handshakes: list[DtlsHandshake] = field(default_factory=list)
+    dialogs: list[Dialog] = field(default_factory=list)
+    candidate_types: dict[Address, str] = field(default_factory=dict)
+
+
+def build(analysis: Analysis) -> Session:
+    """Derive the session model from the protocol events of one capture."""
+    s = Session(analysis)
+    for ev in analysis.sdp:
+        for c in ev.sdp.candidates:
+            s.candidate_types[(str(c["address"]), int(c["port"]))] = str(c["type"])
+    _ice(s)
+    _media(s)
+    _restarts(s)
+    _dtls(s)
+    _sip(s)
+    return s
+
+
+def _ice(s: Session) -> None:
+    gens: dict[tuple[str, str], IceGeneration] = {}
+    pending: dict[str, tuple[CandidatePair, bool, str]] = {}  # txid -> (pair, use-cand., ufrag)
+    pwds = _ice_passwords(s)
+    for ev in s.analysis.stun:
+        m = ev.msg
+        if m.method != "Binding":
+            continue
+        if m.cls == "request" and m.username and ":" in m.username:
+            u1, _, u2 = m.username.partition(":")
+            key = (min(u1, u2), max(u1, u2))
+            gen = gens.get(key)
+            if gen is None:
+                gen = gens[key] = IceGeneration(key, (ev.frame, ev.time))
+            ends = frozenset((ev.src, ev.dst))
+            pair = gen.index.get(ends)
+            if pair is None:
+                pair = CandidatePair(ev.src, ev.dst, ev.relayed, first_check=(ev.frame, ev.time))
+                pair.types = (
+                    s.candidate_types.get(ev.src, "unknown"),
+                    s.candidate_types.get(ev.dst, "unknown"),
+                )
+                gen.pairs.append(pair)
+                gen.index[ends] = pair
+            pair.requests += 1
+            pending[m.txid] = (pair, m.use_candidate, u1)
+            _verify(pair, ev.frame, ev.raw, pwds.get(u1))
+        elif m.cls in ("success", "error") and m.txid in pending:
+            pair, use, receiver = pending[m.txid]
+            _verify(pair, ev.frame, ev.raw, pwds.get(receiver))
+            if m.cls == "error":
+                pair.errors.append((ev.frame, m.error_code or 0))
+                continue
+            pair.successes += 1
+            if pair.first_success is None:
+                pair.first_success = (ev.frame, ev.time)
+            pair.nominated = pair.nominated or use
+    s.generations = sorted(gens.values(), key=lambda g: g.first[1])
+    by_ufrag = {u: g for g in s.generations for u in g.ufrags}
+    for ev in s.analysis.sdp:
+        for u in ev.sdp.ice_ufrags:
+            g = by_ufrag.get(u)
+            if g is not None:
+                if g.sdp_time is None:
+                    g.sdp_time = (ev.frame, ev.time)
+                if ev.dialog:
+                    g.sdp_dialogs.add(ev.dialog)
+
+
+def _ice_passwords(s: Session) -> dict[str, str]:
+    """ice-ufrag -> ice-pwd from every captured SDP: the short-term keys of the checks."""
+    out: dict[str, str] = {}
+    for ev in s.analysis.sdp:
+        for m in ev.sdp.media:
+            ufrag, pwd = ev.sdp.media_attr(m, "ice-ufrag"), ev.sdp.media_attr(m, "ice-pwd")
+            if ufrag and pwd:
+                out.setdefault(ufrag, pwd)
+    return out
+
+
+def _verify(pair: CandidatePair, frame: int, raw: bytes, pwd: str | None) -> None:
+    """MESSAGE-INTEGRITY of a check or its answer, keyed by the receiver's ice-pwd (RFC 8445 7.2.2)."""
+    if not raw or pwd is None:
+        return
+    ok = check_integrity(raw, pwd.encode())
+    if ok is not None:
+        pair.integrity_checked += 1
+        if not ok:
+            pair.integrity_failures.append(frame)
+
+
+def _media(s: Session) -> None:
+    """First media on each pair after its first check, and the SSRCs each generation carried."""
+    streams: dict[frozenset[Address], list[tuple[float, int, float, int, int]]] = {}
+    for f in s.analysis.flows:
+        for st in f.streams.values():
+            item = (st.first_t, st.first_frame, st.last_t, st.last_frame, st.ssrc)
+            streams.setdefault(frozenset((f.src, f.dst)), []).append(item)
+    for g in s.generations:
+        for p in g.pairs:
+            seen = []
+            for first_t, first_n, last_t, last_n, ssrc in streams.get(frozenset((p.a, p.b)), []):
+                if last_t < p.first_check[1]:
+                    continue
+                g.ssrcs.add(ssrc)
+                # A stream older than this pair's checks (a restart on the same 5-tuple):
+                # media is seen again at the latest at its last packet.
+                seen.append((first_t, first_n) if first_t >= p.first_check[1] else (last_t, last_n))
+            if seen:
+                t, n = min(seen)
+                p.first_media = (n, t)
+
+
+def _restarts(s: Session) -> None:
+    """A generation restarts an earlier one when they share a ufrag, a signalling dialog or
+    an SSRC (media continues across an ICE restart); unrelated calls stay apart."""
+    for i, g in enumerate(s.generations):
+        prev = next(
+            (
+                o
+                for o in reversed(s.generations[:i])
+                if set(o.ufrags) & set(g.ufrags)
+                or o.sdp_dialogs & g.sdp_dialogs
+                or o.ssrcs & g.ssrcs
+            ),
+            None,
+        )
+        if prev is None:
+            continue
+        started = g.first
+        if g.sdp_time and g.sdp_time[1] <= started[1]:
+            started = g.sdp_time
+        s.restarts.append(
+            IceRestart(
+                len(s.restarts) + 1, prev.ufrags, g.ufrags, started, g.connected, g.first_media
+            )
+        )
+
+
+def _dtls(s: Session) -> None:
+    by_random: dict[tuple[frozenset[Address], bytes], DtlsHandshake] = {}
+    current: dict[frozenset[Address], DtlsHandshake] = {}
+    for ev in s.analysis.dtls:
+        ends = frozenset((ev.src, ev.dst))
+        for r in ev.records:
+            for hs in r.handshakes:
+                if hs.type == "ClientHello" and hs.frag_offset == 0 and len(hs.body) >= 34:
+                    key = (ends, hs.body[2:34])
+                    if key not in by_random:
+                        h = DtlsHandshake(ev.src, ev.dst, ev.relayed, (ev.frame, ev.time))
+                        by_random[key] = h
+                        s.handshakes.append(h)
+                    current[ends] = by_random[key]
+            h = current.get(ends)
+            if h is None:
+                continue
+            side = "client" if ev.src == h.client else "server"
+            if ev.frame not in h.frames:
+                h.frames.append(ev.frame)
+            if r.content_type == "ChangeCipherSpec":
+                h.ccs_from.add(side)
+            if r.alert:
+                h.alerts.append((ev.frame, *r.alert))
+            for hs in r.handshakes:
+                if hs.frag_offset == 0:
+                    h.messages[hs.type] += 1
+                if hs.type in ("ClientHello", "ServerHello") and hs.frag_offset == 0:
+                    h.extended_master_secret[side] = hs.extended_master_secret
+                    if hs.type == "ServerHello" and hs.srtp_profiles:
+                        h.srtp_profile = hs.srtp_profiles[0]
+                if hs.type == "Finished":
+                    h.end = (ev.frame, ev.time)
+        if ev.certificate_fingerprint and ends in current:
+            h = current[ends]
+            side = "client" if ev.src == h.client else "server"
+            h.fingerprints[side] = (ev.frame, ev.certificate_fingerprint)
+
+
+def _sip(s: Session) -> None:
+    dialogs: dict[str, Dialog] = {}
+    txs: dict[tuple[str, str], Transaction] = {}
+    for ev in s.analysis.sip:
+        m = ev.msg
+        d = dialogs.get(m.call_id)
+        if d is None:
+            d = dialogs[m.call_id] = Dialog(m.call_id, m.from_tag)
+            s.dialogs.append(d)
+        if m.to_tag and not d.to_tag:
+            d.to_tag = m.to_tag
+        d.events.append(ev)
+        key = (m.branch, m.cseq[1])
+        if m.is_request:
+            if m.method == "ACK":
+                continue
+            t = txs.get(key)
+            if t is None:
+                t = txs[key] = Transaction(m.branch, m.method, ev.frame)
+                d.transactions.append(t)
+            else:
+                t.requests += 1
+        elif key in txs:
+            txs[key].responses.append((ev.frame, m.status or 0))
+    for ev in s.analysis.sdp:
+        if ev.dialog in dialogs:
+            dialogs[ev.dialog].sdps.append(ev)

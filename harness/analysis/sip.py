@@ -1,0 +1,155 @@
+"""SIP messages (RFC 3261) from datagrams or reassembled streams.
+
+Headers are kept lower-cased with compact forms expanded; the body is kept as
+text when it is SDP. Stream framing uses Content-Length (RFC 3261 18.3).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+METHODS = (
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "REGISTER",
+    "OPTIONS",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "INFO",
+    "REFER",
+    "MESSAGE",
+    "UPDATE",
+)
+_STARTS = tuple(m.encode() + b" " for m in METHODS) + (b"SIP/2.0 ",)
+COMPACT = {
+    "i": "call-id",
+    "m": "contact",
+    "e": "content-encoding",
+    "l": "content-length",
+    "c": "content-type",
+    "f": "from",
+    "s": "subject",
+    "k": "supported",
+    "t": "to",
+    "v": "via",
+}
+_TAG = re.compile(r";\s*tag=([^;>\s]+)", re.I)
+_BRANCH = re.compile(r";\s*branch=([^;,\s]+)", re.I)
+
+
+@dataclass
+class SipMessage:
+    """One SIP request or response."""
+
+    method: str
+    status: int | None
+    reason: str
+    uri: str
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    body: str = ""
+
+    def header(self, name: str) -> str:
+        values = self.headers.get(name.lower())
+        return values[0] if values else ""
+
+    @property
+    def is_request(self) -> bool:
+        return self.status is None
+
+    @property
+    def call_id(self) -> str:
+        return self.header("call-id").strip()
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        num, _, method = self.header("cseq").strip().partition(" ")
+        return (int(num) if num.isdigit() else -1, method.strip())
+
+    @property
+    def from_tag(self) -> str:
+        m = _TAG.search(self.header("from"))
+        return m.group(1) if m else ""
+
+    @property
+    def to_tag(self) -> str:
+        m = _TAG.search(self.header("to"))
+        return m.group(1) if m else ""
+
+    @property
+    def branch(self) -> str:
+        m = _BRANCH.search(self.header("via"))
+        return m.group(1) if m else ""
+
+    @property
+    def has_sdp(self) -> bool:
+        return "application/sdp" in self.header("content-type").lower() and bool(self.body)
+
+    @property
+    def summary(self) -> str:
+        if self.status is None:
+            return f"{self.method} {self.uri}"
+        return f"{self.status} {self.reason} ({self.cseq[1]})"
+
+
+def looks_like_sip(p: bytes) -> bool:
+    return p.startswith(_STARTS)
+
+
+def parse(p: bytes) -> SipMessage | None:
+    """Decode one complete SIP message, or None if the start line is not SIP."""
+    head, sep, body = p.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = p.partition(b"\n\n")
+    lines = head.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
+    start = lines[0].split(" ", 2)
+    if len(start) < 3:
+        return None
+    if start[0] == "SIP/2.0":
+        if not start[1].isdigit():
+            return None
+        msg = SipMessage("", int(start[1]), start[2], "")
+    elif start[0] in METHODS and start[2].startswith("SIP/2.0"):
+        msg = SipMessage(start[0], None, "", start[1])
+    else:
+        return None
+    name = ""
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and name:
+            msg.headers[name][-1] += " " + line.strip()
+            continue
+        key, colon, value = line.partition(":")
+        if not colon:
+            continue
+        name = key.strip().lower()
+        name = COMPACT.get(name, name)
+        msg.headers.setdefault(name, []).append(value.strip())
+    length = msg.header("content-length")
+    if length.isdigit():
+        body = body[: int(length)]
+    msg.body = body.decode("utf-8", "replace")
+    if msg.status is not None:
+        msg.method = msg.cseq[1]
+    return msg
+
+
+def split_stream(buf: bytes | bytearray) -> tuple[list[bytes], int]:
+    """Complete messages at the start of a byte stream and how many bytes they used."""
+    out: list[bytes] = []
+    off = 0
+    while True:
+        while buf[off : off + 2] == b"\r\n":  # keep-alive CRLFs (RFC 5626)
+            off += 2
+        end = buf.find(b"\r\n\r\n", off)
+        if end < 0:
+            return out, off
+        m = re.search(rb"\r\n(?:content-length|l)\s*:\s*(\d+)", buf[off:end], re.I)
+        total = end + 4 + (int(m.group(1)) if m else 0)
+        if total > len(buf):
+            return out, off
+        out.append(bytes(buf[off:total]))
+        off = total

@@ -1,0 +1,228 @@
+"""STUN and TURN messages (RFC 8489, RFC 8656, RFC 8445 attributes).
+
+Parsing keeps what ICE and TURN analysis needs; FINGERPRINT is checked on
+parse, MESSAGE-INTEGRITY when a key is known (SDP ice-pwd, test vectors).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+
+MAGIC = 0x2112A442
+MAGIC_BYTES = b"\x21\x12\xa4\x42"
+
+METHODS = {
+    0x001: "Binding",
+    0x003: "Allocate",
+    0x004: "Refresh",
+    0x006: "Send",
+    0x007: "Data",
+    0x008: "CreatePermission",
+    0x009: "ChannelBind",
+    0x00A: "Connect",
+    0x00B: "ConnectionBind",
+    0x00C: "ConnectionAttempt",
+}
+CLASSES = ("request", "indication", "success", "error")
+
+A_MAPPED = 0x0001
+A_USERNAME = 0x0006
+A_INTEGRITY = 0x0008
+A_ERROR_CODE = 0x0009
+A_CHANNEL_NUMBER = 0x000C
+A_LIFETIME = 0x000D
+A_XOR_PEER = 0x0012
+A_DATA = 0x0013
+A_REALM = 0x0014
+A_NONCE = 0x0015
+A_XOR_RELAYED = 0x0016
+A_REQUESTED_TRANSPORT = 0x0019
+A_XOR_MAPPED = 0x0020
+A_PRIORITY = 0x0024
+A_USE_CANDIDATE = 0x0025
+A_SOFTWARE = 0x8022
+A_FINGERPRINT = 0x8028
+A_ICE_CONTROLLED = 0x8029
+A_ICE_CONTROLLING = 0x802A
+A_INTEGRITY_SHA256 = 0x001C
+
+Address = tuple[str, int]
+
+
+@dataclass
+class StunMessage:
+    """One decoded STUN message; addresses are (ip, port)."""
+
+    method: str
+    cls: str
+    txid: str
+    length: int
+    attributes: list[int] = field(default_factory=list)
+    username: str | None = None
+    priority: int | None = None
+    use_candidate: bool = False
+    ice_controlling: int | None = None
+    ice_controlled: int | None = None
+    xor_mapped: Address | None = None
+    xor_relayed: list[Address] = field(default_factory=list)
+    xor_peer: list[Address] = field(default_factory=list)
+    error_code: int | None = None
+    error_reason: str = ""
+    realm: str | None = None
+    nonce: str | None = None
+    software: str | None = None
+    lifetime: int | None = None
+    channel: int | None = None
+    requested_transport: int | None = None
+    data: bytes | None = None
+    integrity: bool = False
+    integrity_offset: int = 0
+    fingerprint_ok: bool | None = None
+
+    @property
+    def kind(self) -> str:
+        """'Binding request', 'Allocate error', ..."""
+        return f"{self.method} {self.cls}"
+
+
+def is_stun(p: bytes) -> bool:
+    """RFC 8489 header shape: two zero bits, the magic cookie, a length that fits."""
+    return (
+        len(p) >= 20
+        and p[0] < 4
+        and p[4:8] == MAGIC_BYTES
+        and (p[2] << 8 | p[3]) % 4 == 0
+        and 20 + (p[2] << 8 | p[3]) <= len(p)
+    )
+
+
+def parse(p: bytes) -> StunMessage | None:
+    """Decode a STUN message, or None if `p` is not one or its attributes overrun."""
+    if not is_stun(p):
+        return None
+    mtype = p[0] << 8 | p[1]
+    length = p[2] << 8 | p[3]
+    method = (mtype & 0x000F) | ((mtype & 0x00E0) >> 1) | ((mtype & 0x3E00) >> 2)
+    cls = ((mtype >> 4) & 1) | ((mtype >> 7) & 2)
+    txid = p[8:20]
+    msg = StunMessage(METHODS.get(method, f"0x{method:03x}"), CLASSES[cls], txid.hex(), length)
+    off, end = 20, 20 + length
+    while off + 4 <= end:
+        atype, alen = struct.unpack_from("!HH", p, off)
+        v = p[off + 4 : off + 4 + alen]
+        if off + 4 + alen > end:
+            return None
+        msg.attributes.append(atype)
+        _apply(msg, atype, v, txid, p, off)
+        off += 4 + ((alen + 3) & ~3)
+    return msg
+
+
+def _apply(msg: StunMessage, atype: int, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if atype == A_USERNAME:
+        msg.username = v.decode("utf-8", "replace")
+    elif atype == A_PRIORITY and len(v) == 4:
+        msg.priority = struct.unpack("!I", v)[0]
+    elif atype == A_USE_CANDIDATE:
+        msg.use_candidate = True
+    elif atype == A_ICE_CONTROLLING and len(v) == 8:
+        msg.ice_controlling = struct.unpack("!Q", v)[0]
+    elif atype == A_ICE_CONTROLLED and len(v) == 8:
+        msg.ice_controlled = struct.unpack("!Q", v)[0]
+    elif atype == A_XOR_MAPPED:
+        msg.xor_mapped = xor_address(v, txid)
+    elif atype == A_MAPPED and msg.xor_mapped is None:
+        msg.xor_mapped = plain_address(v)
+    elif atype == A_XOR_RELAYED:
+        _append(msg.xor_relayed, xor_address(v, txid))
+    elif atype == A_XOR_PEER:
+        _append(msg.xor_peer, xor_address(v, txid))
+    elif atype == A_ERROR_CODE and len(v) >= 4:
+        msg.error_code = (v[2] & 7) * 100 + v[3]
+        msg.error_reason = v[4:].decode("utf-8", "replace")
+    elif atype == A_REALM:
+        msg.realm = v.decode("utf-8", "replace")
+    elif atype == A_NONCE:
+        msg.nonce = v.decode("utf-8", "replace")
+    elif atype == A_SOFTWARE:
+        msg.software = v.decode("utf-8", "replace").rstrip("\x00")
+    elif atype == A_LIFETIME and len(v) == 4:
+        msg.lifetime = struct.unpack("!I", v)[0]
+    elif atype == A_CHANNEL_NUMBER and len(v) == 4:
+        msg.channel = v[0] << 8 | v[1]
+    elif atype == A_REQUESTED_TRANSPORT and len(v) == 4:
+        msg.requested_transport = v[0]
+    elif atype == A_DATA:
+        msg.data = v
+    elif atype in (A_INTEGRITY, A_INTEGRITY_SHA256):
+        msg.integrity = True
+        msg.integrity_offset = off
+    elif atype == A_FINGERPRINT and len(v) == 4:
+        msg.fingerprint_ok = fingerprint(p[:off]) == struct.unpack("!I", v)[0]
+
+
+def _append(items: list[Address], a: Address | None) -> None:
+    if a is not None:
+        items.append(a)
+
+
+def xor_address(v: bytes, txid: bytes) -> Address | None:
+    """Decode an XOR-*-ADDRESS value (RFC 8489 section 14.2)."""
+    if len(v) < 8:
+        return None
+    port = (v[2] << 8 | v[3]) ^ (MAGIC >> 16)
+    if v[1] == 1:
+        raw = bytes(a ^ b for a, b in zip(v[4:8], MAGIC_BYTES, strict=True))
+    elif v[1] == 2 and len(v) >= 20:
+        raw = bytes(a ^ b for a, b in zip(v[4:20], MAGIC_BYTES + txid, strict=True))
+    else:
+        return None
+    return str(ipaddress.ip_address(raw)), port
+
+
+def plain_address(v: bytes) -> Address | None:
+    """Decode a MAPPED-ADDRESS value."""
+    if len(v) >= 8 and v[1] == 1:
+        return str(ipaddress.ip_address(v[4:8])), v[2] << 8 | v[3]
+    if len(v) >= 20 and v[1] == 2:
+        return str(ipaddress.ip_address(v[4:20])), v[2] << 8 | v[3]
+    return None
+
+
+def fingerprint(head: bytes) -> int:
+    """FINGERPRINT of the message bytes before the attribute, length already set to cover it."""
+    return binascii.crc32(head) ^ 0x5354554E
+
+
+def long_term_key(username: str, realm: str, password: str) -> bytes:
+    """MD5(username:realm:password), the long-term credential key (RFC 8489 9.2.2)."""
+    return hashlib.md5(f"{username}:{realm}:{password}".encode()).digest()
+
+
+def check_integrity(p: bytes, key: bytes) -> bool | None:
+    """Verify MESSAGE-INTEGRITY (HMAC-SHA1) with `key`; None if the message has none."""
+    msg = parse(p)
+    if msg is None or not msg.integrity:
+        return None
+    off = msg.integrity_offset
+    atype, alen = struct.unpack_from("!HH", p, off)
+    digest = hashlib.sha1 if atype == A_INTEGRITY else hashlib.sha256
+    # The length field covers the message up to and including MESSAGE-INTEGRITY.
+    head = p[:2] + struct.pack("!H", off + 4 + alen - 20) + p[4:off]
+    expect = p[off + 4 : off + 4 + alen]
+    return hmac.compare_digest(hmac.new(key, head, digest).digest()[:alen], expect)
+
+
+def is_channel_data(p: bytes) -> bool:
+    """TURN ChannelData framing: channel 0x4000-0x4FFF, length that fits (RFC 8656 12.4)."""
+    return len(p) >= 4 and 0x40 <= p[0] <= 0x4F and 4 + (p[2] << 8 | p[3]) <= len(p)
+
+
+def channel_data(p: bytes) -> tuple[int, bytes]:
+    """(channel number, application data) of a ChannelData message."""
+    return p[0] << 8 | p[1], p[4 : 4 + (p[2] << 8 | p[3])]

@@ -1,0 +1,54 @@
+"""Simple TCP reassembly: in-order bytes per direction, enough for SIP and HTTP.
+
+Retransmissions and overlaps are trimmed, out-of-order segments wait (bounded);
+a hole that never fills is skipped once too much is pending, and counted.
+"""
+
+from __future__ import annotations
+
+SYN = 0x02
+MAX_PENDING = 64
+
+
+class TcpDirection:
+    """One direction of a TCP connection: `buf` holds unread in-order bytes."""
+
+    __slots__ = ("next_seq", "pending", "buf", "holes", "mode")
+
+    def __init__(self) -> None:
+        self.next_seq: int | None = None
+        self.pending: dict[int, bytes] = {}
+        self.buf = bytearray()
+        self.holes = 0
+        self.mode = "detect"
+
+    def feed(self, seq: int, flags: int, payload: bytes) -> bool:
+        """Add a segment; True when new in-order bytes were appended to `buf`."""
+        if flags & SYN:
+            self.next_seq = (seq + 1) & 0xFFFFFFFF
+            return False
+        if not payload:
+            return False
+        if self.next_seq is None:
+            self.next_seq = seq
+        rel = (seq - self.next_seq) & 0xFFFFFFFF
+        if rel >= 0x80000000:  # starts before what we have: keep only the new tail
+            skip = 0x100000000 - rel
+            if skip >= len(payload):
+                return False
+            payload, seq, rel = payload[skip:], self.next_seq, 0
+        if rel:
+            self.pending[seq] = payload
+            if len(self.pending) <= MAX_PENDING:
+                return False
+            self.holes += 1
+            self.next_seq = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFFFFFF)
+            payload = self.pending.pop(self.next_seq)
+        self._append(payload)
+        while self.next_seq in self.pending:
+            self._append(self.pending.pop(self.next_seq))
+        return True
+
+    def _append(self, payload: bytes) -> None:
+        self.buf += payload
+        self.next_seq = (self.next_seq + len(payload)) & 0xFFFFFFFF  # type: ignore[operator]

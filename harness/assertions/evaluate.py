@@ -1,0 +1,73 @@
+"""Run a scenario's `expect:` list against the captures of its run.
+
+Each expectation runs on one capture: the one whose file name contains its
+`capture:` parameter, else the run's first capture. Sessions are built once
+per file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.analysis.analyzer import analyze_file
+from harness.analysis.session import Session, build
+from harness.assertions.registry import CheckError, Outcome, run_check
+
+
+class Captures:
+    """Lazily analysed captures, chosen by a name fragment."""
+
+    def __init__(self, files: list[Path]) -> None:
+        self.files = files
+        self._sessions: dict[Path, Session] = {}
+
+    def pick(self, fragment: str | None) -> Path:
+        if not self.files:
+            raise CheckError("the run left no capture to check")
+        if fragment is None:
+            return self.files[0]
+        for f in self.files:
+            if fragment in f.name:
+                return f
+        raise CheckError(f"no capture matches {fragment!r}: {[f.name for f in self.files]}")
+
+    def session(self, path: Path) -> Session:
+        if path not in self._sessions:
+            self._sessions[path] = build(analyze_file(path))
+        return self._sessions[path]
+
+
+def check_file(path: Path | str, name: str, **params: Any) -> Outcome:
+    """Python use: `check_file("x.pcap", "dtls_handshakes", max=1)`."""
+    return run_check(name, build(analyze_file(path)), params)
+
+
+def run_expects(
+    expects: list[tuple[str, dict[str, Any], int | None]], files: list[Path]
+) -> list[tuple[str, dict[str, Any], int | None, Outcome, str]]:
+    """(name, params, line, outcome, capture file name) per expectation, in order."""
+    caps = Captures(files)
+    out = []
+    for name, params, line in expects:
+        where = ""
+        try:
+            path = caps.pick(params.get("capture"))
+            where = path.name
+            outcome = run_check(name, caps.session(path), params)
+        except CheckError as exc:
+            outcome = Outcome(False, f"bad expectation: {exc}")
+        outcome.evidence.insert(0, f"capture: {where or '-'}")
+        out.append((name, params, line, outcome, where))
+    return out
+
+
+def evaluate(scenario: Any, result: Any) -> list[Any]:
+    """The scenario runner's entry: CheckResults for `scenario.expects` over `result.pcaps`."""
+    from harness.scenario.result import CheckResult
+
+    files = [Path(p) for p in result.pcaps]
+    return [
+        CheckResult(name, o.passed, o.message, o.evidence, dict(params), line, o.rfc)
+        for name, params, line, o, _ in run_expects(list(scenario.expects), files)
+    ]

@@ -1,0 +1,82 @@
+"""A registry of named checks over a session model, callable from YAML `expect:` and Python.
+
+A check takes the `Session` and its parameters and returns an `Outcome` whose
+evidence lines say where to look: frame numbers, times, addresses, SDP lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.analysis.session import Session
+
+
+@dataclass
+class Outcome:
+    """The verdict of one check, with the evidence that supports it."""
+
+    passed: bool
+    message: str
+    evidence: list[str] = field(default_factory=list)
+    rfc: str = ""
+
+
+class CheckError(ValueError):
+    """A check was named or parameterised wrongly (a scenario mistake, not a failure)."""
+
+
+CheckFn = Callable[[Session, dict[str, Any]], Outcome]
+
+
+@dataclass
+class Check:
+    name: str
+    fn: CheckFn
+    params: dict[str, type | tuple[type, ...]]
+    doc: str
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def check(name: str, **params: type | tuple[type, ...]) -> Callable[[CheckFn], CheckFn]:
+    """Register a check under `name` with the parameters it accepts and their types."""
+
+    def wrap(fn: CheckFn) -> CheckFn:
+        REGISTRY[name] = Check(name, fn, params, (fn.__doc__ or "").strip())
+        return fn
+
+    return wrap
+
+
+def run_check(name: str, session: Session, params: dict[str, Any] | None = None) -> Outcome:
+    """Validate parameters and run one check."""
+    import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
+
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise CheckError(f"unknown check {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    params = dict(params or {})
+    params.pop("capture", None)
+    for key, value in params.items():
+        if key not in spec.params:
+            raise CheckError(f"{name}: unknown parameter {key!r}; takes {', '.join(spec.params)}")
+        want = spec.params[key]
+        if isinstance(value, bool) and want in (int, float, (int, float)):
+            raise CheckError(f"{name}: {key} must be a number, not {value!r}")
+        if not isinstance(value, want):
+            raise CheckError(f"{name}: {key} has the wrong type ({type(value).__name__})")
+    return spec.fn(session, params)
+
+
+def bounds(value: float, params: dict[str, Any], lo: str = "min", hi: str = "max") -> str | None:
+    """Why `value` is outside params[min]..params[max] (and params['count']), or None."""
+    if "count" in params and value != params["count"]:
+        return f"{value} != {params['count']}"
+    if lo in params and value < params[lo]:
+        return f"{value} < {lo} {params[lo]}"
+    if hi in params and value > params[hi]:
+        return f"{value} > {hi} {params[hi]}"
+    return None

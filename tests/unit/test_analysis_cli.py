@@ -1,0 +1,45 @@
+"""`harness analyze`: readable summary, --json, --expect exit codes, garbage files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.cli import main
+
+PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
+
+
+def test_json_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(PCAPS / "aiortc-relayed.pcap"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["packets"] > 300 and data["format"] == "pcap"
+    assert data["ice"]["generations"][0]["selected_type"] == "relay"
+    assert data["dtls"][0]["complete"] and len(data["dtls"][0]["certificate_fingerprints"]) == 2
+    assert {r["packets"] for r in data["rtp"]} == {152}
+    assert [(s["type"], s["ice_generation"]) for s in data["sdp"]] == [("offer", 0), ("answer", 0)]
+
+
+def test_human_summary_and_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["analyze", str(PCAPS / "sipp-tcp.pcap"), "--expect", "sip_dialog_state"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "SIP dialog" in out and "INVITE sip:service@198.18.0.11:5060" in out
+    assert "PASS sip_dialog_state" in out
+    args = ["analyze", str(PCAPS / "sipp-udp.pcap"), "--expect", 'rtp_loss:{"max_percent": 0}']
+    args += ["--expect", 'sdp_conformance:{"profile": "sip"}']
+    assert main(args) == 3
+    out = capsys.readouterr().out
+    assert "FAIL sdp_conformance" in out and "no codec in common with the offer" in out
+
+
+def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"\x00" * 100)
+    assert main(["analyze", str(junk)]) == 1
+    assert "not a capture file" in capsys.readouterr().out
+    assert main(["analyze", str(junk), "--expect", "nope"]) == 2
+    assert main(["analyze", "--checks", str(junk)]) == 0
+    assert "dtls_fingerprint_matches_sdp" in capsys.readouterr().out

@@ -1,0 +1,168 @@
+"""Session model and `expect:` checks on the committed captures of real calls."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.analyzer import analyze_bytes, analyze_file
+from harness.analysis.session import Session, build
+from harness.assertions.evaluate import check_file, run_expects
+from harness.assertions.registry import CheckError, run_check
+
+PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
+
+
+@cache
+def session(name: str) -> Session:
+    return build(analyze_file(PCAPS / name))
+
+
+def test_direct_call_model() -> None:
+    s = session("aiortc-direct.pcap")
+    assert len(s.generations) == 1 and not s.restarts
+    g = s.generations[0]
+    assert g.selected is not None and g.selected.kind == "host" and g.selected.nominated
+    assert g.sdp_time is not None and g.sdp_time[1] <= g.first[1]  # the offer came first
+    assert len(s.handshakes) == 1
+    h = s.handshakes[0]
+    assert (
+        h.complete
+        and h.srtp_profile
+        and h.extended_master_secret == {"client": True, "server": True}
+    )
+    assert set(h.fingerprints) == {"client", "server"}
+    assert [e.type for e in s.analysis.sdp] == ["offer", "answer"]
+
+
+def test_relayed_call_model() -> None:
+    s = session("aiortc-relayed.pcap")
+    g = s.generations[0]
+    assert g.selected is not None and g.selected.relayed and g.selected.kind == "relay"
+    kinds = {e.msg.kind for e in s.analysis.stun}
+    assert {
+        "Allocate request",
+        "Allocate error",
+        "Allocate success",
+        "ChannelBind request",
+    } <= kinds
+    assert all(e.msg.fingerprint_ok is not False for e in s.analysis.stun)
+    assert all(st.relayed for st in s.analysis.rtp_streams)
+    assert s.handshakes[0].relayed
+
+
+def test_sip_dialog_model() -> None:
+    for name in ("sipp-udp.pcap", "sipp-tcp.pcap"):
+        s = session(name)
+        assert len(s.dialogs) == 1
+        d = s.dialogs[0]
+        assert d.state == "terminated"
+        assert [(t.method, t.final) for t in d.transactions] == [("INVITE", 200), ("BYE", 200)]
+        assert [e.type for e in d.sdps] == ["offer", "answer"]
+        assert not d.reinvites
+
+
+def test_sip_over_websocket() -> None:
+    s = session("sip-ws.pcap")
+    assert [(e.transport, e.msg.summary) for e in s.analysis.sip] == [
+        ("ws", "REGISTER sip:198.18.0.12"),
+        ("ws", "200 OK (REGISTER)"),
+        ("ws", "OPTIONS sip:198.18.0.12"),
+        ("ws", "200 Keepalive (OPTIONS)"),
+    ]
+    assert [d.state for d in s.dialogs] == ["REGISTER 200", "OPTIONS 200"]
+
+
+@pytest.mark.parametrize(
+    ("name", "check", "params"),
+    [
+        ("aiortc-direct.pcap", "dtls_handshakes", {"count": 1, "complete": True}),
+        ("aiortc-direct.pcap", "dtls_fingerprint_matches_sdp", {}),
+        ("aiortc-direct.pcap", "selected_pair_type", {"type": "host"}),
+        ("aiortc-direct.pcap", "ice_connected", {}),
+        ("aiortc-direct.pcap", "ice_integrity", {}),
+        ("aiortc-relayed.pcap", "ice_integrity", {}),
+        ("aiortc-direct.pcap", "ice_restarts", {"count": 0}),
+        ("aiortc-direct.pcap", "rtp_flowing", {"after_s": 3.0}),
+        ("aiortc-direct.pcap", "rtp_loss", {"max_percent": 1}),
+        ("aiortc-direct.pcap", "sdp_conformance", {"profile": "webrtc"}),
+        ("aiortc-relayed.pcap", "selected_pair_type", {"type": ["relay"]}),
+        ("aiortc-relayed.pcap", "dtls_fingerprint_matches_sdp", {}),
+        ("aiortc-relayed.pcap", "stun_errors", {"method": "Allocate", "code": 401, "count": 1}),
+        ("sipp-udp.pcap", "sip_dialog_state", {"state": "terminated"}),
+        ("sipp-tcp.pcap", "sip_reinvite", {"count": 0}),
+        ("sipp-udp.pcap", "max_media_gap", {"max_s": 0.5}),
+    ],
+)
+def test_checks_pass(name: str, check: str, params: dict[str, object]) -> None:
+    o = run_check(check, session(name), params)
+    assert o.passed, (o.message, o.evidence)
+
+
+def test_failed_checks_carry_evidence() -> None:
+    s = session("aiortc-direct.pcap")
+    o = run_check("selected_pair_type", s, {"type": "relay"})
+    assert not o.passed and "is host" in o.message
+    assert any("198.18.0." in line for line in o.evidence)
+    o = run_check("max_media_gap", s, {"max_s": 0.001})
+    assert not o.passed and any("frames" in line for line in o.evidence)
+    o = run_check("rtp_flowing", s, {"after_s": 60.0})
+    assert not o.passed
+    # sipp's UAS answers PCMU to a PCMA offer: a real finding, quoted with its line.
+    o = run_check("sdp_conformance", session("sipp-udp.pcap"), {"profile": "sip"})
+    assert not o.passed
+    assert any(
+        "line 6: 'm=audio 6000 RTP/AVP 0'" in e and "no codec in common" in e for e in o.evidence
+    )
+    o = run_check("sip_reinvite", session("sipp-udp.pcap"), {})
+    assert not o.passed and "0 re-INVITE" in o.message
+
+
+def test_fingerprint_mismatch_is_caught() -> None:
+    """Change one hex digit of the offer's a=fingerprint in the capture bytes: the check fails."""
+    data = bytearray((PCAPS / "aiortc-direct.pcap").read_bytes())
+    s = session("aiortc-direct.pcap")
+    fp = s.analysis.sdp[0].sdp.fingerprints[0].split(" ")[1]
+    at = data.find(fp.encode())
+    assert at > 0
+    data[at] = ord("0") if data[at] != ord("0") else ord("1")
+    o = run_check("dtls_fingerprint_matches_sdp", build(analyze_bytes(bytes(data))), {})
+    assert not o.passed and any("is in no SDP" in line for line in o.evidence)
+
+
+def test_wrong_ice_pwd_is_caught() -> None:
+    """Change the answer's a=ice-pwd in the capture bytes: the peer's checks no longer verify."""
+    data = bytearray((PCAPS / "aiortc-direct.pcap").read_bytes())
+    pwd = session("aiortc-direct.pcap").analysis.sdp[1].sdp.attr("ice-pwd") or ""
+    pwd = pwd or session("aiortc-direct.pcap").analysis.sdp[1].sdp.media[0].attr("ice-pwd") or ""
+    at = data.find(pwd.encode())
+    assert pwd and at > 0
+    data[at] = ord("A") if data[at] != ord("A") else ord("B")
+    o = run_check("ice_integrity", build(analyze_bytes(bytes(data))), {})
+    assert not o.passed and "does not verify" in o.evidence[0]
+
+
+def test_bad_expectations_are_errors() -> None:
+    with pytest.raises(CheckError):
+        run_check("no_such_check", session("aiortc-direct.pcap"), {})
+    with pytest.raises(CheckError):
+        run_check("dtls_handshakes", session("aiortc-direct.pcap"), {"maximum": 1})
+    with pytest.raises(CheckError):
+        run_check("dtls_handshakes", session("aiortc-direct.pcap"), {"max": "one"})
+
+
+def test_run_expects_picks_the_capture() -> None:
+    files = [PCAPS / "sipp-udp.pcap", PCAPS / "aiortc-relayed.pcap"]
+    results = run_expects(
+        [
+            ("selected_pair_type", {"type": "relay", "capture": "relayed"}, 3),
+            ("sip_dialog_state", {}, 4),
+            ("dtls_handshakes", {"capture": "nope"}, 5),
+        ],
+        files,
+    )
+    assert [r[3].passed for r in results] == [True, True, False]
+    assert results[0][4] == "aiortc-relayed.pcap" and "bad expectation" in results[2][3].message
+    assert check_file(files[1], "dtls_handshakes", max=1).passed

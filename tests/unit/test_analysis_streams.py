@@ -1,0 +1,109 @@
+"""RTP stream counters (RFC 3550 A.3, 6.4.1) and TCP/WebSocket reassembly for signalling."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+from harness.analysis import http, sip
+from harness.analysis.rtp import RtpStream
+from harness.analysis.tcp import TcpDirection
+
+
+def feed(seqs: list[int], times: list[float] | None = None, clock: int = 8000) -> RtpStream:
+    s = RtpStream(1, "f", clock, False)
+    for i, seq in enumerate(seqs):
+        t = times[i] if times else i * 0.02
+        s.add(seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, 0, t, i + 1, 172)
+    return s.finish()
+
+
+def test_in_order_stream() -> None:
+    s = feed(list(range(50)))
+    assert (s.packets, s.expected, s.lost, s.gaps, s.reordered, s.duplicates) == (
+        50,
+        50,
+        0,
+        0,
+        0,
+        0,
+    )
+    assert s.jitter_ms < 1e-9
+    assert abs(s.max_gap - 0.02) < 1e-9
+
+
+def test_loss_gap_reorder_duplicate() -> None:
+    s = feed([0, 1, 2, 6, 7, 9, 8, 8, 10])
+    assert s.expected == 11
+    assert s.duplicates == 1 and s.reordered == 1  # 8 after 9 is late, the second 8 a duplicate
+    assert s.lost == 11 - (9 - 1)  # 3, 4, 5 missing
+    assert s.gaps == 2 and s.gap_missing == 4  # 3-5 and 8 (which came late)
+
+
+def test_sequence_wrap() -> None:
+    s = feed([65533, 65534, 65535, 65536, 65537])
+    assert s.expected == 5 and s.lost == 0 and s.reordered == 0
+
+
+def test_jitter_matches_rfc3550() -> None:
+    rnd = random.Random(7)
+    times = [i * 0.02 + rnd.uniform(0, 0.01) for i in range(300)]
+    s = feed(list(range(300)), times)
+    j = 0.0  # RFC 3550 6.4.1, straight from the text, in timestamp units
+    for i in range(1, 300):
+        d = (times[i] - times[i - 1]) * 8000 - 160
+        j += (abs(d) - j) / 16
+    assert abs(s.jitter - j) < 1e-6
+    assert abs(s.jitter_ms - j / 8) < 1e-6
+
+
+def test_max_gap_evidence() -> None:
+    times = [0.0, 0.02, 0.04, 0.54, 0.56]
+    s = feed([0, 1, 2, 3, 4], times)
+    assert abs(s.max_gap - 0.5) < 1e-9 and s.max_gap_frames == (3, 4)
+
+
+INVITE = (
+    b"INVITE sip:b@198.18.0.11 SIP/2.0\r\nVia: SIP/2.0/WS x.invalid;branch=z9hG4bK1\r\n"
+    b"f: <sip:a@x>;tag=1\r\nt: <sip:b@x>\r\ni: abc\r\nCSeq: 1 INVITE\r\nc: application/sdp\r\n"
+    b"l: 10\r\n\r\nv=0\r\ns=-\r\n"
+)
+
+
+def test_tcp_reassembly_out_of_order_and_retransmitted() -> None:
+    d = TcpDirection()
+    d.feed(1000, 0x02, b"")  # SYN
+    data = INVITE * 2
+    parts = [(1001 + i, data[i : i + 37]) for i in range(0, len(data), 37)]
+    order = parts[1:3] + parts[:1] + parts[:2] + parts[3:]  # out of order and duplicated
+    for seq, chunk in order:
+        d.feed(seq, 0x18, chunk)
+    assert bytes(d.buf) == data
+    messages, used = sip.split_stream(d.buf)
+    assert len(messages) == 2 and used == len(data)
+    m = sip.parse(messages[0])
+    assert m is not None and m.call_id == "abc" and m.has_sdp and m.body == "v=0\r\ns=-\r\n"
+    assert (m.from_tag, m.cseq) == ("1", (1, "INVITE"))
+
+
+def test_websocket_frames() -> None:
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(INVITE))
+    frame = bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(INVITE)) + mask + masked
+    frames, used = http.split_ws(frame + frame[:5])
+    assert frames == [(1, INVITE)] and used == len(frame)
+
+
+def test_http_bodies() -> None:
+    body = b'{"janus":"event","jsep":{"type":"answer","sdp":"v=0\\r\\n"}}'
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    msgs, used = http.split_http(chunked)
+    assert used == len(chunked) and http.jsep(msgs[0].body) == (
+        "answer",
+        "v=0\r\n",
+        {"janus": "event", "jsep": {"type": "answer", "sdp": "v=0\r\n"}},
+    )
+    upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi"
+    msgs, used = http.split_http(upgrade)
+    assert msgs[0].is_upgrade_to_websocket and upgrade[used:] == b"\x81\x02hi"
