@@ -43,10 +43,14 @@ for svc in coturn kamailio rtpengine-daemon janus; do
 done
 
 PY=/usr/bin/python3
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import harness' 2>/dev/null; then
+# (re)install when the venv is new or pyproject.toml changed since the last install
+stamp=.venv/.rtc-harness-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
 fi
 .venv/bin/harness doctor >/dev/null || { .venv/bin/harness doctor; exit 1; }
 echo "rtc-harness is set up: .venv/bin/harness"

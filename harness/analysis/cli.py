@@ -9,9 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.analysis.analyzer import analyze_file
-from harness.analysis.report import render, summary
-from harness.analysis.session import build
+from harness.analysis.report import render, summarize_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -50,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console() if sys.stdout.isatty() else Console(width=160)
     out, status = [], 0
     for path in args.files:
-        session = build(analyze_file(path))
-        data = summary(session)
+        session, data = summarize_file(path)
         if data["errors"] and not data["packets"]:
             status = max(status, 1)
         results = []

@@ -119,12 +119,16 @@ def split_ws(buf: bytes | bytearray) -> tuple[list[tuple[int, bytes]], int]:
 def jsep(body: bytes) -> tuple[str, str, dict[str, object]] | None:
     """(type, sdp, whole JSON) when a JSON body carries a JSEP offer or answer."""
     text = body.strip()
-    if not text.startswith(b"{"):
+    if not text.startswith((b"{", b"[")):
         return None
     try:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         return None
+    if isinstance(doc, list):  # Janus long-poll replies batch events in an array
+        doc = next(
+            (d for d in doc if isinstance(d, dict) and isinstance(d.get("jsep"), dict)), None
+        )
     if not isinstance(doc, dict):
         return None
     j = doc.get("jsep")

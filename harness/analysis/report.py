@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from harness.analysis.analyzer import analyze_file, paused_gc
 from harness.analysis.model import fmt_addr
 from harness.analysis.sdplint import lint
-from harness.analysis.session import Session
+from harness.analysis.session import Session, build
+
+
+def summarize_file(path: Path | str) -> tuple[Session, dict[str, Any]]:
+    """Analyse one file: its session model and its summary (what `harness analyze` prints)."""
+    with paused_gc():
+        session = build(analyze_file(path))
+        return session, summary(session)
 
 
 def summary(s: Session) -> dict[str, Any]:

@@ -95,6 +95,9 @@ class IceRestart:
     started: tuple[int, float]
     connected: tuple[int, float] | None
     media: tuple[int, float] | None
+    transitional: list[tuple[str, str]] = field(default_factory=list)
+    """Ufrag pairs seen mid-restart: one side checking with its new ufrag and the far side's
+    old one (checks sent before the answer arrived), folded into this restart."""
 
     @property
     def time_to_connect(self) -> float | None:
@@ -329,6 +332,43 @@ def _restarts(s: Session) -> None:
                 len(s.restarts) + 1, prev.ufrags, g.ufrags, started, g.connected, g.first_media
             )
         )
+    s.restarts = _fold_half_steps(s.restarts)
+
+
+def _fold_half_steps(restarts: list[IceRestart], window: float = 5.0) -> list[IceRestart]:
+    """One restart seen as several generations is one restart.
+
+    A restarting agent may check with its new ufrag and the far side's old one before
+    the answer arrives (seen from Chromium, and in the Janus forum report), and the far
+    side may do the same the other way round: generations that keep exactly one ufrag
+    of the generation before the restart are half-steps of the same restart (within
+    `window` seconds), folded into it and kept as `transitional` evidence.
+    """
+    out: list[IceRestart] = []
+    for r in restarts:
+        g = out[-1] if out else None
+        if g is not None and r.started[1] - g.started[1] <= window:
+
+            def half(u: tuple[str, str], g: IceRestart = g) -> bool:
+                return len(set(u) & set(g.old_ufrags)) == 1
+
+            known = [g.old_ufrags, g.new_ufrags, *g.transitional]
+            if r.old_ufrags in known and (half(g.new_ufrags) or half(r.new_ufrags)):
+                steps = [*g.transitional, *([g.new_ufrags] if half(g.new_ufrags) else [])]
+                out[-1] = IceRestart(
+                    g.index,
+                    g.old_ufrags,
+                    r.new_ufrags,
+                    g.started,
+                    r.connected or g.connected,
+                    r.media or g.media,
+                    steps,
+                )
+                continue
+        out.append(r)
+    for i, r in enumerate(out, 1):
+        r.index = i
+    return out
 
 
 def _dtls(s: Session) -> None:

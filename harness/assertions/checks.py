@@ -35,6 +35,11 @@ def ice_restarts(s: Session, p: dict[str, Any]) -> Outcome:
         f"restart {r.index}: {'/'.join(r.old_ufrags)} -> {'/'.join(r.new_ufrags)} started "
         f"{_at(*r.started)}, connected "
         + (f"{_at(*r.connected)} (+{r.time_to_connect:.3f}s)" if r.connected else "never")
+        + (
+            f"; checks mixing old and new ufrags first: {', '.join('/'.join(u) for u in r.transitional)}"
+            if r.transitional
+            else ""
+        )
         for r in s.restarts
     ]
     why = bounds(len(s.restarts), p)

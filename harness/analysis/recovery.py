@@ -1,0 +1,368 @@
+"""Recovery metrics: how media came back after a network event, measured on a capture.
+
+The network event (a handoff, a NAT rebinding, a gateway restart...) comes from the
+run's mobility log (harness/actions/mobility.py), written beside the pcaps; so do
+the app's ICE restarts with their offer and answer times. Everything else is read
+off the wire, per direction of media relative to the *fixed end* (the address every
+media flow of the call shares: the far peer or the gateway, not the moving phone):
+
+- `up`: media toward the fixed end (from the phone), `down`: media from it.
+
+Times are wall-clock (time.time(), the clock of the pcaps and of peer events), and
+in `to_dict()` seconds after the event's start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.analysis.model import Address, Flow
+from harness.analysis.rtp import RtpStream
+from harness.analysis.session import Session
+
+LOG_NAME = "mobility.json"
+"""The run's mobility log in its run directory (written by harness/actions/mobility.py)."""
+#: Log entries that are reactions to an event, not events themselves.
+REACTIONS = ("ice_restart",)
+
+
+@dataclass
+class NetworkEvent:
+    """One change made to the lab, or one app reaction, stamped with time.time()."""
+
+    t: float
+    kind: str
+    node: str = ""
+    signal: bool = False
+    """True when the node's apps are told (a phone's connectivity-change broadcast)."""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def start(self) -> float:
+        """When the step began changing the network (the old path's last good moment)."""
+        return float(self.data.get("start", self.t))
+
+
+def read_log(run_dir: Path) -> list[NetworkEvent]:
+    """The events a run logged (empty when it had no mobility step)."""
+    path = run_dir / LOG_NAME
+    if not path.is_file():
+        return []
+    return [NetworkEvent(**e) for e in json.loads(path.read_text())]
+
+
+@dataclass
+class DirectionRecovery:
+    """One direction of media across the event (absolute times; None: never seen)."""
+
+    direction: str
+    packets: int = 0
+    old_path: str | None = None
+    new_path: str | None = None
+    last_media_old: float | None = None
+    first_check_new: float | None = None
+    nominated_new: float | None = None
+    first_media_new: float | None = None
+    gap_from: float | None = None
+    gap_to: float | None = None
+    largest_gap_s: float = 0.0
+    lost: int = 0
+    """Sequence numbers never seen, from 1 s before the event to the end of the capture."""
+    lost_in_gap: int = 0
+    """Sequence numbers skipped across the largest gap."""
+    recovered: bool = False
+
+
+@dataclass
+class Recovery:
+    """Recovery after one network event, from one capture."""
+
+    event: NetworkEvent
+    capture: str
+    fixed_end: str
+    directions: dict[str, DirectionRecovery] = field(default_factory=dict)
+    restart: dict[str, Any] | None = None
+    """The first ICE restart an app made at or after the event (mobility log)."""
+    dtls_handshakes: int = 0
+    reinvites: int = 0
+    down_at: str = ""
+    """The capture(s) where `down` was measured."""
+
+    def to_dict(self) -> dict[str, Any]:
+        t0 = self.event.start
+
+        def rel(x: float | None) -> float | None:
+            return None if x is None else round(x - t0, 4)
+
+        out: dict[str, Any] = {
+            "event": self.event.kind,
+            "event_node": self.event.node,
+            "capture": self.capture,
+            "fixed_end": self.fixed_end,
+            "down_measured_at": self.down_at,
+            "dtls_handshakes": self.dtls_handshakes,
+            "reinvites": self.reinvites,
+            "restart_trigger": None,
+            "restart_offer_s": None,
+            "restart_answer_s": None,
+            "restart_ok": None,
+        }
+        if self.restart:
+            out["restart_trigger"] = self.restart.get("trigger")
+            out["restart_offer_s"] = rel(self.restart.get("offer_t"))
+            out["restart_answer_s"] = rel(self.restart.get("answer_t"))
+            out["restart_ok"] = self.restart.get("ok")
+        for name, d in self.directions.items():
+            out[name] = {
+                "packets": d.packets,
+                "old_path": d.old_path,
+                "new_path": d.new_path,
+                "last_media_old_s": rel(d.last_media_old),
+                "first_check_new_s": rel(d.first_check_new),
+                "nominated_new_s": rel(d.nominated_new),
+                "first_media_new_s": rel(d.first_media_new),
+                "time_to_recover_s": rel(d.first_media_new) if d.recovered else None,
+                "largest_gap_s": round(d.largest_gap_s, 4),
+                "gap_from_s": rel(d.gap_from),
+                "lost": d.lost,
+                "lost_in_gap": d.lost_in_gap,
+                "recovered": d.recovered,
+            }
+        return out
+
+    def metric(self, direction: str, name: str) -> Any:
+        """One metric by its `to_dict` name (a direction's, or the event's when shared)."""
+        d = self.to_dict()
+        return d[direction][name] if name in d.get(direction, {}) else d[name]
+
+
+class RecoveryError(ValueError):
+    """The capture or the log cannot say anything about recovery (with why)."""
+
+
+def pick_event(
+    events: list[NetworkEvent], kind: str | None, index: int, after: float
+) -> NetworkEvent:
+    """The `index`-th event of `kind` (default: any but reactions) after media started."""
+    cands = [
+        e
+        for e in events
+        if e.kind not in REACTIONS and (kind is None or e.kind == kind) and e.start >= after
+    ]
+    if not cands:
+        known = ", ".join(sorted({e.kind for e in events})) or "none"
+        raise RecoveryError(
+            f"no {kind or 'network'} event during media in the log (logged: {known})"
+        )
+    if index >= len(cands):
+        raise RecoveryError(f"only {len(cands)} {kind or 'network'} event(s) during media")
+    return cands[index]
+
+
+def analyse(
+    s: Session,
+    events: list[NetworkEvent],
+    *,
+    mobile: list[Session] | None = None,
+    kind: str | None = None,
+    index: int = 0,
+    fixed: str | None = None,
+    exclude: set[str] | None = None,
+) -> Recovery:
+    """Recovery metrics for one logged event.
+
+    `exclude`: addresses whose media is not the call's leg to measure (e.g. the SIP side
+    of a gateway, whose media crosses the same capture).
+
+    `s` is the capture at the fixed end: `up` is measured there, where it is received.
+    `mobile` are the captures on the phone's interfaces, where `down` is received; without
+    them `down` is measured where it is sent, which cannot see packets lost on the way.
+    """
+    media = _media([s], exclude)
+    if not media:
+        raise RecoveryError(f"no RTP in {s.analysis.path.name}")
+    first = min(st.first_t + x.analysis.start_time for x, _, st in media)
+    ev = pick_event(events, kind, index, first)
+    fixed_ip = fixed or _fixed_end([f for _, f, _ in media])
+    rec = Recovery(ev, s.analysis.path.name, fixed_ip)
+    rec.restart = next(
+        (
+            e.data
+            for e in events
+            if e.kind == "ice_restart" and e.data.get("start", e.t) >= ev.start
+        ),
+        None,
+    )
+    rec.dtls_handshakes = len(s.handshakes)
+    rec.reinvites = sum(len(d.reinvites) for d in s.dialogs)
+    down_media = _media(mobile, exclude) if mobile else media
+    rec.down_at = ", ".join(x.analysis.path.name for x in mobile) if mobile else rec.capture
+    rec.directions["up"] = _direction("up", [m for m in media if m[1].dst[0] == fixed_ip], ev.start)
+    rec.directions["down"] = _direction(
+        "down", [m for m in down_media if m[1].src[0] == fixed_ip], ev.start
+    )
+    return rec
+
+
+Media = tuple[Session, Flow, RtpStream]
+
+
+def _media(sessions: list[Session], exclude: set[str] | None) -> list[Media]:
+    skip = exclude or set()
+    return [
+        (x, f, st)
+        for x in sessions
+        for f in x.analysis.flows
+        if f.src[0] not in skip and f.dst[0] not in skip
+        for st in f.streams.values()
+        if st.packets
+    ]
+
+
+def _fixed_end(flows: list[Flow]) -> str:
+    common: set[str] | None = None
+    for f in flows:
+        ends = {f.src[0], f.dst[0]}
+        common = ends if common is None else common & ends
+    if not common or len(common) > 1:
+        raise RecoveryError(
+            "cannot tell the fixed end of the call: "
+            + ("media flows share no address" if not common else "media never changed path")
+            + "; give `fixed: IP`"
+        )
+    return common.pop()
+
+
+def _columns(st: RtpStream) -> tuple[np.ndarray, np.ndarray]:
+    """(times, sequence numbers) of a finished stream's packets, in frame order.
+
+    RtpStream keeps its columns as `_chunks[0]` after `finish()`; a public accessor
+    belongs in harness/analysis/rtp.py.
+    """
+    cols = st._chunks[0]  # noqa: SLF001
+    return cols[1].astype(np.float64), cols[2].astype(np.int64)
+
+
+def _direction(name: str, chosen: list[Media], ref: float) -> DirectionRecovery:
+    d = DirectionRecovery(name)
+    if not chosen:
+        return d
+    parts_t, parts_flow, parts_seq, parts_ssrc = [], [], [], []
+    flows: list[tuple[Session, Flow]] = []
+    for x, f, st in chosen:
+        t, seq = _columns(st)
+        if (x, f) not in flows:
+            flows.append((x, f))
+        parts_t.append(t + x.analysis.start_time)
+        parts_flow.append(np.full(len(t), flows.index((x, f))))
+        parts_seq.append(seq)
+        parts_ssrc.append(np.full(len(t), st.ssrc, dtype=np.int64))
+    order = np.argsort(np.concatenate(parts_t), kind="stable")
+    t = np.concatenate(parts_t)[order]
+    fl = np.concatenate(parts_flow)[order]
+    seq = np.concatenate(parts_seq)[order]
+    ssrc = np.concatenate(parts_ssrc)[order]
+    end = max(x.analysis.start_time + _duration(x) for x, _ in flows)
+    d.packets = len(t)
+    before = np.flatnonzero(t < ref)
+    if not len(before):
+        return d
+    last = int(before[-1])
+    old = flows[int(fl[last])][1]
+    d.old_path = old.label
+    d.last_media_old = float(t[fl == fl[last]][-1])
+    # the largest silence from the last packet before the event to the end of the capture
+    window = np.concatenate((t[last:], [end]))
+    gaps = np.diff(window)
+    i = int(gaps.argmax())
+    d.largest_gap_s = float(gaps[i])
+    d.gap_from, d.gap_to = float(window[i]), float(window[i + 1])
+    after = np.flatnonzero(t >= ref)
+    moved = after[fl[after] != fl[last]]
+    resumed = np.flatnonzero(t > d.gap_from)
+    k = int(moved[0]) if len(moved) else (int(resumed[0]) if len(resumed) else None)
+    if k is not None:
+        x, new = flows[int(fl[k])]
+        d.new_path = new.label
+        d.first_media_new = float(t[k])
+        d.recovered = True
+        d.first_check_new, d.nominated_new = _checks(x, (new.src, new.dst), ref)
+    d.lost = _lost(t, seq, ssrc, ref - 1.0)
+    if len(resumed) and ssrc[resumed[0]] == ssrc[resumed[0] - 1]:
+        j = int(resumed[0])
+        jump = ((int(seq[j]) - int(seq[j - 1]) + 0x8000) & 0xFFFF) - 0x8000
+        d.lost_in_gap = max(0, jump - 1)
+    return d
+
+
+def _duration(x: Session) -> float:
+    """Seconds from a capture's first frame to its last (media or not)."""
+    times = [f.last_t for f in x.analysis.flows]
+    return max(times) if times else 0.0
+
+
+def _checks(
+    s: Session, ends: tuple[Address, Address], ref: float
+) -> tuple[float | None, float | None]:
+    """First connectivity check on `ends` at/after `ref`, and the first answered nomination."""
+    base = s.analysis.start_time
+    want = {ends[0], ends[1]}
+    first: float | None = None
+    nominating: set[bytes] = set()
+    for ev in s.analysis.stun:
+        t = base + ev.time
+        if t < ref or ev.msg.method != "Binding" or {ev.src, ev.dst} != want:
+            continue
+        if ev.msg.cls == "request":
+            first = t if first is None else first
+            if ev.msg.use_candidate:
+                nominating.add(ev.msg.txid)
+        elif ev.msg.cls == "success" and ev.msg.txid in nominating:
+            return first, t
+    return first, None
+
+
+def _lost(t: np.ndarray, seq: np.ndarray, ssrc: np.ndarray, since: float) -> int:
+    """Sequence numbers missing per SSRC among packets from `since` on (RFC 3550 A.3)."""
+    lost = 0
+    for x in np.unique(ssrc):
+        s = seq[(ssrc == x) & (t >= since)]
+        if len(s) < 2:
+            continue
+        step = ((np.diff(s) + 0x8000) & 0xFFFF) - 0x8000
+        ext = np.concatenate(([s[0]], s[0] + np.cumsum(step)))
+        values = np.unique(ext)
+        lost += int(values[-1] - values[0] + 1 - len(values))
+    return lost
+
+
+def describe(rec: Recovery) -> list[str]:
+    """Evidence lines for checks and reports."""
+    d = rec.to_dict()
+    lines = [
+        f"event {d['event']} on {d['event_node']} at {rec.event.start:.3f} (times below are after it); "
+        f"fixed end {rec.fixed_end} (down measured at {rec.down_at}); DTLS handshakes {d['dtls_handshakes']}; re-INVITEs {d['reinvites']}",
+    ]
+    if rec.restart:
+        lines.append(
+            f"ICE restart ({d['restart_trigger']}): offer +{d['restart_offer_s']}s, "
+            f"answer +{d['restart_answer_s']}s, ok={d['restart_ok']}"
+        )
+    for name in ("up", "down"):
+        x = d.get(name, {})
+        if not x.get("packets"):
+            lines.append(f"{name}: no media")
+            continue
+        lines.append(
+            f"{name}: old {x['old_path']} last +{x['last_media_old_s']}s; new {x['new_path']} "
+            f"check +{x['first_check_new_s']}s nominated +{x['nominated_new_s']}s media "
+            f"+{x['first_media_new_s']}s; largest gap {x['largest_gap_s']}s from "
+            f"+{x['gap_from_s']}s; lost {x['lost']} ({x['lost_in_gap']} in the gap); "
+            f"recovered {x['recovered']}"
+        )
+    return lines
