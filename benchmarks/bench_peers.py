@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import statistics
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,36 +87,53 @@ def summarize(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def bench(lab: Lab, turn: Coturn, calls: int) -> dict[str, Any]:
+async def bench(
+    lab: Lab,
+    turn: Coturn,
+    calls: int,
+    call: Callable[..., Awaitable[dict[str, float]]],
+    timeout: float,
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for mode, servers, policy in (
         ("direct", [], "all"),
         ("relayed", [turn.ice_server("udp")], "relay"),
     ):
-        runs = [await asyncio.wait_for(one_call(lab, servers, policy), 60) for _ in range(calls)]
+        runs = [await asyncio.wait_for(call(lab, servers, policy), timeout) for _ in range(calls)]
         results[mode] = {key: summarize([r[key] for r in runs]) for key in runs[0]}
     return results
 
 
-def main() -> None:
+def main(
+    call: Callable[..., Awaitable[dict[str, float]]] | None = None,
+    *,
+    default_calls: int = 5,
+    max_calls: int = 50,
+    timeout: float = 60,
+    title: str = "",
+) -> None:
+    """Direct and relayed calls on open-internet with coturn; `call` runs one call (also
+    used by bench_peers_chromium.py with its own `one_call`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=5, help="calls per mode (1-50)")
+    parser.add_argument(
+        "--calls", type=int, default=default_calls, help=f"calls per mode (1-{max_calls})"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    calls = max(1, min(args.calls, 50))
+    calls = max(1, min(args.calls, max_calls))
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces)")
     with Lab(ROOT / "topologies" / "open-internet.yaml") as lab:
         turn = Coturn("turn", "server")
         turn.start(lab)
         try:
-            results = asyncio.run(bench(lab, turn, calls))
+            results = asyncio.run(bench(lab, turn, calls, call or one_call, timeout))
         finally:
             turn.stop()
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{calls} calls per mode; median (min-max)")
+    print(f"{calls} calls per mode{title}; median (min-max)")
     for mode, metrics in results.items():
         cells = [f"{k} {v['median']} ({v['min']}-{v['max']})" for k, v in metrics.items()]
         print(f"  {mode:8} " + "  ".join(cells))

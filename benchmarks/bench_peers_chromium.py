@@ -16,16 +16,12 @@ RSS counts shared pages once per process, PSS shares them out. Needs root.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.components.coturn import Coturn
 from harness.lab import Lab
 from harness.peers.launch import LaunchedPeer, start_peer
 from harness.peers.signaling import connect_pair, restart_ice
@@ -115,49 +111,7 @@ async def one_call(lab: Lab, servers: list[Any], policy: str) -> dict[str, float
         await asyncio.gather(a.stop(), b.stop())
 
 
-def summarize(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median": round(statistics.median(ordered), 1),
-        "min": round(ordered[0], 1),
-        "max": round(ordered[-1], 1),
-    }
-
-
-async def bench(lab: Lab, turn: Coturn, calls: int) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    for mode, servers, policy in (
-        ("direct", [], "all"),
-        ("relayed", [turn.ice_server("udp")], "relay"),
-    ):
-        runs = [await asyncio.wait_for(one_call(lab, servers, policy), 90) for _ in range(calls)]
-        results[mode] = {key: summarize([r[key] for r in runs]) for key in runs[0]}
-    return results
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=3, help="calls per mode (1-20)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    calls = max(1, min(args.calls, 20))
-    if os.geteuid() != 0:
-        raise SystemExit("needs root (network namespaces)")
-    with Lab(ROOT / "topologies" / "open-internet.yaml") as lab:
-        turn = Coturn("turn", "server")
-        turn.start(lab)
-        try:
-            results = asyncio.run(bench(lab, turn, calls))
-        finally:
-            turn.stop()
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return
-    print(f"{calls} calls per mode, two Chromium peers; median (min-max)")
-    for mode, metrics in results.items():
-        cells = [f"{k} {v['median']} ({v['min']}-{v['max']})" for k, v in metrics.items()]
-        print(f"  {mode:8} " + "  ".join(cells))
-
-
 if __name__ == "__main__":
-    main()
+    from bench_peers import main  # the shared driver: direct and relayed, summaries, output
+
+    main(one_call, default_calls=3, max_calls=20, timeout=90, title=", two Chromium peers")
