@@ -27,9 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.analysis.analyzer import analyze_file  # noqa: E402
-from harness.analysis.report import summary  # noqa: E402
-from harness.analysis.session import build  # noqa: E402
+from harness.analysis.report import summarize_file  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "pcaps" / "aiortc-long.pcap"
 
@@ -104,7 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "mixed.pcap"
         n = build_capture(args.source, path, args.packets)
-        ours, ours_cpu = best(lambda: summary(build(analyze_file(path))), args.repeat)
+        ours, ours_cpu = best(lambda: summarize_file(path), args.repeat)
         result = {
             "source": str(
                 args.source.relative_to(ROOT) if args.source.is_relative_to(ROOT) else args.source

@@ -43,7 +43,7 @@ def _scratch(script: str) -> tuple[int, str]:
     return _run(["unshare", "--net", "sh", "-c", script])
 
 
-def _version(argv: list[str], pattern: str) -> str | None:
+def version(argv: list[str], pattern: str) -> str | None:
     if shutil.which(argv[0]) is None:
         return None
     _, out = _run(argv, timeout=5)
@@ -72,7 +72,7 @@ def checks() -> list[Check]:
     out.append(
         Check("root", root, "running as root" if root else "not root", "run as root (sudo)", True)
     )
-    ip = _version(["ip", "-V"], r"iproute2-([\d.]+\d)")
+    ip = version(["ip", "-V"], r"iproute2-([\d.]+\d)")
     out.append(Check("iproute2", ip is not None, ip or "missing", f"{APT} iproute2", True))
     rc, msg = _scratch("ip link set lo up") if root else (1, "needs root")
     out.append(
@@ -84,7 +84,7 @@ def checks() -> list[Check]:
             True,
         )
     )
-    nft = _version(["nft", "--version"], r"nftables v(\S+)")
+    nft = version(["nft", "--version"], r"nftables v(\S+)")
     rc, msg = _scratch("nft add table ip rh_doctor") if nft and root else (1, "nft missing")
     out.append(
         Check("nftables NAT", rc == 0, f"nft {nft}" if rc == 0 else msg, f"{APT} nftables", True)
@@ -114,7 +114,7 @@ def checks() -> list[Check]:
     tun = os.path.exists("/dev/net/tun")
     out.append(Check("TUN/TAP", tun, "/dev/net/tun" if tun else "missing", "modprobe tun"))
     for name, argv, pattern, pkg in COMPONENTS:
-        v = _version(argv, pattern)
+        v = version(argv, pattern)
         out.append(
             Check(name, v is not None, v or "missing", f"{APT} {pkg}", basic=name == "tcpdump")
         )

@@ -103,7 +103,12 @@ class ScenarioItem(pytest.Item):
             pytest.skip(reason)
         from harness.scenario.runner import run_scenario_sync
 
-        result = run_scenario_sync(scenario, alluredir=None)
+        result = run_scenario_sync(scenario)
+        if self.config.getoption("allure_report_dir", None):
+            from harness.reports.allure import fill_pytest_test, write_environment
+
+            if fill_pytest_test(result):
+                write_environment(result, Path(self.config.getoption("allure_report_dir")))
         self.user_properties.append(("seed", result.seed))
         self.user_properties.append(("run_dir", str(result.run_dir)))
         if result.skipped:

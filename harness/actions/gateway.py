@@ -215,12 +215,7 @@ class JanusCall(Action):
     async def _callee_uri(self, ctx: ScenarioContext, leg: JanusLeg) -> str:
         if self.callee is None:
             raise StepError("janus_call: give `callee` (a component) or `uri`")
-        ext: Component = ctx.components[self.callee]
-        if hasattr(ext, "wait_registered") and getattr(ext.options, "registrar", None):
-            await asyncio.to_thread(ext.wait_registered, min(self.timeout, 10.0))
-            return f"sip:{ext.options.user}@{leg.registrar.listen_address()}"
-        port = getattr(ext.options, "sip_port", 5060)
-        return f"sip:{self.callee}@{ext.listen_address()}:{port}"
+        return await callee_uri(ctx, leg.registrar, self.callee, self.timeout)
 
 
 async def wait_connected(peer: PeerClient, since: float, timeout: float) -> float:
@@ -257,6 +252,9 @@ class JanusRestartIce(Action):
     peer: str
     must_recover: bool = True
     timeout: float = 15.0
+    observe_s: float = 3.0
+    """How long after the new pair (or the timeout) the peer's ICE state and media are watched:
+    the forum report's browser went `disconnected` 2-3 s after the restart."""
 
     def peers(self) -> list[str]:
         return [self.peer]
@@ -268,7 +266,8 @@ class JanusRestartIce(Action):
 
         leg = leg_of(ctx, self.peer, "janus_restart_ice")
         peer = ctx.peer(self.peer)
-        old_local = (await peer.call("stats")).get("ice", {}).get("local_ufrag")
+        before = await peer.call("stats")
+        old_local = before.get("ice", {}).get("local_ufrag")
         t0 = time.time()
 
         async def send(offer: dict[str, Any]) -> JanusEvent:
@@ -294,9 +293,16 @@ class JanusRestartIce(Action):
         except PeerError as exc:
             recovered = False
             detail["error"] = str(exc).splitlines()[0]
-        await asyncio.sleep(1.0)  # the ICE state a second later says whether it held
+        mid = await peer.call("stats")
+        await asyncio.sleep(self.observe_s)  # whether the new state held
         stats = await peer.call("stats")
         detail["peer_ice_state"] = stats.get("ice", {}).get("state")
+        detail["peer_ice_states"] = [
+            f"+{ev.t - t_answer:.2f}s {ev.data.get('state')}"
+            for ev in peer.events
+            if ev.kind == "iceconnectionstatechange" and ev.t >= t0
+        ]
+        detail["media_in_last_s"] = media_delta(mid, stats, time_s=self.observe_s)
         admin = JanusAdmin(
             HttpTarget(
                 leg.janus.listen_address(),
@@ -317,6 +323,20 @@ class JanusRestartIce(Action):
         if self.must_recover and not detail["recovered"]:
             raise StepError(f"janus_restart_ice: ICE did not recover: {detail}")
         return detail
+
+
+def media_delta(a: dict[str, Any], b: dict[str, Any], time_s: float) -> dict[str, Any]:
+    """Audio packets the peer sent and received between two stats snapshots: a direction
+    with 0 is the one whose media stopped."""
+    audio_a = a.get("media", {}).get("audio", {})
+    audio_b = b.get("media", {}).get("audio", {})
+    return {
+        "seconds": time_s,
+        **{
+            k: (audio_b.get(k) or 0) - (audio_a.get(k) or 0)
+            for k in ("packets_sent", "packets_received")
+        },
+    }
 
 
 @action("janus_hangup")
@@ -340,6 +360,107 @@ class JanusHangup(Action):
             "hangup_after_s": round(time.time() - t0, 3),
             "reason": ev.data.get("result", {}).get("reason"),
         }
+
+
+async def callee_uri(ctx: ScenarioContext, registrar: Kamailio, callee: str, timeout: float) -> str:
+    """SIP URI of extension `callee`: its AOR at `registrar` once it registered, else direct."""
+    ext: Component = ctx.components[callee]
+    if hasattr(ext, "wait_registered") and getattr(ext.options, "registrar", None):
+        await asyncio.to_thread(ext.wait_registered, min(timeout, 10.0))
+        return f"sip:{ext.options.user}@{registrar.listen_address()}"
+    port = getattr(ext.options, "sip_port", 5060)
+    return f"sip:{callee}@{ext.listen_address()}:{port}"
+
+
+@action("sip_ws_register")
+class SipWsRegister(Action):
+    """`peer` (a browser with JsSIP) registers `user` at Kamailio over SIP over WebSocket."""
+
+    peer: str
+    registrar: str = "kamailio"
+    user: str | None = None
+
+    def peers(self) -> list[str]:
+        return [self.peer]
+
+    def components(self) -> list[str]:
+        return [self.registrar]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        kam = component(ctx, self.registrar, "kamailio", "sip_ws_register")
+        if not kam.options.ws:
+            raise StepError(f"sip_ws_register: {self.registrar} has no WebSocket (ws: true)")
+        ws_uri = f"ws://{kam.listen_address()}:{kam.options.ws_port}"
+        user = self.user or self.peer
+        t0 = time.time()
+        reply = await ctx.peer(self.peer).call(
+            "sip_register",
+            timeout=self.timeout,
+            ws_uri=ws_uri,
+            uri=f"sip:{user}@{kam.listen_address()}",
+        )
+        contacts = await asyncio.to_thread(kam.contacts, user)
+        if not contacts:
+            raise StepError(f"sip_ws_register: {self.registrar} holds no contact for {user!r}")
+        return {
+            "registered_after_s": round(time.time() - t0, 3),
+            "ws_uri": ws_uri,
+            "contact": reply.get("contact"),
+            "registrar_contacts": contacts,
+        }
+
+
+@action("sip_ws_call")
+class SipWsCall(Action):
+    """`peer` calls a SIP extension itself (JsSIP over WebSocket); done when ICE is connected.
+
+    The offer and answer travel through Kamailio, which has rtpengine turn the WebRTC
+    media (ICE, DTLS-SRTP) into plain RTP for the extension.
+    """
+
+    peer: str
+    registrar: str = "kamailio"
+    callee: str | None = None
+    uri: str | None = None
+
+    def peers(self) -> list[str]:
+        return [self.peer]
+
+    def components(self) -> list[str]:
+        return [self.registrar] + ([self.callee] if self.callee else [])
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        kam = component(ctx, self.registrar, "kamailio", "sip_ws_call")
+        if self.uri is None and self.callee is None:
+            raise StepError("sip_ws_call: give `callee` (a component) or `uri`")
+        uri = self.uri or await callee_uri(ctx, kam, self.callee or "", self.timeout)
+        peer = ctx.peer(self.peer)
+        t0 = time.time()
+        reply = await peer.call("sip_call", timeout=self.timeout, target=uri)
+        answered = time.time()
+        connected = await wait_connected(peer, t0, max(1.0, self.timeout - (answered - t0)))
+        return {
+            "uri": uri,
+            "call_id": reply.get("call_id"),
+            "answered_after_s": round(answered - t0, 3),
+            "connected_after_s": round(connected - t0, 3),
+        }
+
+
+@action("sip_ws_hangup")
+class SipWsHangup(Action):
+    """`peer` ends its JsSIP call with a BYE and waits for the answer."""
+
+    peer: str
+    timeout: float = 10.0
+
+    def peers(self) -> list[str]:
+        return [self.peer]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        t0 = time.time()
+        await ctx.peer(self.peer).call("sip_hangup", timeout=self.timeout)
+        return {"hangup_after_s": round(time.time() - t0, 3)}
 
 
 @action("audio_heard")

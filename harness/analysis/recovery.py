@@ -27,8 +27,8 @@ from harness.analysis.session import Session
 
 LOG_NAME = "mobility.json"
 """The run's mobility log in its run directory (written by harness/actions/mobility.py)."""
-#: Log entries that are reactions to an event, not events themselves.
-REACTIONS = ("ice_restart",)
+#: Log entries that are reactions to, or parts of, an event: not events themselves.
+REACTIONS = ("ice_restart", "network_available", "network_lost")
 
 
 @dataclass
@@ -202,10 +202,12 @@ def analyse(
     rec.reinvites = sum(len(d.reinvites) for d in s.dialogs)
     down_media = _media(mobile, exclude) if mobile else media
     rec.down_at = ", ".join(x.analysis.path.name for x in mobile) if mobile else rec.capture
-    rec.directions["up"] = _direction("up", [m for m in media if m[1].dst[0] == fixed_ip], ev.start)
-    rec.directions["down"] = _direction(
-        "down", [m for m in down_media if m[1].src[0] == fixed_ip], ev.start
-    )
+    # the end of observation: the last frame of any capture (the phone's may stop early)
+    end = max(x.analysis.start_time + _duration(x) for x in [s, *(mobile or [])])
+    up = [m for m in media if m[1].dst[0] == fixed_ip]
+    rec.directions["up"] = _direction("up", up, ev.start, end)
+    down = [m for m in down_media if m[1].src[0] == fixed_ip]
+    rec.directions["down"] = _direction("down", down, ev.start, end)
     return rec
 
 
@@ -225,10 +227,15 @@ def _media(sessions: list[Session], exclude: set[str] | None) -> list[Media]:
 
 
 def _fixed_end(flows: list[Flow]) -> str:
+    """The address on every media flow; if both ends are, the one that kept its port."""
     common: set[str] | None = None
     for f in flows:
         ends = {f.src[0], f.dst[0]}
         common = ends if common is None else common & ends
+    if common and len(common) > 1:
+        ports = {ip: {a for f in flows for a in (f.src, f.dst) if a[0] == ip} for ip in common}
+        fewest = min(len(p) for p in ports.values())
+        common = {ip for ip, p in ports.items() if len(p) == fewest}
     if not common or len(common) > 1:
         raise RecoveryError(
             "cannot tell the fixed end of the call: "
@@ -248,7 +255,7 @@ def _columns(st: RtpStream) -> tuple[np.ndarray, np.ndarray]:
     return cols[1].astype(np.float64), cols[2].astype(np.int64)
 
 
-def _direction(name: str, chosen: list[Media], ref: float) -> DirectionRecovery:
+def _direction(name: str, chosen: list[Media], ref: float, end: float) -> DirectionRecovery:
     d = DirectionRecovery(name)
     if not chosen:
         return d
@@ -267,7 +274,6 @@ def _direction(name: str, chosen: list[Media], ref: float) -> DirectionRecovery:
     fl = np.concatenate(parts_flow)[order]
     seq = np.concatenate(parts_seq)[order]
     ssrc = np.concatenate(parts_ssrc)[order]
-    end = max(x.analysis.start_time + _duration(x) for x, _ in flows)
     d.packets = len(t)
     before = np.flatnonzero(t < ref)
     if not len(before):
@@ -277,7 +283,7 @@ def _direction(name: str, chosen: list[Media], ref: float) -> DirectionRecovery:
     d.old_path = old.label
     d.last_media_old = float(t[fl == fl[last]][-1])
     # the largest silence from the last packet before the event to the end of the capture
-    window = np.concatenate((t[last:], [end]))
+    window = np.concatenate((t[last:], [max(end, float(t[-1]))]))
     gaps = np.diff(window)
     i = int(gaps.argmax())
     d.largest_gap_s = float(gaps[i])

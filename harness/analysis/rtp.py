@@ -71,6 +71,11 @@ class RtpStream:
         """Collect many packets at once (the vectorised fast path)."""
         self._chunks.append(cols)
 
+    @property
+    def times(self) -> np.ndarray:
+        """Arrival times of every packet (capture-relative), after finish()."""
+        return np.asarray(self._chunks[0][1], dtype=float) if self._chunks else np.empty(0)
+
     def finish(self) -> RtpStream:
         """Compute the statistics from every packet collected, in frame order."""
         chunks = list(self._chunks)

@@ -52,6 +52,9 @@ class JanusOptions(ComponentOptions):
     turn_user: str | None = None
     turn_password: str | None = None
     nat_1_1: IPv4Address | None = None
+    """Public address of a 1:1 NAT in front of Janus: put in its host candidates."""
+    keep_private_host: bool = False
+    """With `nat_1_1`, offer the private host candidate too (the public one comes first)."""
     full_trickle: bool = False
     ice_lite: bool = False
     dtls_cert: Path | None = None
@@ -171,6 +174,7 @@ class Janus(Component):
                         "stun_server": stun_host or None,
                         "stun_port": int(stun_port) if stun_port else None,
                         "nat_1_1_mapping": o.nat_1_1 and str(o.nat_1_1),
+                        "keep_private_host": o.keep_private_host if o.nat_1_1 else None,
                         "turn_server": turn_host or None,
                         "turn_port": int(turn_port) if turn_port else None,
                         "turn_type": o.turn_type if o.turn_server else None,

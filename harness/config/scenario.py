@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.actions.reactions import ReactionSpec
 from harness.conditions.timeline import TimelineStep
 from harness.config.topology import Topology, load_topology
 from harness.config.yamlsource import YamlSource, parse_yaml
@@ -53,6 +54,8 @@ class PeerSpec(Strict):
     audio: AudioSpec | None = Field(default_factory=AudioSpec)
     video: bool = False
     datachannel: bool = True
+    reaction: ReactionSpec = Field(default_factory=ReactionSpec)
+    """What the app does when the network changes (harness/actions/reactions.py)."""
 
     @field_validator("kind")
     @classmethod

@@ -30,6 +30,8 @@ def write_junit(results: list[RunResult], path: Path) -> None:
         props = ET.SubElement(case, "properties")
         ET.SubElement(props, "property", name="seed", value=str(r.seed))
         ET.SubElement(props, "property", name="run_dir", value=str(r.run_dir))
+        ET.SubElement(props, "property", name="topology", value=r.environment.get("topology", ""))
+        ET.SubElement(case, "system-out").text = _outline(r)
         if r.skipped:
             ET.SubElement(case, "skipped", message=r.skip_reason)
         elif r.error:
@@ -42,3 +44,12 @@ def write_junit(results: list[RunResult], path: Path) -> None:
             ET.SubElement(case, tag, message=msg).text = r.failure_text()
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def _outline(r: RunResult) -> str:
+    """Steps and checks, one line each, so CI's test view tells the story without the pcaps."""
+    lines = [f"step {s.index + 1} {s.kind}: {s.status} ({s.duration_s:.3f} s)" for s in r.steps]
+    for c in r.checks:
+        rfc = f" [{c.rfc}]" if c.rfc else ""
+        lines.append(f"check {c.name}{rfc}: {'pass' if c.passed else 'FAIL'}: {c.message}")
+    return "\n".join(lines)

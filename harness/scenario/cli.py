@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -27,6 +28,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--only", action="append", help="run only scenarios whose name contains this")
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
     p.add_argument("--json", type=Path, help="write all results as JSON here")
+    p.add_argument("--alluredir", type=Path, help="write allure results here")
+    p.add_argument(
+        "--report",
+        type=Path,
+        help="HTML conformance report directory (default: reports/run-<time>)",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    p.add_argument(
+        "--shard",
+        type=_shard,
+        help="K/N: run only the K-th of N interleaved slices of the scenarios (CI jobs)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -37,8 +50,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not scenarios:
             print(f"no scenario name contains {' or '.join(args.only)}")
             return 2
-    results = asyncio.run(_run_all(scenarios, args.repeat, args.seed))
+    if args.shard:
+        k, n = args.shard
+        scenarios = scenarios[k - 1 :: n]
+        print(f"shard {k}/{n}: {len(scenarios)} scenarios")
+    report = (
+        None
+        if args.no_report
+        else args.report or Path("reports", time.strftime("run-%Y%m%d-%H%M%S"))
+    )
+    results = asyncio.run(_run_all(scenarios, args.repeat, args.seed, report, args.alluredir))
     _summary(results)
+    if report is not None:
+        from harness.reports.html import build_report
+
+        console.print(f"report: {build_report(results, report)}")
+    if args.alluredir:
+        console.print(f"allure results: {args.alluredir}")
     if args.junit:
         from harness.reports.junit import write_junit
 
@@ -50,8 +78,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise argparse.ArgumentTypeError(f"--shard takes K/N with 1 <= K <= N, not {text!r}")
+    return int(k), int(n)
+
+
 async def _run_all(
-    scenarios: list[Scenario], repeat: int | None, seed: int | None
+    scenarios: list[Scenario],
+    repeat: int | None,
+    seed: int | None,
+    report: Path | None,
+    alluredir: Path | None,
 ) -> list[RunResult]:
     results = []
     for sc in scenarios:
@@ -73,9 +112,25 @@ async def _run_all(
             )
             console.print(f"{mark} {label} seed={r.seed} {r.timings.get('total', 0):.1f} s")
             if not r.passed:
-                console.print(r.failure_text(), highlight=False, markup=False)
+                _explain(r, report)
+            if alluredir is not None:
+                from harness.reports.allure import write_result
+
+                write_result(r, alluredir)
             results.append(r)
     return results
+
+
+def _explain(r: RunResult, report: Path | None) -> None:
+    """The three most telling pieces of evidence, and where the whole story is."""
+    from harness.reports.evidence import telling
+
+    for line in telling(r, 3):
+        console.print(f"  \u2022 {line}", highlight=False, markup=False)
+    where = (
+        f"{report / 'index.html'}#{r.run_dir.name}" if report else str(r.run_dir / "result.json")
+    )
+    console.print(f"  full report: {where}", highlight=False, markup=False)
 
 
 def _summary(results: list[RunResult]) -> None:

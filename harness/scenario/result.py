@@ -53,6 +53,8 @@ class RunResult:
     """Per link: engine, seed and every condition change (to replay a failing run)."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     peer_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    t0: float = 0.0
+    """Wall-clock time of the first step: step and peer-event times count from here."""
 
     def failure_text(self) -> str:
         """What a person needs first: the failed step or checks and their evidence."""
@@ -80,6 +82,17 @@ class RunResult:
         d = asdict(self)
         d["run_dir"] = str(self.run_dir)
         return d
+
+    @classmethod
+    def load(cls, path: Path) -> RunResult:
+        """Read back a saved result.json (or the run directory holding it)."""
+        path = path / "result.json" if path.is_dir() else path
+        d = json.loads(path.read_text())
+        d["run_dir"] = Path(d["run_dir"])
+        d["steps"] = [StepResult(**s) for s in d.get("steps", [])]
+        d["checks"] = [CheckResult(**c) for c in d.get("checks", [])]
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     def save(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)

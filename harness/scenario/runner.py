@@ -50,6 +50,8 @@ async def run_scenario(
         "topology": scenario.topology.name,
         "runtime": lab.runtime.name,
         "seed": str(seed),
+        **{f"peer {n}": f"{p.kind} on {p.node}" for n, p in spec.peers.items()},
+        **{f"component {n}": f"{c.kind} on {c.node}" for n, c in spec.components.items()},
     }
     ctx: ScenarioContext | None = None
     t_start = time.perf_counter()
@@ -67,7 +69,7 @@ async def run_scenario(
         t = time.perf_counter()
         await _start_peers(ctx, progress)
         result.timings["peers_ready"] = time.perf_counter() - t
-        ctx.t0 = time.time()
+        ctx.t0 = result.t0 = time.time()
         timeline = await _start_timeline(ctx)
         t = time.perf_counter()
         await _run_steps(ctx, result, progress)
@@ -190,6 +192,7 @@ def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[d
 
 
 async def _start_peers(ctx: ScenarioContext, progress: Progress) -> None:
+    from harness.actions.reactions import start_reaction
     from harness.peers.launch import start_peer
 
     for name, spec in ctx.scenario.spec.peers.items():
@@ -205,6 +208,7 @@ async def _start_peers(ctx: ScenarioContext, progress: Progress) -> None:
             video=spec.video,
             datachannel=spec.datachannel,
         )
+        start_reaction(ctx, name)  # the app's restart policy (harness/actions/reactions.py)
 
 
 async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress) -> None:

@@ -109,6 +109,21 @@ class ChromiumAgent:
     async def cmd_hangup(self) -> dict[str, Any]:
         return await self._page("() => peer.hangup()")
 
+    # SIP over WebSocket (page/sip.js, JsSIP): the page is the SIP user agent.
+
+    async def cmd_sip_register(
+        self, ws_uri: str, uri: str, password: str | None = None, display_name: str | None = None
+    ) -> dict[str, Any]:
+        return await self._page(
+            "([w, u, p, d]) => sip.register(w, u, p, d)", [ws_uri, uri, password, display_name]
+        )
+
+    async def cmd_sip_call(self, target: str) -> dict[str, Any]:
+        return await self._page("t => sip.call(t)", target)
+
+    async def cmd_sip_hangup(self) -> dict[str, Any]:
+        return await self._page("() => sip.hangup()")
+
     async def cmd_shutdown(self) -> dict[str, Any]:
         return {}  # the control server stops after replying
 

@@ -69,13 +69,35 @@ class Peer {
   async configure(cfg) {
     this.hangup();
     this.cfg = cfg;
-    const pc = new RTCPeerConnection({
+    this.attach(new RTCPeerConnection(this.pcConfig()));
+    const want = {};
+    if (cfg.audio) {
+      want.audio = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
+    }
+    if (cfg.video) want.video = { width: 320, height: 240, frameRate: 15 };
+    if (want.audio || want.video) {
+      this.local = await navigator.mediaDevices.getUserMedia(want);
+      for (const t of this.local.getTracks()) this.pc.addTrack(t, this.local);
+    }
+    return {};
+  }
+
+  // The RTCPeerConnection options every connection of this peer uses (also JsSIP's).
+  pcConfig() {
+    const cfg = this.cfg || {};
+    return {
       iceServers: (cfg.ice_servers || []).map((s) => ({
         urls: s.urls, username: s.username, credential: s.credential })),
       iceTransportPolicy: cfg.ice_transport_policy || "all",
       bundlePolicy: "max-bundle",
       rtcpMuxPolicy: "require",
-    });
+    };
+  }
+
+  // Watch `pc` as this peer's connection: events, stats, received audio. A connection
+  // made by someone else (JsSIP's RTCSession) is adopted the same way.
+  attach(pc) {
+    clearInterval(this.ticker);
     this.pc = pc;
     // A slow backstop for changes no event announces (stats are cached briefly).
     this.ticker = setInterval(() => this.refresh(), 1000);
@@ -107,17 +129,12 @@ class Peer {
       if (e.track.kind === "audio") this.listen(e.track);
     };
     pc.ondatachannel = (e) => this.watchChannel(e.channel);
+  }
 
-    const want = {};
-    if (cfg.audio) {
-      want.audio = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
-    }
-    if (cfg.video) want.video = { width: 320, height: 240, frameRate: 15 };
-    if (want.audio || want.video) {
-      this.local = await navigator.mediaDevices.getUserMedia(want);
-      for (const t of this.local.getTracks()) pc.addTrack(t, this.local);
-    }
-    return {};
+  adopt(pc) {
+    if (this.pc && this.pc !== pc) this.pc.close();
+    this.transports = new Set();
+    this.attach(pc);
   }
 
   // Remote audio reaches WebAudio only while it also plays in a media element

@@ -1,0 +1,176 @@
+"""Conformance report: a static HTML page (and JSON) from a directory of run results.
+
+One row per run, one column per check: each cell is pass / fail / known failure /
+unsupported and links to its evidence further down the page, where the failed
+check, its evidence lines, the ladder diagram and the media timeline sit together.
+The page has no scripts that fetch anything: it opens from disk and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from harness.reports.evidence import telling
+from harness.reports.ladder import ladder_svg
+from harness.reports.runview import RunView
+from harness.reports.timeline import timeline_svg
+from harness.scenario.result import CheckResult, RunResult
+
+STATES = {
+    "pass": "pass",
+    "fail": "fail",
+    "xfail": "known failure",
+    "unsupported": "unsupported",
+    "none": "not run",
+}
+
+
+@dataclass
+class Cell:
+    state: str  # a key of STATES
+    anchor: str
+    title: str = ""
+
+
+@dataclass
+class Row:
+    run_id: str
+    scenario: str
+    file: str
+    seed: int
+    verdict: str
+    topology: str
+    peers: str
+    components: str
+    cells: dict[str, Cell] = field(default_factory=dict)
+    telling: list[str] = field(default_factory=list)
+    ladder: str = ""
+    timeline: str = ""
+    pcaps: list[tuple[str, str]] = field(default_factory=list)  # (name, relative link)
+
+
+def find_results(root: Path) -> list[RunResult]:
+    """Every result.json under `root` (a run directory or a directory of them)."""
+    if not root.is_dir():
+        return [RunResult.load(root)]
+    paths = sorted(
+        Path(d) / "result.json"
+        for d, _, files in os.walk(root, followlinks=True)  # results may be linked in
+        if "result.json" in files
+    )
+    return [RunResult.load(p) for p in paths]
+
+
+def check_label(c: CheckResult, taken: set[str]) -> str:
+    """A column name: the check, the peer or capture it is about, and a count if repeated."""
+    who = c.params.get("peer") or c.params.get("component")
+    base = f"{c.name}[{who}]" if isinstance(who, str) else c.name
+    label, k = base, 2
+    while label in taken:
+        label, k = f"{base} #{k}", k + 1
+    taken.add(label)
+    return label
+
+
+def verdict(r: RunResult) -> str:
+    if r.skipped:
+        return "unsupported"
+    if r.passed:
+        return "pass"
+    return "xfail" if r.known_failure else "fail"
+
+
+def _row(r: RunResult, out: Path, draw: bool) -> tuple[Row, list[tuple[str, CheckResult]]]:
+    run_id = r.run_dir.name
+    env = r.environment
+    row = Row(
+        run_id,
+        r.scenario,
+        r.file,
+        r.seed,
+        verdict(r),
+        env.get("topology", "?"),
+        ", ".join(v for k, v in env.items() if k.startswith("peer ")),
+        ", ".join(v for k, v in env.items() if k.startswith("component ")),
+    )
+    bad = "xfail" if r.known_failure else "fail"
+    failed_step = r.error or any(s.status == "failed" for s in r.steps)
+    row.cells["steps"] = Cell(
+        "unsupported" if r.skipped else (bad if failed_step else "pass"),
+        f"{run_id}-steps",
+        r.skip_reason or (telling(r, 1)[0] if failed_step and telling(r, 1) else ""),
+    )
+    taken: set[str] = set()
+    labelled = []
+    for i, c in enumerate(r.checks):
+        label = check_label(c, taken)
+        labelled.append((label, c))
+        row.cells[label] = Cell("pass" if c.passed else bad, f"{run_id}-check-{i}", c.message)
+    row.telling = telling(r) if row.verdict in ("fail", "xfail") else []
+    for p in map(Path, r.pcaps):
+        row.pcaps.append((p.name, os.path.relpath(p, out)))
+    if draw:
+        view = RunView.open(r)
+        d = out / "runs" / run_id
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "ladder.svg").write_text(ladder_svg(view))
+        (d / "timeline.svg").write_text(timeline_svg(view))
+        row.ladder, row.timeline = f"runs/{run_id}/ladder.svg", f"runs/{run_id}/timeline.svg"
+    return row, labelled
+
+
+def build_report(results: list[RunResult], out: Path, *, draw: bool = True) -> Path:
+    """Write index.html, report.json and one ladder and timeline per run into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = sorted(results, key=lambda r: (r.file, r.scenario, r.attempt, r.run_dir.name))
+    rows, details, columns = [], [], ["steps"]
+    for r in results:
+        row, labelled = _row(r, out, draw)
+        rows.append(row)
+        details.append((row, r, labelled))
+        columns += [c for c in row.cells if c not in columns]
+    counts = {s: sum(1 for r in rows if r.verdict == s) for s in STATES}
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    html = env.get_template("report.html.j2").render(
+        rows=rows,
+        details=details,
+        columns=columns,
+        states=STATES,
+        counts=counts,
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        implementations=_implementations(results),
+    )
+    (out / "index.html").write_text(html)
+    data: dict[str, Any] = {
+        "generated": time.time(),
+        "columns": columns,
+        "counts": counts,
+        "rows": [asdict(r) for r in rows],
+    }
+    (out / "report.json").write_text(json.dumps(data, indent=1, default=str))
+    return out / "index.html"
+
+
+def _implementations(results: list[RunResult]) -> dict[str, list[str]]:
+    """What was under test: peer kinds, components (gateways, TURN, SIP) and topologies."""
+    kinds: dict[str, set[str]] = {"peers": set(), "components": set(), "topologies": set()}
+    for r in results:
+        for k, v in r.environment.items():
+            if k.startswith("peer "):
+                kinds["peers"].add(v.partition(" on ")[0])
+            elif k.startswith("component "):
+                kinds["components"].add(v.partition(" on ")[0])
+        kinds["topologies"].add(r.environment.get("topology", "?"))
+    return {k: sorted(v) for k, v in kinds.items()}
