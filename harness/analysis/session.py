@@ -338,31 +338,33 @@ def _restarts(s: Session) -> None:
 def _fold_half_steps(restarts: list[IceRestart], window: float = 5.0) -> list[IceRestart]:
     """One restart seen as several generations is one restart.
 
-    A restarting agent may check with its new ufrag and the far side's old one before
-    the answer arrives (seen from Chromium, and in the Janus forum report), and the far
-    side may do the same the other way round: generations that keep exactly one ufrag
-    of the generation before the restart are half-steps of the same restart (within
-    `window` seconds), folded into it and kept as `transitional` evidence.
+    While a restart is under way each agent may check with its new ufrag and the far
+    side's old one (before the answer arrives, or before the far side applied it), so
+    one restart shows up as up to three ufrag pairs within a moment (seen from
+    Chromium, and in the Janus forum report). Generations that appear within `window`
+    seconds of a restart's start and share a ufrag with it are folded into it; the
+    pairs that keep an old ufrag are kept as `transitional` evidence, and the new
+    ufrags are those of the pair where both sides changed.
     """
     out: list[IceRestart] = []
     for r in restarts:
         g = out[-1] if out else None
         if g is not None and r.started[1] - g.started[1] <= window:
-
-            def half(u: tuple[str, str], g: IceRestart = g) -> bool:
-                return len(set(u) & set(g.old_ufrags)) == 1
-
-            known = [g.old_ufrags, g.new_ufrags, *g.transitional]
-            if r.old_ufrags in known and (half(g.new_ufrags) or half(r.new_ufrags)):
-                steps = [*g.transitional, *([g.new_ufrags] if half(g.new_ufrags) else [])]
+            seen = {g.new_ufrags, *g.transitional}
+            ufrags = {u for pair in seen for u in pair} | set(g.old_ufrags)
+            if set(r.old_ufrags) & ufrags or set(r.new_ufrags) & ufrags:
+                pairs = [*seen, r.new_ufrags]
+                fresh = [p for p in pairs if not set(p) & set(g.old_ufrags)]
+                new = fresh[-1] if fresh else r.new_ufrags
+                full = r if r.new_ufrags == new else g
                 out[-1] = IceRestart(
                     g.index,
                     g.old_ufrags,
-                    r.new_ufrags,
+                    new,
                     g.started,
-                    r.connected or g.connected,
-                    r.media or g.media,
-                    steps,
+                    full.connected or r.connected or g.connected,
+                    full.media or r.media or g.media,
+                    [p for p in dict.fromkeys(pairs) if p != new],
                 )
                 continue
         out.append(r)

@@ -167,6 +167,9 @@ class Topology:
     source: str
     networks: dict[str, IPv4Network]
     nodes: dict[str, Node]
+    sinks: dict[str, IPv4Address] = field(default_factory=dict)
+    """Per network without a LAN router: the address of 'the rest of the internet', where
+    nodes without a gateway send what has no route; it silently drops it."""
 
     def node(self, name: str) -> Node:
         try:
@@ -282,12 +285,18 @@ class _Resolver:
                 hname, NodeKind.HOST, ifaces, default_route=default, description=host.description
             )
         self._route_back_to_plain_routers(nodes)
+        sinks = {}
+        for net_name, net in spec.networks.items():
+            sink = IPv4Address(int(net.subnet.broadcast_address) - 1)
+            if net_name not in lan_router and sink not in self.used[net_name]:
+                sinks[net_name] = sink
         return Topology(
             spec.name,
             spec.description,
             src.file,
             {n: s.subnet for n, s in spec.networks.items()},
             nodes,
+            sinks,
         )
 
     def _route_back_to_plain_routers(self, nodes: dict[str, Node]) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.config.topology import Node, Topology
 from harness.errors import LabError
@@ -47,6 +48,9 @@ SWITCH_SYSCTLS = {
     "net.bridge.bridge-nf-call-iptables": "0",
     "net.bridge.bridge-nf-call-ip6tables": "0",
     "net.bridge.bridge-nf-call-arptables": "0",
+    # the switch holds the internet's sink address: it must drop, not forward (and a new
+    # namespace inherits the host's ip_forward)
+    "net.ipv4.ip_forward": "0",
 }
 
 _SPAWN_SCRIPT = (
@@ -101,10 +105,12 @@ class NetnsRuntime(Runtime):
         host_cmds = [f"netns add {ns}" for ns in self.namespaces]
         sw_cmds = ["link set lo up"]
         bridges: dict[str, str] = {}
-        for i, net in enumerate(topology.networks):
+        for i, (net, subnet) in enumerate(topology.networks.items()):
             br = f"b{i}{net}"[:15]
             bridges[net] = br
             sw_cmds += [f"link add {br} type bridge", f"link set {br} up"]
+            if net in topology.sinks:
+                sw_cmds.append(f"addr add {topology.sinks[net]}/{subnet.prefixlen} dev {br}")
         self.up_links_only(topology)
         for index, (node, iface) in enumerate(
             (n, i) for n in topology.nodes.values() for i in n.interfaces.values()
@@ -172,14 +178,14 @@ class NetnsRuntime(Runtime):
         write_sysctls(sysctls)
         run_checked(
             ["ip", "-batch", "-"],
-            "\n".join(self._ip_commands(node)) + "\n",
+            "\n".join(self._ip_commands(node, self.topology.sinks)) + "\n",
             f"configuring {node.name}",
         )
         if rules is not None and rules.nft.strip():
             run_checked(["nft", "-f", "-"], rules.nft, f"loading router rules on {node.name}")
 
     @staticmethod
-    def _ip_commands(node: Node) -> list[str]:
+    def _ip_commands(node: Node, topology_sinks: dict[str, Any]) -> list[str]:
         cmds = ["link set lo up"]
         for iface in node.interfaces.values():
             cmds += [f"addr add {iface.cidr} dev {iface.name}", f"link set {iface.name} up"]
@@ -201,9 +207,23 @@ class NetnsRuntime(Runtime):
         for dest, via in node.routes:
             cmds.append(f"route add {dest} via {via}")
         if not gateways:
-            # like the real internet: packets to nowhere vanish, no "network unreachable"
-            # (coturn stopped relaying after ENETUNREACH to a peer's private candidate)
-            cmds.append("route add blackhole default")
+            # Like the real internet, a packet to nowhere (a peer's private candidate) leaves
+            # the host and vanishes: the default route points at the network's sink, an
+            # address of the switch namespace, which does not forward and sends no error.
+            # A local error instead (ENETUNREACH, or EINVAL from a blackhole route) made
+            # coturn stop relaying and Chromium close its candidate's socket.
+            sink = next(
+                (
+                    (i, topology_sinks[i.network])
+                    for i in node.interfaces.values()
+                    if i.network in topology_sinks
+                ),
+                None,
+            )
+            if sink is not None:
+                cmds.append(f"route add default via {sink[1]} dev {sink[0].name}")
+            else:
+                cmds.append("route add blackhole default")
         return cmds
 
     def _write_etc(self, topology: Topology) -> None:
