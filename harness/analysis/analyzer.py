@@ -22,6 +22,7 @@ from harness.analysis.model import (
     Analysis,
     DtlsEvent,
     Flow,
+    JanusEvent,
     RtcpEvent,
     SdpEvent,
     SipEvent,
@@ -328,6 +329,24 @@ class Analyzer:
             self.offers[msg.call_id] = False  # a rejected offer is withdrawn
 
     def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None:
+        for msg in http.janus_messages(body):
+            if msg["janus"] == "keepalive":
+                continue
+            session = msg.get("session_id") or msg.get("sender")
+            self.a.janus.append(
+                JanusEvent(
+                    no,
+                    t,
+                    flow.src,
+                    flow.dst,
+                    flow.label,
+                    bool(flow.via),
+                    http.janus_label(msg),
+                    str(msg.get("transaction")) if msg.get("transaction") else None,
+                    str(session) if session else None,
+                    isinstance(msg.get("jsep"), dict),
+                )
+            )
         found = http.jsep(body)
         if found:
             kind, text, doc = found

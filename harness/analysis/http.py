@@ -135,3 +135,33 @@ def jsep(body: bytes) -> tuple[str, str, dict[str, object]] | None:
     if isinstance(j, dict) and isinstance(j.get("sdp"), str):
         return str(j.get("type", "")), j["sdp"], doc
     return None
+
+
+def janus_messages(body: bytes) -> list[dict[str, object]]:
+    """The Janus API messages in a JSON body (long-poll replies batch them in an array)."""
+    text = body.strip()
+    if not text.startswith((b"{", b"[")):
+        return []
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    docs = doc if isinstance(doc, list) else [doc]
+    return [d for d in docs if isinstance(d, dict) and isinstance(d.get("janus"), str)]
+
+
+def janus_label(msg: dict[str, object]) -> str:
+    """`message register`, `event registered`, `success`, ...: what a ladder arrow says."""
+    verb = str(msg["janus"])
+    body = msg.get("body")
+    if isinstance(body, dict) and body.get("request"):
+        return f"{verb} {body['request']}"
+    data = msg.get("plugindata")
+    data = data.get("data") if isinstance(data, dict) else None
+    if isinstance(data, dict):
+        result = data.get("result")
+        if isinstance(result, dict) and result.get("event"):
+            return f"{verb} {result['event']}"
+        if data.get("error"):
+            return f"{verb} error {data.get('error_code', '')}".rstrip()
+    return verb

@@ -126,6 +126,16 @@ class SdpEvent(Event):
 
 
 @dataclass
+class JanusEvent(Event):
+    """One Janus API message (HTTP or WebSocket): requests, acks, plugin events."""
+
+    label: str = ""
+    transaction: str | None = None
+    session: str | None = None
+    has_jsep: bool = False
+
+
+@dataclass
 class Analysis:
     """Everything one capture file yields; the session model is built from it."""
 
@@ -141,6 +151,7 @@ class Analysis:
     rtcp: list[RtcpEvent] = field(default_factory=list)
     sip: list[SipEvent] = field(default_factory=list)
     sdp: list[SdpEvent] = field(default_factory=list)
+    janus: list[JanusEvent] = field(default_factory=list)
     first_media: list[tuple[int, float, str]] = field(default_factory=list)
 
     @property

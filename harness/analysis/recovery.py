@@ -28,7 +28,7 @@ from harness.analysis.session import Session
 LOG_NAME = "mobility.json"
 """The run's mobility log in its run directory (written by harness/actions/mobility.py)."""
 #: Log entries that are reactions to, or parts of, an event: not events themselves.
-REACTIONS = ("ice_restart", "network_available", "network_lost")
+REACTIONS = ("ice_restart", "reaction_error", "network_available", "network_lost")
 
 
 @dataclass
@@ -76,6 +76,7 @@ class DirectionRecovery:
     lost_in_gap: int = 0
     """Sequence numbers skipped across the largest gap."""
     recovered: bool = False
+    """Media came back after the largest silence (which did not last to the end)."""
 
 
 @dataclass
@@ -126,7 +127,7 @@ class Recovery:
                 "first_check_new_s": rel(d.first_check_new),
                 "nominated_new_s": rel(d.nominated_new),
                 "first_media_new_s": rel(d.first_media_new),
-                "time_to_recover_s": rel(d.first_media_new) if d.recovered else None,
+                "time_to_recover_s": rel(d.gap_to) if d.recovered else None,
                 "largest_gap_s": round(d.largest_gap_s, 4),
                 "gap_from_s": rel(d.gap_from),
                 "lost": d.lost,
@@ -204,7 +205,7 @@ def analyse(
     rec.down_at = ", ".join(x.analysis.path.name for x in mobile) if mobile else rec.capture
     # the end of observation: the last frame of any capture (the phone's may stop early)
     end = max(x.analysis.start_time + _duration(x) for x in [s, *(mobile or [])])
-    up = [m for m in media if m[1].dst[0] == fixed_ip]
+    up = [m for m in media if _wire_dst(m[1]) == fixed_ip]
     rec.directions["up"] = _direction("up", up, ev.start, end)
     down = [m for m in down_media if m[1].src[0] == fixed_ip]
     rec.directions["down"] = _direction("down", down, ev.start, end)
@@ -224,6 +225,14 @@ def _media(sessions: list[Session], exclude: set[str] | None) -> list[Media]:
         for st in f.streams.values()
         if st.packets
     ]
+
+
+def _wire_dst(f: Flow) -> str:
+    """Where a flow's packets went on the wire: inside TURN, the outer packets' destination
+    (media a client sent into a lost allocation never reached the far end)."""
+    if f.via:
+        return f.via.split(" > ")[-1].split(" (")[0].rsplit(":", 1)[0].strip("[]")
+    return f.dst[0]
 
 
 def _fixed_end(flows: list[Flow]) -> str:
@@ -288,15 +297,16 @@ def _direction(name: str, chosen: list[Media], ref: float, end: float) -> Direct
     i = int(gaps.argmax())
     d.largest_gap_s = float(gaps[i])
     d.gap_from, d.gap_to = float(window[i]), float(window[i + 1])
-    after = np.flatnonzero(t >= ref)
-    moved = after[fl[after] != fl[last]]
+    # recovered: media after the worst silence; the new path is where media ended up
     resumed = np.flatnonzero(t > d.gap_from)
-    k = int(moved[0]) if len(moved) else (int(resumed[0]) if len(resumed) else None)
-    if k is not None:
-        x, new = flows[int(fl[k])]
+    if len(resumed):
+        d.recovered = True
+        final = int(fl[-1])
+        on_final = np.flatnonzero((fl == final) & (t >= ref))
+        k = int(resumed[0]) if final == int(fl[last]) else int(on_final[0])
+        x, new = flows[final]
         d.new_path = new.label
         d.first_media_new = float(t[k])
-        d.recovered = True
         d.first_check_new, d.nominated_new = _checks(x, (new.src, new.dst), ref)
     d.lost = _lost(t, seq, ssrc, ref - 1.0)
     if len(resumed) and ssrc[resumed[0]] == ssrc[resumed[0] - 1]:

@@ -23,7 +23,7 @@ FAULT_STEPS = {"fault", "handoff", "blackout", "kill", "restart_component"}
 @dataclass
 class LadderEvent:
     t: float  # seconds since the first step
-    kind: str  # sip, jsep, ice, ice-fail, dtls, media, note, step, fault
+    kind: str  # sip, janus, jsep, ice, ice-fail, dtls, media, note, step, fault
     label: str
     src: str  # lane (node name); src == dst for a note
     dst: str
@@ -33,7 +33,7 @@ class LadderEvent:
 
 def ladder_events(view: RunView) -> list[LadderEvent]:
     """Every event of the run, in time order."""
-    out = _sip(view) + _jsep(view) + _ice(view) + _dtls(view) + _media(view)
+    out = _sip(view) + _janus(view) + _jsep(view) + _ice(view) + _dtls(view) + _media(view)
     out += _peer_notes(view) + markers(view)
     out.sort(key=lambda e: (e.t, e.kind != "step"))
     return out
@@ -60,6 +60,23 @@ def _sip(view: RunView) -> list[LadderEvent]:
             )
             seen[key] = (c.name, e)
             out.append(e)
+    return out
+
+
+def _janus(view: RunView) -> list[LadderEvent]:
+    """Janus API requests and events (keepalives left out), once per message."""
+    seen: dict[tuple[str | None, str, str | None], list[float]] = {}
+    out = []
+    for c in view.captures:
+        for ev in c.analysis.janus:
+            t = view.rel(c, ev.time)
+            times = seen.setdefault((ev.transaction, ev.label, ev.session), [])
+            if any(abs(t - x) < 0.05 for x in times):  # the same message on another wire
+                continue
+            times.append(t)
+            label = f"Janus {ev.label}" + (" +JSEP" if ev.has_jsep else "")
+            detail = f"session {ev.session} transaction {ev.transaction} {c.name} #{ev.frame}"
+            out.append(LadderEvent(t, "janus", label, *_ends(view, ev.src, ev.dst), detail))
     return out
 
 

@@ -8,6 +8,7 @@ FONT = "font-family:DejaVu Sans Mono,Menlo,Consolas,monospace"
 COLORS = {
     "sip": "#1f5fbf",
     "jsep": "#7a3fbf",
+    "janus": "#b0367a",
     "ice": "#2e7d32",
     "ice-fail": "#b26a00",
     "dtls": "#00838f",
