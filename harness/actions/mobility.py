@@ -14,7 +14,7 @@ import json
 import re
 import time
 from dataclasses import asdict
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -251,7 +251,12 @@ class RouteStep(Action):
             raise StepError(f"route: {self.node}.{self.via} is down (bring it up first)")
         demoted = await set_default(ctx.lab, self.node, self.via)
         ev = mobility_log(ctx).record("route", self.node, signal=self.signal, via=self.via)
-        return {"event_t": round(ev.t - ctx.t0, 3), "demoted": demoted}
+        routes = await _default_routes(ctx.lab, self.node)
+        return {
+            "event_t": round(ev.t - ctx.t0, 3),
+            "demoted": demoted,
+            "default_routes": {r["dev"]: r.get("metric", 0) for r in routes},
+        }
 
 
 def _conntrack_mappings(lab: Lab, router: str, host: str) -> list[str]:
@@ -356,7 +361,7 @@ class NatRebind(Action):
             public = self._spare_address(ctx)
             await _ip(lab, self.router, f"addr add {public}/32 dev wan")
             rules += [
-                "  chain snat {",
+                "  chain move {",
                 "    type nat hook postrouting priority srcnat - 10; policy accept;",
                 f"    ip saddr {host} oifname wan snat to {public}",
                 "  }",
@@ -400,14 +405,12 @@ class NatRebind(Action):
     def _spare_address(self, ctx: ScenarioContext) -> str:
         """An address of the router's WAN network that nothing uses (counting down from the top)."""
         wan = ctx.lab.topology.node(self.router).wan
-        net = ip_network(wan.cidr, strict=False)
-        used = {i.address for n in ctx.lab.topology.nodes.values() for i in n.interfaces.values()}
-        used |= {
+        used = {
             ip_address(e.data["public_address"])
             for e in mobility_log(ctx).events
             if e.data.get("public_address")
         }
-        for cand in list(net.hosts())[::-1][:50]:
+        for cand in ctx.lab.topology.spare_addresses(wan.network):
             if cand not in used:
                 return str(cand)
         raise StepError(f"nat_rebind: no spare address on {self.router}'s WAN network")

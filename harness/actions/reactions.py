@@ -59,6 +59,20 @@ class Reaction:
         self.restarts = 0
 
     async def run(self) -> None:
+        """Watch until the run ends; a crash is logged (the run's evidence), never lost."""
+        try:
+            await self._watch()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must show in the run's log, not vanish
+            mobility_log(self.ctx).record(
+                "reaction_error",
+                self.node,
+                peer=self.peer_name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+    async def _watch(self) -> None:
         peer = self.ctx.peer(self.peer_name)
         log = mobility_log(self.ctx)
         seen_events, seen_log = len(peer.events), len(log.events)

@@ -27,6 +27,9 @@ from harness.analysis.session import Session
 
 LOG_NAME = "mobility.json"
 """The run's mobility log in its run directory (written by harness/actions/mobility.py)."""
+#: A direction whose media stops this long before the capture does (and whose silence
+#: there is its longest) did not recover; shorter tails are hang-up and tear-down.
+TAIL_GRACE_S = 1.0
 #: Log entries that are reactions to, or parts of, an event: not events themselves.
 REACTIONS = ("ice_restart", "reaction_error", "network_available", "network_lost")
 
@@ -67,7 +70,9 @@ class DirectionRecovery:
     last_media_old: float | None = None
     first_check_new: float | None = None
     nominated_new: float | None = None
+    """The new pair is selected: nominated, and valid from both ends (see `_checks`)."""
     first_media_new: float | None = None
+    """First media, after the event, on the path media ended up on (time to recover)."""
     gap_from: float | None = None
     gap_to: float | None = None
     largest_gap_s: float = 0.0
@@ -127,7 +132,7 @@ class Recovery:
                 "first_check_new_s": rel(d.first_check_new),
                 "nominated_new_s": rel(d.nominated_new),
                 "first_media_new_s": rel(d.first_media_new),
-                "time_to_recover_s": rel(d.gap_to) if d.recovered else None,
+                "time_to_recover_s": rel(d.first_media_new) if d.recovered else None,
                 "largest_gap_s": round(d.largest_gap_s, 4),
                 "gap_from_s": rel(d.gap_from),
                 "lost": d.lost,
@@ -255,12 +260,8 @@ def _fixed_end(flows: list[Flow]) -> str:
 
 
 def _columns(st: RtpStream) -> tuple[np.ndarray, np.ndarray]:
-    """(times, sequence numbers) of a finished stream's packets, in frame order.
-
-    RtpStream keeps its columns as `_chunks[0]` after `finish()`; a public accessor
-    belongs in harness/analysis/rtp.py.
-    """
-    cols = st._chunks[0]  # noqa: SLF001
+    """(times, sequence numbers) of a finished stream's packets, in frame order."""
+    cols = st.columns
     return cols[1].astype(np.float64), cols[2].astype(np.int64)
 
 
@@ -291,16 +292,22 @@ def _direction(name: str, chosen: list[Media], ref: float, end: float) -> Direct
     old = flows[int(fl[last])][1]
     d.old_path = old.label
     d.last_media_old = float(t[fl == fl[last]][-1])
-    # the largest silence from the last packet before the event to the end of the capture
-    window = np.concatenate((t[last:], [max(end, float(t[-1]))]))
-    gaps = np.diff(window)
-    i = int(gaps.argmax())
-    d.largest_gap_s = float(gaps[i])
-    d.gap_from, d.gap_to = float(window[i]), float(window[i + 1])
-    # recovered: media after the worst silence; the new path is where media ended up
-    resumed = np.flatnonzero(t > d.gap_from)
-    if len(resumed):
+    # the largest silence between packets, from the last one before the event on
+    gaps = np.diff(t[last:])
+    if len(gaps):
+        i = last + int(gaps.argmax())
+        d.largest_gap_s = float(t[i + 1] - t[i])
+        d.gap_from, d.gap_to = float(t[i]), float(t[i + 1])
+    tail = end - float(t[-1])
+    if tail > TAIL_GRACE_S and tail >= d.largest_gap_s:
+        # media never came back: the silence runs to the end of the capture
+        d.largest_gap_s, d.gap_from, d.gap_to = tail, float(t[-1]), end
+        resumed = np.flatnonzero(t > end)
+    else:
         d.recovered = True
+        resumed = np.flatnonzero(t > (d.gap_from if d.gap_from is not None else t[last]))
+    if d.recovered and len(resumed):
+        # the new path is where media ended up
         final = int(fl[-1])
         on_final = np.flatnonzero((fl == final) & (t >= ref))
         k = int(resumed[0]) if final == int(fl[last]) else int(on_final[0])
@@ -325,21 +332,30 @@ def _duration(x: Session) -> float:
 def _checks(
     s: Session, ends: tuple[Address, Address], ref: float
 ) -> tuple[float | None, float | None]:
-    """First connectivity check on `ends` at/after `ref`, and the first answered nomination."""
+    """First connectivity check on `ends` at/after `ref`, and when the pair was selected
+    as this capture sees it: a nomination answered with success, and a check from each
+    end answered with success (RFC 8445 7.3.1.5: the controlled agent selects a nominated
+    pair once its own check on it succeeded; on a slow link that is an RTT later)."""
     base = s.analysis.start_time
     want = {ends[0], ends[1]}
     first: float | None = None
-    nominating: set[bytes] = set()
+    sent: dict[bytes, tuple[Address, bool]] = {}  # txid -> (requester, nominating)
+    valid: dict[Address, float] = {}  # requester -> first success seen
+    nominated: float | None = None
     for ev in s.analysis.stun:
         t = base + ev.time
         if t < ref or ev.msg.method != "Binding" or {ev.src, ev.dst} != want:
             continue
         if ev.msg.cls == "request":
             first = t if first is None else first
-            if ev.msg.use_candidate:
-                nominating.add(ev.msg.txid)
-        elif ev.msg.cls == "success" and ev.msg.txid in nominating:
-            return first, t
+            sent[ev.msg.txid] = (ev.src, ev.msg.use_candidate)
+        elif ev.msg.cls == "success" and ev.msg.txid in sent:
+            requester, nominating = sent[ev.msg.txid]
+            valid.setdefault(requester, t)
+            if nominating and nominated is None:
+                nominated = t
+        if nominated is not None and len(valid) == 2:
+            return first, max(nominated, *valid.values())
     return first, None
 
 

@@ -72,9 +72,16 @@ class RtpStream:
         self._chunks.append(cols)
 
     @property
+    def columns(self) -> Columns:
+        """Every packet as columns (frame, time, seq, rtp timestamp, pt, size), after finish()."""
+        if not self._chunks:
+            return tuple(np.empty(0) for _ in range(6))  # type: ignore[return-value]
+        return self._chunks[0]
+
+    @property
     def times(self) -> np.ndarray:
         """Arrival times of every packet (capture-relative), after finish()."""
-        return np.asarray(self._chunks[0][1], dtype=float) if self._chunks else np.empty(0)
+        return np.asarray(self.columns[1], dtype=float)
 
     def finish(self) -> RtpStream:
         """Compute the statistics from every packet collected, in frame order."""

@@ -188,7 +188,8 @@ class JanusSession:
                     self.target, "GET", path + str(int(time.time() * 1000)), timeout=40
                 )
                 failures = 0
-            except (JanusError, OSError, TimeoutError) as exc:
+            except (JanusError, OSError, TimeoutError, ValueError) as exc:
+                # ValueError: a restarting Janus answers with an empty, non-JSON reply
                 failures += 1
                 if failures >= 5:  # Janus is gone: say so to every waiter, stop
                     self.poll_error = exc

@@ -329,13 +329,19 @@ def _load_plugins() -> None:
     import importlib
     import importlib.util
 
-    for mod in ("harness.actions.steps", "harness.actions.gateway", "harness.components.all"):
+    for mod in (
+        "harness.actions.steps",
+        "harness.actions.gateway",
+        "harness.actions.mobility",
+        "harness.components.all",
+    ):
         if importlib.util.find_spec(mod) is not None:
             importlib.import_module(mod)
 
 
 def _check_registry() -> dict[str, Any]:
     import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
+    import harness.assertions.recovery  # noqa: F401
     from harness.assertions.peer import PEER_CHECKS
     from harness.assertions.registry import REGISTRY
 

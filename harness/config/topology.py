@@ -179,6 +179,17 @@ class Topology:
                 f"topology {self.name!r} has no node {name!r} (has: {', '.join(self.nodes)})"
             ) from None
 
+    def spare_addresses(self, network: str) -> list[IPv4Address]:
+        """Addresses of `network` nothing in the lab uses (no interface, no sink), from the top.
+
+        For what a run adds on the fly: a probe server's second address, a NAT's new
+        public address.
+        """
+        net = self.networks[network]
+        used = {i.address for n in self.nodes.values() for i in n.interfaces.values()}
+        used |= set(self.sinks.values())
+        return [a for a in reversed(list(net.hosts())) if a not in used]
+
     def hosts_on(self, network: str) -> list[Interface]:
         return [
             i for n in self.nodes.values() for i in n.interfaces.values() if i.network == network

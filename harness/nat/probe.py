@@ -8,7 +8,6 @@ settings, so `NatProbeResult.matches()` is a real end-to-end check of a NAT.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets
 import subprocess
@@ -196,11 +195,10 @@ def public_host(topology: Topology, node: str, iface: Interface) -> str:
 
 def _add_alternate_address(lab: LabLike, host: str, iface: Interface) -> IPv4Address:
     """Give the server host a second address, free in the topology and on the host."""
-    net = ipaddress.ip_network(f"{iface.address}/{iface.prefixlen}", strict=False)
-    taken = {i.address for n in lab.topology.nodes.values() for i in n.interfaces.values()}
     shown = lab.run(host, ["ip", "-o", "-4", "addr", "show"]).stdout
-    for candidate in reversed(list(net.hosts())):
-        if candidate in taken or f" {candidate}/" in shown:
+    net = iface.network
+    for candidate in lab.topology.spare_addresses(net):
+        if f" {candidate}/" in shown:
             continue
         cidr = f"{candidate}/{iface.prefixlen}"
         proc = lab.run(host, ["ip", "addr", "add", cidr, "dev", iface.name], check=False)

@@ -53,7 +53,9 @@ def test_jitter_without_and_with_reordering(lab, shape):
     r = probe(lab, rate=200, count=600)
     assert r.reordered == 0
     assert r.delay_ms["std"] > 4, r.summary()  # slowly varying, but it does vary
-    assert r.delay_ms["p50"] == pytest.approx(40, abs=3), r.summary()  # and is centred
+    # and is centred: over 3 s the delay's median has a standard error of ~4 ms
+    # (0.25 s correlation time); the unit test checks it precisely over 200 s
+    assert r.delay_ms["p50"] == pytest.approx(40, abs=10), r.summary()
     sh.set(up=sh.up.model_copy(update={"reorder": True}))
     r = probe(lab, rate=200, count=600)
     assert r.reordered > 0

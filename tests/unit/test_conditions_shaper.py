@@ -57,6 +57,17 @@ def test_jitter_without_reordering_is_fifo_and_with_it_reorders():
     assert [r[0] for _, r in free] != sorted(r[0] for _, r in free)
 
 
+def test_jitter_without_reordering_keeps_its_median_and_spread():
+    """The slowly varying delay: centred on `delay`, spread `jitter`, never reordered
+    (the old FIFO clamp of independent draws measured 62 ms for 45 +- 15 at 500 pps)."""
+    _, out = run(LinkConditions(delay=45, jitter=15), 100_000, pps=500)  # 200 s
+    delays = [(r[0] - now) / MS for now, r in out]
+    assert statistics.median(delays) == pytest.approx(45, abs=1.5)
+    assert statistics.pstdev(delays) == pytest.approx(15, rel=0.15)
+    times = [r[0] for _, r in out]
+    assert times == sorted(times)
+
+
 def test_rate_serialises_and_queue_tail_drops():
     # 1000 pps of 214-byte frames = 1712 kbit/s into a 856 kbit/s bottleneck
     sh, out = run(LinkConditions(rate=856, queue=10), 2000)
