@@ -13,7 +13,7 @@ PACKAGES=(
   # headless browser peer (driven by Playwright with the system executable)
   chromium
   # python
-  python3 python3-venv python3-dev gcc libnetfilter-queue-dev
+  python3 python3-venv python3-dev gcc
 )
 
 if [ "$(id -u)" != 0 ]; then
