@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The README's flagship command: set up (idempotent), then run the flagship
-# scenario end to end with a fresh lab, real peers and real captures.
+# The README's flagship command: set up (idempotent), then run the flagship end to
+# end with fresh labs, real components and real captures: a Chromium call through
+# Janus's SIP plugin to a SIP extension, and the Janus forum report's ICE restart
+# (no trickle, relay-only, Janus behind an address-and-port-dependent NAT), which
+# reproduces as a known failure with its evidence. Extra arguments go to `harness run`
+# (e.g. --repeat 5 --seed 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh
 .venv/bin/harness lab gc >/dev/null
-exec .venv/bin/harness run "${FLAGSHIP:-scenarios/gateway/janus-sip-call-aiortc.yaml}" --junit reports/flagship-junit.xml "$@"
+exec .venv/bin/harness run \
+  scenarios/gateway/janus-sip-call.yaml scenarios/gateway/janus-sip-ice-restart.yaml \
+  --only janus-sip-call-chromium --only janus-sip-ice-restart-notrickle-relay-nat-chromium \
+  --junit reports/flagship-junit.xml "$@"

@@ -48,6 +48,9 @@ class CoturnOptions(ComponentOptions):
     range holding the server's own address stays allowed. Without it, a check towards a
     peer's private host candidate makes coturn send to an unroutable address."""
     verbose: bool = False
+    stun_backward_compatibility: bool = False
+    """Answer classic RFC 3489 Binding requests (no magic cookie), as a default coturn does;
+    libnice (Janus) discovers its server-reflexive candidate with them."""
 
     @model_validator(mode="after")
     def _check(self) -> CoturnOptions:
@@ -103,8 +106,9 @@ class Coturn(Component):
             "no-cli",
             "no-dtls",
             "no-rfc5780",
-            "no-stun-backward-compatibility",
         ]
+        if not o.stun_backward_compatibility:
+            lines.append("no-stun-backward-compatibility")
         if o.deny_private_peers:
             own = ipaddress.ip_address(addr)
             lines += [
