@@ -13,20 +13,19 @@ import os
 import shutil
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 
-from harness.components.coturn import Coturn
 from harness.peers.client import PeerError
 from harness.peers.launch import LaunchedPeer, start_peer
 from harness.peers.signaling import connect_pair, restart_ice
 from harness.peers.tone import ToneMeter, dominant_frequency, rms_dbfs, sine
+from tests.integration.peerlab import TOPOLOGIES, lab_with_turn, run
 
-TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 TONE_A, TONE_B = 440.0, 660.0
 T = TypeVar("T")
 
@@ -61,23 +60,6 @@ def test_tone_meter_keeps_the_last_second() -> None:
 
 
 # -- lab helpers -----------------------------------------------------------------------
-
-
-def run(coro: Awaitable[T], timeout: float = 60.0) -> T:
-    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
-
-
-@contextmanager
-def lab_with_turn(topology: str, **turn_options: Any) -> Iterator[tuple[Any, Coturn]]:
-    from harness.lab import Lab
-
-    with Lab(TOPOLOGIES / f"{topology}.yaml") as lab:
-        turn = Coturn("turn", "server", turn_options)
-        turn.start(lab)
-        try:
-            yield lab, turn
-        finally:
-            turn.stop()
 
 
 @asynccontextmanager

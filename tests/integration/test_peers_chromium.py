@@ -13,8 +13,8 @@ import os
 import re
 import time
 import wave
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,8 +27,9 @@ from harness.peers.client import PeerError
 from harness.peers.launch import LaunchedPeer, start_peer
 from harness.peers.signaling import connect_pair, negotiate, restart_ice
 from harness.peers.tone import dominant_frequency
+from tests.integration import peerlab
+from tests.integration.peerlab import TOPOLOGIES, lab_with_turn
 
-TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 TONE_A, TONE_B = 440.0, 880.0
 T = TypeVar("T")
 
@@ -56,20 +57,7 @@ def test_tone_wav_loops_cleanly(tmp_path: Path) -> None:
 
 
 def run(coro: Awaitable[T], timeout: float = 80.0) -> T:
-    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
-
-
-@contextmanager
-def lab_with_turn(topology: str, **turn_options: Any) -> Iterator[tuple[Any, Coturn]]:
-    from harness.lab import Lab
-
-    with Lab(TOPOLOGIES / f"{topology}.yaml") as lab:
-        turn = Coturn("turn", "server", turn_options)
-        turn.start(lab)
-        try:
-            yield lab, turn
-        finally:
-            turn.stop()
+    return peerlab.run(coro, timeout)
 
 
 @asynccontextmanager
