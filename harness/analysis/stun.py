@@ -6,12 +6,12 @@ parse, MESSAGE-INTEGRITY when a key is known (SDP ice-pwd, test vectors).
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
-import ipaddress
 import struct
 from dataclasses import dataclass, field
+
+from harness.nat.stun import StunError, decode_address, fingerprint_crc
 
 MAGIC = 0x2112A442
 MAGIC_BYTES = b"\x21\x12\xa4\x42"
@@ -163,7 +163,7 @@ def _apply(msg: StunMessage, atype: int, v: bytes, txid: bytes, p: bytes, off: i
         msg.integrity = True
         msg.integrity_offset = off
     elif atype == A_FINGERPRINT and len(v) == 4:
-        msg.fingerprint_ok = fingerprint(p[:off]) == struct.unpack("!I", v)[0]
+        msg.fingerprint_ok = fingerprint_crc(p[:off]) == struct.unpack("!I", v)[0]
 
 
 def _append(items: list[Address], a: Address | None) -> None:
@@ -172,31 +172,19 @@ def _append(items: list[Address], a: Address | None) -> None:
 
 
 def xor_address(v: bytes, txid: bytes) -> Address | None:
-    """Decode an XOR-*-ADDRESS value (RFC 8489 section 14.2)."""
-    if len(v) < 8:
+    """Decode an XOR-*-ADDRESS value (RFC 8489 section 14.2); None when malformed."""
+    try:
+        return decode_address(v, txid, xor=True)
+    except StunError:
         return None
-    port = (v[2] << 8 | v[3]) ^ (MAGIC >> 16)
-    if v[1] == 1:
-        raw = bytes(a ^ b for a, b in zip(v[4:8], MAGIC_BYTES, strict=True))
-    elif v[1] == 2 and len(v) >= 20:
-        raw = bytes(a ^ b for a, b in zip(v[4:20], MAGIC_BYTES + txid, strict=True))
-    else:
-        return None
-    return str(ipaddress.ip_address(raw)), port
 
 
 def plain_address(v: bytes) -> Address | None:
-    """Decode a MAPPED-ADDRESS value."""
-    if len(v) >= 8 and v[1] == 1:
-        return str(ipaddress.ip_address(v[4:8])), v[2] << 8 | v[3]
-    if len(v) >= 20 and v[1] == 2:
-        return str(ipaddress.ip_address(v[4:20])), v[2] << 8 | v[3]
-    return None
-
-
-def fingerprint(head: bytes) -> int:
-    """FINGERPRINT of the message bytes before the attribute, length already set to cover it."""
-    return binascii.crc32(head) ^ 0x5354554E
+    """Decode a MAPPED-ADDRESS value; None when malformed."""
+    try:
+        return decode_address(v, b"", xor=False)
+    except StunError:
+        return None
 
 
 def long_term_key(username: str, realm: str, password: str) -> bytes:

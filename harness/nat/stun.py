@@ -1,6 +1,7 @@
 """The few STUN pieces (RFC 8489, RFC 5780) the NAT probe needs: Binding messages,
 address attributes, CHANGE-REQUEST, RESPONSE-PORT and FINGERPRINT. No authentication: a probe
-server in a lab answers anyone.
+server in a lab answers anyone. The pcap analyser (harness/analysis/stun.py) decodes
+addresses and checks FINGERPRINTs with the same functions.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class Message:
         body = b"".join(_tlv(t, v) for t, v in self.attributes)
         if fingerprint:
             head = HEADER.pack(self.type, len(body) + 8, MAGIC_COOKIE, self.transaction_id)
-            crc = zlib.crc32(head + body) ^ FINGERPRINT_XOR
+            crc = fingerprint_crc(head + body)
             return head + body + _tlv(Attr.FINGERPRINT, struct.pack("!I", crc))
         return HEADER.pack(self.type, len(body), MAGIC_COOKIE, self.transaction_id) + body
 
@@ -105,11 +106,17 @@ class Message:
                 raise StunError(f"attribute {atype:#06x} is truncated")
             if atype == Attr.FINGERPRINT:
                 (crc,) = struct.unpack("!I", value)
-                if zlib.crc32(data[:pos]) ^ FINGERPRINT_XOR != crc:
+                if fingerprint_crc(data[:pos]) != crc:
                     raise StunError("bad FINGERPRINT")
             msg.attributes.append((atype, value))
             pos += 4 + alen + (-alen % 4)
         return msg
+
+
+def fingerprint_crc(before: bytes) -> int:
+    """FINGERPRINT (RFC 8489 14.7) of the message bytes before the attribute, whose header
+    length already counts the attribute."""
+    return zlib.crc32(before) ^ FINGERPRINT_XOR
 
 
 def _tlv(attr: int, value: bytes) -> bytes:

@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "data" / "pcaps"
@@ -27,6 +28,17 @@ PY = sys.executable
 CALL_SECONDS = 3.0
 
 # ------------------------------------------------------------------ aiortc peer (in a node)
+
+
+async def read_json(reader: asyncio.StreamReader) -> Any:
+    """The JSON body of one HTTP message (Janus-style signalling between the two peers)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    return json.loads(await reader.readexactly(length))
 
 
 async def _peer(role: str, addr: str, turn: str | None, seconds: float) -> None:
@@ -62,15 +74,7 @@ async def _peer(role: str, addr: str, turn: str | None, seconds: float) -> None:
     if role == "answer":
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(
-                next(
-                    line.split(b":")[1]
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                )
-            )
-            offer = json.loads(await reader.readexactly(length))["jsep"]
+            offer = (await read_json(reader))["jsep"]
             await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], offer["type"]))
             pc.addTrack(AudioStreamTrack())
             await pc.setLocalDescription(await pc.createAnswer())
@@ -110,15 +114,7 @@ async def _peer(role: str, addr: str, turn: str | None, seconds: float) -> None:
             + body
         )
         await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(
-            next(
-                line.split(b":")[1]
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length")
-            )
-        )
-        answer = json.loads(await reader.readexactly(length))["jsep"]
+        answer = (await read_json(reader))["jsep"]
         writer.close()
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
         deadline = time.monotonic() + 15
