@@ -10,8 +10,11 @@ PACKAGES=(
   iproute2 nftables iptables conntrack tcpdump tshark iputils-ping procps psmisc util-linux
   # components under test
   coturn janus kamailio kamailio-websocket-modules rtpengine-daemon baresip sip-tester
-  # headless browser peer (driven by Playwright with the system executable)
-  chromium
+  # headless browser peers (Chromium driven by Playwright with the system executable;
+  # Firefox ESR through its built-in WebDriver BiDi remote agent)
+  chromium firefox-esr
+  # container runtime (Debian's engine) and local base images (no registry)
+  docker.io debootstrap
   # python
   python3 python3-venv python3-dev gcc
 )
