@@ -41,3 +41,17 @@ class ComponentError(HarnessError):
         if log_tail:
             text += "\n--- log tail ---\n" + log_tail
         super().__init__(text)
+
+
+class UnsupportedError(HarnessError):
+    """What a scenario needs is missing here (an engine, a browser, a kernel feature)
+    or is declared unsupported by the component under test.
+
+    Never a pass and never a failure: runners report the verdict "unsupported"
+    with `reason`, and `harness doctor` tells how to get what is missing.
+    """
+
+    def __init__(self, reason: str, *, fix: str = "") -> None:
+        self.reason = reason
+        self.fix = fix
+        super().__init__(reason + (f" (fix: {fix})" if fix else ""))
