@@ -1,0 +1,120 @@
+"""Janus SIP plugin steps: register a peer, call an extension, hang up."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from harness.actions.gateway.common import callee_uri, candidate_types, component, wait_connected
+from harness.actions.gateway.janus_leg import JanusLeg, leg_of, legs, negotiate
+from harness.actions.registry import Action, action
+from harness.actions.steps import StepError
+
+if TYPE_CHECKING:
+    from harness.components.janus_client import JanusEvent
+    from harness.scenario.context import ScenarioContext
+
+
+@action("janus_register")
+class JanusRegister(Action):
+    """Open a Janus session for `peer`, attach the SIP plugin, REGISTER `user` at the registrar."""
+
+    peer: str
+    janus: str = "janus"
+    registrar: str = "kamailio"
+    user: str | None = None
+    api_via: str | None = None
+    """Node whose namespace the API requests come from (default: the peer's node); e.g. the
+    NAT box in front of a Janus behind NAT, acting as the reverse proxy a real set-up has."""
+
+    def components(self) -> list[str]:
+        return [self.janus, self.registrar]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        from harness.components.janus_client import HttpTarget, JanusSession, SipPluginClient
+
+        janus = component(ctx, self.janus, "janus", "janus_register")
+        kam = component(ctx, self.registrar, "kamailio", "janus_register")
+        node = self.api_via or ctx.peer_spec(self.peer).node
+        if node not in ctx.lab.topology.nodes:
+            raise StepError(f"janus_register: no node {node!r} (api_via)")
+        target = HttpTarget(janus.listen_address(), janus.options.http_port, ctx.lab.netns(node))
+        session = await JanusSession(target).create()
+        sip = await SipPluginClient.attach(session)
+        user = self.user or self.peer
+        leg = JanusLeg(janus, kam, session, sip, user)
+        legs(ctx)[self.peer] = leg
+        t0 = time.time()
+        ev = await sip.register(f"sip:{user}@{kam.listen_address()}", kam.uri, timeout=self.timeout)
+        return {
+            "registered_after_s": round(time.time() - t0, 3),
+            "username": ev.data.get("result", {}).get("username"),
+        }
+
+
+@action("janus_call")
+class JanusCall(Action):
+    """`peer` calls a SIP extension (`callee`: a baresip/sipp component, or `uri`) through Janus.
+
+    Done when the peer's ICE is connected and Janus reports `webrtcup` (DTLS done).
+    """
+
+    peer: str
+    callee: str | None = None
+    uri: str | None = None
+
+    def peers(self) -> list[str]:
+        return [self.peer]
+
+    def components(self) -> list[str]:
+        return [self.callee] if self.callee else []
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        leg = leg_of(ctx, self.peer, "janus_call")
+        uri = self.uri or await self._callee_uri(ctx, leg)
+        peer = ctx.peer(self.peer)
+        t0 = time.time()
+        since = len(leg.sip.events)
+
+        async def send(offer: dict[str, Any]) -> JanusEvent:
+            return await leg.sip.call(uri, offer, timeout=self.timeout)
+
+        offer, answer, trickled = await negotiate(ctx, self.peer, leg, send, self.timeout)
+        left = max(1.0, self.timeout - (time.time() - t0))
+        await wait_connected(peer, t0, left)
+        await leg.sip.handle.wait_event("webrtcup", left, since)
+        return {
+            "uri": uri,
+            "connected_after_s": round(time.time() - t0, 3),
+            "offer_candidates": candidate_types(offer["sdp"]),
+            "answer_candidates": candidate_types(answer["sdp"]),
+            "trickled": trickled,
+        }
+
+    async def _callee_uri(self, ctx: ScenarioContext, leg: JanusLeg) -> str:
+        if self.callee is None:
+            raise StepError("janus_call: give `callee` (a component) or `uri`")
+        return await callee_uri(ctx, leg.registrar, self.callee, self.timeout)
+
+
+@action("janus_hangup")
+class JanusHangup(Action):
+    """Hang up the peer's SIP call (BYE through Kamailio), close its PeerConnection and session."""
+
+    peer: str
+    timeout: float = 10.0
+
+    def peers(self) -> list[str]:
+        return [self.peer]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        leg = leg_of(ctx, self.peer, "janus_hangup")
+        t0 = time.time()
+        ev = await leg.sip.hangup(timeout=self.timeout)
+        await ctx.peer(self.peer).call("hangup")
+        await leg.session.close()
+        legs(ctx).pop(self.peer, None)
+        return {
+            "hangup_after_s": round(time.time() - t0, 3),
+            "reason": ev.data.get("result", {}).get("reason"),
+        }
