@@ -3,6 +3,7 @@ plugin or Kamailio + rtpengine; importing this package registers them all."""
 
 from harness.actions.gateway import (
     audio,
+    extension,
     janus_calls,
     janus_restart,
     sip_offer,
@@ -14,6 +15,7 @@ from harness.actions.gateway.sip_raw import invite_once
 __all__ = [
     "JanusRestartIce",
     "audio",
+    "extension",
     "invite_once",
     "janus_calls",
     "janus_restart",

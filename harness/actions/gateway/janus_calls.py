@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from harness.actions.gateway.common import callee_uri, candidate_types, component, wait_connected
-from harness.actions.gateway.janus_leg import JanusLeg, leg_of, legs, negotiate
+from harness.actions.gateway.janus_leg import JanusLeg, answer_offer, leg_of, legs, negotiate
 from harness.actions.registry import Action, action
 from harness.actions.steps import StepError
 
@@ -95,6 +95,59 @@ class JanusCall(Action):
         if self.callee is None:
             raise StepError("janus_call: give `callee` (a component) or `uri`")
         return await callee_uri(ctx, leg.registrar, self.callee, self.timeout)
+
+
+@action("janus_answer")
+class JanusAnswer(Action):
+    """`peer` answers an incoming SIP call: Janus's `incomingcall` offer in, `accept` out.
+
+    Janus is the offerer on the WebRTC leg. Done when the peer's ICE is connected and
+    Janus reports `webrtcup`. `expect_caller`: a substring of the caller's SIP URI.
+    """
+
+    peer: str
+    expect_caller: str | None = None
+
+    def peers(self) -> list[str]:
+        return [self.peer]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        leg = leg_of(ctx, self.peer, "janus_answer")
+        t0 = time.time()
+        ev = await leg.sip.handle.wait_event("incomingcall", self.timeout, leg.incoming_seen)
+        leg.incoming_seen = leg.sip.events.index(ev) + 1
+        caller = ev.data.get("result", {}).get("username", "")
+        if self.expect_caller and self.expect_caller not in caller:
+            raise StepError(f"janus_answer: call from {caller!r}, expected {self.expect_caller!r}")
+        if ev.jsep is None or ev.jsep.get("type") != "offer":
+            raise StepError(f"janus_answer: incomingcall without an offer: {ev.data}")
+        since = len(leg.sip.events)
+        peer = ctx.peer(self.peer)
+        t_offer = time.time()
+
+        async def send(answer: dict[str, Any]) -> JanusEvent:
+            return await leg.sip.accept(answer, timeout=self.timeout)
+
+        answer, trickled = await answer_offer(ctx, self.peer, leg, ev.jsep, send, self.timeout)
+        left = max(1.0, self.timeout - (time.time() - t0))
+        connected = await wait_connected(peer, t_offer, left)
+        await leg.sip.handle.wait_event("webrtcup", left, since)
+        return {
+            "caller": caller,
+            "incoming_after_s": round(t_offer - t0, 3),
+            "connected_after_s": round(connected - t_offer, 3),
+            "offer_candidates": candidate_types(ev.jsep["sdp"]),
+            "answer_candidates": candidate_types(answer["sdp"]),
+            "offer_setup": sdp_attr(ev.jsep["sdp"], "setup"),
+            "answer_setup": sdp_attr(answer["sdp"], "setup"),
+            "trickled": trickled,
+        }
+
+
+def sdp_attr(sdp: str, name: str) -> str | None:
+    """Value of the first `a=name:` line (e.g. the DTLS role offered in `a=setup`)."""
+    prefix = f"a={name}:"
+    return next((x[len(prefix) :].strip() for x in sdp.splitlines() if x.startswith(prefix)), None)
 
 
 @action("janus_hangup")

@@ -35,7 +35,9 @@ class JanusLeg:
     sip: SipPluginClient
     user: str
     remote_ufrags: list[str] = field(default_factory=list)
-    """Janus's ICE ufrag in each answer, oldest first (one per restart after the first)."""
+    """Janus's ICE ufrag in each of its SDPs, oldest first (one per restart after the first)."""
+    incoming_seen: int = 0
+    """Index in the handle's events after the last `incomingcall` answered."""
 
 
 def legs(ctx: ScenarioContext) -> dict[str, JanusLeg]:
@@ -101,6 +103,37 @@ async def negotiate(
         leg.remote_ufrags.append(ufrag(ev.jsep["sdp"]) or "?")
         sent = await asyncio.wait_for(relay, timeout) if relay is not None else 0
         return offer, {"sdp": ev.jsep["sdp"], **ev.data}, sent
+    finally:
+        if relay is not None and not relay.done():
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+
+
+async def answer_offer(
+    ctx: ScenarioContext,
+    peer_name: str,
+    leg: JanusLeg,
+    offer: dict[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[JanusEvent]],
+    timeout: float,
+) -> tuple[dict[str, Any], int]:
+    """Janus's offer applied at the peer, the peer's answer `send`-ed back; trickle if it does.
+
+    The other direction of `negotiate`: an incoming SIP call, where Janus is the offerer
+    on the WebRTC leg. Returns (answer, candidates trickled).
+    """
+    peer = ctx.peer(peer_name)
+    trickle = ctx.peer_spec(peer_name).trickle
+    mark = len(peer.events)
+    await peer.call("set_remote", type="offer", sdp=offer["sdp"])
+    leg.remote_ufrags.append(ufrag(offer["sdp"]) or "?")
+    answer = await peer.call("create_answer")
+    relay = asyncio.create_task(forward_candidates(peer, leg, mark, timeout)) if trickle else None
+    try:
+        await send(answer)
+        sent = await asyncio.wait_for(relay, timeout) if relay is not None else 0
+        return answer, sent
     finally:
         if relay is not None and not relay.done():
             relay.cancel()
