@@ -89,6 +89,34 @@ class SipWsCall(Action):
         }
 
 
+@action("sip_ws_answer")
+class SipWsAnswer(Action):
+    """`peer` (JsSIP) answers the next incoming INVITE; done when its ICE is connected.
+
+    The caller is a plain SIP extension: Kamailio has rtpengine turn its RTP/AVP offer
+    into ICE + DTLS-SRTP (UDP/TLS/RTP/SAVPF) for the browser, so rtpengine is the
+    offerer on the WebRTC leg.
+    """
+
+    peer: str
+
+    def peers(self) -> list[str]:
+        return [self.peer]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        peer = ctx.peer(self.peer)
+        t0 = time.time()
+        reply = await peer.call("sip_answer", timeout=self.timeout)
+        answered = time.time()
+        connected = await wait_connected(peer, t0, max(1.0, self.timeout - (answered - t0)))
+        return {
+            "from": reply.get("from"),
+            "call_id": reply.get("call_id"),
+            "answered_after_s": round(answered - t0, 3),
+            "connected_after_s": round(connected - t0, 3),
+        }
+
+
 @action("sip_ws_hangup")
 class SipWsHangup(Action):
     """`peer` ends its JsSIP call with a BYE and waits for the answer."""

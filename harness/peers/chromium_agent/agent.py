@@ -121,6 +121,9 @@ class ChromiumAgent:
     async def cmd_sip_call(self, target: str) -> dict[str, Any]:
         return await self._page("t => sip.call(t)", target)
 
+    async def cmd_sip_answer(self) -> dict[str, Any]:
+        return await self._page("() => sip.answer()")
+
     async def cmd_sip_hangup(self) -> dict[str, Any]:
         return await self._page("() => sip.hangup()")
 
