@@ -7,6 +7,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
+from harness.actions import restartlog
 from harness.actions.gateway.common import candidate_types, ufrag
 from harness.actions.gateway.janus_leg import leg_of, negotiate
 from harness.actions.registry import Action, action
@@ -87,6 +88,20 @@ class JanusRestartIce(Action):
             for ev in peer.events
             if ev.kind == "iceconnectionstatechange" and ev.t >= t0
         ]
+        restartlog.append(
+            ctx.lab.run_dir,
+            restartlog.RestartRecord(
+                self.peer,
+                t0,
+                t_answer,
+                time.time(),
+                [
+                    (ev.t, str(ev.data.get("state")))
+                    for ev in peer.events
+                    if ev.kind == "iceconnectionstatechange" and ev.t >= t0
+                ],
+            ),
+        )
         detail["audio_sent_received_per_s"] = per_s
         detail["media_stopped"] = media_stopped(per_s)
         admin = JanusAdmin(
