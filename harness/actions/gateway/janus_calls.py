@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from harness.actions.gateway.common import callee_uri, candidate_types, component, wait_connected
 from harness.actions.gateway.janus_leg import JanusLeg, answer_offer, leg_of, legs, negotiate
 from harness.actions.registry import Action, action
@@ -26,12 +28,21 @@ class JanusRegister(Action):
     api_via: str | None = None
     """Node whose namespace the API requests come from (default: the peer's node); e.g. the
     NAT box in front of a Janus behind NAT, acting as the reverse proxy a real set-up has."""
+    secret: str | None = None
+    """Digest password (the registrar challenges with 401)."""
+    expect_status: int | None = Field(None, ge=300, le=699)
+    """The registration must fail with this SIP status (e.g. 403 for a wrong password)."""
 
     def components(self) -> list[str]:
         return [self.janus, self.registrar]
 
     async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
-        from harness.components.janus_client import HttpTarget, JanusSession, SipPluginClient
+        from harness.components.janus_client import (
+            HttpTarget,
+            JanusError,
+            JanusSession,
+            SipPluginClient,
+        )
 
         janus = component(ctx, self.janus, "janus", "janus_register")
         kam = component(ctx, self.registrar, "kamailio", "janus_register")
@@ -45,7 +56,21 @@ class JanusRegister(Action):
         leg = JanusLeg(janus, kam, session, sip, user)
         legs(ctx)[self.peer] = leg
         t0 = time.time()
-        ev = await sip.register(f"sip:{user}@{kam.listen_address()}", kam.uri, timeout=self.timeout)
+        aor = f"sip:{user}@{kam.listen_address()}"
+        try:
+            ev = await sip.register(aor, kam.uri, secret=self.secret or "", timeout=self.timeout)
+        except JanusError as exc:
+            failed = next((e for e in sip.events if e.kind == "registration_failed"), None)
+            result = failed.data.get("result", {}) if failed else {}
+            code, reason = result.get("code"), result.get("reason")
+            legs(ctx).pop(self.peer, None)
+            await session.close()
+            if self.expect_status is None or code != self.expect_status:
+                want = f", expected {self.expect_status}" if self.expect_status else ""
+                raise StepError(f"janus_register: {user} not registered: {exc}{want}") from None
+            return {"failed_after_s": round(time.time() - t0, 3), "code": code, "reason": reason}
+        if self.expect_status is not None:
+            raise StepError(f"janus_register: {user} registered, expected {self.expect_status}")
         return {
             "registered_after_s": round(time.time() - t0, 3),
             "username": ev.data.get("result", {}).get("username"),

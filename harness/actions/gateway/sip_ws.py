@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from harness.actions.gateway.common import callee_uri, component, wait_connected
 from harness.actions.registry import Action, action
 from harness.actions.steps import StepError
@@ -21,6 +23,10 @@ class SipWsRegister(Action):
     peer: str
     registrar: str = "kamailio"
     user: str | None = None
+    password: str | None = None
+    """Digest password (the registrar challenges with 401)."""
+    expect_status: int | None = Field(None, ge=300, le=699)
+    """The registration must fail with this SIP status (e.g. 403 for a wrong password)."""
 
     def peers(self) -> list[str]:
         return [self.peer]
@@ -29,18 +35,32 @@ class SipWsRegister(Action):
         return [self.registrar]
 
     async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        from harness.peers.client import PeerError
+
         kam = component(ctx, self.registrar, "kamailio", "sip_ws_register")
         if not kam.options.ws:
             raise StepError(f"sip_ws_register: {self.registrar} has no WebSocket (ws: true)")
         ws_uri = f"ws://{kam.listen_address()}:{kam.options.ws_port}"
         user = self.user or self.peer
         t0 = time.time()
-        reply = await ctx.peer(self.peer).call(
-            "sip_register",
-            timeout=self.timeout,
-            ws_uri=ws_uri,
-            uri=f"sip:{user}@{kam.listen_address()}",
-        )
+        try:
+            reply = await ctx.peer(self.peer).call(
+                "sip_register",
+                timeout=self.timeout,
+                ws_uri=ws_uri,
+                uri=f"sip:{user}@{kam.listen_address()}",
+                password=self.password,
+            )
+        except PeerError as exc:
+            if (
+                self.expect_status is None
+                or f": registrationFailed ({self.expect_status} " not in str(exc)
+            ):
+                want = f", expected {self.expect_status}" if self.expect_status else ""
+                raise StepError(f"sip_ws_register: {exc}{want}") from None
+            return {"failed_after_s": round(time.time() - t0, 3), "error": str(exc)}
+        if self.expect_status is not None:
+            raise StepError(f"sip_ws_register: {user} registered, expected {self.expect_status}")
         contacts = await asyncio.to_thread(kam.contacts, user)
         if not contacts:
             raise StepError(f"sip_ws_register: {self.registrar} holds no contact for {user!r}")

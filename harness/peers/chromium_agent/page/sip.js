@@ -27,8 +27,9 @@ class SipPhone {
       for (const ev of failures) {
         target.once(ev, (e) => {
           clearTimeout(timer);
-          const why = e && (e.cause || e.code ||
-            (e.response && `${e.response.status_code} ${e.response.reason_phrase}`));
+          // The SIP status first (e.g. 403 Forbidden), JsSIP's cause after it.
+          const status = e && e.response && `${e.response.status_code} ${e.response.reason_phrase}`;
+          const why = e && [status, e.cause || e.code].filter(Boolean).join(", ");
           reject(new Error(`${what}: ${ev} (${why || "no cause"})`));
         });
       }
