@@ -341,6 +341,8 @@ def _load_plugins() -> None:
 
 def _check_registry() -> dict[str, Any]:
     import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
+    import harness.assertions.direction  # noqa: F401
+    import harness.assertions.dtmf  # noqa: F401
     import harness.assertions.recovery  # noqa: F401
     import harness.assertions.restart  # noqa: F401
     import harness.assertions.sipmsg  # noqa: F401

@@ -49,3 +49,65 @@ class SipDial(Action):
         t0 = time.time()
         reply = await ext.control().command("dial", uri, timeout=self.timeout)
         return {"uri": uri, "reply": reply, "took_s": round(time.time() - t0, 3)}
+
+
+@action("sip_ext_command")
+class SipExtCommand(Action):
+    """Any baresip command on extension `component` mid-call, e.g. `sndcode` (DTMF, RFC 4733
+    when negotiated), `hold`, `resume`, `transfer` (a REFER to the far end)."""
+
+    component: str
+    command: str
+    params: str = ""
+
+    def components(self) -> list[str]:
+        return [self.component]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        from harness.components.baresip_ctrl import BaresipCommandError
+
+        ext = extension(ctx, self.component, "sip_ext_command")
+        try:
+            reply = await ext.control().command(self.command, self.params, timeout=self.timeout)
+        except BaresipCommandError as exc:
+            raise StepError(f"sip_ext_command: {exc}") from None
+        return {"command": self.command, "params": self.params, "reply": reply}
+
+
+@action("sip_send_message")
+class SipSendMessage(Action):
+    """A SIP MESSAGE (text/plain `text`) from node `node` to `user` at the `registrar`
+    (outside any dialog), sent by the harness's raw SIP client over TCP; passes on a 2xx."""
+
+    node: str
+    user: str
+    text: str
+    registrar: str = "kamailio"
+    timeout: float = 5.0
+
+    def components(self) -> list[str]:
+        return [self.registrar]
+
+    async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
+        from harness.actions.gateway.sip_raw import request_once
+
+        kam = component(ctx, self.registrar, "kamailio", "sip_send_message")
+        if self.node not in ctx.lab.topology.nodes:
+            raise StepError(f"sip_send_message: no node {self.node!r}")
+        local = str(ctx.lab.topology.node(self.node).iface().address)
+        target = (kam.listen_address(), kam.options.sip_port)
+        uri = f"sip:{self.user}@{kam.listen_address()}"
+        status, reason, seen = await request_once(
+            ctx.lab.netns(self.node),
+            local,
+            target,
+            "MESSAGE",
+            uri,
+            self.text,
+            self.timeout,
+            ctype="text/plain",
+            user=self.node,
+        )
+        if not 200 <= status < 300:
+            raise StepError(f"sip_send_message: {uri} answered {status} {reason}: {seen}")
+        return {"uri": uri, "status": status, "reason": reason}
