@@ -9,6 +9,7 @@ from harness.actions.gateway import (
     janus_features,
     janus_restart,
     sip_offer,
+    sip_uac,
     sip_ws,
 )
 from harness.actions.gateway.janus_restart import JanusRestartIce
@@ -24,5 +25,6 @@ __all__ = [
     "janus_features",
     "janus_restart",
     "sip_offer",
+    "sip_uac",
     "sip_ws",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +162,8 @@ class JanusAnswer(Action):
             "caller": caller,
             "incoming_after_s": round(t_offer - t0, 3),
             "connected_after_s": round(connected - t_offer, 3),
+            "offer_media": re.findall(r"^m=.*$", ev.jsep["sdp"], re.M),
+            "answer_media": re.findall(r"^m=.*$", answer["sdp"], re.M),
             "offer_candidates": candidate_types(ev.jsep["sdp"]),
             "answer_candidates": candidate_types(answer["sdp"]),
             "offer_setup": sdp_attr(ev.jsep["sdp"], "setup"),

@@ -23,12 +23,20 @@ class Dialog:
     user: str = "webrtc"
 
     def request(
-        self, method: str, cseq: int, to: str, body: str = "", ctype: str = "application/sdp"
+        self,
+        method: str,
+        cseq: int,
+        to: str,
+        body: str = "",
+        ctype: str = "application/sdp",
+        uri: str | None = None,
+        routes: list[str] | None = None,
     ) -> bytes:
         via = f"SIP/2.0/TCP {self.local}:{self.port};branch=z9hG4bK{secrets.token_hex(6)}"
         lines = [
-            f"{method} {self.uri} SIP/2.0",
+            f"{method} {uri or self.uri} SIP/2.0",
             f"Via: {via}",
+            *(f"Route: {r}" for r in routes or []),
             "Max-Forwards: 70",
             f"From: <sip:{self.user}@{self.local}>;tag={self.tag}",
             f"To: {to}",
@@ -39,6 +47,20 @@ class Dialog:
             f"Content-Length: {len(body.encode())}",
         ]
         return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+async def read_message(reader: asyncio.StreamReader) -> tuple[str, dict[str, list[str]], str]:
+    """(start line, headers by lower-case name, body) of the next SIP message on a stream."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode(errors="replace")
+    lines = head.split("\r\n")
+    fields: dict[str, list[str]] = {}
+    for x in lines[1:]:
+        k, _, v = x.partition(":")
+        if k.strip():
+            fields.setdefault(k.strip().lower(), []).append(v.strip())
+    size = int(fields.get("content-length", ["0"])[0] or 0)
+    body = (await reader.readexactly(size)).decode(errors="replace")
+    return lines[0], fields, body
 
 
 async def request_once(
@@ -73,23 +95,18 @@ async def request_once(
             await writer.drain()
             seen: list[str] = []
             while True:
-                head = (await reader.readuntil(b"\r\n\r\n")).decode(errors="replace")
-                lines = head.split("\r\n")
-                fields = {
-                    k.strip().lower(): v.strip()
-                    for k, _, v in (x.partition(":") for x in lines[1:])
-                }
-                await reader.readexactly(int(fields.get("content-length", "0") or 0))
-                if not lines[0].startswith("SIP/2.0 "):
+                start, fields, _ = await read_message(reader)
+                if not start.startswith("SIP/2.0 "):
                     continue
-                seen.append(lines[0])
-                code, _, reason = lines[0][8:].partition(" ")
+                seen.append(start)
+                code, _, reason = start[8:].partition(" ")
                 if int(code) < 200:
                     continue
                 if method == "INVITE":
-                    writer.write(d.request("ACK", 1, fields.get("to", f"<{uri}>")))
+                    to = fields.get("to", [f"<{uri}>"])[0]
+                    writer.write(d.request("ACK", 1, to))
                     if int(code) < 300:
-                        writer.write(d.request("BYE", 2, fields.get("to", f"<{uri}>")))
+                        writer.write(d.request("BYE", 2, to))
                     await writer.drain()
                     await asyncio.sleep(0.2)  # let the ACK (and BYE) reach the wire
                 return int(code), reason, seen
