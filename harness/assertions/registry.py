@@ -59,6 +59,7 @@ def run_check(name: str, session: Session, params: dict[str, Any] | None = None)
     import harness.assertions.recovery  # noqa: F401
     import harness.assertions.restart  # noqa: F401
     import harness.assertions.sipmsg  # noqa: F401
+    import harness.assertions.tls  # noqa: F401
 
     spec = REGISTRY.get(name)
     if spec is None:

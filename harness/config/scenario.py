@@ -346,6 +346,7 @@ def _check_registry() -> dict[str, Any]:
     import harness.assertions.recovery  # noqa: F401
     import harness.assertions.restart  # noqa: F401
     import harness.assertions.sipmsg  # noqa: F401
+    import harness.assertions.tls  # noqa: F401
     from harness.assertions.peer import PEER_CHECKS
     from harness.assertions.registry import REGISTRY
 

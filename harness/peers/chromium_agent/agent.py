@@ -163,6 +163,13 @@ class ChromiumAgent:
         )
         b.page.on("pageerror", lambda exc: self.server.emit("error", {"message": str(exc)}))
         b.page.on("crash", lambda _p: self.server.emit("error", {"message": "page crashed"}))
+        # The browser's own errors (e.g. a WebSocket refused for its certificate) as evidence.
+        b.page.on(
+            "console",
+            lambda msg: (
+                self.server.emit("console", {"text": msg.text}) if msg.type == "error" else None
+            ),
+        )
         await b.page.goto(browser.PAGE.as_uri())
         return b
 

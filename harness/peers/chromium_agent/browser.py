@@ -7,6 +7,7 @@ microphone plays a WAV file chosen at launch, so a new tone means a new browser.
 from __future__ import annotations
 
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,48 @@ class Browser:
         await self.context.close()
 
 
+def trust_run_ca(workdir: Path) -> dict[str, str]:
+    """Environment for a browser that trusts the run's CA (harness/components/pki.py), if any.
+
+    Chromium on Linux reads trust anchors from $HOME/.pki/nssdb: the browser gets a HOME
+    of its own under `workdir`, whose database holds the run's CA (certutil, libnss3-tools).
+    """
+    anchor = next(
+        (p / "pki" / "ca.pem" for p in workdir.parents if (p / "pki" / "ca.pem").is_file()), None
+    )
+    if anchor is None:
+        return {}
+    home = workdir / "home"
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["certutil", "-N", "-d", f"sql:{db}", "--empty-password"], check=False, capture_output=True
+    )
+    subprocess.run(
+        [
+            "certutil",
+            "-A",
+            "-d",
+            f"sql:{db}",
+            "-n",
+            "rtc-harness run CA",
+            "-t",
+            "C,,",
+            "-i",
+            str(anchor),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=20,
+    )
+    return {**os.environ, "HOME": str(home)}
+
+
 async def launch(pw: Playwright, workdir: Path, audio_file: Path | None) -> Browser:
     """Start Chromium with its profile in `workdir/profile` and open the peer page."""
     if not os.access(CHROMIUM, os.X_OK):
         raise RuntimeError(f"no Chromium executable at {CHROMIUM} (apt-get install chromium)")
+    env = trust_run_ca(workdir)
     args = list(FLAGS)
     if audio_file is not None:
         args.append(f"--use-file-for-fake-audio-capture={audio_file}")
@@ -60,6 +99,7 @@ async def launch(pw: Playwright, workdir: Path, audio_file: Path | None) -> Brow
         args=args,
         ignore_default_args=DROPPED_DEFAULTS,
         permissions=["microphone", "camera"],
+        **({"env": env} if env else {}),
     )
     page = context.pages[0] if context.pages else await context.new_page()
     return Browser(context, page, audio_file)
