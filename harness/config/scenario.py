@@ -7,9 +7,6 @@ checked here, before any lab exists, so bad input never half-builds a lab.
 from __future__ import annotations
 
 import itertools
-import json
-import re
-import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,8 +143,8 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     """Every scenario of a file: one, or one per combination of its `matrix`.
 
     A matrix is a top-level mapping of dimensions, each a list of variable sets;
-    every combination substitutes `${name}` in the rest of the file's text
-    (values as YAML flow), so errors still point at the file's own lines. Its
+    every combination substitutes `${name}` in the rest of the file with the value
+    as YAML data (harness/config/yamlsource.py), so errors point at the file's own lines. Its
     optional `known_failures` maps combination names to the reason they fail.
     """
     path = Path(path)
@@ -178,14 +175,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         variables: dict[str, Any] = {}
         for part in combo:
             variables.update(part)
-        flow = {k: v if isinstance(v, str) else json.dumps(v) for k, v in variables.items()}
-        expanded = string.Template(body).safe_substitute(flow)
-        for lineno, line in enumerate(expanded.splitlines(), 1):
-            if m := re.search(r"\$\{(\w+)\}", line):
-                raise ConfigError(
-                    str(path), lineno, m.group(1), f"no matrix variable {m.group(1)!r}"
-                )
-        sc = scenario_from_source(parse_yaml(expanded, str(path)), path)
+        sc = scenario_from_source(parse_yaml(body, str(path), variables), path)
         sc.spec.known_failure = known.get(sc.name, sc.spec.known_failure)
         out.append(sc)
     names = [sc.name for sc in out]
