@@ -61,6 +61,13 @@ def run_check(name: str, session: Session, params: dict[str, Any] | None = None)
         raise CheckError(f"unknown check {name!r}; known: {', '.join(sorted(REGISTRY))}")
     params = dict(params or {})
     params.pop("capture", None)
+    check_params(name, params)
+    return spec.fn(session, params)
+
+
+def check_params(name: str, params: dict[str, Any]) -> None:
+    """Raise CheckError for a parameter the check does not take or of the wrong type."""
+    spec = REGISTRY[name]
     for key, value in params.items():
         if key not in spec.params:
             raise CheckError(f"{name}: unknown parameter {key!r}; takes {', '.join(spec.params)}")
@@ -69,7 +76,6 @@ def run_check(name: str, session: Session, params: dict[str, Any] | None = None)
             raise CheckError(f"{name}: {key} must be a number, not {value!r}")
         if not isinstance(value, want):
             raise CheckError(f"{name}: {key} has the wrong type ({type(value).__name__})")
-    return spec.fn(session, params)
 
 
 def bounds(value: float, params: dict[str, Any], lo: str = "min", hi: str = "max") -> str | None:

@@ -21,6 +21,7 @@ from harness.errors import ConfigError
 
 PEER_KINDS = ("aiortc", "chromium")
 TOPOLOGY_DIRS = ("topologies",)
+SHIPPED_TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
 
 class Strict(BaseModel):
@@ -85,6 +86,7 @@ class ScenarioSpec(Strict):
     components: dict[str, ComponentSpec] = {}
     peers: dict[str, PeerSpec] = {}
     capture: list[str] = []
+    """Interfaces to capture, `node.iface` (or `node`: its default interface)."""
     links: dict[str, Any] = {}
     """Link conditions per `node.iface` (harness/conditions/model.py LinkSpec)."""
     conditions: list[TimelineStep] = []
@@ -118,12 +120,14 @@ class Scenario:
 
 
 def find_topology(ref: str, base: Path) -> Path:
-    """A topology path relative to the scenario, or a bare name in topologies/."""
+    """A topology path relative to the scenario, or a bare name in a topologies/ folder
+    beside it or above it, else one the harness ships (for scenarios kept elsewhere)."""
     candidates = [base / ref, Path(ref)]
     if not ref.endswith((".yaml", ".yml")):
         for parent in [base, *base.parents]:
             for d in TOPOLOGY_DIRS:
                 candidates.append(parent / d / f"{ref}.yaml")
+        candidates.append(SHIPPED_TOPOLOGIES / f"{ref}.yaml")
     for c in candidates:
         if c.is_file():
             return c
@@ -254,26 +258,14 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
                 raise src.error(
                     ("peers", name, "ice_servers", i), f"no component {comp!r} in this scenario"
                 )
-    for i, point in enumerate(spec.capture):
-        node, _, iface = point.partition(":")
-        check_node(("capture", i), node)
-        if iface and iface not in topology.nodes[node].interfaces:
-            raise src.error(("capture", i), f"node {node!r} has no interface {iface!r}")
     from harness.conditions.model import LinkSpec
+    from harness.config.validate import check_scenario, iface_ref
 
     for key, raw in spec.links.items():
-        node, _, iface = key.partition(".")
-        check_node(("links", key), node)
-        if iface not in topology.nodes[node].interfaces:
-            raise src.error(
-                ("links", key), f"node {node!r} has no interface {iface!r} (links are `node.iface`)"
-            )
+        iface_ref(src, ("links", key), key, topology)
         src.validate(LinkSpec, raw, base=("links", key))
     for i, step in enumerate(spec.conditions):
-        node, _, iface = step.link.partition(".")
-        check_node(("conditions", i, "link"), node)
-        if iface not in topology.nodes[node].interfaces:
-            raise src.error(("conditions", i, "link"), f"node {node!r} has no interface {iface!r}")
+        iface_ref(src, ("conditions", i, "link"), step.link, topology)
     if spec.repeat < 1:
         raise src.error(("repeat",), "repeat is at least 1")
 
@@ -310,7 +302,8 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
             raise src.error(
                 where + (name,), f"unknown check {name!r} (known: {', '.join(sorted(checks))})"
             )
-        expects.append((name, params or {}, src.line_of(where)))
+        expects.append((name, params if params is not None else {}, src.line_of(where)))
+    check_scenario(src, spec, topology, steps, expects)
     return Scenario(spec, src, path, topology, steps, expects)
 
 

@@ -102,7 +102,9 @@ VAR = re.compile(r"\$\{(\w+)\}")
 _TOKEN = re.compile("\u27e6(\\w+)\u27e7")  # what ${name} becomes before parsing
 
 
-def parse_yaml(text: str, file: str = "<string>", variables: dict[str, Any] | None = None) -> YamlSource:
+def parse_yaml(
+    text: str, file: str = "<string>", variables: dict[str, Any] | None = None
+) -> YamlSource:
     """Parse YAML; with `variables`, every `${name}` is replaced by that value as YAML data.
 
     A scalar that is only `${name}` becomes the value itself (a mapping, a list, a number);
@@ -137,7 +139,8 @@ def parse_yaml(text: str, file: str = "<string>", variables: dict[str, Any] | No
 def _substitute(node: yaml.Node, variables: dict[str, Any], file: str) -> yaml.Node:
     if isinstance(node, yaml.MappingNode):
         node.value = [
-            (_substitute(k, variables, file), _substitute(v, variables, file)) for k, v in node.value
+            (_substitute(k, variables, file), _substitute(v, variables, file))
+            for k, v in node.value
         ]
     elif isinstance(node, yaml.SequenceNode):
         node.value = [_substitute(v, variables, file) for v in node.value]

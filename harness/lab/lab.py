@@ -206,7 +206,7 @@ class Lab:
     def capture(
         self, points: Iterable[tuple[str, str] | str], *, bpf: str = "", name: str | None = None
     ) -> Any:
-        """Start tcpdump on each (node, iface); returns once every one listens."""
+        """Start tcpdump on each (node, iface) or `node.iface`; returns once every one listens."""
         from harness.capture.tcpdump import Capture
 
         cap = Capture(self, [_point(p) for p in points], bpf=bpf, suffix=name)
@@ -220,8 +220,11 @@ class Lab:
 
 
 def _point(p: tuple[str, str] | str) -> tuple[str, str]:
+    """`node.iface` (or `node`: its default interface), the one spelling scenarios use too."""
     if isinstance(p, str):
-        node, _, iface = p.partition(":")
+        if ":" in p:
+            raise LabError(f"capture point {p!r}: interfaces are spelled `node.iface`")
+        node, _, iface = p.partition(".")
         return node, iface
     return p
 

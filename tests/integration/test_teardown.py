@@ -21,7 +21,7 @@ import sys, time
 from harness.lab import Lab
 with Lab("topologies/port-restricted.yaml", name=sys.argv[1]) as lab:
     p = lab.spawn("server", ["sleep", "300"], name="sleeper")
-    lab.capture(["nat-a:wan"])
+    lab.capture(["nat-a.wan"])
     print("READY", p.pid, flush=True)
     time.sleep(120)
 """
