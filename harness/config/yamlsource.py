@@ -7,6 +7,7 @@ and translate a path back to a line when reporting.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -46,9 +47,20 @@ class YamlSource:
         try:
             return model.model_validate(self.data if data is None else data)
         except ValidationError as exc:
-            err = exc.errors()[0]
+            # a misspelt key also makes the right one "missing": report the misspelling
+            errs = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+            err = errs[0]
             loc = base + tuple(p for p in err["loc"] if not _is_union_tag(p))
-            raise self.error(loc, _message(err)) from None
+            message = _message(err)
+            if err["type"] == "extra_forbidden" and isinstance(loc[-1], str):
+                parent = err["loc"][:-1]
+                known = [
+                    e["loc"][-1] for e in errs if e["type"] == "missing" and e["loc"][:-1] == parent
+                ]
+                known += list(model.model_fields) if not parent else []
+                close = difflib.get_close_matches(loc[-1], [str(k) for k in known], n=1)
+                message += f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.error(loc, message) from None
 
 
 def _is_union_tag(part: Any) -> bool:
