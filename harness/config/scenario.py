@@ -12,9 +12,9 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.actions.reactions import ReactionSpec
 from harness.conditions.timeline import TimelineStep
@@ -31,9 +31,11 @@ class Strict(BaseModel):
 
 
 class IceServerRef(Strict):
-    """An ICE server: a TURN component of the scenario, or explicit URLs."""
+    """An ICE server: a component of the scenario (as STUN or TURN), or explicit URLs."""
 
     component: str | None = None
+    use: Literal["turn", "stun"] = "turn"
+    """What a component reference means: its TURN service (relays) or STUN only (never relays)."""
     urls: list[str] = []
     username: str | None = None
     credential: str | None = None
@@ -72,6 +74,87 @@ class PeerSpec(Strict):
         return v
 
 
+class FailureRate(Strict):
+    """For an intermittent bug: the failure rate over `--repeat` runs must lie in [min, max]."""
+
+    min: float = Field(ge=0, le=1)
+    max: float = Field(ge=0, le=1)
+    min_runs: int = Field(default=5, ge=1)
+    """Fewer runs than this and the rate is not judged (each run is still matched)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FailureRate:
+        if self.min > self.max:
+            raise ValueError("rate.min is above rate.max")
+        return self
+
+
+class KnownFailure(Strict):
+    """A reproduced bug of the component under test, and the signature it must show.
+
+    The run counts as the known failure only if exactly the named checks and
+    steps fail (each one's message, evidence or error matching its pattern, if
+    given); any other failure is a FAIL (harness/scenario/verdict.py).
+    """
+
+    reason: str
+    checks: dict[str, str | None] = {}
+    """Check (name, or `name[peer]` label) -> regex its message or evidence must match (or null)."""
+    steps: dict[str, str | None] = {}
+    """Step (kind, or 1-based number) -> regex its error must match (or null)."""
+    error: str | None = None
+    """Regex the run's error must match when the bug makes the run itself fail."""
+    rate: FailureRate | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_bare_reason(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            raise ValueError(
+                "a known failure is a mapping: {reason: ..., checks: {CHECK: REGEX}} "
+                "(or steps/error): a bare reason would excuse any failure"
+            )
+        return v
+
+    @field_validator("checks", "steps", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return {str(x): None for x in v}
+        if isinstance(v, dict):
+            return {str(k): x for k, x in v.items()}
+        return v
+
+    @field_validator("checks", "steps")
+    @classmethod
+    def _regexes(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        for pattern in v.values():
+            _compile(pattern)
+        return v
+
+    @field_validator("error")
+    @classmethod
+    def _error_regex(cls, v: str | None) -> str | None:
+        _compile(v)
+        return v
+
+    @model_validator(mode="after")
+    def _says_what(self) -> KnownFailure:
+        if not (self.checks or self.steps or self.error):
+            raise ValueError(
+                "a known failure names what must go wrong: `checks`, `steps` or `error`"
+            )
+        return self
+
+
+def _compile(pattern: str | None) -> None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+
+
 class ComponentSpec(Strict):
     kind: str
     node: str
@@ -94,8 +177,8 @@ class ScenarioSpec(Strict):
     """Condition changes on a timeline (at seconds from the first step, or on events)."""
     steps: list[dict[str, Any]] = Field(min_length=1)
     expect: list[dict[str, Any]] = []
-    known_failure: str | None = None
-    """Reason this scenario is expected to fail (a known bug of the component under test)."""
+    known_failure: KnownFailure | None = None
+    """A known bug of the component under test, with the signature it must show."""
 
 
 @dataclass
@@ -148,7 +231,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     A matrix is a top-level mapping of dimensions, each a list of variable sets;
     every combination substitutes `${name}` in the rest of the file's text
     (values as YAML flow), so errors still point at the file's own lines. Its
-    optional `known_failures` maps combination names to the reason they fail.
+    optional `known_failures` maps combination names to their KnownFailure.
     """
     path = Path(path)
     try:
@@ -163,8 +246,13 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     known = dims.pop("known_failures", {}) if dims else {}
     if not isinstance(known, dict):
         raise msrc.error(
-            ("matrix", "known_failures"), "known_failures maps a scenario name to a reason"
+            ("matrix", "known_failures"),
+            "known_failures maps a scenario name to a known failure (reason, checks/steps)",
         )
+    known = {
+        name: msrc.validate(KnownFailure, v, base=("matrix", "known_failures", name))
+        for name, v in known.items()
+    }
     if (
         not isinstance(dims, dict)
         or not dims
@@ -186,7 +274,9 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
                     str(path), lineno, m.group(1), f"no matrix variable {m.group(1)!r}"
                 )
         sc = scenario_from_source(parse_yaml(expanded, str(path)), path)
-        sc.spec.known_failure = known.get(sc.name, sc.spec.known_failure)
+        if sc.name in known:
+            sc.spec.known_failure = known[sc.name]
+            check_signature(sc, msrc, ("matrix", "known_failures", sc.name))
         out.append(sc)
     names = [sc.name for sc in out]
     for name in known:
@@ -264,6 +354,14 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
                 raise src.error(
                     ("peers", name, "ice_servers", i), f"no component {comp!r} in this scenario"
                 )
+            use = "turn" if isinstance(ref, str) else ref.use
+            method = {"turn": "ice_server", "stun": "stun_server"}[use]
+            kind = spec.components[comp].kind if comp is not None else None
+            if kind is not None and not hasattr(COMPONENTS.get(kind), method):
+                raise src.error(
+                    ("peers", name, "ice_servers", i),
+                    f"component {comp!r} ({kind}) is no {use.upper()} server",
+                )
     for i, point in enumerate(spec.capture):
         node, _, iface = point.partition(":")
         check_node(("capture", i), node)
@@ -284,6 +382,15 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
         check_node(("conditions", i, "link"), node)
         if iface not in topology.nodes[node].interfaces:
             raise src.error(("conditions", i, "link"), f"node {node!r} has no interface {iface!r}")
+        on = step.on
+        if on is not None and on.peer is not None and on.peer not in spec.peers:
+            raise src.error(
+                ("conditions", i, "on", "peer"), f"no peer {on.peer!r} in this scenario"
+            )
+        if on is not None and on.step is not None and on.step > len(spec.steps):
+            raise src.error(
+                ("conditions", i, "on", "step"), f"there are only {len(spec.steps)} steps"
+            )
     if spec.repeat < 1:
         raise src.error(("repeat",), "repeat is at least 1")
 
@@ -321,7 +428,35 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
                 where + (name,), f"unknown check {name!r} (known: {', '.join(sorted(checks))})"
             )
         expects.append((name, params or {}, src.line_of(where)))
-    return Scenario(spec, src, path, topology, steps, expects)
+    sc = Scenario(spec, src, path, topology, steps, expects)
+    if spec.known_failure is not None:
+        check_signature(sc, src, ("known_failure",))
+    return sc
+
+
+def check_signature(sc: Scenario, src: YamlSource, where: tuple[str | int, ...]) -> None:
+    """A known failure may only name checks and steps the scenario has."""
+    kf = sc.spec.known_failure
+    assert kf is not None
+    labels = {name for name, _, _ in sc.expects}
+    for name, params, _ in sc.expects:
+        who = params.get("peer") or params.get("component")
+        if isinstance(who, str):
+            labels.add(f"{name}[{who}]")
+    for key in kf.checks:
+        if key not in labels:
+            raise src.error(
+                where + ("checks", key),
+                f"no expectation {key!r} (expect has: {', '.join(sorted(labels)) or 'none'})",
+            )
+    kinds = {s.kind for s in sc.steps}
+    for key in kf.steps:
+        ok = key in kinds or (key.isdigit() and 1 <= int(key) <= len(sc.steps))
+        if not ok:
+            raise src.error(
+                where + ("steps", key),
+                f"no step {key!r} (a step kind of this scenario or a number 1-{len(sc.steps)})",
+            )
 
 
 def _load_plugins() -> None:
