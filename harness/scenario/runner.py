@@ -294,6 +294,8 @@ async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress
             sr.detail = await asyncio.wait_for(step.action.execute(ctx), step.action.timeout + 5)
         except TimeoutError:
             error = f"timed out after {step.action.timeout + 5:.0f} s"
+        except UnsupportedError:
+            raise  # the verdict of the whole run, never a step failure
         except HarnessError as exc:
             error = str(exc)
         _judge_step(step.action, sr, error)
