@@ -6,21 +6,25 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.scenario.result import RunResult
-from harness.scenario.verdict import FAIL, UNSUPPORTED, XFAIL, XPASS, counts, verdict_of
+from harness.scenario.verdict import FAIL, UNSUPPORTED, XFAIL, XPASS, Verdict, counts, verdict_of
 
 
-def write_junit(results: list[RunResult], path: Path) -> None:
+def write_junit(
+    results: list[RunResult], path: Path, rates: dict[str, Verdict] | None = None
+) -> None:
     """One testcase per run. Known failures that reproduced and unsupported runs are
-    `skipped` (with the reason); a known failure that passed is a failure."""
+    `skipped` (with the reason); a known failure that passed is a failure. `rates`: the
+    failure-rate verdicts of intermittent known failures, one testcase each."""
+    rates = rates or {}
     n = counts(results)
     errors = sum(1 for r in results if verdict_of(r).state == FAIL and r.error)
     suite = ET.Element(
         "testsuite",
         name="rtc-harness",
-        tests=str(len(results)),
-        failures=str(n[FAIL] + n[XPASS] - errors),
+        tests=str(len(results) + len(rates)),
+        failures=str(n[FAIL] + n[XPASS] - errors + sum(v.bad for v in rates.values())),
         errors=str(errors),
-        skipped=str(n[XFAIL] + n[UNSUPPORTED]),
+        skipped=str(n[XFAIL] + n[UNSUPPORTED] + sum(not v.bad for v in rates.values())),
         time=f"{sum(r.timings.get('total', 0.0) for r in results):.3f}",
     )
     for r in results:
@@ -52,6 +56,12 @@ def write_junit(results: list[RunResult], path: Path) -> None:
         elif v.state == FAIL:
             msg = v.reason or "scenario failed"
             ET.SubElement(case, "failure", message=msg[:300]).text = r.failure_text()
+    for name, v in rates.items():
+        file = next((r.file for r in results if r.scenario == name), "")
+        case = ET.SubElement(
+            suite, "testcase", classname=Path(file).stem, name=f"{name}[failure rate]", time="0"
+        )
+        ET.SubElement(case, "failure" if v.bad else "skipped", message=v.reason[:300])
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 

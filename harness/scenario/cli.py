@@ -75,6 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     results = asyncio.run(_run_all(scenarios, args.repeat, args.seed, report, args.alluredir))
     _summary(results)
+    groups = _rate_verdicts(scenarios, results)
     if report is not None:
         from harness.reports.html import build_report
 
@@ -84,11 +85,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.junit:
         from harness.reports.junit import write_junit
 
-        write_junit(results, args.junit)
+        write_junit(results, args.junit, rates=groups)
         console.print(f"JUnit: {args.junit}")
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in results], indent=1, default=str))
-    groups = _rate_verdicts(scenarios, results)
     bad = [r for r in results if verdict_of(r).bad] + [v for v in groups.values() if v.bad]
     if bad:
         return 1

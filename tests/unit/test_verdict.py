@@ -151,6 +151,13 @@ def test_reports_use_the_one_verdict(tmp_path: Path) -> None:
     assert cases[0].find("skipped") is not None
     assert "possibly fixed" in cases[1].find("failure").get("message", "")  # type: ignore[union-attr]
     assert cases[2].find("skipped").get("message", "").startswith("unsupported: ")  # type: ignore[union-attr]
+    from harness.scenario.verdict import Verdict
+
+    band = {"cell": Verdict(FAIL, "failure rate 0% of 10 runs outside 5%-90% (possibly fixed)")}
+    write_junit([xfail], tmp_path / "r.xml", rates=band)
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    assert suite.findall("testcase")[1].get("name") == "cell[failure rate]"
     # results saved before verdicts existed still get one
     old = run(known_failure="x")
     assert verdict_of(old).state == XFAIL
