@@ -54,6 +54,7 @@ def check(name: str, **params: type | tuple[type, ...]) -> Callable[[CheckFn], C
 def run_check(name: str, session: Session, params: dict[str, Any] | None = None) -> Outcome:
     """Validate parameters and run one check."""
     import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
+    import harness.assertions.negative  # noqa: F401
     import harness.assertions.recovery  # noqa: F401
 
     spec = REGISTRY.get(name)
