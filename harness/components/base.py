@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.errors import ComponentError
+from harness.errors import ComponentError, LabError
 
 if TYPE_CHECKING:
     from harness.lab.lab import Lab
@@ -41,9 +41,17 @@ class Component(ABC):
     binary: ClassVar[str] = ""
     ready_timeout: ClassVar[float] = 10.0
 
-    def __init__(self, name: str, node: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        node: str,
+        options: dict[str, Any] | None = None,
+        *,
+        image: str | None = None,
+    ) -> None:
         self.name = name
         self.node = node
+        self.image = image  # run from this image in a container; None: the host's program
         try:
             self.options = self.Options.model_validate(options or {})
         except ValidationError as exc:
@@ -80,7 +88,12 @@ class Component(ABC):
         self.lab = lab
         self.workdir = lab.workdir(self.node, self.name)
         argv = self.configure(lab, self.workdir)
-        self.proc = lab.spawn(self.node, argv, name=self.name, cwd=self.workdir)
+        try:
+            self.proc = lab.spawn(
+                self.node, argv, name=self.name, cwd=self.workdir, image=self.image
+            )
+        except LabError as exc:  # e.g. the image cannot start its program at all
+            raise ComponentError(self.name, str(exc)) from None
         deadline = time.monotonic() + self.ready_timeout
         while not self.is_ready():
             if not self.proc.alive():
