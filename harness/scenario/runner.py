@@ -61,9 +61,13 @@ async def run_scenario(
         result.timings["lab_up"] = lab.timings["up"]
         ctx = ScenarioContext(scenario, lab, seed)
         await _apply_links(ctx)
-        await asyncio.to_thread(_check_images, ctx)  # bad images: before anything starts
+        # bad images fail before anything starts; meanwhile the captures get ready
+        t = time.perf_counter()
+        images = asyncio.create_task(asyncio.to_thread(_check_images, ctx))
         points = spec.capture or _default_capture(scenario)
         capture = lab.capture(points)
+        await images
+        result.timings["prepare"] = time.perf_counter() - t
         t = time.perf_counter()
         await _start_components(ctx, progress)
         result.timings["components_ready"] = time.perf_counter() - t
@@ -186,20 +190,21 @@ def _check_images(ctx: ScenarioContext) -> None:
     from harness.peers.launch import AGENT_PROGRAM
 
     spec = ctx.scenario.spec
-    wanted: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+    wanted: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
     for section, items in (("components", spec.components), ("peers", spec.peers)):
         for name, item in items.items():
             image = ctx.image_of(item.image, item.kind)
             if image is not None:
                 program = COMPONENTS[item.kind].binary if section == "components" else AGENT_PROGRAM
-                wanted.setdefault((image, program), (section, name, item.image))
+                wanted.setdefault((item.node, image, program), (section, name, item.image))
     if not wanted:
         return
-    errors = ctx.lab.check_images(list(wanted))
-    for pair, (section, name, explicit) in wanted.items():
-        if pair in errors:
+    errors = ctx.lab.prepare_images(list(wanted))
+    for (_, image, program), (section, name, explicit) in wanted.items():
+        if (image, program) in errors:
             key = (section, name, "image") if explicit else ("runtime",)
-            raise ctx.scenario.source.error(key, f"{section[:-1]} {name!r}: {errors[pair]}")
+            msg = f"{section[:-1]} {name!r}: {errors[image, program]}"
+            raise ctx.scenario.source.error(key, msg)
 
 
 def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[dict[str, Any]]:
