@@ -28,6 +28,7 @@ PLUGGED = [
     ("harness.conditions.cli", "lab"),
     ("harness.scenario.cli", "top"),
     ("harness.reports.cli", "top"),
+    ("harness.images.cli", "top"),
 ]
 
 
