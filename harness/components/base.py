@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from harness.components.versions import PROBES, VersionProbe, host_version, image_version
 from harness.errors import ComponentError
 
 if TYPE_CHECKING:
@@ -64,6 +65,19 @@ class Component(ABC):
     @abstractmethod
     def is_ready(self) -> bool:
         """True once the program serves (a port answers, a log line appeared)."""
+
+    def version_probe(self) -> VersionProbe | None:
+        """How to ask this program its version (None: it cannot tell)."""
+        return PROBES.get(self.kind)
+
+    def program_version(self) -> str:
+        """The version the program itself reports, from the binary that runs: the host's,
+        or the one in the component's image. Recorded in every result."""
+        probe = self.version_probe()
+        if probe is None:
+            return "not reported"
+        image = getattr(self, "image", None)
+        return (image_version(probe, image) if image else host_version(probe)) or "not found"
 
     def ports(self) -> list[tuple[str, str, int]]:
         """(protocol, address, port) this component binds, to find clashes before start."""

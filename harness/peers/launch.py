@@ -6,7 +6,7 @@ import contextlib
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.peers.client import PeerClient, PeerError
 
@@ -33,6 +33,14 @@ class LaunchedPeer(PeerClient):
                 await self.call("shutdown", timeout=timeout)
         await self.close()
         self.process.stop()
+
+
+def peer_version(spec: Any) -> str:
+    """The version of the peer's engine (Chromium, aiortc) that the agent runs."""
+    from harness.components.versions import host_version, image_version
+
+    image = getattr(spec, "image", None)
+    return (image_version(spec.kind, image) if image else host_version(spec.kind)) or "not found"
 
 
 def control_path(workdir: Path) -> Path:

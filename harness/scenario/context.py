@@ -33,6 +33,8 @@ class ScenarioContext:
     """The `conditions:` timeline (harness/conditions/timeline.py), when the scenario has one."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Each peer's stats after each step (peer checks read these)."""
+    versions: dict[str, str] = field(default_factory=dict)
+    """Component or peer name -> "kind version", as the running program reported it."""
 
     def peer(self, name: str) -> PeerClient:
         try:

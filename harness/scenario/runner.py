@@ -112,6 +112,8 @@ async def run_scenario(
                 with contextlib.suppress(Exception):
                     comp.stop()
         lab.down()
+        if ctx is not None:
+            result.environment.update({f"version {n}": v for n, v in ctx.versions.items()})
         result.timings["teardown"] = time.perf_counter() - t
         result.timings["total"] = time.perf_counter() - t_start
     failed_steps = any(s.status == "failed" for s in result.steps)
@@ -176,6 +178,8 @@ async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
         progress(f"starting {comp.kind} {comp.name} on {comp.node}")
         ctx.components[comp.name] = comp
         await asyncio.to_thread(comp.start, ctx.lab)
+        version = await asyncio.to_thread(comp.program_version)
+        ctx.versions[comp.name] = f"{comp.kind} {version}"
 
 
 def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[dict[str, Any]]:
@@ -193,12 +197,13 @@ def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[d
 
 async def _start_peers(ctx: ScenarioContext, progress: Progress) -> None:
     from harness.actions.reactions import start_reaction
-    from harness.peers.launch import start_peer
+    from harness.peers.launch import peer_version, start_peer
 
     for name, spec in ctx.scenario.spec.peers.items():
         progress(f"starting {spec.kind} peer {name} on {spec.node}")
         peer = await start_peer(ctx.lab, spec.node, spec.kind, name)
         ctx.peers[name] = peer
+        ctx.versions[name] = f"{spec.kind} {await asyncio.to_thread(peer_version, spec)}"
         await peer.call(
             "configure",
             ice_servers=_ice_servers(ctx, spec.ice_servers),
