@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -55,6 +56,14 @@ class Component(ABC):
         self.lab: Lab | None = None
         self.proc: NodeProcess | None = None
         self.workdir: Path | None = None
+        self.scenario_components: Mapping[str, Component] = {}
+        self.scenario_dir = Path.cwd()
+
+    def bind(self, components: Mapping[str, Component], scenario_dir: Path) -> None:
+        """The scenario around this component, before `start`: the other components
+        (their addresses and credentials, for templates) and where relative paths start."""
+        self.scenario_components = components
+        self.scenario_dir = scenario_dir
 
     # -- what a subclass provides
 
@@ -65,6 +74,10 @@ class Component(ABC):
     @abstractmethod
     def is_ready(self) -> bool:
         """True once the program serves (a port answers, a log line appeared)."""
+
+    def spawn_env(self) -> dict[str, str] | None:
+        """The program's whole environment (None: the harness's own)."""
+        return None
 
     def version_probe(self) -> VersionProbe | None:
         """How to ask this program its version (None: it cannot tell)."""
@@ -94,7 +107,9 @@ class Component(ABC):
         self.lab = lab
         self.workdir = lab.workdir(self.node, self.name)
         argv = self.configure(lab, self.workdir)
-        self.proc = lab.spawn(self.node, argv, name=self.name, cwd=self.workdir)
+        self.proc = lab.spawn(
+            self.node, argv, name=self.name, cwd=self.workdir, env=self.spawn_env()
+        )
         deadline = time.monotonic() + self.ready_timeout
         while not self.is_ready():
             if not self.proc.alive():

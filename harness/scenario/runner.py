@@ -174,7 +174,9 @@ async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
         for name, c in ctx.scenario.spec.components.items()
     ]
     check_port_clashes(comps)
+    everyone = {c.name: c for c in comps}
     for comp in comps:
+        comp.bind(everyone, ctx.scenario.path.parent)
         progress(f"starting {comp.kind} {comp.name} on {comp.node}")
         ctx.components[comp.name] = comp
         await asyncio.to_thread(comp.start, ctx.lab)
