@@ -4,6 +4,7 @@ build each kind's Dockerfile on it. A content hash label makes rebuilds incremen
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import tempfile
 import time
@@ -46,6 +47,7 @@ DEBOOTSTRAP_PHASES = (
 )
 
 Progress = Callable[[str], None]
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
@@ -178,11 +180,11 @@ class Builder:
         for chunk in stream:
             if "error" in chunk:
                 raise ImageError(
-                    f"{name}: build of {dockerfile} failed: {chunk['error'].strip()}\n"
+                    f"{name}: build of {dockerfile} failed: {ANSI.sub('', chunk['error']).strip()}\n"
                     + "--- build output tail ---\n"
                     + "\n".join(tail)
                 )
-            for line in chunk.get("stream", "").splitlines():
+            for line in ANSI.sub("", chunk.get("stream", "")).splitlines():
                 tail.append(line)
                 quiet = time.monotonic() - last
                 if line.startswith("Step ") or (quiet > HEARTBEAT and line.strip()):
@@ -199,8 +201,26 @@ class Builder:
 
 def build(
     pairs: list[tuple[str, str]], progress: Progress = print, *, force: bool = False
-) -> list[Built]:
-    """Build the bases the pairs need, then the pairs; stop at the first failure."""
+) -> tuple[list[Built], list[ImageError]]:
+    """Build the bases the pairs need, then the pairs. A failed image does not stop the
+    others (except what needs a missing base); every failure is returned."""
     b = Builder(progress, force=force)
-    done = [b.base(s) for s in dict.fromkeys(s for _, s in pairs)]
-    return done + [b.kind(k, s) for k, s in pairs]
+    done: list[Built] = []
+    failed: list[ImageError] = []
+    bases: set[str] = set()
+    for suite in dict.fromkeys(s for _, s in pairs):
+        try:
+            done.append(b.base(suite))
+            bases.add(suite)
+        except ImageError as exc:
+            progress(f"[red]{exc}[/]")
+            failed.append(exc)
+    for kind, suite in pairs:
+        if suite not in bases:
+            continue
+        try:
+            done.append(b.kind(kind, suite))
+        except ImageError as exc:
+            progress(f"[red]{exc}[/]")
+            failed.append(exc)
+    return done, failed

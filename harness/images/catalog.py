@@ -31,7 +31,12 @@ class Kind:
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
-        Kind("janus", what="Janus gateway with SIP plugin, HTTP/WebSocket transports"),
+        # trixie released without Janus (removed from testing): apt has no candidate there
+        Kind(
+            "janus",
+            suites=("bookworm", "sid"),
+            what="Janus gateway with SIP plugin, HTTP/WebSocket transports",
+        ),
         Kind("kamailio", what="Kamailio SIP proxy with WebSocket modules"),
         Kind("rtpengine", what="rtpengine media relay (userspace)"),
         Kind("coturn", what="coturn TURN/STUN server"),

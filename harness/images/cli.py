@@ -32,7 +32,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     pairs = targets(args.kinds or None, args.suite)
     console.print(f"building {len(pairs)} images: " + ", ".join(f"{k}:{s}" for k, s in pairs))
-    done = build(
+    done, failed = build(
         pairs, lambda line: console.print(line, highlight=False, soft_wrap=True), force=args.force
     )
     table = Table(title="images")
@@ -41,6 +41,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     for b in done:
         table.add_row(b.name, b.action, f"{b.seconds:.1f}", f"{b.size_mb:.0f}")
     console.print(table)
+    if failed:
+        console.print(f"[red]{len(failed)} image(s) failed:[/]")
+        for exc in failed:
+            console.print("  " + str(exc).splitlines()[0], highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 

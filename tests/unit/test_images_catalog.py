@@ -17,7 +17,8 @@ def test_every_kind_has_a_dockerfile_taking_the_suite() -> None:
 
 
 def test_targets_expand_kinds_and_suites_in_order() -> None:
-    assert targets(["janus"], None) == [("janus", s) for s in SUITES]
+    assert targets(["kamailio"], None) == [("kamailio", s) for s in SUITES]
+    assert targets(["janus"], None) == [("janus", "bookworm"), ("janus", "sid")]
     assert targets(["asterisk"], None) == [("asterisk", "sid")]
     assert ("asterisk", "bookworm") not in targets(None, ["bookworm"])
     assert image_name("janus", "sid") == "rtc-harness/janus:sid"
