@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.components.versions import PROBES, VersionProbe, host_version, image_version
-from harness.errors import ComponentError
+from harness.errors import ComponentError, LabError
 
 if TYPE_CHECKING:
     from harness.lab.lab import Lab
@@ -43,9 +43,17 @@ class Component(ABC):
     binary: ClassVar[str] = ""
     ready_timeout: ClassVar[float] = 10.0
 
-    def __init__(self, name: str, node: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        node: str,
+        options: dict[str, Any] | None = None,
+        *,
+        image: str | None = None,
+    ) -> None:
         self.name = name
         self.node = node
+        self.image = image  # run from this image in a container; None: the host's program
         try:
             self.options = self.Options.model_validate(options or {})
         except ValidationError as exc:
@@ -76,7 +84,8 @@ class Component(ABC):
         """True once the program serves (a port answers, a log line appeared)."""
 
     def spawn_env(self) -> dict[str, str] | None:
-        """The program's whole environment (None: the harness's own)."""
+        """The program's whole environment (None: the harness's own for a host process,
+        the image's for a container)."""
         return None
 
     def version_probe(self) -> VersionProbe | None:
@@ -89,7 +98,7 @@ class Component(ABC):
         probe = self.version_probe()
         if probe is None:
             return "not reported"
-        image = getattr(self, "image", None)
+        image = self.image
         return (image_version(probe, image) if image else host_version(probe)) or "not found"
 
     def ports(self) -> list[tuple[str, str, int]]:
@@ -107,9 +116,17 @@ class Component(ABC):
         self.lab = lab
         self.workdir = lab.workdir(self.node, self.name)
         argv = self.configure(lab, self.workdir)
-        self.proc = lab.spawn(
-            self.node, argv, name=self.name, cwd=self.workdir, env=self.spawn_env()
-        )
+        try:
+            self.proc = lab.spawn(
+                self.node,
+                argv,
+                name=self.name,
+                cwd=self.workdir,
+                image=self.image,
+                env=self.spawn_env(),
+            )
+        except LabError as exc:  # e.g. the image cannot start its program at all
+            raise ComponentError(self.name, str(exc)) from None
         deadline = time.monotonic() + self.ready_timeout
         while not self.is_ready():
             if not self.proc.alive():

@@ -1,4 +1,5 @@
-"""`process`: a program the harness has no adapter for, run as a host command in a node.
+"""`process` and `container`: a program the harness has no adapter for, run as a host
+command in a node, or from an image in a container that joins the node.
 
 The scenario gives the command, environment, files rendered from templates with the
 lab's facts (harness/components/render.py), the ports it serves (checked for clashes
@@ -83,8 +84,15 @@ class Program(Component):
     Options = ProgramOptions
     options: ProgramOptions
 
-    def __init__(self, name: str, node: str, options: dict[str, Any] | None = None) -> None:
-        super().__init__(name, node, options)
+    def __init__(
+        self,
+        name: str,
+        node: str,
+        options: dict[str, Any] | None = None,
+        *,
+        image: str | None = None,
+    ) -> None:
+        super().__init__(name, node, options, image=image)
         self.ready_timeout = self.options.ready.timeout  # type: ignore[misc]
         self.probe: Probe | None = None
         self.env: dict[str, str] = {}
@@ -142,8 +150,33 @@ class Program(Component):
         ]
 
     def spawn_env(self) -> dict[str, str]:
-        return {**os.environ, **self.env}
+        # a host process inherits the harness's environment; a container keeps its image's
+        return dict(self.env) if self.image else {**os.environ, **self.env}
 
     def is_ready(self) -> bool:
         assert self.probe is not None and self.proc is not None
         return self.probe(self.proc.log_tail(400) if self.options.ready.log else "")
+
+
+@register
+class Container(Program):
+    """The same, from an image (kind `container`): a user's PBX, SBC or gateway.
+
+    It joins its node's network like every containerised component (the docker runtime:
+    only the lab's interfaces); its work directory, holding the rendered files, is
+    mounted at the same path, so `{{ files['x.conf'] }}` is valid inside too.
+    """
+
+    kind = "container"
+
+    def __init__(
+        self,
+        name: str,
+        node: str,
+        options: dict[str, Any] | None = None,
+        *,
+        image: str | None = None,
+    ) -> None:
+        super().__init__(name, node, options, image=image)
+        if not image:
+            raise ComponentError(name, "a container component needs `image:` (e.g. my/pbx:1.0)")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UnsupportedError
 from harness.images.catalog import KINDS, MIRROR, ImageError, base_name, image_name
 
 #: The label that holds what an image was built from; equal label = nothing to do.
@@ -61,17 +62,17 @@ class Built:
 
 
 def _client() -> Any:
-    import docker  # imported here: `images list` must explain a missing engine, not crash
+    """The engine's client (with a long timeout: builds take minutes); no engine is an
+    error here, with the way to start one."""
+    from harness.runtime import engine
 
     try:
-        client = docker.from_env(timeout=600)
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means the same thing to a user
-        raise ImageError(
-            f"no Docker engine answers ({exc.__class__.__name__}): start it with "
-            "`dockerd > /var/log/dockerd.log 2>&1 &` or run `bash ci/setup.sh`"
-        ) from None
-    return client
+        engine.client()
+    except UnsupportedError as exc:
+        raise ImageError(f"{exc.reason}; fix: {exc.fix}") from None
+    import docker
+
+    return docker.from_env(timeout=600)
 
 
 def _label(client: Any, name: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.runtime.engine import ImageError, default_image
 
 REPO = "rtc-harness"
 #: Oldest to newest: the order `images build` and matrices use.
@@ -49,13 +49,7 @@ KINDS: dict[str, Kind] = {
 }
 
 
-class ImageError(HarnessError):
-    """An image could not be named, built or found."""
-
-
-def image_name(kind: str, suite: str) -> str:
-    """`rtc-harness/<kind>:<suite>`, the convention every scenario and runtime uses."""
-    return f"{REPO}/{kind}:{suite}"
+image_name = default_image  # `rtc-harness/<kind>:<suite>`, what the docker runtime runs
 
 
 def base_name(suite: str) -> str:

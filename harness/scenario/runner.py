@@ -61,6 +61,7 @@ async def run_scenario(
         result.timings["lab_up"] = lab.timings["up"]
         ctx = ScenarioContext(scenario, lab, seed)
         await _apply_links(ctx)
+        await asyncio.to_thread(_check_images, ctx)  # bad images: before anything starts
         points = spec.capture or _default_capture(scenario)
         capture = lab.capture(points)
         t = time.perf_counter()
@@ -170,7 +171,7 @@ async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
     from harness.components.ports import check_port_clashes
 
     comps = [
-        COMPONENTS[c.kind](name, c.node, c.options)
+        COMPONENTS[c.kind](name, c.node, c.options, image=ctx.image_of(c.image, c.kind))
         for name, c in ctx.scenario.spec.components.items()
     ]
     check_port_clashes(comps)
@@ -182,6 +183,29 @@ async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
         await asyncio.to_thread(comp.start, ctx.lab)
         version = await asyncio.to_thread(comp.program_version)
         ctx.versions[comp.name] = f"{comp.kind} {version}"
+
+
+def _check_images(ctx: ScenarioContext) -> None:
+    """Every image the scenario runs exists and holds its program, else a ConfigError at
+    the component's (or peer's) YAML line; no engine at all raises UnsupportedError."""
+    from harness.components import COMPONENTS
+    from harness.peers.launch import AGENT_PROGRAM
+
+    spec = ctx.scenario.spec
+    wanted: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+    for section, items in (("components", spec.components), ("peers", spec.peers)):
+        for name, item in items.items():
+            image = ctx.image_of(item.image, item.kind)
+            if image is not None:
+                program = COMPONENTS[item.kind].binary if section == "components" else AGENT_PROGRAM
+                wanted.setdefault((image, program), (section, name, item.image))
+    if not wanted:
+        return
+    errors = ctx.lab.check_images(list(wanted))
+    for pair, (section, name, explicit) in wanted.items():
+        if pair in errors:
+            key = (section, name, "image") if explicit else ("runtime",)
+            raise ctx.scenario.source.error(key, f"{section[:-1]} {name!r}: {errors[pair]}")
 
 
 def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[dict[str, Any]]:
@@ -203,9 +227,12 @@ async def _start_peers(ctx: ScenarioContext, progress: Progress) -> None:
 
     for name, spec in ctx.scenario.spec.peers.items():
         progress(f"starting {spec.kind} peer {name} on {spec.node}")
-        peer = await start_peer(ctx.lab, spec.node, spec.kind, name)
+        image = ctx.image_of(spec.image, spec.kind)
+        peer = await start_peer(ctx.lab, spec.node, spec.kind, name, image=image)
         ctx.peers[name] = peer
-        ctx.versions[name] = f"{spec.kind} {await asyncio.to_thread(peer_version, spec)}"
+        ctx.versions[name] = (
+            f"{spec.kind} {await asyncio.to_thread(peer_version, spec.kind, image)}"
+        )
         await peer.call(
             "configure",
             ice_servers=_ice_servers(ctx, spec.ice_servers),
