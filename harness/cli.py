@@ -29,6 +29,7 @@ PLUGGED = [
     ("harness.scenario.cli", "top"),
     ("harness.reports.cli", "top"),
     ("harness.images.cli", "top"),
+    ("harness.scenario.bisect_cli", "top"),
 ]
 
 

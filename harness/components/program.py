@@ -63,6 +63,8 @@ class ProgramOptions(ComponentOptions):
     ready: ReadySpec
     version: VersionSpec | None = None
     """How to ask the program its version, recorded in the result."""
+    sip_port: int | None = Field(None, ge=1, le=65535)
+    """The UDP port it serves SIP on, when it is a registrar/PBX steps may register at."""
 
     @model_validator(mode="after")
     def _check(self) -> ProgramOptions:
@@ -105,6 +107,15 @@ class Program(Component):
             low = int(m.group(2))
             out += port_range(m.group(1), WILDCARD, low, int(m.group(3) or low))
         return out
+
+    def listen_address(self) -> str:
+        return self.address
+
+    @property
+    def uri(self) -> str | None:
+        """SIP URI of a PBX (with `sip_port`), for registrations through it."""
+        port = self.options.sip_port
+        return f"sip:{self.listen_address()}:{port}" if port else None
 
     def version_probe(self) -> VersionProbe | None:
         v = self.options.version
