@@ -28,6 +28,8 @@ PLUGGED = [
     ("harness.conditions.cli", "lab"),
     ("harness.scenario.cli", "top"),
     ("harness.reports.cli", "top"),
+    ("harness.images.cli", "top"),
+    ("harness.scenario.bisect_cli", "top"),
 ]
 
 

@@ -51,18 +51,18 @@ def version(argv: list[str], pattern: str) -> str | None:
     return m.group(1) if m else out.splitlines()[0][:60] if out else "?"
 
 
-COMPONENTS: list[tuple[str, list[str], str, str]] = [
-    # name, version command, regex, Debian package
-    ("tcpdump", ["tcpdump", "--version"], r"tcpdump version (\S+)", "tcpdump"),
-    ("tshark", ["tshark", "--version"], r"TShark \(Wireshark\) (\S+)", "tshark"),
-    ("conntrack", ["conntrack", "--version"], r"v(\S+)", "conntrack"),
-    ("coturn", ["turnserver", "--version"], r"^(\S+)", "coturn"),
-    ("janus", ["janus", "--version"], r"\((\d[\d.]*)\)", "janus"),
-    ("kamailio", ["kamailio", "-v"], r"kamailio (\S+)", "kamailio kamailio-websocket-modules"),
-    ("rtpengine", ["rtpengine", "--version"], r"Version: (\S+)", "rtpengine-daemon"),
-    ("baresip", ["baresip", "-h"], r"baresip v(\S+)", "baresip"),
-    ("sipp", ["sipp", "-v"], r"SIPp v(\S+)", "sip-tester"),
-    ("chromium", ["chromium", "--version"], r"Chromium (\S+)", "chromium"),
+COMPONENTS: list[tuple[str, str]] = [
+    # version probe (harness/components/versions.py), Debian package
+    ("tcpdump", "tcpdump"),
+    ("tshark", "tshark"),
+    ("conntrack", "conntrack"),
+    ("coturn", "coturn"),
+    ("janus", "janus"),
+    ("kamailio", "kamailio kamailio-websocket-modules"),
+    ("rtpengine", "rtpengine-daemon"),
+    ("baresip", "baresip"),
+    ("sipp", "sip-tester"),
+    ("chromium", "chromium"),
 ]
 
 
@@ -113,8 +113,10 @@ def checks() -> list[Check]:
     )
     tun = os.path.exists("/dev/net/tun")
     out.append(Check("TUN/TAP", tun, "/dev/net/tun" if tun else "missing", "modprobe tun"))
-    for name, argv, pattern, pkg in COMPONENTS:
-        v = version(argv, pattern)
+    from harness.components.versions import host_version
+
+    for name, pkg in COMPONENTS:
+        v = host_version(name)
         out.append(
             Check(name, v is not None, v or "missing", f"{APT} {pkg}", basic=name == "tcpdump")
         )

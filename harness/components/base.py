@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from harness.components.versions import PROBES, VersionProbe, host_version, image_version
 from harness.errors import ComponentError, LabError
 
 if TYPE_CHECKING:
@@ -62,6 +64,14 @@ class Component(ABC):
         self.lab: Lab | None = None
         self.proc: NodeProcess | None = None
         self.workdir: Path | None = None
+        self.scenario_components: Mapping[str, Component] = {}
+        self.scenario_dir = Path.cwd()
+
+    def bind(self, components: Mapping[str, Component], scenario_dir: Path) -> None:
+        """The scenario around this component, before `start`: the other components
+        (their addresses and credentials, for templates) and where relative paths start."""
+        self.scenario_components = components
+        self.scenario_dir = scenario_dir
 
     # -- what a subclass provides
 
@@ -72,6 +82,24 @@ class Component(ABC):
     @abstractmethod
     def is_ready(self) -> bool:
         """True once the program serves (a port answers, a log line appeared)."""
+
+    def spawn_env(self) -> dict[str, str] | None:
+        """The program's whole environment (None: the harness's own for a host process,
+        the image's for a container)."""
+        return None
+
+    def version_probe(self) -> VersionProbe | None:
+        """How to ask this program its version (None: it cannot tell)."""
+        return PROBES.get(self.kind)
+
+    def program_version(self) -> str:
+        """The version the program itself reports, from the binary that runs: the host's,
+        or the one in the component's image. Recorded in every result."""
+        probe = self.version_probe()
+        if probe is None:
+            return "not reported"
+        image = self.image
+        return (image_version(probe, image) if image else host_version(probe)) or "not found"
 
     def ports(self) -> list[tuple[str, str, int]]:
         """(protocol, address, port) this component binds, to find clashes before start."""
@@ -90,7 +118,12 @@ class Component(ABC):
         argv = self.configure(lab, self.workdir)
         try:
             self.proc = lab.spawn(
-                self.node, argv, name=self.name, cwd=self.workdir, image=self.image
+                self.node,
+                argv,
+                name=self.name,
+                cwd=self.workdir,
+                image=self.image,
+                env=self.spawn_env(),
             )
         except LabError as exc:  # e.g. the image cannot start its program at all
             raise ComponentError(self.name, str(exc)) from None

@@ -39,6 +39,13 @@ class LaunchedPeer(PeerClient):
         self.process.stop()
 
 
+def peer_version(kind: str, image: str | None) -> str:
+    """The version of the peer's engine (Chromium, aiortc) that the agent runs."""
+    from harness.components.versions import host_version, image_version
+
+    return (image_version(kind, image) if image else host_version(kind)) or "not found"
+
+
 def control_path(workdir: Path) -> Path:
     path = workdir / "control.sock"
     if len(str(path)) <= MAX_SOCKET_PATH:

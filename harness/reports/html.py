@@ -49,6 +49,8 @@ class Row:
     topology: str
     peers: str
     components: str
+    versions: str = ""
+    """What ran, as each program reported it: "gw janus 1.4.1, pbx kamailio 6.1.5"."""
     cells: dict[str, Cell] = field(default_factory=dict)
     telling: list[str] = field(default_factory=list)
     ladder: str = ""
@@ -79,6 +81,15 @@ def check_label(c: CheckResult, taken: set[str]) -> str:
     return label
 
 
+def versions(r: RunResult) -> str:
+    """Every component's and peer's version in this run, as its program reported it."""
+    return ", ".join(
+        f"{k.removeprefix('version ')}: {v}"
+        for k, v in r.environment.items()
+        if k.startswith("version ")
+    )
+
+
 def verdict(r: RunResult) -> str:
     if r.skipped:
         return "unsupported"
@@ -99,6 +110,7 @@ def _row(r: RunResult, out: Path, draw: bool) -> tuple[Row, list[tuple[str, Chec
         env.get("topology", "?"),
         ", ".join(v for k, v in env.items() if k.startswith("peer ")),
         ", ".join(v for k, v in env.items() if k.startswith("component ")),
+        versions(r),
     )
     bad = "xfail" if r.known_failure else "fail"
     failed_step = r.error or any(s.status == "failed" for s in r.steps)

@@ -31,6 +31,9 @@ def write_junit(results: list[RunResult], path: Path) -> None:
         ET.SubElement(props, "property", name="seed", value=str(r.seed))
         ET.SubElement(props, "property", name="run_dir", value=str(r.run_dir))
         ET.SubElement(props, "property", name="topology", value=r.environment.get("topology", ""))
+        for key, value in r.environment.items():
+            if key.startswith("version "):  # what ran, as each program reported it
+                ET.SubElement(props, "property", name=key, value=value)
         ET.SubElement(case, "system-out").text = _outline(r)
         if r.skipped:
             ET.SubElement(case, "skipped", message=r.skip_reason)

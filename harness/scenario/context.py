@@ -33,6 +33,8 @@ class ScenarioContext:
     """The `conditions:` timeline (harness/conditions/timeline.py), when the scenario has one."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Each peer's stats after each step (peer checks read these)."""
+    versions: dict[str, str] = field(default_factory=dict)
+    """Component or peer name -> "kind version", as the running program reported it."""
 
     def peer(self, name: str) -> PeerClient:
         try:
@@ -53,9 +55,11 @@ class ScenarioContext:
     def image_of(self, explicit: str | None, kind: str) -> str | None:
         """The image a component or peer runs from: its own `image:`, else the default image
         of its kind when the scenario's runtime is docker, else None (a host process)."""
+        from harness.images.catalog import KINDS
+
         spec = self.scenario.spec
-        if explicit or spec.runtime != "docker":
-            return explicit
+        if explicit or spec.runtime != "docker" or kind not in KINDS:
+            return explicit  # a kind with no image of ours (process) stays on the host
         from harness.runtime.engine import default_image
 
         return default_image(kind, spec.suite)

@@ -117,6 +117,8 @@ async def run_scenario(
                 with contextlib.suppress(Exception):
                     comp.stop()
         lab.down()
+        if ctx is not None:
+            result.environment.update({f"version {n}": v for n, v in ctx.versions.items()})
         result.timings["teardown"] = time.perf_counter() - t
         result.timings["total"] = time.perf_counter() - t_start
     failed_steps = any(s.status == "failed" for s in result.steps)
@@ -177,10 +179,14 @@ async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
         for name, c in ctx.scenario.spec.components.items()
     ]
     check_port_clashes(comps)
+    everyone = {c.name: c for c in comps}
     for comp in comps:
+        comp.bind(everyone, ctx.scenario.path.parent)
         progress(f"starting {comp.kind} {comp.name} on {comp.node}")
         ctx.components[comp.name] = comp
         await asyncio.to_thread(comp.start, ctx.lab)
+        version = await asyncio.to_thread(comp.program_version)
+        ctx.versions[comp.name] = f"{comp.kind} {version}"
 
 
 def _check_images(ctx: ScenarioContext) -> None:
@@ -222,13 +228,16 @@ def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[d
 
 async def _start_peers(ctx: ScenarioContext, progress: Progress) -> None:
     from harness.actions.reactions import start_reaction
-    from harness.peers.launch import start_peer
+    from harness.peers.launch import peer_version, start_peer
 
     for name, spec in ctx.scenario.spec.peers.items():
         progress(f"starting {spec.kind} peer {name} on {spec.node}")
         image = ctx.image_of(spec.image, spec.kind)
         peer = await start_peer(ctx.lab, spec.node, spec.kind, name, image=image)
         ctx.peers[name] = peer
+        ctx.versions[name] = (
+            f"{spec.kind} {await asyncio.to_thread(peer_version, spec.kind, image)}"
+        )
         await peer.call(
             "configure",
             ice_servers=_ice_servers(ctx, spec.ice_servers),
