@@ -64,6 +64,8 @@ class ContainerProcess(NodeProcess):
                 state = self.container.attrs["State"]
                 if not state.get("Running"):
                     self._exit = int(state.get("ExitCode", -1))
+            if self._follower is not None:
+                self._follower.join(2.0)  # its last words are in the log before anyone reads
         return self._exit
 
     def wait(self, timeout: float | None = None) -> int:

@@ -36,9 +36,12 @@ _lock = threading.Lock()
 _checked: dict[tuple[str, str], str | None] = {}
 
 
+LOCAL_REPO = "rtc-harness"
+
+
 def default_image(kind: str, suite: str) -> str:
     """The image `harness images build` makes for a kind: `rtc-harness/<kind>:<suite>`."""
-    return f"rtc-harness/{kind}:{suite}"
+    return f"{LOCAL_REPO}/{kind}:{suite}"
 
 
 class ImageError(HarnessError):
@@ -78,7 +81,8 @@ def engine_version() -> str | None:
 
 
 def ensure_image(image: str) -> None:
-    """The image exists locally, or is pulled where a registry is reachable."""
+    """The image exists locally, or is pulled where a registry is reachable (never for
+    `rtc-harness/...`: those are built here, by `harness images build`)."""
     import docker.errors
 
     c = client()
@@ -87,19 +91,21 @@ def ensure_image(image: str) -> None:
         return
     except docker.errors.ImageNotFound:
         pass
+    except docker.errors.APIError as exc:  # e.g. an invalid reference
+        raise ImageError(f"bad image name {image!r}: {exc.explanation or exc}") from None
+    repo, _, tag = image.partition(":")
+    if repo.startswith(f"{LOCAL_REPO}/"):
+        raise ImageError(
+            f"unknown image {image!r}: build it with "
+            f"`harness images build {repo.split('/', 1)[1]} --suite {tag or 'bookworm'}`"
+        )
     try:
         c.images.pull(image)
     except docker.errors.DockerException as exc:
-        reason = getattr(exc, "explanation", None) or str(exc)
-        repo, _, tag = image.partition(":")
-        build = (
-            f"build it: harness images build {repo.split('/', 1)[1]} --suite {tag or 'bookworm'}"
-            if repo.startswith("rtc-harness/")
-            else "build or load it, or reach a registry"
-        )
+        reason = str(getattr(exc, "explanation", None) or exc).splitlines()[0][:160]
         raise ImageError(
-            f"unknown image {image!r}: not here and not pullable "
-            f"({str(reason).splitlines()[0][:160]}); {build}"
+            f"unknown image {image!r}: not here and not pullable ({reason}); "
+            "build or `docker load` it, or reach a registry"
         ) from None
 
 

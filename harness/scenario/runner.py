@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.scenario import IceServerRef, Scenario
-from harness.errors import HarnessError
+from harness.errors import ComponentError, HarnessError
 from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
 from harness.scenario.result import CheckResult, RunResult, StepResult
@@ -184,7 +184,12 @@ async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
         comp.bind(everyone, ctx.scenario.path.parent)
         progress(f"starting {comp.kind} {comp.name} on {comp.node}")
         ctx.components[comp.name] = comp
-        await asyncio.to_thread(comp.start, ctx.lab)
+        try:
+            await asyncio.to_thread(comp.start, ctx.lab)
+        except ComponentError as exc:  # where in the scenario, beside what went wrong
+            src = ctx.scenario.source
+            where = f"{src.file}:{src.line_of(('components', comp.name))}: components.{comp.name}"
+            raise ComponentError(comp.name, f"{exc.message} ({where})", exc.log_tail) from None
         version = await asyncio.to_thread(comp.program_version)
         ctx.versions[comp.name] = f"{comp.kind} {version}"
 
