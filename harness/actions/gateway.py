@@ -62,6 +62,15 @@ def component(ctx: ScenarioContext, name: str, kind: str, step: str) -> Any:
     return comp
 
 
+def sip_registrar(ctx: ScenarioContext, name: str, step: str) -> Any:
+    """A registrar: Kamailio, or any component that serves SIP (`sip_port` of a PBX run
+    through the generic `container`/`process` kinds)."""
+    comp = ctx.components.get(name)
+    if comp is None or getattr(comp, "uri", None) is None:
+        raise StepError(f"{step}: no SIP registrar component named {name!r} in this scenario")
+    return comp
+
+
 def ufrag(sdp: str) -> str | None:
     for line in sdp.splitlines():
         if line.startswith("a=ice-ufrag:"):
@@ -144,6 +153,8 @@ class JanusRegister(Action):
     janus: str = "janus"
     registrar: str = "kamailio"
     user: str | None = None
+    secret: str = ""
+    """The account's password, for a registrar that challenges (a PBX)."""
     api_via: str | None = None
     """Node whose namespace the API requests come from (default: the peer's node); e.g. the
     NAT box in front of a Janus behind NAT, acting as the reverse proxy a real set-up has."""
@@ -155,7 +166,7 @@ class JanusRegister(Action):
         from harness.components.janus_client import HttpTarget, JanusSession, SipPluginClient
 
         janus = component(ctx, self.janus, "janus", "janus_register")
-        kam = component(ctx, self.registrar, "kamailio", "janus_register")
+        kam = sip_registrar(ctx, self.registrar, "janus_register")
         node = self.api_via or ctx.peer_spec(self.peer).node
         if node not in ctx.lab.topology.nodes:
             raise StepError(f"janus_register: no node {node!r} (api_via)")
@@ -166,7 +177,9 @@ class JanusRegister(Action):
         leg = JanusLeg(janus, kam, session, sip, user)
         legs(ctx)[self.peer] = leg
         t0 = time.time()
-        ev = await sip.register(f"sip:{user}@{kam.listen_address()}", kam.uri, timeout=self.timeout)
+        ev = await sip.register(
+            f"sip:{user}@{kam.listen_address()}", kam.uri, self.secret, timeout=self.timeout
+        )
         return {
             "registered_after_s": round(time.time() - t0, 3),
             "username": ev.data.get("result", {}).get("username"),

@@ -57,6 +57,8 @@ class PeerSpec(Strict):
     datachannel: bool = True
     reaction: ReactionSpec = Field(default_factory=ReactionSpec)
     """What the app does when the network changes (harness/actions/reactions.py)."""
+    image: str | None = None
+    """Run the agent and its engine (browser, aiortc) from this image, in a container."""
 
     @field_validator("kind")
     @classmethod
@@ -158,6 +160,8 @@ class ComponentSpec(Strict):
     kind: str
     node: str
     options: dict[str, Any] = {}
+    image: str | None = None
+    """Run the program from this image, in a container in its node (else the host's)."""
 
 
 class ScenarioSpec(Strict):
@@ -179,6 +183,11 @@ class ScenarioSpec(Strict):
     expect: list[dict[str, Any]] = []
     known_failure: KnownFailure | None = None
     """A known bug of the component under test, with the signature it must show."""
+    runtime: Literal["process", "docker"] = "process"
+    """Where components and peers without `image:` run: host processes, or containers of
+    the default images `rtc-harness/<kind>:<suite>` (`harness run --runtime` overrides)."""
+    suite: str = "bookworm"
+    """The Debian suite of the default images (`harness run --suite` overrides)."""
 
 
 @dataclass

@@ -51,6 +51,8 @@ class Row:
     topology: str
     peers: str
     components: str
+    versions: str = ""
+    """What ran, as each program reported it: "gw janus 1.4.1, pbx kamailio 6.1.5"."""
     cells: dict[str, Cell] = field(default_factory=dict)
     telling: list[str] = field(default_factory=list)
     ladder: str = ""
@@ -70,6 +72,15 @@ def find_results(root: Path) -> list[RunResult]:
     return [RunResult.load(p) for p in paths]
 
 
+def versions(r: RunResult) -> str:
+    """Every component's and peer's version in this run, as its program reported it."""
+    return ", ".join(
+        f"{k.removeprefix('version ')}: {v}"
+        for k, v in r.environment.items()
+        if k.startswith("version ")
+    )
+
+
 def verdict(r: RunResult) -> str:
     return verdict_of(r).state
 
@@ -86,6 +97,7 @@ def _row(r: RunResult, out: Path, draw: bool) -> tuple[Row, list[tuple[str, Chec
         env.get("topology", "?"),
         ", ".join(v for k, v in env.items() if k.startswith("peer ")),
         ", ".join(v for k, v in env.items() if k.startswith("component ")),
+        versions(r),
     )
     bad = "xfail" if row.verdict == "xfail" else "fail"
     failed_step = r.error or any(s.status == "failed" for s in r.steps)

@@ -54,11 +54,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=_shard,
         help="K/N: run only the K-th of N interleaved slices of the scenarios (CI jobs)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("process", "docker"),
+        help="where components and peers without `image:` run (default: the scenario's)",
+    )
+    p.add_argument("--suite", help="Debian suite of the default images (with --runtime docker)")
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     scenarios: list[Scenario] = [sc for p in args.scenarios for sc in load_scenarios(p)]
+    for sc in scenarios:
+        if args.runtime:
+            sc.spec.runtime = args.runtime
+        if args.suite:
+            sc.spec.suite = args.suite
     if args.only:
         scenarios = [sc for sc in scenarios if any(o in sc.name for o in args.only)]
         if not scenarios:
