@@ -112,9 +112,7 @@ def _ice_servers(src: YamlSource, spec: ScenarioSpec) -> None:
             use = "turn" if isinstance(ref, str) else ref.use
             method = {"turn": "ice_server", "stun": "stun_server"}[use]
             if not hasattr(COMPONENTS[kind], method):
-                raise src.error(
-                    where, f"component {comp!r} is a {kind}, not a {use.upper()} server"
-                )
+                raise src.error(where, f"component {comp!r} ({kind}) is no {use.upper()} server")
             transport = None if isinstance(ref, str) else ref.transport
             if transport not in (None, "udp", "tcp"):
                 raise src.error(where + ("transport",), "transport is 'udp' or 'tcp'")

@@ -42,6 +42,7 @@ class ScenarioContext:
 
     def step_done(self, number: int) -> asyncio.Event:
         return self.steps_done.setdefault(number, asyncio.Event())
+
     versions: dict[str, str] = field(default_factory=dict)
     """Component or peer name -> "kind version", as the running program reported it."""
 

@@ -67,7 +67,7 @@ CASES = [
     ("ice-server-unknown", "peer-b, ice_servers: [turn]", "peer-b, ice_servers: [stun]", 8,
      "peers.bob.ice_servers[0]", "no component 'stun'"),
     ("ice-server-not-turn", "peer-b, ice_servers: [turn]", "peer-b, ice_servers: [kam]", 8,
-     "peers.bob.ice_servers[0]", "not a STUN/TURN server"),
+     "peers.bob.ice_servers[0]", "is no TURN server"),
     ("capture-colon", "[peer-a.eth0,", "[peer-a:eth0,", 9, "capture[0]", "write peer-a.eth0"),
     ("capture-iface", "[peer-a.eth0,", "[peer-a.eth9,", 9, "capture[0]", "no interface 'eth9'"),
     ("link-colon", "  peer-a.eth0: {profile", "  peer-a:eth0: {profile", 11, "links.peer-a:eth0",
@@ -161,10 +161,10 @@ def test_matrix_unknown_variable_and_bad_value_name_the_line(outside: Path) -> N
 
 def test_yaml_1_1_booleans_stay_strings(outside: Path) -> None:
     text = BASE.replace(
-        "links:\n", "conditions:\n  - {on: connected, link: peer-a.eth0, blackout: 1}\nlinks:\n"
+        "links:\n", "conditions:\n  - {on: {step: 1}, link: peer-a.eth0, blackout: 1}\nlinks:\n"
     ).replace("state: up}", "state: up, signal: yes}")
     sc = parse_scenario(text, outside / "s.yaml")
-    assert sc.spec.conditions[0].on == "connected"
+    assert sc.spec.conditions[0].on is not None and sc.spec.conditions[0].on.step == 1
     assert sc.steps[1].action.signal is True  # boolean fields still take yes/no
     assert sc.source.data["steps"][1]["interface"]["signal"] == "yes"
 
