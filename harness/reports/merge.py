@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError
+from harness.errors import HarnessError
 from harness.scenario.result import RunResult
 
 MANIFEST = "manifest.json"
@@ -65,9 +65,9 @@ def merge(dirs: list[Path]) -> Merged:
         man = json.loads(path.read_text())
         k, n = man["shard"]
         if m.shards and n != m.shards or plan is not None and man["plan"] != plan:
-            raise ConfigError(f"{path}: shard {k}/{n} ran another plan than the other shards")
+            raise HarnessError(f"{path}: shard {k}/{n} ran another plan than the other shards")
         if k in by_shard:
-            raise ConfigError(f"shard {k}/{n} given twice: {by_shard[k][0]} and {d}")
+            raise HarnessError(f"shard {k}/{n} given twice: {by_shard[k][0]} and {d}")
         m.shards, plan = n, man["plan"]
         by_shard[k] = (d, man)
     for k, (d, man) in sorted(by_shard.items()):

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import HarnessError
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -47,13 +47,23 @@ def select(
     return [i for i, s in enumerate(plan(names, n, durations)) if s == k]
 
 
+def item_key(nodeid: str, name: str, durations: dict[str, float] | None) -> str:
+    """A pytest item's name in the durations: JUnit's `classname::name`, or a scenario name."""
+    parts = nodeid.split("::")
+    path = parts[0][: -len(".py")] if parts[0].endswith(".py") else parts[0]
+    key = "::".join([".".join([path.replace("/", "."), *parts[1:-1]]), parts[-1]])
+    if durations and key not in durations and name in durations:
+        return name  # recorded by `harness run` (result.json) under the scenario's name
+    return key
+
+
 def load_durations(paths: Sequence[Path]) -> dict[str, float]:
     """Seconds per name from previous runs: result.json trees (scenario name, all attempts
     summed) or JUnit XML files (test case name and `classname::name`)."""
     out: dict[str, float] = {}
     for root in paths:
         if not root.exists():
-            raise ConfigError(f"{root}: no such file or directory (durations for --shard)")
+            raise HarnessError(f"{root}: no such file or directory (durations for --shard)")
         files = [root] if root.is_file() else sorted(root.rglob("*"))
         for f in files:
             if f.name == "result.json":
@@ -69,7 +79,7 @@ def _junit_durations(path: Path, out: dict[str, float]) -> None:
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
-        raise ConfigError(f"{path}: not JUnit XML ({exc})") from None
+        raise HarnessError(f"{path}: not JUnit XML ({exc})") from None
     for case in root.iter("testcase"):
         name, t = case.get("name", ""), float(case.get("time") or 0.0)
         if not name:
