@@ -51,8 +51,13 @@ stamp=.venv/.rtc-harness-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
+  # pip's and the build backend's chatter goes to a log, shown only when the install fails
+  log=.venv/pip-install.log
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e '.[dev]'; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "pip install failed (whole log: $log)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi
 .venv/bin/harness doctor >/dev/null || { .venv/bin/harness doctor; exit 1; }

@@ -36,7 +36,7 @@ _CONSOLE: Any = None
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run YAML scenarios against a fresh lab each")
-    p.add_argument("scenarios", nargs="+", type=Path)
+    p.add_argument("scenarios", nargs="+", type=Path, help="scenario files, or directories of them")
     p.add_argument(
         "--repeat", type=int, help="runs per scenario (default: the scenario's `repeat`)"
     )
@@ -81,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config.scenario import load_scenarios
 
-    scenarios: list[Scenario] = [sc for p in args.scenarios for sc in load_scenarios(p)]
+    files = [f for p in args.scenarios for f in _expand(p)]
+    scenarios: list[Scenario] = [sc for f in files for sc in load_scenarios(f)]
     if args.only:
         scenarios = [sc for sc in scenarios if any(o in sc.name for o in args.only)]
         if not scenarios:
@@ -142,6 +143,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         _write_manifest(args, planned, shards, scenarios, finished=time.time())
     bad = [r for r in results if not r.passed and not r.skipped and not r.known_failure]
     return 1 if bad else 0
+
+
+def _expand(path: Path) -> list[Path]:
+    """A scenario file, or every *.yaml under a directory (sorted: every shard sees one order)."""
+    if not path.is_dir():
+        return [path]
+    return sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
 def _shard(text: str) -> tuple[int, int]:
