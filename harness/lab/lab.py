@@ -32,7 +32,7 @@ def captures_root() -> Path:
 
 def default_name(topology: Topology) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", topology.name.lower()).strip("-")[:20] or "lab"
-    return f"{base}-{secrets.token_hex(2)}"
+    return f"{base}-{secrets.token_hex(3)}"  # parallel labs: 1 in 16 M to clash
 
 
 class Lab:
@@ -93,10 +93,6 @@ class Lab:
     def up(self) -> Lab:
         if self.is_up:
             return self
-        if load_state(self.name) is not None:
-            raise LabError(
-                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
-            )
         text = (
             Path(self.topology.source).read_text() if Path(self.topology.source).is_file() else ""
         )
@@ -112,7 +108,13 @@ class Lab:
             created=time.time(),
             seed=self.seed,
         )
-        self._state.save()  # before anything exists, so gc can always find it
+        try:
+            self._state.save(claim=True)  # before anything exists, so gc can always find it
+        except FileExistsError:
+            self._state = None
+            raise LabError(
+                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
+            ) from None
         _live.add(self)
         _tear_down_on_sigterm()
         t0 = time.perf_counter()

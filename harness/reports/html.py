@@ -30,6 +30,7 @@ STATES = {
     "xfail": "known failure",
     "xpass": "possibly fixed",
     "unsupported": "unsupported",
+    "missing": "missing",  # planned, but its shard or job never reported (reports/merge.py)
     "none": "not run",
 }
 
@@ -125,12 +126,31 @@ def _row(r: RunResult, out: Path, draw: bool) -> tuple[Row, list[tuple[str, Chec
     return row, labelled
 
 
-def build_report(results: list[RunResult], out: Path, *, draw: bool = True) -> Path:
-    """Write index.html, report.json and one ladder and timeline per run into `out`."""
+def build_report(
+    results: list[RunResult],
+    out: Path,
+    *,
+    draw: bool = True,
+    missing: list[RunResult] | None = None,
+) -> Path:
+    """Write index.html, report.json and one ladder and timeline per run into `out`.
+
+    `missing` are runs that were planned but never reported: rows that say so.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    results = sorted(results, key=lambda r: (r.file, r.scenario, r.attempt, r.run_dir.name))
+    absent = {id(r) for r in missing or []}
+    results = sorted(
+        [*results, *(missing or [])],
+        key=lambda r: (r.file, r.scenario, r.attempt, r.run_dir.name),
+    )
     rows, details, columns = [], [], ["steps"]
     for r in results:
+        if id(r) in absent:
+            row = Row(r.run_dir.name, r.scenario, r.file, 0, "missing", "?", "", "")
+            row.cells["steps"] = Cell("missing", f"{row.run_id}-steps", r.error)
+            rows.append(row)
+            details.append((row, r, []))
+            continue
         row, labelled = _row(r, out, draw)
         rows.append(row)
         details.append((row, r, labelled))
