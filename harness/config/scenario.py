@@ -460,9 +460,9 @@ def _load_plugins() -> None:
 
 
 def _check_registry() -> dict[str, Any]:
-    import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
-    import harness.assertions.negative  # noqa: F401
-    import harness.assertions.recovery  # noqa: F401
+    from harness.assertions.registry import load_checks
+
+    load_checks()
     from harness.assertions.peer import PEER_CHECKS
     from harness.assertions.registry import REGISTRY
 
