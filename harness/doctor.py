@@ -63,6 +63,7 @@ COMPONENTS: list[tuple[str, list[str], str, str]] = [
     ("baresip", ["baresip", "-h"], r"baresip v(\S+)", "baresip"),
     ("sipp", ["sipp", "-v"], r"SIPp v(\S+)", "sip-tester"),
     ("chromium", ["chromium", "--version"], r"Chromium (\S+)", "chromium"),
+    ("firefox", ["firefox-esr", "--version"], r"Firefox (\S+)", "firefox-esr"),
 ]
 
 

@@ -22,7 +22,7 @@ from harness.config.topology import Topology, load_topology
 from harness.config.yamlsource import YamlSource, parse_yaml
 from harness.errors import ConfigError
 
-PEER_KINDS = ("aiortc", "chromium")
+PEER_KINDS = ("aiortc", "chromium", "firefox")
 TOPOLOGY_DIRS = ("topologies",)
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from harness.lab.lab import Lab
     from harness.runtime.base import NodeProcess
 
-KINDS = ("aiortc", "chromium")
+KINDS = ("aiortc", "chromium", "firefox")
 #: sun_path holds 108 bytes; deep run directories do not fit.
 MAX_SOCKET_PATH = 100
 

@@ -223,7 +223,17 @@ def environment(result: RunResult) -> dict[str, str]:
     """Run properties plus the versions of every component and peer kind the run used."""
     env = {k.replace(" ", "."): v for k, v in result.environment.items()}
     kinds = {v.partition(" on ")[0] for v in result.environment.values() if " on " in v}
-    names = {"coturn", "janus", "kamailio", "rtpengine", "baresip", "sipp", "chromium", "aiortc"}
+    names = {
+        "coturn",
+        "janus",
+        "kamailio",
+        "rtpengine",
+        "baresip",
+        "sipp",
+        "chromium",
+        "firefox",
+        "aiortc",
+    }
     for name, version in _versions().items():
         if name in kinds & names or name == "aioice" and "aiortc" in kinds:
             env[f"version.{name}"] = version
