@@ -96,6 +96,8 @@ class ScenarioSpec(Strict):
     expect: list[dict[str, Any]] = []
     known_failure: str | None = None
     """Reason this scenario is expected to fail (a known bug of the component under test)."""
+    ci: bool = True
+    """False: pytest (CI) skips it, `harness run` runs it (a matrix's `ci:` picks cells)."""
 
 
 @dataclass
@@ -148,7 +150,8 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     A matrix is a top-level mapping of dimensions, each a list of variable sets;
     every combination substitutes `${name}` in the rest of the file's text
     (values as YAML flow), so errors still point at the file's own lines. Its
-    optional `known_failures` maps combination names to the reason they fail.
+    optional `known_failures` maps combination names to the reason they fail;
+    its optional `ci` lists name fragments: only cells matching one run under pytest.
     """
     path = Path(path)
     try:
@@ -161,6 +164,11 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     msrc = parse_yaml(matrix_part, str(path))
     dims = dict(msrc.data["matrix"]) if isinstance(msrc.data["matrix"], dict) else None
     known = dims.pop("known_failures", {}) if dims else {}
+    in_ci = dims.pop("ci", None) if dims else None
+    if in_ci is not None and not (
+        isinstance(in_ci, list) and in_ci and all(isinstance(x, str) for x in in_ci)
+    ):
+        raise msrc.error(("matrix", "ci"), "ci lists name fragments of the cells CI runs")
     if not isinstance(known, dict):
         raise msrc.error(
             ("matrix", "known_failures"), "known_failures maps a scenario name to a reason"
@@ -187,8 +195,13 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
                 )
         sc = scenario_from_source(parse_yaml(expanded, str(path)), path)
         sc.spec.known_failure = known.get(sc.name, sc.spec.known_failure)
+        if in_ci is not None:
+            sc.spec.ci = any(fragment in sc.name for fragment in in_ci)
         out.append(sc)
     names = [sc.name for sc in out]
+    for i, fragment in enumerate(in_ci or []):
+        if not any(fragment in n for n in names):
+            raise msrc.error(("matrix", "ci", str(i)), f"no combination name contains {fragment!r}")
     for name in known:
         if name not in names:
             raise msrc.error(
@@ -333,6 +346,7 @@ def _load_plugins() -> None:
         "harness.actions.steps",
         "harness.actions.gateway",
         "harness.actions.mobility",
+        "harness.actions.jsep",
         "harness.components.all",
     ):
         if importlib.util.find_spec(mod) is not None:

@@ -105,7 +105,13 @@ class BrowserAgent:
     async def cmd_create_answer(self) -> dict[str, Any]:
         return await self._page("() => peer.createAnswer()")
 
-    async def cmd_set_remote(self, type: str, sdp: str) -> dict[str, Any]:
+    async def cmd_create_pranswer(self) -> dict[str, Any]:
+        return await self._page("() => peer.createPranswer()")
+
+    async def cmd_rollback(self) -> dict[str, Any]:
+        return await self._page("() => peer.rollback()")
+
+    async def cmd_set_remote(self, type: str, sdp: str = "") -> dict[str, Any]:
         return await self._page("([t, s]) => peer.setRemote(t, s)", [type, sdp])
 
     async def cmd_add_candidate(

@@ -41,8 +41,8 @@ function capturePcm(analyser) {
   return { sample_rate: analyser.context.sampleRate, pcm: btoa(bin) };
 }
 
-// DTLS role from the negotiated a=setup (RFC 5763 s5), where stats lack dtlsRole
-// (Firefox has no transport stats): "active" is the DTLS client.
+// DTLS role from the negotiated a=setup (RFC 5763 s5), where stats lack dtlsRole:
+// "active" is the DTLS client.
 function sdpSetup(desc) {
   const m = desc && /^a=setup:(\S+)/m.exec(desc.sdp);
   return m ? m[1] : null;
@@ -230,8 +230,22 @@ class Peer {
     return this.setLocal(() => pc.createAnswer());
   }
 
+  // JSEP provisional answer (RFC 8829 4.1.10.1): an answer applied as "pranswer".
+  async createPranswer() {
+    const pc = this.requirePc();
+    const answer = await pc.createAnswer();
+    return this.setLocal(async () => ({ type: "pranswer", sdp: answer.sdp }));
+  }
+
+  // Discards the local offer or pranswer (RFC 8829 4.1.10.2): back to stable.
+  async rollback() {
+    await this.requirePc().setLocalDescription({ type: "rollback" });
+    return {};
+  }
+
   async setRemote(type, sdp) {
-    await this.requirePc().setRemoteDescription({ type, sdp });
+    const desc = type === "rollback" ? { type } : { type, sdp };
+    await this.requirePc().setRemoteDescription(desc);
     this.watchTransports();
     return {};
   }
@@ -341,7 +355,7 @@ class Peer {
     const report = await pc.getStats();
     const byId = (id) => (id ? report.get(id) : undefined);
     let transport = null;
-    let flaggedPair = null; // Firefox: no transport stats; its pair stats say `selected`
+    let flaggedPair = null; // Firefox: no selectedCandidatePairId; its pair stats say `selected`
     const media = {};
     const blank = () => ({ packets_sent: 0, bytes_sent: 0, packets_received: 0,
                            bytes_received: 0 });
