@@ -301,7 +301,7 @@ def subsequent(prev: Sdp, cur: Sdp, seen_all: bool = True) -> list[Finding]:
         if o_now[:2] != o_then[:2]:
             out.append(
                 finding(
-                    "subsequent",
+                    "session-id",
                     "error",
                     line,
                     f"o= username/session id changed from {' '.join(o_then[:2])}",

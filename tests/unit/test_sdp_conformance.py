@@ -109,6 +109,14 @@ BROKEN = {
         ],
         "error subsequent: session version went 2 -> 4; a changed SDP adds exactly 1 [RFC 3264 8, RFC 8829 5.2.2]",
     ),
+    "session-id": (
+        [
+            ("a", "offer", OFFER),
+            ("b", "answer", ANSWER),
+            ("a", "offer", OFFER.replace("4611731400430051336 2", "4611731400430051337 3")),
+        ],
+        "error session-id: o= username/session id changed from - 4611731400430051336 [RFC 3264 8, RFC 8829 5.2.2]",
+    ),
     "mirror": (
         [
             ("a", "offer", OFFER),
@@ -205,3 +213,44 @@ def test_more_rules_catch_more_breakage() -> None:
     assert "error trickle: a trickled to b, whose SDP did not announce trickle [RFC 8838 5]" in run(
         ("a", "offer", OFFER), ("b", "answer", far), trickled="a"
     )
+
+
+# -- real SDPs ---------------------------------------------------------------------------------
+
+
+def load(name: str) -> list[Description]:
+    """A recorded exchange (tests/data/sdp/extract.py wrote it; README.md says from what)."""
+    import json
+
+    data = json.loads((DATA / f"{name}.json").read_text())
+    return [
+        Description(
+            d["party"],
+            d["type"],
+            parse(d["sdp"]),
+            # the peer's own descriptions are all there; a far end's or the wire's may not be
+            seen_all="remote" not in d["party"] and "dialog" not in d,
+        )
+        for d in data["descriptions"]
+    ]
+
+
+def findings_of(name: str) -> list[str]:
+    return [
+        f"{rep.description.party} {rep.description.type}: {f.severity} {f.message}"
+        for rep in check_exchange(load(name))
+        for f in rep.findings
+    ]
+
+
+@pytest.mark.parametrize("name", ["chromium-jsep-glare", "firefox-jsep-glare", "chromium-pranswer"])
+def test_browser_exchanges_conform(name: str) -> None:
+    """Chromium 156 and Firefox 153 through offer, answer, rollback, glare and pranswer."""
+    assert findings_of(name) == []
+
+
+def test_aiortc_changes_its_session_id() -> None:
+    """aiortc 1.16 writes o=- <ntp seconds> <ntp seconds> afresh for every description
+    (rtcpeerconnection.py), so its re-offer breaks RFC 3264 8; nothing else is wrong."""
+    got = findings_of("aiortc-restart")
+    assert got and all("session-id: o= username/session id changed" in f for f in got), got
