@@ -65,6 +65,7 @@ COMPONENTS: list[tuple[str, str]] = [
     ("baresip", "baresip"),
     ("sipp", "sip-tester"),
     ("chromium", "chromium"),
+    ("firefox", "firefox-esr"),
 ]
 
 

@@ -117,7 +117,12 @@ class ScenarioFile(pytest.File):
         from harness.config.scenario import load_scenarios
 
         for scenario in load_scenarios(self.path):  # a ConfigError fails collection with file:line
-            yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+            item = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+            if not scenario.spec.ci and not os.environ.get("HARNESS_ALL_SCENARIOS"):
+                item.add_marker(
+                    pytest.mark.skip(reason="not in the matrix's CI cells: `harness run` runs it")
+                )
+            yield item
 
 
 class ScenarioItem(pytest.Item):

@@ -20,7 +20,7 @@ from harness.config.topology import Topology, load_topology
 from harness.config.yamlsource import YamlSource, parse_yaml
 from harness.errors import ConfigError
 
-PEER_KINDS = ("aiortc", "chromium")
+PEER_KINDS = ("aiortc", "chromium", "firefox")
 TOPOLOGY_DIRS = ("topologies",)
 SHIPPED_TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
@@ -188,6 +188,8 @@ class ScenarioSpec(Strict):
     the default images `rtc-harness/<kind>:<suite>` (`harness run --runtime` overrides)."""
     suite: str = "bookworm"
     """The Debian suite of the default images (`harness run --suite` overrides)."""
+    ci: bool = True
+    """False: pytest (CI) skips it, `harness run` runs it (a matrix's `ci:` picks cells)."""
 
 
 @dataclass
@@ -242,7 +244,8 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     A matrix is a top-level mapping of dimensions, each a list of variable sets;
     every combination substitutes `${name}` in the rest of the file with the value
     as YAML data (harness/config/yamlsource.py), so errors point at the file's own lines. Its
-    optional `known_failures` maps combination names to their KnownFailure.
+    optional `known_failures` maps combination names to their KnownFailure;
+    its optional `ci` lists name fragments: only cells matching one run under pytest.
     """
     path = Path(path)
     try:
@@ -255,6 +258,11 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     msrc = parse_yaml(matrix_part, str(path))
     dims = dict(msrc.data["matrix"]) if isinstance(msrc.data["matrix"], dict) else None
     known = dims.pop("known_failures", {}) if dims else {}
+    in_ci = dims.pop("ci", None) if dims else None
+    if in_ci is not None and not (
+        isinstance(in_ci, list) and in_ci and all(isinstance(x, str) for x in in_ci)
+    ):
+        raise msrc.error(("matrix", "ci"), "ci lists name fragments of the cells CI runs")
     if not isinstance(known, dict):
         raise msrc.error(
             ("matrix", "known_failures"),
@@ -281,8 +289,13 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         if sc.name in known:
             sc.spec.known_failure = known[sc.name]
             check_signature(sc, msrc, ("matrix", "known_failures", sc.name))
+        if in_ci is not None:
+            sc.spec.ci = any(fragment in sc.name for fragment in in_ci)
         out.append(sc)
     names = [sc.name for sc in out]
+    for i, fragment in enumerate(in_ci or []):
+        if not any(fragment in n for n in names):
+            raise msrc.error(("matrix", "ci", str(i)), f"no combination name contains {fragment!r}")
     for name in known:
         if name not in names:
             raise msrc.error(
@@ -453,6 +466,7 @@ def _load_plugins() -> None:
         "harness.actions.steps",
         "harness.actions.gateway",
         "harness.actions.mobility",
+        "harness.actions.jsep",
         "harness.components.all",
     ):
         if importlib.util.find_spec(mod) is not None:

@@ -421,7 +421,7 @@ def _run_checks(scenario: Scenario, ctx: ScenarioContext, result: RunResult) -> 
     for name, params, line in scenario.expects:
         if name in PEER_CHECKS:
             try:
-                o = run_peer_check(name, ctx.peer_stats, params)
+                o = run_peer_check(name, ctx.peer_stats, params, result.peer_events)
             except CheckError as exc:
                 o = Outcome(False, f"bad expectation: {exc}")
         else:
