@@ -208,7 +208,7 @@ def test_unknown_peer_kind_is_a_config_error() -> None:
             RUNNER_HERE,
         )
     assert info.value.line == 7 and info.value.key == "peers.bob.kind"
-    assert "unknown peer kind 'firefox'" in info.value.message
+    assert "unknown peer kind 'safari'" in info.value.message
 
 
 def test_unknown_step_node_and_component_are_config_errors() -> None:
