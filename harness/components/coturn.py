@@ -167,3 +167,10 @@ class Coturn(Component):
         else:
             url = f"turn:{addr}:{o.port}?transport={transport}"
         return {"urls": [url], "username": user, "credential": o.users[user]}
+
+    def stun_server(self, transport: str = "udp") -> dict[str, Any]:
+        """An RTCIceServer dict using this server for STUN only: no credentials, never relays."""
+        o = self.options
+        if transport != "udp" or not o.udp:
+            raise ComponentError(self.name, "STUN is offered over UDP only here")
+        return {"urls": [f"stun:{self.listen_address()}:{o.port}"]}

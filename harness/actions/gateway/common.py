@@ -22,6 +22,15 @@ def component(ctx: ScenarioContext, name: str, kind: str, step: str) -> Any:
     return comp
 
 
+def sip_registrar(ctx: ScenarioContext, name: str, step: str) -> Any:
+    """A registrar: Kamailio, or any component that serves SIP (`sip_port` of a PBX run
+    through the generic `container`/`process` kinds)."""
+    comp = ctx.components.get(name)
+    if comp is None or getattr(comp, "uri", None) is None:
+        raise StepError(f"{step}: no SIP registrar component named {name!r} in this scenario")
+    return comp
+
+
 def ufrag(sdp: str) -> str | None:
     for line in sdp.splitlines():
         if line.startswith("a=ice-ufrag:"):

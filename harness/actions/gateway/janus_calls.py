@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from harness.actions.gateway.common import callee_uri, candidate_types, component, wait_connected
+from harness.actions.gateway.common import (
+    callee_uri,
+    candidate_types,
+    component,
+    sip_registrar,
+    wait_connected,
+)
 from harness.actions.gateway.janus_leg import JanusLeg, answer_offer, leg_of, legs, negotiate
 from harness.actions.registry import Action, action
 from harness.actions.steps import StepError
@@ -48,7 +54,7 @@ class JanusRegister(Action):
         )
 
         janus = component(ctx, self.janus, "janus", "janus_register")
-        kam = component(ctx, self.registrar, "kamailio", "janus_register")
+        kam = sip_registrar(ctx, self.registrar, "janus_register")
         node = self.api_via or ctx.peer_spec(self.peer).node
         if node not in ctx.lab.topology.nodes:
             raise StepError(f"janus_register: no node {node!r} (api_via)")
