@@ -145,7 +145,9 @@ class Baresip(Component):
             "ausrc_channels 2",
             "auplay_channels 2",
             "video_source none",
-            f"snd_path {self.recordings}",
+            # relative to its working directory (= workdir): baresip 1.0's sndfile builds
+            # "<snd_path>/dump-<time>-dec.wav" in 128 bytes and cuts a long run path short
+            f"snd_path {self.recordings.relative_to(workdir)}",
             *(
                 [f"ctrl_tcp_listen {self.listen_address()}:{o.control_port}"]
                 if o.control_port
