@@ -92,6 +92,11 @@ def gc(everything: bool = False) -> GcReport:
     unless `everything` is set.
     """
     report = GcReport()
+    # Namespaces first, states second: a lab writes its state before its first namespace,
+    # so every namespace seen here has its state on disk by the time states are read. The
+    # other order destroyed labs that were coming up meanwhile (a concurrent gc killed 11
+    # of 20 lab lifetimes in a loop).
+    namespaces = list_netns()
     known: set[str] = set()
     for st in all_states():
         known.add(st.name)
@@ -101,7 +106,7 @@ def gc(everything: bool = False) -> GcReport:
         report.removed_namespaces += destroy_lab_namespaces(st.name)
         st.remove()
         report.removed_labs.append(st.name)
-    orphans = {lab_of_netns(ns) for ns in list_netns()} - known - {None}
+    orphans = {lab_of_netns(ns) for ns in namespaces} - known - {None}
     for lab in sorted(o for o in orphans if o):
         report.removed_namespaces += destroy_lab_namespaces(lab)
         report.removed_labs.append(lab)
