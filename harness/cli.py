@@ -29,6 +29,8 @@ PLUGGED = [
     ("harness.conditions.cli", "lab"),
     ("harness.scenario.cli", "top"),
     ("harness.reports.cli", "top"),
+    ("harness.images.cli", "top"),
+    ("harness.scenario.bisect_cli", "top"),
 ]
 
 
@@ -185,7 +187,8 @@ def cmd_lab_gc(args: argparse.Namespace) -> int:
     report = gc(everything=args.all)
     console.print(
         f"removed {len(report.removed_labs)} labs ({', '.join(report.removed_labs) or '-'}), "
-        f"{len(report.removed_namespaces)} namespaces; kept {len(report.kept)} in use"
+        f"{len(report.removed_namespaces)} namespaces, {len(report.removed_containers)} "
+        f"containers; kept {len(report.kept)} in use"
     )
     return 0
 
@@ -266,9 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_lab_exec)
-    p = lab.add_parser("capture", help="capture on NODE[:IFACE] points of a running lab")
+    p = lab.add_parser("capture", help="capture on NODE[.IFACE] points of a running lab")
     p.add_argument("name")
-    p.add_argument("points", nargs="+", metavar="NODE[:IFACE]")
+    p.add_argument("points", nargs="+", metavar="NODE[.IFACE]")
     p.add_argument("--duration", type=float)
     p.add_argument("--filter", help="BPF filter expression")
     p.set_defaults(func=cmd_lab_capture)

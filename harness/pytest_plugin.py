@@ -19,6 +19,36 @@ from harness.scenario.verdict import FAIL, UNSUPPORTED, XFAIL, XPASS, verdict_of
 REPO_TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rtc-harness")
+    group.addoption("--shard", help="K/N: run only the K-th of N shards of the tests (CI jobs)")
+    group.addoption(
+        "--shard-durations",
+        action="append",
+        type=Path,
+        help="a previous run's JUnit XML or result.json dir: balance --shard by its durations",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--shard K/N: the same deterministic split as `harness run --shard` (scenario/shard.py)."""
+    text = config.getoption("shard", None)
+    if not text:
+        return
+    from harness.scenario.shard import item_key, load_durations, parse_shard, select
+
+    try:
+        k, n = parse_shard(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--shard: {exc}") from None
+    paths = config.getoption("shard_durations") or []
+    durations = load_durations(paths) if paths else None
+    keys = [item_key(item.nodeid, item.name, durations) for item in items]
+    keep = set(select(keys, k, n, durations))
+    config.hook.pytest_deselected(items=[it for i, it in enumerate(items) if i not in keep])
+    items[:] = [it for i, it in enumerate(items) if i in keep]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "topology(name): topology the `lab` fixture builds")
     config.addinivalue_line("markers", "lab: needs root and network namespaces")
@@ -87,7 +117,12 @@ class ScenarioFile(pytest.File):
         from harness.config.scenario import load_scenarios
 
         for scenario in load_scenarios(self.path):  # a ConfigError fails collection with file:line
-            yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+            item = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+            if not scenario.spec.ci and not os.environ.get("HARNESS_ALL_SCENARIOS"):
+                item.add_marker(
+                    pytest.mark.skip(reason="not in the matrix's CI cells: `harness run` runs it")
+                )
+            yield item
 
 
 class ScenarioItem(pytest.Item):

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from harness.scenario.context import ScenarioContext
 
 ACTIONS: dict[str, type[Action]] = {}
+NODE_FIELDS = ("node", "host", "router", "api_via")
+IFACE_FIELDS = ("iface", "from_iface", "to_iface", "via")
 
 
 class MustFail(BaseModel):
@@ -50,6 +52,22 @@ class Action(BaseModel):
 
     def components(self) -> list[str]:
         return [v for k, v in self.__dict__.items() if k == "component" and v]
+
+    def nodes(self) -> list[str]:
+        """Topology nodes this step names (checked before start)."""
+        return [v for k, v in self.__dict__.items() if k in NODE_FIELDS and isinstance(v, str)]
+
+    def routers(self) -> list[str]:
+        return [v for k, v in self.__dict__.items() if k == "router" and isinstance(v, str)]
+
+    def interfaces(self) -> list[tuple[str, str]]:
+        """(node, interface) pairs this step names: `iface`-like fields of its `node`/`host`."""
+        node = self.__dict__.get("node") or self.__dict__.get("host")
+        if not isinstance(node, str):
+            return []
+        return [
+            (node, v) for k, v in self.__dict__.items() if k in IFACE_FIELDS and isinstance(v, str)
+        ]
 
     async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
         raise NotImplementedError(f"step {self.kind!r} has no runner yet")

@@ -8,10 +8,7 @@ opened for the item, attachments through its hooks), so both give the same repor
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import importlib.metadata
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -203,29 +200,10 @@ def fill_pytest_test(result: RunResult) -> bool:
     return True
 
 
-@functools.cache
-def _versions() -> dict[str, str]:
-    from harness.doctor import COMPONENTS, version
-
-    out = {}
-    for name, argv, pattern, _ in COMPONENTS:
-        v = version(argv, pattern)
-        if v:
-            out[name] = v
-    for pkg in ("aiortc", "aioice", "playwright"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out[pkg] = importlib.metadata.version(pkg)
-    return out
-
-
 def environment(result: RunResult) -> dict[str, str]:
-    """Run properties plus the versions of every component and peer kind the run used."""
+    """Run properties, with `version.<name>` for every component and peer: the version
+    its program reported in this run (the runner records them)."""
     env = {k.replace(" ", "."): v for k, v in result.environment.items()}
-    kinds = {v.partition(" on ")[0] for v in result.environment.values() if " on " in v}
-    names = {"coturn", "janus", "kamailio", "rtpengine", "baresip", "sipp", "chromium", "aiortc"}
-    for name, version in _versions().items():
-        if name in kinds & names or name == "aioice" and "aiortc" in kinds:
-            env[f"version.{name}"] = version
     env["engine"] = (
         ",".join(sorted({str(v.get("engine")) for v in result.links.values()})) or "none"
     )

@@ -40,6 +40,9 @@ def write_junit(
         ET.SubElement(props, "property", name="seed", value=str(r.seed))
         ET.SubElement(props, "property", name="run_dir", value=str(r.run_dir))
         ET.SubElement(props, "property", name="topology", value=r.environment.get("topology", ""))
+        for key, value in r.environment.items():
+            if key.startswith("version "):  # what ran, as each program reported it
+                ET.SubElement(props, "property", name=key, value=value)
         ET.SubElement(case, "system-out").text = _outline(r)
         v = verdict_of(r)
         ET.SubElement(props, "property", name="verdict", value=v.state)

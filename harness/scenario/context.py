@@ -43,6 +43,9 @@ class ScenarioContext:
     def step_done(self, number: int) -> asyncio.Event:
         return self.steps_done.setdefault(number, asyncio.Event())
 
+    versions: dict[str, str] = field(default_factory=dict)
+    """Component or peer name -> "kind version", as the running program reported it."""
+
     def peer(self, name: str) -> PeerClient:
         try:
             return self.peers[name]
@@ -58,6 +61,18 @@ class ScenarioContext:
 
     async def is_connected(self, name: str) -> bool:
         return await self.ice_state(name) in ("connected", "completed")
+
+    def image_of(self, explicit: str | None, kind: str) -> str | None:
+        """The image a component or peer runs from: its own `image:`, else the default image
+        of its kind when the scenario's runtime is docker, else None (a host process)."""
+        from harness.images.catalog import KINDS
+
+        spec = self.scenario.spec
+        if explicit or spec.runtime != "docker" or kind not in KINDS:
+            return explicit  # a kind with no image of ours (process) stays on the host
+        from harness.runtime.engine import default_image
+
+        return default_image(kind, spec.suite)
 
     def check_components(self) -> None:
         for comp in self.components.values():

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.scenario import IceServerRef, Scenario
-from harness.errors import HarnessError, UnsupportedError
+from harness.errors import ComponentError, HarnessError, UnsupportedError
 from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
 from harness.scenario.needs import unsupported_reasons
@@ -110,9 +110,18 @@ async def _run(
     lab.up()
     result.timings["lab_up"] = lab.timings["up"]
     ctx = ScenarioContext(scenario, lab, seed, teardown=stack)
+    # registered first, so it runs last: the versions the programs reported, even on failure
+    stack.callback(
+        lambda: result.environment.update({f"version {n}": v for n, v in ctx.versions.items()})
+    )
     await _apply_links(ctx, result)
+    # bad images fail before anything starts; meanwhile the captures get ready
+    t = time.perf_counter()
+    images = asyncio.create_task(asyncio.to_thread(_check_images, ctx))
     capture = lab.capture(spec.capture or _default_capture(scenario))
     stack.callback(_quietly(capture.stop))
+    await images
+    result.timings["prepare"] = time.perf_counter() - t
     t = time.perf_counter()
     await _start_components(ctx, result, progress)
     result.timings["components_ready"] = time.perf_counter() - t
@@ -227,11 +236,13 @@ async def _start_components(ctx: ScenarioContext, result: RunResult, progress: P
     from harness.components.ports import check_port_clashes
 
     comps = [
-        COMPONENTS[c.kind](name, c.node, c.options)
+        COMPONENTS[c.kind](name, c.node, c.options, image=ctx.image_of(c.image, c.kind))
         for name, c in ctx.scenario.spec.components.items()
     ]
     check_port_clashes(comps)
+    everyone = {c.name: c for c in comps}
     for comp in comps:
+        comp.bind(everyone, ctx.scenario.path.parent)
         progress(f"starting {comp.kind} {comp.name} on {comp.node}")
         ctx.components[comp.name] = comp
 
@@ -240,7 +251,38 @@ async def _start_components(ctx: ScenarioContext, result: RunResult, progress: P
             comp.stop()
 
         ctx.teardown.callback(_quietly(stop))  # registered first: a failed start is stopped too
-        await asyncio.to_thread(comp.start, ctx.lab)
+        try:
+            await asyncio.to_thread(comp.start, ctx.lab)
+        except ComponentError as exc:  # where in the scenario, beside what went wrong
+            src = ctx.scenario.source
+            where = f"{src.file}:{src.line_of(('components', comp.name))}: components.{comp.name}"
+            raise ComponentError(comp.name, f"{exc.message} ({where})", exc.log_tail) from None
+        version = await asyncio.to_thread(comp.program_version)
+        ctx.versions[comp.name] = f"{comp.kind} {version}"
+
+
+def _check_images(ctx: ScenarioContext) -> None:
+    """Every image the scenario runs exists and holds its program, else a ConfigError at
+    the component's (or peer's) YAML line; no engine at all raises UnsupportedError."""
+    from harness.components import COMPONENTS
+    from harness.peers.launch import AGENT_PROGRAM
+
+    spec = ctx.scenario.spec
+    wanted: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
+    for section, items in (("components", spec.components), ("peers", spec.peers)):
+        for name, item in items.items():
+            image = ctx.image_of(item.image, item.kind)
+            if image is not None:
+                program = COMPONENTS[item.kind].binary if section == "components" else AGENT_PROGRAM
+                wanted.setdefault((item.node, image, program), (section, name, item.image))
+    if not wanted:
+        return
+    errors = ctx.lab.prepare_images(list(wanted))
+    for (_, image, program), (section, name, explicit) in wanted.items():
+        if (image, program) in errors:
+            key = (section, name, "image") if explicit else ("runtime",)
+            msg = f"{section[:-1]} {name!r}: {errors[image, program]}"
+            raise ctx.scenario.source.error(key, msg)
 
 
 def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[dict[str, Any]]:
@@ -262,13 +304,17 @@ def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[d
 
 async def _start_peers(ctx: ScenarioContext, result: RunResult, progress: Progress) -> None:
     from harness.actions.reactions import start_reaction
-    from harness.peers.launch import start_peer
+    from harness.peers.launch import peer_version, start_peer
 
     for name, spec in ctx.scenario.spec.peers.items():
         progress(f"starting {spec.kind} peer {name} on {spec.node}")
-        peer = await start_peer(ctx.lab, spec.node, spec.kind, name)
+        image = ctx.image_of(spec.image, spec.kind)
+        peer = await start_peer(ctx.lab, spec.node, spec.kind, name, image=image)
         ctx.peers[name] = peer
         ctx.teardown.push_async_callback(_stop_peer, ctx, result, name)
+        ctx.versions[name] = (
+            f"{spec.kind} {await asyncio.to_thread(peer_version, spec.kind, image)}"
+        )
         await peer.call(
             "configure",
             ice_servers=_ice_servers(ctx, spec.ice_servers),
@@ -375,7 +421,7 @@ def _run_checks(scenario: Scenario, ctx: ScenarioContext, result: RunResult) -> 
     for name, params, line in scenario.expects:
         if name in PEER_CHECKS:
             try:
-                o = run_peer_check(name, ctx.peer_stats, params)
+                o = run_peer_check(name, ctx.peer_stats, params, result.peer_events)
             except CheckError as exc:
                 o = Outcome(False, f"bad expectation: {exc}")
         else:

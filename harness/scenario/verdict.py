@@ -29,6 +29,8 @@ LABELS = {
     XPASS: "POSSIBLY FIXED",
     UNSUPPORTED: "UNSUPPORTED",
 }
+COLOURS = {PASS: "green", FAIL: "red", XFAIL: "yellow", XPASS: "bold red", UNSUPPORTED: "cyan"}
+"""Terminal colours (rich markup) of each verdict."""
 BAD = (FAIL, XPASS)
 """Verdicts that fail a suite (a possibly fixed known failure must be looked at)."""
 
