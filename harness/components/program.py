@@ -56,6 +56,8 @@ class ProgramOptions(ComponentOptions):
     command: list[str] = Field(min_length=1)
     """argv; every item is a template (e.g. `{{ files['my.conf'] }}`, `{{ me.address }}`)."""
     environment: dict[str, str] = {}
+    vars: dict[str, Any] = {}
+    """The user's own template variables (accounts, dial plans...), beside the lab's facts."""
     files: dict[str, FileSpec] = {}
     """Relative name in the component's work directory -> its content."""
     ports: list[str] = []
@@ -123,7 +125,8 @@ class Program(Component):
 
     def facts(self, lab: Lab, workdir: Path) -> dict[str, Any]:
         """The lab's facts plus `files`: name -> the path the program finds it at."""
-        facts = lab_facts(lab, self.scenario_components or {self.name: self}, self)
+        facts = {**self.options.vars}
+        facts.update(lab_facts(lab, self.scenario_components or {self.name: self}, self))
         facts["files"] = {name: str(self.file_path(workdir, name)) for name in self.options.files}
         facts["me"]["workdir"] = str(workdir)
         return facts

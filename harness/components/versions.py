@@ -41,7 +41,7 @@ PROBES: dict[str, VersionProbe] = {
     "rtpengine": VersionProbe(("rtpengine", "--version"), r"Version: (\S+)"),
     "baresip": VersionProbe(("baresip", "-h"), r"baresip v(\S+)"),
     "sipp": VersionProbe(("sipp", "-v"), r"SIPp v([\d.]+\d)"),
-    "asterisk": VersionProbe(("asterisk", "-V"), r"Asterisk (\S+)"),
+    "asterisk": VersionProbe(("asterisk", "-V"), r"Asterisk (\d+\.\d+\.\d+)"),
     "chromium": VersionProbe(("chromium", "--version"), r"Chromium (\S+)"),
     "firefox": VersionProbe(("firefox-esr", "--version"), r"Firefox (\S+)"),
     "aiortc": VersionProbe(("python3", "-c", PY_VERSION.format("aiortc")), r"aiortc (\S+)"),

@@ -182,7 +182,9 @@ async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
         ctx.components[comp.name] = comp
         await asyncio.to_thread(comp.start, ctx.lab)
         version = await asyncio.to_thread(comp.program_version)
-        ctx.versions[comp.name] = f"{comp.kind} {version}"
+        ctx.versions[comp.name] = f"{comp.kind} {version}" + (
+            f" ({comp.image})" if comp.image else ""
+        )
 
 
 def _check_images(ctx: ScenarioContext) -> None:
