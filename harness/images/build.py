@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UnsupportedError
-from harness.images.catalog import KINDS, MIRROR, ImageError, base_name, image_name
+from harness.images.catalog import KINDS, MIRROR, ImageError, Kind, base_name, image_name
 
 #: The label that holds what an image was built from; equal label = nothing to do.
 HASH_LABEL = "org.rtc-harness.source-hash"
@@ -154,10 +154,10 @@ class Builder:
 
     # ---------------------------------------------------------------- kinds
 
-    def kind(self, kind: str, suite: str) -> Built:
+    def kind(self, kind: str, suite: str, spec: Kind | None = None) -> Built:
         """Build `rtc-harness/<kind>:<suite>` unless its Dockerfile, context and base
         are what the existing image was built from."""
-        spec = KINDS[kind]
+        spec = spec or KINDS[kind]
         dockerfile = spec.context / "Dockerfile"
         if not dockerfile.is_file():
             raise ImageError(f"{kind}: no Dockerfile at {dockerfile}")
