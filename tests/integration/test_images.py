@@ -3,6 +3,7 @@ progress, and errors that name the Dockerfile; versions read from inside images.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,8 @@ def builder() -> Builder:
     b.base(SUITE)  # a no-op when the base is up to date
     yield b
     for tag in ("rtc-harness/tiny-test:bookworm", "rtc-harness/broken-test:bookworm"):
-        try:
+        with contextlib.suppress(Exception):  # absent is fine
             client.images.remove(tag, force=True)
-        except Exception:  # noqa: BLE001 - absent is fine
-            pass
 
 
 def test_unchanged_context_is_not_rebuilt_and_a_change_is(builder: Builder, tmp_path: Path) -> None:
