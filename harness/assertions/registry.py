@@ -55,6 +55,7 @@ def run_check(name: str, session: Session, params: dict[str, Any] | None = None)
     """Validate parameters and run one check."""
     import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
     import harness.assertions.recovery  # noqa: F401
+    import harness.assertions.sdp_attrs  # noqa: F401
 
     spec = REGISTRY.get(name)
     if spec is None:

@@ -38,7 +38,8 @@ PROBES: dict[str, VersionProbe] = {
     "coturn": VersionProbe(("turnserver", "--version"), r"^\s*(\d+\.\d[\w.\-]*)"),
     "janus": VersionProbe(("janus", "--version"), r"Janus version: \d+ \((\d[\d.]*)\)"),
     "kamailio": VersionProbe(("kamailio", "-v"), r"kamailio (\d\S*)"),
-    "rtpengine": VersionProbe(("rtpengine", "--version"), r"Version: (\S+)"),
+    # without --config-file=none, 26.x parses the packaged config before it prints anything
+    "rtpengine": VersionProbe(("rtpengine", "--config-file=none", "--version"), r"Version: (\S+)"),
     "baresip": VersionProbe(("baresip", "-h"), r"baresip v(\S+)"),
     "sipp": VersionProbe(("sipp", "-v"), r"SIPp v([\d.]+\d)"),
     "asterisk": VersionProbe(("asterisk", "-V"), r"Asterisk (\d+\.\d+\.\d+)"),

@@ -351,6 +351,7 @@ def _load_plugins() -> None:
 def _check_registry() -> dict[str, Any]:
     import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
     import harness.assertions.recovery  # noqa: F401
+    import harness.assertions.sdp_attrs  # noqa: F401
     from harness.assertions.peer import PEER_CHECKS
     from harness.assertions.registry import REGISTRY
 

@@ -20,7 +20,7 @@ from harness.images.catalog import KINDS, MIRROR, ImageError, Kind, base_name, i
 #: The label that holds what an image was built from; equal label = nothing to do.
 HASH_LABEL = "org.rtc-harness.source-hash"
 #: Bump when the base recipe below changes (that rebuilds every image).
-BASE_RECIPE = "debootstrap-minbase-v1"
+BASE_RECIPE = "debootstrap-minbase-v2"
 #: Written into the base: old mirror Release files, no recommends, no docs.
 BASE_FILES = {
     "etc/apt/apt.conf.d/90rtc-harness": (
@@ -34,6 +34,19 @@ BASE_FILES = {
     ),
 }
 TAIL = 25
+
+
+def sources(suite: str) -> str:
+    """A released suite gets its updates and security fixes, as a Debian host has them."""
+    lines = [f"deb {MIRROR} {suite} main"]
+    if suite != "sid":
+        lines += [
+            f"deb {MIRROR} {suite}-updates main",
+            f"deb {MIRROR.replace('/debian', '/debian-security')} {suite}-security main",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 #: Seconds of a long build step after which its latest output line is shown.
 HEARTBEAT = 10.0
 #: debootstrap lines worth showing as progress (not one per package).
@@ -116,7 +129,7 @@ class Builder:
             root = Path(tmp, "root")
             self.progress(f"{name}: debootstrap --variant=minbase {suite} (about 30 s)")
             self._debootstrap(suite, root)
-            for rel, text in BASE_FILES.items():
+            for rel, text in {**BASE_FILES, "etc/apt/sources.list": sources(suite)}.items():
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 (root / rel).write_text(text)
             self.progress(f"{name}: docker import")
