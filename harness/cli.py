@@ -163,7 +163,8 @@ def cmd_lab_gc(args: argparse.Namespace) -> int:
     report = gc(everything=args.all)
     console.print(
         f"removed {len(report.removed_labs)} labs ({', '.join(report.removed_labs) or '-'}), "
-        f"{len(report.removed_namespaces)} namespaces; kept {len(report.kept)} in use"
+        f"{len(report.removed_namespaces)} namespaces, {len(report.removed_containers)} "
+        f"containers; kept {len(report.kept)} in use"
     )
     return 0
 

@@ -120,17 +120,7 @@ def checks() -> list[Check]:
         out.append(
             Check(name, v is not None, v or "missing", f"{APT} {pkg}", basic=name == "tcpdump")
         )
-    rc, msg = _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=5)
-    out.append(
-        Check(
-            "docker engine",
-            rc == 0,
-            f"engine {msg}"
-            if rc == 0
-            else "no engine running (docker runtime unavailable; netns runtime is used)",
-            "optional: apt-get install docker.io && dockerd &",
-        )
-    )
+    out.append(_docker_check())
     for pkg in ("aiortc", "aioice", "scapy", "playwright"):
         try:
             out.append(Check(f"python: {pkg}", True, importlib.metadata.version(pkg)))
@@ -138,6 +128,24 @@ def checks() -> list[Check]:
             out.append(Check(f"python: {pkg}", False, "missing", "pip install -e ."))
     out += _engine_checks()
     return out
+
+
+def _docker_check() -> Check:
+    """The container runtime's engine: components and peers with `image:` need it."""
+    from harness.runtime.engine import ENGINE_FIX, engine_version
+
+    if shutil.which("dockerd") is None:
+        return Check("docker engine", False, "docker.io is not installed", ENGINE_FIX)
+    v = engine_version()
+    if v is None:
+        return Check(
+            "docker engine",
+            False,
+            "installed but not running: scenarios with `image:` or --runtime docker are "
+            "reported unsupported",
+            ENGINE_FIX,
+        )
+    return Check("docker engine", True, f"dockerd {v} (container runtime available)")
 
 
 def _engine_checks() -> list[Check]:

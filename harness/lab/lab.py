@@ -213,10 +213,10 @@ class Lab:
         """A non-blocking socket of the harness inside `node`'s network (no route out)."""
         return self.runtime.socket(node, kind)
 
-    def check_images(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """(image, program) pairs that cannot run here: {pair: reason}. No engine at all
-        raises UnsupportedError."""
-        return self.runtime.check_images(wanted)
+    def prepare_images(self, wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        """Check (node, image, program) before anything starts: {(image, program): reason}
+        for what cannot run here. No engine at all raises UnsupportedError."""
+        return self.runtime.prepare_images(wanted)
 
     def capture(
         self, points: Iterable[tuple[str, str] | str], *, bpf: str = "", name: str | None = None

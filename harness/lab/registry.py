@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.runtime.engine import LAB_LABEL, lab_containers, remove_lab_containers
 from harness.runtime.netns import destroy_lab_namespaces, lab_of_netns
 from harness.runtime.nsutil import list_netns
 
@@ -82,6 +83,7 @@ def all_states() -> list[LabState]:
 class GcReport:
     removed_labs: list[str] = field(default_factory=list)
     removed_namespaces: list[str] = field(default_factory=list)
+    removed_containers: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
 
@@ -98,11 +100,14 @@ def gc(everything: bool = False) -> GcReport:
         if not everything and (st.detached or st.owner_alive()):
             report.kept.append(st.name)
             continue
+        report.removed_containers += remove_lab_containers(st.name)
         report.removed_namespaces += destroy_lab_namespaces(st.name)
         st.remove()
         report.removed_labs.append(st.name)
     orphans = {lab_of_netns(ns) for ns in list_netns()} - known - {None}
+    orphans |= {c.labels.get(LAB_LABEL) for c in lab_containers()} - known - {None}
     for lab in sorted(o for o in orphans if o):
+        report.removed_containers += remove_lab_containers(lab)
         report.removed_namespaces += destroy_lab_namespaces(lab)
         report.removed_labs.append(lab)
     return report

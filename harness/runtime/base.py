@@ -154,8 +154,9 @@ class Runtime(ABC):
         """
 
     @abstractmethod
-    def check_images(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """Check (image, program) pairs before anything starts: {pair: error} for bad ones.
+    def prepare_images(self, wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        """Before anything starts: check (node, image, program) triples and get their nodes
+        ready for containers; {(image, program): error} for the bad ones.
 
         Raises UnsupportedError where no container engine is available."""
 

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ class ContainerProcess(NodeProcess):
                 state = self.container.attrs["State"]
                 if not state.get("Running"):
                     self._exit = int(state.get("ExitCode", -1))
+            if self._follower is not None:
+                self._follower.join(2.0)  # its last words are in the log before anyone reads
         return self._exit
 
     def wait(self, timeout: float | None = None) -> int:
@@ -87,12 +90,8 @@ class ContainerProcess(NodeProcess):
                 self.send_signal(signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.wait(5)
-        code = self.returncode
-        if self._follower is not None:
-            self._follower.join(1.0)  # the rest of the log, before the container goes
-        with contextlib.suppress(Exception):
-            self.container.remove(force=True)
-        return code
+        # removed with the lab's other containers, side by side, at tear-down
+        return self.returncode
 
 
 def _start_ticks(pid: int) -> str:
@@ -121,6 +120,7 @@ class ContainerPlacement:
         self.etc_dir = etc_dir
         self._adapters: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._node_locks: dict[str, threading.Lock] = {}
         self.processes: list[ContainerProcess] = []
 
     def _labels(self, node: str, role: str) -> dict[str, str]:
@@ -129,6 +129,8 @@ class ContainerPlacement:
     def adapter(self, node: str) -> Any:
         """The container holding `node`'s namespace for others to join (made once)."""
         with self._lock:
+            lock = self._node_locks.setdefault(node, threading.Lock())
+        with lock:
             if node in self._adapters:
                 return self._adapters[node]
             ns = self.netns_of(node)
@@ -148,6 +150,12 @@ class ContainerPlacement:
             )
             self._adapters[node] = cont
             return cont
+
+    def prepare(self, nodes: list[str]) -> None:
+        """Make the adapters of these nodes side by side (each is a container start)."""
+        engine.ensure_adapter_image()
+        with ThreadPoolExecutor(max_workers=max(1, min(4, len(nodes)))) as pool:
+            list(pool.map(self.adapter, nodes))
 
     def spawn(
         self,

@@ -325,10 +325,13 @@ class NetnsRuntime(Runtime):
             env=env,
         )
 
-    def check_images(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    def prepare_images(self, wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
         from harness.runtime import engine
 
-        return engine.check_images(wanted)
+        errors = engine.check_images([(image, prog) for _, image, prog in wanted])
+        if not errors:
+            self.containers.prepare(sorted({node for node, _, _ in wanted}))
+        return errors
 
     def socket(self, node: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
         """Made in the node's namespace, which its containers share: one way for both."""

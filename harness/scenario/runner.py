@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.scenario import IceServerRef, Scenario
-from harness.errors import HarnessError
+from harness.errors import ComponentError, HarnessError
 from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
 from harness.scenario.result import CheckResult, RunResult, StepResult
@@ -61,9 +61,13 @@ async def run_scenario(
         result.timings["lab_up"] = lab.timings["up"]
         ctx = ScenarioContext(scenario, lab, seed)
         await _apply_links(ctx)
-        await asyncio.to_thread(_check_images, ctx)  # bad images: before anything starts
+        # bad images fail before anything starts; meanwhile the captures get ready
+        t = time.perf_counter()
+        images = asyncio.create_task(asyncio.to_thread(_check_images, ctx))
         points = spec.capture or _default_capture(scenario)
         capture = lab.capture(points)
+        await images
+        result.timings["prepare"] = time.perf_counter() - t
         t = time.perf_counter()
         await _start_components(ctx, progress)
         result.timings["components_ready"] = time.perf_counter() - t
@@ -180,7 +184,12 @@ async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
         comp.bind(everyone, ctx.scenario.path.parent)
         progress(f"starting {comp.kind} {comp.name} on {comp.node}")
         ctx.components[comp.name] = comp
-        await asyncio.to_thread(comp.start, ctx.lab)
+        try:
+            await asyncio.to_thread(comp.start, ctx.lab)
+        except ComponentError as exc:  # where in the scenario, beside what went wrong
+            src = ctx.scenario.source
+            where = f"{src.file}:{src.line_of(('components', comp.name))}: components.{comp.name}"
+            raise ComponentError(comp.name, f"{exc.message} ({where})", exc.log_tail) from None
         version = await asyncio.to_thread(comp.program_version)
         ctx.versions[comp.name] = f"{comp.kind} {version}" + (
             f" ({comp.image})" if comp.image else ""
@@ -194,20 +203,21 @@ def _check_images(ctx: ScenarioContext) -> None:
     from harness.peers.launch import AGENT_PROGRAM
 
     spec = ctx.scenario.spec
-    wanted: dict[tuple[str, str], tuple[str, str, str | None]] = {}
+    wanted: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
     for section, items in (("components", spec.components), ("peers", spec.peers)):
         for name, item in items.items():
             image = ctx.image_of(item.image, item.kind)
             if image is not None:
                 program = COMPONENTS[item.kind].binary if section == "components" else AGENT_PROGRAM
-                wanted.setdefault((image, program), (section, name, item.image))
+                wanted.setdefault((item.node, image, program), (section, name, item.image))
     if not wanted:
         return
-    errors = ctx.lab.check_images(list(wanted))
-    for pair, (section, name, explicit) in wanted.items():
-        if pair in errors:
+    errors = ctx.lab.prepare_images(list(wanted))
+    for (_, image, program), (section, name, explicit) in wanted.items():
+        if (image, program) in errors:
             key = (section, name, "image") if explicit else ("runtime",)
-            raise ctx.scenario.source.error(key, f"{section[:-1]} {name!r}: {errors[pair]}")
+            msg = f"{section[:-1]} {name!r}: {errors[image, program]}"
+            raise ctx.scenario.source.error(key, msg)
 
 
 def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[dict[str, Any]]:
