@@ -88,18 +88,12 @@ class Program(Component):
     Options = ProgramOptions
     options: ProgramOptions
 
-    def __init__(
-        self,
-        name: str,
-        node: str,
-        options: dict[str, Any] | None = None,
-        *,
-        image: str | None = None,
-    ) -> None:
-        super().__init__(name, node, options, image=image)
-        self.ready_timeout = self.options.ready.timeout  # type: ignore[misc]
-        self.probe: Probe | None = None
-        self.env: dict[str, str] = {}
+    probe: Probe | None = None
+    env: dict[str, str] = {}  # noqa: RUF012 - replaced per instance in configure()
+
+    @property  # type: ignore[override]
+    def ready_timeout(self) -> float:
+        return self.options.ready.timeout
 
     def ports(self) -> list[Endpoint]:
         out: list[Endpoint] = []
@@ -182,15 +176,4 @@ class Container(Program):
     """
 
     kind = "container"
-
-    def __init__(
-        self,
-        name: str,
-        node: str,
-        options: dict[str, Any] | None = None,
-        *,
-        image: str | None = None,
-    ) -> None:
-        super().__init__(name, node, options, image=image)
-        if not image:
-            raise ComponentError(name, "a container component needs `image:` (e.g. my/pbx:1.0)")
+    needs_image = True
