@@ -117,11 +117,21 @@ class Builder:
         self.progress = progress
         self.force = force
 
+    def wanted(self, kind: str, suite: str, spec: Kind | None = None) -> str:
+        """The source hash an up-to-date image carries ("" when its base is missing)."""
+        if kind == "base":
+            return hashlib.sha256(f"{BASE_RECIPE} {suite} {MIRROR}".encode()).hexdigest()[:16]
+        base = _label(self.client, base_name(suite))
+        if base is None:
+            return ""
+        base_id = self.client.images.get(base_name(suite)).id
+        return context_hash((spec or KINDS[kind]).context, suite, base_id)
+
     # ---------------------------------------------------------------- base
 
     def base(self, suite: str) -> Built:
         name = base_name(suite)
-        want = hashlib.sha256(f"{BASE_RECIPE} {suite} {MIRROR}".encode()).hexdigest()[:16]
+        want = self.wanted("base", suite)
         if not self.force and _label(self.client, name) == want:
             return self._done(name, "up to date", 0.0)
         t0 = time.monotonic()
@@ -174,8 +184,7 @@ class Builder:
         dockerfile = spec.context / "Dockerfile"
         if not dockerfile.is_file():
             raise ImageError(f"{kind}: no Dockerfile at {dockerfile}")
-        base = self.client.images.get(base_name(suite)).id
-        want = context_hash(spec.context, suite, base)
+        want = self.wanted(kind, suite, spec)
         name = image_name(kind, suite)
         if not self.force and _label(self.client, name) == want:
             return self._done(name, "up to date", 0.0)
