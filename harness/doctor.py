@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 APT = "apt-get install -y"
 
@@ -63,6 +65,7 @@ COMPONENTS: list[tuple[str, str]] = [
     ("baresip", "baresip"),
     ("sipp", "sip-tester"),
     ("chromium", "chromium"),
+    ("firefox", "firefox-esr"),
 ]
 
 
@@ -162,3 +165,29 @@ def _engine_checks() -> list[Check]:
 
 def basics_ok(results: list[Check]) -> bool:
     return all(c.ok for c in results if c.basic)
+
+
+def unsupported_scenarios(paths: list[Path]) -> list[dict[str, Any]]:
+    """Per scenario that cannot run here: what it lacks and the fixes (harness/scenario/needs.py)."""
+    from harness.config.scenario import load_scenarios
+    from harness.errors import ConfigError
+    from harness.scenario.needs import unsupported_reasons
+
+    out: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            scenarios = load_scenarios(path)
+        except ConfigError:
+            continue  # `harness validate` reports bad files
+        for sc in scenarios:
+            needs = unsupported_reasons(sc)
+            if needs:
+                out.append(
+                    {
+                        "scenario": sc.name,
+                        "file": str(path),
+                        "missing": [m for m, _ in needs],
+                        "fix": sorted({f for _, f in needs if f}),
+                    }
+                )
+    return out

@@ -32,7 +32,7 @@ def captures_root() -> Path:
 
 def default_name(topology: Topology) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", topology.name.lower()).strip("-")[:20] or "lab"
-    return f"{base}-{secrets.token_hex(2)}"
+    return f"{base}-{secrets.token_hex(3)}"  # parallel labs: 1 in 16 M to clash
 
 
 class Lab:
@@ -93,10 +93,6 @@ class Lab:
     def up(self) -> Lab:
         if self.is_up:
             return self
-        if load_state(self.name) is not None:
-            raise LabError(
-                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
-            )
         text = (
             Path(self.topology.source).read_text() if Path(self.topology.source).is_file() else ""
         )
@@ -112,7 +108,13 @@ class Lab:
             created=time.time(),
             seed=self.seed,
         )
-        self._state.save()  # before anything exists, so gc can always find it
+        try:
+            self._state.save(claim=True)  # before anything exists, so gc can always find it
+        except FileExistsError:
+            self._state = None
+            raise LabError(
+                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
+            ) from None
         _live.add(self)
         _tear_down_on_sigterm()
         t0 = time.perf_counter()
@@ -221,7 +223,7 @@ class Lab:
     def capture(
         self, points: Iterable[tuple[str, str] | str], *, bpf: str = "", name: str | None = None
     ) -> Any:
-        """Start tcpdump on each (node, iface); returns once every one listens."""
+        """Start tcpdump on each (node, iface) or `node.iface`; returns once every one listens."""
         from harness.capture.tcpdump import Capture
 
         cap = Capture(self, [_point(p) for p in points], bpf=bpf, suffix=name)
@@ -235,8 +237,11 @@ class Lab:
 
 
 def _point(p: tuple[str, str] | str) -> tuple[str, str]:
+    """`node.iface` (or `node`: its default interface), the one spelling scenarios use too."""
     if isinstance(p, str):
-        node, _, iface = p.partition(":")
+        if ":" in p:
+            raise LabError(f"capture point {p!r}: interfaces are spelled `node.iface`")
+        node, _, iface = p.partition(".")
         return node, iface
     return p
 

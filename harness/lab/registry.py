@@ -37,11 +37,19 @@ class LabState:
     def path(self) -> Path:
         return STATE_DIR / f"{self.name}.json"
 
-    def save(self) -> None:
+    def save(self, *, claim: bool = False) -> None:
+        """Write the state whole (gc never reads half a file); with `claim`, only if no lab
+        of this name exists: labs started at once by parallel runs never share a name."""
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = STATE_DIR / f".{self.name}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(self.path)
+        try:
+            if claim:
+                os.link(tmp, self.path)  # atomic, and fails if the name is taken
+            else:
+                tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

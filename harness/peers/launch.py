@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from harness.lab.lab import Lab
     from harness.runtime.base import NodeProcess
 
-KINDS = ("aiortc", "chromium")
+KINDS = ("aiortc", "chromium", "firefox")
 #: The Python of a peer image (ci/images/<kind>), which runs the agent from our source.
 AGENT_PROGRAM = "python3"
 HARNESS_SOURCE = Path(__file__).resolve().parents[1]

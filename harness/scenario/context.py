@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,14 @@ class ScenarioContext:
     """The `conditions:` timeline (harness/conditions/timeline.py), when the scenario has one."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Each peer's stats after each step (peer checks read these)."""
+    teardown: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    """What was started registers its undoing here; the runner leaves it whatever happens."""
+    steps_done: dict[int, asyncio.Event] = field(default_factory=dict)
+    """Step number (1-based) -> set once that step completed (timeline triggers wait on it)."""
+
+    def step_done(self, number: int) -> asyncio.Event:
+        return self.steps_done.setdefault(number, asyncio.Event())
+
     versions: dict[str, str] = field(default_factory=dict)
     """Component or peer name -> "kind version", as the running program reported it."""
 
