@@ -98,7 +98,8 @@ def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Re
 
 
 def captured(events: list, profile: str | None = None) -> list[Report]:
-    """Reports for SDPs seen on the wire (analysis SdpEvents), one exchange per dialog.
+    """Reports for SDPs seen on the wire (analysis SdpEvents), one exchange per dialog
+    and hop (a proxy's forwarded copy starts the next hop's exchange).
 
     The wire does not say who wrote an SDP; its o= username and session id do
     (RFC 8866 5.2), so a party that changes its session id looks like a new one.
@@ -114,7 +115,7 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
         )
         label = f"SDP {ev.type or 'offer'} frame {ev.frame} ({ev.source})"
         d = Description(party, ev.type or "offer", ev.sdp, label, profile=prof, seen_all=False)
-        by_dialog.setdefault(ev.dialog, []).append(d)
+        by_dialog.setdefault((ev.dialog, frozenset((ev.src[0], ev.dst[0]))), []).append(d)
     reports = [r for descs in by_dialog.values() for r in check_exchange(descs)]
     order = {id(ev.sdp): i for i, ev in enumerate(events)}
     return sorted(reports, key=lambda r: order.get(id(r.description.sdp), 0))
@@ -427,7 +428,8 @@ def answer_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
                     "RFC 3264 6, RFC 8829 5.3.1",
                 )
             )
-        if o.attr("mid") != a.attr("mid"):
+        # an answerer without grouping support ignores a=mid (RFC 5888 9.2)
+        if a.attr("mid") is not None and o.attr("mid") != a.attr("mid"):
             out.append(
                 finding(
                     "mirror",
