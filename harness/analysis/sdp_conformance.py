@@ -115,7 +115,10 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
         )
         label = f"SDP {ev.type or 'offer'} frame {ev.frame} ({ev.source})"
         d = Description(party, ev.type or "offer", ev.sdp, label, profile=prof, seen_all=False)
-        by_dialog.setdefault((ev.dialog, frozenset((ev.src[0], ev.dst[0]))), []).append(d)
+        # Janus API requests name their handle in the URL, its events in the body:
+        # the JSEP of one client and Janus is one exchange.
+        dialog = "jsep" if ev.source.startswith("jsep/") else ev.dialog
+        by_dialog.setdefault((dialog, frozenset((ev.src[0], ev.dst[0]))), []).append(d)
     reports = [r for descs in by_dialog.values() for r in check_exchange(descs)]
     order = {id(ev.sdp): i for i, ev in enumerate(events)}
     return sorted(reports, key=lambda r: order.get(id(r.description.sdp), 0))

@@ -293,3 +293,17 @@ def test_rtpengine_answers_a_webrtc_offer_with_another_proto() -> None:
         "SDP answer frame 40 (sip/ws): error profile RTP/SAVPF, WebRTC needs UDP/TLS/RTP/SAVPF",
         "SDP answer frame 40 (sip/ws): error mirror: proto RTP/SAVPF, the offer has UDP/TLS/RTP/SAVPF",
     ]
+
+
+def test_janus_forum_report_exchange() -> None:
+    """The forum report's cell (no trickle, relay-only, Janus behind a NAT) with Firefox:
+    offer, answer, restart offer, restart answer through Janus's API and its SIP leg.
+    No error; Janus answers with port 9 but c= its address, which is no candidate
+    (RFC 8839 wants the default candidate there): a warning on both answers."""
+    got = wire_findings("janus-forum-report-firefox")
+    assert [f for f in got if " error " in f] == []
+    assert got == [
+        f"SDP answer frame {n} (jsep/http): warning placeholder: c=198.18.0.10 port 9 is no "
+        "candidate of this section (the default candidate goes there)"
+        for n in (132, 599)
+    ]
