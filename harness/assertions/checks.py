@@ -100,11 +100,19 @@ def ice_connected(s: Session, p: dict[str, Any]) -> Outcome:
     )
 
 
-@check("selected_pair_type", type=(str, list), generation=int)
+@check("selected_pair_type", type=(str, list), not_type=(str, list), generation=int)
 def selected_pair_type(s: Session, p: dict[str, Any]) -> Outcome:
-    """The selected pair (nominated, else first with media) is of this type: host, srflx, prflx or relay."""
-    want = p.get("type", "relay")
-    want = [want] if isinstance(want, str) else want
+    """The selected pair (nominated, else first with media) is of this type: host, srflx,
+    prflx or relay; with not_type, of any type but these (a type that must not be selected)."""
+    types = ("host", "srflx", "prflx", "relay")
+    if "not_type" in p:
+        banned = [p["not_type"]] if isinstance(p["not_type"], str) else p["not_type"]
+        want = [t for t in types if t not in banned]
+        if set(banned) <= {"relay"}:
+            want.append("unknown")  # no SDP on this wire, but TURN framing would show a relay
+    else:
+        want = p.get("type", "relay")
+        want = [want] if isinstance(want, str) else want
     if not s.generations:
         return Outcome(False, "no ICE connectivity checks in the capture", [], "RFC 8445 8")
     g = s.generations[p.get("generation", -1)]

@@ -130,6 +130,13 @@ class BrowserAgent:
     async def cmd_send_data(self, text: str) -> dict[str, Any]:
         return await self._page("t => peer.sendData(t)", text)
 
+    async def cmd_send_dtmf(
+        self, tones: str, duration_ms: int = 100, gap_ms: int = 70
+    ) -> dict[str, Any]:
+        return await self._page(
+            "([t, d, g]) => peer.sendDtmf(t, d, g)", [tones, duration_ms, gap_ms]
+        )
+
     async def cmd_stats(self) -> dict[str, Any]:
         stats = await self._page("() => peer.snapshot()")
         audio = stats["media"].get("audio")
@@ -151,6 +158,9 @@ class BrowserAgent:
 
     async def cmd_sip_call(self, target: str) -> dict[str, Any]:
         return await self._page("t => sip.call(t)", target)
+
+    async def cmd_sip_answer(self) -> dict[str, Any]:
+        return await self._page("() => sip.answer()")
 
     async def cmd_sip_hangup(self) -> dict[str, Any]:
         return await self._page("() => sip.hangup()")

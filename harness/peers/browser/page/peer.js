@@ -262,6 +262,20 @@ class Peer {
     return {};
   }
 
+  // RFC 4733 telephone-events through the audio sender (RTCDTMFSender); resolves once
+  // every tone was played out, so the caller knows the events are on the wire.
+  async sendDtmf(tones, duration, gap) {
+    const sender = this.requirePc().getSenders().find((x) => x.track && x.track.kind === "audio");
+    if (!sender || !sender.dtmf) throw new Error("no audio sender with DTMF");
+    if (!sender.dtmf.canInsertDTMF) throw new Error("DTMF not negotiated (no telephone-event)");
+    const done = new Promise((resolve) => {
+      sender.dtmf.ontonechange = (e) => { if (e.tone === "") resolve(); };
+    });
+    sender.dtmf.insertDTMF(tones, duration, gap);
+    await done;
+    return {};
+  }
+
   sendData(text) {
     for (const ch of this.channels.values()) {
       if (ch.readyState === "open") {
