@@ -134,11 +134,17 @@ class Lab:
             with contextlib.suppress(Exception):
                 cap.stop()
         self._captures.clear()
+        if self._state is None:
+            # Never claimed the name (or already down): the namespaces of that name, if
+            # any, belong to another lab, which a clash or a second down must not delete.
+            self.is_up = False
+            _live.discard(self)
+            return
         try:
             self.runtime.down()
         finally:
-            if self._state is not None:
-                self._state.remove()
+            self._state.remove()
+            self._state = None
             self.is_up = False
             _live.discard(self)
         self.timings["down"] = time.perf_counter() - t0

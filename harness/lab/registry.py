@@ -101,6 +101,9 @@ def gc(everything: bool = False) -> GcReport:
     """
     report = GcReport()
     known: set[str] = set()
+    # Namespaces first, states second: a lab saves its state before it makes a namespace,
+    # so one born between the two reads is known, never taken for an orphan and killed.
+    namespaces = list_netns()
     for st in all_states():
         known.add(st.name)
         if not everything and (st.detached or st.owner_alive()):
@@ -109,7 +112,7 @@ def gc(everything: bool = False) -> GcReport:
         report.removed_namespaces += destroy_lab_namespaces(st.name)
         st.remove()
         report.removed_labs.append(st.name)
-    orphans = {lab_of_netns(ns) for ns in list_netns()} - known - {None}
+    orphans = {lab_of_netns(ns) for ns in namespaces} - known - {None}
     for lab in sorted(o for o in orphans if o):
         report.removed_namespaces += destroy_lab_namespaces(lab)
         report.removed_labs.append(lab)
