@@ -161,3 +161,25 @@ def _result(job: Job, rc: int, output: str) -> RunResult:
     r = RunResult(job.scenario, job.file, job.seed or 0, Path("."), attempt=job.attempt)
     r.error = f"worker exited {rc} without a result:\n" + "\n".join(output.splitlines()[-30:])
     return r
+
+
+if __name__ == "__main__":  # python -m harness.scenario.parallel PATH...: labs this machine holds
+    import sys
+
+    from harness.config.scenario import load_scenarios
+
+    found = [
+        sc
+        for arg in sys.argv[1:]
+        for f in (sorted(Path(arg).rglob("*.yaml")) if Path(arg).is_dir() else [Path(arg)])
+        for sc in load_scenarios(f)
+    ]
+    cap = capacity(
+        (
+            lab_cost([p.kind for p in sc.spec.peers.values()], len(sc.spec.components))
+            for sc in found
+        ),
+        *machine(),
+    )
+    print(cap.jobs)
+    print(cap.why, file=sys.stderr)
