@@ -76,6 +76,25 @@ def bench_matrix(jobs_list: list[int], tmp: Path) -> dict[str, object]:
     return {"runs": runs}
 
 
+def planned_shards(seq: Path) -> dict[str, object]:
+    """Each shard's time from the sequential run's measured per-run times, split by the real
+    planner (interleaved, and balanced by those durations): the wall time N CI machines take."""
+    from harness.scenario.shard import load_durations, plan
+
+    d = load_durations([seq / "runs"])
+    names = [r["scenario"] for r in json.loads((seq / "results.json").read_text())]
+    out: dict[str, object] = {"sequential_s": round(sum(d.values()), 1)}
+    for n in (2, 4):
+        for how, dur in (("interleaved", None), ("balanced", d)):
+            shards = plan(names, n, dur)
+            loads = [
+                round(sum(d[x] for x, s in zip(names, shards, strict=True) if s == k), 1)
+                for k in range(1, n + 1)
+            ]
+            out[f"N={n} {how}"] = {"shard_s": loads, "slowest_s": max(loads)}
+    return out
+
+
 def bench_shards(tmp: Path, durations: Path | None) -> dict[str, object]:
     out: dict[str, object] = {}
     for n in (2, 4):
@@ -116,11 +135,11 @@ def bench_shards(tmp: Path, durations: Path | None) -> dict[str, object]:
     return out
 
 
-def bench_suite(jobs_list: list[int]) -> dict[str, object]:
+def bench_suite(jobs_list: list[int], paths: list[str]) -> dict[str, object]:
     """The CI suite's lab part that ci/test.sh runs in parallel: scenarios/ under pytest."""
     runs = []
     for n in [0, *jobs_list]:
-        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "scenarios"]
+        argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *paths]
         argv += ["-n", str(n)] if n else []
         wall, rc, text = timed(argv)
         runs.append(
@@ -202,6 +221,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="*", default=["cost", "matrix", "shards", "suite"])
     ap.add_argument("--jobs-list", default="2,3,4")
+    ap.add_argument("--suite-paths", default="scenarios", help="comma-separated pytest paths")
     ap.add_argument("--durations", type=Path, help="results of a previous run, to balance shards")
     ap.add_argument("--out", type=Path, default=Path("reports/bench-scale.json"))
     args = ap.parse_args()
@@ -216,6 +236,8 @@ def main() -> int:
         res["cost"] = [cost_of(k, f, n) for k, (f, n) in COST_CELLS.items()]
     if "matrix" in args.what:
         res["matrix"] = bench_matrix(jobs_list, tmp)
+    if "planned-shards" in args.what:
+        res["planned_shards"] = planned_shards(tmp / "matrix-j1")
     if "shards" in args.what:
         res["shards"] = bench_shards(
             tmp,
@@ -223,7 +245,8 @@ def main() -> int:
             or (tmp / "matrix-j1" / "runs" if (tmp / "matrix-j1").exists() else None),
         )
     if "suite" in args.what:
-        res["suite"] = bench_suite(jobs_list)
+        res["suite"] = bench_suite(jobs_list, args.suite_paths.split(","))
+        res["suite"]["paths"] = args.suite_paths
     res["loadavg_at_end"] = [round(x, 1) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
