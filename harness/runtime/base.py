@@ -44,6 +44,8 @@ class NodeProcess:
     popen: subprocess.Popen[bytes]
     log_path: Path
     started: float = field(default_factory=time.time)
+    stopped: bool = False
+    """Set by stop(): the harness ended it on purpose (a restart), it did not die."""
 
     @property
     def pid(self) -> int:
@@ -56,6 +58,10 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def died(self) -> bool:
+        """Exited without the harness asking: whatever waits on it will never succeed."""
+        return not self.stopped and self.popen.poll() is not None
+
     def wait(self, timeout: float | None = None) -> int:
         return self.popen.wait(timeout)
 
@@ -66,6 +72,7 @@ class NodeProcess:
 
     def stop(self, timeout: float = 3.0, sig: int = signal.SIGTERM) -> int | None:
         """Ask politely, then kill. Returns the exit status."""
+        self.stopped = True
         if self.alive():
             self.send_signal(sig)
             try:

@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
 from harness.scenario.result import CheckResult, RunResult, StepResult
+from harness.scenario.watchdog import guarded
 
 Progress = Callable[[str], None]
 
@@ -220,7 +221,9 @@ async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress
         sr = StepResult(step.index, step.kind, "passed", round(started, 3), 0.0, line=step.line)
         try:
             ctx.check_components()
-            sr.detail = await asyncio.wait_for(step.action.execute(ctx), step.action.timeout + 5)
+            sr.detail = await guarded(  # a dead peer or component ends the step at once
+                ctx, asyncio.wait_for(step.action.execute(ctx), step.action.timeout + 5)
+            )
             ctx.check_components()
         except TimeoutError:
             sr.status, sr.error = "failed", f"timed out after {step.action.timeout + 5:.0f} s"
