@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,6 +23,9 @@ from harness.runtime.base import LinkRef, NodeProcess, Runtime
 from harness.runtime.netns import NetnsRuntime
 
 LAB_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+#: Unix socket paths must fit sun_path (108 bytes; Kamailio's ctl takes 104).
+MAX_SOCKET_PATH = 100
+SOCKET_DIR = Path("/run/rtc-harness/sockets")
 _live: set[Lab] = set()
 
 
@@ -143,6 +147,7 @@ class Lab:
         try:
             self.runtime.down()
         finally:
+            shutil.rmtree(SOCKET_DIR / self.name, ignore_errors=True)
             self._state.remove()
             self._state = None
             self.is_up = False
@@ -171,6 +176,18 @@ class Lab:
         path = self.run_dir / "nodes" / node.lstrip("@") / name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def socket_path(self, node: str, name: str, file: str) -> Path:
+        """Where a process of `node` named `name` puts unix socket `file`: in its workdir, or,
+        when a deep run directory makes that too long, in a short directory of this lab
+        (removed at down)."""
+        path = self.run_dir / "nodes" / node.lstrip("@") / name / file
+        if len(str(path)) <= MAX_SOCKET_PATH:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path
+        short = SOCKET_DIR / self.name / f"{node.lstrip('@')}-{name}-{file}"
+        short.parent.mkdir(parents=True, exist_ok=True)
+        return short
 
     def run(
         self,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +14,6 @@ if TYPE_CHECKING:
     from harness.runtime.base import NodeProcess
 
 KINDS = ("aiortc", "chromium")
-#: sun_path holds 108 bytes; deep run directories do not fit.
-MAX_SOCKET_PATH = 100
 
 
 class LaunchedPeer(PeerClient):
@@ -35,13 +32,6 @@ class LaunchedPeer(PeerClient):
         self.process.stop()
 
 
-def control_path(workdir: Path) -> Path:
-    path = workdir / "control.sock"
-    if len(str(path)) <= MAX_SOCKET_PATH:
-        return path
-    return Path(tempfile.mkdtemp(prefix="rh-peer-")) / "control.sock"
-
-
 async def start_peer(
     lab: Lab, node: str, kind: str, name: str, *, timeout: float = 20.0
 ) -> LaunchedPeer:
@@ -49,7 +39,7 @@ async def start_peer(
     if kind not in KINDS:
         raise PeerError(f"{name}: unknown peer kind {kind!r} (one of {', '.join(KINDS)})")
     workdir = lab.workdir(node, name)
-    sock = control_path(workdir)
+    sock = lab.socket_path(node, name, "control.sock")
     argv = [sys.executable, "-m", f"harness.peers.{kind}_agent", "--control", sock, "--name", name]
     proc = lab.spawn(node, argv, name=name, cwd=workdir)
     client = LaunchedPeer(name, sock, proc)
