@@ -49,6 +49,26 @@ for svc in coturn kamailio rtpengine-daemon janus; do
   fi
 done
 
+# The container runtime's engine (Debian's dockerd). Without a service manager (CI
+# containers, this machine) start it detached, logging to a file, and wait until it
+# answers; the lock keeps two set-ups running at once from starting two daemons.
+DOCKERD_LOG=/var/log/rtc-harness-dockerd.log
+if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
+  (
+    flock 9
+    if ! docker info >/dev/null 2>&1; then
+      if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+        systemctl start docker
+      else
+        echo "starting dockerd (log: $DOCKERD_LOG)"
+        setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+      fi
+      for _ in $(seq 1 150); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
+      docker info >/dev/null 2>&1 || { echo "dockerd did not start:" >&2; tail -20 "$DOCKERD_LOG" >&2; exit 1; }
+    fi
+  ) 9>/run/rtc-harness-dockerd.lock
+fi
+
 PY=/usr/bin/python3
 # (re)install when the venv is new or pyproject.toml changed since the last install
 stamp=.venv/.rtc-harness-installed

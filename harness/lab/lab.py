@@ -9,6 +9,7 @@ import re
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -216,8 +217,11 @@ class Lab:
         name: str,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        image: str | None = None,
+        mounts: Sequence[Path] = (),
     ) -> NodeProcess:
-        """Start a process in a node, with the lab's resolv.conf and hosts, logging to run_dir/logs."""
+        """Start a program in a node, with the lab's resolv.conf and hosts, logging to
+        run_dir/logs: a host process, or a container of `image` (see Runtime.spawn)."""
         log = self.run_dir / "logs" / f"{node.lstrip('@')}-{name}.log"
         return self.runtime.spawn(
             node,
@@ -226,12 +230,23 @@ class Lab:
             cwd=cwd or self.workdir(node, name),
             log_path=log,
             env=env,
+            image=image,
+            mounts=mounts,
         )
+
+    def socket(self, node: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A non-blocking socket of the harness inside `node`'s network (no route out)."""
+        return self.runtime.socket(node, kind)
+
+    def prepare_images(self, wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        """Check (node, image, program) before anything starts: {(image, program): reason}
+        for what cannot run here. No engine at all raises UnsupportedError."""
+        return self.runtime.prepare_images(wanted)
 
     def capture(
         self, points: Iterable[tuple[str, str] | str], *, bpf: str = "", name: str | None = None
     ) -> Any:
-        """Start tcpdump on each (node, iface); returns once every one listens."""
+        """Start tcpdump on each (node, iface) or `node.iface`; returns once every one listens."""
         from harness.capture.tcpdump import Capture
 
         cap = Capture(self, [_point(p) for p in points], bpf=bpf, suffix=name)
@@ -245,8 +260,11 @@ class Lab:
 
 
 def _point(p: tuple[str, str] | str) -> tuple[str, str]:
+    """`node.iface` (or `node`: its default interface), the one spelling scenarios use too."""
     if isinstance(p, str):
-        node, _, iface = p.partition(":")
+        if ":" in p:
+            raise LabError(f"capture point {p!r}: interfaces are spelled `node.iface`")
+        node, _, iface = p.partition(".")
         return node, iface
     return p
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.runtime.engine import LAB_LABEL, lab_containers, remove_lab_containers
 from harness.runtime.netns import destroy_lab_namespaces, lab_of_netns
 from harness.runtime.nsutil import list_netns
 
@@ -90,6 +91,7 @@ def all_states() -> list[LabState]:
 class GcReport:
     removed_labs: list[str] = field(default_factory=list)
     removed_namespaces: list[str] = field(default_factory=list)
+    removed_containers: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
 
@@ -101,19 +103,23 @@ def gc(everything: bool = False) -> GcReport:
     """
     report = GcReport()
     known: set[str] = set()
-    # Namespaces first, states second: a lab saves its state before it makes a namespace,
-    # so one born between the two reads is known, never taken for an orphan and killed.
+    # Namespaces and containers first, states second: a lab saves its state before it
+    # makes either, so one born between the reads is known, never taken for an orphan.
     namespaces = list_netns()
+    containers = lab_containers()
     for st in all_states():
         known.add(st.name)
         if not everything and (st.detached or st.owner_alive()):
             report.kept.append(st.name)
             continue
+        report.removed_containers += remove_lab_containers(st.name)
         report.removed_namespaces += destroy_lab_namespaces(st.name)
         st.remove()
         report.removed_labs.append(st.name)
     orphans = {lab_of_netns(ns) for ns in namespaces} - known - {None}
+    orphans |= {c.labels.get(LAB_LABEL) for c in containers} - known - {None}
     for lab in sorted(o for o in orphans if o):
+        report.removed_containers += remove_lab_containers(lab)
         report.removed_namespaces += destroy_lab_namespaces(lab)
         report.removed_labs.append(lab)
     return report

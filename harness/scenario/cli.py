@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from harness.config.scenario import Scenario
     from harness.scenario.parallel import Job
     from harness.scenario.result import RunResult
+    from harness.scenario.verdict import Verdict
 
 
 console = LazyConsole()
@@ -67,6 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=Path,
         help="results directory for `harness report DIR...`: runs, JUnit, allure, manifest",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("process", "docker"),
+        help="where components and peers without `image:` run (default: the scenario's)",
+    )
+    p.add_argument("--suite", help="Debian suite of the default images (with --runtime docker)")
     p.set_defaults(func=cmd_run)
 
 
@@ -75,6 +82,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     files = [f for p in args.scenarios for f in _expand(p)]
     scenarios: list[Scenario] = [sc for f in files for sc in load_scenarios(f)]
+    for sc in scenarios:
+        if args.runtime:
+            sc.spec.runtime = args.runtime
+        if args.suite:
+            sc.spec.suite = args.suite
     if args.only:
         scenarios = [sc for sc in scenarios if any(o in sc.name for o in args.only)]
         if not scenarios:
@@ -120,6 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         results = asyncio.run(run_parallel(jobs, n, done))
     _summary(results)
+    groups = _rate_verdicts(scenarios, results)
     if report is not None:
         from harness.reports.html import build_report
 
@@ -129,14 +142,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.junit:
         from harness.reports.junit import write_junit
 
-        write_junit(results, args.junit)
+        write_junit(results, args.junit, rates=groups)
         console.print(f"JUnit: {args.junit}")
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in results], indent=1, default=str))
     if args.out:
         _write_manifest(args, planned, shards, scenarios, finished=time.time())
-    bad = [r for r in results if not r.passed and not r.skipped and not r.known_failure]
-    return 1 if bad else 0
+    from harness.scenario.verdict import UNSUPPORTED, verdict_of
+
+    bad = [r for r in results if verdict_of(r).bad] + [v for v in groups.values() if v.bad]
+    if bad:
+        return 1
+    if results and all(verdict_of(r).state == UNSUPPORTED for r in results):
+        console.print("[yellow]nothing ran: every scenario is unsupported here (harness doctor)[/]")
+        return 3
+    return 0
 
 
 def _expand(path: Path) -> list[Path]:
@@ -242,12 +262,13 @@ async def _run_all(
 
 
 def _print_result(label: str, r: RunResult, report: Path | None, alluredir: Path | None) -> None:
-    mark = (
-        "[green]PASS[/]"
-        if r.passed
-        else ("[yellow]XFAIL[/]" if r.known_failure else "[red]FAIL[/]")
-    )
+    from harness.scenario.verdict import COLOURS, LABELS, PASS, verdict_of
+
+    v = verdict_of(r)
+    mark = f"[{COLOURS[v.state]}]{LABELS[v.state]}[/]"
     console.print(f"{mark} {label} seed={r.seed} {r.timings.get('total', 0):.1f} s")
+    if v.reason and v.state != PASS:
+        console.print(f"  {v.reason}", highlight=False, markup=False)
     if not r.passed:
         _explain(r, report)
     if alluredir is not None:
@@ -268,23 +289,53 @@ def _explain(r: RunResult, report: Path | None) -> None:
     console.print(f"  full report: {where}", highlight=False, markup=False)
 
 
+def _rate_verdicts(scenarios: list[Scenario], results: list[RunResult]) -> dict[str, Verdict]:
+    """Intermittent known failures: their failure rate over the repeated runs, judged."""
+    from harness.scenario.verdict import COLOURS, LABELS, judge_rate
+
+    out = {}
+    for sc in scenarios:
+        runs = [r for r in results if r.scenario == sc.name]
+        v = judge_rate(sc.spec.known_failure, runs)
+        if v is not None:
+            out[sc.name] = v
+            mark = f"[{COLOURS[v.state]}]{LABELS[v.state]}[/]"
+            console.print(f"{mark} {sc.name}: {v.reason}", highlight=False)
+    return out
+
+
 def _summary(results: list[RunResult]) -> None:
     from rich.table import Table
 
+    from harness.scenario.verdict import (
+        FAIL,
+        LABELS,
+        PASS,
+        UNSUPPORTED,
+        XFAIL,
+        XPASS,
+        counts,
+        verdict_of,
+    )
+
     table = Table(title="summary")
-    for col in ("scenario", "runs", "passed", "failed", "failure rate", "seeds of failures"):
+    cols = ("scenario", "runs", "pass", "known failure", "fail", "possibly fixed", "unsupported")
+    for col in (*cols, "failure rate", "seeds of failures"):
         table.add_column(col)
     by: dict[str, list[RunResult]] = {}
     for r in results:
         by.setdefault(r.scenario, []).append(r)
     for name, runs in by.items():
-        failed = [r for r in runs if not r.passed]
+        n = counts(runs)
+        ran = len(runs) - n[UNSUPPORTED]
+        failed = [r for r in runs if verdict_of(r).state in (FAIL, XFAIL)]
         table.add_row(
             name,
             str(len(runs)),
-            str(len(runs) - len(failed)),
-            str(len(failed)),
-            f"{100 * len(failed) / len(runs):.0f} %",
+            *(str(n[k]) for k in (PASS, XFAIL, FAIL, XPASS, UNSUPPORTED)),
+            f"{100 * len(failed) / ran:.0f} %" if ran else "-",
             " ".join(str(r.seed) for r in failed),
         )
     console.print(table)
+    total = counts(results)
+    console.print(", ".join(f"{LABELS[k].lower()}: {v}" for k, v in total.items()))
