@@ -145,9 +145,9 @@ class Baresip(Component):
             "ausrc_channels 2",
             "auplay_channels 2",
             "video_source none",
-            # relative to its working directory (= workdir): baresip 1.0's sndfile builds
-            # "<snd_path>/dump-<time>-dec.wav" in 128 bytes and cuts a long run path short
-            f"snd_path {self.recordings.relative_to(workdir)}",
+            # relative to the work directory (its cwd): baresip builds each file name in a
+            # 128-byte buffer, and deep run directories cut `.wav` off (seen under pytest)
+            f"snd_path {self.recordings.relative_to(self.workdir)}",
             *(
                 [f"ctrl_tcp_listen {self.listen_address()}:{o.control_port}"]
                 if o.control_port

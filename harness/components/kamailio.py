@@ -135,7 +135,8 @@ class Kamailio(Component):
     @property
     def ctl_socket(self) -> Path:
         assert self.workdir is not None
-        return self.workdir / "kamailio_ctl"
+        assert self.lab is not None
+        return self.lab.socket_path(self.node, self.name, "kamailio_ctl")  # fits sun_path
 
     def is_ready(self) -> bool:
         assert self.proc is not None
