@@ -159,13 +159,13 @@ def kill(args: argparse.Namespace) -> dict[str, object]:
 
 
 def fuzz_yaml(args: argparse.Namespace) -> dict[str, object]:
-    from tests.fuzz_inputs import fuzz_config_files
+    from tests.fuzzing import fuzz_config_files
 
     return {"mode": "fuzz-yaml", "seed": args.seed, **fuzz_config_files(args.inputs, args.seed)}
 
 
 def fuzz_pcap(args: argparse.Namespace) -> dict[str, object]:
-    from tests.fuzz_inputs import fuzz_pcap_packets
+    from tests.fuzzing import fuzz_pcap_packets
 
     return {"mode": "fuzz-pcap", "seed": args.seed, **fuzz_pcap_packets(args.packets, args.seed)}
 
