@@ -211,7 +211,7 @@ def mutate_packet(frame: bytes, edits: list[tuple[int, float, int]]) -> bytes:
     return bytes(buf)
 
 
-def analyse_image(data: bytes) -> list[str]:
+def analyse_image(data: bytes) -> tuple[int, list[str]]:
     """Crashes of one capture: an exception out of the analyser, or a dissector's crash count."""
     from harness.analysis.analyzer import analyze_bytes
     from harness.analysis.report import summary
@@ -221,8 +221,9 @@ def analyse_image(data: bytes) -> list[str]:
         a = analyze_bytes(data)
         summary(build(a))
     except Exception:
-        return [traceback.format_exc()[-3000:]]
-    return [k for k in a.malformed if k.startswith("crash:")]
+        return 1, [traceback.format_exc()[-3000:]]
+    crashed = {k: v for k, v in a.malformed.items() if k.startswith("crash:")}
+    return sum(crashed.values()), [f"{k} x{v}" for k, v in crashed.items()]
 
 
 def fuzz_pcap_packets(n: int, seed: int, batch: int = 20_000) -> dict[str, Any]:
@@ -243,8 +244,8 @@ def fuzz_pcap_packets(n: int, seed: int, batch: int = 20_000) -> dict[str, Any]:
             edits = [(rng.randrange(5), rng.random(), rng.randrange(1 << 16))]
             edits += [(rng.randrange(5), rng.random(), rng.randrange(1 << 16))] * rng.randrange(3)
             frames.append((link, mutate_packet(f, edits) if rng.random() < 0.9 else f))
-        found = analyse_image(pcap_image(frames))
-        crashes += len(found)
+        n_crashed, found = analyse_image(pcap_image(frames))
+        crashes += n_crashed
         examples += found[:2]
         done += len(frames)
     return {
