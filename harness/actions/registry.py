@@ -17,9 +17,10 @@ IFACE_FIELDS = ("iface", "from_iface", "to_iface", "via")
 class Action(BaseModel):
     """Arguments of one step; subclasses implement `execute`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     kind: ClassVar[str]
     timeout: float = 30.0
+    """Seconds the step may take before it fails."""
 
     def peers(self) -> list[str]:
         """Peer names this step refers to (checked against the scenario before start)."""

@@ -119,7 +119,8 @@ def parse_yaml(
 ) -> YamlSource:
     """Parse YAML; with `variables`, every `${name}` is replaced by that value as YAML data.
 
-    A scalar that is only `${name}` becomes the value itself (a mapping, a list, a number);
+    A scalar that is only `${name}` (plain or quoted: `"${name}"` keeps a flow mapping
+    valid YAML for editors) becomes the value itself (a mapping, a list, a number);
     `${name}` inside other text is interpolated. Either way values are never pasted as
     text, so a value holding `#` or `: ` stays one value, and lines stay the file's own.
     """
@@ -163,7 +164,7 @@ def _substitute(node: yaml.Node, variables: dict[str, Any], file: str) -> yaml.N
                     file, node.start_mark.line + 1, name, f"no matrix variable {name!r}"
                 )
         whole = _TOKEN.fullmatch(node.value)
-        if whole and node.style is None:
+        if whole and node.style in (None, '"', "'"):
             new = yaml.representer.SafeRepresenter().represent_data(variables[whole.group(1)])
             _mark(new, node.start_mark, node.end_mark)
             return new

@@ -127,7 +127,7 @@ def _matrix(values: str) -> str:
         "name: m-${n}\ntopology: open-internet\ndescription: ${text}\n"
         f"matrix:\n  cell:\n{values}"
         "peers:\n  a: {kind: aiortc, node: peer-a}\n  b: {kind: aiortc, node: peer-b}\n"
-        "steps:\n  - call: {caller: a, callee: b, timeout: ${t}}\n  - ${extra}\n"
+        'steps:\n  - call: {caller: a, callee: b, timeout: "${t}"}\n  - ${extra}\n'
     )
 
 
