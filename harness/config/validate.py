@@ -111,9 +111,15 @@ def _ice_servers(src: YamlSource, spec: ScenarioSpec) -> None:
             kind = spec.components[comp].kind
             if not hasattr(COMPONENTS[kind], "ice_server"):
                 raise src.error(where, f"component {comp!r} is a {kind}, not a STUN/TURN server")
-            transport = None if isinstance(ref, str) else ref.transport
-            if transport not in (None, "udp", "tcp"):
-                raise src.error(where + ("transport",), "transport is 'udp' or 'tcp'")
+            transport = (None if isinstance(ref, str) else ref.transport) or "udp"
+            if transport not in ("udp", "tcp", "tls"):
+                raise src.error(where + ("transport",), "transport is 'udp', 'tcp' or 'tls'")
+            options = COMPONENTS[kind].Options.model_validate(spec.components[comp].options)
+            if getattr(options, transport, True) is False:
+                raise src.error(
+                    where,
+                    f"component {comp!r} does not serve {transport} (options.{transport} is false)",
+                )
 
 
 def _step(src: YamlSource, step: Step, topology: Topology) -> None:
