@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.scenario import IceServerRef, Scenario
+from harness.config.validate import capture_points
 from harness.errors import HarnessError
 from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
@@ -61,8 +62,7 @@ async def run_scenario(
         result.timings["lab_up"] = lab.timings["up"]
         ctx = ScenarioContext(scenario, lab, seed)
         await _apply_links(ctx)
-        points = spec.capture or _default_capture(scenario)
-        capture = lab.capture(points)
+        capture = lab.capture(capture_points(spec, scenario.topology))  # what validation checked
         t = time.perf_counter()
         await _start_components(ctx, progress)
         result.timings["components_ready"] = time.perf_counter() - t
@@ -120,17 +120,6 @@ async def run_scenario(
         result.logs = {}
     result.save()
     return result
-
-
-def _default_capture(scenario: Scenario) -> list[tuple[str, str]]:
-    """Every host interface, and the WAN side of every router."""
-    points = []
-    for node in scenario.topology.nodes.values():
-        if node.is_router:
-            points.append((node.name, "wan"))
-        else:
-            points += [(node.name, i) for i in node.interfaces]
-    return points
 
 
 async def _apply_links(ctx: ScenarioContext) -> None:
