@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 if TYPE_CHECKING:
     from harness.scenario.context import ScenarioContext
@@ -14,6 +15,28 @@ NODE_FIELDS = ("node", "host", "router", "api_via")
 IFACE_FIELDS = ("iface", "from_iface", "to_iface", "via")
 
 
+class MustFail(BaseModel):
+    """A step whose failure is the expected outcome, and what that failure must say."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str
+    """Regex the step's error must match (e.g. the state the peers reached)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, v: Any) -> Any:
+        return {"error": v} if isinstance(v, str) else v
+
+    @field_validator("error")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"bad regex {v!r}: {exc}") from None
+        return v
+
+
 class Action(BaseModel):
     """Arguments of one step; subclasses implement `execute`."""
 
@@ -21,6 +44,8 @@ class Action(BaseModel):
     kind: ClassVar[str]
     timeout: float = 30.0
     """Seconds the step may take before it fails."""
+    must_fail: MustFail | None = None
+    """The step must fail, with an error matching `must_fail.error` (a negative expectation)."""
 
     def peers(self) -> list[str]:
         """Peer names this step refers to (checked against the scenario before start)."""

@@ -28,7 +28,7 @@ from harness.analysis.model import (
     SipEvent,
     StunEvent,
 )
-from harness.analysis.net import TCP, decode, endpoints, make_key, reverse
+from harness.analysis.net import LINK_IPV4, TCP, Reassembler, decode, endpoints, make_key, reverse
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
 
@@ -44,6 +44,7 @@ class Analyzer:
         self.flows: dict[bytes, Flow] = {}
         self.tcp: dict[bytes, TcpDirection] = {}
         self.relayed_addr: dict[bytes, Address] = {}  # client->server key -> relayed address
+        self.defrag = Reassembler()
         self.channels: dict[tuple[bytes, int], Address] = {}  # (client->server key, ch) -> peer
         self.certs: dict[bytes, dtls.CertificateAssembler] = {}
         self.clock: dict[int, int] = {}  # payload type -> clock rate from SDP rtpmap
@@ -94,6 +95,11 @@ class Analyzer:
     def _frame(self, no: int, t: float, link: int, f: bytes) -> None:
         """Decode one frame fully and dispatch it by transport."""
         seg = decode(link, f)
+        if seg == "ip-fragment":
+            whole = self.defrag.add(link, f)
+            if whole is None:
+                return  # held until the datagram is complete
+            seg = decode(LINK_IPV4, whole)
         if type(seg) is str:
             self.a.skipped[seg] += 1
             return
@@ -235,8 +241,9 @@ class Analyzer:
     # -- DTLS --------------------------------------------------------------------------------
 
     def _dtls(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        if len(p) < 2 or p[1] != 0xFE:  # not a DTLS version byte: some other protocol
-            flow.kinds["other"] += 1
+        if len(p) < 2 or p[1] != 0xFE:  # not a DTLS version byte
+            # RFC 9147 4: DTLS 1.3 protected records start 001CSLEE (Firefox negotiates 1.3)
+            flow.kinds["dtls13-ciphertext" if p[0] & 0xE0 == 0x20 else "other"] += 1
             return
         records = dtls.parse(p)
         if not records:

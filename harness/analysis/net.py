@@ -28,30 +28,39 @@ _IPV6_EXT = {0, 43, 60, 51}
 _u32 = struct.Struct("!I").unpack_from
 
 
+def _link(link: int, f: bytes) -> tuple[int, int] | None:
+    """(ethertype, offset of the IP header) of a frame, or None if not IP."""
+    if link == LINK_ETHERNET:
+        et = f[12] << 8 | f[13]
+        o = 14
+        while et == 0x8100 or et == 0x88A8:
+            et = f[o + 2] << 8 | f[o + 3]
+            o += 4
+    elif link == LINK_SLL:
+        et = f[14] << 8 | f[15]
+        o = 16
+    elif link == LINK_SLL2:
+        et = f[0] << 8 | f[1]
+        o = 20
+    elif link in LINK_RAW:
+        o = 0
+        et = 0x0800 if f[0] >> 4 == 4 else 0x86DD
+    elif link in LINK_NULL:
+        fam = f[0] if f[0] else f[3]
+        et = 0x0800 if fam == 2 else 0x86DD
+        o = 4
+    else:
+        return None
+    return et, o
+
+
 def decode(link: int, f: bytes) -> Segment | str:
     """Decode one frame, or return why it is not a UDP/TCP segment we analyse."""
     try:
-        if link == LINK_ETHERNET:
-            et = f[12] << 8 | f[13]
-            o = 14
-            while et == 0x8100 or et == 0x88A8:
-                et = f[o + 2] << 8 | f[o + 3]
-                o += 4
-        elif link == LINK_SLL:
-            et = f[14] << 8 | f[15]
-            o = 16
-        elif link == LINK_SLL2:
-            et = f[0] << 8 | f[1]
-            o = 20
-        elif link in LINK_RAW:
-            o = 0
-            et = 0x0800 if f[0] >> 4 == 4 else 0x86DD
-        elif link in LINK_NULL:
-            fam = f[0] if f[0] else f[3]
-            et = 0x0800 if fam == 2 else 0x86DD
-            o = 4
-        else:
-            return "unknown-link"
+        lo = _link(link, f)
+        if lo is None:
+            return "not-ip"
+        et, o = lo
         if et == 0x0800:
             ihl = (f[o] & 15) * 4
             if f[o] >> 4 != 4 or ihl < 20:
@@ -90,6 +99,51 @@ def decode(link: int, f: bytes) -> Segment | str:
         return "other-transport"
     except (IndexError, struct.error):
         return "truncated"
+
+
+class Reassembler:
+    """Joins IPv4 fragments (RFC 791) into whole packets, for `decode(LINK_IPV4, ...)`.
+
+    A DTLS flight relayed through TURN can exceed the MTU (Firefox's ClientHello
+    with a post-quantum key share does); its fragments must count as the packet.
+    """
+
+    def __init__(self, limit: int = 256) -> None:
+        self._parts: dict[bytes, dict[int, tuple[bytes, bool]]] = {}
+        self._limit = limit
+
+    def add(self, link: int, f: bytes) -> bytes | None:
+        """Add one fragment frame; the reassembled IPv4 packet once it is complete."""
+        lo = _link(link, f)
+        if lo is None or lo[0] != 0x0800:
+            return None
+        o = lo[1]
+        ihl = (f[o] & 15) * 4
+        end = o + (f[o + 2] << 8 | f[o + 3])
+        flags_off = f[o + 6] << 8 | f[o + 7]
+        # source, destination, protocol and identification name one datagram
+        dgram = f[o + 12 : o + 20] + f[o + 9 : o + 10] + f[o + 4 : o + 6]
+        if dgram not in self._parts and len(self._parts) >= self._limit:
+            self._parts.pop(next(iter(self._parts)))
+        parts = self._parts.setdefault(dgram, {})
+        offset = (flags_off & 0x1FFF) * 8
+        parts[offset] = (f[o + ihl : end], bool(flags_off & 0x2000))
+        body, pos, last = bytearray(), 0, True
+        while pos in parts:
+            chunk, last_more = parts[pos]
+            body += chunk
+            pos += len(chunk)
+            last = not last_more
+            if last:
+                break
+        if not last or 0 not in parts or pos != sum(len(c) for c, _ in parts.values()):
+            return None
+        del self._parts[dgram]
+        header = bytearray(f[o : o + 20])
+        header[0] = 0x45
+        header[2:4] = (20 + len(body)).to_bytes(2, "big")
+        header[6:8] = b"\x00\x00"
+        return bytes(header) + bytes(body)
 
 
 def endpoints(key: bytes) -> tuple[str, int, str, int]:

@@ -16,7 +16,10 @@ from harness.assertions.registry import CheckError, Outcome
 PeerSnapshots = dict[str, list[dict[str, Any]]]
 """peer name -> stats snapshots in step order, each with `step` (index) and `stats`."""
 
-PeerCheckFn = Callable[[PeerSnapshots, dict[str, Any]], Outcome]
+PeerEvents = dict[str, list[dict[str, Any]]]
+"""peer name -> events in order, each `{t, kind, data}` (t from the first step)."""
+
+PeerCheckFn = Callable[[Any, dict[str, Any]], Outcome]
 
 
 @dataclass
@@ -25,27 +28,36 @@ class PeerCheck:
     fn: PeerCheckFn
     params: set[str]
     rfc: str
+    on_events: bool = False
+    """True: `fn` reads the peers' events (PeerEvents), not their stats snapshots."""
 
 
 PEER_CHECKS: dict[str, PeerCheck] = {}
 
 
-def peer_check(name: str, *params: str, rfc: str = "") -> Callable[[PeerCheckFn], PeerCheckFn]:
+def peer_check(
+    name: str, *params: str, rfc: str = "", on_events: bool = False
+) -> Callable[[PeerCheckFn], PeerCheckFn]:
     def wrap(fn: PeerCheckFn) -> PeerCheckFn:
-        PEER_CHECKS[name] = PeerCheck(name, fn, {"peer", "at_step", *params}, rfc)
+        PEER_CHECKS[name] = PeerCheck(name, fn, {"peer", "at_step", *params}, rfc, on_events)
         return fn
 
     return wrap
 
 
-def run_peer_check(name: str, snapshots: PeerSnapshots, params: dict[str, Any]) -> Outcome:
+def run_peer_check(
+    name: str,
+    snapshots: PeerSnapshots,
+    params: dict[str, Any],
+    events: PeerEvents | None = None,
+) -> Outcome:
     spec = PEER_CHECKS[name]
     unknown = set(params) - spec.params
     if unknown:
         raise CheckError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}")
     if "peer" not in params:
         raise CheckError(f"{name}: needs `peer`")
-    out = spec.fn(snapshots, params)
+    out = spec.fn((events or {}) if spec.on_events else snapshots, params)
     out.rfc = out.rfc or spec.rfc
     return out
 
@@ -164,3 +176,6 @@ def peer_media(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
         f"{p['peer']} sent {audio.get('packets_sent')}, received {audio.get('packets_received')}",
         ev,
     )
+
+
+from harness.assertions import jsep as _jsep  # noqa: E402, F401  (registers the JSEP checks)

@@ -51,10 +51,20 @@ def check(name: str, **params: type | tuple[type, ...]) -> Callable[[CheckFn], C
     return wrap
 
 
+def load_checks() -> None:
+    """Import every module of built-in checks: each registers its checks on import."""
+    import harness.assertions.checks  # noqa: F401
+    import harness.assertions.direction  # noqa: F401
+    import harness.assertions.dtmf  # noqa: F401
+    import harness.assertions.negative  # noqa: F401
+    import harness.assertions.recovery  # noqa: F401
+    import harness.assertions.restart  # noqa: F401
+    import harness.assertions.sipmsg  # noqa: F401
+
+
 def run_check(name: str, session: Session, params: dict[str, Any] | None = None) -> Outcome:
     """Validate parameters and run one check."""
-    import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
-    import harness.assertions.recovery  # noqa: F401
+    load_checks()
 
     spec = REGISTRY.get(name)
     if spec is None:

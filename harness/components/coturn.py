@@ -167,6 +167,13 @@ class Coturn(Component):
             url = f"turn:{addr}:{o.port}?transport={transport}"
         return {"urls": [url], "username": user, "credential": o.users[user]}
 
+    def stun_server(self, transport: str = "udp") -> dict[str, Any]:
+        """An RTCIceServer dict using this server for STUN only: no credentials, never relays."""
+        o = self.options
+        if transport != "udp" or not o.udp:
+            raise ComponentError(self.name, "STUN is offered over UDP only here")
+        return {"urls": [f"stun:{self.listen_address()}:{o.port}"]}
+
 
 def write_self_signed(workdir: Path, address: str) -> tuple[Path, Path]:
     """A self-signed certificate for `address` (IP SAN), valid for a day."""

@@ -7,12 +7,14 @@ out as plain RTP/AVP, an offer towards a WebSocket contact goes out as WebRTC.
 
 from __future__ import annotations
 
+import re
+import secrets
 import subprocess
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import WILDCARD, Endpoint, is_bound
@@ -35,8 +37,20 @@ class KamailioOptions(ComponentOptions):
     """"IP:PORT" of an rtpengine ng socket; enables WebRTC<->RTP bridging."""
     domain: str | None = None
     """Extra domain served as local (default: only the listen address)."""
+    users: dict[str, str] = {}
+    """user -> password: digest authentication for REGISTER (401) and for INVITE, MESSAGE
+    and REFER from these users (407); wrong credentials get 403. Empty: no authentication."""
     children: int = Field(2, ge=1, le=16)
     debug: int = Field(2, ge=-5, le=3)
+
+    @field_validator("users")
+    @classmethod
+    def _plain_credentials(cls, v: dict[str, str]) -> dict[str, str]:
+        # They are written into kamailio.cfg: letters, digits and . _ - only.
+        for text in [*v, *v.values()]:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", text):
+                raise ValueError(f"{text!r}: use letters, digits and . _ - only")
+        return v
 
 
 @register
@@ -81,6 +95,8 @@ class Kamailio(Component):
                 children=o.children,
                 debug=o.debug,
                 ctl_socket=self.ctl_socket,
+                users=o.users,
+                unknown_secret=secrets.token_hex(16),
             )
         )
         return [

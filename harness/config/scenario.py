@@ -7,11 +7,12 @@ checked here, before any lab exists, so bad input never half-builds a lab.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.actions.reactions import ReactionSpec
 from harness.conditions.timeline import TimelineStep
@@ -19,7 +20,7 @@ from harness.config.topology import Topology, load_topology
 from harness.config.yamlsource import YamlSource, parse_yaml
 from harness.errors import ConfigError
 
-PEER_KINDS = ("aiortc", "chromium")
+PEER_KINDS = ("aiortc", "chromium", "firefox")
 TOPOLOGY_DIRS = ("topologies",)
 SHIPPED_TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
@@ -29,9 +30,11 @@ class Strict(BaseModel):
 
 
 class IceServerRef(Strict):
-    """An ICE server: a TURN component of the scenario, or explicit URLs."""
+    """An ICE server: a component of the scenario (as STUN or TURN), or explicit URLs."""
 
     component: str | None = None
+    use: Literal["turn", "stun"] = "turn"
+    """What a component reference means: its TURN service (relays) or STUN only (never relays)."""
     urls: list[str] = []
     username: str | None = None
     credential: str | None = None
@@ -64,6 +67,8 @@ class PeerSpec(Strict):
     """Open a data channel in the call."""
     reaction: ReactionSpec = Field(default_factory=ReactionSpec)
     """What the app does when the network changes (harness/actions/reactions.py)."""
+    image: str | None = None
+    """Run the agent and its engine (browser, aiortc) from this image, in a container."""
 
     @field_validator("kind")
     @classmethod
@@ -80,6 +85,87 @@ class PeerSpec(Strict):
         return v
 
 
+class FailureRate(Strict):
+    """For an intermittent bug: the failure rate over `--repeat` runs must lie in [min, max]."""
+
+    min: float = Field(ge=0, le=1)
+    max: float = Field(ge=0, le=1)
+    min_runs: int = Field(default=5, ge=1)
+    """Fewer runs than this and the rate is not judged (each run is still matched)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FailureRate:
+        if self.min > self.max:
+            raise ValueError("rate.min is above rate.max")
+        return self
+
+
+class KnownFailure(Strict):
+    """A reproduced bug of the component under test, and the signature it must show.
+
+    The run counts as the known failure only if exactly the named checks and
+    steps fail (each one's message, evidence or error matching its pattern, if
+    given); any other failure is a FAIL (harness/scenario/verdict.py).
+    """
+
+    reason: str
+    checks: dict[str, str | None] = {}
+    """Check (name, or `name[peer]` label) -> regex its message or evidence must match (or null)."""
+    steps: dict[str, str | None] = {}
+    """Step (kind, or 1-based number) -> regex its error must match (or null)."""
+    error: str | None = None
+    """Regex the run's error must match when the bug makes the run itself fail."""
+    rate: FailureRate | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_bare_reason(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            raise ValueError(
+                "a known failure is a mapping: {reason: ..., checks: {CHECK: REGEX}} "
+                "(or steps/error): a bare reason would excuse any failure"
+            )
+        return v
+
+    @field_validator("checks", "steps", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return {str(x): None for x in v}
+        if isinstance(v, dict):
+            return {str(k): x for k, x in v.items()}
+        return v
+
+    @field_validator("checks", "steps")
+    @classmethod
+    def _regexes(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        for pattern in v.values():
+            _compile(pattern)
+        return v
+
+    @field_validator("error")
+    @classmethod
+    def _error_regex(cls, v: str | None) -> str | None:
+        _compile(v)
+        return v
+
+    @model_validator(mode="after")
+    def _says_what(self) -> KnownFailure:
+        if not (self.checks or self.steps or self.error):
+            raise ValueError(
+                "a known failure names what must go wrong: `checks`, `steps` or `error`"
+            )
+        return self
+
+
+def _compile(pattern: str | None) -> None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+
+
 class ComponentSpec(Strict):
     kind: str
     """The component kind (below), e.g. coturn."""
@@ -87,6 +173,8 @@ class ComponentSpec(Strict):
     """The topology node it runs in."""
     options: dict[str, Any] = {}
     """Options of its kind (below); unknown options and wrong types are errors."""
+    image: str | None = None
+    """Run the program from this image, in a container in its node (else the host's)."""
 
 
 class ScenarioSpec(Strict):
@@ -116,8 +204,15 @@ class ScenarioSpec(Strict):
     """What the run does, in order: `- KIND: {arguments}` (see Steps)."""
     expect: list[dict[str, Any]] = []
     """Checks after the run: `- CHECK: {parameters}` (see Checks)."""
-    known_failure: str | None = None
-    """Reason this scenario is expected to fail (a known bug of the component under test)."""
+    known_failure: KnownFailure | None = None
+    """A known bug of the component under test, with the signature it must show."""
+    runtime: Literal["process", "docker"] = "process"
+    """Where components and peers without `image:` run: host processes, or containers of
+    the default images `rtc-harness/<kind>:<suite>` (`harness run --runtime` overrides)."""
+    suite: str = "bookworm"
+    """The Debian suite of the default images (`harness run --suite` overrides)."""
+    ci: bool = True
+    """False: pytest (CI) skips it, `harness run` runs it (a matrix's `ci:` picks cells)."""
 
 
 @dataclass
@@ -172,7 +267,8 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     A matrix is a top-level mapping of dimensions, each a list of variable sets;
     every combination substitutes `${name}` in the rest of the file with the value
     as YAML data (harness/config/yamlsource.py), so errors point at the file's own lines. Its
-    optional `known_failures` maps combination names to the reason they fail.
+    optional `known_failures` maps combination names to their KnownFailure;
+    its optional `ci` lists name fragments: only cells matching one run under pytest.
     """
     path = Path(path)
     try:
@@ -185,10 +281,20 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     msrc = parse_yaml(matrix_part, str(path))
     dims = dict(msrc.data["matrix"]) if isinstance(msrc.data["matrix"], dict) else None
     known = dims.pop("known_failures", {}) if dims else {}
+    in_ci = dims.pop("ci", None) if dims else None
+    if in_ci is not None and not (
+        isinstance(in_ci, list) and in_ci and all(isinstance(x, str) for x in in_ci)
+    ):
+        raise msrc.error(("matrix", "ci"), "ci lists name fragments of the cells CI runs")
     if not isinstance(known, dict):
         raise msrc.error(
-            ("matrix", "known_failures"), "known_failures maps a scenario name to a reason"
+            ("matrix", "known_failures"),
+            "known_failures maps a scenario name to a known failure (reason, checks/steps)",
         )
+    known = {
+        name: msrc.validate(KnownFailure, v, base=("matrix", "known_failures", name))
+        for name, v in known.items()
+    }
     if (
         not isinstance(dims, dict)
         or not dims
@@ -203,9 +309,16 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         for part in combo:
             variables.update(part)
         sc = scenario_from_source(parse_yaml(body, str(path), variables), path)
-        sc.spec.known_failure = known.get(sc.name, sc.spec.known_failure)
+        if sc.name in known:
+            sc.spec.known_failure = known[sc.name]
+            check_signature(sc, msrc, ("matrix", "known_failures", sc.name))
+        if in_ci is not None:
+            sc.spec.ci = any(fragment in sc.name for fragment in in_ci)
         out.append(sc)
     names = [sc.name for sc in out]
+    for i, fragment in enumerate(in_ci or []):
+        if not any(fragment in n for n in names):
+            raise msrc.error(("matrix", "ci", str(i)), f"no combination name contains {fragment!r}")
     for name in known:
         if name not in names:
             raise msrc.error(
@@ -289,6 +402,15 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
         src.validate(LinkSpec, raw, base=("links", key))
     for i, step in enumerate(spec.conditions):
         iface_ref(src, ("conditions", i, "link"), step.link, topology)
+        on = step.on
+        if on is not None and on.peer is not None and on.peer not in spec.peers:
+            raise src.error(
+                ("conditions", i, "on", "peer"), f"no peer {on.peer!r} in this scenario"
+            )
+        if on is not None and on.step is not None and on.step > len(spec.steps):
+            raise src.error(
+                ("conditions", i, "on", "step"), f"there are only {len(spec.steps)} steps"
+            )
     if spec.repeat < 1:
         raise src.error(("repeat",), "repeat is at least 1")
 
@@ -327,7 +449,35 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
             )
         expects.append((name, params if params is not None else {}, src.line_of(where)))
     check_scenario(src, spec, topology, steps, expects)
-    return Scenario(spec, src, path, topology, steps, expects)
+    sc = Scenario(spec, src, path, topology, steps, expects)
+    if spec.known_failure is not None:
+        check_signature(sc, src, ("known_failure",))
+    return sc
+
+
+def check_signature(sc: Scenario, src: YamlSource, where: tuple[str | int, ...]) -> None:
+    """A known failure may only name checks and steps the scenario has."""
+    kf = sc.spec.known_failure
+    assert kf is not None
+    labels = {name for name, _, _ in sc.expects}
+    for name, params, _ in sc.expects:
+        who = params.get("peer") or params.get("component")
+        if isinstance(who, str):
+            labels.add(f"{name}[{who}]")
+    for key in kf.checks:
+        if key not in labels:
+            raise src.error(
+                where + ("checks", key),
+                f"no expectation {key!r} (expect has: {', '.join(sorted(labels)) or 'none'})",
+            )
+    kinds = {s.kind for s in sc.steps}
+    for key in kf.steps:
+        ok = key in kinds or (key.isdigit() and 1 <= int(key) <= len(sc.steps))
+        if not ok:
+            raise src.error(
+                where + ("steps", key),
+                f"no step {key!r} (a step kind of this scenario or a number 1-{len(sc.steps)})",
+            )
 
 
 def _load_plugins() -> None:
@@ -339,6 +489,7 @@ def _load_plugins() -> None:
         "harness.actions.steps",
         "harness.actions.gateway",
         "harness.actions.mobility",
+        "harness.actions.jsep",
         "harness.components.all",
     ):
         if importlib.util.find_spec(mod) is not None:
@@ -346,8 +497,9 @@ def _load_plugins() -> None:
 
 
 def _check_registry() -> dict[str, Any]:
-    import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
-    import harness.assertions.recovery  # noqa: F401
+    from harness.assertions.registry import load_checks
+
+    load_checks()
     from harness.assertions.peer import PEER_CHECKS
     from harness.assertions.registry import REGISTRY
 

@@ -67,6 +67,8 @@ def scenario_schema() -> dict[str, Any]:
         return keys[(model, "validation")]  # type: ignore[no-any-return]
 
     root = defs.pop(ScenarioSpec.__name__)
+    if "MustFail" in defs:  # `must_fail: REGEX` is short for `must_fail: {error: REGEX}`
+        defs["MustFail"] = {"anyOf": [{"type": "string"}, defs["MustFail"]]}
     props = root["properties"]
     props["steps"]["items"] = {
         "oneOf": [
@@ -105,17 +107,13 @@ def scenario_schema() -> dict[str, Any]:
     props["expect"]["items"] = {"oneOf": expect}
     props["links"]["additionalProperties"] = ref(LinkSpec)
     props["links"]["propertyNames"] = {"pattern": r"^[a-z][a-z0-9-]*\.[a-z][a-z0-9_]*$"}
+    base = defs["ComponentSpec"]
     defs["ComponentSpec"] = {
         "oneOf": [
-            {
-                "type": "object",
-                "properties": {
-                    "kind": {"const": kind},
-                    "node": {"type": "string"},
-                    "options": ref(cls.Options),
-                },
-                "required": ["kind", "node"],
-                "additionalProperties": False,
+            base
+            | {
+                "properties": base["properties"]
+                | {"kind": {"const": kind}, "options": ref(cls.Options)},
                 "description": " ".join((cls.__doc__ or kind).split()),
             }
             for kind, cls in sorted(components.items())
@@ -124,15 +122,26 @@ def scenario_schema() -> dict[str, Any]:
     props["matrix"] = {
         "type": "object",
         "description": "dimensions, each a list of variable sets; `${name}` elsewhere is replaced",
-        "properties": {"known_failures": {"type": "object"}},
+        "properties": {
+            "known_failures": {
+                "type": "object",
+                "description": "cell name -> its known failure",
+                "additionalProperties": {"$ref": "#/$defs/KnownFailure"},
+            },
+            "ci": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "name fragments of the cells pytest (CI) runs",
+            },
+        },
         "additionalProperties": {"type": "array", "items": {"type": "object"}},
     }
-    root["properties"] = _allow_matrix_vars(props)
+    root["properties"] = {k: _allow_matrix_vars(v) for k, v in props.items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "rtc-harness scenario",
         **root,
-        "$defs": _allow_matrix_vars(defs),
+        "$defs": {k: _allow_matrix_vars(v) for k, v in defs.items()},
     }
 
 
@@ -161,7 +170,12 @@ def _allow_matrix_vars(node: Any) -> Any:
         return [_allow_matrix_vars(n) for n in node]
     if not isinstance(node, dict):
         return node
-    out = {k: _allow_matrix_vars(v) for k, v in node.items()}
+    out = {
+        k: {n: _allow_matrix_vars(s) for n, s in v.items()}  # name -> schema, not a schema
+        if k in ("properties", "$defs") and isinstance(v, dict)
+        else _allow_matrix_vars(v)
+        for k, v in node.items()
+    }
     typed = out.get("type") not in (None, "string") or {"$ref", "enum", "oneOf"} & set(out)
     if typed and "const" not in out:
         return {"anyOf": [out, MATRIX_VAR]}

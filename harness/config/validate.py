@@ -109,11 +109,17 @@ def _ice_servers(src: YamlSource, spec: ScenarioSpec) -> None:
                     raise src.error(where, "an ICE server names a `component` or gives `urls`")
                 continue
             kind = spec.components[comp].kind
-            if not hasattr(COMPONENTS[kind], "ice_server"):
-                raise src.error(where, f"component {comp!r} is a {kind}, not a STUN/TURN server")
+            use = "turn" if isinstance(ref, str) else ref.use
+            method = {"turn": "ice_server", "stun": "stun_server"}[use]
+            if not hasattr(COMPONENTS[kind], method):
+                raise src.error(where, f"component {comp!r} ({kind}) is no {use.upper()} server")
             transport = (None if isinstance(ref, str) else ref.transport) or "udp"
-            if transport not in ("udp", "tcp", "tls"):
-                raise src.error(where + ("transport",), "transport is 'udp', 'tcp' or 'tls'")
+            allowed = ("udp", "tcp", "tls") if use == "turn" else ("udp",)
+            if transport not in allowed:
+                raise src.error(
+                    where + ("transport",),
+                    f"{use.upper()} transport is {' or '.join(repr(t) for t in allowed)}",
+                )
             options = COMPONENTS[kind].Options.model_validate(spec.components[comp].options)
             if getattr(options, transport, True) is False:
                 raise src.error(

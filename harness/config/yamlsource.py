@@ -126,8 +126,9 @@ def parse_yaml(
     """
     if variables is not None:
         text = VAR.sub(lambda m: f"\u27e6{m.group(1)}\u27e7", text)
-    loader = Loader(text)
+    loader = None
     try:
+        loader = Loader(text)  # a non-printable character is an error here already
         node = loader.get_single_node()
         if node is not None and variables is not None:
             node = _substitute(node, variables, file)
@@ -141,7 +142,8 @@ def parse_yaml(
     except RecursionError:
         raise ConfigError(file, None, "", "invalid YAML: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     src = YamlSource(file, data)
     if node is not None:
         _index(node, (), src.lines)

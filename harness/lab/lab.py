@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -31,7 +32,7 @@ def captures_root() -> Path:
 
 def default_name(topology: Topology) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", topology.name.lower()).strip("-")[:20] or "lab"
-    return f"{base}-{secrets.token_hex(2)}"
+    return f"{base}-{secrets.token_hex(3)}"  # parallel labs: 1 in 16 M to clash
 
 
 class Lab:
@@ -92,10 +93,6 @@ class Lab:
     def up(self) -> Lab:
         if self.is_up:
             return self
-        if load_state(self.name) is not None:
-            raise LabError(
-                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
-            )
         text = (
             Path(self.topology.source).read_text() if Path(self.topology.source).is_file() else ""
         )
@@ -111,7 +108,13 @@ class Lab:
             created=time.time(),
             seed=self.seed,
         )
-        self._state.save()  # before anything exists, so gc can always find it
+        try:
+            self._state.save(claim=True)  # before anything exists, so gc can always find it
+        except FileExistsError:
+            self._state = None
+            raise LabError(
+                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
+            ) from None
         _live.add(self)
         _tear_down_on_sigterm()
         t0 = time.perf_counter()
@@ -191,8 +194,11 @@ class Lab:
         name: str,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        image: str | None = None,
+        mounts: Sequence[Path] = (),
     ) -> NodeProcess:
-        """Start a process in a node, with the lab's resolv.conf and hosts, logging to run_dir/logs."""
+        """Start a program in a node, with the lab's resolv.conf and hosts, logging to
+        run_dir/logs: a host process, or a container of `image` (see Runtime.spawn)."""
         log = self.run_dir / "logs" / f"{node.lstrip('@')}-{name}.log"
         return self.runtime.spawn(
             node,
@@ -201,7 +207,18 @@ class Lab:
             cwd=cwd or self.workdir(node, name),
             log_path=log,
             env=env,
+            image=image,
+            mounts=mounts,
         )
+
+    def socket(self, node: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A non-blocking socket of the harness inside `node`'s network (no route out)."""
+        return self.runtime.socket(node, kind)
+
+    def prepare_images(self, wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        """Check (node, image, program) before anything starts: {(image, program): reason}
+        for what cannot run here. No engine at all raises UnsupportedError."""
+        return self.runtime.prepare_images(wanted)
 
     def capture(
         self, points: Iterable[tuple[str, str] | str], *, bpf: str = "", name: str | None = None

@@ -6,8 +6,8 @@
 Calls: aiortc<->aiortc direct (signalling is an HTTP POST of a JSEP offer, so the
 SDPs are in the capture too), a 20 s one for the benchmark, the same relayed through
 coturn (offerer relay-only),
-sipp UAC->UAS with G.711 RTP over UDP and over TCP, and REGISTER/OPTIONS to Kamailio
-over WebSocket. The same file runs the
+sipp UAC->UAS with G.711 RTP over UDP and over TCP, REGISTER/OPTIONS to Kamailio
+over WebSocket, and RFC 4733 DTMF on Janus's SIP leg (a gateway scenario's capture). The same file runs the
 aiortc peers inside the lab nodes: `make_pcaps.py peer offer|answer ...`.
 """
 
@@ -279,6 +279,20 @@ def make_sip_ws(target: Path) -> Path:
         return _keep(files, target)
 
 
+def make_janus_dtmf(out: Path) -> None:
+    """The SIP leg (peer-b-eth0) of scenarios/gateway/janus-dtmf-rfc4733.yaml's Chromium cell:
+    RFC 4733 events relayed by Janus (the browser's 369) and sent by baresip (4)."""
+    from harness.config.scenario import load_scenarios
+    from harness.scenario.runner import run_scenario_sync
+
+    path = ROOT / "scenarios" / "gateway" / "janus-dtmf-rfc4733.yaml"
+    sc = next(s for s in load_scenarios(path) if s.name.endswith("-chromium"))
+    result = run_scenario_sync(sc, seed=1)
+    if not result.passed:
+        raise SystemExit(f"{sc.name} failed: {result.error or result.checks}")
+    shutil.copy(next(p for p in map(Path, result.pcaps) if p.name == "peer-b-eth0.pcap"), out)
+
+
 MAKERS = {
     "direct": lambda: make_aiortc(OUT / "aiortc-direct.pcap", relayed=False),
     "relayed": lambda: make_aiortc(OUT / "aiortc-relayed.pcap", relayed=True),
@@ -286,6 +300,7 @@ MAKERS = {
     "sip-udp": lambda: make_sipp(OUT / "sipp-udp.pcap", "udp"),
     "sip-tcp": lambda: make_sipp(OUT / "sipp-tcp.pcap", "tcp"),
     "sip-ws": lambda: make_sip_ws(OUT / "sip-ws.pcap"),
+    "janus-dtmf": lambda: make_janus_dtmf(OUT / "janus-dtmf-sip.pcap"),
 }
 
 

@@ -46,12 +46,22 @@ def candidate_info(candidate: Any, relay_protocol: str | None = None) -> dict[st
 
 
 def strip_candidates(sdp: str) -> str:
-    """The SDP without candidate lines: with trickle they travel as icecandidate events."""
-    keep = [
-        line
-        for line in sdp.splitlines()
-        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
-    ]
+    """The SDP as a trickle ICE agent writes it (RFC 8840 4.1.1, RFC 8829 5.2.1): no
+    candidates (they travel as icecandidate events), the placeholders port 9 and
+    c=IN IP4 0.0.0.0, and a=ice-options:trickle (aiortc itself gathers first)."""
+    keep = []
+    for line in sdp.splitlines():
+        if line.startswith(("a=candidate:", "a=end-of-candidates", "a=rtcp:")):
+            continue
+        if line.startswith("m="):
+            kind, _port, rest = line.split(" ", 2)
+            line = f"{kind} 9 {rest}" if _port != "0" else line
+        elif line.startswith("c=IN IP"):
+            line = "c=IN IP4 0.0.0.0"
+        elif line.startswith("t=") and "a=ice-options:trickle" not in sdp:
+            keep.append(line)
+            line = "a=ice-options:trickle"
+        keep.append(line)
     return "\r\n".join(keep) + "\r\n"
 
 
