@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.analysis import dtls, fastpath, http, rtp, sdp, sip, stun
+from harness.analysis.ipfrag import Fragment, Reassembler
 from harness.analysis.model import (
     Address,
     Analysis,
@@ -28,15 +29,18 @@ from harness.analysis.model import (
     SipEvent,
     StunEvent,
 )
-from harness.analysis.net import TCP, decode, endpoints, make_key, reverse
+from harness.analysis.net import TCP, decode, endpoints, make_key, reverse, transport
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
+from harness.analysis.tcpstreams import TcpStreams
 
 _seq_ts = struct.Struct("!HI").unpack_from
+#: UDP services whose first byte can look like RTP's (DNS IDs, NTP modes): never media
+SERVICE_PORTS = frozenset(p.to_bytes(2, "big") for p in fastpath.SERVICE_PORTS)
 RELAYED = b"T"
 
 
-class Analyzer:
+class Analyzer(TcpStreams):
     """Feeds frames through the dissectors and fills an `Analysis`."""
 
     def __init__(self, result: Analysis) -> None:
@@ -48,6 +52,7 @@ class Analyzer:
         self.certs: dict[bytes, dtls.CertificateAssembler] = {}
         self.clock: dict[int, int] = {}  # payload type -> clock rate from SDP rtpmap
         self.offers: dict[str, bool] = {}  # SIP Call-ID -> an offer is outstanding
+        self.fragments = Reassembler()
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -70,6 +75,9 @@ class Analyzer:
                 frame(i + 1, rel[j], links[j], data[offs[j] : offs[j] + lens[j]])
             except Exception as exc:  # a dissector bug must not lose the rest of the file
                 a.malformed[f"crash:{type(exc).__name__}"] += 1
+        self.fragments.finish()
+        for why, n in self.fragments.dropped.items():
+            a.skipped[f"ip-fragment-{why}"] += n
         for key, cols in zip(batch.keys, batch.columns, strict=True):
             flow = self._flow(key[:12], float(cols[1][0]), int(cols[0][0]))
             stream = flow.streams.get(key[12:]) or self._new_stream(flow, key[12:], int(cols[4][0]))
@@ -94,12 +102,24 @@ class Analyzer:
     def _frame(self, no: int, t: float, link: int, f: bytes) -> None:
         """Decode one frame fully and dispatch it by transport."""
         seg = decode(link, f)
+        if type(seg) is Fragment:
+            whole = self.fragments.feed(seg, t)
+            if whole is None:
+                return
+            seg = transport(seg.key[1], seg.key[0], whole)
         if type(seg) is str:
             self.a.skipped[seg] += 1
             return
         proto, key, payload, seq, flags = seg  # type: ignore[misc]
         if proto == TCP:
             self._tcp(key, payload, seq, flags, t, no)
+            return
+        if key[-4:-2] in SERVICE_PORTS or key[-2:] in SERVICE_PORTS:
+            flow = self._flow(key, t, no)
+            flow.packets += 1
+            flow.bytes += len(payload)
+            flow.last_t = t
+            flow.kinds["other"] += 1
             return
         self._udp(self._flow(key, t, no), key, payload, t, no)
 
@@ -125,15 +145,17 @@ class Analyzer:
 
     # -- UDP: RFC 7983 -----------------------------------------------------------------------
 
-    def _udp(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
+    def _udp(self, flow: Flow, key: bytes, p: bytes, t: float, no: int, count: bool = True) -> None:
+        """One datagram (or one RFC 4571 frame: `count` False, TCP counted the segment)."""
         if len(p) >= 12 and 128 <= p[0] <= 191 and not 192 <= p[1] <= 223:
             stream = flow.streams.get(p[8:12]) or self._new_stream(flow, p[8:12], p[1] & 0x7F)
             seq, ts = _seq_ts(p, 2)
             stream.add(seq, ts, p[1] & 0x7F, t, no, len(p))
             return
-        flow.packets += 1
-        flow.bytes += len(p)
-        flow.last_t = t
+        if count:
+            flow.packets += 1
+            flow.bytes += len(p)
+            flow.last_t = t
         if not p:
             flow.kinds["empty"] += 1
             return
@@ -174,10 +196,12 @@ class Analyzer:
     def _stun(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
         msg = stun.parse(p)
         if msg is None:
-            flow.kinds["malformed"] += 1
-            self.a.malformed["stun"] += 1
-            return
-        flow.kinds["stun"] += 1
+            msg = stun.parse_classic(p)
+            if msg is None:
+                flow.kinds["malformed"] += 1
+                self.a.malformed["stun"] += 1
+                return
+        flow.kinds["classic-stun" if msg.classic else "stun"] += 1
         raw = p[: 20 + msg.length] if msg.integrity else b""
         self.a.stun.append(
             StunEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), msg, raw)
@@ -264,54 +288,7 @@ class Analyzer:
             return self.flows.get(reverse(key[:-1]) + RELAYED)
         return self.flows.get(reverse(key))
 
-    # -- SIP, HTTP, WebSocket ------------------------------------------------------------------
-
-    def _tcp(self, key: bytes, p: bytes, seq: int, flags: int, t: float, no: int) -> None:
-        flow = self.flows.get(key)
-        if flow is None:
-            flow = self._new_flow(key, key, "tcp", None, t, no)
-        flow.packets += 1
-        flow.bytes += len(p)
-        flow.last_t = t
-        d = self.tcp.get(key)
-        if d is None:
-            d = self.tcp[key] = TcpDirection()
-        if not d.feed(seq, flags, p):
-            return
-        if d.mode == "detect":
-            if sip.looks_like_sip(d.buf):
-                d.mode = "sip"
-            elif http.looks_like_http(d.buf):
-                d.mode = "http"
-            elif len(d.buf) >= 8:
-                d.mode = "other"
-        if d.mode == "sip":
-            messages, used = sip.split_stream(d.buf)
-            for m in messages:
-                flow.kinds["sip"] += 1
-                self._sip_message(flow, m, t, no, "tcp")
-        elif d.mode == "http":
-            items, used = http.split_http(d.buf)
-            for h in items:
-                flow.kinds["http"] += 1
-                self._json_body(flow, h.body, t, no, "http")
-                if h.is_upgrade_to_websocket:
-                    d.mode = "ws"
-                    back = self.tcp.get(reverse(key))
-                    if back is not None:
-                        back.mode = "ws"
-        elif d.mode == "ws":
-            frames, used = http.split_ws(d.buf)
-            for op, data in frames:
-                flow.kinds["websocket"] += 1
-                if op in (1, 2) and sip.looks_like_sip(data):
-                    self._sip_message(flow, data, t, no, "ws")
-                elif op in (1, 2):
-                    self._json_body(flow, data, t, no, "ws")
-        else:
-            used = len(d.buf)
-        if used:
-            del d.buf[:used]
+    # -- SIP and JSON signalling (TCP streams are split in tcpstreams.py) -------------------
 
     def _sip_message(self, flow: Flow, p: bytes, t: float, no: int, transport: str) -> None:
         msg = sip.parse(p)

@@ -16,6 +16,8 @@ from harness.analysis.pcapio import FrameIndex
 from harness.analysis.rtp import Columns
 
 ETH = 14
+#: DNS, DHCP, NTP, NetBIOS, mDNS, LLMNR: their first byte can fall in RTP's range
+SERVICE_PORTS = (53, 67, 68, 123, 137, 138, 5353, 5355)
 #: flow key (addresses and ports, as net.decode builds it) followed by the SSRC
 KEY_COLUMNS = np.concatenate((np.arange(26, 38), np.arange(50, 54)))
 
@@ -40,6 +42,8 @@ def find_rtp(data: bytes, idx: FrameIndex, times: np.ndarray) -> RtpBatch:
     ok = (b0 >= 128) & (b0 <= 191) & ~((b1 >= 192) & (b1 <= 223))
     ok &= (_be16(raw, base, 12) == 0x0800) & (raw[base + 14] == 0x45) & (raw[base + 23] == 17)
     ok &= (_be16(raw, base, 20) & 0x3FFF) == 0
+    sport, dport = _be16(raw, base, 34), _be16(raw, base, 36)
+    ok &= ~np.isin(sport, SERVICE_PORTS) & ~np.isin(dport, SERVICE_PORTS)
     total = _be16(raw, base, 16)
     ok &= (total >= 40) & (total <= idx.lengths[cand] - ETH)
     frames, base, total, b1 = cand[ok], base[ok], total[ok], b1[ok]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from harness.analysis.ipfrag import Fragment
+
 UDP = 17
 TCP = 6
 
@@ -28,8 +30,8 @@ _IPV6_EXT = {0, 43, 60, 51}
 _u32 = struct.Struct("!I").unpack_from
 
 
-def decode(link: int, f: bytes) -> Segment | str:
-    """Decode one frame, or return why it is not a UDP/TCP segment we analyse."""
+def decode(link: int, f: bytes) -> Segment | Fragment | str:
+    """Decode one frame: a UDP/TCP segment, an IP fragment to reassemble, or why neither."""
     try:
         if link == LINK_ETHERNET:
             et = f[12] << 8 | f[13]
@@ -59,11 +61,15 @@ def decode(link: int, f: bytes) -> Segment | str:
             end = o + (f[o + 2] << 8 | f[o + 3])
             if end > len(f):
                 return "truncated"
-            if (f[o + 6] << 8 | f[o + 7]) & 0x3FFF:
-                return "ip-fragment"
             proto = f[o + 9]
             addrs = f[o + 12 : o + 20]
             l4 = o + ihl
+            frag = f[o + 6] << 8 | f[o + 7]
+            if frag & 0x3FFF:
+                ident = f[o + 4] << 8 | f[o + 5]
+                return Fragment(
+                    (addrs, proto, ident), (frag & 0x1FFF) * 8, bool(frag & 0x2000), f[l4:end]
+                )
         elif et == 0x86DD:
             end = o + 40 + (f[o + 4] << 8 | f[o + 5])
             if end > len(f):
@@ -75,21 +81,35 @@ def decode(link: int, f: bytes) -> Segment | str:
                 proto = f[l4]
                 l4 += (f[l4 + 1] + 1) * 8
             if proto == 44:
-                return "ip-fragment"
+                v = f[l4 + 2] << 8 | f[l4 + 3]
+                key = (addrs, f[l4], _u32(f, l4 + 4)[0])
+                return Fragment(key, v & 0xFFF8, bool(v & 1), f[l4 + 8 : end])
         else:
             return "not-ip"
-        if proto == UDP:
-            if l4 + 8 > end:
-                return "truncated"
-            return UDP, addrs + f[l4 : l4 + 4], f[l4 + 8 : end], 0, 0
-        if proto == TCP:
-            off = (f[l4 + 12] >> 4) * 4
-            if off < 20 or l4 + off > end:
-                return "malformed-tcp"
-            return TCP, addrs + f[l4 : l4 + 4], f[l4 + off : end], _u32(f, l4 + 4)[0], f[l4 + 13]
-        return "other-transport"
+        return _transport(proto, addrs, f, l4, end)
     except (IndexError, struct.error):
         return "truncated"
+
+
+def transport(proto: int, addrs: bytes, datagram: bytes) -> Segment | str:
+    """The UDP or TCP segment in a reassembled IP payload."""
+    try:
+        return _transport(proto, addrs, datagram, 0, len(datagram))
+    except (IndexError, struct.error):
+        return "truncated"
+
+
+def _transport(proto: int, addrs: bytes, f: bytes, l4: int, end: int) -> Segment | str:
+    if proto == UDP:
+        if l4 + 8 > end:
+            return "truncated"
+        return UDP, addrs + f[l4 : l4 + 4], f[l4 + 8 : end], 0, 0
+    if proto == TCP:
+        off = (f[l4 + 12] >> 4) * 4
+        if off < 20 or l4 + off > end:
+            return "malformed-tcp"
+        return TCP, addrs + f[l4 : l4 + 4], f[l4 + off : end], _u32(f, l4 + 4)[0], f[l4 + 13]
+    return "other-transport"
 
 
 def endpoints(key: bytes) -> tuple[str, int, str, int]:
