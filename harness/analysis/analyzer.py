@@ -27,20 +27,19 @@ from harness.analysis.model import (
     RtcpEvent,
     SdpEvent,
     SipEvent,
-    StunEvent,
 )
-from harness.analysis.net import TCP, decode, endpoints, make_key, reverse, transport
+from harness.analysis.net import TCP, decode, endpoints, reverse, transport
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
+from harness.analysis.turnrelay import RELAYED, TurnRelay
 
 _seq_ts = struct.Struct("!HI").unpack_from
 #: UDP services whose first byte can look like RTP's (DNS IDs, NTP modes): never media
 SERVICE_PORTS = frozenset(p.to_bytes(2, "big") for p in fastpath.SERVICE_PORTS)
-RELAYED = b"T"
 
 
-class Analyzer(TcpStreams):
+class Analyzer(TcpStreams, TurnRelay):
     """Feeds frames through the dissectors and fills an `Analysis`."""
 
     def __init__(self, result: Analysis) -> None:
@@ -53,6 +52,8 @@ class Analyzer(TcpStreams):
         self.clock: dict[int, int] = {}  # payload type -> clock rate from SDP rtpmap
         self.offers: dict[str, bool] = {}  # SIP Call-ID -> an offer is outstanding
         self.fragments = Reassembler()
+        #: (TURN flow key, peer) -> (relayed address it was resolved with, relayed flow)
+        self.relayed_flows: dict[tuple[bytes, Address], tuple[Address | None, Flow]] = {}
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -63,9 +64,10 @@ class Analyzer(TcpStreams):
             return a
         a.start_time = float(idx.times[0])
         times = idx.times - idx.times[0]
-        batch = fastpath.find_rtp(data, idx, times)
+        batch, relayed = fastpath.find_media(data, idx, times)
         rest = np.ones(len(idx), dtype=bool)
         rest[batch.frames] = False
+        rest[relayed.frames] = False
         todo = np.flatnonzero(rest)
         offs, lens = idx.offsets[todo].tolist(), idx.lengths[todo].tolist()
         links, rel = idx.links[todo].tolist(), times[todo].tolist()
@@ -80,8 +82,9 @@ class Analyzer(TcpStreams):
             a.skipped[f"ip-fragment-{why}"] += n
         for key, cols in zip(batch.keys, batch.columns, strict=True):
             flow = self._flow(key[:12], float(cols[1][0]), int(cols[0][0]))
-            stream = flow.streams.get(key[12:]) or self._new_stream(flow, key[12:], int(cols[4][0]))
-            stream.add_columns(cols)
+            self._add_rtp(flow, key[12:], cols)
+        for key, cols, size in zip(relayed.keys, relayed.columns, relayed.outer_bytes, strict=True):
+            self._relayed_rtp(key[:12], key[12] << 8 | key[13], key[14:], cols, size)
         a.packets = a.read.frames
         a.flows = sorted(self.flows.values(), key=lambda f: f.first_frame)
         for flow in a.flows:  # RTP is counted per stream, after the walk
@@ -135,6 +138,10 @@ class Analyzer(TcpStreams):
         flow.key = key
         self.flows[key] = flow
         return flow
+
+    def _add_rtp(self, flow: Flow, ssrc: bytes, cols: rtp.Columns) -> None:
+        stream = flow.streams.get(ssrc) or self._new_stream(flow, ssrc, int(cols[4][0]))
+        stream.add_columns(cols)
 
     def _new_stream(self, flow: Flow, ssrc: bytes, pt: int) -> rtp.RtpStream:
         clock = rtp.STATIC_CLOCK.get(pt)
@@ -190,71 +197,6 @@ class Analyzer(TcpStreams):
         self.a.rtcp.append(
             RtcpEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), packets)
         )
-
-    # -- STUN and TURN -----------------------------------------------------------------------
-
-    def _stun(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        msg = stun.parse(p)
-        if msg is None:
-            msg = stun.parse_classic(p)
-            if msg is None:
-                flow.kinds["malformed"] += 1
-                self.a.malformed["stun"] += 1
-                return
-        flow.kinds["classic-stun" if msg.classic else "stun"] += 1
-        raw = p[: 20 + msg.length] if msg.integrity else b""
-        self.a.stun.append(
-            StunEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), msg, raw)
-        )
-        if flow.via:
-            return
-        m = msg.method
-        if m == "Allocate" and msg.cls == "request":
-            flow.turn_client = True
-        elif m == "Allocate" and msg.cls == "success" and msg.xor_relayed:
-            self.relayed_addr[reverse(key)] = msg.xor_relayed[0]
-        elif m == "ChannelBind" and msg.cls == "request" and msg.channel and msg.xor_peer:
-            self.channels[(key, msg.channel)] = msg.xor_peer[0]
-        elif m == "Send" and msg.cls == "indication" and msg.data is not None and msg.xor_peer:
-            self._inner(flow, key, msg.xor_peer[0], True, msg.data, t, no)
-        elif m == "Data" and msg.cls == "indication" and msg.data is not None and msg.xor_peer:
-            self._inner(flow, key, msg.xor_peer[0], False, msg.data, t, no)
-
-    def _channel_data(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        ch, data = stun.channel_data(p)
-        to_server = (key, ch) in self.channels
-        client_key = key if to_server else reverse(key)
-        peer = self.channels.get((client_key, ch))
-        if peer is None:
-            self.a.malformed["turn-channel-unbound"] += 1
-            peer = ("0.0.0.0", ch)
-        self._inner(flow, key, peer, to_server, data, t, no)
-
-    def _inner(
-        self,
-        outer: Flow,
-        key: bytes,
-        peer: Address,
-        to_server: bool,
-        data: bytes,
-        t: float,
-        no: int,
-    ) -> None:
-        """Analyse a relayed datagram as its own flow between relayed address and peer."""
-        client_key = key if to_server else reverse(key)
-        client = outer.src if to_server else outer.dst
-        relayed = self.relayed_addr.get(client_key, client)
-        src, dst = (relayed, peer) if to_server else (peer, relayed)
-        try:
-            raw = make_key(src[0], src[1], dst[0], dst[1])
-        except ValueError:
-            self.a.malformed["turn-address"] += 1
-            return
-        ikey = raw + RELAYED
-        flow = self.flows.get(ikey)
-        if flow is None:
-            flow = self._new_flow(ikey, raw, "udp", outer.label, t, no)
-        self._udp(flow, ikey, data, t, no)
 
     # -- DTLS --------------------------------------------------------------------------------
 

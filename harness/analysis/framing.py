@@ -73,13 +73,15 @@ def sync(b: bytes | bytearray) -> tuple[str, int] | None:
     A STUN magic cookie anchors a frame on its own; otherwise CHAIN frames must
     follow each other exactly, which random bytes almost never do.
     """
+    if len(b) < 4:
+        return None
     limit = min(len(b) - 4, SCAN)
-    for i in range(max(limit, 0) + 1):
+    for i in range(limit + 1):
         if _stun_at(b, i) and _chains(b, i, turn_frame):
             return TURN, i
         if i + 22 <= len(b) and _stun_at(b, i + 2) and (b[i] << 8 | b[i + 1]) == _stun_at(b, i + 2):
             return RFC4571, i
-    for i in range(max(limit, 0) + 1):
+    for i in range(limit + 1):
         if 0x40 <= b[i] <= 0x4F and _chains(b, i, turn_frame) and _full_chain(b, i, turn_frame):
             return TURN, i
         if _full_chain(b, i, rfc4571_frame):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from harness.analysis.analyzer import analyze_file, paused_gc
 from harness.analysis.model import fmt_addr
 from harness.analysis.sdplint import lint
 from harness.analysis.session import Session, build
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def summarize_file(path: Path | str) -> tuple[Session, dict[str, Any]]:
@@ -172,6 +172,8 @@ def summary(s: Session) -> dict[str, Any]:
 
 def render(data: dict[str, Any], console: Console) -> None:
     """Readable tables for one file's summary."""
+    from rich.table import Table
+
     console.rule(f"[bold]{data['file']}[/] ({data['format']}, {data['packets']} packets)")
     for err in data["errors"]:
         console.print(f"[red]file: {err}[/]")
