@@ -32,6 +32,7 @@ from harness.analysis.net import TCP, decode, endpoints, reverse, transport
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
+from harness.analysis.tls import TlsConnection, read_keylog
 from harness.analysis.turnrelay import RELAYED, TurnRelay
 
 _seq_ts = struct.Struct("!HI").unpack_from
@@ -42,8 +43,12 @@ SERVICE_PORTS = frozenset(p.to_bytes(2, "big") for p in fastpath.SERVICE_PORTS)
 class Analyzer(TcpStreams, TurnRelay):
     """Feeds frames through the dissectors and fills an `Analysis`."""
 
-    def __init__(self, result: Analysis) -> None:
+    def __init__(
+        self, result: Analysis, keylog: dict[tuple[str, bytes], bytes] | None = None
+    ) -> None:
         self.a = result
+        self.keylog = keylog or {}
+        self.tls: dict[bytes, TlsConnection] = {}
         self.flows: dict[bytes, Flow] = {}
         self.tcp: dict[bytes, TcpDirection] = {}
         self.relayed_addr: dict[bytes, Address] = {}  # client->server key -> relayed address
@@ -78,6 +83,9 @@ class Analyzer(TcpStreams, TurnRelay):
             except Exception as exc:  # a dissector bug must not lose the rest of the file
                 a.malformed[f"crash:{type(exc).__name__}"] += 1
         self.fragments.finish()
+        for conn in self.tls.values():
+            if conn.problem:
+                a.skipped[f"tls: {conn.problem}"] += 1
         for why, n in self.fragments.dropped.items():
             a.skipped[f"ip-fragment-{why}"] += n
         for key, cols in zip(batch.keys, batch.columns, strict=True):
@@ -299,13 +307,16 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def analyze_bytes(data: bytes, path: Path | str = "<memory>") -> Analysis:
-    """Analyse a capture image already in memory."""
+def analyze_bytes(
+    data: bytes, path: Path | str = "<memory>", keylog: Path | str | None = None
+) -> Analysis:
+    """Analyse a capture image already in memory (TLS decrypted with `keylog`, if given)."""
+    keys = read_keylog(keylog) if keylog else None
     with paused_gc():
-        return Analyzer(Analysis(Path(path), ReadStats())).run(data)
+        return Analyzer(Analysis(Path(path), ReadStats()), keys).run(data)
 
 
-def analyze_file(path: Path | str) -> Analysis:
+def analyze_file(path: Path | str, keylog: Path | str | None = None) -> Analysis:
     """Analyse one pcap or pcapng file; unreadable files give an Analysis with errors."""
     path = Path(path)
     try:
@@ -314,4 +325,4 @@ def analyze_file(path: Path | str) -> Analysis:
         result = Analysis(path, ReadStats())
         result.read.errors.append(f"cannot read: {exc}")
         return result
-    return analyze_bytes(data, path)
+    return analyze_bytes(data, path, keylog)

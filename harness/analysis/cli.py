@@ -24,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--checks", action="store_true", help="list the available checks and exit")
     p.add_argument(
+        "--keylog",
+        type=Path,
+        metavar="FILE",
+        help="TLS key log (SSLKEYLOGFILE format) to decrypt SIP over TLS and wss://",
+    )
+    p.add_argument(
         "--html",
         type=Path,
         metavar="DIR",
@@ -50,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             print(f"--expect {item}: bad JSON: {exc}", file=sys.stderr)
             return 2
+    if args.keylog and not args.keylog.is_file():
+        print(f"--keylog {args.keylog}: no such file", file=sys.stderr)
+        return 2
     console = None
     if not args.json:
         from rich.console import Console
@@ -59,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         console = Console() if sys.stdout.isatty() else Console(width=160)
     out, status = [], 0
     for path in args.files:
-        session, data = summarize_file(path)
+        session, data = summarize_file(path, args.keylog)
         if data["errors"] and not data["packets"]:
             status = max(status, 1)
         results = []

@@ -15,10 +15,12 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-def summarize_file(path: Path | str) -> tuple[Session, dict[str, Any]]:
+def summarize_file(
+    path: Path | str, keylog: Path | str | None = None
+) -> tuple[Session, dict[str, Any]]:
     """Analyse one file: its session model and its summary (what `harness analyze` prints)."""
     with paused_gc():
-        session = build(analyze_file(path))
+        session = build(analyze_file(path, keylog))
         return session, summary(session)
 
 

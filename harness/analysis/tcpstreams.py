@@ -2,7 +2,8 @@
 
 SIP, HTTP and WebSocket are recognised by their first bytes; STUN/TURN over TCP
 and RFC 4571 framing (ICE-TCP) by `framing.sync`, which also finds the first
-whole frame of a stream whose capture began mid-connection. TLS stays opaque.
+whole frame of a stream whose capture began mid-connection. TLS is decrypted when a
+key log names the session (tls.py) and its plaintext is read the same way.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from harness.analysis import framing, http, sip
 from harness.analysis.net import reverse
 from harness.analysis.tcp import TcpDirection
+from harness.analysis.tls import APPLICATION, TlsConnection
 
 if TYPE_CHECKING:
     from harness.analysis.model import Analysis, Flow
@@ -23,6 +25,8 @@ class TcpStreams:
     a: Analysis
     flows: dict[bytes, Flow]
     tcp: dict[bytes, TcpDirection]
+    keylog: dict[tuple[str, bytes], bytes]
+    tls: dict[bytes, TlsConnection]
 
     if TYPE_CHECKING:  # provided by Analyzer
 
@@ -51,37 +55,74 @@ class TcpStreams:
             return
         if d.mode == "detect":
             self._detect(d)
+        if d.mode == "tls":
+            used = self._tls(flow, key, d, t, no)
+        else:
+            used = self._messages(flow, key, d, t, no, tls=False)
+        if used:
+            del d.buf[:used]
+
+    def _messages(
+        self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int, tls: bool
+    ) -> int:
+        """Hand the whole messages in `d.buf` to their dissectors; bytes used."""
+        if d.mode == "detect":
+            self._detect(d)
         if d.mode == "sip":
             messages, used = sip.split_stream(d.buf)
             for m in messages:
                 flow.kinds["sip"] += 1
-                self._sip_message(flow, m, t, no, "tcp")
+                self._sip_message(flow, m, t, no, "tls" if tls else "tcp")
         elif d.mode == "http":
             items, used = http.split_http(d.buf)
             for h in items:
                 flow.kinds["http"] += 1
-                self._json_body(flow, h.body, t, no, "http")
+                self._json_body(flow, h.body, t, no, "https" if tls else "http")
                 if h.is_upgrade_to_websocket:
                     d.mode = "ws"
                     back = self.tcp.get(reverse(key))
+                    back = back.inner if back is not None and tls else back
                     if back is not None:
                         back.mode = "ws"
         elif d.mode == "ws":
             frames, used = http.split_ws(d.buf)
+            ws = "wss" if tls else "ws"
             for op, data in frames:
                 flow.kinds["websocket"] += 1
                 if op in (1, 2) and sip.looks_like_sip(data):
-                    self._sip_message(flow, data, t, no, "ws")
+                    self._sip_message(flow, data, t, no, ws)
                 elif op in (1, 2):
-                    self._json_body(flow, data, t, no, "ws")
+                    self._json_body(flow, data, t, no, ws)
         elif d.mode in (framing.TURN, framing.RFC4571):
             used = self._framed(flow, key, d, t, no)
         elif d.mode == "detect":
             used = 0
         else:
             used = len(d.buf)
-        if used:
-            del d.buf[:used]
+        return used
+
+    def _tls(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> int:
+        """TLS records: opaque without a key log; with one, the plaintext is read on."""
+        if not self.keylog:
+            flow.kinds["tls"] += 1
+            return len(d.buf)
+        conn_id = min(key, reverse(key))
+        conn = self.tls.get(conn_id)
+        if conn is None:
+            conn = self.tls[conn_id] = TlsConnection(self.keylog)
+        records, used = conn.records(key, d.buf)
+        inner = d.inner
+        for rtype, plain in records:
+            flow.kinds["tls"] += 1
+            if rtype == APPLICATION and plain:
+                if inner is None:
+                    inner = d.inner = TcpDirection()
+                inner.buf += plain
+        if inner is not None and inner.buf:
+            done = self._messages(flow, key, inner, t, no, tls=True)
+            if done:
+                del inner.buf[:done]
+        return used
 
     def _detect(self, d: TcpDirection) -> None:
         buf = d.buf

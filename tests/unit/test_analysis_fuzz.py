@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.analysis import dtls, framing, http, ipfrag, net, rtp, sdp, sdplint, sip, stun
+from harness.analysis import dtls, framing, http, ipfrag, net, rtp, sdp, sdplint, sip, stun, tls
 from harness.analysis.analyzer import analyze_bytes
 from harness.analysis.report import summary
 from harness.analysis.session import build
@@ -217,6 +217,35 @@ def test_classic_stun_never_raises(b: bytes) -> None:
     for head in (b"", b"\x00\x01" + len(b).to_bytes(2, "big") + bytes(16)):
         m = stun.parse_classic(head + b)
         assert m is None or (m.classic and m.method)
+
+
+TLS13 = (PCAPS / "sip-tls13.pcap").read_bytes()
+TLS_KEYS = tls.read_keylog(PCAPS / "sip-tls13.keys")
+
+
+@FAST
+@given(
+    st.lists(st.tuples(st.sampled_from([20, 21, 22, 23, 24]), st.binary(max_size=80)), max_size=8)
+)
+def test_tls_records_never_raise(records: list[tuple[int, bytes]]) -> None:
+    """Random records, a ClientHello/ServerHello-shaped first one included, with real keys."""
+    conn = tls.TlsConnection(TLS_KEYS)
+    for key in (b"client", b"server"):
+        buf = bytearray()
+        for rtype, body in records:
+            buf += bytes([rtype, 3, 3]) + len(body).to_bytes(2, "big") + body
+        out, used = conn.records(key, buf)
+        assert used <= len(buf) and all(isinstance(p, bytes) for _, p in out)
+
+
+@SLOW
+@given(st.data())
+def test_damaged_tls_capture_with_keys(data: st.DataObject) -> None:
+    buf = bytearray(TLS13)
+    for _ in range(data.draw(st.integers(1, 30))):
+        buf[data.draw(st.integers(24, len(buf) - 1))] = data.draw(st.integers(0, 255))
+    a = analyze_bytes(bytes(buf), keylog=PCAPS / "sip-tls13.keys")
+    assert not [k for k in a.malformed if k.startswith("crash:")], a.malformed
 
 
 @cache

@@ -60,6 +60,9 @@ async def launch(pw: Playwright, workdir: Path, audio_file: Path | None) -> Brow
         args=args,
         ignore_default_args=DROPPED_DEFAULTS,
         permissions=["microphone", "camera"],
+        # TLS secrets for `harness analyze --keylog` (and the run report) to read wss:// and
+        # SIP over TLS in the captures; Chromium honours SSLKEYLOGFILE.
+        env={**os.environ, "SSLKEYLOGFILE": str(workdir / "keylog.txt")},
     )
     page = context.pages[0] if context.pages else await context.new_page()
     return Browser(context, page, audio_file)
