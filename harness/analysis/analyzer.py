@@ -69,10 +69,11 @@ class Analyzer(TcpStreams, TurnRelay):
             return a
         a.start_time = float(idx.times[0])
         times = idx.times - idx.times[0]
-        batch, relayed = fastpath.find_media(data, idx, times)
+        fast = fastpath.find_media(data, idx, times)
+        batch, relayed = fast.rtp, fast.relayed
         rest = np.ones(len(idx), dtype=bool)
-        rest[batch.frames] = False
-        rest[relayed.frames] = False
+        for taken in fast.taken:
+            rest[taken] = False
         todo = np.flatnonzero(rest)
         offs, lens = idx.offsets[todo].tolist(), idx.lengths[todo].tolist()
         links, rel = idx.links[todo].tolist(), times[todo].tolist()
@@ -91,6 +92,12 @@ class Analyzer(TcpStreams, TurnRelay):
         for key, cols in zip(batch.keys, batch.columns, strict=True):
             flow = self._flow(key[:12], float(cols[1][0]), int(cols[0][0]))
             self._add_rtp(flow, key[12:], cols)
+        a.skipped["not-ip"] += len(fast.not_ip)
+        if not a.skipped["not-ip"]:
+            del a.skipped["not-ip"]
+        acks = fast.acks
+        for key, n, first, last in zip(acks.keys, acks.counts, acks.first, acks.last, strict=True):
+            self._count_tcp(key, n, first + 1, float(times[first]), float(times[last]))
         for key, cols, size in zip(relayed.keys, relayed.columns, relayed.outer_bytes, strict=True):
             self._relayed_rtp(key[:12], key[12] << 8 | key[13], key[14:], cols, size)
         a.packets = a.read.frames
@@ -146,6 +153,14 @@ class Analyzer(TcpStreams, TurnRelay):
         flow.key = key
         self.flows[key] = flow
         return flow
+
+    def _count_tcp(self, key: bytes, n: int, no: int, first_t: float, last_t: float) -> None:
+        """Bare TCP acknowledgements of a flow, counted by the fast path."""
+        flow = self.flows.get(key) or self._new_flow(key, key, "tcp", None, first_t, no)
+        flow.packets += n
+        flow.last_t = max(flow.last_t, last_t)
+        if no < flow.first_frame:
+            flow.first_t, flow.first_frame = first_t, no
 
     def _add_rtp(self, flow: Flow, ssrc: bytes, cols: rtp.Columns) -> None:
         stream = flow.streams.get(ssrc) or self._new_stream(flow, ssrc, int(cols[4][0]))

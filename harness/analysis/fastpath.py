@@ -41,31 +41,65 @@ class RtpBatch:
     outer_bytes: list[int] = field(default_factory=list)
 
 
+@dataclass
+class FlowCounts:
+    """Frames that only count towards their flow (bare TCP acknowledgements), per flow key."""
+
+    frames: np.ndarray
+    keys: list[bytes] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    first: list[int] = field(default_factory=list)  # 0-based frame index of the key's first
+    last: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FastPath:
+    """Everything the vectorised pass took; the per-frame walk skips these frames."""
+
+    rtp: RtpBatch
+    relayed: RtpBatch
+    acks: FlowCounts
+    not_ip: np.ndarray  # Ethernet frames that carry no IP (ARP, LLDP, STP, ...)
+
+    @property
+    def taken(self) -> list[np.ndarray]:
+        return [self.rtp.frames, self.relayed.frames, self.acks.frames, self.not_ip]
+
+
 HEAD = UDP_PAYLOAD + 4 + 12  # bytes read per frame: up to an RTP header inside ChannelData
+_EMPTY = np.empty(0, dtype=np.int64)
+IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8)
 
 
-def find_media(data: bytes, idx: FrameIndex, times: np.ndarray) -> tuple[RtpBatch, RtpBatch]:
-    """(RTP directly over UDP, RTP in TURN ChannelData) of Ethernet/IPv4/UDP frames.
+def find_media(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
+    """RTP directly over UDP and in TURN ChannelData, bare TCP ACKs, non-IP frames.
 
-    Frames without options or fragmentation only; one gather reads the first HEAD
-    bytes of every candidate frame, the tests below are column operations on it.
+    Ethernet/IPv4 frames without options or fragmentation only; one gather reads the
+    first HEAD bytes of every candidate frame, the tests below are column operations.
     """
     raw = np.frombuffer(data, dtype=np.uint8)
+    eth = np.flatnonzero((idx.links == 1) & (idx.lengths >= ETH))
+    et = _be16(np.stack((raw[idx.offsets[eth] + 12], raw[idx.offsets[eth] + 13]), axis=1), 0)
+    not_ip = eth[~np.isin(et, IP_ETHERTYPES)]
     if len(raw) < HEAD:
-        return RtpBatch(np.empty(0, dtype=np.int64)), RtpBatch(np.empty(0, dtype=np.int64))
+        return FastPath(RtpBatch(_EMPTY), RtpBatch(_EMPTY), FlowCounts(_EMPTY), not_ip)
     ok = (idx.links == 1) & (idx.lengths >= UDP_PAYLOAD + 12) & (idx.offsets <= len(raw) - HEAD)
     cand = np.flatnonzero(ok)
     # Every HEAD-byte window of the file as a row (a view, no copy); taking the rows at
     # the frame offsets copies only the headers.
     h = as_strided(raw, shape=(len(raw) - HEAD + 1, HEAD), strides=(1, 1))[idx.offsets[cand]]
-    ok = (h[:, 12] == 8) & (h[:, 13] == 0) & (h[:, 14] == 0x45) & (h[:, 23] == 17)
+    ok = (h[:, 12] == 8) & (h[:, 13] == 0) & (h[:, 14] == 0x45)
     ok &= ((h[:, 20] & 0x3F) | h[:, 21]) == 0
     total = _be16(h, 16)
-    ok &= (total <= idx.lengths[cand] - ETH) & (total >= UDP_PAYLOAD + 12 - ETH)
+    ok &= (total <= idx.lengths[cand] - ETH) & (total >= 40)
+    doff = (h[:, 46] >> 4).astype(np.int64) * 4
+    bare = ok & (h[:, 23] == 6) & (h[:, 47] & 0x07 == 0) & (doff >= 20) & (total == 20 + doff)
+    acks = _count(h[bare], cand[bare])
+    ok &= h[:, 23] == 17
     ok &= ~np.isin(_be16(h, 34), SERVICE_PORTS) & ~np.isin(_be16(h, 36), SERVICE_PORTS)
     cand, h, total = cand[ok], h[ok], total[ok]
     b0, b1 = h[:, UDP_PAYLOAD], h[:, UDP_PAYLOAD + 1]
-    direct = (b0 >= 128) & (b0 <= 191) & ~((b1 >= 192) & (b1 <= 223))
+    direct = (b0 >= 128) & (b0 <= 191) & ~((b1 >= 192) & (b1 <= 223)) & (total >= 40)
     plain = _group(h[direct], cand[direct], total[direct] - 28, times, UDP_PAYLOAD, [])
     size = _be16(h, UDP_PAYLOAD + 2)
     i0, i1 = h[:, UDP_PAYLOAD + 4], h[:, UDP_PAYLOAD + 5]
@@ -73,7 +107,39 @@ def find_media(data: bytes, idx: FrameIndex, times: np.ndarray) -> tuple[RtpBatc
     ch &= (i0 >= 128) & (i0 <= 191) & ~((i1 >= 192) & (i1 <= 223))
     channel = [UDP_PAYLOAD, UDP_PAYLOAD + 1]
     relayed = _group(h[ch], cand[ch], size[ch], times, UDP_PAYLOAD + 4, channel, total[ch] - 28)
-    return plain, relayed
+    return FastPath(plain, relayed, acks, not_ip)
+
+
+def _keys(h: np.ndarray, cols_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key bytes per row, index of each group's first row, group of each row)."""
+    keys = np.ascontiguousarray(h[:, cols_at])
+    # Group on a 64-bit digest of the key (fast to sort), then check it did not collide.
+    digest = np.zeros(len(keys), dtype=np.uint64)
+    for c in range(keys.shape[1]):
+        digest = digest * np.uint64(1099511628211) + keys[:, c]
+    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if not np.array_equal(keys, keys[first][inverse]):  # a collision: group on the bytes
+        width = keys.shape[1]
+        _, first, inverse = np.unique(
+            keys.view(np.dtype((np.void, width))).ravel(), return_index=True, return_inverse=True
+        )
+        inverse = inverse.ravel()
+    return keys, first, inverse
+
+
+def _count(h: np.ndarray, frames: np.ndarray) -> FlowCounts:
+    out = FlowCounts(frames)
+    if not len(frames):
+        return out
+    keys, first, inverse = _keys(h, FLOW_COLUMNS)
+    last = np.zeros(len(first), dtype=np.int64)
+    np.maximum.at(last, inverse, frames)
+    out.keys = [keys[i].tobytes() for i in first]
+    out.counts = np.bincount(inverse, minlength=len(first)).tolist()
+    out.first = frames[first].tolist()
+    out.last = last.tolist()
+    return out
 
 
 def _group(
@@ -90,19 +156,7 @@ def _group(
     if not len(frames):
         return batch
     cols_at = np.concatenate((FLOW_COLUMNS, np.array(extra, dtype=np.int64), at + np.arange(8, 12)))
-    keys = np.ascontiguousarray(h[:, cols_at])
-    # Group on a 64-bit digest of the key (fast to sort), then check it did not collide.
-    digest = np.zeros(len(keys), dtype=np.uint64)
-    for c in range(keys.shape[1]):
-        digest = digest * np.uint64(1099511628211) + keys[:, c]
-    unique, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    if not np.array_equal(keys, keys[first][inverse]):  # a collision: group on the bytes
-        width = keys.shape[1]
-        _, first, inverse = np.unique(
-            keys.view(np.dtype((np.void, width))).ravel(), return_index=True, return_inverse=True
-        )
-        inverse = inverse.ravel()
+    keys, first, inverse = _keys(h, cols_at)
     seq = _be16(h, at + 2)
     ts = (_be16(h, at + 4) << 16) | _be16(h, at + 6)
     pt = (h[:, at + 1] & 0x7F).astype(np.int64)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 import struct
 from dataclasses import dataclass, field
 
@@ -217,6 +218,9 @@ def _append(items: list[Address], a: Address | None) -> None:
 
 def xor_address(v: bytes, txid: bytes) -> Address | None:
     """Decode an XOR-*-ADDRESS value (RFC 8489 section 14.2); None when malformed."""
+    if len(v) == 8 and v[1] == 1:  # IPv4, the common case, without ipaddress objects
+        ip = int.from_bytes(v[4:8], "big") ^ MAGIC
+        return socket.inet_ntoa(ip.to_bytes(4, "big")), (v[2] << 8 | v[3]) ^ 0x2112
     try:
         return decode_address(v, txid, xor=True)
     except StunError:
