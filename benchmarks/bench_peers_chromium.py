@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/bench_peers_chromium.py [--calls 3] [--json]
 
+(`one_call` takes any peer kind: bench_peers_browsers.py runs it for aiortc,
+Chromium and Firefox side by side.)
+
 One open-internet lab, coturn on `server`, two Chromium agents (peer-a, peer-b) per
 call (the most this machine runs at once), a 440/880 Hz tone each way. "direct"
 uses host candidates, "relayed" sets iceTransportPolicy relay on both sides.
@@ -17,6 +20,7 @@ RSS counts shared pages once per process, PSS shares them out. Needs root.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from pathlib import Path
@@ -78,10 +82,24 @@ async def hears(peer: LaunchedPeer, hz: float, timeout: float = 5.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def one_call(lab: Lab, servers: list[Any], policy: str) -> dict[str, float]:
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds of `root`'s process tree so far."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def one_call(
+    lab: Lab, servers: list[Any], policy: str, kind: str = "chromium"
+) -> dict[str, float]:
     a, b = await asyncio.gather(
-        start_peer(lab, "peer-a", "chromium", "chrome-a"),
-        start_peer(lab, "peer-b", "chromium", "chrome-b"),
+        start_peer(lab, "peer-a", kind, f"{kind}-a"),
+        start_peer(lab, "peer-b", kind, f"{kind}-b"),
     )
     try:
         t0 = time.perf_counter()
@@ -95,7 +113,10 @@ async def one_call(lab: Lab, servers: list[Any], policy: str) -> dict[str, float
             )
         launch_ms = (time.perf_counter() - t0) / 2 * 1000
         call = await connect_pair(a, b)
+        cpu0, t_cpu = [tree_cpu_s(p.process.pid) for p in (a, b)], time.perf_counter()
         await asyncio.sleep(3.0)
+        cpu = [tree_cpu_s(p.process.pid) for p in (a, b)]
+        busy = (sum(cpu) - sum(cpu0)) / 2 / (time.perf_counter() - t_cpu) * 100
         mem = [tree_memory_kib(p.process.pid) for p in (a, b)]
         restart = await restart_ice(a, b)
         await asyncio.gather(hears(a, TONE_B), hears(b, TONE_A))
@@ -106,6 +127,7 @@ async def one_call(lab: Lab, servers: list[Any], policy: str) -> dict[str, float
             "rss_mib": statistics.mean(m["rss"] for m in mem) / 1024,
             "pss_mib": statistics.mean(m["pss"] for m in mem) / 1024,
             "processes": statistics.mean(m["processes"] for m in mem),
+            "cpu_pct": busy,
         }
     finally:
         await asyncio.gather(a.stop(), b.stop())

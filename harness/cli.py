@@ -12,14 +12,13 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-
-from rich.console import Console
-from rich.table import Table
+from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.ui import LazyConsole
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = LazyConsole(stderr=False)
+err_console = LazyConsole(stderr=True)
 
 # Subcommands that live with the layer they belong to: module -> where to attach
 PLUGGED = [
@@ -28,6 +27,8 @@ PLUGGED = [
     ("harness.conditions.cli", "lab"),
     ("harness.scenario.cli", "top"),
     ("harness.reports.cli", "top"),
+    ("harness.images.cli", "top"),
+    ("harness.scenario.bisect_cli", "top"),
 ]
 
 
@@ -41,6 +42,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([c.to_dict() for c in results], indent=1))
     else:
+        from rich.table import Table
+
         table = Table(title="rtc-harness doctor")
         for col in ("check", "", "detail", "fix"):
             table.add_column(col)
@@ -48,10 +51,35 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             mark = "[green]ok[/]" if c.ok else ("[red]MISSING[/]" if c.basic else "[yellow]no[/]")
             table.add_row(c.name, mark, c.detail, "" if c.ok else c.fix)
         console.print(table)
+    _doctor_scenarios(args)
     if not basics_ok(results):
         err_console.print("[red]basic requirements are missing: labs cannot run here[/]")
         return 1
     return 0
+
+
+def _doctor_scenarios(args: argparse.Namespace) -> None:
+    """Each scenario that would be unsupported here, and what would make it a real run."""
+    from harness.doctor import unsupported_scenarios
+
+    paths = args.scenarios or sorted(Path("scenarios").glob("**/*.yaml"))
+    if not paths:
+        return
+    rows = unsupported_scenarios(paths)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        console.print(f"every scenario of {len(paths)} file(s) can run here")
+        return
+    from rich.table import Table
+
+    table = Table(title="unsupported scenarios here, and what would make each a real run")
+    for col in ("scenario", "missing", "fix"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["scenario"], "\n".join(r["missing"]), "\n".join(r["fix"]))
+    console.print(table)
 
 
 # ---------------------------------------------------------------- validate
@@ -86,6 +114,8 @@ def _print_lab(lab: object) -> None:
     from harness.lab import Lab
 
     assert isinstance(lab, Lab)
+    from rich.table import Table
+
     table = Table(title=f"lab {lab.name} ({lab.topology.name})")
     for col in ("node", "kind", "interface", "address", "gateway", "nat / firewall"):
         table.add_column(col)
@@ -141,6 +171,8 @@ def cmd_lab_list(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    from rich.table import Table
+
     table = Table(title="labs")
     for col in ("name", "topology", "owner", "run dir"):
         table.add_column(col)
@@ -161,7 +193,8 @@ def cmd_lab_gc(args: argparse.Namespace) -> int:
     report = gc(everything=args.all)
     console.print(
         f"removed {len(report.removed_labs)} labs ({', '.join(report.removed_labs) or '-'}), "
-        f"{len(report.removed_namespaces)} namespaces; kept {len(report.kept)} in use"
+        f"{len(report.removed_namespaces)} namespaces, {len(report.removed_containers)} "
+        f"containers; kept {len(report.kept)} in use"
     )
     return 0
 
@@ -208,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="what this machine can do, with fixes")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--scenarios",
+        nargs="*",
+        type=Path,
+        help="scenario files to check for what this machine lacks (default: scenarios/**)",
+    )
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("validate", help="check topology and scenario files")
@@ -236,9 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("node")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_lab_exec)
-    p = lab.add_parser("capture", help="capture on NODE[:IFACE] points of a running lab")
+    p = lab.add_parser("capture", help="capture on NODE[.IFACE] points of a running lab")
     p.add_argument("name")
-    p.add_argument("points", nargs="+", metavar="NODE[:IFACE]")
+    p.add_argument("points", nargs="+", metavar="NODE[.IFACE]")
     p.add_argument("--duration", type=float)
     p.add_argument("--filter", help="BPF filter expression")
     p.set_defaults(func=cmd_lab_capture)

@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 APT = "apt-get install -y"
 
@@ -51,18 +53,19 @@ def version(argv: list[str], pattern: str) -> str | None:
     return m.group(1) if m else out.splitlines()[0][:60] if out else "?"
 
 
-COMPONENTS: list[tuple[str, list[str], str, str]] = [
-    # name, version command, regex, Debian package
-    ("tcpdump", ["tcpdump", "--version"], r"tcpdump version (\S+)", "tcpdump"),
-    ("tshark", ["tshark", "--version"], r"TShark \(Wireshark\) (\S+)", "tshark"),
-    ("conntrack", ["conntrack", "--version"], r"v(\S+)", "conntrack"),
-    ("coturn", ["turnserver", "--version"], r"^(\S+)", "coturn"),
-    ("janus", ["janus", "--version"], r"\((\d[\d.]*)\)", "janus"),
-    ("kamailio", ["kamailio", "-v"], r"kamailio (\S+)", "kamailio kamailio-websocket-modules"),
-    ("rtpengine", ["rtpengine", "--version"], r"Version: (\S+)", "rtpengine-daemon"),
-    ("baresip", ["baresip", "-h"], r"baresip v(\S+)", "baresip"),
-    ("sipp", ["sipp", "-v"], r"SIPp v(\S+)", "sip-tester"),
-    ("chromium", ["chromium", "--version"], r"Chromium (\S+)", "chromium"),
+COMPONENTS: list[tuple[str, str]] = [
+    # version probe (harness/components/versions.py), Debian package
+    ("tcpdump", "tcpdump"),
+    ("tshark", "tshark"),
+    ("conntrack", "conntrack"),
+    ("coturn", "coturn"),
+    ("janus", "janus"),
+    ("kamailio", "kamailio kamailio-websocket-modules"),
+    ("rtpengine", "rtpengine-daemon"),
+    ("baresip", "baresip"),
+    ("sipp", "sip-tester"),
+    ("chromium", "chromium"),
+    ("firefox", "firefox-esr"),
 ]
 
 
@@ -113,22 +116,14 @@ def checks() -> list[Check]:
     )
     tun = os.path.exists("/dev/net/tun")
     out.append(Check("TUN/TAP", tun, "/dev/net/tun" if tun else "missing", "modprobe tun"))
-    for name, argv, pattern, pkg in COMPONENTS:
-        v = version(argv, pattern)
+    from harness.components.versions import host_version
+
+    for name, pkg in COMPONENTS:
+        v = host_version(name)
         out.append(
             Check(name, v is not None, v or "missing", f"{APT} {pkg}", basic=name == "tcpdump")
         )
-    rc, msg = _run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=5)
-    out.append(
-        Check(
-            "docker engine",
-            rc == 0,
-            f"engine {msg}"
-            if rc == 0
-            else "no engine running (docker runtime unavailable; netns runtime is used)",
-            "optional: apt-get install docker.io && dockerd &",
-        )
-    )
+    out.append(_docker_check())
     for pkg in ("aiortc", "aioice", "scapy", "playwright"):
         try:
             out.append(Check(f"python: {pkg}", True, importlib.metadata.version(pkg)))
@@ -136,6 +131,24 @@ def checks() -> list[Check]:
             out.append(Check(f"python: {pkg}", False, "missing", "pip install -e ."))
     out += _engine_checks()
     return out
+
+
+def _docker_check() -> Check:
+    """The container runtime's engine: components and peers with `image:` need it."""
+    from harness.runtime.engine import ENGINE_FIX, engine_version
+
+    if shutil.which("dockerd") is None:
+        return Check("docker engine", False, "docker.io is not installed", ENGINE_FIX)
+    v = engine_version()
+    if v is None:
+        return Check(
+            "docker engine",
+            False,
+            "installed but not running: scenarios with `image:` or --runtime docker are "
+            "reported unsupported",
+            ENGINE_FIX,
+        )
+    return Check("docker engine", True, f"dockerd {v} (container runtime available)")
 
 
 def _engine_checks() -> list[Check]:
@@ -152,3 +165,29 @@ def _engine_checks() -> list[Check]:
 
 def basics_ok(results: list[Check]) -> bool:
     return all(c.ok for c in results if c.basic)
+
+
+def unsupported_scenarios(paths: list[Path]) -> list[dict[str, Any]]:
+    """Per scenario that cannot run here: what it lacks and the fixes (harness/scenario/needs.py)."""
+    from harness.config.scenario import load_scenarios
+    from harness.errors import ConfigError
+    from harness.scenario.needs import unsupported_reasons
+
+    out: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            scenarios = load_scenarios(path)
+        except ConfigError:
+            continue  # `harness validate` reports bad files
+        for sc in scenarios:
+            needs = unsupported_reasons(sc)
+            if needs:
+                out.append(
+                    {
+                        "scenario": sc.name,
+                        "file": str(path),
+                        "missing": [m for m, _ in needs],
+                        "fix": sorted({f for _, f in needs if f}),
+                    }
+                )
+    return out

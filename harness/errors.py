@@ -36,6 +36,7 @@ class ComponentError(HarnessError):
 
     def __init__(self, component: str, message: str, log_tail: str = "") -> None:
         self.component = component
+        self.message = message
         self.log_tail = log_tail
         text = f"{component}: {message}"
         if log_tail:

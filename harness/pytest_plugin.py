@@ -14,8 +14,39 @@ from typing import Any
 import pytest
 
 from harness.errors import ConfigError
+from harness.scenario.verdict import FAIL, UNSUPPORTED, XFAIL, XPASS, verdict_of
 
 REPO_TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rtc-harness")
+    group.addoption("--shard", help="K/N: run only the K-th of N shards of the tests (CI jobs)")
+    group.addoption(
+        "--shard-durations",
+        action="append",
+        type=Path,
+        help="a previous run's JUnit XML or result.json dir: balance --shard by its durations",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--shard K/N: the same deterministic split as `harness run --shard` (scenario/shard.py)."""
+    text = config.getoption("shard", None)
+    if not text:
+        return
+    from harness.scenario.shard import item_key, load_durations, parse_shard, select
+
+    try:
+        k, n = parse_shard(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--shard: {exc}") from None
+    paths = config.getoption("shard_durations") or []
+    durations = load_durations(paths) if paths else None
+    keys = [item_key(item.nodeid, item.name, durations) for item in items]
+    keep = set(select(keys, k, n, durations))
+    config.hook.pytest_deselected(items=[it for i, it in enumerate(items) if i not in keep])
+    items[:] = [it for i, it in enumerate(items) if i in keep]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -86,7 +117,12 @@ class ScenarioFile(pytest.File):
         from harness.config.scenario import load_scenarios
 
         for scenario in load_scenarios(self.path):  # a ConfigError fails collection with file:line
-            yield ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+            item = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+            if not scenario.spec.ci and not os.environ.get("HARNESS_ALL_SCENARIOS"):
+                item.add_marker(
+                    pytest.mark.skip(reason="not in the matrix's CI cells: `harness run` runs it")
+                )
+            yield item
 
 
 class ScenarioItem(pytest.Item):
@@ -98,10 +134,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         scenario = self.scenario
-        reason = lab_unavailable()
-        if reason:
-            pytest.skip(reason)
-        from harness.scenario.runner import run_scenario_sync
+        from harness.scenario.runner import run_scenario_sync  # unsupported here: a verdict
 
         result = run_scenario_sync(scenario)
         if self.config.getoption("allure_report_dir", None):
@@ -111,16 +144,15 @@ class ScenarioItem(pytest.Item):
                 write_environment(result, Path(self.config.getoption("allure_report_dir")))
         self.user_properties.append(("seed", result.seed))
         self.user_properties.append(("run_dir", str(result.run_dir)))
-        if result.skipped:
-            pytest.skip(result.skip_reason)
-        if scenario.spec.known_failure:
-            if result.passed:
-                raise ScenarioFailed(
-                    f"marked as a known failure ({scenario.spec.known_failure}) but it passed: "
-                    "the behaviour changed; update the scenario"
-                )
-            pytest.xfail(f"known failure: {scenario.spec.known_failure}\n{result.failure_text()}")
-        if not result.passed:
+        self.user_properties.append(("verdict", result.verdict))
+        v = verdict_of(result)
+        if v.state == UNSUPPORTED:
+            pytest.skip(f"unsupported: {v.reason}")
+        if v.state == XFAIL:
+            pytest.xfail(f"{v.reason}\n{result.failure_text()}")
+        if v.state == XPASS:
+            raise ScenarioFailed(f"POSSIBLY FIXED: {v.reason}\n{result.failure_text()}")
+        if v.state == FAIL:
             raise ScenarioFailed(result.failure_text())
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

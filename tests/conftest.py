@@ -16,3 +16,16 @@ def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
     if mine:
         print(f"\nLEFT BEHIND by this test run: labs {mine}")
         session.exitstatus = 1
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Tests marked `lab` skip, with the reason, where labs cannot run (not root, no iproute2)."""
+    import pytest
+
+    from harness.pytest_plugin import lab_unavailable
+
+    reason = lab_unavailable()
+    if reason:
+        for item in items:
+            if item.get_closest_marker("lab"):
+                item.add_marker(pytest.mark.skip(reason=reason))

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 if TYPE_CHECKING:
     from harness.scenario.context import ScenarioContext
 
 ACTIONS: dict[str, type[Action]] = {}
+NODE_FIELDS = ("node", "host", "router", "api_via")
+IFACE_FIELDS = ("iface", "from_iface", "to_iface", "via")
+
+
+class MustFail(BaseModel):
+    """A step whose failure is the expected outcome, and what that failure must say."""
+
+    model_config = ConfigDict(extra="forbid")
+    error: str
+    """Regex the step's error must match (e.g. the state the peers reached)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, v: Any) -> Any:
+        return {"error": v} if isinstance(v, str) else v
+
+    @field_validator("error")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"bad regex {v!r}: {exc}") from None
+        return v
 
 
 class Action(BaseModel):
@@ -18,6 +43,8 @@ class Action(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: ClassVar[str]
     timeout: float = 30.0
+    must_fail: MustFail | None = None
+    """The step must fail, with an error matching `must_fail.error` (a negative expectation)."""
 
     def peers(self) -> list[str]:
         """Peer names this step refers to (checked against the scenario before start)."""
@@ -25,6 +52,22 @@ class Action(BaseModel):
 
     def components(self) -> list[str]:
         return [v for k, v in self.__dict__.items() if k == "component" and v]
+
+    def nodes(self) -> list[str]:
+        """Topology nodes this step names (checked before start)."""
+        return [v for k, v in self.__dict__.items() if k in NODE_FIELDS and isinstance(v, str)]
+
+    def routers(self) -> list[str]:
+        return [v for k, v in self.__dict__.items() if k == "router" and isinstance(v, str)]
+
+    def interfaces(self) -> list[tuple[str, str]]:
+        """(node, interface) pairs this step names: `iface`-like fields of its `node`/`host`."""
+        node = self.__dict__.get("node") or self.__dict__.get("host")
+        if not isinstance(node, str):
+            return []
+        return [
+            (node, v) for k, v in self.__dict__.items() if k in IFACE_FIELDS and isinstance(v, str)
+        ]
 
     async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
         raise NotImplementedError(f"step {self.kind!r} has no runner yet")

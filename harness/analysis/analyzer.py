@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from harness.analysis import dtls, fastpath, http, rtp, sdp, sip, stun
 from harness.analysis.ipfrag import Fragment, Reassembler
 from harness.analysis.model import (
@@ -32,8 +30,11 @@ from harness.analysis.net import TCP, decode, endpoints, reverse, transport
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
-from harness.analysis.tls import TlsConnection, read_keylog
+from harness.analysis.tlsdecrypt import TlsConnection, read_keylog
 from harness.analysis.turnrelay import RELAYED, TurnRelay
+from harness.lazy import lazy
+
+np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 _seq_ts = struct.Struct("!HI").unpack_from
 #: UDP services whose first byte can look like RTP's (DNS IDs, NTP modes): never media
@@ -224,8 +225,9 @@ class Analyzer(TcpStreams, TurnRelay):
     # -- DTLS --------------------------------------------------------------------------------
 
     def _dtls(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        if len(p) < 2 or p[1] != 0xFE:  # not a DTLS version byte: some other protocol
-            flow.kinds["other"] += 1
+        if len(p) < 2 or p[1] != 0xFE:  # not a DTLS version byte
+            # RFC 9147 4: DTLS 1.3 protected records start 001CSLEE (Firefox negotiates 1.3)
+            flow.kinds["dtls13-ciphertext" if p[0] & 0xE0 == 0x20 else "other"] += 1
             return
         records = dtls.parse(p)
         if not records:
@@ -262,13 +264,16 @@ class Analyzer(TcpStreams, TurnRelay):
             return
         ev = SipEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), transport, msg)
         self.a.sip.append(ev)
+        # Offer and answer alternate per hop: a proxy forwards an offer under the same
+        # Call-ID, and that copy is the next hop's offer, not an answer.
+        leg = (msg.call_id, frozenset((flow.src[0], flow.dst[0])))
         if msg.has_sdp:
-            outstanding = self.offers.get(msg.call_id, False)
+            outstanding = self.offers.get(leg, False)
             kind = "answer" if outstanding else "offer"
-            self.offers[msg.call_id] = not outstanding
+            self.offers[leg] = not outstanding
             self._sdp(flow, msg.body, t, no, f"sip/{transport}", kind, msg.call_id)
         elif msg.status is not None and msg.status >= 300 and msg.method == "INVITE":
-            self.offers[msg.call_id] = False  # a rejected offer is withdrawn
+            self.offers[leg] = False  # a rejected offer is withdrawn
 
     def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None:
         for msg in http.janus_messages(body):

@@ -13,18 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-from numpy.lib.stride_tricks import as_strided
-
 from harness.analysis.pcapio import FrameIndex
 from harness.analysis.rtp import Columns
+from harness.lazy import lazy
+
+np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 ETH = 14
 UDP_PAYLOAD = 42
 #: DNS, DHCP, NTP, NetBIOS, mDNS, LLMNR: their first byte can fall in RTP's range
 SERVICE_PORTS = (53, 67, 68, 123, 137, 138, 5353, 5355)
 #: flow key (addresses and ports, as net.decode builds it)
-FLOW_COLUMNS = np.arange(26, 38)
+FLOW_COLUMNS = tuple(range(26, 38))
 
 
 @dataclass
@@ -67,7 +67,6 @@ class FastPath:
 
 
 HEAD = UDP_PAYLOAD + 4 + 12  # bytes read per frame: up to an RTP header inside ChannelData
-_EMPTY = np.empty(0, dtype=np.int64)
 IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8)
 
 
@@ -82,12 +81,16 @@ def find_media(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
     et = _be16(np.stack((raw[idx.offsets[eth] + 12], raw[idx.offsets[eth] + 13]), axis=1), 0)
     not_ip = eth[~np.isin(et, IP_ETHERTYPES)]
     if len(raw) < HEAD:
-        return FastPath(RtpBatch(_EMPTY), RtpBatch(_EMPTY), FlowCounts(_EMPTY), not_ip)
+        none = np.empty(0, dtype=np.int64)
+        return FastPath(RtpBatch(none), RtpBatch(none), FlowCounts(none), not_ip)
     ok = (idx.links == 1) & (idx.lengths >= UDP_PAYLOAD + 12) & (idx.offsets <= len(raw) - HEAD)
     cand = np.flatnonzero(ok)
     # Every HEAD-byte window of the file as a row (a view, no copy); taking the rows at
     # the frame offsets copies only the headers.
-    h = as_strided(raw, shape=(len(raw) - HEAD + 1, HEAD), strides=(1, 1))[idx.offsets[cand]]
+    windows = np.lib.stride_tricks.as_strided(
+        raw, shape=(len(raw) - HEAD + 1, HEAD), strides=(1, 1)
+    )
+    h = windows[idx.offsets[cand]]
     ok = (h[:, 12] == 8) & (h[:, 13] == 0) & (h[:, 14] == 0x45)
     ok &= ((h[:, 20] & 0x3F) | h[:, 21]) == 0
     total = _be16(h, 16)
@@ -132,7 +135,7 @@ def _count(h: np.ndarray, frames: np.ndarray) -> FlowCounts:
     out = FlowCounts(frames)
     if not len(frames):
         return out
-    keys, first, inverse = _keys(h, FLOW_COLUMNS)
+    keys, first, inverse = _keys(h, np.array(FLOW_COLUMNS))
     last = np.zeros(len(first), dtype=np.int64)
     np.maximum.at(last, inverse, frames)
     out.keys = [keys[i].tobytes() for i in first]
@@ -155,7 +158,7 @@ def _group(
     batch = RtpBatch(frames)
     if not len(frames):
         return batch
-    cols_at = np.concatenate((FLOW_COLUMNS, np.array(extra, dtype=np.int64), at + np.arange(8, 12)))
+    cols_at = np.array([*FLOW_COLUMNS, *extra, *range(at + 8, at + 12)], dtype=np.int64)
     keys, first, inverse = _keys(h, cols_at)
     seq = _be16(h, at + 2)
     ts = (_be16(h, at + 4) << 16) | _be16(h, at + 6)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.analysis.analyzer import analyze_file, paused_gc
 from harness.analysis.model import fmt_addr
-from harness.analysis.sdplint import lint
+from harness.analysis.sdp_conformance import captured
 from harness.analysis.session import Session, build
 
 if TYPE_CHECKING:
@@ -27,22 +27,10 @@ def summarize_file(
 def summary(s: Session) -> dict[str, Any]:
     """Everything `harness analyze --json` prints for one file."""
     a = s.analysis
-    offers: dict[str | None, Any] = {}
     sdps = []
-    for ev in a.sdp:
-        profile = (
-            "webrtc"
-            if any("SAVPF" in m.proto or "DTLS" in m.proto for m in ev.sdp.media)
-            else "sip"
-        )
-        findings = lint(
-            ev.sdp,
-            ev.type or "offer",
-            profile,
-            offers.get(ev.dialog) if ev.type == "answer" else None,
-        )
-        if ev.type == "offer":
-            offers[ev.dialog] = ev.sdp
+    for rep in captured(a.sdp):
+        ev = next(e for e in a.sdp if e.sdp is rep.description.sdp)
+        profile, findings = rep.description.profile, rep.findings
         sdps.append(
             {
                 "frame": ev.frame,

@@ -3,7 +3,7 @@
 SIP, HTTP and WebSocket are recognised by their first bytes; STUN/TURN over TCP
 and RFC 4571 framing (ICE-TCP) by `framing.sync`, which also finds the first
 whole frame of a stream whose capture began mid-connection. TLS is decrypted when a
-key log names the session (tls.py) and its plaintext is read the same way.
+key log names the session (tlsdecrypt.py) and its plaintext is read the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from harness.analysis import framing, http, sip
 from harness.analysis.net import reverse
 from harness.analysis.tcp import TcpDirection
-from harness.analysis.tls import APPLICATION, TlsConnection
+from harness.analysis.tlsdecrypt import APPLICATION, TlsConnection
 
 if TYPE_CHECKING:
     from harness.analysis.model import Analysis, Flow

@@ -1,7 +1,7 @@
 """Run a scenario's `expect:` list against the captures of its run.
 
-Each expectation runs on one capture: the one whose file name contains its
-`capture:` parameter, else the run's first capture. Sessions are built once
+Each expectation runs on one capture: the one its `capture:` parameter names
+(`node.iface`, or `node` captured on one interface), else the run's first capture. Sessions are built once
 per file.
 """
 
@@ -13,24 +13,27 @@ from typing import Any
 from harness.analysis.analyzer import analyze_file
 from harness.analysis.session import Session, build
 from harness.assertions.registry import CheckError, Outcome, run_check
+from harness.capture import files_at
 
 
 class Captures:
-    """Lazily analysed captures, chosen by a name fragment."""
+    """Lazily analysed captures, chosen by capture point."""
 
     def __init__(self, files: list[Path]) -> None:
         self.files = files
         self._sessions: dict[Path, Session] = {}
 
-    def pick(self, fragment: str | None) -> Path:
+    def pick(self, point: str | None) -> Path:
         if not self.files:
             raise CheckError("the run left no capture to check")
-        if fragment is None:
+        if point is None:
             return self.files[0]
-        for f in self.files:
-            if fragment in f.name:
-                return f
-        raise CheckError(f"no capture matches {fragment!r}: {[f.name for f in self.files]}")
+        found = files_at(self.files, point)
+        if len(found) != 1:
+            raise CheckError(
+                f"capture {point!r} names {len(found)} of {[f.name for f in self.files]}"
+            )
+        return found[0]
 
     def session(self, path: Path) -> Session:
         if path not in self._sessions:

@@ -16,7 +16,10 @@ from harness.assertions.registry import CheckError, Outcome
 PeerSnapshots = dict[str, list[dict[str, Any]]]
 """peer name -> stats snapshots in step order, each with `step` (index) and `stats`."""
 
-PeerCheckFn = Callable[[PeerSnapshots, dict[str, Any]], Outcome]
+PeerEvents = dict[str, list[dict[str, Any]]]
+"""peer name -> events in order, each `{t, kind, data}` (t from the first step)."""
+
+PeerCheckFn = Callable[[Any, dict[str, Any]], Outcome]
 
 
 @dataclass
@@ -25,27 +28,36 @@ class PeerCheck:
     fn: PeerCheckFn
     params: set[str]
     rfc: str
+    on_events: bool = False
+    """True: `fn` reads the peers' events (PeerEvents), not their stats snapshots."""
 
 
 PEER_CHECKS: dict[str, PeerCheck] = {}
 
 
-def peer_check(name: str, *params: str, rfc: str = "") -> Callable[[PeerCheckFn], PeerCheckFn]:
+def peer_check(
+    name: str, *params: str, rfc: str = "", on_events: bool = False
+) -> Callable[[PeerCheckFn], PeerCheckFn]:
     def wrap(fn: PeerCheckFn) -> PeerCheckFn:
-        PEER_CHECKS[name] = PeerCheck(name, fn, {"peer", "at_step", *params}, rfc)
+        PEER_CHECKS[name] = PeerCheck(name, fn, {"peer", "at_step", *params}, rfc, on_events)
         return fn
 
     return wrap
 
 
-def run_peer_check(name: str, snapshots: PeerSnapshots, params: dict[str, Any]) -> Outcome:
+def run_peer_check(
+    name: str,
+    snapshots: PeerSnapshots,
+    params: dict[str, Any],
+    events: PeerEvents | None = None,
+) -> Outcome:
     spec = PEER_CHECKS[name]
     unknown = set(params) - spec.params
     if unknown:
         raise CheckError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}")
     if "peer" not in params:
         raise CheckError(f"{name}: needs `peer`")
-    out = spec.fn(snapshots, params)
+    out = spec.fn((events or {}) if spec.on_events else snapshots, params)
     out.rfc = out.rfc or spec.rfc
     return out
 
@@ -95,10 +107,14 @@ def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
     """The candidate types (and for relays, the TURN transport) of the pair the peer selected.
 
     `by_kind: {aiortc: {...}}` overrides the expectation when `kind` (the peer's
-    implementation) matches: nomination strategies differ between stacks.
+    implementation) matches: nomination strategies differ between stacks. `kind`
+    may be a list (say the caller's kind and "callee-<kind>"): the overrides of
+    every listed kind apply, later ones over earlier ones.
     """
-    if p.get("kind") in (p.get("by_kind") or {}):
-        p = {**p, **p["by_kind"][p["kind"]]}
+    by_kind = p.get("by_kind") or {}
+    for kind in _as_list(p.get("kind") or []):
+        if kind in by_kind:
+            p = {**p, **by_kind[kind]}
     snap = _snapshot(snaps, p)
     pair = snap["stats"].get("ice", {}).get("selected_pair")
     ev = [f"{p['peer']} after step {snap['step']}: {_pair_text(pair)}"]
@@ -164,3 +180,6 @@ def peer_media(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
         f"{p['peer']} sent {audio.get('packets_sent')}, received {audio.get('packets_received')}",
         ev,
     )
+
+
+from harness.assertions import jsep as _jsep  # noqa: E402, F401  (registers the JSEP checks)

@@ -1,7 +1,7 @@
 """`expect:` checks over recovery metrics (harness/analysis/recovery.py).
 
 The check runs on the capture at the fixed end (its `capture:` parameter); the
-phone's captures (`mobile:`, a name fragment such as `peer-a`) and the mobility
+phone's captures (`mobile:`, its node, e.g. `peer-a`: every captured interface) and the mobility
 log are read from the same run directory.
 """
 
@@ -14,6 +14,7 @@ from harness.analysis.analyzer import analyze_file
 from harness.analysis.recovery import Recovery, RecoveryError, analyse, describe, read_log
 from harness.analysis.session import Session, build
 from harness.assertions.registry import CheckError, Outcome, check
+from harness.capture import files_at
 
 NUM = (int, float)
 RFC = "RFC 8445 9, RFC 7675"
@@ -24,7 +25,7 @@ def recovery_of(s: Session, p: dict[str, Any]) -> Recovery:
     run_dir = Path(s.analysis.path).parent
     mobile = None
     if p.get("mobile"):
-        files = sorted(f for f in run_dir.glob("*.pcap") if p["mobile"] in f.name)
+        files = sorted(files_at(run_dir.glob("*.pcap"), p["mobile"]))
         if not files:
             raise CheckError(f"no capture matches mobile {p['mobile']!r} in {run_dir}")
         mobile = [build(analyze_file(f)) for f in files]

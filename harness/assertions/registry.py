@@ -51,16 +51,35 @@ def check(name: str, **params: type | tuple[type, ...]) -> Callable[[CheckFn], C
     return wrap
 
 
+def load_checks() -> None:
+    """Import every module of built-in checks: each registers its checks on import."""
+    import harness.assertions.checks  # noqa: F401
+    import harness.assertions.direction  # noqa: F401
+    import harness.assertions.dtmf  # noqa: F401
+    import harness.assertions.negative  # noqa: F401
+    import harness.assertions.recovery  # noqa: F401
+    import harness.assertions.restart  # noqa: F401
+    import harness.assertions.sdp_attrs  # noqa: F401
+    import harness.assertions.sipmsg  # noqa: F401
+    import harness.assertions.tls  # noqa: F401
+
+
 def run_check(name: str, session: Session, params: dict[str, Any] | None = None) -> Outcome:
     """Validate parameters and run one check."""
-    import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
-    import harness.assertions.recovery  # noqa: F401
+    load_checks()
 
     spec = REGISTRY.get(name)
     if spec is None:
         raise CheckError(f"unknown check {name!r}; known: {', '.join(sorted(REGISTRY))}")
     params = dict(params or {})
     params.pop("capture", None)
+    check_params(name, params)
+    return spec.fn(session, params)
+
+
+def check_params(name: str, params: dict[str, Any]) -> None:
+    """Raise CheckError for a parameter the check does not take or of the wrong type."""
+    spec = REGISTRY[name]
     for key, value in params.items():
         if key not in spec.params:
             raise CheckError(f"{name}: unknown parameter {key!r}; takes {', '.join(spec.params)}")
@@ -69,7 +88,6 @@ def run_check(name: str, session: Session, params: dict[str, Any] | None = None)
             raise CheckError(f"{name}: {key} must be a number, not {value!r}")
         if not isinstance(value, want):
             raise CheckError(f"{name}: {key} has the wrong type ({type(value).__name__})")
-    return spec.fn(session, params)
 
 
 def bounds(value: float, params: dict[str, Any], lo: str = "min", hi: str = "max") -> str | None:

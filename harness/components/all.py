@@ -5,6 +5,7 @@ from harness.components import (  # noqa: F401
     coturn,
     janus,
     kamailio,
+    program,
     rtpengine,
     sipp,
 )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from harness.components.baresip_ctrl import BaresipControl
 from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import (
     WILDCARD,
@@ -86,6 +87,8 @@ class BaresipOptions(ComponentOptions):
     quit_after: int | None = Field(None, ge=1, le=3600)
     """Hang up, un-register and exit after this many seconds."""
     register_interval: int = Field(600, ge=10)
+    control_port: int | None = Field(None, ge=1, le=65535)
+    """Open baresip's ctrl_tcp interface on this port (steps then dial, send DTMF, ...)."""
 
 
 @register
@@ -104,6 +107,7 @@ class Baresip(Component):
             ("udp", addr, self.options.sip_port),
             ("tcp", addr, self.options.sip_port),
             *port_range("udp", addr, *parse_range(self.options.rtp_ports)),
+            *([("tcp", addr, self.options.control_port)] if self.options.control_port else []),
         ]
 
     @property
@@ -127,6 +131,8 @@ class Baresip(Component):
             modules.append("opus")
         if "G722" in o.codecs:
             modules.append("g722")
+        if o.control_port:
+            modules.append("ctrl_tcp")
         lines = [
             "poll_method epoll",
             f"sip_listen {self.listen_address()}:{o.sip_port}",
@@ -139,7 +145,14 @@ class Baresip(Component):
             "ausrc_channels 2",
             "auplay_channels 2",
             "video_source none",
-            f"snd_path {self.recordings}",
+            # relative to the work directory (its cwd): baresip builds each file name in a
+            # 128-byte buffer, and deep run directories cut `.wav` off (seen under pytest)
+            f"snd_path {self.recordings.relative_to(self.workdir)}",
+            *(
+                [f"ctrl_tcp_listen {self.listen_address()}:{o.control_port}"]
+                if o.control_port
+                else []
+            ),
             f"module_path {MODULES}",
             *(f"module {m}.so" for m in modules),
             "module_app account.so",
@@ -170,7 +183,18 @@ class Baresip(Component):
         assert self.proc is not None
         if self.options.quit_after and self.proc.returncode == 0:
             return True  # it did its job and quit before the first check
-        return is_bound(self.proc.pid, "udp", self.options.sip_port, self.listen_address())
+        o, addr = self.options, self.listen_address()
+        return is_bound(self.proc.pid, "udp", o.sip_port, addr) and (
+            o.control_port is None or is_bound(self.proc.pid, "tcp", o.control_port, addr)
+        )
+
+    def control(self) -> BaresipControl:
+        """The ctrl_tcp client for this extension (needs `control_port`)."""
+        if self.options.control_port is None or self.lab is None:
+            raise ComponentError(self.name, "no control interface (set control_port)")
+        return BaresipControl(
+            self.lab.netns(self.node), self.listen_address(), self.options.control_port
+        )
 
     def registered(self) -> bool:
         """baresip logged a successful registration ("200 OK ... binding")."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.errors import ComponentError
+from harness.components.versions import PROBES, VersionProbe, host_version, image_version
+from harness.errors import ComponentError, LabError
 
 if TYPE_CHECKING:
     from harness.lab.lab import Lab
@@ -40,10 +42,21 @@ class Component(ABC):
     Options: ClassVar[type[ComponentOptions]] = ComponentOptions
     binary: ClassVar[str] = ""
     ready_timeout: ClassVar[float] = 10.0
+    needs_image: ClassVar[bool] = False
 
-    def __init__(self, name: str, node: str, options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        node: str,
+        options: dict[str, Any] | None = None,
+        *,
+        image: str | None = None,
+    ) -> None:
         self.name = name
         self.node = node
+        self.image = image  # run from this image in a container; None: the host's program
+        if self.needs_image and not image:
+            raise ComponentError(name, f"a {self.kind} component needs `image:` (e.g. my/pbx:1.0)")
         try:
             self.options = self.Options.model_validate(options or {})
         except ValidationError as exc:
@@ -54,6 +67,14 @@ class Component(ABC):
         self.lab: Lab | None = None
         self.proc: NodeProcess | None = None
         self.workdir: Path | None = None
+        self.scenario_components: Mapping[str, Component] = {}
+        self.scenario_dir = Path.cwd()
+
+    def bind(self, components: Mapping[str, Component], scenario_dir: Path) -> None:
+        """The scenario around this component, before `start`: the other components
+        (their addresses and credentials, for templates) and where relative paths start."""
+        self.scenario_components = components
+        self.scenario_dir = scenario_dir
 
     # -- what a subclass provides
 
@@ -64,6 +85,24 @@ class Component(ABC):
     @abstractmethod
     def is_ready(self) -> bool:
         """True once the program serves (a port answers, a log line appeared)."""
+
+    def spawn_env(self) -> dict[str, str] | None:
+        """The program's whole environment (None: the harness's own for a host process,
+        the image's for a container)."""
+        return None
+
+    def version_probe(self) -> VersionProbe | None:
+        """How to ask this program its version (None: it cannot tell)."""
+        return PROBES.get(self.kind)
+
+    def program_version(self) -> str:
+        """The version the program itself reports, from the binary that runs: the host's,
+        or the one in the component's image. Recorded in every result."""
+        probe = self.version_probe()
+        if probe is None:
+            return "not reported"
+        image = self.image
+        return (image_version(probe, image) if image else host_version(probe)) or "not found"
 
     def ports(self) -> list[tuple[str, str, int]]:
         """(protocol, address, port) this component binds, to find clashes before start."""
@@ -80,7 +119,17 @@ class Component(ABC):
         self.lab = lab
         self.workdir = lab.workdir(self.node, self.name)
         argv = self.configure(lab, self.workdir)
-        self.proc = lab.spawn(self.node, argv, name=self.name, cwd=self.workdir)
+        try:
+            self.proc = lab.spawn(
+                self.node,
+                argv,
+                name=self.name,
+                cwd=self.workdir,
+                image=self.image,
+                env=self.spawn_env(),
+            )
+        except LabError as exc:  # e.g. the image cannot start its program at all
+            raise ComponentError(self.name, str(exc)) from None
         deadline = time.monotonic() + self.ready_timeout
         while not self.is_ready():
             if not self.proc.alive():

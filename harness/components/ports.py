@@ -76,8 +76,9 @@ def check_port_clashes(components: Iterable[Component]) -> None:
             holders.append((comp.name, addr))
 
 
-def bound_ports(pid: int, proto: str) -> set[tuple[str, int]]:
-    """(address, port) pairs bound in the network namespace of `pid` (listening for TCP).
+def bound_ports(pid: int | str, proto: str) -> set[tuple[str, int]]:
+    """(address, port) pairs bound in the network namespace of `pid` (listening for TCP);
+    `pid="thread-self"` reads the namespace the calling thread is in.
 
     Reads /proc/<pid>/net/<proto>: a ready check that sends no traffic at all.
     """

@@ -7,23 +7,22 @@ checked here, before any lab exists, so bad input never half-builds a lab.
 from __future__ import annotations
 
 import itertools
-import json
-import re
-import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.actions.reactions import ReactionSpec
 from harness.conditions.timeline import TimelineStep
+from harness.config.knownfailure import KnownFailure, check_signature
 from harness.config.topology import Topology, load_topology
 from harness.config.yamlsource import YamlSource, parse_yaml
 from harness.errors import ConfigError
 
-PEER_KINDS = ("aiortc", "chromium")
+PEER_KINDS = ("aiortc", "chromium", "firefox")
 TOPOLOGY_DIRS = ("topologies",)
+SHIPPED_TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
 
 class Strict(BaseModel):
@@ -31,9 +30,11 @@ class Strict(BaseModel):
 
 
 class IceServerRef(Strict):
-    """An ICE server: a TURN component of the scenario, or explicit URLs."""
+    """An ICE server: a component of the scenario (as STUN or TURN), or explicit URLs."""
 
     component: str | None = None
+    use: Literal["turn", "stun"] = "turn"
+    """What a component reference means: its TURN service (relays) or STUN only (never relays)."""
     urls: list[str] = []
     username: str | None = None
     credential: str | None = None
@@ -56,6 +57,8 @@ class PeerSpec(Strict):
     datachannel: bool = True
     reaction: ReactionSpec = Field(default_factory=ReactionSpec)
     """What the app does when the network changes (harness/actions/reactions.py)."""
+    image: str | None = None
+    """Run the agent and its engine (browser, aiortc) from this image, in a container."""
 
     @field_validator("kind")
     @classmethod
@@ -76,6 +79,8 @@ class ComponentSpec(Strict):
     kind: str
     node: str
     options: dict[str, Any] = {}
+    image: str | None = None
+    """Run the program from this image, in a container in its node (else the host's)."""
 
 
 class ScenarioSpec(Strict):
@@ -88,14 +93,22 @@ class ScenarioSpec(Strict):
     components: dict[str, ComponentSpec] = {}
     peers: dict[str, PeerSpec] = {}
     capture: list[str] = []
+    """Interfaces to capture, `node.iface` (or `node`: its default interface)."""
     links: dict[str, Any] = {}
     """Link conditions per `node.iface` (harness/conditions/model.py LinkSpec)."""
     conditions: list[TimelineStep] = []
     """Condition changes on a timeline (at seconds from the first step, or on events)."""
     steps: list[dict[str, Any]] = Field(min_length=1)
     expect: list[dict[str, Any]] = []
-    known_failure: str | None = None
-    """Reason this scenario is expected to fail (a known bug of the component under test)."""
+    known_failure: KnownFailure | None = None
+    """A known bug of the component under test, with the signature it must show."""
+    runtime: Literal["process", "docker"] = "process"
+    """Where components and peers without `image:` run: host processes, or containers of
+    the default images `rtc-harness/<kind>:<suite>` (`harness run --runtime` overrides)."""
+    suite: str = "bookworm"
+    """The Debian suite of the default images (`harness run --suite` overrides)."""
+    ci: bool = True
+    """False: pytest (CI) skips it, `harness run` runs it (a matrix's `ci:` picks cells)."""
 
 
 @dataclass
@@ -121,12 +134,14 @@ class Scenario:
 
 
 def find_topology(ref: str, base: Path) -> Path:
-    """A topology path relative to the scenario, or a bare name in topologies/."""
+    """A topology path relative to the scenario, or a bare name in a topologies/ folder
+    beside it or above it, else one the harness ships (for scenarios kept elsewhere)."""
     candidates = [base / ref, Path(ref)]
     if not ref.endswith((".yaml", ".yml")):
         for parent in [base, *base.parents]:
             for d in TOPOLOGY_DIRS:
                 candidates.append(parent / d / f"{ref}.yaml")
+        candidates.append(SHIPPED_TOPOLOGIES / f"{ref}.yaml")
     for c in candidates:
         if c.is_file():
             return c
@@ -146,9 +161,10 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     """Every scenario of a file: one, or one per combination of its `matrix`.
 
     A matrix is a top-level mapping of dimensions, each a list of variable sets;
-    every combination substitutes `${name}` in the rest of the file's text
-    (values as YAML flow), so errors still point at the file's own lines. Its
-    optional `known_failures` maps combination names to the reason they fail.
+    every combination substitutes `${name}` in the rest of the file with the value
+    as YAML data (harness/config/yamlsource.py), so errors point at the file's own lines. Its
+    optional `known_failures` maps combination names to their KnownFailure;
+    its optional `ci` lists name fragments: only cells matching one run under pytest.
     """
     path = Path(path)
     try:
@@ -161,10 +177,20 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     msrc = parse_yaml(matrix_part, str(path))
     dims = dict(msrc.data["matrix"]) if isinstance(msrc.data["matrix"], dict) else None
     known = dims.pop("known_failures", {}) if dims else {}
+    in_ci = dims.pop("ci", None) if dims else None
+    if in_ci is not None and not (
+        isinstance(in_ci, list) and in_ci and all(isinstance(x, str) for x in in_ci)
+    ):
+        raise msrc.error(("matrix", "ci"), "ci lists name fragments of the cells CI runs")
     if not isinstance(known, dict):
         raise msrc.error(
-            ("matrix", "known_failures"), "known_failures maps a scenario name to a reason"
+            ("matrix", "known_failures"),
+            "known_failures maps a scenario name to a known failure (reason, checks/steps)",
         )
+    known = {
+        name: msrc.validate(KnownFailure, v, base=("matrix", "known_failures", name))
+        for name, v in known.items()
+    }
     if (
         not isinstance(dims, dict)
         or not dims
@@ -178,17 +204,17 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         variables: dict[str, Any] = {}
         for part in combo:
             variables.update(part)
-        flow = {k: v if isinstance(v, str) else json.dumps(v) for k, v in variables.items()}
-        expanded = string.Template(body).safe_substitute(flow)
-        for lineno, line in enumerate(expanded.splitlines(), 1):
-            if m := re.search(r"\$\{(\w+)\}", line):
-                raise ConfigError(
-                    str(path), lineno, m.group(1), f"no matrix variable {m.group(1)!r}"
-                )
-        sc = scenario_from_source(parse_yaml(expanded, str(path)), path)
-        sc.spec.known_failure = known.get(sc.name, sc.spec.known_failure)
+        sc = scenario_from_source(parse_yaml(body, str(path), variables), path)
+        if sc.name in known:
+            sc.spec.known_failure = known[sc.name]
+            check_signature(sc, msrc, ("matrix", "known_failures", sc.name))
+        if in_ci is not None:
+            sc.spec.ci = any(fragment in sc.name for fragment in in_ci)
         out.append(sc)
     names = [sc.name for sc in out]
+    for i, fragment in enumerate(in_ci or []):
+        if not any(fragment in n for n in names):
+            raise msrc.error(("matrix", "ci", str(i)), f"no combination name contains {fragment!r}")
     for name in known:
         if name not in names:
             raise msrc.error(
@@ -264,26 +290,23 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
                 raise src.error(
                     ("peers", name, "ice_servers", i), f"no component {comp!r} in this scenario"
                 )
-    for i, point in enumerate(spec.capture):
-        node, _, iface = point.partition(":")
-        check_node(("capture", i), node)
-        if iface and iface not in topology.nodes[node].interfaces:
-            raise src.error(("capture", i), f"node {node!r} has no interface {iface!r}")
     from harness.conditions.model import LinkSpec
+    from harness.config.validate import check_scenario, iface_ref
 
     for key, raw in spec.links.items():
-        node, _, iface = key.partition(".")
-        check_node(("links", key), node)
-        if iface not in topology.nodes[node].interfaces:
-            raise src.error(
-                ("links", key), f"node {node!r} has no interface {iface!r} (links are `node.iface`)"
-            )
+        iface_ref(src, ("links", key), key, topology)
         src.validate(LinkSpec, raw, base=("links", key))
     for i, step in enumerate(spec.conditions):
-        node, _, iface = step.link.partition(".")
-        check_node(("conditions", i, "link"), node)
-        if iface not in topology.nodes[node].interfaces:
-            raise src.error(("conditions", i, "link"), f"node {node!r} has no interface {iface!r}")
+        iface_ref(src, ("conditions", i, "link"), step.link, topology)
+        on = step.on
+        if on is not None and on.peer is not None and on.peer not in spec.peers:
+            raise src.error(
+                ("conditions", i, "on", "peer"), f"no peer {on.peer!r} in this scenario"
+            )
+        if on is not None and on.step is not None and on.step > len(spec.steps):
+            raise src.error(
+                ("conditions", i, "on", "step"), f"there are only {len(spec.steps)} steps"
+            )
     if spec.repeat < 1:
         raise src.error(("repeat",), "repeat is at least 1")
 
@@ -320,8 +343,12 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
             raise src.error(
                 where + (name,), f"unknown check {name!r} (known: {', '.join(sorted(checks))})"
             )
-        expects.append((name, params or {}, src.line_of(where)))
-    return Scenario(spec, src, path, topology, steps, expects)
+        expects.append((name, params if params is not None else {}, src.line_of(where)))
+    check_scenario(src, spec, topology, steps, expects)
+    sc = Scenario(spec, src, path, topology, steps, expects)
+    if spec.known_failure is not None:
+        check_signature(sc, src, ("known_failure",))
+    return sc
 
 
 def _load_plugins() -> None:
@@ -333,6 +360,7 @@ def _load_plugins() -> None:
         "harness.actions.steps",
         "harness.actions.gateway",
         "harness.actions.mobility",
+        "harness.actions.jsep",
         "harness.components.all",
     ):
         if importlib.util.find_spec(mod) is not None:
@@ -340,8 +368,9 @@ def _load_plugins() -> None:
 
 
 def _check_registry() -> dict[str, Any]:
-    import harness.assertions.checks  # noqa: F401  (registers the built-in checks)
-    import harness.assertions.recovery  # noqa: F401
+    from harness.assertions.registry import load_checks
+
+    load_checks()
     from harness.assertions.peer import PEER_CHECKS
     from harness.assertions.registry import REGISTRY
 

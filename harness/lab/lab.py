@@ -7,7 +7,9 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -22,6 +24,9 @@ from harness.runtime.base import LinkRef, NodeProcess, Runtime
 from harness.runtime.netns import NetnsRuntime
 
 LAB_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+#: Unix socket paths must fit sun_path (108 bytes; Kamailio's ctl takes 104).
+MAX_SOCKET_PATH = 100
+SOCKET_DIR = Path("/run/rtc-harness/sockets")
 _live: set[Lab] = set()
 
 
@@ -31,7 +36,7 @@ def captures_root() -> Path:
 
 def default_name(topology: Topology) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", topology.name.lower()).strip("-")[:20] or "lab"
-    return f"{base}-{secrets.token_hex(2)}"
+    return f"{base}-{secrets.token_hex(3)}"  # parallel labs: 1 in 16 M to clash
 
 
 class Lab:
@@ -92,10 +97,6 @@ class Lab:
     def up(self) -> Lab:
         if self.is_up:
             return self
-        if load_state(self.name) is not None:
-            raise LabError(
-                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
-            )
         text = (
             Path(self.topology.source).read_text() if Path(self.topology.source).is_file() else ""
         )
@@ -111,7 +112,13 @@ class Lab:
             created=time.time(),
             seed=self.seed,
         )
-        self._state.save()  # before anything exists, so gc can always find it
+        try:
+            self._state.save(claim=True)  # before anything exists, so gc can always find it
+        except FileExistsError:
+            self._state = None
+            raise LabError(
+                f"a lab named {self.name!r} exists already (harness lab down {self.name})"
+            ) from None
         _live.add(self)
         _tear_down_on_sigterm()
         t0 = time.perf_counter()
@@ -132,11 +139,18 @@ class Lab:
             with contextlib.suppress(Exception):
                 cap.stop()
         self._captures.clear()
+        if self._state is None:
+            # Never claimed the name (or already down): the namespaces of that name, if
+            # any, belong to another lab, which a clash or a second down must not delete.
+            self.is_up = False
+            _live.discard(self)
+            return
         try:
             self.runtime.down()
         finally:
-            if self._state is not None:
-                self._state.remove()
+            shutil.rmtree(SOCKET_DIR / self.name, ignore_errors=True)
+            self._state.remove()
+            self._state = None
             self.is_up = False
             _live.discard(self)
         self.timings["down"] = time.perf_counter() - t0
@@ -163,6 +177,18 @@ class Lab:
         path = self.run_dir / "nodes" / node.lstrip("@") / name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def socket_path(self, node: str, name: str, file: str) -> Path:
+        """Where a process of `node` named `name` puts unix socket `file`: in its workdir, or,
+        when a deep run directory makes that too long, in a short directory of this lab
+        (removed at down)."""
+        path = self.run_dir / "nodes" / node.lstrip("@") / name / file
+        if len(str(path)) <= MAX_SOCKET_PATH:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path
+        short = SOCKET_DIR / self.name / f"{node.lstrip('@')}-{name}-{file}"
+        short.parent.mkdir(parents=True, exist_ok=True)
+        return short
 
     def run(
         self,
@@ -191,8 +217,11 @@ class Lab:
         name: str,
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        image: str | None = None,
+        mounts: Sequence[Path] = (),
     ) -> NodeProcess:
-        """Start a process in a node, with the lab's resolv.conf and hosts, logging to run_dir/logs."""
+        """Start a program in a node, with the lab's resolv.conf and hosts, logging to
+        run_dir/logs: a host process, or a container of `image` (see Runtime.spawn)."""
         log = self.run_dir / "logs" / f"{node.lstrip('@')}-{name}.log"
         return self.runtime.spawn(
             node,
@@ -201,12 +230,23 @@ class Lab:
             cwd=cwd or self.workdir(node, name),
             log_path=log,
             env=env,
+            image=image,
+            mounts=mounts,
         )
+
+    def socket(self, node: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A non-blocking socket of the harness inside `node`'s network (no route out)."""
+        return self.runtime.socket(node, kind)
+
+    def prepare_images(self, wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        """Check (node, image, program) before anything starts: {(image, program): reason}
+        for what cannot run here. No engine at all raises UnsupportedError."""
+        return self.runtime.prepare_images(wanted)
 
     def capture(
         self, points: Iterable[tuple[str, str] | str], *, bpf: str = "", name: str | None = None
     ) -> Any:
-        """Start tcpdump on each (node, iface); returns once every one listens."""
+        """Start tcpdump on each (node, iface) or `node.iface`; returns once every one listens."""
         from harness.capture.tcpdump import Capture
 
         cap = Capture(self, [_point(p) for p in points], bpf=bpf, suffix=name)
@@ -220,8 +260,11 @@ class Lab:
 
 
 def _point(p: tuple[str, str] | str) -> tuple[str, str]:
+    """`node.iface` (or `node`: its default interface), the one spelling scenarios use too."""
     if isinstance(p, str):
-        node, _, iface = p.partition(":")
+        if ":" in p:
+            raise LabError(f"capture point {p!r}: interfaces are spelled `node.iface`")
+        node, _, iface = p.partition(".")
         return node, iface
     return p
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.runtime.engine import LAB_LABEL, lab_containers, remove_lab_containers
 from harness.runtime.netns import destroy_lab_namespaces, lab_of_netns
 from harness.runtime.nsutil import list_netns
 
@@ -36,11 +37,19 @@ class LabState:
     def path(self) -> Path:
         return STATE_DIR / f"{self.name}.json"
 
-    def save(self) -> None:
+    def save(self, *, claim: bool = False) -> None:
+        """Write the state whole (gc never reads half a file); with `claim`, only if no lab
+        of this name exists: labs started at once by parallel runs never share a name."""
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = STATE_DIR / f".{self.name}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(self.path)
+        try:
+            if claim:
+                os.link(tmp, self.path)  # atomic, and fails if the name is taken
+            else:
+                tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -82,6 +91,7 @@ def all_states() -> list[LabState]:
 class GcReport:
     removed_labs: list[str] = field(default_factory=list)
     removed_namespaces: list[str] = field(default_factory=list)
+    removed_containers: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
 
@@ -92,17 +102,30 @@ def gc(everything: bool = False) -> GcReport:
     unless `everything` is set.
     """
     report = GcReport()
+    # Namespaces and containers first, states second: a lab writes its state before its
+    # first namespace or container, so everything seen here has its state on disk by the
+    # time states are read. The other order destroyed labs that were coming up meanwhile
+    # (a concurrent gc broke 11 of 20 lab lifetimes in a loop).
+    namespaces = list_netns()
+    containers = lab_containers()
     known: set[str] = set()
+    # Namespaces and containers first, states second: a lab saves its state before it
+    # makes either, so one born between the reads is known, never taken for an orphan.
+    namespaces = list_netns()
+    containers = lab_containers()
     for st in all_states():
         known.add(st.name)
         if not everything and (st.detached or st.owner_alive()):
             report.kept.append(st.name)
             continue
+        report.removed_containers += remove_lab_containers(st.name)
         report.removed_namespaces += destroy_lab_namespaces(st.name)
         st.remove()
         report.removed_labs.append(st.name)
-    orphans = {lab_of_netns(ns) for ns in list_netns()} - known - {None}
+    orphans = {lab_of_netns(ns) for ns in namespaces} - known - {None}
+    orphans |= {c.labels.get(LAB_LABEL) for c in containers} - known - {None}
     for lab in sorted(o for o in orphans if o):
+        report.removed_containers += remove_lab_containers(lab)
         report.removed_namespaces += destroy_lab_namespaces(lab)
         report.removed_labs.append(lab)
     return report

@@ -31,6 +31,10 @@ class PeerEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+#: Commands whose result is the description the peer just set locally.
+LOCAL_DESCRIPTION = ("create_offer", "create_answer", "create_pranswer")
+
+
 class PeerClient:
     """One connection to one agent. Commands are request/response; events stream in."""
 
@@ -101,10 +105,24 @@ class PeerClient:
         self._writer.write(json.dumps({"id": rid, "cmd": cmd, "args": args}).encode() + b"\n")
         await self._writer.drain()
         try:
-            return await asyncio.wait_for(fut, timeout)
+            result = await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             self._pending.pop(rid, None)
             raise PeerError(f"{self.name}: {cmd} got no answer in {timeout:.0f} s") from None
+        self._record_description(cmd, args, result)
+        return result
+
+    def _record_description(self, cmd: str, args: dict[str, Any], result: Any) -> None:
+        """Every description the peer applied, as `localdescription`/`remotedescription`
+        events (stamped by the harness): what the JSEP and SDP offer/answer checks read."""
+        if cmd in LOCAL_DESCRIPTION and isinstance(result, dict) and "sdp" in result:
+            data = {"type": result.get("type"), "sdp": result["sdp"]}
+            self.events.append(PeerEvent(time.time(), "localdescription", data))
+        elif cmd == "set_remote":
+            data = {"type": args.get("type"), "sdp": args.get("sdp", "")}
+            self.events.append(PeerEvent(time.time(), "remotedescription", data))
+        elif cmd == "rollback":
+            self.events.append(PeerEvent(time.time(), "localdescription", {"type": "rollback"}))
 
     async def wait_event(
         self, kind: str, /, timeout: float, since: float = 0.0, **match: Any

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.errors import HarnessError
 from harness.peers.client import PeerClient, PeerError
 
 if TYPE_CHECKING:
     from harness.lab.lab import Lab
     from harness.runtime.base import NodeProcess
 
-KINDS = ("aiortc", "chromium")
-#: sun_path holds 108 bytes; deep run directories do not fit.
-MAX_SOCKET_PATH = 100
+KINDS = ("aiortc", "chromium", "firefox")
+#: The Python of a peer image (ci/images/<kind>), which runs the agent from our source.
+AGENT_PROGRAM = "python3"
+HARNESS_SOURCE = Path(__file__).resolve().parents[1]
 
 
 class LaunchedPeer(PeerClient):
@@ -35,27 +36,45 @@ class LaunchedPeer(PeerClient):
         self.process.stop()
 
 
-def control_path(workdir: Path) -> Path:
-    path = workdir / "control.sock"
-    if len(str(path)) <= MAX_SOCKET_PATH:
-        return path
-    return Path(tempfile.mkdtemp(prefix="rh-peer-")) / "control.sock"
+def peer_version(kind: str, image: str | None) -> str:
+    """The version of the peer's engine (Chromium, aiortc) that the agent runs."""
+    from harness.components.versions import host_version, image_version
+
+    return (image_version(kind, image) if image else host_version(kind)) or "not found"
 
 
 async def start_peer(
-    lab: Lab, node: str, kind: str, name: str, *, timeout: float = 20.0
+    lab: Lab,
+    node: str,
+    kind: str,
+    name: str,
+    *,
+    timeout: float = 20.0,
+    image: str | None = None,
 ) -> LaunchedPeer:
-    """Spawn `python -m harness.peers.<kind>_agent` in `node` and connect to its control socket."""
+    """Spawn `python -m harness.peers.<kind>_agent` in `node` and connect to its control socket.
+
+    With `image`, the agent runs on the image's Python and browser build from this very
+    source tree (mounted), so the engine is what varies, not the agent."""
     if kind not in KINDS:
         raise PeerError(f"{name}: unknown peer kind {kind!r} (one of {', '.join(KINDS)})")
     workdir = lab.workdir(node, name)
-    sock = control_path(workdir)
-    argv = [sys.executable, "-m", f"harness.peers.{kind}_agent", "--control", sock, "--name", name]
-    proc = lab.spawn(node, argv, name=name, cwd=workdir)
+    sock = lab.socket_path(node, name, "control.sock")  # fits sun_path
+    python, env, mounts = sys.executable, None, [sock.parent]
+    if image is not None:
+        python = AGENT_PROGRAM
+        env = {"PYTHONPATH": str(HARNESS_SOURCE.parent), "PYTHONDONTWRITEBYTECODE": "1"}
+        mounts.append(HARNESS_SOURCE)
+    argv = [python, "-m", f"harness.peers.{kind}_agent", "--control", sock, "--name", name]
+    try:
+        proc = lab.spawn(node, argv, name=name, cwd=workdir, env=env, image=image, mounts=mounts)
+    except HarnessError as exc:
+        raise PeerError(f"{name}: {exc}") from None
     client = LaunchedPeer(name, sock, proc)
     try:
         await client.connect(timeout=timeout, alive=proc.alive)
     except PeerError as exc:
         proc.stop()
-        raise PeerError(f"{exc}\n--- {name} log tail ---\n{proc.log_tail(30)}") from None
+        status = f" (exit status {proc.returncode})" if not proc.alive() else ""
+        raise PeerError(f"{exc}{status}\n--- {name} log tail ---\n{proc.log_tail(30)}") from None
     return client

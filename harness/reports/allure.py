@@ -8,10 +8,7 @@ opened for the item, attachments through its hooks), so both give the same repor
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import importlib.metadata
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -29,11 +26,11 @@ from allure_commons.model2 import (
 )
 from allure_commons.types import AttachmentType
 
-from harness.reports.html import check_label
 from harness.reports.ladder import ladder_svg
 from harness.reports.runview import RunView
 from harness.reports.timeline import timeline_svg
-from harness.scenario.result import RunResult
+from harness.scenario.result import RunResult, check_label
+from harness.scenario.verdict import FAIL, PASS, UNSUPPORTED, XFAIL, verdict_of
 
 ReportFile = Callable[..., Any]  # (source=..., file_name=...)
 ReportData = Callable[..., Any]  # (body=..., file_name=...)
@@ -65,7 +62,7 @@ def _status(ok: bool, known: bool) -> str:
 
 def steps(result: RunResult, attach: Attacher) -> list[TestStepResult]:
     """Scenario steps, then checks, each with its timing, parameters and evidence."""
-    t0, known = result.t0, bool(result.known_failure)
+    t0, known = result.t0, verdict_of(result).state == XFAIL
     out = []
     for s in result.steps:
         st = TestStepResult(
@@ -155,10 +152,11 @@ def write_result(result: RunResult, alluredir: Path) -> Path:
     logger = AllureFileLogger(alluredir)
     attach = Attacher(logger.report_attached_file, logger.report_attached_data)
     uid = str(uuid.uuid4())
-    status = (
-        Status.SKIPPED if result.skipped else _status(result.passed, bool(result.known_failure))
+    v = verdict_of(result)
+    status = {PASS: Status.PASSED, XFAIL: Status.SKIPPED, UNSUPPORTED: Status.SKIPPED}.get(
+        v.state, Status.FAILED
     )
-    if result.error and not result.known_failure:
+    if v.state == FAIL and result.error:
         status = Status.BROKEN
     test = TestResult(
         uuid=uid,
@@ -171,12 +169,10 @@ def write_result(result: RunResult, alluredir: Path) -> Path:
         parameters=parameters(result),
     )
     test.stop = _ms(result.t0 + sum(s.duration_s for s in result.steps)) if result.t0 else None
-    if not result.passed:
-        message = result.skip_reason or (
-            f"known failure: {result.known_failure}" if result.known_failure else "scenario failed"
-        )
+    if v.state != PASS or v.reason:
+        message = f"{v.state}: {v.reason}" if v.reason else "scenario failed"
         test.statusDetails = StatusDetails(
-            known=bool(result.known_failure), message=message, trace=result.failure_text()
+            known=v.state == XFAIL, message=message, trace=result.failure_text()
         )
     test.steps = steps(result, attach)
     test.attachments = attachments(result, attach)
@@ -204,29 +200,10 @@ def fill_pytest_test(result: RunResult) -> bool:
     return True
 
 
-@functools.cache
-def _versions() -> dict[str, str]:
-    from harness.doctor import COMPONENTS, version
-
-    out = {}
-    for name, argv, pattern, _ in COMPONENTS:
-        v = version(argv, pattern)
-        if v:
-            out[name] = v
-    for pkg in ("aiortc", "aioice", "playwright"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out[pkg] = importlib.metadata.version(pkg)
-    return out
-
-
 def environment(result: RunResult) -> dict[str, str]:
-    """Run properties plus the versions of every component and peer kind the run used."""
+    """Run properties, with `version.<name>` for every component and peer: the version
+    its program reported in this run (the runner records them)."""
     env = {k.replace(" ", "."): v for k, v in result.environment.items()}
-    kinds = {v.partition(" on ")[0] for v in result.environment.values() if " on " in v}
-    names = {"coturn", "janus", "kamailio", "rtpengine", "baresip", "sipp", "chromium", "aiortc"}
-    for name, version in _versions().items():
-        if name in kinds & names or name == "aioice" and "aiortc" in kinds:
-            env[f"version.{name}"] = version
     env["engine"] = (
         ",".join(sorted({str(v.get("engine")) for v in result.links.values()})) or "none"
     )

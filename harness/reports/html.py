@@ -21,13 +21,16 @@ from harness.reports.evidence import telling
 from harness.reports.ladder import ladder_svg
 from harness.reports.runview import RunView
 from harness.reports.timeline import timeline_svg
-from harness.scenario.result import CheckResult, RunResult
+from harness.scenario.result import CheckResult, RunResult, check_label
+from harness.scenario.verdict import verdict_of
 
 STATES = {
     "pass": "pass",
     "fail": "fail",
     "xfail": "known failure",
+    "xpass": "possibly fixed",
     "unsupported": "unsupported",
+    "missing": "missing",  # planned, but its shard or job never reported (reports/merge.py)
     "none": "not run",
 }
 
@@ -49,6 +52,8 @@ class Row:
     topology: str
     peers: str
     components: str
+    versions: str = ""
+    """What ran, as each program reported it: "gw janus 1.4.1, pbx kamailio 6.1.5"."""
     cells: dict[str, Cell] = field(default_factory=dict)
     telling: list[str] = field(default_factory=list)
     ladder: str = ""
@@ -68,23 +73,17 @@ def find_results(root: Path) -> list[RunResult]:
     return [RunResult.load(p) for p in paths]
 
 
-def check_label(c: CheckResult, taken: set[str]) -> str:
-    """A column name: the check, the peer or capture it is about, and a count if repeated."""
-    who = c.params.get("peer") or c.params.get("component")
-    base = f"{c.name}[{who}]" if isinstance(who, str) else c.name
-    label, k = base, 2
-    while label in taken:
-        label, k = f"{base} #{k}", k + 1
-    taken.add(label)
-    return label
+def versions(r: RunResult) -> str:
+    """Every component's and peer's version in this run, as its program reported it."""
+    return ", ".join(
+        f"{k.removeprefix('version ')}: {v}"
+        for k, v in r.environment.items()
+        if k.startswith("version ")
+    )
 
 
 def verdict(r: RunResult) -> str:
-    if r.skipped:
-        return "unsupported"
-    if r.passed:
-        return "pass"
-    return "xfail" if r.known_failure else "fail"
+    return verdict_of(r).state
 
 
 def _row(r: RunResult, out: Path, draw: bool) -> tuple[Row, list[tuple[str, CheckResult]]]:
@@ -99,8 +98,9 @@ def _row(r: RunResult, out: Path, draw: bool) -> tuple[Row, list[tuple[str, Chec
         env.get("topology", "?"),
         ", ".join(v for k, v in env.items() if k.startswith("peer ")),
         ", ".join(v for k, v in env.items() if k.startswith("component ")),
+        versions(r),
     )
-    bad = "xfail" if r.known_failure else "fail"
+    bad = "xfail" if row.verdict == "xfail" else "fail"
     failed_step = r.error or any(s.status == "failed" for s in r.steps)
     row.cells["steps"] = Cell(
         "unsupported" if r.skipped else (bad if failed_step else "pass"),
@@ -113,7 +113,7 @@ def _row(r: RunResult, out: Path, draw: bool) -> tuple[Row, list[tuple[str, Chec
         label = check_label(c, taken)
         labelled.append((label, c))
         row.cells[label] = Cell("pass" if c.passed else bad, f"{run_id}-check-{i}", c.message)
-    row.telling = telling(r) if row.verdict in ("fail", "xfail") else []
+    row.telling = telling(r) if row.verdict in ("fail", "xfail", "xpass") else []
     for p in map(Path, r.pcaps):
         row.pcaps.append((p.name, os.path.relpath(p, out)))
     if draw:
@@ -126,12 +126,31 @@ def _row(r: RunResult, out: Path, draw: bool) -> tuple[Row, list[tuple[str, Chec
     return row, labelled
 
 
-def build_report(results: list[RunResult], out: Path, *, draw: bool = True) -> Path:
-    """Write index.html, report.json and one ladder and timeline per run into `out`."""
+def build_report(
+    results: list[RunResult],
+    out: Path,
+    *,
+    draw: bool = True,
+    missing: list[RunResult] | None = None,
+) -> Path:
+    """Write index.html, report.json and one ladder and timeline per run into `out`.
+
+    `missing` are runs that were planned but never reported: rows that say so.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    results = sorted(results, key=lambda r: (r.file, r.scenario, r.attempt, r.run_dir.name))
+    absent = {id(r) for r in missing or []}
+    results = sorted(
+        [*results, *(missing or [])],
+        key=lambda r: (r.file, r.scenario, r.attempt, r.run_dir.name),
+    )
     rows, details, columns = [], [], ["steps"]
     for r in results:
+        if id(r) in absent:
+            row = Row(r.run_dir.name, r.scenario, r.file, 0, "missing", "?", "", "")
+            row.cells["steps"] = Cell("missing", f"{row.run_id}-steps", r.error)
+            rows.append(row)
+            details.append((row, r, []))
+            continue
         row, labelled = _row(r, out, draw)
         rows.append(row)
         details.append((row, r, labelled))

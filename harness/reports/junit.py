@@ -6,16 +6,25 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from harness.scenario.result import RunResult
+from harness.scenario.verdict import FAIL, UNSUPPORTED, XFAIL, XPASS, Verdict, counts, verdict_of
 
 
-def write_junit(results: list[RunResult], path: Path) -> None:
+def write_junit(
+    results: list[RunResult], path: Path, rates: dict[str, Verdict] | None = None
+) -> None:
+    """One testcase per run. Known failures that reproduced and unsupported runs are
+    `skipped` (with the reason); a known failure that passed is a failure. `rates`: the
+    failure-rate verdicts of intermittent known failures, one testcase each."""
+    rates = rates or {}
+    n = counts(results)
+    errors = sum(1 for r in results if verdict_of(r).state == FAIL and r.error)
     suite = ET.Element(
         "testsuite",
         name="rtc-harness",
-        tests=str(len(results)),
-        failures=str(sum(1 for r in results if not r.passed and not r.skipped and not r.error)),
-        errors=str(sum(1 for r in results if r.error)),
-        skipped=str(sum(1 for r in results if r.skipped)),
+        tests=str(len(results) + len(rates)),
+        failures=str(n[FAIL] + n[XPASS] - errors + sum(v.bad for v in rates.values())),
+        errors=str(errors),
+        skipped=str(n[XFAIL] + n[UNSUPPORTED] + sum(not v.bad for v in rates.values())),
         time=f"{sum(r.timings.get('total', 0.0) for r in results):.3f}",
     )
     for r in results:
@@ -31,17 +40,31 @@ def write_junit(results: list[RunResult], path: Path) -> None:
         ET.SubElement(props, "property", name="seed", value=str(r.seed))
         ET.SubElement(props, "property", name="run_dir", value=str(r.run_dir))
         ET.SubElement(props, "property", name="topology", value=r.environment.get("topology", ""))
+        for key, value in r.environment.items():
+            if key.startswith("version "):  # what ran, as each program reported it
+                ET.SubElement(props, "property", name=key, value=value)
         ET.SubElement(case, "system-out").text = _outline(r)
-        if r.skipped:
-            ET.SubElement(case, "skipped", message=r.skip_reason)
-        elif r.error:
+        v = verdict_of(r)
+        ET.SubElement(props, "property", name="verdict", value=v.state)
+        if v.state == UNSUPPORTED:
+            ET.SubElement(case, "skipped", message=f"unsupported: {v.reason}")
+        elif v.state == XFAIL:
+            ET.SubElement(case, "skipped", message=v.reason[:300]).text = r.failure_text()
+        elif v.state == XPASS:
+            ET.SubElement(case, "failure", message=v.reason[:300]).text = r.failure_text()
+        elif v.state == FAIL and r.error:
             ET.SubElement(
-                case, "error", message=r.error.splitlines()[0][:200]
+                case, "error", message=(v.reason or r.error).splitlines()[0][:300]
             ).text = r.failure_text()
-        elif not r.passed:
-            tag = "skipped" if r.known_failure else "failure"
-            msg = f"known failure: {r.known_failure}" if r.known_failure else "scenario failed"
-            ET.SubElement(case, tag, message=msg).text = r.failure_text()
+        elif v.state == FAIL:
+            msg = v.reason or "scenario failed"
+            ET.SubElement(case, "failure", message=msg[:300]).text = r.failure_text()
+    for name, v in rates.items():
+        file = next((r.file for r in results if r.scenario == name), "")
+        case = ET.SubElement(
+            suite, "testcase", classname=Path(file).stem, name=f"{name}[failure rate]", time="0"
+        )
+        ET.SubElement(case, "failure" if v.bad else "skipped", message=v.reason[:300])
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 

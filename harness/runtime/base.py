@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -35,15 +36,62 @@ class LinkRef:
 
 
 @dataclass
-class NodeProcess:
-    """A process the lab started inside a node; the lab kills it at tear-down."""
+class NodeProcess(ABC):
+    """A program the lab started inside a node (a host process or a container); the lab
+    stops it at tear-down. Callers see the same handle whichever runtime runs it."""
 
     node: str
     name: str
     argv: list[str]
-    popen: subprocess.Popen[bytes]
     log_path: Path
-    started: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.time, init=False)
+    stopped: bool = field(default=False, init=False)
+    """Set by stop(): the harness ended it on purpose (a restart), it did not die."""
+
+    @property
+    @abstractmethod
+    def pid(self) -> int:
+        """A host PID inside the node's network namespace (for /proc/<pid>/net reads)."""
+
+    @property
+    @abstractmethod
+    def returncode(self) -> int | None: ...
+
+    @abstractmethod
+    def alive(self) -> bool: ...
+
+    def died(self) -> bool:
+        """Exited without the harness asking: whatever waits on it will never succeed."""
+        return not self.stopped and not self.alive()
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> int:
+        """Exit status; raises subprocess.TimeoutExpired like Popen.wait."""
+
+    @abstractmethod
+    def send_signal(self, sig: int) -> None: ...
+
+    @abstractmethod
+    def stop(self, timeout: float = 3.0, sig: int = signal.SIGTERM) -> int | None:
+        """Ask politely, then kill. Returns the exit status."""
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 64 * 1024))
+                data = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(data.splitlines()[-lines:])
+
+
+@dataclass
+class HostProcess(NodeProcess):
+    """A host process in the node's namespace, in its own process group."""
+
+    popen: subprocess.Popen[bytes] = field(kw_only=True)
 
     @property
     def pid(self) -> int:
@@ -65,7 +113,7 @@ class NodeProcess:
             os.killpg(self.popen.pid, sig)
 
     def stop(self, timeout: float = 3.0, sig: int = signal.SIGTERM) -> int | None:
-        """Ask politely, then kill. Returns the exit status."""
+        self.stopped = True
         if self.alive():
             self.send_signal(sig)
             try:
@@ -76,17 +124,6 @@ class NodeProcess:
         else:
             self.send_signal(signal.SIGKILL)  # leftover children of a dead leader
         return self.popen.returncode
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            with self.log_path.open("rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - 64 * 1024))
-                data = f.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(data.splitlines()[-lines:])
 
 
 class Runtime(ABC):
@@ -112,8 +149,23 @@ class Runtime(ABC):
         cwd: Path,
         log_path: Path,
         env: dict[str, str] | None = None,
+        image: str | None = None,
+        mounts: Sequence[Path] = (),
     ) -> NodeProcess:
-        """Start a long-running process inside `node`."""
+        """Start a long-running program inside `node`: a host process, or with `image` a
+        container that joins the node's network (only the lab's interfaces inside).
+
+        `cwd` and `mounts` are the same paths inside a container (cwd writable, mounts
+        read-only), so config files and recordings need no translation; `env` is the
+        whole environment of a container, added to the harness's own for a process.
+        """
+
+    @abstractmethod
+    def prepare_images(self, wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        """Before anything starts: check (node, image, program) triples and get their nodes
+        ready for containers; {(image, program): error} for the bad ones.
+
+        Raises UnsupportedError where no container engine is available."""
 
     @abstractmethod
     def run(
@@ -130,3 +182,7 @@ class Runtime(ABC):
     @abstractmethod
     def link(self, node: str, iface: str) -> LinkRef:
         """Where the interface `node.iface` meets its network."""
+
+    @abstractmethod
+    def socket(self, node: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A non-blocking IPv4 socket of the harness itself, inside `node`'s network."""

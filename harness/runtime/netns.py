@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.config.topology import Node, Topology
 from harness.errors import LabError
-from harness.runtime.base import LinkRef, NodeProcess, Runtime
+from harness.runtime.base import HostProcess, LinkRef, NodeProcess, Runtime
 from harness.runtime.nsutil import (
     list_netns,
     netns_path,
@@ -30,6 +31,9 @@ from harness.runtime.nsutil import (
     run_in_netns,
     write_sysctls,
 )
+
+if TYPE_CHECKING:
+    from harness.runtime.docker import ContainerPlacement
 
 PREFIX = "rh-"
 SWITCH = "_sw"
@@ -77,8 +81,18 @@ class NetnsRuntime(Runtime):
         self.lab = lab
         self.etc_dir = etc_dir  # holds the lab's resolv.conf and hosts
         self.topology: Topology | None = None
-        self.processes: list[NodeProcess] = []
+        self.processes: list[HostProcess] = []
         self._links: dict[tuple[str, str], LinkRef] = {}
+        self._containers: ContainerPlacement | None = None
+
+    @property
+    def containers(self) -> ContainerPlacement:
+        """Where programs with an image run (made on first use: no engine needed before)."""
+        if self._containers is None:
+            from harness.runtime.docker import ContainerPlacement
+
+            self._containers = ContainerPlacement(self.lab, self.netns, self.etc_dir)
+        return self._containers
 
     # ------------------------------------------------------------ naming
 
@@ -256,7 +270,13 @@ class NetnsRuntime(Runtime):
         cwd: Path,
         log_path: Path,
         env: dict[str, str] | None = None,
+        image: str | None = None,
+        mounts: Sequence[Path] = (),
     ) -> NodeProcess:
+        if image is not None:
+            return self.containers.spawn(
+                node, image, argv, name=name, cwd=cwd, log_path=log_path, env=env, mounts=mounts
+            )
         full = [
             *self._nsenter(node),
             "unshare",
@@ -283,7 +303,7 @@ class NetnsRuntime(Runtime):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, killed as one
             )
-        proc = NodeProcess(node, name, list(argv), popen, log_path)
+        proc = HostProcess(node, name, list(argv), log_path, popen=popen)
         self.processes.append(proc)
         return proc
 
@@ -305,9 +325,30 @@ class NetnsRuntime(Runtime):
             env=env,
         )
 
+    def prepare_images(self, wanted: list[tuple[str, str, str]]) -> dict[tuple[str, str], str]:
+        from harness.runtime import engine
+
+        errors = engine.check_images([(image, prog) for _, image, prog in wanted])
+        if not errors:
+            self.containers.prepare(sorted({node for node, _, _ in wanted}))
+        return errors
+
+    def socket(self, node: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """Made in the node's namespace, which its containers share: one way for both."""
+
+        def make() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, kind)
+            sock.setblocking(False)
+            return sock
+
+        self._nsenter(node)  # a clear error for a missing node
+        return run_in_netns(self.netns(node), make)
+
     # ------------------------------------------------------------ tear-down
 
     def down(self) -> None:
+        if self._containers is not None:
+            self._containers.down()
         for proc in reversed(self.processes):
             proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 2.0
@@ -324,7 +365,11 @@ class NetnsRuntime(Runtime):
 
 
 def destroy_lab_namespaces(lab: str, names: list[str] | None = None) -> list[str]:
-    """Kill whatever still runs in a lab's namespaces, then delete them. Idempotent."""
+    """Remove a lab's containers, kill whatever still runs in its namespaces, then delete
+    them. Idempotent; also what `harness lab gc` does for a lab whose owner died."""
+    from harness.runtime.engine import remove_lab_containers
+
+    remove_lab_containers(lab)
     names = names if names is not None else [ns for ns in list_netns() if lab_of_netns(ns) == lab]
     names = [ns for ns in names if os.path.exists(netns_path(ns))]
     if not names:

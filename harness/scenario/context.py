@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,16 @@ class ScenarioContext:
     """The `conditions:` timeline (harness/conditions/timeline.py), when the scenario has one."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Each peer's stats after each step (peer checks read these)."""
+    teardown: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    """What was started registers its undoing here; the runner leaves it whatever happens."""
+    steps_done: dict[int, asyncio.Event] = field(default_factory=dict)
+    """Step number (1-based) -> set once that step completed (timeline triggers wait on it)."""
+
+    def step_done(self, number: int) -> asyncio.Event:
+        return self.steps_done.setdefault(number, asyncio.Event())
+
+    versions: dict[str, str] = field(default_factory=dict)
+    """Component or peer name -> "kind version", as the running program reported it."""
 
     def peer(self, name: str) -> PeerClient:
         try:
@@ -49,6 +61,18 @@ class ScenarioContext:
 
     async def is_connected(self, name: str) -> bool:
         return await self.ice_state(name) in ("connected", "completed")
+
+    def image_of(self, explicit: str | None, kind: str) -> str | None:
+        """The image a component or peer runs from: its own `image:`, else the default image
+        of its kind when the scenario's runtime is docker, else None (a host process)."""
+        from harness.images.catalog import KINDS
+
+        spec = self.scenario.spec
+        if explicit or spec.runtime != "docker" or kind not in KINDS:
+            return explicit  # a kind with no image of ours (process) stays on the host
+        from harness.runtime.engine import default_image
+
+        return default_image(kind, spec.suite)
 
     def check_components(self) -> None:
         for comp in self.components.values():

@@ -31,6 +31,18 @@ class CheckResult:
     rfc: str = ""
 
 
+def check_label(c: CheckResult, taken: set[str]) -> str:
+    """A check's name in reports and known-failure signatures: the check, the peer or
+    component it is about, and a count if repeated (`taken` collects labels so far)."""
+    who = c.params.get("peer") or c.params.get("component")
+    base = f"{c.name}[{who}]" if isinstance(who, str) else c.name
+    label, k = base, 2
+    while label in taken:
+        label, k = f"{base} #{k}", k + 1
+    taken.add(label)
+    return label
+
+
 @dataclass
 class RunResult:
     scenario: str
@@ -49,6 +61,10 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     known_failure: str | None = None
+    """The reason of the known failure the scenario is marked with."""
+    verdict: str = ""
+    """pass / fail / xfail / xpass / unsupported (harness/scenario/verdict.py decides)."""
+    verdict_reason: str = ""
     links: dict[str, Any] = field(default_factory=dict)
     """Per link: engine, seed and every condition change (to replay a failing run)."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -59,6 +75,8 @@ class RunResult:
     def failure_text(self) -> str:
         """What a person needs first: the failed step or checks and their evidence."""
         out = [f"scenario {self.scenario} ({self.file}) seed={self.seed} run_dir={self.run_dir}"]
+        if self.verdict_reason:
+            out.append(f"verdict: {self.verdict}: {self.verdict_reason}")
         if self.error:
             out.append(f"error: {self.error}")
         for s in self.steps:

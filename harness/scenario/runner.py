@@ -1,7 +1,7 @@
 """Run a scenario: lab up, captures, components, peers, steps, checks, tear-down.
 
-Tear-down runs whatever happens (failure, timeout, Ctrl-C); the result keeps
-the evidence: step errors with the peers' last events, component log tails,
+Tear-down runs whatever happens (failure, timeout, Ctrl-C), through one
+AsyncExitStack every started resource registers with; the result keeps the evidence: step errors with the peers' last events, component log tails,
 the pcaps, and every check's evidence lines.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -16,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.scenario import IceServerRef, Scenario
-from harness.errors import HarnessError
+from harness.errors import ComponentError, HarnessError, UnsupportedError
 from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
+from harness.scenario.needs import unsupported_reasons
 from harness.scenario.result import CheckResult, RunResult, StepResult
+from harness.scenario.verdict import decide
+from harness.scenario.watchdog import guarded
 
 Progress = Callable[[str], None]
 
@@ -44,7 +48,7 @@ async def run_scenario(
         seed,
         lab.run_dir,
         attempt=attempt,
-        known_failure=spec.known_failure,
+        known_failure=spec.known_failure.reason if spec.known_failure else None,
     )
     result.environment = {
         "topology": scenario.topology.name,
@@ -53,73 +57,106 @@ async def run_scenario(
         **{f"peer {n}": f"{p.kind} on {p.node}" for n, p in spec.peers.items()},
         **{f"component {n}": f"{c.kind} on {c.node}" for n, c in spec.components.items()},
     }
-    ctx: ScenarioContext | None = None
     t_start = time.perf_counter()
+    teardown = [0.0]
     try:
-        progress(f"lab {lab.name} up ({scenario.topology.name})")
-        lab.up()
-        result.timings["lab_up"] = lab.timings["up"]
-        ctx = ScenarioContext(scenario, lab, seed)
-        await _apply_links(ctx)
-        points = spec.capture or _default_capture(scenario)
-        capture = lab.capture(points)
-        t = time.perf_counter()
-        await _start_components(ctx, progress)
-        result.timings["components_ready"] = time.perf_counter() - t
-        t = time.perf_counter()
-        await _start_peers(ctx, progress)
-        result.timings["peers_ready"] = time.perf_counter() - t
-        ctx.t0 = result.t0 = time.time()
-        timeline = await _start_timeline(ctx)
-        t = time.perf_counter()
-        await _run_steps(ctx, result, progress)
-        if timeline is not None:
-            timeline.cancel()
-        result.timings["steps"] = time.perf_counter() - t
-        result.peer_stats = ctx.peer_stats
-        result.peer_events = {
-            n: [{"t": round(e.t - ctx.t0, 4), "kind": e.kind, "data": e.data} for e in p.events]
-            for n, p in ctx.peers.items()
-        }
-        await _stop_peers(ctx, result)
-        result.pcaps = [str(p) for p in capture.stop()]
-        t = time.perf_counter()
-        if not any(s.status == "failed" for s in result.steps):
-            progress("checking expectations")
-            result.checks = _run_checks(scenario, ctx, result)
-        result.timings["checks"] = time.perf_counter() - t
+        missing = unsupported_reasons(scenario)
+        if missing:
+            fixes = "; ".join(f for _, f in missing if f)
+            raise UnsupportedError("; ".join(r for r, _ in missing), fix=fixes)
+        # Every resource registers its tear-down with this stack as it starts; leaving it
+        # (normally, on a failure, a timeout or Ctrl-C) undoes them in reverse order.
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(lab.down)
+            try:
+                await _run(scenario, lab, seed, result, stack, progress)
+            finally:
+                teardown[0] = time.perf_counter()
+    except UnsupportedError as exc:
+        result.skipped, result.skip_reason = True, str(exc)
     except HarnessError as exc:
-        result.error = str(exc)
-    except Exception as exc:  # a bug or an unexpected failure: still tear down, still report
-        result.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        t = time.perf_counter()
-        if ctx is not None:
-            for name, comp in ctx.components.items():
-                result.logs.setdefault(name, comp.log_tail(20))
-            with contextlib.suppress(Exception):
-                await _stop_peers(ctx, result)
-            for key, shaper in ctx.shapers.items():
-                with contextlib.suppress(Exception):
-                    result.links[key] = shaper.record()
-                try:
-                    shaper.check_alive()  # a crashed engine fails the run, never passes silently
-                except HarnessError as exc:
-                    result.error = result.error or f"link {key}: {exc}"
-                with contextlib.suppress(Exception):
-                    shaper.close()
-            for comp in reversed(list(ctx.components.values())):
-                with contextlib.suppress(Exception):
-                    comp.stop()
-        lab.down()
-        result.timings["teardown"] = time.perf_counter() - t
-        result.timings["total"] = time.perf_counter() - t_start
+        result.error = result.error or str(exc)
+    except Exception as exc:  # a bug or an unexpected failure: still torn down, still reported
+        result.error = result.error or f"{type(exc).__name__}: {exc}"
+    now = time.perf_counter()
+    if teardown[0]:
+        result.timings["teardown"] = now - teardown[0]
+    result.timings["total"] = now - t_start
     failed_steps = any(s.status == "failed" for s in result.steps)
-    result.passed = not result.error and not failed_steps and all(c.passed for c in result.checks)
+    result.passed = (
+        not result.skipped
+        and not result.error
+        and not failed_steps
+        and all(c.passed for c in result.checks)
+    )
+    v = decide(result, spec.known_failure)
+    result.verdict, result.verdict_reason = v.state, v.reason
     if result.passed:
         result.logs = {}
     result.save()
     return result
+
+
+async def _run(
+    scenario: Scenario,
+    lab: Lab,
+    seed: int,
+    result: RunResult,
+    stack: contextlib.AsyncExitStack,
+    progress: Progress,
+) -> None:
+    """Lab up to checks; everything started is registered with `stack`."""
+    spec = scenario.spec
+    progress(f"lab {lab.name} up ({scenario.topology.name})")
+    lab.up()
+    result.timings["lab_up"] = lab.timings["up"]
+    ctx = ScenarioContext(scenario, lab, seed, teardown=stack)
+    # registered first, so it runs last: the versions the programs reported, even on failure
+    stack.callback(
+        lambda: result.environment.update({f"version {n}": v for n, v in ctx.versions.items()})
+    )
+    await _apply_links(ctx, result)
+    # bad images fail before anything starts; meanwhile the captures get ready
+    t = time.perf_counter()
+    images = asyncio.create_task(asyncio.to_thread(_check_images, ctx))
+    capture = lab.capture(spec.capture or _default_capture(scenario))
+    stack.callback(_quietly(capture.stop))
+    await images
+    result.timings["prepare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    await _start_components(ctx, result, progress)
+    result.timings["components_ready"] = time.perf_counter() - t
+    t = time.perf_counter()
+    await _start_peers(ctx, result, progress)
+    result.timings["peers_ready"] = time.perf_counter() - t
+    ctx.t0 = result.t0 = time.time()
+    await _start_timeline(ctx, result)
+    t = time.perf_counter()
+    await _run_steps(ctx, result, progress)
+    result.timings["steps"] = time.perf_counter() - t
+    result.peer_stats = ctx.peer_stats
+    result.peer_events = {
+        n: [{"t": round(e.t - ctx.t0, 4), "kind": e.kind, "data": e.data} for e in p.events]
+        for n, p in ctx.peers.items()
+    }
+    for name in list(ctx.peers):
+        await _stop_peer(ctx, result, name)
+    result.pcaps = [str(p) for p in capture.stop()]
+    t = time.perf_counter()
+    if not any(s.status == "failed" for s in result.steps):
+        progress("checking expectations")
+        result.checks = _run_checks(scenario, ctx, result)
+    result.timings["checks"] = time.perf_counter() - t
+
+
+def _quietly(fn: Callable[[], Any]) -> Callable[[], None]:
+    """A tear-down action whose own failure must not hide the run's verdict."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            fn()
+
+    return run
 
 
 def _default_capture(scenario: Scenario) -> list[tuple[str, str]]:
@@ -133,49 +170,122 @@ def _default_capture(scenario: Scenario) -> list[tuple[str, str]]:
     return points
 
 
-async def _apply_links(ctx: ScenarioContext) -> None:
+async def _apply_links(ctx: ScenarioContext, result: RunResult) -> None:
     links = ctx.scenario.spec.links
     if not links:
         return
-    from harness.conditions.apply import shape_link
     from harness.conditions.model import LinkSpec
 
     for key, raw in links.items():
-        node, _, iface = key.partition(".")
         spec = ctx.scenario.source.validate(LinkSpec, raw, base=("links", key))
-        ctx.shapers[key] = shape_link(ctx.lab, node, iface, spec, seed=ctx.seed)
+        _shape(ctx, result, key, spec)
 
 
-async def _start_timeline(ctx: ScenarioContext) -> asyncio.Task[None] | None:
+def _shape(ctx: ScenarioContext, result: RunResult, key: str, spec: Any) -> None:
+    """Impair link `node.iface`; at tear-down record it, and fail the run if its engine died."""
+    from harness.conditions.apply import shape_link
+
+    node, _, iface = key.partition(".")
+    shaper = ctx.shapers[key] = shape_link(ctx.lab, node, iface, spec, seed=ctx.seed)
+
+    def close() -> None:
+        with contextlib.suppress(Exception):
+            result.links[key] = shaper.record()
+        try:
+            shaper.check_alive()  # a crashed engine fails the run, never passes silently
+        except HarnessError as exc:
+            result.error = result.error or f"link {key}: {exc}"
+        with contextlib.suppress(Exception):
+            shaper.close()
+
+    ctx.teardown.callback(close)
+
+
+async def _start_timeline(ctx: ScenarioContext, result: RunResult) -> None:
     """Run the scenario's `conditions:` timeline beside the steps (times from the first step)."""
     steps = ctx.scenario.spec.conditions
     if not steps:
-        return None
-    from harness.conditions.apply import shape_link
+        return
     from harness.conditions.model import LinkSpec
-    from harness.conditions.timeline import Timeline
+    from harness.conditions.timeline import Timeline, Trigger
 
     for step in steps:
         if step.link not in ctx.shapers:  # a link without conditions yet starts unimpaired
-            node, _, iface = step.link.partition(".")
-            ctx.shapers[step.link] = shape_link(ctx.lab, node, iface, LinkSpec(), seed=ctx.seed)
+            _shape(ctx, result, step.link, LinkSpec())
     ctx.timeline = Timeline(ctx.shapers, steps)
-    return asyncio.create_task(ctx.timeline.run(ctx.t0))
+
+    async def wait(trigger: Trigger) -> None:
+        if trigger.step is not None:
+            await ctx.step_done(trigger.step).wait()
+            return
+        assert trigger.peer is not None and trigger.event is not None
+        kind, state = trigger.event
+        await ctx.peer(trigger.peer).wait_event(kind, 24 * 3600, since=ctx.t0, state=state)
+
+    task = asyncio.create_task(ctx.timeline.run(ctx.t0, wait))
+    ctx.teardown.push_async_callback(_cancel, task)
 
 
-async def _start_components(ctx: ScenarioContext, progress: Progress) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+async def _start_components(ctx: ScenarioContext, result: RunResult, progress: Progress) -> None:
     from harness.components import COMPONENTS
     from harness.components.ports import check_port_clashes
 
     comps = [
-        COMPONENTS[c.kind](name, c.node, c.options)
+        COMPONENTS[c.kind](name, c.node, c.options, image=ctx.image_of(c.image, c.kind))
         for name, c in ctx.scenario.spec.components.items()
     ]
     check_port_clashes(comps)
+    everyone = {c.name: c for c in comps}
     for comp in comps:
+        comp.bind(everyone, ctx.scenario.path.parent)
         progress(f"starting {comp.kind} {comp.name} on {comp.node}")
         ctx.components[comp.name] = comp
-        await asyncio.to_thread(comp.start, ctx.lab)
+
+        def stop(comp: Any = comp) -> None:
+            result.logs.setdefault(comp.name, comp.log_tail(20))
+            comp.stop()
+
+        ctx.teardown.callback(_quietly(stop))  # registered first: a failed start is stopped too
+        try:
+            await asyncio.to_thread(comp.start, ctx.lab)
+        except ComponentError as exc:  # where in the scenario, beside what went wrong
+            src = ctx.scenario.source
+            where = f"{src.file}:{src.line_of(('components', comp.name))}: components.{comp.name}"
+            raise ComponentError(comp.name, f"{exc.message} ({where})", exc.log_tail) from None
+        version = await asyncio.to_thread(comp.program_version)
+        ctx.versions[comp.name] = f"{comp.kind} {version}" + (
+            f" ({comp.image})" if comp.image else ""
+        )
+
+
+def _check_images(ctx: ScenarioContext) -> None:
+    """Every image the scenario runs exists and holds its program, else a ConfigError at
+    the component's (or peer's) YAML line; no engine at all raises UnsupportedError."""
+    from harness.components import COMPONENTS
+    from harness.peers.launch import AGENT_PROGRAM
+
+    spec = ctx.scenario.spec
+    wanted: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}
+    for section, items in (("components", spec.components), ("peers", spec.peers)):
+        for name, item in items.items():
+            image = ctx.image_of(item.image, item.kind)
+            if image is not None:
+                program = COMPONENTS[item.kind].binary if section == "components" else AGENT_PROGRAM
+                wanted.setdefault((item.node, image, program), (section, name, item.image))
+    if not wanted:
+        return
+    errors = ctx.lab.prepare_images(list(wanted))
+    for (_, image, program), (section, name, explicit) in wanted.items():
+        if (image, program) in errors:
+            key = (section, name, "image") if explicit else ("runtime",)
+            msg = f"{section[:-1]} {name!r}: {errors[image, program]}"
+            raise ctx.scenario.source.error(key, msg)
 
 
 def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[dict[str, Any]]:
@@ -184,21 +294,29 @@ def _ice_servers(ctx: ScenarioContext, refs: list[str | IceServerRef]) -> list[d
         r = IceServerRef(component=ref) if isinstance(ref, str) else ref
         if r.component:
             comp = ctx.components[r.component]
-            server = comp.ice_server(r.transport or "udp")  # type: ignore[attr-defined]
+            server = (
+                comp.stun_server(r.transport or "udp")  # type: ignore[attr-defined]
+                if r.use == "stun"
+                else comp.ice_server(r.transport or "udp")  # type: ignore[attr-defined]
+            )
             out.append(server)
         else:
             out.append({"urls": r.urls, "username": r.username, "credential": r.credential})
     return out
 
 
-async def _start_peers(ctx: ScenarioContext, progress: Progress) -> None:
+async def _start_peers(ctx: ScenarioContext, result: RunResult, progress: Progress) -> None:
     from harness.actions.reactions import start_reaction
-    from harness.peers.launch import start_peer
+    from harness.peers.launch import peer_version, start_peer
 
     for name, spec in ctx.scenario.spec.peers.items():
         progress(f"starting {spec.kind} peer {name} on {spec.node}")
-        peer = await start_peer(ctx.lab, spec.node, spec.kind, name)
+        image = ctx.image_of(spec.image, spec.kind)
+        peer = await start_peer(ctx.lab, spec.node, spec.kind, name, image=image)
         ctx.peers[name] = peer
+        ctx.teardown.push_async_callback(_stop_peer, ctx, result, name)
+        version = await asyncio.to_thread(peer_version, spec.kind, image)
+        ctx.versions[name] = f"{spec.kind} {version}" + (f" ({image})" if image else "")
         await peer.call(
             "configure",
             ice_servers=_ice_servers(ctx, spec.ice_servers),
@@ -218,16 +336,26 @@ async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress
         progress(f"step {step.index + 1}/{len(ctx.scenario.steps)}: {step.kind}")
         t = time.perf_counter()
         sr = StepResult(step.index, step.kind, "passed", round(started, 3), 0.0, line=step.line)
+        error = None
         try:
             ctx.check_components()
-            sr.detail = await asyncio.wait_for(step.action.execute(ctx), step.action.timeout + 5)
-            ctx.check_components()
+            sr.detail = await guarded(  # a dead peer or component ends the step at once
+                ctx, asyncio.wait_for(step.action.execute(ctx), step.action.timeout + 5)
+            )
         except TimeoutError:
-            sr.status, sr.error = "failed", f"timed out after {step.action.timeout + 5:.0f} s"
+            error = f"timed out after {step.action.timeout + 5:.0f} s"
+        except UnsupportedError:
+            raise  # the verdict of the whole run, never a step failure
+        except HarnessError as exc:
+            error = str(exc)
+        _judge_step(step.action, sr, error)
+        try:
+            ctx.check_components()  # a component that died fails the step, expected or not
         except HarnessError as exc:
             sr.status, sr.error = "failed", str(exc)
         sr.duration_s = round(time.perf_counter() - t, 3)
         result.steps.append(sr)
+        ctx.step_done(step.index + 1).set()
         await _snapshot_stats(ctx, step.index)
         if sr.status == "failed":
             sr.error += _recent_events(ctx)
@@ -236,6 +364,23 @@ async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress
                     StepResult(later.index, later.kind, "skipped", 0.0, 0.0, line=later.line)
                 )
             return
+
+
+def _judge_step(action: Any, sr: StepResult, error: str | None) -> None:
+    """A step passes when it did what it says, or, with `must_fail`, when it failed as told."""
+    must = action.must_fail
+    if must is None:
+        if error is not None:
+            sr.status, sr.error = "failed", error
+        return
+    if error is None:
+        sr.status = "failed"
+        sr.error = f"must fail with /{must.error}/, but it succeeded: {sr.detail}"
+    elif not re.search(must.error, error):
+        sr.status = "failed"
+        sr.error = f"failed, but not as it must (/{must.error}/): {error}"
+    else:
+        sr.detail = {**sr.detail, "failed_as_expected": error}
 
 
 async def _snapshot_stats(ctx: ScenarioContext, step: int) -> None:
@@ -258,11 +403,14 @@ def _recent_events(ctx: ScenarioContext) -> str:
     return ("\nlast peer events:\n" + "\n".join(lines)) if lines else ""
 
 
-async def _stop_peers(ctx: ScenarioContext, result: RunResult) -> None:
-    for name, peer in list(ctx.peers.items()):
-        result.logs.setdefault(name, peer.process.log_tail(20))  # type: ignore[attr-defined]
+async def _stop_peer(ctx: ScenarioContext, result: RunResult, name: str) -> None:
+    """Stop one peer (once: the normal path and the tear-down stack both call this)."""
+    peer = ctx.peers.pop(name, None)
+    if peer is None:
+        return
+    result.logs.setdefault(name, peer.process.log_tail(20))  # type: ignore[attr-defined]
+    with contextlib.suppress(Exception):
         await peer.stop()  # type: ignore[attr-defined]
-        ctx.peers.pop(name)
 
 
 def _run_checks(scenario: Scenario, ctx: ScenarioContext, result: RunResult) -> list[CheckResult]:
@@ -277,7 +425,7 @@ def _run_checks(scenario: Scenario, ctx: ScenarioContext, result: RunResult) -> 
     for name, params, line in scenario.expects:
         if name in PEER_CHECKS:
             try:
-                o = run_peer_check(name, ctx.peer_stats, params)
+                o = run_peer_check(name, ctx.peer_stats, params, result.peer_events)
             except CheckError as exc:
                 o = Outcome(False, f"bad expectation: {exc}")
         else:

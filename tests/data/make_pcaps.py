@@ -7,8 +7,8 @@ Calls: aiortc<->aiortc direct (signalling is an HTTP POST of a JSEP offer, so th
 SDPs are in the capture too), a 20 s one for the benchmark, the same relayed through
 coturn (offerer relay-only),
 sipp UAC->UAS with G.711 RTP over UDP and over TCP, an INVITE with a WebRTC-sized SDP
-over UDP (fragmented by the kernel), and REGISTER/OPTIONS to Kamailio
-over WebSocket. The same file runs the
+over UDP (fragmented by the kernel), REGISTER/OPTIONS to Kamailio over WebSocket, and
+RFC 4733 DTMF on Janus's SIP leg (a gateway scenario's capture). The same file runs the
 aiortc peers inside the lab nodes: `make_pcaps.py peer offer|answer ...`.
 """
 
@@ -286,6 +286,20 @@ def make_sip_ws(target: Path) -> Path:
         return _keep(files, target)
 
 
+def from_scenario(file: str, cell: str, capture: str, out: Path) -> None:
+    """Copy one capture of a gateway scenario's cell, run here and passed."""
+    from harness.config.scenario import load_scenarios
+    from harness.scenario.runner import run_scenario_sync
+
+    path = ROOT / "scenarios" / "gateway" / file
+    sc = next(s for s in load_scenarios(path) if s.name == cell)
+    result = run_scenario_sync(sc, seed=1)
+    if not result.passed:
+        raise SystemExit(f"{sc.name} failed: {result.error or result.checks}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(p for p in map(Path, result.pcaps) if p.name == capture), out)
+
+
 MAKERS = {
     "direct": lambda: make_aiortc(OUT / "aiortc-direct.pcap", relayed=False),
     "relayed": lambda: make_aiortc(OUT / "aiortc-relayed.pcap", relayed=True),
@@ -296,6 +310,21 @@ MAKERS = {
         OUT / "sipp-udp-fragmented.pcap", "udp", "uac-fragmented-invite.xml"
     ),
     "sip-ws": lambda: make_sip_ws(OUT / "sip-ws.pcap"),
+    # RFC 4733 relayed by Janus (the browser's 369) and sent by baresip (4), SIP leg
+    "janus-dtmf": lambda: from_scenario(
+        "janus-dtmf-rfc4733.yaml",
+        "janus-dtmf-rfc4733-chromium",
+        "peer-b-eth0.pcap",
+        OUT / "janus-dtmf-sip.pcap",
+    ),
+    # a refused wss:// certificate and SIP over TLS, on Kamailio's wire (not in the corpus
+    # every analyser test reads: tls/ is only for tests/unit/test_analysis_tls.py)
+    "sip-tls": lambda: from_scenario(
+        "sip-tls.yaml",
+        "sip-tls-untrusted",
+        "proxy-eth0.pcap",
+        OUT / "tls" / "sip-tls-untrusted-proxy.pcap",
+    ),
 }
 
 

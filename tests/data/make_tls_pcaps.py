@@ -32,7 +32,7 @@ SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n
 def _cert(tmp: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sip.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -44,7 +44,13 @@ def _cert(tmp: Path) -> tuple[Path, Path]:
         .sign(key, hashes.SHA256())
     )
     kp, cp = tmp / "key.pem", tmp / "cert.pem"
-    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    kp.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return kp, cp
 
@@ -70,7 +76,11 @@ def _read_msg(s: ssl.SSLSocket) -> bytes:
     while b"\r\n\r\n" not in buf:
         buf += s.recv(4096)
     head, _, rest = buf.partition(b"\r\n\r\n")
-    n = int(next(l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")))
+    n = int(
+        next(
+            h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")
+        )
+    )
     while len(rest) < n:
         rest += s.recv(4096)
     return head + b"\r\n\r\n" + rest

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import sys
 from pathlib import Path
@@ -62,15 +61,18 @@ def test_registered_and_options_checked() -> None:
 
 
 @pytest.mark.lab
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 def test_allocations_over_udp_tcp_tls_and_refused_credentials() -> None:
     from harness.lab import Lab
 
     with Lab(TOPOLOGIES / "open-internet.yaml") as lab:
         turn = Coturn("turn", "server", {"tls": True, "users": {"alice": "alice-pass-1"}})
         turn.start(lab)
+        # a process in the server's namespace: /proc/<pid>/net shows that namespace's sockets
+        witness = lab.spawn("server", ["sleep", "60"], name="witness")
         try:
             addr = turn.listen_address()
+            assert is_bound(witness.pid, "udp", 3478, addr)
+            assert is_bound(witness.pid, "tcp", 5349, addr)
             assert turn.workdir is not None
             conf = (turn.workdir / "turnserver.conf").read_text()
             assert f"userdb={turn.workdir / 'turndb'}" in conf
@@ -100,4 +102,5 @@ def test_allocations_over_udp_tcp_tls_and_refused_credentials() -> None:
         finally:
             turn.stop()
         assert turn.proc is not None and not turn.proc.alive()
-        assert not is_bound(os.getpid(), "udp", 3478, addr)
+        assert not is_bound(witness.pid, "udp", 3478, addr)  # the server's own namespace
+        assert not is_bound(witness.pid, "tcp", 5349, addr)

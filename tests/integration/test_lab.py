@@ -121,7 +121,7 @@ def test_dual_homed_answers_from_each_interface(make_lab) -> None:
 
 def test_capture_files_are_named_by_node_and_interface(make_lab) -> None:
     lab = make_lab("port-restricted")
-    cap = lab.capture(["nat-a:wan", "peer-a"], bpf="icmp")
+    cap = lab.capture(["nat-a.wan", "peer-a"], bpf="icmp")
     lab.run("peer-a", ["ping", "-c3", "-i", "0.05", "198.18.0.12"])
     files = cap.stop()
     assert [f.name for f in files] == ["nat-a-wan.pcap", "peer-a-eth0.pcap"]

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from harness.components.coturn import Coturn
-from harness.peers.chromium_agent.fakemic import write_tone_wav
+from harness.peers.browser.fakemic import write_tone_wav
 from harness.peers.client import PeerError
 from harness.peers.launch import LaunchedPeer, start_peer
 from harness.peers.signaling import connect_pair, negotiate, restart_ice

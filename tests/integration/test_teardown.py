@@ -21,7 +21,7 @@ import sys, time
 from harness.lab import Lab
 with Lab("topologies/port-restricted.yaml", name=sys.argv[1]) as lab:
     p = lab.spawn("server", ["sleep", "300"], name="sleeper")
-    lab.capture(["nat-a:wan"])
+    lab.capture(["nat-a.wan"])
     print("READY", p.pid, flush=True)
     time.sleep(120)
 """
@@ -45,12 +45,19 @@ def leftovers(name: str, pids: list[int] = ()) -> list[str]:
     return found
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, and an ignored SIGINT is inherited:
+    # Python then never raises KeyboardInterrupt. Give the holder what a terminal's Ctrl-C meets.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_holder(name: str) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, name],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
+        preexec_fn=_default_sigint,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -74,8 +81,13 @@ def test_signal_tears_the_lab_down(sig: int) -> None:
     name = f"td-sig{int(sig)}"
     proc, sleeper = start_holder(name)
     assert leftovers(name, [sleeper]) != []
-    proc.send_signal(sig)
-    proc.wait(15)
+    try:
+        proc.send_signal(sig)
+        proc.wait(15)
+    finally:
+        if proc.poll() is None:  # never leave the holder's lab behind, even on failure
+            proc.terminate()
+            proc.wait(15)
     assert leftovers(name, [sleeper]) == []
 
 

@@ -157,7 +157,7 @@ def test_run_expects_picks_the_capture() -> None:
     files = [PCAPS / "sipp-udp.pcap", PCAPS / "aiortc-relayed.pcap"]
     results = run_expects(
         [
-            ("selected_pair_type", {"type": "relay", "capture": "relayed"}, 3),
+            ("selected_pair_type", {"type": "relay", "capture": "aiortc.relayed"}, 3),
             ("sip_dialog_state", {}, 4),
             ("dtls_handshakes", {"capture": "nope"}, 5),
         ],

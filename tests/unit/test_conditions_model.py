@@ -66,7 +66,14 @@ def test_fault_fields_must_fit_the_kind():
 
 def test_timeline_step_needs_one_when_and_one_what():
     TimelineStep.model_validate({"at": 5, "link": "peer-a.eth0", "set": "3g"})
-    TimelineStep.model_validate({"on": "call-up", "link": "peer-a.eth0", "blackout": 2})
+    TimelineStep.model_validate(
+        {"on": {"peer": "a", "ice": "disconnected"}, "link": "peer-a.eth0", "blackout": 2}
+    )
+    TimelineStep.model_validate({"on": {"step": 2, "delay": 1}, "link": "x.y", "restore": True})
+    with pytest.raises(ValidationError, match="`ice` needs `peer`"):
+        TimelineStep.model_validate({"on": {"ice": "failed"}, "link": "x.y", "restore": True})
+    with pytest.raises(ValidationError, match="exactly one of `ice`"):
+        TimelineStep.model_validate({"on": {"peer": "a"}, "link": "x.y", "restore": True})
     with pytest.raises(ValidationError, match="exactly one of `at`"):
         TimelineStep.model_validate({"link": "peer-a.eth0", "restore": True})
     with pytest.raises(ValidationError, match="exactly one of set"):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from aioice import stun, turn
@@ -33,6 +35,17 @@ logger = logging.getLogger(__name__)
 GATHER_TIMEOUT = 10.0
 
 
+def trust_run_ca() -> None:
+    """`turns:` servers with certificates from the run's CA (harness/components/pki.py) are
+    trusted: aioice's TLS uses Python's default context, which reads SSL_CERT_FILE."""
+    here = Path.cwd()  # the agent runs in its work directory, under the run directory
+    anchor = next(
+        (p / "pki" / "ca.pem" for p in here.parents if (p / "pki" / "ca.pem").is_file()), None
+    )
+    if anchor is not None:
+        os.environ["SSL_CERT_FILE"] = str(anchor)
+
+
 def candidate_info(candidate: Any, relay_protocol: str | None = None) -> dict[str, Any]:
     info = {
         "type": candidate.type,
@@ -46,12 +59,22 @@ def candidate_info(candidate: Any, relay_protocol: str | None = None) -> dict[st
 
 
 def strip_candidates(sdp: str) -> str:
-    """The SDP without candidate lines: with trickle they travel as icecandidate events."""
-    keep = [
-        line
-        for line in sdp.splitlines()
-        if not line.startswith(("a=candidate:", "a=end-of-candidates"))
-    ]
+    """The SDP as a trickle ICE agent writes it (RFC 8840 4.1.1, RFC 8829 5.2.1): no
+    candidates (they travel as icecandidate events), the placeholders port 9 and
+    c=IN IP4 0.0.0.0, and a=ice-options:trickle (aiortc itself gathers first)."""
+    keep = []
+    for line in sdp.splitlines():
+        if line.startswith(("a=candidate:", "a=end-of-candidates", "a=rtcp:")):
+            continue
+        if line.startswith("m="):
+            kind, _port, rest = line.split(" ", 2)
+            line = f"{kind} 9 {rest}" if _port != "0" else line
+        elif line.startswith("c=IN IP"):
+            line = "c=IN IP4 0.0.0.0"
+        elif line.startswith("t=") and "a=ice-options:trickle" not in sdp:
+            keep.append(line)
+            line = "a=ice-options:trickle"
+        keep.append(line)
     return "\r\n".join(keep) + "\r\n"
 
 
@@ -113,6 +136,7 @@ class AiortcPeer:
     ) -> dict[str, Any]:
         if self.pc is not None:
             await self.pc.close()
+        trust_run_ca()
         servers = [
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
             for s in ice_servers or []

@@ -1,9 +1,9 @@
 """Headless Chromium as a peer agent: Playwright drives Debian's Chromium.
 
-The peer itself is page/peer.js; the agent process (agent.py) serves the
-control protocol of docs/peers.md and relays between it and the page.
+The peer itself is the shared page (harness/peers/browser/page/peer.js); this
+package only says how to start Chromium with a fake microphone and reach the page.
 """
 
-from .agent import ChromiumAgent
+from .browser import ChromiumEngine
 
-__all__ = ["ChromiumAgent"]
+__all__ = ["ChromiumEngine"]

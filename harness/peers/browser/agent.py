@@ -1,43 +1,67 @@
-"""The Chromium peer agent: control commands in, page calls out, page events back.
+"""A browser peer agent: control commands in, page calls out, page events back.
 
-All WebRTC work happens in the page (page/peer.js); this process owns the browser,
-turns each protocol command into one call on `window.peer`, and forwards what the
-page observes as protocol events. Received audio comes back as PCM and is measured
-here with the same code as the aiortc peer's, so both kinds report comparable tones.
+All WebRTC work happens in the page (page/peer.js); this process owns the browser
+(through an `Engine`: Chromium via Playwright, Firefox via WebDriver BiDi), turns
+each protocol command into one call on `window.peer`, and forwards what the page
+observes as protocol events. Received audio comes back as PCM and is measured
+here with the same code as the aiortc peer's, so every kind reports comparable tones.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from playwright.async_api import Playwright, async_playwright
 
 from harness.peers.control import ControlServer
 from harness.peers.tone import dominant_frequency, rms_dbfs
 
-from . import browser
-from .fakemic import write_tone_wav
-
 log = logging.getLogger(__name__)
 
+#: The page's peer; both engines load it from here.
+PAGE = Path(__file__).with_name("page") / "peer.html"
+#: (event kind, data, wall-clock time) from the page to the control clients.
+Emit = Callable[[str, dict[str, Any], "float | None"], None]
 
-class ChromiumAgent:
+
+class PageDriver(Protocol):
+    """One launched browser with the peer page loaded."""
+
+    async def evaluate(self, expression: str, arg: Any = None) -> Any:
+        """Call the JS function `expression` with `arg` (JSON) in the page; its result."""
+
+    async def close(self) -> None: ...
+
+
+class Engine(Protocol):
+    """How one browser kind starts, with a fake microphone, and reaches the page."""
+
+    async def start(self) -> None: ...
+
+    async def launch(self, workdir: Path, audio: dict[str, Any] | None, emit: Emit) -> PageDriver:
+        """A fresh browser whose microphone plays `audio`, `window.__emit` wired to `emit`."""
+
+    async def stop(self) -> None: ...
+
+
+class BrowserAgent:
     """One named peer: a control server and, once configured, one browser."""
 
-    def __init__(self, name: str, control: Path, workdir: Path) -> None:
+    def __init__(self, name: str, control: Path, workdir: Path, engine: Engine) -> None:
         self.name = name
         self.workdir = workdir
+        self.engine = engine
         self.server = ControlServer(control, self)
-        self._pw: Playwright | None = None
-        self._browser: browser.Browser | None = None
+        self._browser: PageDriver | None = None
+        self._audio: dict[str, Any] | None = None
 
     async def run(self) -> None:
         """Serve until `shutdown` (or a signal sets `server.stopped`), then close the browser."""
-        self._pw = await async_playwright().start()
+        await self.engine.start()
         try:
             await self.server.start()
             log.info("%s: control socket %s", self.name, self.server.path)
@@ -45,7 +69,7 @@ class ChromiumAgent:
         finally:
             await self._close_browser()
             await self.server.close()
-            await self._pw.stop()
+            await self.engine.stop()
 
     # -- commands (docs/peers.md) -------------------------------------------------
 
@@ -60,10 +84,11 @@ class ChromiumAgent:
     ) -> dict[str, Any]:
         if ice_transport_policy not in ("all", "relay"):
             raise ValueError(f"ice_transport_policy must be all or relay: {ice_transport_policy!r}")
-        audio_file = self._audio_file(audio)
-        if self._browser is None or self._browser.audio_file != audio_file:
+        # The fake microphone is chosen at launch: a new sound means a new browser.
+        if self._browser is None or self._audio != audio:
             await self._close_browser()
-            self._browser = await self._open_browser(audio_file)
+            self._browser = await self.engine.launch(self.workdir, audio, self.server.emit)
+            self._audio = audio
         cfg = {
             "ice_servers": ice_servers or [],
             "ice_transport_policy": ice_transport_policy,
@@ -80,7 +105,13 @@ class ChromiumAgent:
     async def cmd_create_answer(self) -> dict[str, Any]:
         return await self._page("() => peer.createAnswer()")
 
-    async def cmd_set_remote(self, type: str, sdp: str) -> dict[str, Any]:
+    async def cmd_create_pranswer(self) -> dict[str, Any]:
+        return await self._page("() => peer.createPranswer()")
+
+    async def cmd_rollback(self) -> dict[str, Any]:
+        return await self._page("() => peer.rollback()")
+
+    async def cmd_set_remote(self, type: str, sdp: str = "") -> dict[str, Any]:
         return await self._page("([t, s]) => peer.setRemote(t, s)", [type, sdp])
 
     async def cmd_add_candidate(
@@ -98,6 +129,13 @@ class ChromiumAgent:
 
     async def cmd_send_data(self, text: str) -> dict[str, Any]:
         return await self._page("t => peer.sendData(t)", text)
+
+    async def cmd_send_dtmf(
+        self, tones: str, duration_ms: int = 100, gap_ms: int = 70
+    ) -> dict[str, Any]:
+        return await self._page(
+            "([t, d, g]) => peer.sendDtmf(t, d, g)", [tones, duration_ms, gap_ms]
+        )
 
     async def cmd_stats(self) -> dict[str, Any]:
         stats = await self._page("() => peer.snapshot()")
@@ -121,6 +159,9 @@ class ChromiumAgent:
     async def cmd_sip_call(self, target: str) -> dict[str, Any]:
         return await self._page("t => sip.call(t)", target)
 
+    async def cmd_sip_answer(self) -> dict[str, Any]:
+        return await self._page("() => sip.answer()")
+
     async def cmd_sip_hangup(self) -> dict[str, Any]:
         return await self._page("() => sip.hangup()")
 
@@ -132,29 +173,7 @@ class ChromiumAgent:
     async def _page(self, expression: str, arg: Any = None) -> Any:
         if self._browser is None:
             raise RuntimeError("not configured")
-        return await self._browser.page.evaluate(expression, arg)
-
-    def _audio_file(self, audio: dict[str, Any] | None) -> Path | None:
-        if not audio:
-            return None
-        if audio.get("file"):
-            path = Path(audio["file"])
-            if not path.is_file():
-                raise FileNotFoundError(f"audio file {path} does not exist")
-            return path.resolve()
-        hz = float(audio.get("tone_hz", 440))
-        return write_tone_wav(self.workdir / f"tone-{hz:g}hz.wav", hz)
-
-    async def _open_browser(self, audio_file: Path | None) -> browser.Browser:
-        assert self._pw is not None
-        b = await browser.launch(self._pw, self.workdir, audio_file)
-        await b.page.expose_binding(
-            "__emit", lambda _src, kind, data, t: self.server.emit(kind, data, t)
-        )
-        b.page.on("pageerror", lambda exc: self.server.emit("error", {"message": str(exc)}))
-        b.page.on("crash", lambda _p: self.server.emit("error", {"message": "page crashed"}))
-        await b.page.goto(browser.PAGE.as_uri())
-        return b
+        return await self._browser.evaluate(expression, arg)
 
     async def _close_browser(self) -> None:
         if self._browser is not None:

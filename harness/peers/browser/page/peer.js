@@ -41,6 +41,21 @@ function capturePcm(analyser) {
   return { sample_rate: analyser.context.sampleRate, pcm: btoa(bin) };
 }
 
+// DTLS role from the negotiated a=setup (RFC 5763 s5), where stats lack dtlsRole:
+// "active" is the DTLS client.
+function sdpSetup(desc) {
+  const m = desc && /^a=setup:(\S+)/m.exec(desc.sdp);
+  return m ? m[1] : null;
+}
+
+function dtlsRoleFromSdp(pc) {
+  const local = sdpSetup(pc.currentLocalDescription);
+  const remote = sdpSetup(pc.currentRemoteDescription);
+  if (local === "active" || remote === "passive") return "client";
+  if (local === "passive" || remote === "active") return "server";
+  return null;
+}
+
 // The stats entry for the remote certificate can lag behind the DTLS state; the
 // transport's own certificate list does not.
 async function remoteFingerprint(dtlsTransport) {
@@ -215,8 +230,22 @@ class Peer {
     return this.setLocal(() => pc.createAnswer());
   }
 
+  // JSEP provisional answer (RFC 8829 4.1.10.1): an answer applied as "pranswer".
+  async createPranswer() {
+    const pc = this.requirePc();
+    const answer = await pc.createAnswer();
+    return this.setLocal(async () => ({ type: "pranswer", sdp: answer.sdp }));
+  }
+
+  // Discards the local offer or pranswer (RFC 8829 4.1.10.2): back to stable.
+  async rollback() {
+    await this.requirePc().setLocalDescription({ type: "rollback" });
+    return {};
+  }
+
   async setRemote(type, sdp) {
-    await this.requirePc().setRemoteDescription({ type, sdp });
+    const desc = type === "rollback" ? { type } : { type, sdp };
+    await this.requirePc().setRemoteDescription(desc);
     this.watchTransports();
     return {};
   }
@@ -230,6 +259,20 @@ class Peer {
 
   restartIce() {
     this.requirePc().restartIce();
+    return {};
+  }
+
+  // RFC 4733 telephone-events through the audio sender (RTCDTMFSender); resolves once
+  // every tone was played out, so the caller knows the events are on the wire.
+  async sendDtmf(tones, duration, gap) {
+    const sender = this.requirePc().getSenders().find((x) => x.track && x.track.kind === "audio");
+    if (!sender || !sender.dtmf) throw new Error("no audio sender with DTMF");
+    if (!sender.dtmf.canInsertDTMF) throw new Error("DTMF not negotiated (no telephone-event)");
+    const done = new Promise((resolve) => {
+      sender.dtmf.ontonechange = (e) => { if (e.tone === "") resolve(); };
+    });
+    sender.dtmf.insertDTMF(tones, duration, gap);
+    await done;
     return {};
   }
 
@@ -326,11 +369,13 @@ class Peer {
     const report = await pc.getStats();
     const byId = (id) => (id ? report.get(id) : undefined);
     let transport = null;
+    let flaggedPair = null; // Firefox: no selectedCandidatePairId; its pair stats say `selected`
     const media = {};
     const blank = () => ({ packets_sent: 0, bytes_sent: 0, packets_received: 0,
                            bytes_received: 0 });
     for (const s of report.values()) {
       if (s.type === "transport" && (!transport || s.selectedCandidatePairId)) transport = s;
+      if (s.type === "candidate-pair" && s.selected) flaggedPair = s;
       if (s.type === "outbound-rtp" && s.kind) {
         const m = (media[s.kind] = media[s.kind] || blank());
         m.packets_sent += s.packetsSent || 0;
@@ -346,7 +391,7 @@ class Peer {
       media.audio = Object.assign(media.audio || blank(),
         { received_pcm: this.analyser ? capturePcm(this.analyser) : null });
     }
-    const pair = byId(transport && transport.selectedCandidatePairId);
+    const pair = byId(transport && transport.selectedCandidatePairId) || flaggedPair;
     const fromStats = pair && { local: candidateInfo(byId(pair.localCandidateId)),
                                 remote: candidateInfo(byId(pair.remoteCandidateId)) };
     const selected = this.choosePair(fromStats);
@@ -355,7 +400,7 @@ class Peer {
     const dtls = {
       state: dt ? dt.state : transport ? transport.dtlsState : null,
       role: transport && transport.dtlsRole && transport.dtlsRole !== "unknown"
-        ? transport.dtlsRole : null,
+        ? transport.dtlsRole : dt && dt.state === "connected" ? dtlsRoleFromSdp(pc) : null,
       remote_fingerprint: cert
         ? `${cert.fingerprintAlgorithm} ${cert.fingerprint}` : await remoteFingerprint(dt),
     };

@@ -13,6 +13,8 @@ class SipPhone {
     this.peer = peer;
     this.ua = null;
     this.session = null;
+    this.incoming = [];
+    this.onIncoming = null;
   }
 
   // Resolves with the first of `events` that `target` emits; rejects on `failures`
@@ -25,8 +27,9 @@ class SipPhone {
       for (const ev of failures) {
         target.once(ev, (e) => {
           clearTimeout(timer);
-          const why = e && (e.cause || e.code ||
-            (e.response && `${e.response.status_code} ${e.response.reason_phrase}`));
+          // The SIP status first (e.g. 403 Forbidden), JsSIP's cause after it.
+          const status = e && e.response && `${e.response.status_code} ${e.response.reason_phrase}`;
+          const why = e && [status, e.cause || e.code].filter(Boolean).join(", ");
           reject(new Error(`${what}: ${ev} (${why || "no cause"})`));
         });
       }
@@ -47,7 +50,14 @@ class SipPhone {
       ua.on(ev, () => emit("sip", { state: ev }));
     }
     ua.on("registrationFailed", (e) => emit("sip", { state: "registrationFailed", cause: e.cause }));
-    ua.on("newRTCSession", (e) => this.watch(e.session));
+    ua.on("newRTCSession", (e) => {
+      this.watch(e.session);
+      if (e.originator === "remote") {
+        this.incoming.push(e.session);
+        emit("sip", { state: "incoming", from: e.request.from.uri.toString() });
+        if (this.onIncoming) this.onIncoming();
+      }
+    });
     // `disconnected` too: with no WebSocket listener JsSIP would retry, never fail.
     const done = SipPhone.wait(ua, ["registered"], ["registrationFailed", "disconnected"],
       `REGISTER over ${wsUri}`);
@@ -91,6 +101,31 @@ class SipPhone {
     });
     await SipPhone.wait(session, ["confirmed"], ["failed", "ended"], `INVITE ${target}`);
     return { call_id: session.id };
+  }
+
+  // Answers the next incoming INVITE (waiting for it up to the timeout): the far end's
+  // proxy/media relay is the offerer on the WebRTC leg; resolves once the ACK came.
+  async answer() {
+    if (!this.ua) throw new Error("sip_answer: not registered");
+    const peer = this.peer;
+    if (!peer.local) throw new Error("sip_answer: configure audio first");
+    if (!this.incoming.length) {
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("sip_answer: no INVITE in time")),
+          SIP_TIMEOUT_MS);
+        this.onIncoming = () => { clearTimeout(timer); resolve(); };
+      });
+      this.onIncoming = null;
+    }
+    const session = this.incoming.shift();
+    this.session = session;
+    const confirmed = SipPhone.wait(session, ["confirmed"], ["failed", "ended"], "answer");
+    session.answer({
+      mediaStream: peer.local,
+      pcConfig: { ...peer.pcConfig(), bundlePolicy: "balanced" },
+    });
+    await confirmed;
+    return { call_id: session.id, from: session.remote_identity.uri.toString() };
   }
 
   async hangup() {

@@ -1,0 +1,203 @@
+"""Reliability, measured: repeated flagship runs, SIGKILL + `lab gc` soak, YAML and pcap fuzzing.
+
+Every mode is seeded and bounded in count and time; each prints one JSON summary.
+
+    .venv/bin/python benchmarks/bench_reliability.py flagship --runs 50 --seed 1
+    .venv/bin/python benchmarks/bench_reliability.py kill --runs 50 --seed 1
+    .venv/bin/python benchmarks/bench_reliability.py fuzz-yaml --inputs 10000 --seed 1
+    .venv/bin/python benchmarks/bench_reliability.py fuzz-pcap --packets 1000000 --seed 1
+
+`flagship`: the runs of ci/flagship.sh, one `harness run` per seed; a verdict is unexpected
+when a plain cell fails or a known-failure cell passes. `kill`: a gateway scenario killed
+with SIGKILL at a random moment, then `harness lab gc`; every leftover is counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = [sys.executable, "-m", "harness"]
+FLAGSHIP = [
+    "scenarios/gateway/janus-sip-call.yaml",
+    "scenarios/gateway/janus-sip-ice-restart.yaml",
+    "--only",
+    "janus-sip-call-chromium",
+    "--only",
+    "janus-sip-ice-restart-notrickle-relay-nat-chromium",
+]
+KILL_SCENARIO = ["scenarios/gateway/janus-sip-call.yaml", "--only", "janus-sip-call-aiortc"]
+
+
+def flagship(args: argparse.Namespace) -> dict[str, object]:
+    """Run the flagship cells once per seed; count verdicts per cell."""
+    cells: dict[str, dict[str, object]] = {}
+    deadline = time.monotonic() + args.max_minutes * 60
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(args.runs):
+            if time.monotonic() > deadline:
+                break
+            seed = args.seed + k
+            js = Path(tmp) / f"{seed}.json"
+            cmd = [
+                *HARNESS,
+                "run",
+                *FLAGSHIP,
+                "--seed",
+                str(seed),
+                "--no-report",
+                "--json",
+                str(js),
+            ]
+            try:
+                subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+            except subprocess.TimeoutExpired:
+                subprocess.run([*HARNESS, "lab", "gc"], cwd=ROOT, capture_output=True)
+            results = json.loads(js.read_text()) if js.exists() else []
+            if not results:
+                results = [{"scenario": "(harness run)", "passed": False, "error": "no result"}]
+            for r in results:
+                c = cells.setdefault(r["scenario"], {"runs": 0, "unexpected": 0, "seeds": []})
+                known = bool(r.get("known_failure"))
+                unexpected = r["passed"] == known
+                c["runs"] += 1  # type: ignore[operator]
+                if unexpected:
+                    c["unexpected"] += 1  # type: ignore[operator]
+                    c["seeds"].append(seed)  # type: ignore[union-attr]
+                with out.open("a") as f:
+                    line = {"seed": seed, "scenario": r["scenario"], "passed": r["passed"]}
+                    line |= {"known": known, "unexpected": unexpected, "error": r.get("error", "")}
+                    f.write(json.dumps(line) + "\n")
+    for c in cells.values():
+        c["failure_rate"] = round(c["unexpected"] / c["runs"], 3)  # type: ignore[operator]
+    return {"mode": "flagship", "seed": args.seed, "cells": cells}
+
+
+def _snapshot() -> dict[str, set[str]]:
+    """Everything a lab can leave on this machine, by kind."""
+
+    def lines(cmd: list[str]) -> list[str]:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()
+
+    netns = {ln.split()[0] for ln in lines(["ip", "netns", "list"]) if ln.startswith("rh-")}
+    nft = set()
+    for ns in netns:
+        nft |= {f"{ns}:{t}" for t in lines(["ip", "netns", "exec", ns, "nft", "list", "tables"])}
+    veths = {ln.split()[0] for ln in lines(["ip", "-br", "link"]) if ln.startswith(("n0", "b0"))}
+    state = {p.name for p in Path("/run/rtc-harness/labs").glob("*.json")}
+    procs = set()
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            env = (p / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"RH_SOAK=" + os.environb.get(b"RH_SOAK", b"-") in env:
+            procs.add(p.name)
+    containers = set(
+        lines(["docker", "ps", "-aq", "--filter", "label=rtc-harness"])
+        if Path("/var/run/docker.sock").exists()
+        else []
+    )
+    return {
+        "namespaces": netns,
+        "nft_tables": nft,
+        "veths": veths,
+        "state_files": state,
+        "processes": procs,
+        "containers": containers,
+    }
+
+
+def kill(args: argparse.Namespace) -> dict[str, object]:
+    """SIGKILL a gateway run at a random moment, `lab gc`, and count what is left of it."""
+    rng = random.Random(args.seed)
+    os.environ["RH_SOAK"] = f"{os.getpid()}"
+    env = dict(os.environ)
+    totals: dict[str, int] = {}
+    runs = []
+    for k in range(args.runs):
+        before = _snapshot()
+        delay = rng.uniform(0.2, args.max_delay)
+        p = subprocess.Popen(
+            [*HARNESS, "run", *KILL_SCENARIO, "--no-report"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=False,
+        )
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        gc = subprocess.run([*HARNESS, "lab", "gc"], cwd=ROOT, capture_output=True, text=True)
+        time.sleep(0.2)
+        after = _snapshot()
+        left = {kind: sorted(after[kind] - before[kind]) for kind in after}
+        n = {kind: len(v) for kind, v in left.items()}
+        for kind, v in n.items():
+            totals[kind] = totals.get(kind, 0) + v
+        runs.append({"run": k, "kill_after_s": round(delay, 2), "gc_rc": gc.returncode, **n})
+        if any(n.values()):
+            print(f"run {k}: left {left}", file=sys.stderr)
+    return {
+        "mode": "kill",
+        "seed": args.seed,
+        "runs": len(runs),
+        "leftovers": totals,
+        "per_run": runs,
+    }
+
+
+def fuzz_yaml(args: argparse.Namespace) -> dict[str, object]:
+    from tests.fuzz_inputs import fuzz_config_files
+
+    return {"mode": "fuzz-yaml", "seed": args.seed, **fuzz_config_files(args.inputs, args.seed)}
+
+
+def fuzz_pcap(args: argparse.Namespace) -> dict[str, object]:
+    from tests.fuzz_inputs import fuzz_pcap_packets
+
+    return {"mode": "fuzz-pcap", "seed": args.seed, **fuzz_pcap_packets(args.packets, args.seed)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="mode", required=True)
+    f = sub.add_parser("flagship")
+    f.add_argument("--runs", type=int, default=50)
+    f.add_argument("--max-minutes", type=float, default=120)
+    f.add_argument("--out", default="reports/reliability-flagship.jsonl")
+    k = sub.add_parser("kill")
+    k.add_argument("--runs", type=int, default=50)
+    k.add_argument("--max-delay", type=float, default=8.0)
+    y = sub.add_parser("fuzz-yaml")
+    y.add_argument("--inputs", type=int, default=10_000)
+    c = sub.add_parser("fuzz-pcap")
+    c.add_argument("--packets", type=int, default=1_000_000)
+    for p in (f, k, y, c):
+        p.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    Path("reports").mkdir(exist_ok=True)
+    mode = {"flagship": flagship, "kill": kill, "fuzz-yaml": fuzz_yaml, "fuzz-pcap": fuzz_pcap}
+    summary = mode[args.mode](args)
+    print(json.dumps(summary, indent=1))
+    bad = summary.get("tracebacks") or summary.get("crashes")
+    bad = bad or any(summary.get("leftovers", {}).values())  # type: ignore[union-attr]
+    cells = summary.get("cells", {})
+    bad = bad or any(c["unexpected"] for c in cells.values())  # type: ignore[union-attr]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""What a janus.js app holds for a peer (its Janus session and SIP handle), and SDP exchange.
+
+The harness plays the browser app's JavaScript: it holds the Janus session for the
+peer, carries the peer's SDP to the SIP plugin and back, and forwards trickled
+candidates. Sessions live in `ctx.extras["janus"]`, one per peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from harness.actions.gateway.common import ufrag
+from harness.actions.steps import StepError
+
+if TYPE_CHECKING:
+    from harness.components.janus import Janus
+    from harness.components.janus_client import JanusEvent, JanusSession, SipPluginClient
+    from harness.components.kamailio import Kamailio
+    from harness.peers.client import PeerClient
+    from harness.scenario.context import ScenarioContext
+
+
+@dataclass
+class JanusLeg:
+    """What a janus.js app holds for one peer: its session, SIP handle and the current call."""
+
+    janus: Janus
+    registrar: Kamailio
+    session: JanusSession
+    sip: SipPluginClient
+    user: str
+    remote_ufrags: list[str] = field(default_factory=list)
+    """Janus's ICE ufrag in each of its SDPs, oldest first (one per restart after the first)."""
+    incoming_seen: int = 0
+    """Index in the handle's events after the last `incomingcall` answered."""
+
+
+def legs(ctx: ScenarioContext) -> dict[str, JanusLeg]:
+    return ctx.extras.setdefault("janus", {})
+
+
+def leg_of(ctx: ScenarioContext, peer: str, step: str) -> JanusLeg:
+    try:
+        return legs(ctx)[peer]
+    except KeyError:
+        raise StepError(
+            f"{step}: peer {peer!r} has no Janus session (janus_register first)"
+        ) from None
+
+
+async def forward_candidates(peer: PeerClient, leg: JanusLeg, mark: int, timeout: float) -> int:
+    """Trickle: pass the peer's `icecandidate` events (from index `mark`) to Janus until the end."""
+    deadline = time.monotonic() + timeout
+    sent, seen = 0, mark
+    while time.monotonic() < deadline:
+        for ev in peer.events[seen:]:
+            seen += 1
+            if ev.kind != "icecandidate":
+                continue
+            cand = ev.data.get("candidate")
+            if cand is None:
+                await leg.sip.handle.trickle(None)
+                return sent
+            await leg.sip.handle.trickle(
+                {
+                    "candidate": cand,
+                    "sdpMid": ev.data.get("sdp_mid"),
+                    "sdpMLineIndex": ev.data.get("sdp_mline_index"),
+                }
+            )
+            sent += 1
+        await asyncio.sleep(0.02)
+    return sent
+
+
+async def negotiate(
+    ctx: ScenarioContext,
+    peer_name: str,
+    leg: JanusLeg,
+    send: Callable[[dict[str, Any]], Awaitable[JanusEvent]],
+    timeout: float,
+    ice_restart: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """Offer from the peer, `send(offer)` to the SIP plugin, answer back; trickle if the peer does.
+
+    Returns (offer, answer event data, candidates trickled).
+    """
+    peer = ctx.peer(peer_name)
+    trickle = ctx.peer_spec(peer_name).trickle
+    mark = len(peer.events)
+    offer = await peer.call("create_offer", ice_restart=ice_restart)
+    relay = asyncio.create_task(forward_candidates(peer, leg, mark, timeout)) if trickle else None
+    try:
+        ev = await send(offer)
+        if ev.jsep is None or ev.jsep.get("type") != "answer":
+            raise StepError(f"Janus answered without an SDP answer: {ev.kind} {ev.data}")
+        await peer.call("set_remote", type="answer", sdp=ev.jsep["sdp"])
+        leg.remote_ufrags.append(ufrag(ev.jsep["sdp"]) or "?")
+        sent = await asyncio.wait_for(relay, timeout) if relay is not None else 0
+        return offer, {"sdp": ev.jsep["sdp"], **ev.data}, sent
+    finally:
+        if relay is not None and not relay.done():
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+
+
+async def answer_offer(
+    ctx: ScenarioContext,
+    peer_name: str,
+    leg: JanusLeg,
+    offer: dict[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[JanusEvent]],
+    timeout: float,
+) -> tuple[dict[str, Any], int]:
+    """Janus's offer applied at the peer, the peer's answer `send`-ed back; trickle if it does.
+
+    The other direction of `negotiate`: an incoming SIP call, where Janus is the offerer
+    on the WebRTC leg. Returns (answer, candidates trickled).
+    """
+    peer = ctx.peer(peer_name)
+    trickle = ctx.peer_spec(peer_name).trickle
+    mark = len(peer.events)
+    await peer.call("set_remote", type="offer", sdp=offer["sdp"])
+    leg.remote_ufrags.append(ufrag(offer["sdp"]) or "?")
+    answer = await peer.call("create_answer")
+    relay = asyncio.create_task(forward_candidates(peer, leg, mark, timeout)) if trickle else None
+    try:
+        await send(answer)
+        sent = await asyncio.wait_for(relay, timeout) if relay is not None else 0
+        return answer, sent
+    finally:
+        if relay is not None and not relay.done():
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
