@@ -7,7 +7,6 @@ checked here, before any lab exists, so bad input never half-builds a lab.
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
