@@ -109,6 +109,10 @@ def gc(everything: bool = False) -> GcReport:
     namespaces = list_netns()
     containers = lab_containers()
     known: set[str] = set()
+    # Namespaces and containers first, states second: a lab saves its state before it
+    # makes either, so one born between the reads is known, never taken for an orphan.
+    namespaces = list_netns()
+    containers = lab_containers()
     for st in all_states():
         known.add(st.name)
         if not everything and (st.detached or st.owner_alive()):
