@@ -117,8 +117,7 @@ class Kamailio(Component):
                 domain=o.domain,
                 children=o.children,
                 debug=o.debug,
-                ctl_socket=self.ctl_socket.name,  # relative to its working directory:
-                # a unix socket path holds 104 bytes, deep run directories do not fit
+                ctl_socket=self.ctl_socket,
                 users=o.users,
                 tls=o.tls,
                 tls_port=o.tls_port,
@@ -130,7 +129,7 @@ class Kamailio(Component):
         return [
             self.binary,
             *("-f", str(cfg), "-DD", "-E", "-m", "32", "-M", "4"),
-            *("-P", str(workdir / "kamailio.pid"), "-Y", str(workdir), "-w", str(workdir)),
+            *("-P", str(workdir / "kamailio.pid"), "-Y", str(workdir)),
         ]
 
     @property
@@ -161,8 +160,7 @@ class Kamailio(Component):
     def rpc(self, *command: str, timeout: float = 5.0) -> str:
         """Run a Kamailio RPC command (kamcmd over the ctl unix socket) and return its output."""
         proc = subprocess.run(
-            ["kamcmd", "-s", f"unix:{self.ctl_socket.name}", *command],
-            cwd=self.ctl_socket.parent,
+            ["kamcmd", "-s", f"unix:{self.ctl_socket}", *command],
             capture_output=True,
             text=True,
             timeout=timeout,
