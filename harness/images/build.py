@@ -4,8 +4,11 @@ build each kind's Dockerfile on it. A content hash label makes rebuilds incremen
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import re
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections import deque
@@ -191,7 +194,8 @@ class Builder:
         t0 = time.monotonic()
         tail: deque[str] = deque(maxlen=TAIL)
         stream = self.client.api.build(
-            path=str(spec.context),
+            fileobj=_context_tar(spec.context),
+            custom_context=True,
             tag=name,
             buildargs={"SUITE": suite},
             labels={HASH_LABEL: want, "org.rtc-harness.kind": kind},
@@ -220,6 +224,25 @@ class Builder:
         built = Built(name, action, seconds, size)
         self.progress(f"{name}: {action}" + (f" in {seconds:.1f} s" if seconds else ""))
         return built
+
+
+#: The host's trusted CAs (a TLS-inspecting proxy's too): pip in a build trusts what the
+#: host's pip trusts. Added to every context as `host-ca.crt`, not hashed (host-specific).
+HOST_CA = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
+
+
+def _context_tar(context: Path) -> io.BytesIO:
+    """The build context as a tar, plus `host-ca.crt`."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in sorted(p for p in context.rglob("*") if p.is_file()):
+            tar.add(f, arcname=str(f.relative_to(context)))
+        data = HOST_CA.read_bytes() if HOST_CA.is_file() else b""
+        info = tarfile.TarInfo("host-ca.crt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
 
 
 def build(
