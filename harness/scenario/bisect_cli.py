@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -17,7 +18,7 @@ from harness.scenario.result import RunResult
 from harness.scenario.runner import run_scenario
 from harness.scenario.verdict import verdict_of
 
-console = Console()
+console = Console() if sys.stdout.isatty() else Console(width=120)  # logs keep whole names
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -75,9 +76,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
             table.add_row(image, "", "", "[dim]not run[/]")
         else:
             mark = " <- first change" if image == b.first_changed else ""
-            table.add_row(
-                image, p.version(b.component), f"{p.passed}/{len(p.runs)}", p.verdict + mark
-            )
+            version = p.version(b.component).replace(f" ({image})", "")
+            table.add_row(image, version, f"{p.passed}/{len(p.runs)}", p.verdict + mark)
     console.print(table)
     console.print(b.summary(), highlight=False)
     if args.json:
