@@ -313,6 +313,9 @@ class Peer {
       this.transports.add(t);
       t.addEventListener("statechange", () => this.refresh());
       t.iceTransport.addEventListener("selectedcandidatepairchange", () => this.refresh());
+      // Firefox fires no selectedcandidatepairchange: its ICE transport's own state
+      // changes (a restart's new generation checking -> connected) are the cue.
+      t.iceTransport.addEventListener("statechange", () => this.refresh());
     }
   }
 
