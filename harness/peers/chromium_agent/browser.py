@@ -80,7 +80,10 @@ class ChromiumEngine:
         assert self._pw is not None
         if not os.access(CHROMIUM, os.X_OK):
             raise RuntimeError(f"no Chromium executable at {CHROMIUM} (apt-get install chromium)")
-        env = trust_run_ca(workdir)
+        env = trust_run_ca(workdir) or dict(os.environ)
+        # TLS secrets for `harness analyze --keylog` and the run report (wss://, SIP over
+        # TLS in the captures); Chromium honours SSLKEYLOGFILE.
+        env["SSLKEYLOGFILE"] = str(workdir / "keylog.txt")
         args = list(FLAGS)
         audio_file = _audio_file(workdir, audio)
         if audio_file is not None:
@@ -92,7 +95,7 @@ class ChromiumEngine:
             args=args,
             ignore_default_args=DROPPED_DEFAULTS,
             permissions=["microphone", "camera"],
-            **({"env": env} if env else {}),
+            env=env,
         )
         page = context.pages[0] if context.pages else await context.new_page()
         await page.expose_binding("__emit", lambda _src, kind, data, t: emit(kind, data, t))
