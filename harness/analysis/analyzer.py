@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
-
 from harness.analysis import dtls, fastpath, http, rtp, sdp, sip, stun
 from harness.analysis.model import (
     Address,
@@ -31,6 +29,9 @@ from harness.analysis.model import (
 from harness.analysis.net import LINK_IPV4, TCP, Reassembler, decode, endpoints, make_key, reverse
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
+from harness.lazy import lazy
+
+np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 _seq_ts = struct.Struct("!HI").unpack_from
 RELAYED = b"T"
