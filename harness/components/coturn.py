@@ -109,6 +109,21 @@ class Coturn(Component):
         self._check_forwards(router.forwards, router.name)
         return str(router.wan.address)
 
+    def tls_host(self) -> str | None:
+        """The lab's /etc/hosts name for the `turns:` URL: Firefox refuses TURN over TLS to
+        an IP literal (nricectx.cpp, "Refuse to try TLS without an FQDN"), so every peer
+        gets a name, which the certificate carries too. None: a public_address given as an
+        IP (no name for it)."""
+        if self.lab is None:
+            return None
+        pub = self.options.public_address
+        if pub is not None:
+            return None if NODE_NAME.match(pub) is None else f"{pub}-wan"
+        addr = self.listen_address()
+        node = self.lab.topology.node(self.node)
+        iface = next((i for i in node.interfaces.values() if str(i.address) == addr), None)
+        return f"{self.node}-{iface.name}" if iface else None
+
     def _check_forwards(self, forwards: list[Forward], router: str) -> None:
         """The router must forward the listening port(s) and the relay range to this node."""
         o = self.options
@@ -182,7 +197,10 @@ class Coturn(Component):
         if not o.tcp:
             lines.append("no-tcp")
         if o.tls:
-            mine = pki.issue(lab.run_dir, public or addr, self.name)
+            host = self.tls_host()
+            mine = pki.issue(
+                lab.run_dir, public or addr, self.name, dns_names=(host,) if host else ()
+            )
             lines += [f"tls-listening-port={o.tls_port}", f"cert={mine.cert}", f"pkey={mine.key}"]
         else:
             lines.append("no-tls")
@@ -226,7 +244,7 @@ class Coturn(Component):
         if not enabled.get(transport):
             raise ComponentError(self.name, f"transport {transport!r} is not enabled")
         if transport == "tls":
-            url = f"turns:{addr}:{o.tls_port}?transport=tcp"
+            url = f"turns:{self.tls_host() or addr}:{o.tls_port}?transport=tcp"
         else:
             url = f"turn:{addr}:{o.port}?transport={transport}"
         return {"urls": [url], "username": user, "credential": o.users[user]}
