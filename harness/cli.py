@@ -14,13 +14,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from harness.errors import HarnessError
+from harness.ui import LazyConsole
 
-console = Console(stderr=False)
-err_console = Console(stderr=True)
+console = LazyConsole(stderr=False)
+err_console = LazyConsole(stderr=True)
 
 # Subcommands that live with the layer they belong to: module -> where to attach
 PLUGGED = [
@@ -44,6 +42,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([c.to_dict() for c in results], indent=1))
     else:
+        from rich.table import Table
+
         table = Table(title="rtc-harness doctor")
         for col in ("check", "", "detail", "fix"):
             table.add_column(col)
@@ -72,6 +72,8 @@ def _doctor_scenarios(args: argparse.Namespace) -> None:
     if not rows:
         console.print(f"every scenario of {len(paths)} file(s) can run here")
         return
+    from rich.table import Table
+
     table = Table(title="unsupported scenarios here, and what would make each a real run")
     for col in ("scenario", "missing", "fix"):
         table.add_column(col)
@@ -112,6 +114,8 @@ def _print_lab(lab: object) -> None:
     from harness.lab import Lab
 
     assert isinstance(lab, Lab)
+    from rich.table import Table
+
     table = Table(title=f"lab {lab.name} ({lab.topology.name})")
     for col in ("node", "kind", "interface", "address", "gateway", "nat / firewall"):
         table.add_column(col)
@@ -167,6 +171,8 @@ def cmd_lab_list(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    from rich.table import Table
+
     table = Table(title="labs")
     for col in ("name", "topology", "owner", "run dir"):
         table.add_column(col)

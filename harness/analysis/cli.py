@@ -7,10 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
-from harness.analysis.report import render, summarize_file
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `analyze` command to the harness CLI."""
@@ -45,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             print(f"--expect {item}: bad JSON: {exc}", file=sys.stderr)
             return 2
+    from rich.console import Console
+
+    from harness.analysis.report import render, summarize_file
+
     console = Console() if sys.stdout.isatty() else Console(width=160)
     out, status = [], 0
     for path in args.files:

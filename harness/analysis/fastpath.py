@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from harness.analysis.pcapio import FrameIndex
 from harness.analysis.rtp import Columns
+from harness.lazy import lazy
+
+np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 ETH = 14
 #: flow key (addresses and ports, as net.decode builds it) followed by the SSRC
-KEY_COLUMNS = np.concatenate((np.arange(26, 38), np.arange(50, 54)))
+KEY_COLUMNS = (*range(26, 38), *range(50, 54))
 
 
 @dataclass
@@ -46,7 +47,7 @@ def find_rtp(data: bytes, idx: FrameIndex, times: np.ndarray) -> RtpBatch:
     batch = RtpBatch(frames)
     if not len(frames):
         return batch
-    keys = np.ascontiguousarray(raw[base[:, None] + KEY_COLUMNS])
+    keys = np.ascontiguousarray(raw[base[:, None] + np.array(KEY_COLUMNS)])
     unique, inverse = np.unique(keys.view(np.dtype((np.void, 16))).ravel(), return_inverse=True)
     seq = _be16(raw, base, 44)
     ts = (_be16(raw, base, 46) << 16) | _be16(raw, base, 48)

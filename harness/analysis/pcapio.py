@@ -12,7 +12,10 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
+from harness.lazy import lazy
+
+np = lazy("numpy")  # imported on first use: `harness validate` never needs it
+
 
 #: (frame number from 1, time in seconds, link type, frame bytes)
 Frame = tuple[int, float, int, bytes]

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from harness.analysis.model import Address, Flow
 from harness.analysis.rtp import RtpStream
 from harness.analysis.session import Session
+from harness.lazy import lazy
+
+np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 LOG_NAME = "mobility.json"
 """The run's mobility log in its run directory (written by harness/actions/mobility.py)."""

@@ -7,12 +7,12 @@ import json
 from ipaddress import IPv4Network
 from typing import Any
 
-from harness.conditions.apply import shape_link
-from harness.conditions.measure import measure
 from harness.errors import LabError
 
 
 def cmd_lab_measure(args: argparse.Namespace) -> int:
+    from harness.conditions.apply import shape_link
+    from harness.conditions.measure import measure
     from harness.lab import Lab
 
     lab = Lab.attach(args.name)

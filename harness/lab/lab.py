@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,9 @@ from harness.runtime.base import LinkRef, NodeProcess, Runtime
 from harness.runtime.netns import NetnsRuntime
 
 LAB_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+#: Unix socket paths must fit sun_path (108 bytes; Kamailio's ctl takes 104).
+MAX_SOCKET_PATH = 100
+SOCKET_DIR = Path("/run/rtc-harness/sockets")
 _live: set[Lab] = set()
 
 
@@ -135,11 +139,18 @@ class Lab:
             with contextlib.suppress(Exception):
                 cap.stop()
         self._captures.clear()
+        if self._state is None:
+            # Never claimed the name (or already down): the namespaces of that name, if
+            # any, belong to another lab, which a clash or a second down must not delete.
+            self.is_up = False
+            _live.discard(self)
+            return
         try:
             self.runtime.down()
         finally:
-            if self._state is not None:
-                self._state.remove()
+            shutil.rmtree(SOCKET_DIR / self.name, ignore_errors=True)
+            self._state.remove()
+            self._state = None
             self.is_up = False
             _live.discard(self)
         self.timings["down"] = time.perf_counter() - t0
@@ -166,6 +177,18 @@ class Lab:
         path = self.run_dir / "nodes" / node.lstrip("@") / name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def socket_path(self, node: str, name: str, file: str) -> Path:
+        """Where a process of `node` named `name` puts unix socket `file`: in its workdir, or,
+        when a deep run directory makes that too long, in a short directory of this lab
+        (removed at down)."""
+        path = self.run_dir / "nodes" / node.lstrip("@") / name / file
+        if len(str(path)) <= MAX_SOCKET_PATH:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path
+        short = SOCKET_DIR / self.name / f"{node.lstrip('@')}-{name}-{file}"
+        short.parent.mkdir(parents=True, exist_ok=True)
+        return short
 
     def run(
         self,

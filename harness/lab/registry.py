@@ -102,7 +102,17 @@ def gc(everything: bool = False) -> GcReport:
     unless `everything` is set.
     """
     report = GcReport()
+    # Namespaces and containers first, states second: a lab writes its state before its
+    # first namespace or container, so everything seen here has its state on disk by the
+    # time states are read. The other order destroyed labs that were coming up meanwhile
+    # (a concurrent gc broke 11 of 20 lab lifetimes in a loop).
+    namespaces = list_netns()
+    containers = lab_containers()
     known: set[str] = set()
+    # Namespaces and containers first, states second: a lab saves its state before it
+    # makes either, so one born between the reads is known, never taken for an orphan.
+    namespaces = list_netns()
+    containers = lab_containers()
     for st in all_states():
         known.add(st.name)
         if not everything and (st.detached or st.owner_alive()):
@@ -112,8 +122,8 @@ def gc(everything: bool = False) -> GcReport:
         report.removed_namespaces += destroy_lab_namespaces(st.name)
         st.remove()
         report.removed_labs.append(st.name)
-    orphans = {lab_of_netns(ns) for ns in list_netns()} - known - {None}
-    orphans |= {c.labels.get(LAB_LABEL) for c in lab_containers()} - known - {None}
+    orphans = {lab_of_netns(ns) for ns in namespaces} - known - {None}
+    orphans |= {c.labels.get(LAB_LABEL) for c in containers} - known - {None}
     for lab in sorted(o for o in orphans if o):
         report.removed_containers += remove_lab_containers(lab)
         report.removed_namespaces += destroy_lab_namespaces(lab)

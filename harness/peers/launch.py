@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +18,6 @@ KINDS = ("aiortc", "chromium", "firefox")
 #: The Python of a peer image (ci/images/<kind>), which runs the agent from our source.
 AGENT_PROGRAM = "python3"
 HARNESS_SOURCE = Path(__file__).resolve().parents[1]
-#: sun_path holds 108 bytes; deep run directories do not fit.
-MAX_SOCKET_PATH = 100
 
 
 class LaunchedPeer(PeerClient):
@@ -46,13 +43,6 @@ def peer_version(kind: str, image: str | None) -> str:
     return (image_version(kind, image) if image else host_version(kind)) or "not found"
 
 
-def control_path(workdir: Path) -> Path:
-    path = workdir / "control.sock"
-    if len(str(path)) <= MAX_SOCKET_PATH:
-        return path
-    return Path(tempfile.mkdtemp(prefix="rh-peer-")) / "control.sock"
-
-
 async def start_peer(
     lab: Lab,
     node: str,
@@ -69,7 +59,7 @@ async def start_peer(
     if kind not in KINDS:
         raise PeerError(f"{name}: unknown peer kind {kind!r} (one of {', '.join(KINDS)})")
     workdir = lab.workdir(node, name)
-    sock = control_path(workdir)
+    sock = lab.socket_path(node, name, "control.sock")  # fits sun_path
     python, env, mounts = sys.executable, None, [sock.parent]
     if image is not None:
         python = AGENT_PROGRAM
@@ -85,5 +75,6 @@ async def start_peer(
         await client.connect(timeout=timeout, alive=proc.alive)
     except PeerError as exc:
         proc.stop()
-        raise PeerError(f"{exc}\n--- {name} log tail ---\n{proc.log_tail(30)}") from None
+        status = f" (exit status {proc.returncode})" if not proc.alive() else ""
+        raise PeerError(f"{exc}{status}\n--- {name} log tail ---\n{proc.log_tail(30)}") from None
     return client

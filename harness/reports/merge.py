@@ -119,3 +119,28 @@ def merge_allure(dirs: list[Path], out: Path) -> int:
             "".join(f"{k}={', '.join(v)}\n" for k, v in sorted(props.items()))
         )
     return n
+
+
+def merge_junit(paths: list[Path], out: Path) -> int:
+    """One JUnit file from many (pytest shards or phases): every <testsuite> kept whole."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("testsuites")
+    for p in paths:
+        if not p.is_file():
+            raise HarnessError(f"{p}: no JUnit file (a shard or phase did not report)")
+        top = ET.parse(p).getroot()
+        for suite in [top] if top.tag == "testsuite" else list(top.iter("testsuite")):
+            suite.set("name", f"{suite.get('name', 'pytest')} ({p.stem})")
+            root.append(suite)
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(sum(int(s.get(key, 0)) for s in root)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(root).write(out, encoding="utf-8", xml_declaration=True)
+    return int(root.get("tests", 0))
+
+
+if __name__ == "__main__":  # python -m harness.reports.merge OUT.xml IN.xml...
+    import sys
+
+    print(f"{merge_junit([Path(a) for a in sys.argv[2:]], Path(sys.argv[1]))} test cases")

@@ -45,6 +45,8 @@ class NodeProcess(ABC):
     argv: list[str]
     log_path: Path
     started: float = field(default_factory=time.time, init=False)
+    stopped: bool = field(default=False, init=False)
+    """Set by stop(): the harness ended it on purpose (a restart), it did not die."""
 
     @property
     @abstractmethod
@@ -57,6 +59,10 @@ class NodeProcess(ABC):
 
     @abstractmethod
     def alive(self) -> bool: ...
+
+    def died(self) -> bool:
+        """Exited without the harness asking: whatever waits on it will never succeed."""
+        return not self.stopped and not self.alive()
 
     @abstractmethod
     def wait(self, timeout: float | None = None) -> int:
@@ -107,6 +113,7 @@ class HostProcess(NodeProcess):
             os.killpg(self.popen.pid, sig)
 
     def stop(self, timeout: float = 3.0, sig: int = signal.SIGTERM) -> int | None:
+        self.stopped = True
         if self.alive():
             self.send_signal(sig)
             try:

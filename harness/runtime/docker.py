@@ -110,6 +110,7 @@ class ContainerProcess(NodeProcess):
             self.container.kill(signal=int(sig))
 
     def stop(self, timeout: float = 3.0, sig: int = signal.SIGTERM) -> int | None:
+        self.stopped = True
         if self.alive():
             self.send_signal(sig)
             try:

@@ -9,12 +9,13 @@ and the manifest that names what this shard was to run).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from harness.ui import LazyConsole
 
 if TYPE_CHECKING:
     from harness.config.scenario import Scenario
@@ -23,16 +24,7 @@ if TYPE_CHECKING:
     from harness.scenario.verdict import Verdict
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    global _CONSOLE
-    if _CONSOLE is None:
-        _CONSOLE = Console()
-    return _CONSOLE
-
-
-_CONSOLE: Any = None
+console = LazyConsole()
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -124,6 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.no_report
         else args.report or Path("reports", time.strftime("run-%Y%m%d-%H%M%S"))
     )
+    import asyncio
+
     jobs = _jobs(scenarios, args.repeat, args.seed)
     n = _how_many(args.jobs, scenarios, len(jobs))
     if n == 1:
@@ -131,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         from harness.scenario.parallel import run_parallel
 
-        _console().print(f"{len(jobs)} runs, {n} labs at once")
+        console.print(f"{len(jobs)} runs, {n} labs at once")
 
         def done(job: Job, r: RunResult) -> None:
             _print_result(job.label, r, report, args.alluredir)
@@ -142,14 +136,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if report is not None:
         from harness.reports.html import build_report
 
-        _console().print(f"report: {build_report(results, report)}")
+        console.print(f"report: {build_report(results, report)}")
     if args.alluredir:
-        _console().print(f"allure results: {args.alluredir}")
+        console.print(f"allure results: {args.alluredir}")
     if args.junit:
         from harness.reports.junit import write_junit
 
         write_junit(results, args.junit, rates=groups)
-        _console().print(f"JUnit: {args.junit}")
+        console.print(f"JUnit: {args.junit}")
     if args.json:
         args.json.write_text(json.dumps([r.to_json() for r in results], indent=1, default=str))
     if args.out:
@@ -160,9 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if bad:
         return 1
     if results and all(verdict_of(r).state == UNSUPPORTED for r in results):
-        _console().print(
-            "[yellow]nothing ran: every scenario is unsupported here (harness doctor)[/]"
-        )
+        console.print("[yellow]nothing ran: every scenario is unsupported here (harness doctor)[/]")
         return 3
     return 0
 
@@ -242,7 +234,7 @@ def _how_many(jobs_arg: str, scenarios: list[Scenario], runs: int) -> int:
     )
     n = cap.jobs if jobs_arg == "auto" else int(jobs_arg)
     if n > cap.jobs:
-        _console().print(
+        console.print(
             f"[yellow]warning: --jobs {n} oversubscribes this machine (it holds {cap.jobs}: "
             f"{cap.why}); timing-sensitive checks may fail from contention[/]"
         )
@@ -257,7 +249,7 @@ async def _run_all(
     by_name = {sc.name: sc for sc in scenarios}
     results = []
     for job in jobs:
-        with _console().status(f"{job.label}: starting") as status:
+        with console.status(f"{job.label}: starting") as status:
             r = await run_scenario(
                 by_name[job.scenario],
                 seed=job.seed,
@@ -274,9 +266,9 @@ def _print_result(label: str, r: RunResult, report: Path | None, alluredir: Path
 
     v = verdict_of(r)
     mark = f"[{COLOURS[v.state]}]{LABELS[v.state]}[/]"
-    _console().print(f"{mark} {label} seed={r.seed} {r.timings.get('total', 0):.1f} s")
+    console.print(f"{mark} {label} seed={r.seed} {r.timings.get('total', 0):.1f} s")
     if v.reason and v.state != PASS:
-        _console().print(f"  {v.reason}", highlight=False, markup=False)
+        console.print(f"  {v.reason}", highlight=False, markup=False)
     if not r.passed:
         _explain(r, report)
     if alluredir is not None:
@@ -290,11 +282,11 @@ def _explain(r: RunResult, report: Path | None) -> None:
     from harness.reports.evidence import telling
 
     for line in telling(r, 3):
-        _console().print(f"  \u2022 {line}", highlight=False, markup=False)
+        console.print(f"  \u2022 {line}", highlight=False, markup=False)
     where = (
         f"{report / 'index.html'}#{r.run_dir.name}" if report else str(r.run_dir / "result.json")
     )
-    _console().print(f"  full report: {where}", highlight=False, markup=False)
+    console.print(f"  full report: {where}", highlight=False, markup=False)
 
 
 def _rate_verdicts(scenarios: list[Scenario], results: list[RunResult]) -> dict[str, Verdict]:
@@ -308,7 +300,7 @@ def _rate_verdicts(scenarios: list[Scenario], results: list[RunResult]) -> dict[
         if v is not None:
             out[sc.name] = v
             mark = f"[{COLOURS[v.state]}]{LABELS[v.state]}[/]"
-            _console().print(f"{mark} {sc.name}: {v.reason}", highlight=False)
+            console.print(f"{mark} {sc.name}: {v.reason}", highlight=False)
     return out
 
 
@@ -344,6 +336,6 @@ def _summary(results: list[RunResult]) -> None:
             f"{100 * len(failed) / ran:.0f} %" if ran else "-",
             " ".join(str(r.seed) for r in failed),
         )
-    _console().print(table)
+    console.print(table)
     total = counts(results)
-    _console().print(", ".join(f"{LABELS[k].lower()}: {v}" for k, v in total.items()))
+    console.print(", ".join(f"{LABELS[k].lower()}: {v}" for k, v in total.items()))

@@ -22,12 +22,17 @@ from pathlib import Path
 
 from harness.scenario.result import RunResult
 
-#: What one lab costs, by what it runs: CPU in cores while media flows, memory in MiB
-#: (PSS measured with benchmarks/bench_scale.py --memory; see docs/scale.md).
-CPU = {"aiortc": 0.3, "chromium": 0.6, "firefox": 0.6, "component": 0.1, "lab": 0.05}
-MEMORY = {"aiortc": 110, "chromium": 330, "firefox": 420, "component": 40, "lab": 10}
+#: What one lab costs, by what it runs: mean CPU in cores over a run, and peak memory in
+#: MiB (PSS of every process in the lab's namespaces, and its worker). From
+#: `benchmarks/bench_scale.py cost` on the restart matrix (docs/scale.md): a Janus lab
+#: with an aiortc peer peaked at 660 MiB and 3.3 CPU s, with Chromium at 1090 MiB, 5.1 s.
+CPU = {"aiortc": 0.15, "chromium": 0.25, "firefox": 0.3, "component": 0.03, "lab": 0.05}
+MEMORY = {"aiortc": 120, "chromium": 550, "firefox": 600, "component": 100, "lab": 150}
 #: Memory left to the rest of the machine (and to CI's own processes).
 RESERVE_MB = 1024
+#: Share of the CPUs labs may use on average: start-up bursts (Chromium, Janus) need room,
+#: and timing checks fail when media threads wait for a core.
+CPU_TARGET = 0.75
 
 
 @dataclass(frozen=True)
@@ -75,11 +80,11 @@ def machine() -> tuple[int, int]:
 def capacity(costs: Iterable[tuple[float, float]], cpus: int, mem_mb: int) -> Capacity:
     """How many labs of the heaviest kind here fit at once on `cpus` and `mem_mb`."""
     cpu, mem = max(costs, default=(CPU["lab"], MEMORY["lab"]))
-    by_cpu = max(1, int(cpus / cpu))
+    by_cpu = max(1, int(CPU_TARGET * cpus / cpu))
     by_mem = max(1, int(max(0, mem_mb - RESERVE_MB) / mem))
     jobs = min(by_cpu, by_mem)
     why = (
-        f"{cpus} CPUs / {cpu:.2f} per lab = {by_cpu}; "
+        f"{CPU_TARGET:.0%} of {cpus} CPUs / {cpu:.2f} per lab = {by_cpu}; "
         f"{mem_mb - RESERVE_MB} MiB free / {mem:.0f} per lab = {by_mem}"
     )
     return Capacity(jobs, why)
@@ -161,3 +166,25 @@ def _result(job: Job, rc: int, output: str) -> RunResult:
     r = RunResult(job.scenario, job.file, job.seed or 0, Path("."), attempt=job.attempt)
     r.error = f"worker exited {rc} without a result:\n" + "\n".join(output.splitlines()[-30:])
     return r
+
+
+if __name__ == "__main__":  # python -m harness.scenario.parallel PATH...: labs this machine holds
+    import sys
+
+    from harness.config.scenario import load_scenarios
+
+    found = [
+        sc
+        for arg in sys.argv[1:]
+        for f in (sorted(Path(arg).rglob("*.yaml")) if Path(arg).is_dir() else [Path(arg)])
+        for sc in load_scenarios(f)
+    ]
+    cap = capacity(
+        (
+            lab_cost([p.kind for p in sc.spec.peers.values()], len(sc.spec.components))
+            for sc in found
+        ),
+        *machine(),
+    )
+    print(cap.jobs)
+    print(cap.why, file=sys.stderr)

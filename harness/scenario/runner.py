@@ -23,6 +23,7 @@ from harness.scenario.context import ScenarioContext
 from harness.scenario.needs import unsupported_reasons
 from harness.scenario.result import CheckResult, RunResult, StepResult
 from harness.scenario.verdict import decide
+from harness.scenario.watchdog import guarded
 
 Progress = Callable[[str], None]
 
@@ -347,7 +348,9 @@ async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress
         error = None
         try:
             ctx.check_components()
-            sr.detail = await asyncio.wait_for(step.action.execute(ctx), step.action.timeout + 5)
+            sr.detail = await guarded(  # a dead peer or component ends the step at once
+                ctx, asyncio.wait_for(step.action.execute(ctx), step.action.timeout + 5)
+            )
         except TimeoutError:
             error = f"timed out after {step.action.timeout + 5:.0f} s"
         except UnsupportedError:

@@ -60,3 +60,34 @@ def test_turn_refusing_credentials_is_a_clear_error() -> None:
     assert "401" in text_out and ("refused" in text_out or "Unauthorized" in text_out), text_out
     assert failed or result.error
     assert no_lab_left(result.run_dir.name.split("-", 2)[-1])
+
+
+def test_a_peer_that_dies_ends_its_step_at_once() -> None:
+    """bob's agent is killed during a 30 s wait: the step fails within a second, naming bob."""
+    import asyncio
+    import os
+    import signal
+    import time
+
+    from harness.runtime.nsutil import netns_pids
+    from harness.scenario.runner import run_scenario
+
+    text = BASE + "  - wait: {seconds: 30}\n"
+    sc = parse_scenario(text, HERE)
+    lab: list[str] = []
+    killed: list[float] = []
+
+    def progress(msg: str) -> None:
+        if msg.startswith("lab "):
+            lab.append(msg.split()[1])
+        if msg.endswith(": wait") and not killed:
+            for pid in netns_pids(f"rh-{lab[0]}.peer-b"):  # the agent, a real process
+                os.kill(pid, signal.SIGKILL)
+            killed.append(time.monotonic())
+
+    result = asyncio.run(run_scenario(sc, progress=progress))
+    assert killed and len(result.steps) == 2, result.failure_text()
+    wait = result.steps[1]
+    assert wait.status == "failed", result.failure_text()
+    assert "peer bob: its agent died" in wait.error and wait.duration_s < 5, wait
+    assert no_lab_left(lab[0])
