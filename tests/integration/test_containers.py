@@ -140,7 +140,10 @@ def test_program_that_exits_at_once_fails_with_its_log_and_line(tmp_path: Path) 
         "turn: {kind: coturn, node: server}",
         "turn: {kind: coturn, node: server, image: rtc-harness-test/broken-coturn:1}",
     )
-    result = run_scenario_sync(parse_scenario(text, HERE), seed=1)
+    try:
+        result = run_scenario_sync(parse_scenario(text, HERE), seed=1)
+    finally:
+        engine.client().images.remove("rtc-harness-test/broken-coturn:1", force=True)
     assert (
         "turn: exited with status 3 before it was ready (scenarios/test-inline.yaml:4: components.turn)"
         in (result.error or "")
