@@ -31,7 +31,7 @@ NODENAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class Firewall(StrEnum):

@@ -113,9 +113,19 @@ def _ice_servers(src: YamlSource, spec: ScenarioSpec) -> None:
             method = {"turn": "ice_server", "stun": "stun_server"}[use]
             if not hasattr(COMPONENTS[kind], method):
                 raise src.error(where, f"component {comp!r} ({kind}) is no {use.upper()} server")
-            transport = None if isinstance(ref, str) else ref.transport
-            if transport not in (None, "udp", "tcp", "tls"):
-                raise src.error(where + ("transport",), "transport is 'udp', 'tcp' or 'tls'")
+            transport = (None if isinstance(ref, str) else ref.transport) or "udp"
+            allowed = ("udp", "tcp", "tls") if use == "turn" else ("udp",)
+            if transport not in allowed:
+                raise src.error(
+                    where + ("transport",),
+                    f"{use.upper()} transport is {' or '.join(repr(t) for t in allowed)}",
+                )
+            options = COMPONENTS[kind].Options.model_validate(spec.components[comp].options)
+            if getattr(options, transport, True) is False:
+                raise src.error(
+                    where,
+                    f"component {comp!r} does not serve {transport} (options.{transport} is false)",
+                )
 
 
 def _step(src: YamlSource, step: Step, topology: Topology) -> None:

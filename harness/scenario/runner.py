@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.scenario import IceServerRef, Scenario
+from harness.config.validate import capture_points
 from harness.errors import ComponentError, HarnessError, UnsupportedError
 from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
@@ -119,7 +120,7 @@ async def _run(
     # bad images fail before anything starts; meanwhile the captures get ready
     t = time.perf_counter()
     images = asyncio.create_task(asyncio.to_thread(_check_images, ctx))
-    capture = lab.capture(spec.capture or _default_capture(scenario))
+    capture = lab.capture(capture_points(spec, scenario.topology))  # what validation checked
     stack.callback(_quietly(capture.stop))
     await images
     result.timings["prepare"] = time.perf_counter() - t
@@ -166,17 +167,6 @@ def _runtime_of(scenario: Scenario) -> str:
         return "docker"
     own = [x.image for x in [*spec.components.values(), *spec.peers.values()]]
     return "mixed" if any(own) else "process"
-
-
-def _default_capture(scenario: Scenario) -> list[tuple[str, str]]:
-    """Every host interface, and the WAN side of every router."""
-    points = []
-    for node in scenario.topology.nodes.values():
-        if node.is_router:
-            points.append((node.name, "wan"))
-        else:
-            points += [(node.name, i) for i in node.interfaces]
-    return points
 
 
 async def _apply_links(ctx: ScenarioContext, result: RunResult) -> None:

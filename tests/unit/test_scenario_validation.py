@@ -68,6 +68,9 @@ CASES = [
      "peers.bob.ice_servers[0]", "no component 'stun'"),
     ("ice-server-not-turn", "peer-b, ice_servers: [turn]", "peer-b, ice_servers: [kam]", 8,
      "peers.bob.ice_servers[0]", "is no TURN server"),
+    ("ice-server-transport-off", "peer-b, ice_servers: [turn]",
+     "peer-b, ice_servers: [{component: turn, transport: tls}]", 8, "peers.bob.ice_servers[0]",
+     "does not serve tls (options.tls is false)"),
     ("capture-colon", "[peer-a.eth0,", "[peer-a:eth0,", 9, "capture[0]", "write peer-a.eth0"),
     ("capture-iface", "[peer-a.eth0,", "[peer-a.eth9,", 9, "capture[0]", "no interface 'eth9'"),
     ("link-colon", "  peer-a.eth0: {profile", "  peer-a:eth0: {profile", 11, "links.peer-a:eth0",
@@ -127,7 +130,7 @@ def _matrix(values: str) -> str:
         "name: m-${n}\ntopology: open-internet\ndescription: ${text}\n"
         f"matrix:\n  cell:\n{values}"
         "peers:\n  a: {kind: aiortc, node: peer-a}\n  b: {kind: aiortc, node: peer-b}\n"
-        "steps:\n  - call: {caller: a, callee: b, timeout: ${t}}\n  - ${extra}\n"
+        'steps:\n  - call: {caller: a, callee: b, timeout: "${t}"}\n  - ${extra}\n'
     )
 
 
