@@ -140,7 +140,7 @@ def kill(args: argparse.Namespace) -> dict[str, object]:
         marker = f"RH_SOAK={os.getpid()}-{k}"
         env = dict(os.environ, RH_SOAK=marker.split("=", 1)[1])
         links_before = _host_links()
-        delay = rng.uniform(0.2, args.max_delay)
+        delay = rng.uniform(0.0, args.max_delay)
         p = subprocess.Popen(
             [*HARNESS, "run", *KILL_SCENARIO, "--no-report"],
             cwd=ROOT,
@@ -148,8 +148,14 @@ def kill(args: argparse.Namespace) -> dict[str, object]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # kill at a random moment of the lab's life: count from its state file (written
+        # before anything is created), so every kill finds a lab to leave behind
+        deadline = time.monotonic() + 120
+        names: list[str] = []
+        while not names and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            names = [s.name for s in all_states() if s.owner_pid == p.pid]
         time.sleep(delay)
-        names = [s.name for s in all_states() if s.owner_pid == p.pid]
         p.send_signal(signal.SIGKILL)
         p.wait()
         gc = subprocess.run([*HARNESS, "lab", "gc"], cwd=ROOT, capture_output=True, text=True)
@@ -194,7 +200,7 @@ def main() -> int:
     f.add_argument("--out", default="reports/reliability-flagship.jsonl")
     k = sub.add_parser("kill")
     k.add_argument("--runs", type=int, default=50)
-    k.add_argument("--max-delay", type=float, default=8.0)
+    k.add_argument("--max-delay", type=float, default=15.0, help="after the lab's state file")
     y = sub.add_parser("fuzz-yaml")
     y.add_argument("--inputs", type=int, default=10_000)
     c = sub.add_parser("fuzz-pcap")
