@@ -35,7 +35,7 @@ RTCP_TYPES = {
 }
 
 #: Columns of a stream's packets: frame number, time, sequence number, timestamp, PT, size.
-Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Columns = tuple  # of six numpy arrays (a plain alias: naming np.ndarray here would import numpy)
 
 
 def is_rtcp(p: bytes) -> bool:

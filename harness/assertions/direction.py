@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from harness.analysis.model import SdpEvent
 from harness.analysis.session import Session
 from harness.assertions.registry import Outcome, check
+from harness.lazy import lazy
+
+np = lazy("numpy")  # imported on first use: `harness validate` registers checks only
 
 NUM = (int, float)
 

@@ -129,3 +129,9 @@ def trust_anchor(run_dir: Path) -> Path | None:
     """The run's CA certificate, when a component made one."""
     path = run_dir / "pki" / CA_FILE
     return path if path.is_file() else None
+
+
+def anchor_above(path: Path) -> Path | None:
+    """The run's CA seen from a work directory inside the run (a peer agent's): the first
+    `pki/ca.pem` in it or its parents."""
+    return next((a for p in (path, *path.parents) if (a := trust_anchor(p)) is not None), None)

@@ -12,17 +12,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from harness.errors import ComponentError
 
 if TYPE_CHECKING:
     from harness.components.base import Component
     from harness.lab.lab import Lab
 
-_ENV = jinja2.Environment(
-    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
-)
+
+def _env() -> Any:
+    import jinja2  # on first render: `harness validate` loads component kinds, never renders
+
+    global _ENV
+    if _ENV is None:
+        _ENV = jinja2.Environment(
+            undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+        )
+    return _ENV
+
+
+_ENV: Any = None
 
 
 def lab_facts(lab: Lab, components: Mapping[str, Component], me: Component) -> dict[str, Any]:
@@ -56,8 +64,10 @@ def lab_facts(lab: Lab, components: Mapping[str, Component], me: Component) -> d
 
 def render(text: str, facts: Mapping[str, Any], *, component: str, where: str) -> str:
     """Render one template; errors name the component, the template and the bad name."""
+    import jinja2
+
     try:
-        return _ENV.from_string(text).render(**facts)
+        return _env().from_string(text).render(**facts)
     except jinja2.UndefinedError as exc:
         raise ComponentError(
             component, f"{where}: {exc.message} (facts: {', '.join(facts)})"

@@ -38,7 +38,7 @@ class IceServerRef(Strict):
     urls: list[str] = []
     username: str | None = None
     credential: str | None = None
-    transport: str | None = None  # "udp" / "tcp" for a component reference
+    transport: str | None = None  # "udp" / "tcp" / "tls" (turns:) for a component reference
 
 
 class AudioSpec(Strict):

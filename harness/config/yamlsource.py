@@ -94,8 +94,11 @@ def load_yaml(path: str | Path) -> YamlSource:
     return parse_yaml(text, str(p))
 
 
-class Loader(yaml.SafeLoader):
+class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader with YAML 1.2 booleans: only true/false are booleans.
+
+    libyaml's parser when PyYAML has it (6x faster: `harness validate` of a 72-cell
+    matrix parses the file once per cell); the resolvers below are Python either way.
 
     YAML 1.1 reads `on`, `off`, `yes`, `no` as booleans, so an unquoted `on:` key (a
     timeline trigger) became `True`. Boolean fields still accept yes/no (pydantic).
@@ -166,14 +169,15 @@ def _substitute(node: yaml.Node, variables: dict[str, Any], file: str) -> yaml.N
                     file, node.start_mark.line + 1, name, f"no matrix variable {name!r}"
                 )
         whole = _TOKEN.fullmatch(node.value)
-        if whole and node.style in (None, '"', "'"):
+        # plain (None from PyYAML, "" from libyaml) or quoted: the whole scalar is the variable
+        if whole and node.style in (None, "", '"', "'"):
             new = yaml.representer.SafeRepresenter().represent_data(variables[whole.group(1)])
             _mark(new, node.start_mark, node.end_mark)
             return new
         value = _TOKEN.sub(lambda m: _as_text(variables[m.group(1)]), node.value)
         tag = (
             Loader("").resolve(yaml.ScalarNode, value, (True, False))
-            if node.style is None
+            if not node.style
             else "tag:yaml.org,2002:str"
         )
         return yaml.ScalarNode(tag, value, node.start_mark, node.end_mark, node.style)

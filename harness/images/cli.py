@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-from rich.table import Table
-
 from harness.images.catalog import KINDS, SUITES, targets
+from harness.ui import LazyConsole
 
-console = Console()
+console = LazyConsole()
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,6 +33,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     done, failed = build(
         pairs, lambda line: console.print(line, highlight=False, soft_wrap=True), force=args.force
     )
+    from rich.table import Table
+
     table = Table(title="images")
     for col in ("image", "", "seconds", "MB"):
         table.add_column(col)
@@ -53,6 +53,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     from harness.images.build import Builder, _label
 
     b = Builder(lambda _: None)
+    from rich.table import Table
+
     table = Table(title="rtc-harness images")
     for col in ("image", "local", "up to date", "MB"):
         table.add_column(col)

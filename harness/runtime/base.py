@@ -18,8 +18,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from harness.config.topology import Topology
+if TYPE_CHECKING:  # a type only: `harness --help` imports this module and skips pydantic
+    from harness.config.topology import Topology
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
-
-from harness.config.scenario import Scenario, load_scenarios
 from harness.errors import HarnessError
-from harness.scenario.bisect import bisect, target_component
-from harness.scenario.result import RunResult
-from harness.scenario.runner import run_scenario
-from harness.scenario.verdict import verdict_of
+from harness.ui import LazyConsole
 
-console = Console()
+if TYPE_CHECKING:
+    from harness.config.scenario import Scenario
+    from harness.scenario.result import RunResult
+
+# nothing heavy at import (`harness --help` imports this module); logs keep whole names
+console = LazyConsole() if sys.stdout.isatty() else LazyConsole(width=120)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def pick(path: Path, only: str | None) -> Scenario:
+    from harness.config.scenario import load_scenarios
+
     scenarios = load_scenarios(path)
     if only is not None:
         scenarios = [s for s in scenarios if s.name == only] or [
@@ -49,6 +50,14 @@ def pick(path: Path, only: str | None) -> Scenario:
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.table import Table
+
+    from harness.scenario.bisect import bisect, target_component
+    from harness.scenario.runner import run_scenario
+    from harness.scenario.verdict import verdict_of
+
     scenario = pick(args.scenario, args.only)
     images = [i.strip() for i in args.images.split(",") if i.strip()]
     component = target_component(scenario, images, args.component)
@@ -75,9 +84,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
             table.add_row(image, "", "", "[dim]not run[/]")
         else:
             mark = " <- first change" if image == b.first_changed else ""
-            table.add_row(
-                image, p.version(b.component), f"{p.passed}/{len(p.runs)}", p.verdict + mark
-            )
+            version = p.version(b.component).replace(f" ({image})", "")
+            table.add_row(image, version, f"{p.passed}/{len(p.runs)}", p.verdict + mark)
     console.print(table)
     console.print(b.summary(), highlight=False)
     if args.json:

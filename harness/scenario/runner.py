@@ -53,7 +53,7 @@ async def run_scenario(
     )
     result.environment = {
         "topology": scenario.topology.name,
-        "runtime": lab.runtime.name,
+        "runtime": _runtime_of(scenario),
         "seed": str(seed),
         **{f"peer {n}": f"{p.kind} on {p.node}" for n, p in spec.peers.items()},
         **{f"component {n}": f"{c.kind} on {c.node}" for n, c in spec.components.items()},
@@ -158,6 +158,15 @@ def _quietly(fn: Callable[[], Any]) -> Callable[[], None]:
             fn()
 
     return run
+
+
+def _runtime_of(scenario: Scenario) -> str:
+    """ "process", "docker", or "mixed" (some components or peers have their own image)."""
+    spec = scenario.spec
+    if spec.runtime == "docker":
+        return "docker"
+    own = [x.image for x in [*spec.components.values(), *spec.peers.values()]]
+    return "mixed" if any(own) else "process"
 
 
 async def _apply_links(ctx: ScenarioContext, result: RunResult) -> None:
