@@ -171,8 +171,8 @@ def kill(args: argparse.Namespace) -> dict[str, object]:
         runs.append(
             {"run": k, "kill_after_s": round(delay, 2), "labs": names, "gc_rc": gc.returncode, **n}
         )
-        if any(n.values()):
-            print(f"run {k}: left {left}", file=sys.stderr)
+        if any(n.values()) or gc.returncode:
+            print(f"run {k}: left {left}; gc: {gc.stdout}{gc.stderr[-2000:]}", file=sys.stderr)
     with_lab = sum(1 for r in runs if r["labs"])
     return {
         "mode": "kill",
