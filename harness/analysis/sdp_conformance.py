@@ -95,12 +95,14 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
     and hop (a proxy's forwarded copy starts the next hop's exchange).
 
     The wire does not say who wrote an SDP; its o= username and session id do
-    (RFC 8866 5.2), so a party that changes its session id looks like a new one.
+    (RFC 8866 5.2), so a party that changes its session id looks like a new one. The
+    sender's address is part of the party too: two stacks that take their session id from
+    the clock (aiortc) and start in the same second write the same o= line.
     """
     by_dialog: dict[object, list[Description]] = {}
     for ev in events:
         o = next((t for _, t in ev.sdp.session if t.startswith("o=")), "o=")
-        party = " ".join(o[2:].split()[:2]) or f"{ev.src}"
+        party = f"{' '.join(o[2:].split()[:2])} from {ev.src[0]}"
         prof = profile or (
             "webrtc"
             if any("SAVPF" in m.proto or "DTLS" in m.proto for m in ev.sdp.media)
