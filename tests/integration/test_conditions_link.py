@@ -87,9 +87,12 @@ def test_duplication(lab, shape):
 
 
 def test_rate(lab, shape):
-    shape({"rate": "1mbit", "queue": 50})
+    sh = shape({"rate": "1mbit", "queue": 50})
     r = probe(lab, rate=1000, count=2000, size=1000)  # 8.3 Mbit/s offered
-    assert r.rate_kbps == pytest.approx(1000, rel=0.05), r.summary()
+    # The engine is a userspace relay: starved of CPU (seen once with a load average of 20
+    # on 2 cores), its releases come late and then together, faster than the link's rate.
+    # Its own record says how late it was (late_max_us): the evidence beside the rate.
+    assert r.rate_kbps == pytest.approx(1000, rel=0.05), (r.summary(), sh.record())
 
 
 def test_mtu(lab, shape):
