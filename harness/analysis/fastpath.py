@@ -163,15 +163,18 @@ def _group(
     seq = _be16(h, at + 2)
     ts = (_be16(h, at + 4) << 16) | _be16(h, at + 6)
     pt = (h[:, at + 1] & 0x7F).astype(np.int64)
-    cols = (frames + 1, times[frames], seq, ts, pt, size)
     order = np.argsort(inverse, kind="stable")
+    # Sorted by group once: each group's columns are then slices (views), not gathers.
+    cols = tuple(c[order] for c in (frames + 1, times[frames], seq, ts, pt, size))
     bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse, minlength=len(first)))))
+    bounds_list = bounds.tolist()
+    outer_sums = np.add.reduceat(outer[order], bounds[:-1]).tolist() if outer is not None else []
     for g in range(len(first)):
-        pick = order[bounds[g] : bounds[g + 1]]
+        lo, hi = bounds_list[g], bounds_list[g + 1]
         batch.keys.append(keys[first[g]].tobytes())
-        batch.columns.append(tuple(c[pick] for c in cols))  # type: ignore[arg-type]
+        batch.columns.append(tuple(c[lo:hi] for c in cols))  # type: ignore[arg-type]
         if outer is not None:
-            batch.outer_bytes.append(int(outer[pick].sum()))
+            batch.outer_bytes.append(int(outer_sums[g]))
     return batch
 
 
