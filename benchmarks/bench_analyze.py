@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.analysis import pcapio  # noqa: E402
 from harness.analysis.report import summarize_file  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "pcaps" / "aiortc-long.pcap"
@@ -156,6 +157,7 @@ def cases(repeat: int) -> None:
                     "case": name,
                     "source": str(source.relative_to(ROOT)),
                     "packets": n,
+                    "compiled_pcap_walk": pcapio._pcapwalk is not None,
                     "harness_wall_s": round(med["harness"][0], 3),
                     "harness_cpu_s": round(med["harness"][1], 3),
                     "tshark_rtp_streams_wall_s": round(med["tshark"][0], 3),

@@ -114,34 +114,64 @@ def find_media(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
 
 
 def _keys(h: np.ndarray, cols_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(key bytes per row, index of each group's first row, group of each row)."""
-    keys = np.ascontiguousarray(h[:, cols_at])
-    # Group on a 64-bit digest of the key (fast to sort), then check it did not collide.
-    digest = np.zeros(len(keys), dtype=np.uint64)
-    for c in range(keys.shape[1]):
-        digest = digest * np.uint64(1099511628211) + keys[:, c]
-    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+    """(key bytes per row, rows in group order, where each group starts in that order + end).
+
+    Rows keep their frame order within a group, so a group's first row is its first frame.
+    """
+    width = len(cols_at)
+    padded = np.zeros((len(h), -(-width // 8) * 8), dtype=np.uint8)
+    padded[:, :width] = h[:, cols_at]
+    keys, words = padded[:, :width], padded.view(np.uint64)
+    # Group on a 64-bit digest of the key's words (one quick sort, then a radix sort of
+    # the small group numbers, which keeps frame order), then check it did not collide.
+    digest = words[:, 0].copy()
+    for c in range(1, words.shape[1]):
+        digest = digest * np.uint64(1099511628211) + words[:, c]
+    _, inverse = np.unique(digest, return_inverse=True)
     inverse = inverse.ravel()
-    if not np.array_equal(keys, keys[first][inverse]):  # a collision: group on the bytes
-        width = keys.shape[1]
-        _, first, inverse = np.unique(
-            keys.view(np.dtype((np.void, width))).ravel(), return_index=True, return_inverse=True
+    order, bounds = _sorted(inverse)
+    first = order[bounds[:-1]]  # each group's first row
+    if np.array_equal(words, np.take(words[first], inverse, axis=0)):
+        # Groups in the order of the byte-wise digest (the order flows list their
+        # streams in, so the JSON output stays the same as before).
+        rank = np.zeros(len(first), dtype=np.uint64)
+        for c in range(width):
+            rank = rank * np.uint64(1099511628211) + keys[first, c]
+        if len(np.unique(rank)) < len(rank):
+            rank = None
+    else:
+        rank = None  # a digest collision: group on the bytes themselves
+    if rank is None:
+        _, inverse = np.unique(
+            np.ascontiguousarray(keys).view(np.dtype((np.void, width))).ravel(),
+            return_inverse=True,
         )
         inverse = inverse.ravel()
-    return keys, first, inverse
+    else:
+        position = np.empty(len(rank), dtype=np.int64)
+        position[np.argsort(rank)] = np.arange(len(rank))
+        inverse = position[inverse]
+    order, bounds = _sorted(inverse)
+    return keys, order, bounds
+
+
+def _sorted(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows by group number, in row order within a group; where each group starts, + end."""
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(groups))))
+    small = groups.astype(np.uint16) if len(bounds) <= 1 << 16 else groups  # a radix sort
+    return np.argsort(small, kind="stable"), bounds
 
 
 def _count(h: np.ndarray, frames: np.ndarray) -> FlowCounts:
     out = FlowCounts(frames)
     if not len(frames):
         return out
-    keys, first, inverse = _keys(h, np.array(FLOW_COLUMNS))
-    last = np.zeros(len(first), dtype=np.int64)
-    np.maximum.at(last, inverse, frames)
-    out.keys = [keys[i].tobytes() for i in first]
-    out.counts = np.bincount(inverse, minlength=len(first)).tolist()
-    out.first = frames[first].tolist()
-    out.last = last.tolist()
+    keys, order, bounds = _keys(h, np.array(FLOW_COLUMNS))
+    ordered = frames[order]  # ascending within each group
+    out.keys = [keys[i].tobytes() for i in order[bounds[:-1]]]
+    out.counts = np.diff(bounds).tolist()
+    out.first = ordered[bounds[:-1]].tolist()
+    out.last = ordered[bounds[1:] - 1].tolist()
     return out
 
 
@@ -159,19 +189,20 @@ def _group(
     if not len(frames):
         return batch
     cols_at = np.array([*FLOW_COLUMNS, *extra, *range(at + 8, at + 12)], dtype=np.int64)
-    keys, first, inverse = _keys(h, cols_at)
+    keys, order, bounds = _keys(h, cols_at)
     seq = _be16(h, at + 2)
     ts = (_be16(h, at + 4) << 16) | _be16(h, at + 6)
     pt = (h[:, at + 1] & 0x7F).astype(np.int64)
-    cols = (frames + 1, times[frames], seq, ts, pt, size)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse, minlength=len(first)))))
-    for g in range(len(first)):
-        pick = order[bounds[g] : bounds[g + 1]]
-        batch.keys.append(keys[first[g]].tobytes())
-        batch.columns.append(tuple(c[pick] for c in cols))  # type: ignore[arg-type]
+    # Sorted by group once: each group's columns are then slices (views), not gathers.
+    cols = tuple(c[order] for c in (frames + 1, times[frames], seq, ts, pt, size))
+    outer_sums = np.add.reduceat(outer[order], bounds[:-1]).tolist() if outer is not None else []
+    starts = bounds.tolist()
+    for g, row in enumerate(order[bounds[:-1]].tolist()):
+        lo, hi = starts[g], starts[g + 1]
+        batch.keys.append(keys[row].tobytes())
+        batch.columns.append(tuple(c[lo:hi] for c in cols))  # type: ignore[arg-type]
         if outer is not None:
-            batch.outer_bytes.append(int(outer[pick].sum()))
+            batch.outer_bytes.append(int(outer_sums[g]))
     return batch
 
 

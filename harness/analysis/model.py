@@ -42,6 +42,7 @@ class Flow:
         "turn_client",
         "srtp",
         "key",
+        "_label",
     )
 
     def __init__(self, proto: str, src: Address, dst: Address, via: str | None) -> None:
@@ -58,11 +59,15 @@ class Flow:
         self.turn_client = False
         self.srtp = False
         self.key = b""  # the analyser's flow key (raw addresses and ports)
+        self._label = ""
 
     @property
     def label(self) -> str:
-        base = f"{self.proto} {fmt_addr(self.src)} > {fmt_addr(self.dst)}"
-        return f"{base} (in {self.via})" if self.via else base
+        """'udp 10.0.0.1:5000 > 10.0.0.2:6000 (in ...)'; made once, every event names it."""
+        if not self._label:
+            base = f"{self.proto} {fmt_addr(self.src)} > {fmt_addr(self.dst)}"
+            self._label = f"{base} (in {self.via})" if self.via else base
+        return self._label
 
     def to_dict(self) -> dict[str, object]:
         return {

@@ -9,10 +9,15 @@ file ends the index and is recorded in `ReadStats`, never raised.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from harness.lazy import lazy
+
+try:  # the compiled record walk (pip install -e . builds it); _walk is the same in Python
+    from harness.analysis import _pcapwalk
+except ImportError:  # pragma: no cover - a checkout without a C compiler
+    _pcapwalk = None
 
 np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
@@ -94,6 +99,36 @@ def _index_pcap(data: bytes, stats: ReadStats, endian: str, scale: float) -> Fra
     link &= 0x0FFFFFFF
     stats.linktypes.add(link)
     incl_at = struct.Struct(endian + "I").unpack_from
+    n = len(data)
+    head = None
+    if _pcapwalk is not None:
+        raw_starts, stamps, off, broke = _pcapwalk.walk(data, endian == ">", MAX_FRAME)
+        starts = np.frombuffer(raw_starts, dtype=np.int64)
+        head = np.frombuffer(stamps, dtype=np.uint32).reshape(-1, 2)
+    else:
+        offs, off, broke = _walk(data, incl_at)
+        starts = np.array(offs, dtype=np.int64)
+    if broke:
+        stats.truncated += 1
+        stats.errors.append(
+            f"record {len(starts) + 1}: length {incl_at(data, off + 8)[0]} runs past the file or limit"
+        )
+    elif off != n:
+        stats.truncated += 1
+        stats.errors.append(f"{n - off} trailing bytes after record {len(starts)}")
+    lens = np.diff(np.append(starts, off + 16)) - 16  # records are back to back
+    idx = _finish(stats, starts, lens, [], [])
+    if len(starts):
+        if head is None:
+            raw = np.frombuffer(data, dtype=np.uint8)
+            head = raw[idx.offsets[:, None] - 16 + np.arange(8)].copy().view(endian + "u4")
+        idx.times = head[:, 0].astype(np.float64) + head[:, 1].astype(np.float64) * scale
+    idx.links = np.full(len(starts), link, dtype=np.int64)
+    return idx
+
+
+def _walk(data: bytes, incl_at: Callable[..., tuple[int]]) -> tuple[list[int], int, bool]:
+    """The record chain in Python: (frame offsets, end offset, a record was bad)."""
     offs: list[int] = []
     add_off = offs.append
     off, n = 24, len(data)
@@ -102,26 +137,9 @@ def _index_pcap(data: bytes, stats: ReadStats, endian: str, scale: float) -> Fra
         start = off + 16
         off = start + incl_at(data, off + 8)[0]
         if off > n or off - start > MAX_FRAME:
-            off = start - 16
-            stats.truncated += 1
-            stats.errors.append(
-                f"record {len(offs) + 1}: length {incl_at(data, off + 8)[0]} runs past the file or limit"
-            )
-            break
+            return offs, start - 16, True
         add_off(start)
-    else:
-        if off != n:
-            stats.truncated += 1
-            stats.errors.append(f"{n - off} trailing bytes after record {len(offs)}")
-    starts = np.array(offs, dtype=np.int64)
-    lens = np.diff(np.append(starts, off + 16)) - 16  # records are back to back
-    idx = _finish(stats, starts, lens, [], [])
-    if len(offs):
-        raw = np.frombuffer(data, dtype=np.uint8)
-        head = raw[idx.offsets[:, None] - 16 + np.arange(8)].copy().view(endian + "u4")
-        idx.times = head[:, 0].astype(np.float64) + head[:, 1].astype(np.float64) * scale
-    idx.links = np.full(len(offs), link, dtype=np.int64)
-    return idx
+    return offs, off, False
 
 
 def _index_pcapng(data: bytes, stats: ReadStats) -> FrameIndex:

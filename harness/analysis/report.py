@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.analysis.analyzer import analyze_file, paused_gc
-from harness.analysis.model import fmt_addr
+from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.sdp_conformance import captured
 from harness.analysis.session import Session, build
 
@@ -28,8 +28,11 @@ def summary(s: Session) -> dict[str, Any]:
     """Everything `harness analyze --json` prints for one file."""
     a = s.analysis
     sdps = []
+    first: dict[int, SdpEvent] = {}  # id of each parsed SDP -> the first event that carried it
+    for e in a.sdp:
+        first.setdefault(id(e.sdp), e)
     for rep in captured(a.sdp):
-        ev = next(e for e in a.sdp if e.sdp is rep.description.sdp)
+        ev = first[id(rep.description.sdp)]
         profile, findings = rep.description.profile, rep.findings
         sdps.append(
             {

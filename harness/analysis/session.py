@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
-from harness.analysis.stun import check_integrity
+from harness.analysis.stun import StunMessage, check_integrity
 
 _INDIRECTNESS = {"host": 0, "unknown": 0, "srflx": 1, "prflx": 1, "relay": 2}
 
@@ -241,10 +241,10 @@ def _ice(s: Session) -> None:
                 gen.index[ends] = pair
             pair.requests += 1
             pending[m.txid] = (pair, m.use_candidate, u1)
-            _verify(pair, ev.frame, ev.raw, pwds.get(u1))
+            _verify(pair, ev.frame, ev.raw, pwds.get(u1), m)
         elif m.cls in ("success", "error") and m.txid in pending:
             pair, use, receiver = pending[m.txid]
-            _verify(pair, ev.frame, ev.raw, pwds.get(receiver))
+            _verify(pair, ev.frame, ev.raw, pwds.get(receiver), m)
             if m.cls == "error":
                 pair.errors.append((ev.frame, m.error_code or 0))
                 continue
@@ -275,11 +275,11 @@ def _ice_passwords(s: Session) -> dict[str, str]:
     return out
 
 
-def _verify(pair: CandidatePair, frame: int, raw: bytes, pwd: str | None) -> None:
+def _verify(pair: CandidatePair, frame: int, raw: bytes, pwd: str | None, msg: StunMessage) -> None:
     """MESSAGE-INTEGRITY of a check or its answer, keyed by the receiver's ice-pwd (RFC 8445 7.2.2)."""
     if not raw or pwd is None:
         return
-    ok = check_integrity(raw, pwd.encode())
+    ok = check_integrity(raw, pwd.encode(), msg)
     if ok is not None:
         pair.integrity_checked += 1
         if not ok:

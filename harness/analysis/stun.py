@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.nat.stun import StunError, decode_address, fingerprint_crc
@@ -113,12 +114,16 @@ def parse(p: bytes) -> StunMessage | None:
     for pad in (3, 0):  # RFC 8489 pads attributes to 4 bytes; [MS-TURN] does not
         msg = StunMessage(METHODS.get(method, f"0x{method:03x}"), CLASSES[cls], txid.hex(), length)
         off, end = 20, 20 + length
+        attributes, fillers = msg.attributes, FILLERS
         while off + 4 <= end:
-            atype, alen = struct.unpack_from("!HH", p, off)
+            atype = p[off] << 8 | p[off + 1]
+            alen = p[off + 2] << 8 | p[off + 3]
             if off + 4 + alen > end:
                 break
-            msg.attributes.append(atype)
-            _apply(msg, atype, p[off + 4 : off + 4 + alen], txid, p, off)
+            attributes.append(atype)
+            fill = fillers.get(atype)
+            if fill is not None:  # attributes nobody reads are only listed
+                fill(msg, p[off + 4 : off + 4 + alen], txid, p, off)
             off += 4 + ((alen + pad) & ~pad)
         if off >= end:
             return msg
@@ -169,46 +174,125 @@ def parse_classic(p: bytes) -> StunMessage | None:
 
 
 def _apply(msg: StunMessage, atype: int, v: bytes, txid: bytes, p: bytes, off: int) -> None:
-    if atype == A_USERNAME:
-        msg.username = v.decode("utf-8", "replace")
-    elif atype == A_PRIORITY and len(v) == 4:
-        msg.priority = struct.unpack("!I", v)[0]
-    elif atype == A_USE_CANDIDATE:
-        msg.use_candidate = True
-    elif atype == A_ICE_CONTROLLING and len(v) == 8:
-        msg.ice_controlling = struct.unpack("!Q", v)[0]
-    elif atype == A_ICE_CONTROLLED and len(v) == 8:
-        msg.ice_controlled = struct.unpack("!Q", v)[0]
-    elif atype == A_XOR_MAPPED:
-        msg.xor_mapped = xor_address(v, txid)
-    elif atype == A_MAPPED and msg.xor_mapped is None:
-        msg.xor_mapped = plain_address(v)
-    elif atype == A_XOR_RELAYED:
-        _append(msg.xor_relayed, xor_address(v, txid))
-    elif atype == A_XOR_PEER:
-        _append(msg.xor_peer, xor_address(v, txid))
-    elif atype == A_ERROR_CODE and len(v) >= 4:
-        msg.error_code = (v[2] & 7) * 100 + v[3]
-        msg.error_reason = v[4:].decode("utf-8", "replace")
-    elif atype == A_REALM:
-        msg.realm = v.decode("utf-8", "replace")
-    elif atype == A_NONCE:
-        msg.nonce = v.decode("utf-8", "replace")
-    elif atype == A_SOFTWARE:
-        msg.software = v.decode("utf-8", "replace").rstrip("\x00")
-    elif atype == A_LIFETIME and len(v) == 4:
-        msg.lifetime = struct.unpack("!I", v)[0]
-    elif atype == A_CHANNEL_NUMBER and len(v) == 4:
-        msg.channel = v[0] << 8 | v[1]
-    elif atype == A_REQUESTED_TRANSPORT and len(v) == 4:
-        msg.requested_transport = v[0]
-    elif atype == A_DATA:
-        msg.data = v
-    elif atype in (A_INTEGRITY, A_INTEGRITY_SHA256):
-        msg.integrity = True
-        msg.integrity_offset = off
-    elif atype == A_FINGERPRINT and len(v) == 4:
-        msg.fingerprint_ok = fingerprint_crc(p[:off]) == struct.unpack("!I", v)[0]
+    fill = FILLERS.get(atype)
+    if fill is not None:
+        fill(msg, v, txid, p, off)
+
+
+# One small function per attribute the analyses read, looked up by type: a parse
+# costs one dict lookup per attribute instead of a chain of comparisons.
+Filler = Callable[[StunMessage, bytes, bytes, bytes, int], None]
+
+
+def _username(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    m.username = v.decode("utf-8", "replace")
+
+
+def _priority(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if len(v) == 4:
+        m.priority = int.from_bytes(v, "big")
+
+
+def _use_candidate(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    m.use_candidate = True
+
+
+def _controlling(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if len(v) == 8:
+        m.ice_controlling = int.from_bytes(v, "big")
+
+
+def _controlled(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if len(v) == 8:
+        m.ice_controlled = int.from_bytes(v, "big")
+
+
+def _xor_mapped(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    m.xor_mapped = xor_address(v, txid)
+
+
+def _mapped(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if m.xor_mapped is None:
+        m.xor_mapped = plain_address(v)
+
+
+def _xor_relayed(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    _append(m.xor_relayed, xor_address(v, txid))
+
+
+def _xor_peer(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    _append(m.xor_peer, xor_address(v, txid))
+
+
+def _error_code(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if len(v) >= 4:
+        m.error_code = (v[2] & 7) * 100 + v[3]
+        m.error_reason = v[4:].decode("utf-8", "replace")
+
+
+def _realm(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    m.realm = v.decode("utf-8", "replace")
+
+
+def _nonce(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    m.nonce = v.decode("utf-8", "replace")
+
+
+def _software(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    m.software = v.decode("utf-8", "replace").rstrip("\x00")
+
+
+def _lifetime(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if len(v) == 4:
+        m.lifetime = int.from_bytes(v, "big")
+
+
+def _channel(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if len(v) == 4:
+        m.channel = v[0] << 8 | v[1]
+
+
+def _transport(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if len(v) == 4:
+        m.requested_transport = v[0]
+
+
+def _data(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    m.data = v
+
+
+def _integrity(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    m.integrity = True
+    m.integrity_offset = off
+
+
+def _fingerprint(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
+    if len(v) == 4:
+        m.fingerprint_ok = fingerprint_crc(p[:off]) == int.from_bytes(v, "big")
+
+
+FILLERS: dict[int, Filler] = {
+    A_USERNAME: _username,
+    A_PRIORITY: _priority,
+    A_USE_CANDIDATE: _use_candidate,
+    A_ICE_CONTROLLING: _controlling,
+    A_ICE_CONTROLLED: _controlled,
+    A_XOR_MAPPED: _xor_mapped,
+    A_MAPPED: _mapped,
+    A_XOR_RELAYED: _xor_relayed,
+    A_XOR_PEER: _xor_peer,
+    A_ERROR_CODE: _error_code,
+    A_REALM: _realm,
+    A_NONCE: _nonce,
+    A_SOFTWARE: _software,
+    A_LIFETIME: _lifetime,
+    A_CHANNEL_NUMBER: _channel,
+    A_REQUESTED_TRANSPORT: _transport,
+    A_DATA: _data,
+    A_INTEGRITY: _integrity,
+    A_INTEGRITY_SHA256: _integrity,
+    A_FINGERPRINT: _fingerprint,
+}
 
 
 def _append(items: list[Address], a: Address | None) -> None:
@@ -240,18 +324,21 @@ def long_term_key(username: str, realm: str, password: str) -> bytes:
     return hashlib.md5(f"{username}:{realm}:{password}".encode()).digest()
 
 
-def check_integrity(p: bytes, key: bytes) -> bool | None:
-    """Verify MESSAGE-INTEGRITY (HMAC-SHA1) with `key`; None if the message has none."""
-    msg = parse(p)
+def check_integrity(p: bytes, key: bytes, msg: StunMessage | None = None) -> bool | None:
+    """Verify MESSAGE-INTEGRITY (HMAC-SHA1) with `key`; None if the message has none.
+
+    `msg`, if given, is `parse(p)` already done (the analyser keeps it: no second parse).
+    """
+    msg = msg or parse(p)
     if msg is None or not msg.integrity:
         return None
     off = msg.integrity_offset
     atype, alen = struct.unpack_from("!HH", p, off)
-    digest = hashlib.sha1 if atype == A_INTEGRITY else hashlib.sha256
+    digest = "sha1" if atype == A_INTEGRITY else "sha256"
     # The length field covers the message up to and including MESSAGE-INTEGRITY.
     head = p[:2] + struct.pack("!H", off + 4 + alen - 20) + p[4:off]
     expect = p[off + 4 : off + 4 + alen]
-    return hmac.compare_digest(hmac.new(key, head, digest).digest()[:alen], expect)
+    return hmac.compare_digest(hmac.digest(key, head, digest)[:alen], expect)
 
 
 def is_channel_data(p: bytes) -> bool:

@@ -15,9 +15,10 @@ import hmac
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+if TYPE_CHECKING:  # imported when keys are made: a run without --keylog never needs them
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 #: cipher suite -> (AEAD, key length, hash) for the suites we decrypt
 SUITES = {
@@ -95,6 +96,8 @@ class _Keys:
 
 
 def _aead(kind: str, key: bytes) -> AESGCM | ChaCha20Poly1305:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
     return AESGCM(key) if kind == "gcm" else ChaCha20Poly1305(key)
 
 
@@ -138,6 +141,8 @@ class TlsConnection:
             if rtype == HANDSHAKE:
                 self._hello(key, body)
             return [(rtype, body)] if rtype != APPLICATION else []
+        from cryptography.exceptions import InvalidTag
+
         try:
             plain = k.open(rtype, version, body)
         except (InvalidTag, ValueError):

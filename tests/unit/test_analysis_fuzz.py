@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +27,7 @@ from harness.analysis import (
     http,
     ipfrag,
     net,
+    pcapio,
     rtp,
     sdp,
     sdplint,
@@ -300,6 +304,41 @@ def test_damaged_real_capture(data: st.DataObject, which: str) -> None:
     a = analyze_bytes(bytes(buf[:cut]))
     summary(build(a))
     assert not [k for k in a.malformed if k.startswith("crash:")], a.malformed
+
+
+@SLOW
+@given(st.data(), st.sampled_from("<>"))
+def test_compiled_pcap_walk_matches_python(data: st.DataObject, endian: str) -> None:
+    """The C record walk (pcapio._pcapwalk) and the Python loop agree on damaged files."""
+    if pcapio._pcapwalk is None:
+        pytest.skip("harness/analysis/_pcapwalk.c is not built (pip install -e . builds it)")
+    image = SMALL if endian == "<" else _big_endian(SMALL)
+    buf = bytearray(image[: data.draw(st.integers(0, len(image)))])
+    for _ in range(data.draw(st.integers(0, 20))):
+        if len(buf) > 24:
+            buf[data.draw(st.integers(24, len(buf) - 1))] = data.draw(st.integers(0, 255))
+    if len(buf) < 24:
+        return
+    raw = bytes(buf)
+    starts, stamps, end, broke = pcapio._pcapwalk.walk(raw, endian == ">", pcapio.MAX_FRAME)
+    offs, py_end, py_broke = pcapio._walk(raw, struct.Struct(endian + "I").unpack_from)
+    assert np.frombuffer(starts, dtype=np.int64).tolist() == offs
+    assert (end, broke) == (py_end, py_broke)
+    heads = [struct.unpack_from(endian + "II", raw, o - 16) for o in offs]
+    assert np.frombuffer(stamps, dtype=np.uint32).reshape(-1, 2).tolist() == [
+        list(h) for h in heads
+    ]
+
+
+def _big_endian(image: bytes) -> bytes:
+    """The same little-endian classic pcap written big-endian (headers only)."""
+    out = bytearray(struct.pack(">IHHiIII", *struct.unpack_from("<IHHiIII", image, 0)))
+    off = 24
+    while off + 16 <= len(image):
+        head = struct.unpack_from("<IIII", image, off)
+        out += struct.pack(">IIII", *head) + image[off + 16 : off + 16 + head[2]]
+        off += 16 + head[2]
+    return bytes(out)
 
 
 def test_truncation_is_counted() -> None:
