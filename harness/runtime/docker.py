@@ -80,7 +80,12 @@ class ContainerProcess(NodeProcess):
 
     def alive(self) -> bool:
         # /proc is cheaper than the API: ready loops ask every 20 ms
-        return self._exit is None and self._pid > 0 and _start_ticks(self._pid) == self._start_ticks
+        # (no start time at all: it was gone before we looked, i.e. it exited at once)
+        return (
+            self._exit is None
+            and self._start_ticks != ""
+            and _start_ticks(self._pid) == self._start_ticks
+        )
 
     @property
     def returncode(self) -> int | None:
