@@ -175,7 +175,7 @@ def _expectation(
                     f" (takes: {', '.join(sorted(allowed))})",
                 )
         peer = params.get("peer")
-        if peer not in spec.peers:
+        if not isinstance(peer, str) or peer not in spec.peers:
             raise src.error(
                 where + ("peer",) if "peer" in params else where,
                 f"{name} needs `peer`, one of: {', '.join(spec.peers) or 'none'}",

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, seed, settings
 from tests.fuzzing import config_inputs, fuzz_pcap_packets, load_config_text
 
 SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))
-FOLDER = Path(tempfile.mkdtemp(prefix="rh-config-fuzz-"))
+_TMP = tempfile.TemporaryDirectory(prefix="rh-config-fuzz-")  # removed at exit
+FOLDER = Path(_TMP.name)
 
 
 @seed(12)

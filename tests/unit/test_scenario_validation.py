@@ -55,6 +55,8 @@ CASES = [
      "unknown parameter"),
     ("peer-check-peer", "{peer: bob, hz", "{peer: carol, hz", 17,
      "expect[1].peer_received_tone.peer", "needs `peer`"),
+    ("peer-check-peer-list", "{peer: bob, hz", "{peer: [bob], hz", 17,
+     "expect[1].peer_received_tone.peer", "needs `peer`"),
     ("step-kind", "- call:", "- dial:", 13, "steps[0].dial", "unknown step"),
     ("step-arg", "{caller: alice,", "{calller: alice,", 13, "steps[0].call.calller",
      "unknown key (did you mean 'caller'?)"),
