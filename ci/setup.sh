@@ -9,7 +9,9 @@ PACKAGES=(
   # lab: namespaces, NAT, capture
   iproute2 nftables iptables conntrack tcpdump tshark iputils-ping procps psmisc util-linux
   # components under test
-  coturn janus kamailio kamailio-websocket-modules rtpengine-daemon baresip sip-tester
+  coturn janus kamailio kamailio-websocket-modules kamailio-tls-modules rtpengine-daemon baresip sip-tester
+  # the browser trusts the run's own CA through an NSS database of its own (certutil)
+  libnss3-tools
   # headless browser peers (Chromium driven by Playwright with the system executable;
   # Firefox ESR through its built-in WebDriver BiDi remote agent)
   chromium firefox-esr

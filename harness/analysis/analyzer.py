@@ -328,13 +328,16 @@ class Analyzer:
             return
         ev = SipEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), transport, msg)
         self.a.sip.append(ev)
+        # Offer and answer alternate per hop: a proxy forwards an offer under the same
+        # Call-ID, and that copy is the next hop's offer, not an answer.
+        leg = (msg.call_id, frozenset((flow.src[0], flow.dst[0])))
         if msg.has_sdp:
-            outstanding = self.offers.get(msg.call_id, False)
+            outstanding = self.offers.get(leg, False)
             kind = "answer" if outstanding else "offer"
-            self.offers[msg.call_id] = not outstanding
+            self.offers[leg] = not outstanding
             self._sdp(flow, msg.body, t, no, f"sip/{transport}", kind, msg.call_id)
         elif msg.status is not None and msg.status >= 300 and msg.method == "INVITE":
-            self.offers[msg.call_id] = False  # a rejected offer is withdrawn
+            self.offers[leg] = False  # a rejected offer is withdrawn
 
     def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None:
         for msg in http.janus_messages(body):

@@ -29,7 +29,7 @@ _u32 = struct.Struct("!I").unpack_from
 
 
 def _link(link: int, f: bytes) -> tuple[int, int] | None:
-    """(ethertype, offset of the IP header) of a frame, or None if not IP."""
+    """(ethertype, offset of the IP header) of a frame, or None for an unknown link type."""
     if link == LINK_ETHERNET:
         et = f[12] << 8 | f[13]
         o = 14
@@ -59,7 +59,7 @@ def decode(link: int, f: bytes) -> Segment | str:
     try:
         lo = _link(link, f)
         if lo is None:
-            return "not-ip"
+            return "unknown-link"
         et, o = lo
         if et == 0x0800:
             ihl = (f[o] & 15) * 4

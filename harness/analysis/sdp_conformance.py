@@ -9,13 +9,12 @@ Every finding names its rule, line and RFC.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
-from harness.analysis.sdp import Media, Sdp
+from harness.analysis.sdp import Sdp
+from harness.analysis.sdp_rules import DIRECTIONS, bundle_group, direction, finding, single
 from harness.analysis.sdplint import Finding, lint
 
-DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 #: RFC 3264 6.1: what an answer may say to each offered direction
 ANSWER_DIRECTIONS = {
     "sendrecv": set(DIRECTIONS),
@@ -23,7 +22,6 @@ ANSWER_DIRECTIONS = {
     "recvonly": {"sendonly", "inactive"},
     "inactive": {"inactive"},
 }
-MSID = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64}( [!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64})?$")
 
 
 @dataclass
@@ -50,11 +48,6 @@ class Report:
 
     description: Description
     findings: list[Finding] = field(default_factory=list)
-
-
-def finding(rule: str, sev: str, line: tuple[int, str] | None, msg: str, rfc: str) -> Finding:
-    no, text = line if line else (None, "")
-    return Finding(sev, no, text, f"{rule}: {msg}", rfc)
 
 
 def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Report]:
@@ -98,7 +91,8 @@ def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Re
 
 
 def captured(events: list, profile: str | None = None) -> list[Report]:
-    """Reports for SDPs seen on the wire (analysis SdpEvents), one exchange per dialog.
+    """Reports for SDPs seen on the wire (analysis SdpEvents), one exchange per dialog
+    and hop (a proxy's forwarded copy starts the next hop's exchange).
 
     The wire does not say who wrote an SDP; its o= username and session id do
     (RFC 8866 5.2), so a party that changes its session id looks like a new one.
@@ -114,167 +108,13 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
         )
         label = f"SDP {ev.type or 'offer'} frame {ev.frame} ({ev.source})"
         d = Description(party, ev.type or "offer", ev.sdp, label, profile=prof, seen_all=False)
-        by_dialog.setdefault(ev.dialog, []).append(d)
+        # Janus API requests name their handle in the URL, its events in the body:
+        # the JSEP of one client and Janus is one exchange.
+        dialog = "jsep" if ev.source.startswith("jsep/") else ev.dialog
+        by_dialog.setdefault((dialog, frozenset((ev.src[0], ev.dst[0]))), []).append(d)
     reports = [r for descs in by_dialog.values() for r in check_exchange(descs)]
     order = {id(ev.sdp): i for i, ev in enumerate(events)}
     return sorted(reports, key=lambda r: order.get(id(r.description.sdp), 0))
-
-
-# -- one SDP ---------------------------------------------------------------------------------
-
-
-def single(sdp: Sdp, role: str, profile: str) -> list[Finding]:
-    out: list[Finding] = []
-    for m in sdp.media:
-        out += payload_types(m)
-        dirs = [(no, v) for v in DIRECTIONS for no, _ in m.attrs(v)]
-        if len(dirs) > 1:
-            no = sorted(dirs)[1][0]
-            out.append(
-                finding(
-                    "direction",
-                    "error",
-                    (no, f"a={sorted(dirs)[1][1]}"),
-                    "more than one direction attribute",
-                    "RFC 8866 6.7",
-                )
-            )
-        for no, v in m.attrs("msid"):
-            if not MSID.match(v):
-                out.append(
-                    finding(
-                        "msid",
-                        "error",
-                        (no, f"a=msid:{v}"),
-                        "msid is '<id> [<appdata>]', 1-64 token chars each",
-                        "RFC 8830 2",
-                    )
-                )
-            if direction(sdp, m) in ("recvonly", "inactive"):
-                out.append(
-                    finding(
-                        "msid",
-                        "warning",
-                        (no, f"a=msid:{v}"),
-                        f"a=msid in a {direction(sdp, m)} section: it names a track that is not sent",
-                        "RFC 8829 5.2.1",
-                    )
-                )
-        if profile == "webrtc":
-            out += placeholders(sdp, m, role)
-    return out
-
-
-def direction(sdp: Sdp, m: Media) -> str:
-    for d in DIRECTIONS:
-        if m.has(d):
-            return d
-    for d in DIRECTIONS:
-        if sdp.attrs(d):
-            return d
-    return "sendrecv"
-
-
-def payload_types(m: Media) -> list[Finding]:
-    """rtpmap, fmtp and rtcp-fb name formats of the m= line; rtx's apt names a real codec."""
-    out: list[Finding] = []
-    if m.kind not in ("audio", "video") or m.port == 0:
-        return out
-    formats = set(m.formats)
-    for attr, rfc in (
-        ("rtpmap", "RFC 8866 6.6"),
-        ("fmtp", "RFC 8866 6.15"),
-        ("rtcp-fb", "RFC 4585 4.2"),
-    ):
-        for no, v in m.attrs(attr):
-            pt = v.split(" ", 1)[0]
-            if pt not in formats and not (attr == "rtcp-fb" and pt == "*"):
-                out.append(
-                    finding(
-                        "payload-types",
-                        "error",
-                        (no, f"a={attr}:{v}"),
-                        f"payload type {pt} is not on the m= line",
-                        rfc,
-                    )
-                )
-    codecs = m.codecs
-    for no, v in m.attrs("fmtp"):
-        pt, _, params = v.partition(" ")
-        if not codecs.get(pt, "").lower().startswith("rtx/"):
-            continue
-        apt = dict(p.strip().partition("=")[::2] for p in params.split(";")).get("apt")
-        target = codecs.get(apt or "", "")
-        if apt is None or apt not in formats or target.lower().startswith("rtx/"):
-            out.append(
-                finding(
-                    "payload-types",
-                    "error",
-                    (no, f"a=fmtp:{v}"),
-                    f"rtx apt={apt} does not name a codec of this m= line",
-                    "RFC 4588 8.6",
-                )
-            )
-    return out
-
-
-def placeholders(sdp: Sdp, m: Media, role: str) -> list[Finding]:
-    """RFC 8829 5.2.1/5.3.1: without candidates, port 9 (0 if bundle-only) and c=IN IP4 0.0.0.0;
-    with candidates, c= and port are a candidate's (the default candidate, RFC 8839 4.2.1.2)."""
-    if m.port == 0:
-        return []
-    out: list[Finding] = []
-    cands = [v.split() for _, v in m.attrs("candidate")]
-    cline = next(((no, t) for no, t in m.lines if t.startswith("c=")), None)
-    conn = (cline[1][2:] if cline else sdp.connection) or ""
-    addr = conn.split()[-1] if conn else ""
-    if m.has("bundle-only") and role == "offer":
-        out.append(
-            finding(
-                "placeholder",
-                "error",
-                m.line,
-                "a bundle-only section in an offer has port 0",
-                "RFC 8843 6, 7.2.1",
-            )
-        )
-    _, group = _bundle(sdp)
-    if m.attr("mid") in group[1:] and not cands:
-        return out  # bundled, not the tagged section: its transport is the tagged one's
-    if not cands:
-        if m.port != 9:
-            out.append(
-                finding(
-                    "placeholder",
-                    "error",
-                    m.line,
-                    f"no candidates, so the port is the placeholder 9, not {m.port}",
-                    "RFC 8829 5.2.1, 5.3.1",
-                )
-            )
-        if addr not in ("0.0.0.0", "::"):
-            out.append(
-                finding(
-                    "placeholder",
-                    "error",
-                    cline or m.line,
-                    f"no candidates, so c= is IN IP4 0.0.0.0, not {addr}",
-                    "RFC 8829 5.2.1, 5.3.1",
-                )
-            )
-        return out
-    default = {(c[4], c[5]) for c in cands if len(c) > 5}
-    if (addr, str(m.port)) not in default and not (m.port == 9 and addr in ("0.0.0.0", "::")):
-        out.append(
-            finding(
-                "placeholder",
-                "warning",
-                m.line,
-                f"c={addr} port {m.port} is no candidate of this section (the default candidate goes there)",
-                "RFC 8839 4.2.1.2",
-            )
-        )
-    return out
 
 
 # -- successive descriptions of one party ----------------------------------------------------
@@ -427,7 +267,8 @@ def answer_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
                     "RFC 3264 6, RFC 8829 5.3.1",
                 )
             )
-        if o.attr("mid") != a.attr("mid"):
+        # an answerer without grouping support ignores a=mid (RFC 5888 9.2)
+        if a.attr("mid") is not None and o.attr("mid") != a.attr("mid"):
             out.append(
                 finding(
                     "mirror",
@@ -446,17 +287,10 @@ def answer_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
     return out
 
 
-def _bundle(sdp: Sdp) -> tuple[tuple[int, str] | None, list[str]]:
-    for no, v in sdp.attrs("group"):
-        if v.startswith("BUNDLE"):
-            return (no, f"a=group:{v}"), v.split()[1:]
-    return None, []
-
-
 def bundle_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
     out: list[Finding] = []
-    _, offered = _bundle(offer)
-    line, answered = _bundle(answer)
+    _, offered = bundle_group(offer)
+    line, answered = bundle_group(answer)
     extra = [m for m in answered if m not in offered]
     if extra:
         out.append(
@@ -497,18 +331,19 @@ def bundle_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
     return out
 
 
+def announces_trickle(sdp: Sdp) -> bool:
+    """a=ice-options:trickle at session level or in any section (RFC 8840 4.1.1)."""
+    lines = [*sdp.attrs("ice-options"), *(x for m in sdp.media for x in m.attrs("ice-options"))]
+    return any("trickle" in v.split() for _, v in lines)
+
+
 def trickle_rules(offer: Description, answer: Description) -> list[Finding]:
     """RFC 8838 4-5, RFC 8840 4.1.3: trickle only what both sides announced."""
     out: list[Finding] = []
     for d, other in ((offer, answer), (answer, offer)):
         if not d.trickled:
             continue
-        own = any("trickle" in v.split() for _, v in d.sdp.attrs("ice-options")) or any(
-            "trickle" in v.split() for m in d.sdp.media for _, v in m.attrs("ice-options")
-        )
-        theirs = any("trickle" in v.split() for _, v in other.sdp.attrs("ice-options")) or any(
-            "trickle" in v.split() for m in other.sdp.media for _, v in m.attrs("ice-options")
-        )
+        own, theirs = announces_trickle(d.sdp), announces_trickle(other.sdp)
         if not own:
             out.append(
                 finding(

@@ -107,10 +107,14 @@ def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
     """The candidate types (and for relays, the TURN transport) of the pair the peer selected.
 
     `by_kind: {aiortc: {...}}` overrides the expectation when `kind` (the peer's
-    implementation) matches: nomination strategies differ between stacks.
+    implementation) matches: nomination strategies differ between stacks. `kind`
+    may be a list (say the caller's kind and "callee-<kind>"): the overrides of
+    every listed kind apply, later ones over earlier ones.
     """
-    if p.get("kind") in (p.get("by_kind") or {}):
-        p = {**p, **p["by_kind"][p["kind"]]}
+    by_kind = p.get("by_kind") or {}
+    for kind in _as_list(p.get("kind") or []):
+        if kind in by_kind:
+            p = {**p, **by_kind[kind]}
     snap = _snapshot(snaps, p)
     pair = snap["stats"].get("ice", {}).get("selected_pair")
     ev = [f"{p['peer']} after step {snap['step']}: {_pair_text(pair)}"]

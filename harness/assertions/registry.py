@@ -59,7 +59,9 @@ def load_checks() -> None:
     import harness.assertions.negative  # noqa: F401
     import harness.assertions.recovery  # noqa: F401
     import harness.assertions.restart  # noqa: F401
+    import harness.assertions.sdp_attrs  # noqa: F401
     import harness.assertions.sipmsg  # noqa: F401
+    import harness.assertions.tls  # noqa: F401
 
 
 def run_check(name: str, session: Session, params: dict[str, Any] | None = None) -> Outcome:

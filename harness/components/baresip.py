@@ -145,7 +145,9 @@ class Baresip(Component):
             "ausrc_channels 2",
             "auplay_channels 2",
             "video_source none",
-            f"snd_path {self.recordings}",
+            # relative to the work directory (its cwd): baresip builds each file name in a
+            # 128-byte buffer, and deep run directories cut `.wav` off (seen under pytest)
+            f"snd_path {self.recordings.relative_to(self.workdir)}",
             *(
                 [f"ctrl_tcp_listen {self.listen_address()}:{o.control_port}"]
                 if o.control_port

@@ -42,6 +42,7 @@ class Component(ABC):
     Options: ClassVar[type[ComponentOptions]] = ComponentOptions
     binary: ClassVar[str] = ""
     ready_timeout: ClassVar[float] = 10.0
+    needs_image: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -54,6 +55,8 @@ class Component(ABC):
         self.name = name
         self.node = node
         self.image = image  # run from this image in a container; None: the host's program
+        if self.needs_image and not image:
+            raise ComponentError(name, f"a {self.kind} component needs `image:` (e.g. my/pbx:1.0)")
         try:
             self.options = self.Options.model_validate(options or {})
         except ValidationError as exc:

@@ -1,15 +1,14 @@
 """coturn as a TURN/STUN server with long-term credentials.
 
 UDP and TCP listeners on one port (3478 by default, 443 for networks that only
-let web ports out), TLS when asked (a self-signed certificate with the server's
-IP address, whose PEM doubles as the CA file for clients). Each instance keeps
+let web ports out), TLS when asked (a certificate for the server's IP address
+from the run's own CA, harness/components/pki.py, which the run's peers trust). Each instance keeps
 its own user database and log in its work directory: the Debian default
 /var/lib/turn/turndb would be shared between labs.
 """
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
+from harness.components import pki
 from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import Endpoint, is_bound, parse_range, port_range
 from harness.errors import ComponentError
@@ -119,8 +119,8 @@ class Coturn(Component):
         if not o.tcp:
             lines.append("no-tcp")
         if o.tls:
-            cert, key = write_self_signed(workdir, addr)
-            lines += [f"tls-listening-port={o.tls_port}", f"cert={cert}", f"pkey={key}"]
+            mine = pki.issue(lab.run_dir, addr, self.name)
+            lines += [f"tls-listening-port={o.tls_port}", f"cert={mine.cert}", f"pkey={mine.key}"]
         else:
             lines.append("no-tls")
         if o.verbose:
@@ -142,11 +142,12 @@ class Coturn(Component):
 
     @property
     def ca_file(self) -> Path:
-        """PEM to trust for `turns:` (the self-signed server certificate)."""
-        if not self.options.tls:
+        """PEM to trust for `turns:`: the run's CA, which signed the server certificate."""
+        if not self.options.tls or self.lab is None:
             raise ComponentError(self.name, "TLS is off (option tls: true)")
-        assert self.workdir is not None
-        return self.workdir / "cert.pem"
+        anchor = pki.trust_anchor(self.lab.run_dir)
+        assert anchor is not None
+        return anchor
 
     def ice_server(self, transport: str = "udp", user: str | None = None) -> dict[str, Any]:
         """An RTCIceServer dict (docs/peers.md `configure`) for this server over `transport`.
@@ -173,41 +174,3 @@ class Coturn(Component):
         if transport != "udp" or not o.udp:
             raise ComponentError(self.name, "STUN is offered over UDP only here")
         return {"urls": [f"stun:{self.listen_address()}:{o.port}"]}
-
-
-def write_self_signed(workdir: Path, address: str) -> tuple[Path, Path]:
-    """A self-signed certificate for `address` (IP SAN), valid for a day."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = workdir / "cert.pem", workdir / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
+from harness.components import pki
 from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import (
     WILDCARD,
@@ -60,6 +61,9 @@ class JanusOptions(ComponentOptions):
     dtls_cert: Path | None = None
     """PEM certificate for DTLS (default: Janus makes one at start)."""
     dtls_key: Path | None = None
+    sips: bool = False
+    """Give the SIP plugin's stack a TLS identity from the run's CA (sofia-sip's certificate
+    folder: agent.pem, cafile.pem), so accounts registered with `sips` can use TLS."""
     session_timeout: int = Field(60, ge=0)
     debug_level: int = Field(4, ge=0, le=7)
     admin_secret: str = ADMIN_SECRET
@@ -224,10 +228,19 @@ class Janus(Component):
                     }
                 )
             )
+        sip_tls: dict[str, Any] = {}
+        if o.sips:
+            certs = workdir / "sips"
+            certs.mkdir(exist_ok=True)
+            mine = pki.issue(lab.run_dir, addr, self.name)
+            (certs / "agent.pem").write_text(mine.key.read_text() + mine.cert.read_text())
+            (certs / "cafile.pem").write_text(mine.ca.read_text())
+            sip_tls["sips_certs_dir"] = str(certs)
         (conf / "janus.plugin.sip.jcfg").write_text(
             jcfg(
                 {
                     "general": {
+                        **sip_tls,
                         "local_ip": addr,
                         "sdp_ip": addr,
                         "keepalive_interval": 120,

@@ -12,10 +12,11 @@ import secrets
 import subprocess
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
+from harness.components import pki
 from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import WILDCARD, Endpoint, is_bound
 from harness.components.templates import render
@@ -33,6 +34,15 @@ class KamailioOptions(ComponentOptions):
     tcp: bool = True
     ws: bool = False
     ws_port: int = Field(8080, ge=1, le=65535)
+    tls: bool = False
+    """SIP over TLS on `tls_port` and, with `ws`, secure WebSocket on `wss_port`, with a
+    certificate for the listen address from the run's own CA (harness/components/pki.py)."""
+    tls_port: int = Field(5061, ge=1, le=65535)
+    wss_port: int = Field(8443, ge=1, le=65535)
+    certificate: Literal["trusted", "expired", "untrusted"] = "trusted"
+    """Which certificate TLS presents: from the run's CA, expired, or from a CA no one trusts."""
+    tls_method: Literal["TLSv1.2", "TLSv1.2+"] = "TLSv1.2"
+    """TLS 1.2 keeps certificates and alerts readable on the wire (1.3 encrypts them)."""
     rtpengine: str | None = None
     """"IP:PORT" of an rtpengine ng socket; enables WebRTC<->RTP bridging."""
     domain: str | None = None
@@ -73,6 +83,10 @@ class Kamailio(Component):
             found.append(("tcp", addr, o.sip_port))
         if o.ws:
             found.append(("tcp", addr, o.ws_port))
+        if o.tls:
+            found.append(("tcp", addr, o.tls_port))
+            if o.ws:
+                found.append(("tcp", addr, o.wss_port))
         return found
 
     def configure(self, lab: Lab, workdir: Path) -> list[str]:
@@ -80,6 +94,15 @@ class Kamailio(Component):
         if not (o.udp or o.tcp or o.ws):
             raise ComponentError(self.name, "no transport enabled (udp, tcp and ws are all off)")
         (workdir / "kamailio.pid").unlink(missing_ok=True)  # kamailio refuses a live-looking one
+        tls_config = workdir / "tls.cfg"
+        if o.tls:
+            cert = pki.issue(lab.run_dir, self.listen_address(), self.name, o.certificate)
+            side = "verify_certificate = no\nrequire_certificate = no\n"
+            tls_config.write_text(
+                f"[server:default]\nmethod = {o.tls_method}\n{side}"
+                f"private_key = {cert.key}\ncertificate = {cert.cert}\n\n"
+                f"[client:default]\nmethod = {o.tls_method}\n{side}"
+            )
         cfg = workdir / "kamailio.cfg"
         cfg.write_text(
             render(
@@ -96,6 +119,10 @@ class Kamailio(Component):
                 debug=o.debug,
                 ctl_socket=self.ctl_socket,
                 users=o.users,
+                tls=o.tls,
+                tls_port=o.tls_port,
+                wss_port=o.wss_port,
+                tls_config=tls_config,
                 unknown_secret=secrets.token_hex(16),
             )
         )
@@ -115,6 +142,7 @@ class Kamailio(Component):
         assert self.proc is not None
         addr, o = self.listen_address(), self.options
         checks = [("udp", o.sip_port, o.udp), ("tcp", o.sip_port, o.tcp), ("tcp", o.ws_port, o.ws)]
+        checks += [("tcp", o.tls_port, o.tls), ("tcp", o.wss_port, o.tls and o.ws)]
         return self.ctl_socket.exists() and all(
             is_bound(self.proc.pid, proto, port, addr) for proto, port, on in checks if on
         )
@@ -123,6 +151,11 @@ class Kamailio(Component):
     def uri(self) -> str:
         """SIP URI of the proxy, for outbound_proxy / registrar settings of clients."""
         return f"sip:{self.listen_address()}:{self.options.sip_port}"
+
+    @property
+    def tls_uri(self) -> str:
+        """SIP URI of the proxy's TLS listener."""
+        return f"sip:{self.listen_address()}:{self.options.tls_port};transport=tls"
 
     def rpc(self, *command: str, timeout: float = 5.0) -> str:
         """Run a Kamailio RPC command (kamcmd over the ctl unix socket) and return its output."""

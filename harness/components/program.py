@@ -56,6 +56,8 @@ class ProgramOptions(ComponentOptions):
     command: list[str] = Field(min_length=1)
     """argv; every item is a template (e.g. `{{ files['my.conf'] }}`, `{{ me.address }}`)."""
     environment: dict[str, str] = {}
+    vars: dict[str, Any] = {}
+    """The user's own template variables (accounts, dial plans...), beside the lab's facts."""
     files: dict[str, FileSpec] = {}
     """Relative name in the component's work directory -> its content."""
     ports: list[str] = []
@@ -86,18 +88,12 @@ class Program(Component):
     Options = ProgramOptions
     options: ProgramOptions
 
-    def __init__(
-        self,
-        name: str,
-        node: str,
-        options: dict[str, Any] | None = None,
-        *,
-        image: str | None = None,
-    ) -> None:
-        super().__init__(name, node, options, image=image)
-        self.ready_timeout = self.options.ready.timeout  # type: ignore[misc]
-        self.probe: Probe | None = None
-        self.env: dict[str, str] = {}
+    probe: Probe | None = None
+    env: dict[str, str] = {}  # noqa: RUF012 - replaced per instance in configure()
+
+    @property  # type: ignore[override]
+    def ready_timeout(self) -> float:
+        return self.options.ready.timeout
 
     def ports(self) -> list[Endpoint]:
         out: list[Endpoint] = []
@@ -123,7 +119,8 @@ class Program(Component):
 
     def facts(self, lab: Lab, workdir: Path) -> dict[str, Any]:
         """The lab's facts plus `files`: name -> the path the program finds it at."""
-        facts = lab_facts(lab, self.scenario_components or {self.name: self}, self)
+        facts = {**self.options.vars}
+        facts.update(lab_facts(lab, self.scenario_components or {self.name: self}, self))
         facts["files"] = {name: str(self.file_path(workdir, name)) for name in self.options.files}
         facts["me"]["workdir"] = str(workdir)
         return facts
@@ -179,15 +176,4 @@ class Container(Program):
     """
 
     kind = "container"
-
-    def __init__(
-        self,
-        name: str,
-        node: str,
-        options: dict[str, Any] | None = None,
-        *,
-        image: str | None = None,
-    ) -> None:
-        super().__init__(name, node, options, image=image)
-        if not image:
-            raise ComponentError(name, "a container component needs `image:` (e.g. my/pbx:1.0)")
+    needs_image = True

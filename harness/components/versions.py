@@ -38,10 +38,11 @@ PROBES: dict[str, VersionProbe] = {
     "coturn": VersionProbe(("turnserver", "--version"), r"^\s*(\d+\.\d[\w.\-]*)"),
     "janus": VersionProbe(("janus", "--version"), r"Janus version: \d+ \((\d[\d.]*)\)"),
     "kamailio": VersionProbe(("kamailio", "-v"), r"kamailio (\d\S*)"),
-    "rtpengine": VersionProbe(("rtpengine", "--version"), r"Version: (\S+)"),
+    # without --config-file=none, 26.x parses the packaged config before it prints anything
+    "rtpengine": VersionProbe(("rtpengine", "--config-file=none", "--version"), r"Version: (\S+)"),
     "baresip": VersionProbe(("baresip", "-h"), r"baresip v(\S+)"),
     "sipp": VersionProbe(("sipp", "-v"), r"SIPp v([\d.]+\d)"),
-    "asterisk": VersionProbe(("asterisk", "-V"), r"Asterisk (\S+)"),
+    "asterisk": VersionProbe(("asterisk", "-V"), r"Asterisk (\d+\.\d+\.\d+)"),
     "chromium": VersionProbe(("chromium", "--version"), r"Chromium (\S+)"),
     "firefox": VersionProbe(("firefox-esr", "--version"), r"Firefox (\S+)"),
     "aiortc": VersionProbe(("python3", "-c", PY_VERSION.format("aiortc")), r"aiortc (\S+)"),

@@ -114,8 +114,8 @@ def _ice_servers(src: YamlSource, spec: ScenarioSpec) -> None:
             if not hasattr(COMPONENTS[kind], method):
                 raise src.error(where, f"component {comp!r} ({kind}) is no {use.upper()} server")
             transport = None if isinstance(ref, str) else ref.transport
-            if transport not in (None, "udp", "tcp"):
-                raise src.error(where + ("transport",), "transport is 'udp' or 'tcp'")
+            if transport not in (None, "udp", "tcp", "tls"):
+                raise src.error(where + ("transport",), "transport is 'udp', 'tcp' or 'tls'")
 
 
 def _step(src: YamlSource, step: Step, topology: Topology) -> None:

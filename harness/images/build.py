@@ -4,8 +4,11 @@ build each kind's Dockerfile on it. A content hash label makes rebuilds incremen
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import re
 import subprocess
+import tarfile
 import tempfile
 import time
 from collections import deque
@@ -15,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UnsupportedError
-from harness.images.catalog import KINDS, MIRROR, ImageError, base_name, image_name
+from harness.images.catalog import KINDS, MIRROR, ImageError, Kind, base_name, image_name
 
 #: The label that holds what an image was built from; equal label = nothing to do.
 HASH_LABEL = "org.rtc-harness.source-hash"
 #: Bump when the base recipe below changes (that rebuilds every image).
-BASE_RECIPE = "debootstrap-minbase-v1"
+BASE_RECIPE = "debootstrap-minbase-v2"
 #: Written into the base: old mirror Release files, no recommends, no docs.
 BASE_FILES = {
     "etc/apt/apt.conf.d/90rtc-harness": (
@@ -34,6 +37,19 @@ BASE_FILES = {
     ),
 }
 TAIL = 25
+
+
+def sources(suite: str) -> str:
+    """A released suite gets its updates and security fixes, as a Debian host has them."""
+    lines = [f"deb {MIRROR} {suite} main"]
+    if suite != "sid":
+        lines += [
+            f"deb {MIRROR} {suite}-updates main",
+            f"deb {MIRROR.replace('/debian', '/debian-security')} {suite}-security main",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 #: Seconds of a long build step after which its latest output line is shown.
 HEARTBEAT = 10.0
 #: debootstrap lines worth showing as progress (not one per package).
@@ -104,11 +120,21 @@ class Builder:
         self.progress = progress
         self.force = force
 
+    def wanted(self, kind: str, suite: str, spec: Kind | None = None) -> str:
+        """The source hash an up-to-date image carries ("" when its base is missing)."""
+        if kind == "base":
+            return hashlib.sha256(f"{BASE_RECIPE} {suite} {MIRROR}".encode()).hexdigest()[:16]
+        base = _label(self.client, base_name(suite))
+        if base is None:
+            return ""
+        base_id = self.client.images.get(base_name(suite)).id
+        return context_hash((spec or KINDS[kind]).context, suite, base_id)
+
     # ---------------------------------------------------------------- base
 
     def base(self, suite: str) -> Built:
         name = base_name(suite)
-        want = hashlib.sha256(f"{BASE_RECIPE} {suite} {MIRROR}".encode()).hexdigest()[:16]
+        want = self.wanted("base", suite)
         if not self.force and _label(self.client, name) == want:
             return self._done(name, "up to date", 0.0)
         t0 = time.monotonic()
@@ -116,7 +142,7 @@ class Builder:
             root = Path(tmp, "root")
             self.progress(f"{name}: debootstrap --variant=minbase {suite} (about 30 s)")
             self._debootstrap(suite, root)
-            for rel, text in BASE_FILES.items():
+            for rel, text in {**BASE_FILES, "etc/apt/sources.list": sources(suite)}.items():
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 (root / rel).write_text(text)
             self.progress(f"{name}: docker import")
@@ -154,22 +180,22 @@ class Builder:
 
     # ---------------------------------------------------------------- kinds
 
-    def kind(self, kind: str, suite: str) -> Built:
+    def kind(self, kind: str, suite: str, spec: Kind | None = None) -> Built:
         """Build `rtc-harness/<kind>:<suite>` unless its Dockerfile, context and base
         are what the existing image was built from."""
-        spec = KINDS[kind]
+        spec = spec or KINDS[kind]
         dockerfile = spec.context / "Dockerfile"
         if not dockerfile.is_file():
             raise ImageError(f"{kind}: no Dockerfile at {dockerfile}")
-        base = self.client.images.get(base_name(suite)).id
-        want = context_hash(spec.context, suite, base)
+        want = self.wanted(kind, suite, spec)
         name = image_name(kind, suite)
         if not self.force and _label(self.client, name) == want:
             return self._done(name, "up to date", 0.0)
         t0 = time.monotonic()
         tail: deque[str] = deque(maxlen=TAIL)
         stream = self.client.api.build(
-            path=str(spec.context),
+            fileobj=_context_tar(spec.context),
+            custom_context=True,
             tag=name,
             buildargs={"SUITE": suite},
             labels={HASH_LABEL: want, "org.rtc-harness.kind": kind},
@@ -198,6 +224,25 @@ class Builder:
         built = Built(name, action, seconds, size)
         self.progress(f"{name}: {action}" + (f" in {seconds:.1f} s" if seconds else ""))
         return built
+
+
+#: The host's trusted CAs (a TLS-inspecting proxy's too): pip in a build trusts what the
+#: host's pip trusts. Added to every context as `host-ca.crt`, not hashed (host-specific).
+HOST_CA = Path(os.environ.get("PIP_CERT", "/etc/ssl/certs/ca-certificates.crt"))
+
+
+def _context_tar(context: Path) -> io.BytesIO:
+    """The build context as a tar, plus `host-ca.crt`."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in sorted(p for p in context.rglob("*") if p.is_file()):
+            tar.add(f, arcname=str(f.relative_to(context)))
+        data = HOST_CA.read_bytes() if HOST_CA.is_file() else b""
+        info = tarfile.TarInfo("host-ca.crt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
 
 
 def build(

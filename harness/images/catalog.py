@@ -22,10 +22,12 @@ class Kind:
     name: str
     suites: tuple[str, ...] = SUITES
     what: str = ""
+    folder: Path | None = None
+    """The build context (default: ci/images/<name>)."""
 
     @property
     def context(self) -> Path:
-        return IMAGES_DIR / self.name
+        return self.folder or IMAGES_DIR / self.name
 
 
 KINDS: dict[str, Kind] = {

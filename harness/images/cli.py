@@ -50,22 +50,22 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from harness.images.build import HASH_LABEL, _client
-
-    client = _client()
     from rich.table import Table
 
+    from harness.images.build import Builder, _label
+
+    b = Builder(lambda _: None)
     table = Table(title="rtc-harness images")
-    for col in ("image", "local", "MB", "source hash"):
+    for col in ("image", "local", "up to date", "MB"):
         table.add_column(col)
     for kind, suite in [("base", s) for s in SUITES] + targets(None, None):
         name = f"rtc-harness/{kind}:{suite}"
-        try:
-            img = client.images.get(name)
-        except Exception:  # noqa: BLE001 - not built yet
+        have = _label(b.client, name)
+        if have is None:
             table.add_row(name, "[yellow]no[/]", "", "")
             continue
-        size = f"{img.attrs.get('Size', 0) / 1e6:.0f}"
-        table.add_row(name, "[green]yes[/]", size, (img.labels or {}).get(HASH_LABEL, ""))
+        fresh = "[green]yes[/]" if have == b.wanted(kind, suite) else "[yellow]no: rebuild[/]"
+        size = f"{b.client.images.get(name).attrs.get('Size', 0) / 1e6:.0f}"
+        table.add_row(name, "[green]yes[/]", fresh, size)
     console.print(table)
     return 0

@@ -75,5 +75,6 @@ async def start_peer(
         await client.connect(timeout=timeout, alive=proc.alive)
     except PeerError as exc:
         proc.stop()
-        raise PeerError(f"{exc}\n--- {name} log tail ---\n{proc.log_tail(30)}") from None
+        status = f" (exit status {proc.returncode})" if not proc.alive() else ""
+        raise PeerError(f"{exc}{status}\n--- {name} log tail ---\n{proc.log_tail(30)}") from None
     return client

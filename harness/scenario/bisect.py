@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from harness.config.scenario import Scenario
 from harness.errors import HarnessError
 from harness.scenario.result import RunResult
+from harness.scenario.verdict import PASS, UNSUPPORTED, XPASS, verdict_of
 
 Runner = Callable[[Scenario, int], Awaitable[RunResult]]
 
@@ -30,11 +31,12 @@ class Probe:
 
     @property
     def passed(self) -> int:
-        return sum(1 for r in self.runs if r.passed)
+        """Runs whose scenario held (pass, or xpass: a known failure that did not happen)."""
+        return sum(1 for r in self.runs if verdict_of(r).state in (PASS, XPASS))
 
     @property
     def verdict(self) -> str:
-        if any(r.skipped for r in self.runs):
+        if any(verdict_of(r).state == UNSUPPORTED for r in self.runs):
             return "unsupported"
         return "pass" if self.passed == len(self.runs) else "fail"
 
@@ -117,7 +119,9 @@ async def bisect(
             for k in range(repeat):
                 p.runs.append(await run(sc, seed + k))
             if p.verdict == "unsupported":
-                why = next(r.skip_reason for r in p.runs if r.skipped)
+                why = next(
+                    verdict_of(r).reason for r in p.runs if verdict_of(r).state == UNSUPPORTED
+                )
                 raise HarnessError(f"{image}: the scenario is unsupported here: {why}")
             out.probes[image] = p
         return out.probes[image]

@@ -54,6 +54,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
     from harness.scenario.bisect import bisect, target_component
     from harness.scenario.runner import run_scenario
+    from harness.scenario.verdict import verdict_of
 
     scenario = pick(args.scenario, args.only)
     images = [i.strip() for i in args.images.split(",") if i.strip()]
@@ -63,8 +64,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         image = sc.spec.components[component].image
         with console.status(f"{sc.name} with {image} (seed {seed})") as status:
             r = await run_scenario(sc, seed=seed, progress=lambda m: status.update(f"{image}: {m}"))
-        verdict = "[green]pass[/]" if r.passed else "[red]fail[/]"
-        console.print(f"{image} seed={seed}: {verdict} {r.timings.get('total', 0):.1f} s")
+        state = verdict_of(r).state
+        console.print(f"{image} seed={seed}: {state} {r.timings.get('total', 0):.1f} s")
         for line in [] if r.passed else r.failure_text().splitlines()[1:3]:
             console.print(f"  {line[:160]}", highlight=False, markup=False)
         return r

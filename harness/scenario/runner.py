@@ -259,7 +259,9 @@ async def _start_components(ctx: ScenarioContext, result: RunResult, progress: P
             where = f"{src.file}:{src.line_of(('components', comp.name))}: components.{comp.name}"
             raise ComponentError(comp.name, f"{exc.message} ({where})", exc.log_tail) from None
         version = await asyncio.to_thread(comp.program_version)
-        ctx.versions[comp.name] = f"{comp.kind} {version}"
+        ctx.versions[comp.name] = f"{comp.kind} {version}" + (
+            f" ({comp.image})" if comp.image else ""
+        )
 
 
 def _check_images(ctx: ScenarioContext) -> None:
@@ -313,9 +315,8 @@ async def _start_peers(ctx: ScenarioContext, result: RunResult, progress: Progre
         peer = await start_peer(ctx.lab, spec.node, spec.kind, name, image=image)
         ctx.peers[name] = peer
         ctx.teardown.push_async_callback(_stop_peer, ctx, result, name)
-        ctx.versions[name] = (
-            f"{spec.kind} {await asyncio.to_thread(peer_version, spec.kind, image)}"
-        )
+        version = await asyncio.to_thread(peer_version, spec.kind, image)
+        ctx.versions[name] = f"{spec.kind} {version}" + (f" ({image})" if image else "")
         await peer.call(
             "configure",
             ice_servers=_ice_servers(ctx, spec.ice_servers),

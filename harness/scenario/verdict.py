@@ -1,6 +1,6 @@
 """The verdict of a run: one function decides it; the CLI, pytest and every report use it.
 
-A known failure is a signature (harness/config/scenario.py KnownFailure): the
+A known failure is a signature (harness/config/knownfailure.py): the
 run counts as the bug reproducing only if exactly the named checks and steps
 fail the way the signature says. Any other failure is a FAIL saying what was
 expected and what was seen; a pass is reported as "possibly fixed" (strict, as
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.config.scenario import KnownFailure
+    from harness.config.knownfailure import KnownFailure
     from harness.scenario.result import RunResult
 
 from harness.scenario.result import check_label

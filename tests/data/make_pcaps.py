@@ -279,18 +279,18 @@ def make_sip_ws(target: Path) -> Path:
         return _keep(files, target)
 
 
-def make_janus_dtmf(out: Path) -> None:
-    """The SIP leg (peer-b-eth0) of scenarios/gateway/janus-dtmf-rfc4733.yaml's Chromium cell:
-    RFC 4733 events relayed by Janus (the browser's 369) and sent by baresip (4)."""
+def from_scenario(file: str, cell: str, capture: str, out: Path) -> None:
+    """Copy one capture of a gateway scenario's cell, run here and passed."""
     from harness.config.scenario import load_scenarios
     from harness.scenario.runner import run_scenario_sync
 
-    path = ROOT / "scenarios" / "gateway" / "janus-dtmf-rfc4733.yaml"
-    sc = next(s for s in load_scenarios(path) if s.name.endswith("-chromium"))
+    path = ROOT / "scenarios" / "gateway" / file
+    sc = next(s for s in load_scenarios(path) if s.name == cell)
     result = run_scenario_sync(sc, seed=1)
     if not result.passed:
         raise SystemExit(f"{sc.name} failed: {result.error or result.checks}")
-    shutil.copy(next(p for p in map(Path, result.pcaps) if p.name == "peer-b-eth0.pcap"), out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(next(p for p in map(Path, result.pcaps) if p.name == capture), out)
 
 
 MAKERS = {
@@ -300,7 +300,21 @@ MAKERS = {
     "sip-udp": lambda: make_sipp(OUT / "sipp-udp.pcap", "udp"),
     "sip-tcp": lambda: make_sipp(OUT / "sipp-tcp.pcap", "tcp"),
     "sip-ws": lambda: make_sip_ws(OUT / "sip-ws.pcap"),
-    "janus-dtmf": lambda: make_janus_dtmf(OUT / "janus-dtmf-sip.pcap"),
+    # RFC 4733 relayed by Janus (the browser's 369) and sent by baresip (4), SIP leg
+    "janus-dtmf": lambda: from_scenario(
+        "janus-dtmf-rfc4733.yaml",
+        "janus-dtmf-rfc4733-chromium",
+        "peer-b-eth0.pcap",
+        OUT / "janus-dtmf-sip.pcap",
+    ),
+    # a refused wss:// certificate and SIP over TLS, on Kamailio's wire (not in the corpus
+    # every analyser test reads: tls/ is only for tests/unit/test_analysis_tls.py)
+    "sip-tls": lambda: from_scenario(
+        "sip-tls.yaml",
+        "sip-tls-untrusted",
+        "proxy-eth0.pcap",
+        OUT / "tls" / "sip-tls-untrusted-proxy.pcap",
+    ),
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from harness.components.coturn import Coturn
 from harness.components.ports import check_port_clashes
-from harness.components.program import Program
+from harness.components.program import Container, Program
 from harness.errors import ComponentError
 from harness.lab import Lab
 
@@ -163,6 +163,8 @@ def test_bad_options_name_the_key() -> None:
             "server",
             {"command": ["x"], "files": {"/etc/x": {"text": ""}}, "ready": {"tcp": 1}},
         )
+    with pytest.raises(ComponentError, match="pbx: a container component needs `image:`"):
+        Container("pbx", "server", {"command": ["x"], "ready": {"tcp": 1}})
     a = Program(
         "a", "server", {"command": ["x"], "ports": ["udp/10000-10010"], "ready": {"udp": 10000}}
     )

@@ -9,6 +9,7 @@ is one), so the failing report shows a real failed check with real evidence.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -84,6 +85,8 @@ def test_junit_counts_match(results: dict[str, RunResult], tmp_path: Path) -> No
     assert failure is not None and "dtls_handshakes" in (failure.text or "")
     assert cases["report-demo-good"].find("failure") is None
     assert "check dtls_handshakes [RFC" in (cases["report-demo-good"].findtext("system-out") or "")
+    props = {p.get("name"): p.get("value") for p in cases["report-demo-good"].iter("property")}
+    assert props["version bob"] == f"aiortc {importlib.metadata.version('aiortc')}"
 
 
 def _allure(d: Path) -> dict[str, dict]:
@@ -125,7 +128,9 @@ def test_allure_from_harness_run(results: dict[str, RunResult], tmp_path: Path) 
     for name, r in results.items():
         _check_allure_test(tmp_path, tests[f"report-demo-{name}"], r)
     env = (tmp_path / "environment.properties").read_text()
-    assert "topology=open-internet" in env and "version.aiortc=" in env and "seed=" in env
+    assert "topology=open-internet" in env and "seed=" in env
+    # what each peer's program said it was, in this run (harness/components/versions.py)
+    assert f"version.alice=aiortc {importlib.metadata.version('aiortc')}" in env
 
 
 def test_allure_under_pytest(scenario_file: Path, tmp_path: Path) -> None:

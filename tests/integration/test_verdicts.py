@@ -206,3 +206,35 @@ def test_a_cancelled_run_tears_everything_down() -> None:
 
     asyncio.run(main())
     assert not leftovers(names[0])
+
+
+def test_negative_control_fails_when_the_thing_happens() -> None:
+    """The symmetric-NAT control with coturn as TURN (the old silent default): the call
+    connects through a relay, so `must_fail` and the negative checks fail it."""
+    text = (ROOT / "scenarios/negative/symmetric-stun-only.yaml").read_text()
+    text = text.replace("use: stun", "use: turn").replace(
+        "expect:\n", "expect:\n  - no_rtp: {src: '198.18.0.12', capture: peer-a}\n"
+    )
+    cells = load_scenarios_text(text, ROOT / "scenarios/negative")
+    (sc,) = [s for s in cells if s.name.endswith("aiortc")]
+    r = run_scenario_sync(sc)
+    assert r.verdict == FAIL
+    (call,) = r.steps
+    assert call.status == "failed" and "must fail with" in call.error and "succeeded" in call.error
+    assert not r.checks  # a failed step skips the checks: run them on its pcaps here
+    from harness.assertions.evaluate import run_expects
+
+    outcomes = {name: o for name, _, _, o, _ in run_expects(sc.expects, [Path(p) for p in r.pcaps])}
+    assert not outcomes["ice_not_connected"].passed
+    assert "ICE connected: pair" in outcomes["ice_not_connected"].message
+    assert not outcomes["no_rtp"].passed and "RTP flows 198.18.0.12" in outcomes["no_rtp"].message
+
+
+def load_scenarios_text(text: str, folder: Path):  # type: ignore[no-untyped-def]
+    """Scenarios of `text` as if it were a file in `folder` (topologies resolve alike)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=folder) as f:
+        f.write(text)
+        f.flush()
+        return load_scenarios(f.name)

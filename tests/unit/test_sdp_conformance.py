@@ -254,3 +254,56 @@ def test_aiortc_changes_its_session_id() -> None:
     (rtcpeerconnection.py), so its re-offer breaks RFC 3264 8; nothing else is wrong."""
     got = findings_of("aiortc-restart")
     assert got and all("session-id: o= username/session id changed" in f for f in got), got
+
+
+def wire_findings(name: str) -> list[str]:
+    """Findings on SDPs the analyser took from a capture (grouped per dialog and hop)."""
+    import json
+    from types import SimpleNamespace
+
+    from harness.analysis.sdp_conformance import captured
+
+    data = json.loads((DATA / f"{name}.json").read_text())
+    events = [
+        SimpleNamespace(
+            sdp=parse(d["sdp"]),
+            type=d["type"],
+            frame=d["frame"],
+            source=d["source"],
+            dialog=d["dialog"],
+            src=tuple(d["src"]),
+            dst=tuple(d["dst"]),
+        )
+        for d in data["descriptions"]
+    ]
+    return [
+        f"{rep.description.label}: {f.severity} {f.message}"
+        for rep in captured(events)
+        for f in rep.findings
+    ]
+
+
+def test_rtpengine_answers_a_webrtc_offer_with_another_proto() -> None:
+    """Firefox (JsSIP) -> Kamailio + rtpengine -> baresip: rtpengine's answer to the
+    browser says RTP/SAVPF to an offer of UDP/TLS/RTP/SAVPF (the Kamailio config asks
+    rtpengine for RTP/SAVPF); the SIP leg (RTP/AVP both ways) is clean, and baresip's
+    answer without a=mid is fine (it does not do grouping, RFC 5888 9.2)."""
+    got = [f for f in wire_findings("rtpengine-firefox-jssip") if " error " in f]
+    assert got == [
+        "SDP answer frame 40 (sip/ws): error profile RTP/SAVPF, WebRTC needs UDP/TLS/RTP/SAVPF",
+        "SDP answer frame 40 (sip/ws): error mirror: proto RTP/SAVPF, the offer has UDP/TLS/RTP/SAVPF",
+    ]
+
+
+def test_janus_forum_report_exchange() -> None:
+    """The forum report's cell (no trickle, relay-only, Janus behind a NAT) with Firefox:
+    offer, answer, restart offer, restart answer through Janus's API and its SIP leg.
+    No error; Janus answers with port 9 but c= its address, which is no candidate
+    (RFC 8839 wants the default candidate there): a warning on both answers."""
+    got = wire_findings("janus-forum-report-firefox")
+    assert [f for f in got if " error " in f] == []
+    assert got == [
+        f"SDP answer frame {n} (jsep/http): warning placeholder: c=198.18.0.10 port 9 is no "
+        "candidate of this section (the default candidate goes there)"
+        for n in (132, 599)
+    ]

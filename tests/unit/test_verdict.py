@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.scenario import KnownFailure, parse_scenario
+from harness.config.knownfailure import KnownFailure
+from harness.config.scenario import parse_scenario
 from harness.errors import ConfigError
 from harness.scenario.result import CheckResult, RunResult, StepResult
 from harness.scenario.verdict import (

@@ -18,6 +18,7 @@ OUTPUTS = {
     "baresip": ("baresip v1.0.0 Copyright (C) 2010 - 2020 Alfred E. Heggestad", "1.0.0"),
     "sipp": ("\n SIPp v3.6.1-SCTP-PCAP-RTPSTREAM.\n", "3.6.1"),
     "chromium": ("Chromium 156.0.8078.114 built on Debian GNU/Linux 12", "156.0.8078.114"),
+    "asterisk": ("Asterisk 22.10.1+dfsg+~cs6.17.60671434-1\n", "22.10.1"),
 }
 
 

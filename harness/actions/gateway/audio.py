@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import wave
 from typing import TYPE_CHECKING, Any
 
 from harness.actions.gateway.common import component
@@ -54,8 +55,12 @@ class AudioHeard(Action):
 
         ext = component(ctx, self.component or "", "baresip", "audio_heard")
         deadline = time.monotonic() + 3.0
+        recs: list[Any] = []
         while True:  # baresip closes the WAV when the call ends, shortly after the BYE
-            recs = ext.received_recordings()
+            try:
+                recs = ext.received_recordings()
+            except (wave.Error, EOFError):  # caught while baresip writes its header
+                recs = []
             if recs and recs[-1].seconds >= self.min_seconds or time.monotonic() > deadline:
                 break
             time.sleep(0.1)

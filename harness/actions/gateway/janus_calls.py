@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -37,6 +37,8 @@ class JanusRegister(Action):
     NAT box in front of a Janus behind NAT, acting as the reverse proxy a real set-up has."""
     secret: str | None = None
     """Digest password (the registrar challenges with 401)."""
+    transport: Literal["udp", "tls"] = "udp"
+    """tls: REGISTER (and later calls) over the registrar's TLS listener."""
     expect_status: int | None = Field(None, ge=300, le=699)
     """The registration must fail with this SIP status (e.g. 403 for a wrong password)."""
 
@@ -65,7 +67,13 @@ class JanusRegister(Action):
         t0 = time.time()
         aor = f"sip:{user}@{kam.listen_address()}"
         try:
-            ev = await sip.register(aor, kam.uri, secret=self.secret or "", timeout=self.timeout)
+            proxy = kam.tls_uri if self.transport == "tls" else kam.uri
+            if self.transport == "tls" and not kam.options.tls:
+                raise StepError(f"janus_register: {self.registrar} has no TLS (tls: true)")
+            tls = {"sips": True, "outbound_proxy": proxy} if self.transport == "tls" else {}
+            ev = await sip.register(
+                aor, proxy, secret=self.secret or "", timeout=self.timeout, **tls
+            )
         except JanusError as exc:
             failed = next((e for e in sip.events if e.kind == "registration_failed"), None)
             result = failed.data.get("result", {}) if failed else {}

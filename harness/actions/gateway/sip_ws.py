@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,11 @@ class SipWsRegister(Action):
     """Digest password (the registrar challenges with 401)."""
     expect_status: int | None = Field(None, ge=300, le=699)
     """The registration must fail with this SIP status (e.g. 403 for a wrong password)."""
+    secure: bool = False
+    """wss:// to the registrar's TLS WebSocket (its certificate from the run's CA)."""
+    expect_error: str | None = None
+    """The registration must fail with an error matching this regex (e.g. an untrusted
+    certificate: the WebSocket never opens)."""
 
     def peers(self) -> list[str]:
         return [self.peer]
@@ -40,7 +46,13 @@ class SipWsRegister(Action):
         kam = component(ctx, self.registrar, "kamailio", "sip_ws_register")
         if not kam.options.ws:
             raise StepError(f"sip_ws_register: {self.registrar} has no WebSocket (ws: true)")
-        ws_uri = f"ws://{kam.listen_address()}:{kam.options.ws_port}"
+        if self.secure and not kam.options.tls:
+            raise StepError(f"sip_ws_register: {self.registrar} has no TLS (tls: true)")
+        ws_uri = (
+            f"wss://{kam.listen_address()}:{kam.options.wss_port}"
+            if self.secure
+            else f"ws://{kam.listen_address()}:{kam.options.ws_port}"
+        )
         user = self.user or self.peer
         t0 = time.time()
         try:
@@ -52,15 +64,24 @@ class SipWsRegister(Action):
                 password=self.password,
             )
         except PeerError as exc:
+            console = [
+                ev.data.get("text", "")
+                for ev in ctx.peer(self.peer).events
+                if ev.kind == "console" and ev.t >= t0
+            ]
+            error = "\n".join([str(exc).splitlines()[0], *console])
+            if self.expect_error is not None and re.search(self.expect_error, error):
+                return {"failed_after_s": round(time.time() - t0, 3), "error": error}
             if (
                 self.expect_status is None
                 or f": registrationFailed ({self.expect_status} " not in str(exc)
             ):
                 want = f", expected {self.expect_status}" if self.expect_status else ""
-                raise StepError(f"sip_ws_register: {exc}{want}") from None
+                raise StepError(f"sip_ws_register: {error}{want}") from None
             return {"failed_after_s": round(time.time() - t0, 3), "error": str(exc)}
-        if self.expect_status is not None:
-            raise StepError(f"sip_ws_register: {user} registered, expected {self.expect_status}")
+        if self.expect_status is not None or self.expect_error is not None:
+            want = self.expect_status or f"an error /{self.expect_error}/"
+            raise StepError(f"sip_ws_register: {user} registered over {ws_uri}, expected {want}")
         contacts = await asyncio.to_thread(kam.contacts, user)
         if not contacts:
             raise StepError(f"sip_ws_register: {self.registrar} holds no contact for {user!r}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from aioice import stun, turn
@@ -31,6 +33,17 @@ from harness.peers.tone import ToneMeter, ToneTrack
 logger = logging.getLogger(__name__)
 
 GATHER_TIMEOUT = 10.0
+
+
+def trust_run_ca() -> None:
+    """`turns:` servers with certificates from the run's CA (harness/components/pki.py) are
+    trusted: aioice's TLS uses Python's default context, which reads SSL_CERT_FILE."""
+    here = Path.cwd()  # the agent runs in its work directory, under the run directory
+    anchor = next(
+        (p / "pki" / "ca.pem" for p in here.parents if (p / "pki" / "ca.pem").is_file()), None
+    )
+    if anchor is not None:
+        os.environ["SSL_CERT_FILE"] = str(anchor)
 
 
 def candidate_info(candidate: Any, relay_protocol: str | None = None) -> dict[str, Any]:
@@ -123,6 +136,7 @@ class AiortcPeer:
     ) -> dict[str, Any]:
         if self.pc is not None:
             await self.pc.close()
+        trust_run_ca()
         servers = [
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
             for s in ice_servers or []

@@ -7,6 +7,7 @@ microphone plays a WAV file chosen at launch, so a new tone means a new browser.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,31 @@ class ChromiumPage:
         await self.context.close()
 
 
+def trust_run_ca(workdir: Path) -> dict[str, str]:
+    """Environment for a browser that trusts the run's CA (harness/components/pki.py), if any.
+
+    Chromium on Linux reads trust anchors from $HOME/.pki/nssdb: the browser gets a HOME
+    of its own under `workdir`, whose database holds the run's CA (certutil, libnss3-tools).
+    """
+    anchor = next(
+        (p / "pki" / "ca.pem" for p in workdir.parents if (p / "pki" / "ca.pem").is_file()), None
+    )
+    if anchor is None:
+        return {}
+    home = workdir / "home"
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True, exist_ok=True)
+    certutil = ["certutil", "-d", f"sql:{db}"]
+    subprocess.run([*certutil, "-N", "--empty-password"], check=False, capture_output=True)
+    subprocess.run(
+        [*certutil, "-A", "-n", "rtc-harness run CA", "-t", "C,,", "-i", str(anchor)],
+        check=True,
+        capture_output=True,
+        timeout=20,
+    )
+    return {**os.environ, "HOME": str(home)}
+
+
 class ChromiumEngine:
     """Playwright, started once per agent; one persistent context per launch."""
 
@@ -68,6 +94,7 @@ class ChromiumEngine:
         assert self._pw is not None
         if not os.access(CHROMIUM, os.X_OK):
             raise RuntimeError(f"no Chromium executable at {CHROMIUM} (apt-get install chromium)")
+        env = trust_run_ca(workdir)
         args = list(FLAGS)
         audio_file = _audio_file(workdir, audio)
         if audio_file is not None:
@@ -79,11 +106,17 @@ class ChromiumEngine:
             args=args,
             ignore_default_args=DROPPED_DEFAULTS,
             permissions=["microphone", "camera"],
+            **({"env": env} if env else {}),
         )
         page = context.pages[0] if context.pages else await context.new_page()
         await page.expose_binding("__emit", lambda _src, kind, data, t: emit(kind, data, t))
         page.on("pageerror", lambda exc: emit("error", {"message": str(exc)}, None))
         page.on("crash", lambda _p: emit("error", {"message": "page crashed"}, None))
+        # The browser's own errors (e.g. a WebSocket refused for its certificate) as evidence.
+        page.on(
+            "console",
+            lambda msg: emit("console", {"text": msg.text}, None) if msg.type == "error" else None,
+        )
         await page.goto(PAGE.as_uri())
         return ChromiumPage(context, page)
 

@@ -41,6 +41,8 @@ def main() -> None:
                     "frame": ev.frame,
                     "source": ev.source,
                     "dialog": ev.dialog,
+                    "src": list(ev.src),
+                    "dst": list(ev.dst),
                 }
             )
         source = f"{src.parent.name}/{src.name}"

@@ -1,0 +1,183 @@
+"""SDP rules one description shows on its own, beyond sdplint: placeholders of a
+trickle/JSEP SDP (RFC 8829 5.2.1, 5.3.1; RFC 8839), payload types named by rtpmap,
+fmtp, rtcp-fb and rtx (RFC 8866, RFC 4585, RFC 4588), direction and msid
+(RFC 8866 6.7, RFC 8830). Each finding names its rule first ("rule: message").
+"""
+
+from __future__ import annotations
+
+import re
+
+from harness.analysis.sdp import Media, Sdp
+from harness.analysis.sdplint import Finding
+
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+MSID = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64}( [!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64})?$")
+
+
+def finding(rule: str, sev: str, line: tuple[int, str] | None, msg: str, rfc: str) -> Finding:
+    no, text = line if line else (None, "")
+    return Finding(sev, no, text, f"{rule}: {msg}", rfc)
+
+
+def bundle_group(sdp: Sdp) -> tuple[tuple[int, str] | None, list[str]]:
+    """(the a=group:BUNDLE line, its mids), or (None, [])."""
+    for no, v in sdp.attrs("group"):
+        if v.startswith("BUNDLE"):
+            return (no, f"a=group:{v}"), v.split()[1:]
+    return None, []
+
+
+def single(sdp: Sdp, role: str, profile: str) -> list[Finding]:
+    """Every rule of this module on every m= section of `sdp`."""
+    out: list[Finding] = []
+    for m in sdp.media:
+        out += payload_types(m)
+        dirs = [(no, v) for v in DIRECTIONS for no, _ in m.attrs(v)]
+        if len(dirs) > 1:
+            no = sorted(dirs)[1][0]
+            out.append(
+                finding(
+                    "direction",
+                    "error",
+                    (no, f"a={sorted(dirs)[1][1]}"),
+                    "more than one direction attribute",
+                    "RFC 8866 6.7",
+                )
+            )
+        for no, v in m.attrs("msid"):
+            if not MSID.match(v):
+                out.append(
+                    finding(
+                        "msid",
+                        "error",
+                        (no, f"a=msid:{v}"),
+                        "msid is '<id> [<appdata>]', 1-64 token chars each",
+                        "RFC 8830 2",
+                    )
+                )
+            if direction(sdp, m) in ("recvonly", "inactive"):
+                out.append(
+                    finding(
+                        "msid",
+                        "warning",
+                        (no, f"a=msid:{v}"),
+                        f"a=msid in a {direction(sdp, m)} section: it names a track that is not sent",
+                        "RFC 8829 5.2.1",
+                    )
+                )
+        if profile == "webrtc":
+            out += placeholders(sdp, m, role)
+    return out
+
+
+def direction(sdp: Sdp, m: Media) -> str:
+    for d in DIRECTIONS:
+        if m.has(d):
+            return d
+    for d in DIRECTIONS:
+        if sdp.attrs(d):
+            return d
+    return "sendrecv"
+
+
+def payload_types(m: Media) -> list[Finding]:
+    """rtpmap, fmtp and rtcp-fb name formats of the m= line; rtx's apt names a real codec."""
+    out: list[Finding] = []
+    if m.kind not in ("audio", "video") or m.port == 0:
+        return out
+    formats = set(m.formats)
+    for attr, rfc in (
+        ("rtpmap", "RFC 8866 6.6"),
+        ("fmtp", "RFC 8866 6.15"),
+        ("rtcp-fb", "RFC 4585 4.2"),
+    ):
+        for no, v in m.attrs(attr):
+            pt = v.split(" ", 1)[0]
+            if pt not in formats and not (attr == "rtcp-fb" and pt == "*"):
+                out.append(
+                    finding(
+                        "payload-types",
+                        "error",
+                        (no, f"a={attr}:{v}"),
+                        f"payload type {pt} is not on the m= line",
+                        rfc,
+                    )
+                )
+    codecs = m.codecs
+    for no, v in m.attrs("fmtp"):
+        pt, _, params = v.partition(" ")
+        if not codecs.get(pt, "").lower().startswith("rtx/"):
+            continue
+        apt = dict(p.strip().partition("=")[::2] for p in params.split(";")).get("apt")
+        target = codecs.get(apt or "", "")
+        if apt is None or apt not in formats or target.lower().startswith("rtx/"):
+            out.append(
+                finding(
+                    "payload-types",
+                    "error",
+                    (no, f"a=fmtp:{v}"),
+                    f"rtx apt={apt} does not name a codec of this m= line",
+                    "RFC 4588 8.6",
+                )
+            )
+    return out
+
+
+def placeholders(sdp: Sdp, m: Media, role: str) -> list[Finding]:
+    """RFC 8829 5.2.1/5.3.1: without candidates, port 9 (0 if bundle-only) and c=IN IP4 0.0.0.0;
+    with candidates, c= and port are a candidate's (the default candidate, RFC 8839 4.2.1.2)."""
+    if m.port == 0:
+        return []
+    out: list[Finding] = []
+    cands = [v.split() for _, v in m.attrs("candidate")]
+    cline = next(((no, t) for no, t in m.lines if t.startswith("c=")), None)
+    conn = (cline[1][2:] if cline else sdp.connection) or ""
+    addr = conn.split()[-1] if conn else ""
+    if m.has("bundle-only") and role == "offer":
+        out.append(
+            finding(
+                "placeholder",
+                "error",
+                m.line,
+                "a bundle-only section in an offer has port 0",
+                "RFC 8843 6, 7.2.1",
+            )
+        )
+    _, group = bundle_group(sdp)
+    if m.attr("mid") in group[1:] and not cands:
+        return out  # bundled, not the tagged section: its transport is the tagged one's
+    if not cands:
+        if m.port != 9:
+            out.append(
+                finding(
+                    "placeholder",
+                    "error",
+                    m.line,
+                    f"no candidates, so the port is the placeholder 9, not {m.port}",
+                    "RFC 8829 5.2.1, 5.3.1",
+                )
+            )
+        if addr not in ("0.0.0.0", "::"):
+            out.append(
+                finding(
+                    "placeholder",
+                    "error",
+                    cline or m.line,
+                    f"no candidates, so c= is IN IP4 0.0.0.0, not {addr}",
+                    "RFC 8829 5.2.1, 5.3.1",
+                )
+            )
+        return out
+    default = {(c[4], c[5]) for c in cands if len(c) > 5}
+    if (addr, str(m.port)) not in default and not (m.port == 9 and addr in ("0.0.0.0", "::")):
+        out.append(
+            finding(
+                "placeholder",
+                "warning",
+                m.line,
+                f"c={addr} port {m.port} is no candidate of this section (the default candidate goes there)",
+                "RFC 8839 4.2.1.2",
+            )
+        )
+    return out

@@ -1,0 +1,38 @@
+"""`tls_connections`: TLS handshakes to a port on the wire, established or refused with an alert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.analysis.session import Session
+from harness.analysis.tls import read_connections
+from harness.assertions.registry import CheckError, Outcome, bounds, check
+
+
+@check("tls_connections", port=int, established=bool, alert=str, min=int, max=int, count=int)
+def tls_connections(s: Session, p: dict[str, Any]) -> Outcome:
+    """TLS connections to TCP `port`: those `established` (both sides changed cipher, no alert)
+    or, with `alert`, those where one side sent that alert (e.g. certificate_unknown);
+    their number within min/max/count (default at least one)."""
+    if "port" not in p:
+        raise CheckError("tls_connections needs `port`")
+    conns = read_connections(Path(s.analysis.path), p["port"])
+    if "alert" in p:
+        chosen = [c for c in conns if p["alert"] in c.c.alerts + c.s.alerts]
+        what = f"with alert {p['alert']}"
+    else:
+        want = p.get("established", True)
+        chosen = [c for c in conns if c.established == want]
+        what = "established" if want else "not established"
+    ev = [
+        f"frame {c.first_frame} t={c.t:.3f}s {c.client} > {c.server}: client "
+        f"{'/'.join(c.c.handshakes) or '-'} alerts {c.c.alerts or '-'}; server "
+        f"{'/'.join(c.s.handshakes) or '-'} alerts {c.s.alerts or '-'}; app records "
+        f"{c.c.app_records}/{c.s.app_records}"
+        for c in conns[:20]
+    ]
+    limits = {k: p[k] for k in ("min", "max", "count") if k in p} or {"min": 1}
+    why = bounds(len(chosen), limits)
+    msg = f"{len(chosen)} of {len(conns)} TLS connection(s) to port {p['port']} {what}"
+    return Outcome(why is None, msg + (f": {why}" if why else ""), ev, "RFC 5246 7")

@@ -1,0 +1,43 @@
+"""IPv4 fragments (as Firefox's ClientHello through TURN makes them) become whole datagrams:
+scapy's `fragment()` is the independent writer, the original packet the oracle."""
+
+from __future__ import annotations
+
+import random
+
+from scapy.layers.inet import IP, UDP, fragment
+from scapy.layers.l2 import Ether
+
+from harness.analysis.net import LINK_ETHERNET, LINK_IPV4, Reassembler, decode
+from harness.analysis.net import UDP as UDP_PROTO
+
+
+def frames(payload: bytes, size: int, ident: int = 7) -> list[bytes]:
+    pkt = IP(src="198.18.0.12", dst="198.18.0.10", id=ident) / UDP(sport=3478, dport=5000) / payload
+    return [bytes(Ether() / f) for f in fragment(pkt, fragsize=size)]
+
+
+def test_fragments_in_any_order_make_the_datagram() -> None:
+    payload = bytes(random.Random(1).randrange(256) for _ in range(1900))
+    parts = frames(payload, 1480)
+    assert len(parts) == 2 and all(decode(LINK_ETHERNET, f) == "ip-fragment" for f in parts)
+    for order in (parts, parts[::-1]):
+        r = Reassembler()
+        out = [r.add(LINK_ETHERNET, f) for f in order]
+        assert out[0] is None and out[1] is not None
+        proto, _key, data, _seq, _flags = decode(LINK_IPV4, out[1])  # type: ignore[misc]
+        assert proto == UDP_PROTO and data == payload
+
+
+def test_interleaved_datagrams_and_a_missing_fragment() -> None:
+    a, b = frames(b"a" * 3000, 1000, ident=1), frames(b"b" * 3000, 1000, ident=2)
+    r = Reassembler()
+    done = [
+        x
+        for pair in zip(a, b, strict=True)
+        for x in [r.add(LINK_ETHERNET, pair[0]), r.add(LINK_ETHERNET, pair[1])]
+        if x
+    ]
+    assert [decode(LINK_IPV4, d)[2] for d in done] == [b"a" * 3000, b"b" * 3000]  # type: ignore[index]
+    lost = Reassembler()
+    assert all(lost.add(LINK_ETHERNET, f) is None for f in frames(b"c" * 3000, 1000)[1:])
