@@ -1,6 +1,16 @@
 """Packets/s of `harness analyze` next to tshark on the same file, in the same run.
 
     .venv/bin/python benchmarks/bench_analyze.py [--packets 200000] [--keep FILE]
+    .venv/bin/python benchmarks/bench_analyze.py --cases [--repeat 5]
+
+`--cases` runs the three acceptance cases of issue 15, each as whole processes
+(`harness analyze --json FILE` against `tshark -z rtp,streams`, alternating, medians of
+--repeat runs of wall-clock and CPU time): (a) plain RTP, the 20 s aiortc call repeated
+to 250k packets; (b) a TURN-relayed WebRTC<->SIP call (benchmarks/data/
+janus-sip-relayed.pcap: coturn's and the Janus/Kamailio server's wires of a
+janus-sip-ice-restart run with iceTransportPolicy relay, merged) repeated to 250k;
+(c) handshake-heavy: the same call with its media taken out (STUN, TURN control,
+DTLS, SIP, HTTP only) repeated to 100k.
 
 The input is built from a real captured 20 s call (tests/data/pcaps/aiortc-long.pcap:
 STUN, DTLS, SRTP, SRTCP, plus the HTTP signalling) repeated with time shifts until it
@@ -17,6 +27,7 @@ import argparse
 import json
 import resource
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -30,17 +41,23 @@ sys.path.insert(0, str(ROOT))
 from harness.analysis.report import summarize_file  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "pcaps" / "aiortc-long.pcap"
+RELAYED = ROOT / "benchmarks" / "data" / "janus-sip-relayed.pcap"
 
 
-def build_capture(source: Path, target: Path, packets: int) -> int:
-    """Repeat `source` (classic pcap, Ethernet/IPv4) with time shifts and port offsets."""
+def build_capture(source: Path, target: Path, packets: int, media: bool = True) -> int:
+    """Repeat `source` (classic pcap, Ethernet/IPv4) with time shifts and port offsets.
+
+    `media` False leaves out RTP/RTCP, direct or in TURN ChannelData (a handshake-heavy file).
+    """
     data = source.read_bytes()
     header, body = data[:24], data[24:]
     records: list[tuple[float, bytes]] = []
     off = 0
     while off + 16 <= len(body):
         sec, usec, incl, _ = struct.unpack_from("<IIII", body, off)
-        records.append((sec + usec / 1e6, body[off + 16 : off + 16 + incl]))
+        frame = body[off + 16 : off + 16 + incl]
+        if media or not _is_media(frame):
+            records.append((sec + usec / 1e6, frame))
         off += 16 + incl
     t0, span = records[0][0], records[-1][0] - records[0][0] + 0.5
     out = bytearray(header)
@@ -56,6 +73,15 @@ def build_capture(source: Path, target: Path, packets: int) -> int:
         rep += 1
     target.write_bytes(bytes(out))
     return n
+
+
+def _is_media(frame: bytes) -> bool:
+    if len(frame) < 46 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return False
+    p = frame[14 + (frame[14] & 15) * 4 + 8 :]
+    if p and 0x40 <= p[0] <= 0x4F:
+        p = p[4:]
+    return bool(p) and 128 <= p[0] <= 191
 
 
 def _move_ports(frame: bytes, rep: int) -> bytes:
@@ -92,13 +118,70 @@ def best(fn, repeat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def
     return min(walls), min(cpus)
 
 
+def whole_process(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `argv` as its own process."""
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wall = time.perf_counter() - start
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, sum(getattr(c1, f) - getattr(c0, f) for f in ("ru_utime", "ru_stime"))
+
+
+def cases(repeat: int) -> None:
+    """The three cases, side by side in one run; medians and ratios as JSON."""
+    harness = [str(ROOT / ".venv" / "bin" / "harness"), "analyze", "--json"]
+    plan = [
+        ("a_plain_rtp", SOURCE, 250_000, True),
+        ("b_turn_relayed_webrtc_sip", RELAYED, 250_000, True),
+        ("c_handshake_heavy", RELAYED, 100_000, False),
+    ]
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, source, packets, media in plan:
+            path = Path(tmp) / f"{name}.pcap"
+            n = build_capture(source, path, packets, media)
+            tshark = ["tshark", "-n", "-r", str(path), "-q", "--enable-heuristic", "rtp_udp"]
+            tshark += ["-z", "rtp,streams"]
+            runs: dict[str, list[tuple[float, float]]] = {"harness": [], "tshark": []}
+            for _ in range(repeat):  # alternate, so both see the same machine load
+                runs["harness"].append(whole_process([*harness, str(path)]))
+                runs["tshark"].append(whole_process(tshark))
+            med = {
+                k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+                for k, v in runs.items()
+            }
+            out.append(
+                {
+                    "case": name,
+                    "source": str(source.relative_to(ROOT)),
+                    "packets": n,
+                    "harness_wall_s": round(med["harness"][0], 3),
+                    "harness_cpu_s": round(med["harness"][1], 3),
+                    "tshark_rtp_streams_wall_s": round(med["tshark"][0], 3),
+                    "tshark_rtp_streams_cpu_s": round(med["tshark"][1], 3),
+                    "speedup_wall": round(med["tshark"][0] / med["harness"][0], 2),
+                    "speedup_cpu": round(med["tshark"][1] / med["harness"][1], 2),
+                    "runs": {
+                        k: [[round(w, 3), round(c, 3)] for w, c in v] for k, v in runs.items()
+                    },
+                }
+            )
+            print(json.dumps(out[-1]), flush=True)
+    print(json.dumps(out, indent=1))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
+    p.add_argument("--cases", action="store_true", help="the three cases of issue 15")
     p.add_argument("--packets", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--keep", type=Path)
     p.add_argument("--source", type=Path, default=SOURCE, help="the real call to repeat")
     args = p.parse_args()
+    if args.cases:
+        cases(args.repeat)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "mixed.pcap"
         n = build_capture(args.source, path, args.packets)

@@ -69,13 +69,18 @@ def flagship(args: argparse.Namespace) -> dict[str, object]:
             for r in results:
                 c = cells.setdefault(r["scenario"], {"runs": 0, "unexpected": 0, "seeds": []})
                 known = bool(r.get("known_failure"))
-                unexpected = r["passed"] == known
+                verdict = r.get("verdict") or ("xfail" if known else "pass")
+                # the verdict (harness/scenario/verdict.py) also checks a known failure's signature
+                unexpected = (
+                    verdict not in ("pass", "xfail") if "verdict" in r else r["passed"] == known
+                )
                 c["runs"] += 1  # type: ignore[operator]
                 if unexpected:
                     c["unexpected"] += 1  # type: ignore[operator]
                     c["seeds"].append(seed)  # type: ignore[union-attr]
                 with out.open("a") as f:
                     line = {"seed": seed, "scenario": r["scenario"], "passed": r["passed"]}
+                    line |= {"verdict": r.get("verdict", ""), "reason": r.get("verdict_reason", "")}
                     line |= {"known": known, "unexpected": unexpected, "error": r.get("error", "")}
                     f.write(json.dumps(line) + "\n")
     for c in cells.values():
@@ -83,36 +88,47 @@ def flagship(args: argparse.Namespace) -> dict[str, object]:
     return {"mode": "flagship", "seed": args.seed, "cells": cells}
 
 
-def _snapshot() -> dict[str, set[str]]:
-    """Everything a lab can leave on this machine, by kind."""
+def _lines(cmd: list[str]) -> list[str]:
+    return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()
 
-    def lines(cmd: list[str]) -> list[str]:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines()
 
-    netns = {ln.split()[0] for ln in lines(["ip", "netns", "list"]) if ln.startswith("rh-")}
-    nft = set()
-    for ns in netns:
-        nft |= {f"{ns}:{t}" for t in lines(["ip", "netns", "exec", ns, "nft", "list", "tables"])}
-    veths = {ln.split()[0] for ln in lines(["ip", "-br", "link"]) if ln.startswith(("n0", "b0"))}
-    state = {p.name for p in Path("/run/rtc-harness/labs").glob("*.json")}
-    procs = set()
+def _host_links() -> set[str]:
+    return {ln.split()[0] for ln in _lines(["ip", "-br", "link"]) if ln.startswith(("n0", "b0"))}
+
+
+def _leftovers(names: list[str], marker: str, links_before: set[str]) -> dict[str, list[str]]:
+    """What is left of the labs `names` and of processes carrying `marker` in their environment."""
+    from harness.lab.registry import STATE_DIR
+
+    netns = [
+        ln.split()[0]
+        for ln in _lines(["ip", "netns", "list"])
+        if any(ln.startswith(f"rh-{n}.") for n in names)
+    ]
+    nft = [
+        f"{ns}:{t}"
+        for ns in netns
+        for t in _lines(["ip", "netns", "exec", ns, "nft", "list", "tables"])
+    ]
+    procs = []
     for p in Path("/proc").glob("[0-9]*"):
         try:
-            env = (p / "environ").read_bytes()
+            if marker.encode() in (p / "environ").read_bytes():
+                procs.append(p.name)
         except OSError:
             continue
-        if b"RH_SOAK=" + os.environb.get(b"RH_SOAK", b"-") in env:
-            procs.add(p.name)
-    containers = set(
-        lines(["docker", "ps", "-aq", "--filter", "label=rtc-harness"])
-        if Path("/var/run/docker.sock").exists()
-        else []
-    )
+    containers = []
+    if Path("/var/run/docker.sock").exists():
+        containers = [
+            c
+            for c in _lines(["docker", "ps", "-a", "--format", "{{.Names}}"])
+            if any(n in c for n in names)
+        ]
     return {
         "namespaces": netns,
         "nft_tables": nft,
-        "veths": veths,
-        "state_files": state,
+        "veths": sorted(_host_links() - links_before),
+        "state_files": [n for n in names if (STATE_DIR / f"{n}.json").exists()],
         "processes": procs,
         "containers": containers,
     }
@@ -120,52 +136,62 @@ def _snapshot() -> dict[str, set[str]]:
 
 def kill(args: argparse.Namespace) -> dict[str, object]:
     """SIGKILL a gateway run at a random moment, `lab gc`, and count what is left of it."""
+    from harness.lab.registry import all_states
+
     rng = random.Random(args.seed)
-    os.environ["RH_SOAK"] = f"{os.getpid()}"
-    env = dict(os.environ)
     totals: dict[str, int] = {}
     runs = []
     for k in range(args.runs):
-        before = _snapshot()
-        delay = rng.uniform(0.2, args.max_delay)
+        marker = f"RH_SOAK={os.getpid()}-{k}"
+        env = dict(os.environ, RH_SOAK=marker.split("=", 1)[1])
+        links_before = _host_links()
+        delay = rng.uniform(0.0, args.max_delay)
         p = subprocess.Popen(
             [*HARNESS, "run", *KILL_SCENARIO, "--no-report"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=False,
         )
+        # kill at a random moment of the lab's life: count from its state file (written
+        # before anything is created), so every kill finds a lab to leave behind
+        deadline = time.monotonic() + 120
+        names: list[str] = []
+        while not names and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            names = [s.name for s in all_states() if s.owner_pid == p.pid]
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
         gc = subprocess.run([*HARNESS, "lab", "gc"], cwd=ROOT, capture_output=True, text=True)
-        time.sleep(0.2)
-        after = _snapshot()
-        left = {kind: sorted(after[kind] - before[kind]) for kind in after}
+        left = _leftovers(names, marker, links_before)
         n = {kind: len(v) for kind, v in left.items()}
         for kind, v in n.items():
             totals[kind] = totals.get(kind, 0) + v
-        runs.append({"run": k, "kill_after_s": round(delay, 2), "gc_rc": gc.returncode, **n})
-        if any(n.values()):
-            print(f"run {k}: left {left}", file=sys.stderr)
+        runs.append(
+            {"run": k, "kill_after_s": round(delay, 2), "labs": names, "gc_rc": gc.returncode, **n}
+        )
+        if any(n.values()) or gc.returncode:
+            print(f"run {k}: left {left}; gc: {gc.stdout}{gc.stderr[-2000:]}", file=sys.stderr)
+    with_lab = sum(1 for r in runs if r["labs"])
     return {
         "mode": "kill",
         "seed": args.seed,
         "runs": len(runs),
+        "killed_with_a_lab_up": with_lab,
         "leftovers": totals,
         "per_run": runs,
     }
 
 
 def fuzz_yaml(args: argparse.Namespace) -> dict[str, object]:
-    from tests.fuzz_inputs import fuzz_config_files
+    from tests.fuzzing import fuzz_config_files
 
     return {"mode": "fuzz-yaml", "seed": args.seed, **fuzz_config_files(args.inputs, args.seed)}
 
 
 def fuzz_pcap(args: argparse.Namespace) -> dict[str, object]:
-    from tests.fuzz_inputs import fuzz_pcap_packets
+    from tests.fuzzing import fuzz_pcap_packets
 
     return {"mode": "fuzz-pcap", "seed": args.seed, **fuzz_pcap_packets(args.packets, args.seed)}
 
@@ -179,7 +205,7 @@ def main() -> int:
     f.add_argument("--out", default="reports/reliability-flagship.jsonl")
     k = sub.add_parser("kill")
     k.add_argument("--runs", type=int, default=50)
-    k.add_argument("--max-delay", type=float, default=8.0)
+    k.add_argument("--max-delay", type=float, default=15.0, help="after the lab's state file")
     y = sub.add_parser("fuzz-yaml")
     y.add_argument("--inputs", type=int, default=10_000)
     c = sub.add_parser("fuzz-pcap")

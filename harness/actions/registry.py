@@ -40,9 +40,10 @@ class MustFail(BaseModel):
 class Action(BaseModel):
     """Arguments of one step; subclasses implement `execute`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
     kind: ClassVar[str]
     timeout: float = 30.0
+    """Seconds the step may take before it fails."""
     must_fail: MustFail | None = None
     """The step must fail, with an error matching `must_fail.error` (a negative expectation)."""
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.analysis import dtls, fastpath, http, rtp, sdp, sip, stun
+from harness.analysis.ipfrag import Fragment, Reassembler
 from harness.analysis.model import (
     Address,
     Analysis,
@@ -24,32 +25,41 @@ from harness.analysis.model import (
     RtcpEvent,
     SdpEvent,
     SipEvent,
-    StunEvent,
 )
-from harness.analysis.net import LINK_IPV4, TCP, Reassembler, decode, endpoints, make_key, reverse
+from harness.analysis.net import TCP, decode, endpoints, reverse, transport
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
+from harness.analysis.tcpstreams import TcpStreams
+from harness.analysis.tlsdecrypt import TlsConnection, read_keylog
+from harness.analysis.turnrelay import RELAYED, TurnRelay
 from harness.lazy import lazy
 
 np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 _seq_ts = struct.Struct("!HI").unpack_from
-RELAYED = b"T"
+#: UDP services whose first byte can look like RTP's (DNS IDs, NTP modes): never media
+SERVICE_PORTS = frozenset(p.to_bytes(2, "big") for p in fastpath.SERVICE_PORTS)
 
 
-class Analyzer:
+class Analyzer(TcpStreams, TurnRelay):
     """Feeds frames through the dissectors and fills an `Analysis`."""
 
-    def __init__(self, result: Analysis) -> None:
+    def __init__(
+        self, result: Analysis, keylog: dict[tuple[str, bytes], bytes] | None = None
+    ) -> None:
         self.a = result
+        self.keylog = keylog or {}
+        self.tls: dict[bytes, TlsConnection] = {}
         self.flows: dict[bytes, Flow] = {}
         self.tcp: dict[bytes, TcpDirection] = {}
         self.relayed_addr: dict[bytes, Address] = {}  # client->server key -> relayed address
-        self.defrag = Reassembler()
         self.channels: dict[tuple[bytes, int], Address] = {}  # (client->server key, ch) -> peer
         self.certs: dict[bytes, dtls.CertificateAssembler] = {}
         self.clock: dict[int, int] = {}  # payload type -> clock rate from SDP rtpmap
         self.offers: dict[str, bool] = {}  # SIP Call-ID -> an offer is outstanding
+        self.fragments = Reassembler()
+        #: (TURN flow key, peer) -> (relayed address it was resolved with, relayed flow)
+        self.relayed_flows: dict[tuple[bytes, Address], tuple[Address | None, Flow]] = {}
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -60,9 +70,11 @@ class Analyzer:
             return a
         a.start_time = float(idx.times[0])
         times = idx.times - idx.times[0]
-        batch = fastpath.find_rtp(data, idx, times)
+        fast = fastpath.find_media(data, idx, times)
+        batch, relayed = fast.rtp, fast.relayed
         rest = np.ones(len(idx), dtype=bool)
-        rest[batch.frames] = False
+        for taken in fast.taken:
+            rest[taken] = False
         todo = np.flatnonzero(rest)
         offs, lens = idx.offsets[todo].tolist(), idx.lengths[todo].tolist()
         links, rel = idx.links[todo].tolist(), times[todo].tolist()
@@ -72,10 +84,23 @@ class Analyzer:
                 frame(i + 1, rel[j], links[j], data[offs[j] : offs[j] + lens[j]])
             except Exception as exc:  # a dissector bug must not lose the rest of the file
                 a.malformed[f"crash:{type(exc).__name__}"] += 1
+        self.fragments.finish()
+        for conn in self.tls.values():
+            if conn.problem:
+                a.skipped[f"tls: {conn.problem}"] += 1
+        for why, n in self.fragments.dropped.items():
+            a.skipped[f"ip-fragment-{why}"] += n
         for key, cols in zip(batch.keys, batch.columns, strict=True):
             flow = self._flow(key[:12], float(cols[1][0]), int(cols[0][0]))
-            stream = flow.streams.get(key[12:]) or self._new_stream(flow, key[12:], int(cols[4][0]))
-            stream.add_columns(cols)
+            self._add_rtp(flow, key[12:], cols)
+        a.skipped["not-ip"] += len(fast.not_ip)
+        if not a.skipped["not-ip"]:
+            del a.skipped["not-ip"]
+        acks = fast.acks
+        for key, n, first, last in zip(acks.keys, acks.counts, acks.first, acks.last, strict=True):
+            self._count_tcp(key, n, first + 1, float(times[first]), float(times[last]))
+        for key, cols, size in zip(relayed.keys, relayed.columns, relayed.outer_bytes, strict=True):
+            self._relayed_rtp(key[:12], key[12] << 8 | key[13], key[14:], cols, size)
         a.packets = a.read.frames
         a.flows = sorted(self.flows.values(), key=lambda f: f.first_frame)
         for flow in a.flows:  # RTP is counted per stream, after the walk
@@ -96,17 +121,24 @@ class Analyzer:
     def _frame(self, no: int, t: float, link: int, f: bytes) -> None:
         """Decode one frame fully and dispatch it by transport."""
         seg = decode(link, f)
-        if seg == "ip-fragment":
-            whole = self.defrag.add(link, f)
+        if type(seg) is Fragment:
+            whole = self.fragments.feed(seg, t)
             if whole is None:
-                return  # held until the datagram is complete
-            seg = decode(LINK_IPV4, whole)
+                return
+            seg = transport(seg.key[1], seg.key[0], whole)
         if type(seg) is str:
             self.a.skipped[seg] += 1
             return
         proto, key, payload, seq, flags = seg  # type: ignore[misc]
         if proto == TCP:
             self._tcp(key, payload, seq, flags, t, no)
+            return
+        if key[-4:-2] in SERVICE_PORTS or key[-2:] in SERVICE_PORTS:
+            flow = self._flow(key, t, no)
+            flow.packets += 1
+            flow.bytes += len(payload)
+            flow.last_t = t
+            flow.kinds["other"] += 1
             return
         self._udp(self._flow(key, t, no), key, payload, t, no)
 
@@ -123,6 +155,18 @@ class Analyzer:
         self.flows[key] = flow
         return flow
 
+    def _count_tcp(self, key: bytes, n: int, no: int, first_t: float, last_t: float) -> None:
+        """Bare TCP acknowledgements of a flow, counted by the fast path."""
+        flow = self.flows.get(key) or self._new_flow(key, key, "tcp", None, first_t, no)
+        flow.packets += n
+        flow.last_t = max(flow.last_t, last_t)
+        if no < flow.first_frame:
+            flow.first_t, flow.first_frame = first_t, no
+
+    def _add_rtp(self, flow: Flow, ssrc: bytes, cols: rtp.Columns) -> None:
+        stream = flow.streams.get(ssrc) or self._new_stream(flow, ssrc, int(cols[4][0]))
+        stream.add_columns(cols)
+
     def _new_stream(self, flow: Flow, ssrc: bytes, pt: int) -> rtp.RtpStream:
         clock = rtp.STATIC_CLOCK.get(pt)
         stream = rtp.RtpStream(int.from_bytes(ssrc, "big"), flow.label, clock, flow.via is not None)
@@ -132,15 +176,17 @@ class Analyzer:
 
     # -- UDP: RFC 7983 -----------------------------------------------------------------------
 
-    def _udp(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
+    def _udp(self, flow: Flow, key: bytes, p: bytes, t: float, no: int, count: bool = True) -> None:
+        """One datagram (or one RFC 4571 frame: `count` False, TCP counted the segment)."""
         if len(p) >= 12 and 128 <= p[0] <= 191 and not 192 <= p[1] <= 223:
             stream = flow.streams.get(p[8:12]) or self._new_stream(flow, p[8:12], p[1] & 0x7F)
             seq, ts = _seq_ts(p, 2)
             stream.add(seq, ts, p[1] & 0x7F, t, no, len(p))
             return
-        flow.packets += 1
-        flow.bytes += len(p)
-        flow.last_t = t
+        if count:
+            flow.packets += 1
+            flow.bytes += len(p)
+            flow.last_t = t
         if not p:
             flow.kinds["empty"] += 1
             return
@@ -176,69 +222,6 @@ class Analyzer:
             RtcpEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), packets)
         )
 
-    # -- STUN and TURN -----------------------------------------------------------------------
-
-    def _stun(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        msg = stun.parse(p)
-        if msg is None:
-            flow.kinds["malformed"] += 1
-            self.a.malformed["stun"] += 1
-            return
-        flow.kinds["stun"] += 1
-        raw = p[: 20 + msg.length] if msg.integrity else b""
-        self.a.stun.append(
-            StunEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), msg, raw)
-        )
-        if flow.via:
-            return
-        m = msg.method
-        if m == "Allocate" and msg.cls == "request":
-            flow.turn_client = True
-        elif m == "Allocate" and msg.cls == "success" and msg.xor_relayed:
-            self.relayed_addr[reverse(key)] = msg.xor_relayed[0]
-        elif m == "ChannelBind" and msg.cls == "request" and msg.channel and msg.xor_peer:
-            self.channels[(key, msg.channel)] = msg.xor_peer[0]
-        elif m == "Send" and msg.cls == "indication" and msg.data is not None and msg.xor_peer:
-            self._inner(flow, key, msg.xor_peer[0], True, msg.data, t, no)
-        elif m == "Data" and msg.cls == "indication" and msg.data is not None and msg.xor_peer:
-            self._inner(flow, key, msg.xor_peer[0], False, msg.data, t, no)
-
-    def _channel_data(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        ch, data = stun.channel_data(p)
-        to_server = (key, ch) in self.channels
-        client_key = key if to_server else reverse(key)
-        peer = self.channels.get((client_key, ch))
-        if peer is None:
-            self.a.malformed["turn-channel-unbound"] += 1
-            peer = ("0.0.0.0", ch)
-        self._inner(flow, key, peer, to_server, data, t, no)
-
-    def _inner(
-        self,
-        outer: Flow,
-        key: bytes,
-        peer: Address,
-        to_server: bool,
-        data: bytes,
-        t: float,
-        no: int,
-    ) -> None:
-        """Analyse a relayed datagram as its own flow between relayed address and peer."""
-        client_key = key if to_server else reverse(key)
-        client = outer.src if to_server else outer.dst
-        relayed = self.relayed_addr.get(client_key, client)
-        src, dst = (relayed, peer) if to_server else (peer, relayed)
-        try:
-            raw = make_key(src[0], src[1], dst[0], dst[1])
-        except ValueError:
-            self.a.malformed["turn-address"] += 1
-            return
-        ikey = raw + RELAYED
-        flow = self.flows.get(ikey)
-        if flow is None:
-            flow = self._new_flow(ikey, raw, "udp", outer.label, t, no)
-        self._udp(flow, ikey, data, t, no)
-
     # -- DTLS --------------------------------------------------------------------------------
 
     def _dtls(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
@@ -272,54 +255,7 @@ class Analyzer:
             return self.flows.get(reverse(key[:-1]) + RELAYED)
         return self.flows.get(reverse(key))
 
-    # -- SIP, HTTP, WebSocket ------------------------------------------------------------------
-
-    def _tcp(self, key: bytes, p: bytes, seq: int, flags: int, t: float, no: int) -> None:
-        flow = self.flows.get(key)
-        if flow is None:
-            flow = self._new_flow(key, key, "tcp", None, t, no)
-        flow.packets += 1
-        flow.bytes += len(p)
-        flow.last_t = t
-        d = self.tcp.get(key)
-        if d is None:
-            d = self.tcp[key] = TcpDirection()
-        if not d.feed(seq, flags, p):
-            return
-        if d.mode == "detect":
-            if sip.looks_like_sip(d.buf):
-                d.mode = "sip"
-            elif http.looks_like_http(d.buf):
-                d.mode = "http"
-            elif len(d.buf) >= 8:
-                d.mode = "other"
-        if d.mode == "sip":
-            messages, used = sip.split_stream(d.buf)
-            for m in messages:
-                flow.kinds["sip"] += 1
-                self._sip_message(flow, m, t, no, "tcp")
-        elif d.mode == "http":
-            items, used = http.split_http(d.buf)
-            for h in items:
-                flow.kinds["http"] += 1
-                self._json_body(flow, h.body, t, no, "http")
-                if h.is_upgrade_to_websocket:
-                    d.mode = "ws"
-                    back = self.tcp.get(reverse(key))
-                    if back is not None:
-                        back.mode = "ws"
-        elif d.mode == "ws":
-            frames, used = http.split_ws(d.buf)
-            for op, data in frames:
-                flow.kinds["websocket"] += 1
-                if op in (1, 2) and sip.looks_like_sip(data):
-                    self._sip_message(flow, data, t, no, "ws")
-                elif op in (1, 2):
-                    self._json_body(flow, data, t, no, "ws")
-        else:
-            used = len(d.buf)
-        if used:
-            del d.buf[:used]
+    # -- SIP and JSON signalling (TCP streams are split in tcpstreams.py) -------------------
 
     def _sip_message(self, flow: Flow, p: bytes, t: float, no: int, transport: str) -> None:
         msg = sip.parse(p)
@@ -372,7 +308,7 @@ class Analyzer:
             for _, v in m.attrs("rtpmap"):
                 pt, _, enc = v.partition(" ")
                 parts = enc.split("/")
-                if pt.isdigit() and len(parts) > 1 and parts[1].isdigit():
+                if pt.isdigit() and len(parts) > 1 and parts[1].isdigit() and int(parts[1]):
                     self.clock.setdefault(int(pt), int(parts[1]))
         ev = SdpEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), source, kind, parsed)
         ev.dialog = dialog
@@ -391,13 +327,16 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def analyze_bytes(data: bytes, path: Path | str = "<memory>") -> Analysis:
-    """Analyse a capture image already in memory."""
+def analyze_bytes(
+    data: bytes, path: Path | str = "<memory>", keylog: Path | str | None = None
+) -> Analysis:
+    """Analyse a capture image already in memory (TLS decrypted with `keylog`, if given)."""
+    keys = read_keylog(keylog) if keylog else None
     with paused_gc():
-        return Analyzer(Analysis(Path(path), ReadStats())).run(data)
+        return Analyzer(Analysis(Path(path), ReadStats()), keys).run(data)
 
 
-def analyze_file(path: Path | str) -> Analysis:
+def analyze_file(path: Path | str, keylog: Path | str | None = None) -> Analysis:
     """Analyse one pcap or pcapng file; unreadable files give an Analysis with errors."""
     path = Path(path)
     try:
@@ -406,4 +345,4 @@ def analyze_file(path: Path | str) -> Analysis:
         result = Analysis(path, ReadStats())
         result.read.errors.append(f"cannot read: {exc}")
         return result
-    return analyze_bytes(data, path)
+    return analyze_bytes(data, path, keylog)

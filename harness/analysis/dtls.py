@@ -132,6 +132,8 @@ def _handshakes(frag: bytes) -> list[Handshake]:
         length = int.from_bytes(frag[off + 1 : off + 4], "big")
         fo = int.from_bytes(frag[off + 6 : off + 9], "big")
         fl = int.from_bytes(frag[off + 9 : off + 12], "big")
+        if off + 12 + fl > len(frag):  # overruns its record: not a handshake message
+            break
         body = frag[off + 12 : off + 12 + fl]
         hs = Handshake(
             HANDSHAKE_TYPES.get(ht, str(ht)),

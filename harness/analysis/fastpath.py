@@ -3,7 +3,10 @@
 Media is most of any call capture; reading its headers column-wise (one numpy gather
 per field over every frame) instead of frame by frame is what makes `harness analyze`
 faster than tshark. The test is RFC 7983's first byte (128-191) minus the RTCP packet
-types (RFC 5761), the same demultiplexing the per-frame path applies.
+types (RFC 5761), the same demultiplexing the per-frame path applies. RTP relayed in
+TURN ChannelData (RFC 8656 section 12.4) is found the same way, four bytes further in;
+which peer a channel stands for is known only after the per-frame walk has read the
+ChannelBind requests, so those groups carry their channel number and are resolved then.
 """
 
 from __future__ import annotations
@@ -17,49 +20,160 @@ from harness.lazy import lazy
 np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 ETH = 14
-#: flow key (addresses and ports, as net.decode builds it) followed by the SSRC
-KEY_COLUMNS = (*range(26, 38), *range(50, 54))
+UDP_PAYLOAD = 42
+#: DNS, DHCP, NTP, NetBIOS, mDNS, LLMNR: their first byte can fall in RTP's range
+SERVICE_PORTS = (53, 67, 68, 123, 137, 138, 5353, 5355)
+#: flow key (addresses and ports, as net.decode builds it)
+FLOW_COLUMNS = tuple(range(26, 38))
 
 
 @dataclass
 class RtpBatch:
-    """RTP frames taken by the fast path, split per (flow key + SSRC)."""
+    """RTP frames taken by the fast path, split per key (flow [+ channel] + SSRC).
+
+    `outer_bytes` is, per group, the UDP payload bytes of its frames (ChannelData
+    headers included), for the TURN flow's byte count.
+    """
 
     frames: np.ndarray
     keys: list[bytes] = field(default_factory=list)
     columns: list[Columns] = field(default_factory=list)
+    outer_bytes: list[int] = field(default_factory=list)
 
 
-def find_rtp(data: bytes, idx: FrameIndex, times: np.ndarray) -> RtpBatch:
-    """Every Ethernet/IPv4 (no options, no fragment)/UDP frame carrying RTP."""
-    cand = np.flatnonzero((idx.links == 1) & (idx.lengths >= 54))
-    if not len(cand):
-        return RtpBatch(cand)
+@dataclass
+class FlowCounts:
+    """Frames that only count towards their flow (bare TCP acknowledgements), per flow key."""
+
+    frames: np.ndarray
+    keys: list[bytes] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    first: list[int] = field(default_factory=list)  # 0-based frame index of the key's first
+    last: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FastPath:
+    """Everything the vectorised pass took; the per-frame walk skips these frames."""
+
+    rtp: RtpBatch
+    relayed: RtpBatch
+    acks: FlowCounts
+    not_ip: np.ndarray  # Ethernet frames that carry no IP (ARP, LLDP, STP, ...)
+
+    @property
+    def taken(self) -> list[np.ndarray]:
+        return [self.rtp.frames, self.relayed.frames, self.acks.frames, self.not_ip]
+
+
+HEAD = UDP_PAYLOAD + 4 + 12  # bytes read per frame: up to an RTP header inside ChannelData
+IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8)
+
+
+def find_media(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
+    """RTP directly over UDP and in TURN ChannelData, bare TCP ACKs, non-IP frames.
+
+    Ethernet/IPv4 frames without options or fragmentation only; one gather reads the
+    first HEAD bytes of every candidate frame, the tests below are column operations.
+    """
     raw = np.frombuffer(data, dtype=np.uint8)
-    base = idx.offsets[cand]
-    b0, b1 = raw[base + 42], raw[base + 43]
-    ok = (b0 >= 128) & (b0 <= 191) & ~((b1 >= 192) & (b1 <= 223))
-    ok &= (_be16(raw, base, 12) == 0x0800) & (raw[base + 14] == 0x45) & (raw[base + 23] == 17)
-    ok &= (_be16(raw, base, 20) & 0x3FFF) == 0
-    total = _be16(raw, base, 16)
-    ok &= (total >= 40) & (total <= idx.lengths[cand] - ETH)
-    frames, base, total, b1 = cand[ok], base[ok], total[ok], b1[ok]
+    eth = np.flatnonzero((idx.links == 1) & (idx.lengths >= ETH))
+    et = _be16(np.stack((raw[idx.offsets[eth] + 12], raw[idx.offsets[eth] + 13]), axis=1), 0)
+    not_ip = eth[~np.isin(et, IP_ETHERTYPES)]
+    if len(raw) < HEAD:
+        none = np.empty(0, dtype=np.int64)
+        return FastPath(RtpBatch(none), RtpBatch(none), FlowCounts(none), not_ip)
+    ok = (idx.links == 1) & (idx.lengths >= UDP_PAYLOAD + 12) & (idx.offsets <= len(raw) - HEAD)
+    cand = np.flatnonzero(ok)
+    # Every HEAD-byte window of the file as a row (a view, no copy); taking the rows at
+    # the frame offsets copies only the headers.
+    windows = np.lib.stride_tricks.as_strided(
+        raw, shape=(len(raw) - HEAD + 1, HEAD), strides=(1, 1)
+    )
+    h = windows[idx.offsets[cand]]
+    ok = (h[:, 12] == 8) & (h[:, 13] == 0) & (h[:, 14] == 0x45)
+    ok &= ((h[:, 20] & 0x3F) | h[:, 21]) == 0
+    total = _be16(h, 16)
+    ok &= (total <= idx.lengths[cand] - ETH) & (total >= 40)
+    doff = (h[:, 46] >> 4).astype(np.int64) * 4
+    bare = ok & (h[:, 23] == 6) & (h[:, 47] & 0x07 == 0) & (doff >= 20) & (total == 20 + doff)
+    acks = _count(h[bare], cand[bare])
+    ok &= h[:, 23] == 17
+    ok &= ~np.isin(_be16(h, 34), SERVICE_PORTS) & ~np.isin(_be16(h, 36), SERVICE_PORTS)
+    cand, h, total = cand[ok], h[ok], total[ok]
+    b0, b1 = h[:, UDP_PAYLOAD], h[:, UDP_PAYLOAD + 1]
+    direct = (b0 >= 128) & (b0 <= 191) & ~((b1 >= 192) & (b1 <= 223)) & (total >= 40)
+    plain = _group(h[direct], cand[direct], total[direct] - 28, times, UDP_PAYLOAD, [])
+    size = _be16(h, UDP_PAYLOAD + 2)
+    i0, i1 = h[:, UDP_PAYLOAD + 4], h[:, UDP_PAYLOAD + 5]
+    ch = (b0 >= 0x40) & (b0 <= 0x4F) & (size >= 12) & (size + 4 <= total - 28)
+    ch &= (i0 >= 128) & (i0 <= 191) & ~((i1 >= 192) & (i1 <= 223))
+    channel = [UDP_PAYLOAD, UDP_PAYLOAD + 1]
+    relayed = _group(h[ch], cand[ch], size[ch], times, UDP_PAYLOAD + 4, channel, total[ch] - 28)
+    return FastPath(plain, relayed, acks, not_ip)
+
+
+def _keys(h: np.ndarray, cols_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key bytes per row, index of each group's first row, group of each row)."""
+    keys = np.ascontiguousarray(h[:, cols_at])
+    # Group on a 64-bit digest of the key (fast to sort), then check it did not collide.
+    digest = np.zeros(len(keys), dtype=np.uint64)
+    for c in range(keys.shape[1]):
+        digest = digest * np.uint64(1099511628211) + keys[:, c]
+    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if not np.array_equal(keys, keys[first][inverse]):  # a collision: group on the bytes
+        width = keys.shape[1]
+        _, first, inverse = np.unique(
+            keys.view(np.dtype((np.void, width))).ravel(), return_index=True, return_inverse=True
+        )
+        inverse = inverse.ravel()
+    return keys, first, inverse
+
+
+def _count(h: np.ndarray, frames: np.ndarray) -> FlowCounts:
+    out = FlowCounts(frames)
+    if not len(frames):
+        return out
+    keys, first, inverse = _keys(h, np.array(FLOW_COLUMNS))
+    last = np.zeros(len(first), dtype=np.int64)
+    np.maximum.at(last, inverse, frames)
+    out.keys = [keys[i].tobytes() for i in first]
+    out.counts = np.bincount(inverse, minlength=len(first)).tolist()
+    out.first = frames[first].tolist()
+    out.last = last.tolist()
+    return out
+
+
+def _group(
+    h: np.ndarray,
+    frames: np.ndarray,
+    size: np.ndarray,
+    times: np.ndarray,
+    at: int,
+    extra: list[int],
+    outer: np.ndarray | None = None,
+) -> RtpBatch:
+    """Split frames per (flow key + `extra` key bytes + SSRC) into RTP columns."""
     batch = RtpBatch(frames)
     if not len(frames):
         return batch
-    keys = np.ascontiguousarray(raw[base[:, None] + np.array(KEY_COLUMNS)])
-    unique, inverse = np.unique(keys.view(np.dtype((np.void, 16))).ravel(), return_inverse=True)
-    seq = _be16(raw, base, 44)
-    ts = (_be16(raw, base, 46) << 16) | _be16(raw, base, 48)
-    cols = (frames + 1, times[frames], seq, ts, (b1 & 0x7F).astype(np.int64), total - 28)
-    order = np.argsort(inverse.ravel(), kind="stable")
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse.ravel(), minlength=len(unique)))))
-    for g, key in enumerate(unique):
+    cols_at = np.array([*FLOW_COLUMNS, *extra, *range(at + 8, at + 12)], dtype=np.int64)
+    keys, first, inverse = _keys(h, cols_at)
+    seq = _be16(h, at + 2)
+    ts = (_be16(h, at + 4) << 16) | _be16(h, at + 6)
+    pt = (h[:, at + 1] & 0x7F).astype(np.int64)
+    cols = (frames + 1, times[frames], seq, ts, pt, size)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(inverse, minlength=len(first)))))
+    for g in range(len(first)):
         pick = order[bounds[g] : bounds[g + 1]]
-        batch.keys.append(key.tobytes())
+        batch.keys.append(keys[first[g]].tobytes())
         batch.columns.append(tuple(c[pick] for c in cols))  # type: ignore[arg-type]
+        if outer is not None:
+            batch.outer_bytes.append(int(outer[pick].sum()))
     return batch
 
 
-def _be16(raw: np.ndarray, base: np.ndarray, at: int) -> np.ndarray:
-    return (raw[base + at].astype(np.int64) << 8) | raw[base + at + 1]
+def _be16(h: np.ndarray, at: int) -> np.ndarray:
+    return (h[:, at].astype(np.int64) << 8) | h[:, at + 1]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from harness.analysis.ipfrag import Fragment
+
 UDP = 17
 TCP = 6
 
@@ -28,39 +30,30 @@ _IPV6_EXT = {0, 43, 60, 51}
 _u32 = struct.Struct("!I").unpack_from
 
 
-def _link(link: int, f: bytes) -> tuple[int, int] | None:
-    """(ethertype, offset of the IP header) of a frame, or None for an unknown link type."""
-    if link == LINK_ETHERNET:
-        et = f[12] << 8 | f[13]
-        o = 14
-        while et == 0x8100 or et == 0x88A8:
-            et = f[o + 2] << 8 | f[o + 3]
-            o += 4
-    elif link == LINK_SLL:
-        et = f[14] << 8 | f[15]
-        o = 16
-    elif link == LINK_SLL2:
-        et = f[0] << 8 | f[1]
-        o = 20
-    elif link in LINK_RAW:
-        o = 0
-        et = 0x0800 if f[0] >> 4 == 4 else 0x86DD
-    elif link in LINK_NULL:
-        fam = f[0] if f[0] else f[3]
-        et = 0x0800 if fam == 2 else 0x86DD
-        o = 4
-    else:
-        return None
-    return et, o
-
-
-def decode(link: int, f: bytes) -> Segment | str:
-    """Decode one frame, or return why it is not a UDP/TCP segment we analyse."""
+def decode(link: int, f: bytes) -> Segment | Fragment | str:
+    """Decode one frame: a UDP/TCP segment, an IP fragment to reassemble, or why neither."""
     try:
-        lo = _link(link, f)
-        if lo is None:
+        if link == LINK_ETHERNET:
+            et = f[12] << 8 | f[13]
+            o = 14
+            while et == 0x8100 or et == 0x88A8:
+                et = f[o + 2] << 8 | f[o + 3]
+                o += 4
+        elif link == LINK_SLL:
+            et = f[14] << 8 | f[15]
+            o = 16
+        elif link == LINK_SLL2:
+            et = f[0] << 8 | f[1]
+            o = 20
+        elif link in LINK_RAW:
+            o = 0
+            et = 0x0800 if f[0] >> 4 == 4 else 0x86DD
+        elif link in LINK_NULL:
+            fam = f[0] if f[0] else f[3]
+            et = 0x0800 if fam == 2 else 0x86DD
+            o = 4
+        else:
             return "unknown-link"
-        et, o = lo
         if et == 0x0800:
             ihl = (f[o] & 15) * 4
             if f[o] >> 4 != 4 or ihl < 20:
@@ -68,11 +61,15 @@ def decode(link: int, f: bytes) -> Segment | str:
             end = o + (f[o + 2] << 8 | f[o + 3])
             if end > len(f):
                 return "truncated"
-            if (f[o + 6] << 8 | f[o + 7]) & 0x3FFF:
-                return "ip-fragment"
             proto = f[o + 9]
             addrs = f[o + 12 : o + 20]
             l4 = o + ihl
+            frag = f[o + 6] << 8 | f[o + 7]
+            if frag & 0x3FFF:
+                ident = f[o + 4] << 8 | f[o + 5]
+                return Fragment(
+                    (addrs, proto, ident), (frag & 0x1FFF) * 8, bool(frag & 0x2000), f[l4:end]
+                )
         elif et == 0x86DD:
             end = o + 40 + (f[o + 4] << 8 | f[o + 5])
             if end > len(f):
@@ -84,66 +81,35 @@ def decode(link: int, f: bytes) -> Segment | str:
                 proto = f[l4]
                 l4 += (f[l4 + 1] + 1) * 8
             if proto == 44:
-                return "ip-fragment"
+                v = f[l4 + 2] << 8 | f[l4 + 3]
+                key = (addrs, f[l4], _u32(f, l4 + 4)[0])
+                return Fragment(key, v & 0xFFF8, bool(v & 1), f[l4 + 8 : end])
         else:
             return "not-ip"
-        if proto == UDP:
-            if l4 + 8 > end:
-                return "truncated"
-            return UDP, addrs + f[l4 : l4 + 4], f[l4 + 8 : end], 0, 0
-        if proto == TCP:
-            off = (f[l4 + 12] >> 4) * 4
-            if off < 20 or l4 + off > end:
-                return "malformed-tcp"
-            return TCP, addrs + f[l4 : l4 + 4], f[l4 + off : end], _u32(f, l4 + 4)[0], f[l4 + 13]
-        return "other-transport"
+        return _transport(proto, addrs, f, l4, end)
     except (IndexError, struct.error):
         return "truncated"
 
 
-class Reassembler:
-    """Joins IPv4 fragments (RFC 791) into whole packets, for `decode(LINK_IPV4, ...)`.
+def transport(proto: int, addrs: bytes, datagram: bytes) -> Segment | str:
+    """The UDP or TCP segment in a reassembled IP payload."""
+    try:
+        return _transport(proto, addrs, datagram, 0, len(datagram))
+    except (IndexError, struct.error):
+        return "truncated"
 
-    A DTLS flight relayed through TURN can exceed the MTU (Firefox's ClientHello
-    with a post-quantum key share does); its fragments must count as the packet.
-    """
 
-    def __init__(self, limit: int = 256) -> None:
-        self._parts: dict[bytes, dict[int, tuple[bytes, bool]]] = {}
-        self._limit = limit
-
-    def add(self, link: int, f: bytes) -> bytes | None:
-        """Add one fragment frame; the reassembled IPv4 packet once it is complete."""
-        lo = _link(link, f)
-        if lo is None or lo[0] != 0x0800:
-            return None
-        o = lo[1]
-        ihl = (f[o] & 15) * 4
-        end = o + (f[o + 2] << 8 | f[o + 3])
-        flags_off = f[o + 6] << 8 | f[o + 7]
-        # source, destination, protocol and identification name one datagram
-        dgram = f[o + 12 : o + 20] + f[o + 9 : o + 10] + f[o + 4 : o + 6]
-        if dgram not in self._parts and len(self._parts) >= self._limit:
-            self._parts.pop(next(iter(self._parts)))
-        parts = self._parts.setdefault(dgram, {})
-        offset = (flags_off & 0x1FFF) * 8
-        parts[offset] = (f[o + ihl : end], bool(flags_off & 0x2000))
-        body, pos, last = bytearray(), 0, True
-        while pos in parts:
-            chunk, last_more = parts[pos]
-            body += chunk
-            pos += len(chunk)
-            last = not last_more
-            if last:
-                break
-        if not last or 0 not in parts or pos != sum(len(c) for c, _ in parts.values()):
-            return None
-        del self._parts[dgram]
-        header = bytearray(f[o : o + 20])
-        header[0] = 0x45
-        header[2:4] = (20 + len(body)).to_bytes(2, "big")
-        header[6:8] = b"\x00\x00"
-        return bytes(header) + bytes(body)
+def _transport(proto: int, addrs: bytes, f: bytes, l4: int, end: int) -> Segment | str:
+    if proto == UDP:
+        if l4 + 8 > end:
+            return "truncated"
+        return UDP, addrs + f[l4 : l4 + 4], f[l4 + 8 : end], 0, 0
+    if proto == TCP:
+        off = (f[l4 + 12] >> 4) * 4
+        if off < 20 or l4 + off > end:
+            return "malformed-tcp"
+        return TCP, addrs + f[l4 : l4 + 4], f[l4 + off : end], _u32(f, l4 + 4)[0], f[l4 + 13]
+    return "other-transport"
 
 
 def endpoints(key: bytes) -> tuple[str, int, str, int]:

@@ -74,7 +74,11 @@ def read_frames(data: bytes, stats: ReadStats) -> Iterator[Frame]:
 
 
 def _finish(
-    stats: ReadStats, offs: list[int], lens: list[int], times: list[float], links: list[int]
+    stats: ReadStats,
+    offs: list[int] | np.ndarray,
+    lens: list[int] | np.ndarray,
+    times: list[float],
+    links: list[int],
 ) -> FrameIndex:
     stats.frames = len(offs)
     return FrameIndex(
@@ -91,26 +95,27 @@ def _index_pcap(data: bytes, stats: ReadStats, endian: str, scale: float) -> Fra
     stats.linktypes.add(link)
     incl_at = struct.Struct(endian + "I").unpack_from
     offs: list[int] = []
-    lens: list[int] = []
-    add_off, add_len = offs.append, lens.append
+    add_off = offs.append
     off, n = 24, len(data)
-    while off + 16 <= n:
-        (incl,) = incl_at(data, off + 8)
-        end = off + 16 + incl
-        if incl > MAX_FRAME or end > n:
+    last = n - 16
+    while off <= last:  # the hot loop: one unpack, one append per record
+        start = off + 16
+        off = start + incl_at(data, off + 8)[0]
+        if off > n or off - start > MAX_FRAME:
+            off = start - 16
             stats.truncated += 1
             stats.errors.append(
-                f"record {len(offs) + 1}: length {incl} runs past the file or limit"
+                f"record {len(offs) + 1}: length {incl_at(data, off + 8)[0]} runs past the file or limit"
             )
             break
-        add_off(off + 16)
-        add_len(incl)
-        off = end
+        add_off(start)
     else:
         if off != n:
             stats.truncated += 1
             stats.errors.append(f"{n - off} trailing bytes after record {len(offs)}")
-    idx = _finish(stats, offs, lens, [], [])
+    starts = np.array(offs, dtype=np.int64)
+    lens = np.diff(np.append(starts, off + 16)) - 16  # records are back to back
+    idx = _finish(stats, starts, lens, [], [])
     if len(offs):
         raw = np.frombuffer(data, dtype=np.uint8)
         head = raw[idx.offsets[:, None] - 16 + np.arange(8)].copy().view(endian + "u4")

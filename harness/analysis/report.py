@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from harness.analysis.analyzer import analyze_file, paused_gc
 from harness.analysis.model import fmt_addr
 from harness.analysis.sdp_conformance import captured
 from harness.analysis.session import Session, build
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def summarize_file(path: Path | str) -> tuple[Session, dict[str, Any]]:
+
+def summarize_file(
+    path: Path | str, keylog: Path | str | None = None
+) -> tuple[Session, dict[str, Any]]:
     """Analyse one file: its session model and its summary (what `harness analyze` prints)."""
     with paused_gc():
-        session = build(analyze_file(path))
+        session = build(analyze_file(path, keylog))
         return session, summary(session)
 
 
@@ -160,6 +162,8 @@ def summary(s: Session) -> dict[str, Any]:
 
 def render(data: dict[str, Any], console: Console) -> None:
     """Readable tables for one file's summary."""
+    from rich.table import Table
+
     console.rule(f"[bold]{data['file']}[/] ({data['format']}, {data['packets']} packets)")
     for err in data["errors"]:
         console.print(f"[red]file: {err}[/]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 import struct
 from dataclasses import dataclass, field
 
@@ -83,22 +84,21 @@ class StunMessage:
     integrity: bool = False
     integrity_offset: int = 0
     fingerprint_ok: bool | None = None
+    classic: bool = False  # RFC 3489: no magic cookie, a 128-bit transaction ID
 
     @property
     def kind(self) -> str:
-        """'Binding request', 'Allocate error', ..."""
-        return f"{self.method} {self.cls}"
+        """'Binding request', 'Allocate error', 'classic Binding success' (RFC 3489), ..."""
+        return f"{'classic ' if self.classic else ''}{self.method} {self.cls}"
 
 
 def is_stun(p: bytes) -> bool:
-    """RFC 8489 header shape: two zero bits, the magic cookie, a length that fits."""
-    return (
-        len(p) >= 20
-        and p[0] < 4
-        and p[4:8] == MAGIC_BYTES
-        and (p[2] << 8 | p[3]) % 4 == 0
-        and 20 + (p[2] << 8 | p[3]) <= len(p)
-    )
+    """RFC 8489 header shape: two zero bits, the magic cookie, a length that fits.
+
+    The length need not be a multiple of four: Microsoft's TURN ([MS-TURN], Teams)
+    leaves attributes unpadded, and the magic cookie already vouches for the header.
+    """
+    return len(p) >= 20 and p[0] < 4 and p[4:8] == MAGIC_BYTES and 20 + (p[2] << 8 | p[3]) <= len(p)
 
 
 def parse(p: bytes) -> StunMessage | None:
@@ -110,17 +110,62 @@ def parse(p: bytes) -> StunMessage | None:
     method = (mtype & 0x000F) | ((mtype & 0x00E0) >> 1) | ((mtype & 0x3E00) >> 2)
     cls = ((mtype >> 4) & 1) | ((mtype >> 7) & 2)
     txid = p[8:20]
-    msg = StunMessage(METHODS.get(method, f"0x{method:03x}"), CLASSES[cls], txid.hex(), length)
-    off, end = 20, 20 + length
-    while off + 4 <= end:
+    for pad in (3, 0):  # RFC 8489 pads attributes to 4 bytes; [MS-TURN] does not
+        msg = StunMessage(METHODS.get(method, f"0x{method:03x}"), CLASSES[cls], txid.hex(), length)
+        off, end = 20, 20 + length
+        while off + 4 <= end:
+            atype, alen = struct.unpack_from("!HH", p, off)
+            if off + 4 + alen > end:
+                break
+            msg.attributes.append(atype)
+            _apply(msg, atype, p[off + 4 : off + 4 + alen], txid, p, off)
+            off += 4 + ((alen + pad) & ~pad)
+        if off >= end:
+            return msg
+    return None
+
+
+#: RFC 3489 and the pre-RFC TURN drafts that [MS-TURN] (Teams, Skype) still speaks
+CLASSIC_METHODS = {
+    0x001: "Binding",
+    0x002: "SharedSecret",
+    0x003: "Allocate",
+    0x004: "Send",
+    0x005: "Data",
+    0x006: "SetActiveDestination",
+}
+
+
+def parse_classic(p: bytes) -> StunMessage | None:
+    """Decode an RFC 3489 message (libnice still sends them), or None.
+
+    Without a magic cookie the test is stricter than for RFC 8489: the length must
+    cover the datagram exactly and the attributes must tile it, with types from the
+    comprehension-required range of RFC 3489 and its TURN drafts or the optional one.
+    """
+    if len(p) < 20 or p[0] >= 4 or p[4:8] == MAGIC_BYTES:
+        return None
+    length = p[2] << 8 | p[3]
+    mtype = p[0] << 8 | p[1]
+    method = (mtype & 0x000F) | ((mtype & 0x00E0) >> 1) | ((mtype & 0x3E00) >> 2)
+    cls = ((mtype >> 4) & 1) | ((mtype >> 7) & 2)
+    if len(p) != 20 + length or method not in CLASSIC_METHODS:
+        return None
+    txid = p[4:20]
+    msg = StunMessage(CLASSIC_METHODS[method], CLASSES[cls], txid.hex(), length, classic=True)
+    off = 20
+    while off + 4 <= len(p):
         atype, alen = struct.unpack_from("!HH", p, off)
-        v = p[off + 4 : off + 4 + alen]
-        if off + 4 + alen > end:
+        if off + 4 + alen > len(p) or 0x0030 < atype < 0x8000:
             return None
         msg.attributes.append(atype)
-        _apply(msg, atype, v, txid, p, off)
+        v = p[off + 4 : off + 4 + alen]
+        if atype == A_MAPPED:
+            msg.xor_mapped = plain_address(v)
+        elif atype in (A_USERNAME, A_ERROR_CODE):
+            _apply(msg, atype, v, txid, p, off)
         off += 4 + ((alen + 3) & ~3)
-    return msg
+    return msg if off == len(p) else None
 
 
 def _apply(msg: StunMessage, atype: int, v: bytes, txid: bytes, p: bytes, off: int) -> None:
@@ -173,6 +218,9 @@ def _append(items: list[Address], a: Address | None) -> None:
 
 def xor_address(v: bytes, txid: bytes) -> Address | None:
     """Decode an XOR-*-ADDRESS value (RFC 8489 section 14.2); None when malformed."""
+    if len(v) == 8 and v[1] == 1:  # IPv4, the common case, without ipaddress objects
+        ip = int.from_bytes(v[4:8], "big") ^ MAGIC
+        return socket.inet_ntoa(ip.to_bytes(4, "big")), (v[2] << 8 | v[3]) ^ 0x2112
     try:
         return decode_address(v, txid, xor=True)
     except StunError:

@@ -13,7 +13,7 @@ MAX_PENDING = 64
 class TcpDirection:
     """One direction of a TCP connection: `buf` holds unread in-order bytes."""
 
-    __slots__ = ("next_seq", "pending", "buf", "holes", "mode")
+    __slots__ = ("next_seq", "pending", "buf", "holes", "mode", "inner")
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
@@ -21,6 +21,7 @@ class TcpDirection:
         self.buf = bytearray()
         self.holes = 0
         self.mode = "detect"
+        self.inner: TcpDirection | None = None  # the plaintext inside TLS, when decrypted
 
     def feed(self, seq: int, flags: int, payload: bytes) -> bool:
         """Add a segment; True when new in-order bytes were appended to `buf`."""

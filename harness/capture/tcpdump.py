@@ -82,7 +82,10 @@ class Capture:
             assert p.proc is not None
             while "listening on" not in p.proc.log_tail(5):
                 if not p.proc.alive():
-                    raise LabError(f"tcpdump on {p.node}:{p.iface} exited: {p.proc.log_tail(5)}")
+                    raise LabError(
+                        f"tcpdump on {p.node}.{p.iface} exited with status {p.proc.returncode}: "
+                        f"{p.proc.log_tail(5)}"
+                    )
                 if time.monotonic() > deadline:
                     raise LabError(
                         f"tcpdump on {p.node}:{p.iface} not listening after {self.ready_timeout} s"

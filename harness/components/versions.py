@@ -96,7 +96,10 @@ def image_version(what: str | VersionProbe, image: str) -> str:
     key = f"{image_id} {' '.join(probe.argv)} {probe.pattern}"
     cache = _load_cache()
     if key not in cache:
-        cache[key] = _image_cached(image_id, probe.argv, probe.pattern)
+        try:
+            cache[key] = _ask_image(image_id, probe)
+        except Exception as exc:  # noqa: BLE001 - engine error or timeout: say so, keep nothing
+            return f"unknown ({exc.__class__.__name__}: {str(exc)[:80]})"
         with contextlib.suppress(OSError):
             CACHE.parent.mkdir(parents=True, exist_ok=True)
             tmp = CACHE.with_suffix(f".{os.getpid()}")
@@ -112,21 +115,25 @@ def _load_cache() -> dict[str, str]:
         return {}
 
 
-@functools.cache
-def _image_cached(image_id: str, argv: tuple[str, ...], pattern: str) -> str:
+def _ask_image(image_id: str, probe: VersionProbe) -> str:
     import docker
 
-    client = docker.from_env()
+    argv = probe.argv
+    client = docker.from_env(timeout=int(TIMEOUT) * 2)
     box = client.containers.create(
         image_id, command=list(argv[1:]), entrypoint=[argv[0]], network_mode="none"
     )
     try:
+        # attached before start: reading logs after the exit can come back empty under load
+        stream = box.attach(stdout=True, stderr=True, stream=True, logs=True)
         box.start()
+        out = b"".join(stream).decode(errors="replace")
         box.wait(timeout=TIMEOUT)
-        out = box.logs(stdout=True, stderr=True).decode(errors="replace")
     finally:
         box.remove(force=True)
-    return VersionProbe(argv, pattern).parse(out) or _first_line(out)
+    if not out.strip():
+        raise RuntimeError(f"{argv[0]} printed nothing")
+    return probe.parse(out) or _first_line(out)
 
 
 def _run(cmd: list[str]) -> str:

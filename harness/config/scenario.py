@@ -26,7 +26,7 @@ SHIPPED_TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 class IceServerRef(Strict):
@@ -38,23 +38,33 @@ class IceServerRef(Strict):
     urls: list[str] = []
     username: str | None = None
     credential: str | None = None
-    transport: str | None = None  # "udp" / "tcp" for a component reference
+    transport: str | None = None  # "udp" / "tcp" / "tls" (turns:) for a component reference
 
 
 class AudioSpec(Strict):
     tone_hz: float | None = 440.0
+    """The sine tone the peer sends (its checks listen for it at the far end)."""
     file: str | None = None
+    """A WAV file to send instead of a tone."""
 
 
 class PeerSpec(Strict):
     kind: str
+    """The WebRTC stack: aiortc or chromium."""
     node: str
+    """The topology node the peer runs in."""
     ice_servers: list[str | IceServerRef] = []
+    """STUN/TURN servers: a component's name, or `{component, transport}`, or `{urls, ...}`."""
     ice_transport_policy: str = "all"
+    """`all`, or `relay` (TURN candidates only)."""
     trickle: bool = True
+    """Send candidates as they are found (false: all of them in the SDP)."""
     audio: AudioSpec | None = Field(default_factory=AudioSpec)
+    """Audio to send; null for none."""
     video: bool = False
+    """Send a video track too."""
     datachannel: bool = True
+    """Open a data channel in the call."""
     reaction: ReactionSpec = Field(default_factory=ReactionSpec)
     """What the app does when the network changes (harness/actions/reactions.py)."""
     image: str | None = None
@@ -77,21 +87,32 @@ class PeerSpec(Strict):
 
 class ComponentSpec(Strict):
     kind: str
+    """The component kind (below), e.g. coturn."""
     node: str
+    """The topology node it runs in."""
     options: dict[str, Any] = {}
+    """Options of its kind (below); unknown options and wrong types are errors."""
     image: str | None = None
     """Run the program from this image, in a container in its node (else the host's)."""
 
 
 class ScenarioSpec(Strict):
     name: str
+    """The scenario's name (in a matrix, put variables in it so each cell has its own)."""
     description: str = ""
+    """What the scenario shows (reports print it)."""
     topology: str
+    """A topology file beside the scenario, or a name in topologies/ (also the shipped ones)."""
     seed: int | None = None
+    """Seed of the run's randomness (link impairments); default: a random one, reported."""
     repeat: int = 1
+    """Runs per scenario (`harness run --repeat` overrides it)."""
     timeout: float = 120.0
+    """Not enforced yet (each step has its own `timeout`); kept for compatibility."""
     components: dict[str, ComponentSpec] = {}
+    """Servers by name: coturn, janus, kamailio, rtpengine, baresip, sipp (see Components)."""
     peers: dict[str, PeerSpec] = {}
+    """WebRTC peers by name (see Peers)."""
     capture: list[str] = []
     """Interfaces to capture, `node.iface` (or `node`: its default interface)."""
     links: dict[str, Any] = {}
@@ -99,7 +120,9 @@ class ScenarioSpec(Strict):
     conditions: list[TimelineStep] = []
     """Condition changes on a timeline (at seconds from the first step, or on events)."""
     steps: list[dict[str, Any]] = Field(min_length=1)
+    """What the run does, in order: `- KIND: {arguments}` (see Steps)."""
     expect: list[dict[str, Any]] = []
+    """Checks after the run: `- CHECK: {parameters}` (see Checks)."""
     known_failure: KnownFailure | None = None
     """A known bug of the component under test, with the signature it must show."""
     runtime: Literal["process", "docker"] = "process"

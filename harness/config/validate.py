@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 Where = tuple[str | int, ...]
 
 
-def did_you_mean(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
+def did_you_mean(word: Any, choices: Any) -> str:
+    if not isinstance(word, str):  # a YAML key may be a number or a boolean
+        return ""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -113,9 +115,19 @@ def _ice_servers(src: YamlSource, spec: ScenarioSpec) -> None:
             method = {"turn": "ice_server", "stun": "stun_server"}[use]
             if not hasattr(COMPONENTS[kind], method):
                 raise src.error(where, f"component {comp!r} ({kind}) is no {use.upper()} server")
-            transport = None if isinstance(ref, str) else ref.transport
-            if transport not in (None, "udp", "tcp", "tls"):
-                raise src.error(where + ("transport",), "transport is 'udp', 'tcp' or 'tls'")
+            transport = (None if isinstance(ref, str) else ref.transport) or "udp"
+            allowed = ("udp", "tcp", "tls") if use == "turn" else ("udp",)
+            if transport not in allowed:
+                raise src.error(
+                    where + ("transport",),
+                    f"{use.upper()} transport is {' or '.join(repr(t) for t in allowed)}",
+                )
+            options = COMPONENTS[kind].Options.model_validate(spec.components[comp].options)
+            if getattr(options, transport, True) is False:
+                raise src.error(
+                    where,
+                    f"component {comp!r} does not serve {transport} (options.{transport} is false)",
+                )
 
 
 def _step(src: YamlSource, step: Step, topology: Topology) -> None:

@@ -52,7 +52,7 @@ class YamlSource:
             err = errs[0]
             loc = base + tuple(p for p in err["loc"] if not _is_union_tag(p))
             message = _message(err)
-            if err["type"] == "extra_forbidden" and isinstance(loc[-1], str):
+            if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
                 parent = err["loc"][:-1]
                 known = [
                     e["loc"][-1] for e in errs if e["type"] == "missing" and e["loc"][:-1] == parent
@@ -80,7 +80,8 @@ def _message(err: dict[str, Any]) -> str:
 def format_path(path: Path_) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        index = isinstance(part, int) and not isinstance(part, bool)
+        out += f"[{part}]" if index else (f".{part}" if out else str(part))
     return out
 
 
@@ -122,14 +123,16 @@ def parse_yaml(
 ) -> YamlSource:
     """Parse YAML; with `variables`, every `${name}` is replaced by that value as YAML data.
 
-    A scalar that is only `${name}` becomes the value itself (a mapping, a list, a number);
+    A scalar that is only `${name}` (plain or quoted: `"${name}"` keeps a flow mapping
+    valid YAML for editors) becomes the value itself (a mapping, a list, a number);
     `${name}` inside other text is interpolated. Either way values are never pasted as
     text, so a value holding `#` or `: ` stays one value, and lines stay the file's own.
     """
     if variables is not None:
         text = VAR.sub(lambda m: f"\u27e6{m.group(1)}\u27e7", text)
-    loader = Loader(text)
+    loader = None
     try:
+        loader = Loader(text)  # a non-printable character is an error here already
         node = loader.get_single_node()
         if node is not None and variables is not None:
             node = _substitute(node, variables, file)
@@ -143,7 +146,8 @@ def parse_yaml(
     except RecursionError:
         raise ConfigError(file, None, "", "invalid YAML: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     src = YamlSource(file, data)
     if node is not None:
         _index(node, (), src.lines)
@@ -166,7 +170,8 @@ def _substitute(node: yaml.Node, variables: dict[str, Any], file: str) -> yaml.N
                     file, node.start_mark.line + 1, name, f"no matrix variable {name!r}"
                 )
         whole = _TOKEN.fullmatch(node.value)
-        if whole and not node.style:  # plain: None from PyYAML, "" from libyaml
+        # plain (None from PyYAML, "" from libyaml) or quoted: the whole scalar is the variable
+        if whole and node.style in (None, "", '"', "'"):
             new = yaml.representer.SafeRepresenter().represent_data(variables[whole.group(1)])
             _mark(new, node.start_mark, node.end_mark)
             return new

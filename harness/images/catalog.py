@@ -46,6 +46,7 @@ KINDS: dict[str, Kind] = {
         Kind("sipp", what="SIPp traffic generator"),
         Kind("asterisk", suites=("sid",), what="Asterisk PBX (only sid packages it)"),
         Kind("chromium", what="Chromium with Playwright for the peer agent"),
+        Kind("firefox", what="firefox-esr (WebDriver BiDi) for the peer agent"),
         Kind("aiortc", what="Python with aiortc for the peer agent"),
     )
 }

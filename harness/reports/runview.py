@@ -103,13 +103,24 @@ class RunView:
     def captures(self) -> list[Capture]:
         """Analysed pcaps, hosts before routers: a message is attributed where first seen."""
         out = []
+        keylog = self.keylog
         for p in map(Path, self.result.pcaps):
             if not p.is_file():
                 continue
             node, _, iface = p.stem.rpartition("-")
-            out.append(Capture(node, iface, p, build(analyze_file(p))))
+            out.append(Capture(node, iface, p, build(analyze_file(p, keylog))))
         out.sort(key=lambda c: (c.node in self.routers, c.node, c.iface))
         return out
+
+    @cached_property
+    def keylog(self) -> Path | None:
+        """The TLS key logs the run's browsers wrote (keylog.txt under the run), as one file."""
+        logs = sorted(self.result.run_dir.glob("**/keylog.txt"))
+        if len(logs) <= 1:
+            return logs[0] if logs else None
+        merged = self.result.run_dir / "keylog-all.txt"
+        merged.write_text("".join(p.read_text(errors="replace") for p in logs))
+        return merged
 
     @cached_property
     def peer_nodes(self) -> dict[str, tuple[str, str]]:

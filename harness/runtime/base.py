@@ -110,7 +110,15 @@ class HostProcess(NodeProcess):
         return self.popen.wait(timeout)
 
     def send_signal(self, sig: int) -> None:
-        """Signal the whole process group: agents and servers may have children."""
+        """Signal the whole process group: agents and servers may have children.
+
+        Once the leader is reaped its pid is free: with pid_max 32768 and busy labs it comes
+        back within minutes, often as another lab's session leader (same number as its
+        group). Signal the group then only if no process holds that pid, i.e. while the
+        group still has members of ours keeping the number reserved.
+        """
+        if self.popen.returncode is not None and os.path.exists(f"/proc/{self.popen.pid}"):
+            return  # the number belongs to someone else now
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
     from harness.config.scenario import Scenario
     from harness.scenario.result import RunResult
 
-console = LazyConsole()  # `harness --help` imports this module: nothing heavy at import
+# nothing heavy at import (`harness --help` imports this module); logs keep whole names
+console = LazyConsole() if sys.stdout.isatty() else LazyConsole(width=120)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -82,9 +84,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
             table.add_row(image, "", "", "[dim]not run[/]")
         else:
             mark = " <- first change" if image == b.first_changed else ""
-            table.add_row(
-                image, p.version(b.component), f"{p.passed}/{len(p.runs)}", p.verdict + mark
-            )
+            version = p.version(b.component).replace(f" ({image})", "")
+            table.add_row(image, version, f"{p.passed}/{len(p.runs)}", p.verdict + mark)
     console.print(table)
     console.print(b.summary(), highlight=False)
     if args.json:

@@ -25,13 +25,15 @@ PEER_NEEDS: dict[str, list[tuple[str, str, str]]] = {
         ("chromium", "binary", "apt-get install -y chromium"),
         ("playwright", "module", "pip install -e . (playwright)"),
     ],
+    "firefox": [("firefox-esr", "binary", "apt-get install -y firefox-esr")],
 }
 
 
-def _package_of(binary: str) -> str:
+def _package_of(kind: str, binary: str) -> str:
+    """The Debian package that brings a component kind's program (harness doctor's table)."""
     from harness.doctor import COMPONENTS
 
-    return next((pkg for _, argv, _, pkg in COMPONENTS if argv[0] == binary), binary)
+    return next((pkg for name, pkg in COMPONENTS if name == kind), binary)
 
 
 def unsupported_reasons(scenario: Scenario) -> list[Need]:
@@ -49,16 +51,17 @@ def unsupported_reasons(scenario: Scenario) -> list[Need]:
     for name, comp in spec.components.items():
         cls = COMPONENTS.get(comp.kind)
         binary = getattr(cls, "binary", "")
-        if comp.options.get("image") or not binary:
-            continue  # a container image brings its own program
+        if comp.image or spec.runtime != "process" or not binary:
+            continue  # an image brings its own program (the runtime says if it can run here)
         if shutil.which(binary) is None:
             out.append(
                 (
                     f"component {name} ({comp.kind}) needs {binary}, not installed",
-                    f"apt-get install -y {_package_of(binary)}",
+                    f"apt-get install -y {_package_of(comp.kind, binary)}",
                 )
             )
-    for kind in sorted({p.kind for p in spec.peers.values()}):
+    local = {p.kind for p in spec.peers.values() if not p.image and spec.runtime == "process"}
+    for kind in sorted(local):
         for what, how, fix in PEER_NEEDS.get(kind, []):
             present = (
                 shutil.which(what) is not None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.scenario import IceServerRef, Scenario
+from harness.config.validate import capture_points
 from harness.errors import ComponentError, HarnessError, UnsupportedError
 from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
@@ -52,7 +53,7 @@ async def run_scenario(
     )
     result.environment = {
         "topology": scenario.topology.name,
-        "runtime": lab.runtime.name,
+        "runtime": _runtime_of(scenario),
         "seed": str(seed),
         **{f"peer {n}": f"{p.kind} on {p.node}" for n, p in spec.peers.items()},
         **{f"component {n}": f"{c.kind} on {c.node}" for n, c in spec.components.items()},
@@ -119,7 +120,7 @@ async def _run(
     # bad images fail before anything starts; meanwhile the captures get ready
     t = time.perf_counter()
     images = asyncio.create_task(asyncio.to_thread(_check_images, ctx))
-    capture = lab.capture(spec.capture or _default_capture(scenario))
+    capture = lab.capture(capture_points(spec, scenario.topology))  # what validation checked
     stack.callback(_quietly(capture.stop))
     await images
     result.timings["prepare"] = time.perf_counter() - t
@@ -136,7 +137,10 @@ async def _run(
     result.timings["steps"] = time.perf_counter() - t
     result.peer_stats = ctx.peer_stats
     result.peer_events = {
-        n: [{"t": round(e.t - ctx.t0, 4), "kind": e.kind, "data": e.data} for e in p.events]
+        n: [
+            {"t": round(e.t - ctx.t0, 4), "kind": e.kind, "data": e.data}
+            for e in sorted([*p.events, *p.descriptions], key=lambda e: e.t)
+        ]
         for n, p in ctx.peers.items()
     }
     for name in list(ctx.peers):
@@ -159,15 +163,13 @@ def _quietly(fn: Callable[[], Any]) -> Callable[[], None]:
     return run
 
 
-def _default_capture(scenario: Scenario) -> list[tuple[str, str]]:
-    """Every host interface, and the WAN side of every router."""
-    points = []
-    for node in scenario.topology.nodes.values():
-        if node.is_router:
-            points.append((node.name, "wan"))
-        else:
-            points += [(node.name, i) for i in node.interfaces]
-    return points
+def _runtime_of(scenario: Scenario) -> str:
+    """ "process", "docker", or "mixed" (some components or peers have their own image)."""
+    spec = scenario.spec
+    if spec.runtime == "docker":
+        return "docker"
+    own = [x.image for x in [*spec.components.values(), *spec.peers.values()]]
+    return "mixed" if any(own) else "process"
 
 
 async def _apply_links(ctx: ScenarioContext, result: RunResult) -> None:

@@ -6,8 +6,9 @@
 Calls: aiortc<->aiortc direct (signalling is an HTTP POST of a JSEP offer, so the
 SDPs are in the capture too), a 20 s one for the benchmark, the same relayed through
 coturn (offerer relay-only),
-sipp UAC->UAS with G.711 RTP over UDP and over TCP, REGISTER/OPTIONS to Kamailio
-over WebSocket, and RFC 4733 DTMF on Janus's SIP leg (a gateway scenario's capture). The same file runs the
+sipp UAC->UAS with G.711 RTP over UDP and over TCP, an INVITE with a WebRTC-sized SDP
+over UDP (fragmented by the kernel), REGISTER/OPTIONS to Kamailio over WebSocket, and
+RFC 4733 DTMF on Janus's SIP leg (a gateway scenario's capture). The same file runs the
 aiortc peers inside the lab nodes: `make_pcaps.py peer offer|answer ...`.
 """
 
@@ -231,8 +232,11 @@ def make_aiortc(target: Path, relayed: bool, seconds: float = CALL_SECONDS) -> P
         return _keep(files, target)
 
 
-def make_sipp(target: Path, transport: str) -> Path:
-    """sipp UAC plays G.711 RTP to a UAS that echoes it; capture on peer-a's eth0."""
+def make_sipp(target: Path, transport: str, scenario: str = "") -> Path:
+    """sipp UAC plays G.711 RTP to a UAS that echoes it; capture on peer-a's eth0.
+
+    With `scenario` (a file in tests/data/sipp/) the UAC runs that instead of uac_pcap.
+    """
     with _lab("open-internet") as lab:
         a, b = _addr(lab, "peer-a"), _addr(lab, "peer-b")
         t = ["-t", "t1"] if transport == "tcp" else ["-t", "u1"]
@@ -246,11 +250,14 @@ def make_sipp(target: Path, transport: str) -> Path:
         (work / "pcap").mkdir(exist_ok=True)
         for media in Path("/usr/share/sip-tester").glob("*.pcap"):
             shutil.copyfile(media, work / "pcap" / media.name)
+        uac_sf = (
+            ["-sf", str(ROOT / "tests/data/sipp" / scenario)] if scenario else ["-sn", "uac_pcap"]
+        )
         cap = lab.capture([("peer-a", "eth0")])
         time.sleep(0.3)
         uac = lab.spawn(
             "peer-a",
-            ["sipp", "-sn", "uac_pcap", "-i", a, "-p", "5070", "-m", "1", *t, f"{b}:5060"],
+            ["sipp", *uac_sf, "-i", a, "-p", "5070", "-m", "1", *t, f"{b}:5060"],
             name="uac",
             cwd=work,
         )
@@ -299,6 +306,9 @@ MAKERS = {
     "long": lambda: make_aiortc(OUT / "aiortc-long.pcap", relayed=False, seconds=20.0),
     "sip-udp": lambda: make_sipp(OUT / "sipp-udp.pcap", "udp"),
     "sip-tcp": lambda: make_sipp(OUT / "sipp-tcp.pcap", "tcp"),
+    "sip-fragmented": lambda: make_sipp(
+        OUT / "sipp-udp-fragmented.pcap", "udp", "uac-fragmented-invite.xml"
+    ),
     "sip-ws": lambda: make_sip_ws(OUT / "sip-ws.pcap"),
     # RFC 4733 relayed by Janus (the browser's 369) and sent by baresip (4), SIP leg
     "janus-dtmf": lambda: from_scenario(

@@ -21,6 +21,7 @@ from harness.lab import Lab
 from harness.lab.registry import STATE_DIR, gc
 from harness.runtime import engine
 from harness.scenario.runner import run_scenario_sync
+from harness.scenario.verdict import UNSUPPORTED, verdict_of
 from tests.integration.containers import ROOT, image, need_images
 
 pytestmark = pytest.mark.lab
@@ -139,7 +140,10 @@ def test_program_that_exits_at_once_fails_with_its_log_and_line(tmp_path: Path) 
         "turn: {kind: coturn, node: server}",
         "turn: {kind: coturn, node: server, image: rtc-harness-test/broken-coturn:1}",
     )
-    result = run_scenario_sync(parse_scenario(text, HERE), seed=1)
+    try:
+        result = run_scenario_sync(parse_scenario(text, HERE), seed=1)
+    finally:
+        engine.client().images.remove("rtc-harness-test/broken-coturn:1", force=True)
     assert (
         "turn: exited with status 3 before it was ready (scenarios/test-inline.yaml:4: components.turn)"
         in (result.error or "")
@@ -158,7 +162,8 @@ def test_no_engine_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
         assert "ci/setup.sh" in info.value.fix
         text = BAD.replace("IMAGE", image("janus"))
         result = run_scenario_sync(parse_scenario(text, HERE), seed=1)
-        assert "no Docker engine answers" in (result.error or ""), result.error
+        assert verdict_of(result).state == UNSUPPORTED, result
+        assert "no Docker engine answers" in result.skip_reason
         assert not (result.run_dir / "logs" / "server-turn.log").exists()
     finally:
         engine._client.cache_clear()

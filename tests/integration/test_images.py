@@ -4,6 +4,7 @@ progress, and errors that name the Dockerfile; versions read from inside images.
 from __future__ import annotations
 
 import contextlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -70,17 +71,36 @@ def test_a_failing_step_names_the_dockerfile_and_shows_the_tail(
     assert "about to fail" in text
 
 
-def test_versions_come_from_the_program_in_the_image(builder: Builder) -> None:
+def test_versions_come_from_the_program_in_the_image(
+    builder: Builder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.components import versions
+
+    monkeypatch.setattr(versions, "CACHE", tmp_path / "versions.json")  # really ask
     # the base image's own dpkg, asked inside a container with no network
     from harness.components.versions import VersionProbe
 
     probe = VersionProbe(("dpkg", "--version"), r"program version (\S+)")
     got = image_version(probe, base_name(SUITE))
-    # oracle: the package database of the same image
-    db = builder.client.containers.run(
-        base_name(SUITE),
-        ["dpkg-query", "-W", "-f", "${Version}", "dpkg"],
-        remove=True,
-        network_mode="none",
-    ).decode()
+    # oracle: the package database of the same image, read through the docker CLI
+    db = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            base_name(SUITE),
+            "dpkg-query",
+            "-W",
+            "-f",
+            "${Version}",
+            "dpkg",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert got == db and got[0].isdigit()
+    assert image_version(probe, base_name(SUITE)) == got  # now from the cache file
+    assert got in (tmp_path / "versions.json").read_text()

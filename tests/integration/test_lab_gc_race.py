@@ -46,5 +46,5 @@ def test_gc_in_a_loop_never_breaks_a_lab_coming_up() -> None:
     finally:
         stop.set()
         t.join()
-    assert calls[0] > 100, calls  # gc really ran beside the labs
+    assert calls[0] > 8, calls  # gc really ran beside the labs (each call lists containers too)
     assert not broken, broken

@@ -43,3 +43,21 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(junk), "--expect", "nope"]) == 2
     assert main(["analyze", "--checks", str(junk)]) == 0
     assert "dtls_fingerprint_matches_sdp" in capsys.readouterr().out
+
+
+def test_html_report_for_any_pcap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--html DIR` draws a run's page, ladder and media timeline for a capture made elsewhere."""
+    pcap = PCAPS / "sipp-udp-fragmented.pcap"  # its INVITE arrives in two IP fragments
+    out = tmp_path / "report"
+    assert (
+        main(["analyze", str(pcap), "--json", "--html", str(out), "--expect", "sip_dialog_state"])
+        == 0
+    )
+    capsys.readouterr()
+    ladder = (out / "runs" / "capture" / "ladder.svg").read_text()
+    assert "INVITE +SDP" in ladder and "200" in ladder and "BYE" in ladder
+    assert (out / "runs" / "capture" / "timeline.svg").read_text().startswith("<svg")
+    page = (out / "index.html").read_text()
+    assert "sipp-udp-fragmented.pcap" in page and "sip_dialog_state" in page
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    assert [r["verdict"] for r in rows] == ["pass"]

@@ -126,3 +126,29 @@ def test_certificate_fingerprints(path: Path) -> None:
     theirs = {sha256_fingerprint(bytes.fromhex(r[0].split(",")[0].replace(":", ""))) for r in rows}
     mine = {e.certificate_fingerprint for e in ours(path).dtls if e.certificate_fingerprint}
     assert mine == theirs
+
+
+@pytest.mark.parametrize("version", ["tls12", "tls13"])
+def test_sip_over_tls_with_keylog(version: str) -> None:
+    """SIP over TLS 1.2 and 1.3 (tests/data/make_tls_pcaps.py) decrypted with its key log:
+    the same messages in the same frames as tshark with -o tls.keylog_file."""
+    path, keys = PCAPS / f"sip-{version}.pcap", PCAPS / f"sip-{version}.keys"
+    argv = ["tshark", "-n", "-r", str(path), "-o", f"tls.keylog_file:{keys}", "-Y", "sip"]
+    argv += ["-T", "fields", "-e", "frame.number", "-e", "sip.Method", "-e", "sip.Status-Code"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+    theirs = [(int(r[0]), r[2] or r[1]) for r in (line.split("\t") for line in out.splitlines())]
+    a = analyze_file(path, keys)
+    mine = [(e.frame, str(e.msg.status) if e.msg.status else e.msg.method) for e in a.sip]
+    assert mine == theirs and len(mine) == 5
+    assert {e.transport for e in a.sip} == {"tls"} and not a.skipped
+    assert not analyze_file(path).sip  # without the key log: opaque
+
+
+def test_tls_with_the_wrong_keys_says_so(tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.keys"
+    text = (PCAPS / "sip-tls13.keys").read_text()
+    wrong.write_text(
+        "\n".join(line[:-2] + "00" if " " in line else line for line in text.split("\n"))
+    )
+    a = analyze_file(PCAPS / "sip-tls13.pcap", wrong)
+    assert not a.sip and any(k.startswith("tls: decryption failed") for k in a.skipped)

@@ -8,8 +8,21 @@ import random
 from scapy.layers.inet import IP, UDP, fragment
 from scapy.layers.l2 import Ether
 
-from harness.analysis.net import LINK_ETHERNET, LINK_IPV4, Reassembler, decode
+from harness.analysis.ipfrag import Fragment, Reassembler
+from harness.analysis.net import LINK_ETHERNET, decode, transport
 from harness.analysis.net import UDP as UDP_PROTO
+
+
+def add(r: Reassembler, frame: bytes) -> bytes | None:
+    """Feed one fragment frame; the whole transport payload (UDP header on) once complete."""
+    frag = decode(LINK_ETHERNET, frame)
+    assert isinstance(frag, Fragment)
+    return r.feed(frag, 0.0)
+
+
+def datagram(whole: bytes) -> tuple[int, bytes]:
+    proto, _key, data, _seq, _flags = transport(UDP_PROTO, bytes(8), whole)  # type: ignore[misc]
+    return proto, data
 
 
 def frames(payload: bytes, size: int, ident: int = 7) -> list[bytes]:
@@ -20,24 +33,20 @@ def frames(payload: bytes, size: int, ident: int = 7) -> list[bytes]:
 def test_fragments_in_any_order_make_the_datagram() -> None:
     payload = bytes(random.Random(1).randrange(256) for _ in range(1900))
     parts = frames(payload, 1480)
-    assert len(parts) == 2 and all(decode(LINK_ETHERNET, f) == "ip-fragment" for f in parts)
+    assert len(parts) == 2 and all(isinstance(decode(LINK_ETHERNET, f), Fragment) for f in parts)
     for order in (parts, parts[::-1]):
         r = Reassembler()
-        out = [r.add(LINK_ETHERNET, f) for f in order]
+        out = [add(r, f) for f in order]
         assert out[0] is None and out[1] is not None
-        proto, _key, data, _seq, _flags = decode(LINK_IPV4, out[1])  # type: ignore[misc]
-        assert proto == UDP_PROTO and data == payload
+        assert datagram(out[1]) == (UDP_PROTO, payload)
 
 
 def test_interleaved_datagrams_and_a_missing_fragment() -> None:
     a, b = frames(b"a" * 3000, 1000, ident=1), frames(b"b" * 3000, 1000, ident=2)
     r = Reassembler()
-    done = [
-        x
-        for pair in zip(a, b, strict=True)
-        for x in [r.add(LINK_ETHERNET, pair[0]), r.add(LINK_ETHERNET, pair[1])]
-        if x
-    ]
-    assert [decode(LINK_IPV4, d)[2] for d in done] == [b"a" * 3000, b"b" * 3000]  # type: ignore[index]
+    done = [x for pair in zip(a, b, strict=True) for x in [add(r, pair[0]), add(r, pair[1])] if x]
+    assert [datagram(d)[1] for d in done] == [b"a" * 3000, b"b" * 3000]
     lost = Reassembler()
-    assert all(lost.add(LINK_ETHERNET, f) is None for f in frames(b"c" * 3000, 1000)[1:])
+    assert all(add(lost, f) is None for f in frames(b"c" * 3000, 1000)[1:])
+    lost.finish()
+    assert lost.dropped == {"incomplete": 1}

@@ -25,6 +25,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport, certificate_digest
 from aiortc.rtcicetransport import connection_kwargs
 from aiortc.sdp import SessionDescription, candidate_from_sdp, candidate_to_sdp
 
+from harness.components import pki
 from harness.peers.aiortc_agent import ice_restart
 from harness.peers.aiortc_agent.renegotiation import RenegotiatingPeerConnection
 from harness.peers.control import ControlServer
@@ -38,10 +39,7 @@ GATHER_TIMEOUT = 10.0
 def trust_run_ca() -> None:
     """`turns:` servers with certificates from the run's CA (harness/components/pki.py) are
     trusted: aioice's TLS uses Python's default context, which reads SSL_CERT_FILE."""
-    here = Path.cwd()  # the agent runs in its work directory, under the run directory
-    anchor = next(
-        (p / "pki" / "ca.pem" for p in here.parents if (p / "pki" / "ca.pem").is_file()), None
-    )
+    anchor = pki.anchor_above(Path.cwd())  # the agent runs in its work directory
     if anchor is not None:
         os.environ["SSL_CERT_FILE"] = str(anchor)
 

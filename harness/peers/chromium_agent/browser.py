@@ -7,7 +7,6 @@ microphone plays a WAV file chosen at launch, so a new tone means a new browser.
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from playwright.async_api import BrowserContext, Page, Playwright, async_playwri
 
 from harness.peers.browser.agent import PAGE, Emit
 from harness.peers.browser.fakemic import write_tone_wav
+from harness.peers.browser.trust import add_to_nssdb, run_ca
 
 CHROMIUM = os.environ.get("HARNESS_CHROMIUM", "/usr/bin/chromium")
 
@@ -52,27 +52,13 @@ class ChromiumPage:
 
 
 def trust_run_ca(workdir: Path) -> dict[str, str]:
-    """Environment for a browser that trusts the run's CA (harness/components/pki.py), if any.
-
-    Chromium on Linux reads trust anchors from $HOME/.pki/nssdb: the browser gets a HOME
-    of its own under `workdir`, whose database holds the run's CA (certutil, libnss3-tools).
-    """
-    anchor = next(
-        (p / "pki" / "ca.pem" for p in workdir.parents if (p / "pki" / "ca.pem").is_file()), None
-    )
-    if anchor is None:
+    """Environment for a Chromium that trusts the run's CA, if there is one: a HOME of its
+    own whose $HOME/.pki/nssdb holds it (harness/peers/browser/trust.py)."""
+    ca = run_ca(workdir)
+    if ca is None:
         return {}
     home = workdir / "home"
-    db = home / ".pki" / "nssdb"
-    db.mkdir(parents=True, exist_ok=True)
-    certutil = ["certutil", "-d", f"sql:{db}"]
-    subprocess.run([*certutil, "-N", "--empty-password"], check=False, capture_output=True)
-    subprocess.run(
-        [*certutil, "-A", "-n", "rtc-harness run CA", "-t", "C,,", "-i", str(anchor)],
-        check=True,
-        capture_output=True,
-        timeout=20,
-    )
+    add_to_nssdb(home / ".pki" / "nssdb", ca)
     return {**os.environ, "HOME": str(home)}
 
 
@@ -94,7 +80,10 @@ class ChromiumEngine:
         assert self._pw is not None
         if not os.access(CHROMIUM, os.X_OK):
             raise RuntimeError(f"no Chromium executable at {CHROMIUM} (apt-get install chromium)")
-        env = trust_run_ca(workdir)
+        env = trust_run_ca(workdir) or dict(os.environ)
+        # TLS secrets for `harness analyze --keylog` and the run report (wss://, SIP over
+        # TLS in the captures); Chromium honours SSLKEYLOGFILE.
+        env["SSLKEYLOGFILE"] = str(workdir / "keylog.txt")
         args = list(FLAGS)
         audio_file = _audio_file(workdir, audio)
         if audio_file is not None:
@@ -106,7 +95,7 @@ class ChromiumEngine:
             args=args,
             ignore_default_args=DROPPED_DEFAULTS,
             permissions=["microphone", "camera"],
-            **({"env": env} if env else {}),
+            env=env,
         )
         page = context.pages[0] if context.pages else await context.new_page()
         await page.expose_binding("__emit", lambda _src, kind, data, t: emit(kind, data, t))

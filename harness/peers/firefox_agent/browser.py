@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.peers.browser.agent import PAGE, Emit
+from harness.peers.browser.trust import add_to_nssdb, run_ca
 
 from .bidi import BiDiSession
 
@@ -148,6 +149,9 @@ class FirefoxEngine:
 
     async def launch(self, workdir: Path, audio: dict[str, Any] | None, emit: Emit) -> FirefoxPage:
         profile = write_profile(workdir / "firefox-profile", profile_prefs(audio))
+        ca = run_ca(workdir)
+        if ca is not None:  # wss:// and turns: to the run's certificates are trusted
+            add_to_nssdb(profile, ca)
         env = dict(os.environ, MOZ_HEADLESS="1", MOZ_CRASHREPORTER_DISABLE="1")
         loop = asyncio.get_running_loop()
         t0 = loop.time()

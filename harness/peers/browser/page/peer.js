@@ -288,6 +288,7 @@ class Peer {
 
   hangup() {
     clearInterval(this.ticker);
+    clearInterval(this.fastPoll);
     if (this.pc) {
       this.pc.close();
       emit("connectionstatechange", { state: this.pc.connectionState });
@@ -303,8 +304,24 @@ class Peer {
     return {};
   }
 
+  // After a description is applied a new pair may be selected with no event saying so
+  // (Firefox has no selectedcandidatepairchange): look every 50 ms for 3 s.
+  pollPairSoon() {
+    clearInterval(this.fastPoll);
+    let left = 60;
+    let busy = false;
+    this.fastPoll = setInterval(() => {
+      if (--left <= 0 || !this.pc) clearInterval(this.fastPoll);
+      else if (!busy) {
+        busy = true;
+        this.refresh().finally(() => (busy = false));
+      }
+    }, 50);
+  }
+
   // Every DTLS transport in use, watched for state and selected-pair changes.
   watchTransports() {
+    this.pollPairSoon();
     const pc = this.pc;
     const found = [...pc.getSenders(), ...pc.getReceivers()].map((x) => x.transport);
     if (pc.sctp) found.push(pc.sctp.transport);
@@ -313,6 +330,9 @@ class Peer {
       this.transports.add(t);
       t.addEventListener("statechange", () => this.refresh());
       t.iceTransport.addEventListener("selectedcandidatepairchange", () => this.refresh());
+      // Firefox fires no selectedcandidatepairchange: its ICE transport's own state
+      // changes (a restart's new generation checking -> connected) are the cue.
+      t.iceTransport.addEventListener("statechange", () => this.refresh());
     }
   }
 

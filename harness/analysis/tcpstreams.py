@@ -1,0 +1,160 @@
+"""What a reassembled TCP direction carries, and handing each message to its dissector.
+
+SIP, HTTP and WebSocket are recognised by their first bytes; STUN/TURN over TCP
+and RFC 4571 framing (ICE-TCP) by `framing.sync`, which also finds the first
+whole frame of a stream whose capture began mid-connection. TLS is decrypted when a
+key log names the session (tlsdecrypt.py) and its plaintext is read the same way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.analysis import framing, http, sip
+from harness.analysis.net import reverse
+from harness.analysis.tcp import TcpDirection
+from harness.analysis.tlsdecrypt import APPLICATION, TlsConnection
+
+if TYPE_CHECKING:
+    from harness.analysis.model import Analysis, Flow
+
+
+class TcpStreams:
+    """Mixin of `Analyzer`: the TCP side of the walk."""
+
+    a: Analysis
+    flows: dict[bytes, Flow]
+    tcp: dict[bytes, TcpDirection]
+    keylog: dict[tuple[str, bytes], bytes]
+    tls: dict[bytes, TlsConnection]
+
+    if TYPE_CHECKING:  # provided by Analyzer
+
+        def _new_flow(
+            self, key: bytes, raw: bytes, proto: str, via: str | None, t: float, no: int
+        ) -> Flow: ...
+        def _udp(
+            self, flow: Flow, key: bytes, p: bytes, t: float, no: int, count: bool = True
+        ) -> None: ...
+        def _stun(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None: ...
+        def _channel_data(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None: ...
+        def _sip_message(self, flow: Flow, p: bytes, t: float, no: int, transport: str) -> None: ...
+        def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None: ...
+
+    def _tcp(self, key: bytes, p: bytes, seq: int, flags: int, t: float, no: int) -> None:
+        flow = self.flows.get(key)
+        if flow is None:
+            flow = self._new_flow(key, key, "tcp", None, t, no)
+        flow.packets += 1
+        flow.bytes += len(p)
+        flow.last_t = t
+        d = self.tcp.get(key)
+        if d is None:
+            d = self.tcp[key] = TcpDirection()
+        if not d.feed(seq, flags, p):
+            return
+        if d.mode == "detect":
+            self._detect(d)
+        if d.mode == "tls":
+            used = self._tls(flow, key, d, t, no)
+        else:
+            used = self._messages(flow, key, d, t, no, tls=False)
+        if used:
+            del d.buf[:used]
+
+    def _messages(
+        self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int, tls: bool
+    ) -> int:
+        """Hand the whole messages in `d.buf` to their dissectors; bytes used."""
+        if d.mode == "detect":
+            self._detect(d)
+        if d.mode == "sip":
+            messages, used = sip.split_stream(d.buf)
+            for m in messages:
+                flow.kinds["sip"] += 1
+                self._sip_message(flow, m, t, no, "tls" if tls else "tcp")
+        elif d.mode == "http":
+            items, used = http.split_http(d.buf)
+            for h in items:
+                flow.kinds["http"] += 1
+                self._json_body(flow, h.body, t, no, "https" if tls else "http")
+                if h.is_upgrade_to_websocket:
+                    d.mode = "ws"
+                    back = self.tcp.get(reverse(key))
+                    back = back.inner if back is not None and tls else back
+                    if back is not None:
+                        back.mode = "ws"
+        elif d.mode == "ws":
+            frames, used = http.split_ws(d.buf)
+            ws = "wss" if tls else "ws"
+            for op, data in frames:
+                flow.kinds["websocket"] += 1
+                if op in (1, 2) and sip.looks_like_sip(data):
+                    self._sip_message(flow, data, t, no, ws)
+                elif op in (1, 2):
+                    self._json_body(flow, data, t, no, ws)
+        elif d.mode in (framing.TURN, framing.RFC4571):
+            used = self._framed(flow, key, d, t, no)
+        elif d.mode == "detect":
+            used = 0
+        else:
+            used = len(d.buf)
+        return used
+
+    def _tls(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> int:
+        """TLS records: opaque without a key log; with one, the plaintext is read on."""
+        if not self.keylog:
+            flow.kinds["tls"] += 1
+            return len(d.buf)
+        conn_id = min(key, reverse(key))
+        conn = self.tls.get(conn_id)
+        if conn is None:
+            conn = self.tls[conn_id] = TlsConnection(self.keylog)
+        records, used = conn.records(key, d.buf)
+        inner = d.inner
+        for rtype, plain in records:
+            flow.kinds["tls"] += 1
+            if rtype == APPLICATION and plain:
+                if inner is None:
+                    inner = d.inner = TcpDirection()
+                inner.buf += plain
+        if inner is not None and inner.buf:
+            done = self._messages(flow, key, inner, t, no, tls=True)
+            if done:
+                del inner.buf[:done]
+        return used
+
+    def _detect(self, d: TcpDirection) -> None:
+        buf = d.buf
+        if sip.looks_like_sip(buf):
+            d.mode = "sip"
+        elif http.looks_like_http(buf):
+            d.mode = "http"
+        elif len(buf) >= 3 and buf[0] in (0x16, 0x17) and buf[1] == 3:
+            d.mode = "tls"
+        else:
+            found = framing.sync(buf)
+            if found:
+                d.mode, skip = found
+                if skip:
+                    self.a.skipped["tcp-bytes-before-first-frame"] += skip
+                    del buf[:skip]
+            elif len(buf) >= framing.SCAN:
+                d.mode = "other"
+
+    def _framed(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> int:
+        """Dispatch whole TURN-TCP or RFC 4571 frames; resynchronise after a gap."""
+        frames, used = framing.split(d.buf, d.mode)
+        for f in frames:
+            if not f:  # bytes that fit no frame: look for the next one
+                self.a.malformed[f"{d.mode}-framing"] += 1
+                d.mode = "detect"
+                return used + 1
+            if d.mode == framing.RFC4571:
+                self._udp(flow, key, f, t, no, count=False)
+            elif f[0] < 4:
+                self._stun(flow, key, f, t, no)
+            else:
+                flow.kinds["turn-channel"] += 1
+                self._channel_data(flow, key, f, t, no)
+        return used
