@@ -50,11 +50,11 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
     from harness.images.build import Builder, _label
 
     b = Builder(lambda _: None)
-    from rich.table import Table
-
     table = Table(title="rtc-harness images")
     for col in ("image", "local", "up to date", "MB"):
         table.add_column(col)

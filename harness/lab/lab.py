@@ -19,14 +19,13 @@ from typing import Any
 
 from harness.config.topology import Topology, load_topology, parse_topology
 from harness.errors import LabError
-from harness.lab.registry import LabState, load_state, process_start
+from harness.lab.registry import SOCKET_DIR, LabState, load_state, process_start
 from harness.runtime.base import LinkRef, NodeProcess, Runtime
 from harness.runtime.netns import NetnsRuntime
 
 LAB_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 #: Unix socket paths must fit sun_path (108 bytes; Kamailio's ctl takes 104).
 MAX_SOCKET_PATH = 100
-SOCKET_DIR = Path("/run/rtc-harness/sockets")
 _live: set[Lab] = set()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from harness.runtime.netns import destroy_lab_namespaces, lab_of_netns
 from harness.runtime.nsutil import list_netns
 
 STATE_DIR = Path(os.environ.get("HARNESS_STATE_DIR", "/run/rtc-harness/labs"))
+#: Unix sockets of labs whose run directory is too deep for sun_path (Lab.socket_path).
+SOCKET_DIR = Path("/run/rtc-harness/sockets")
 
 
 @dataclass
@@ -120,6 +123,7 @@ def gc(everything: bool = False) -> GcReport:
             continue
         report.removed_containers += remove_lab_containers(st.name)
         report.removed_namespaces += destroy_lab_namespaces(st.name)
+        shutil.rmtree(SOCKET_DIR / st.name, ignore_errors=True)
         st.remove()
         report.removed_labs.append(st.name)
     orphans = {lab_of_netns(ns) for ns in namespaces} - known - {None}
@@ -127,5 +131,6 @@ def gc(everything: bool = False) -> GcReport:
     for lab in sorted(o for o in orphans if o):
         report.removed_containers += remove_lab_containers(lab)
         report.removed_namespaces += destroy_lab_namespaces(lab)
+        shutil.rmtree(SOCKET_DIR / lab, ignore_errors=True)
         report.removed_labs.append(lab)
     return report
