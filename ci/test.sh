@@ -23,9 +23,7 @@ xdist=()
 [ "$jobs" -gt 1 ] && xdist=(-n "$jobs")
 pytest=(.venv/bin/pytest -p no:cacheprovider --timeout 600)
 set +e
-# the Janus-versions matrix (24 cells, ~8 min) is a measurement: scenarios/gateway/README.md
-"${pytest[@]}" "${xdist[@]}" --junitxml=reports/junit-parallel.xml \
-  --ignore=scenarios/gateway/janus-versions-ice-restart.yaml "$@" tests/unit scenarios
+"${pytest[@]}" "${xdist[@]}" --junitxml=reports/junit-parallel.xml "$@" tests/unit scenarios
 rc1=$?
 "${pytest[@]}" --junitxml=reports/junit-serial.xml "$@" tests/integration
 rc2=$?

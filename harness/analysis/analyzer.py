@@ -308,7 +308,7 @@ class Analyzer(TcpStreams, TurnRelay):
             for _, v in m.attrs("rtpmap"):
                 pt, _, enc = v.partition(" ")
                 parts = enc.split("/")
-                if pt.isdigit() and len(parts) > 1 and parts[1].isdigit():
+                if pt.isdigit() and len(parts) > 1 and parts[1].isdigit() and int(parts[1]):
                     self.clock.setdefault(int(pt), int(parts[1]))
         ev = SdpEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), source, kind, parsed)
         ev.dialog = dialog

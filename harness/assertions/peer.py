@@ -99,12 +99,14 @@ def _pair_text(pair: dict[str, Any] | None) -> str:
     "remote",
     "either",
     "relay_protocol",
+    "local_address",
     "kind",
     "by_kind",
     rfc="RFC 8445 §8",
 )
 def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
-    """The candidate types (and for relays, the TURN transport) of the pair the peer selected.
+    """The candidate types (and for relays, the TURN transport) of the pair the peer selected;
+    `local_address`: the local candidate's address (a relay behind a NAT: the public one).
 
     `by_kind: {aiortc: {...}}` overrides the expectation when `kind` (the peer's
     implementation) matches: nomination strategies differ between stacks. `kind`
@@ -134,6 +136,10 @@ def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
         proto = pair.get("local", {}).get("relay_protocol") or pair.get("local", {}).get("protocol")
         if proto != p["relay_protocol"]:
             problems.append(f"relay protocol is {proto}, expected {p['relay_protocol']}")
+    if "local_address" in p and pair.get("local", {}).get("address") != p["local_address"]:
+        problems.append(
+            f"local address is {pair.get('local', {}).get('address')}, expected {p['local_address']}"
+        )
     if problems:
         return Outcome(False, "; ".join(problems), ev)
     return Outcome(True, f"{p['peer']} selected {_pair_text(pair)}", ev)

@@ -62,6 +62,7 @@ def load_checks() -> None:
     import harness.assertions.sdp_attrs  # noqa: F401
     import harness.assertions.sipmsg  # noqa: F401
     import harness.assertions.tls  # noqa: F401
+    import harness.assertions.turn  # noqa: F401
 
 
 def run_check(name: str, session: Session, params: dict[str, Any] | None = None) -> Outcome:

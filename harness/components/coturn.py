@@ -10,6 +10,7 @@ its own user database and log in its work directory: the Debian default
 from __future__ import annotations
 
 import ipaddress
+import re
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,10 @@ from harness.components.ports import Endpoint, is_bound, parse_range, port_range
 from harness.errors import ComponentError
 
 if TYPE_CHECKING:
+    from harness.config.forwards import Forward
     from harness.lab.lab import Lab
+
+NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")  # a topology node's name
 
 PRIVATE_PEERS = [
     ipaddress.ip_network(n)
@@ -48,6 +52,14 @@ class CoturnOptions(ComponentOptions):
     range holding the server's own address stays allowed. Without it, a check towards a
     peer's private host candidate makes coturn send to an unroutable address."""
     verbose: bool = False
+    public_address: str | None = None
+    """Where clients reach a server behind a NAT router with port forwards: an IPv4
+    address, or that router's name (its WAN address). The router must forward `port`
+    and `relay_ports` here. ICE server URLs then use it."""
+    map_external_ip: bool = True
+    """With `public_address`: tell coturn (`external-ip=PUBLIC/PRIVATE`), so the relayed
+    addresses it hands out are public. false reproduces the misconfiguration: relayed
+    addresses carry the private one."""
     stun_backward_compatibility: bool = False
     """Answer classic RFC 3489 Binding requests (no magic cookie), as a default coturn does;
     libnice (Janus) discovers its server-reflexive candidate with them."""
@@ -59,6 +71,15 @@ class CoturnOptions(ComponentOptions):
             raise ValueError("no listener enabled (udp, tcp and tls are all off)")
         if not self.users:
             raise ValueError("at least one user is needed for long-term credentials")
+        if self.public_address is not None:
+            try:
+                ipaddress.IPv4Address(self.public_address)
+            except ValueError:
+                if not NODE_NAME.match(self.public_address):
+                    raise ValueError(
+                        f"public_address {self.public_address!r} is neither an IPv4 address "
+                        "nor a router name"
+                    ) from None
         return self
 
 
@@ -71,6 +92,60 @@ class Coturn(Component):
 
     def listen_address(self) -> str:
         return str(self.options.address) if self.options.address else self.address
+
+    def public_ip(self) -> str | None:
+        """The address clients use when the server is behind a NAT (None: no NAT)."""
+        pub = self.options.public_address
+        if pub is None or self.lab is None:
+            return pub
+        try:
+            return str(ipaddress.IPv4Address(pub))
+        except ValueError:
+            pass
+        topo = self.lab.topology
+        router = topo.nodes.get(pub)
+        if router is None or not router.is_router or router.nat is None:
+            raise ComponentError(self.name, f"public_address: {pub!r} is not a NAT router")
+        self._check_forwards(router.forwards, router.name)
+        return str(router.wan.address)
+
+    def tls_host(self) -> str | None:
+        """The lab's /etc/hosts name for the `turns:` URL: Firefox refuses TURN over TLS to
+        an IP literal (nricectx.cpp, "Refuse to try TLS without an FQDN"), so every peer
+        gets a name, which the certificate carries too. None: a public_address given as an
+        IP (no name for it)."""
+        if self.lab is None:
+            return None
+        pub = self.options.public_address
+        if pub is not None:
+            return None if NODE_NAME.match(pub) is None else f"{pub}-wan"
+        addr = self.listen_address()
+        node = self.lab.topology.node(self.node)
+        iface = next((i for i in node.interfaces.values() if str(i.address) == addr), None)
+        return f"{self.node}-{iface.name}" if iface else None
+
+    def _check_forwards(self, forwards: list[Forward], router: str) -> None:
+        """The router must forward the listening port(s) and the relay range to this node."""
+        o = self.options
+        low, high = parse_range(o.relay_ports)
+        need = [("udp", low, high)] if o.udp else []
+        need += [(p, o.port, o.port) for p, on in (("udp", o.udp), ("tcp", o.tcp)) if on]
+        if o.tls:
+            need.append(("tcp", o.tls_port, o.tls_port))
+        for proto, lo, hi in need:
+            if not any(
+                f.protocol == proto
+                and f.node == self.node
+                and f.low <= lo
+                and hi <= f.high
+                and f.to_port in (None, lo)
+                for f in forwards
+            ):
+                raise ComponentError(
+                    self.name,
+                    f"public_address: router {router!r} forwards no {proto} {lo}-{hi} to "
+                    f"{self.node!r} (add it to the router's `forwards:`)",
+                )
 
     def ports(self) -> list[Endpoint]:
         o = self.options
@@ -107,6 +182,9 @@ class Coturn(Component):
             "no-dtls",
             "no-rfc5780",
         ]
+        public = self.public_ip()
+        if public is not None and o.map_external_ip:
+            lines.append(f"external-ip={public}/{addr}")
         if not o.stun_backward_compatibility:
             lines.append("no-stun-backward-compatibility")
         if o.deny_private_peers:
@@ -119,7 +197,10 @@ class Coturn(Component):
         if not o.tcp:
             lines.append("no-tcp")
         if o.tls:
-            mine = pki.issue(lab.run_dir, addr, self.name)
+            host = self.tls_host()
+            mine = pki.issue(
+                lab.run_dir, public or addr, self.name, dns_names=(host,) if host else ()
+            )
             lines += [f"tls-listening-port={o.tls_port}", f"cert={mine.cert}", f"pkey={mine.key}"]
         else:
             lines.append("no-tls")
@@ -158,12 +239,12 @@ class Coturn(Component):
         user = user or next(iter(o.users))
         if user not in o.users:
             raise ComponentError(self.name, f"no user {user!r}")
-        addr = self.listen_address()
+        addr = self.public_ip() or self.listen_address()
         enabled = {"udp": o.udp, "tcp": o.tcp, "tls": o.tls}
         if not enabled.get(transport):
             raise ComponentError(self.name, f"transport {transport!r} is not enabled")
         if transport == "tls":
-            url = f"turns:{addr}:{o.tls_port}?transport=tcp"
+            url = f"turns:{self.tls_host() or addr}:{o.tls_port}?transport=tcp"
         else:
             url = f"turn:{addr}:{o.port}?transport={transport}"
         return {"urls": [url], "username": user, "credential": o.users[user]}
@@ -173,4 +254,4 @@ class Coturn(Component):
         o = self.options
         if transport != "udp" or not o.udp:
             raise ComponentError(self.name, "STUN is offered over UDP only here")
-        return {"urls": [f"stun:{self.listen_address()}:{o.port}"]}
+        return {"urls": [f"stun:{self.public_ip() or self.listen_address()}:{o.port}"]}

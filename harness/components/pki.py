@@ -83,8 +83,15 @@ def _ca(
     return cert, key, cert_path
 
 
-def issue(run_dir: Path, address: str, name: str, trust: Trust = "trusted") -> Issued:
-    """A server certificate for `address` (IP SAN and CN), as `trust` says; PEM files."""
+def issue(
+    run_dir: Path,
+    address: str,
+    name: str,
+    trust: Trust = "trusted",
+    dns_names: tuple[str, ...] = (),
+) -> Issued:
+    """A server certificate for `address` (IP SAN and CN) and `dns_names` (DNS SANs: the
+    lab's /etc/hosts names, for clients that refuse TLS to a bare IP), as `trust` says."""
     folder = run_dir / "pki"
     folder.mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key, ca_path = _ca(folder, "ca", "rtc-harness run CA")  # always the anchor
@@ -111,7 +118,10 @@ def issue(run_dir: Path, address: str, name: str, trust: Trust = "trusted") -> I
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(address))]
+                + [x509.DNSName(n) for n in dns_names]
+            ),
             critical=False,
         )
         .add_extension(

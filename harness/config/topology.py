@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.config.forwards import Forward, ForwardSpec, resolve_forwards
 from harness.config.yamlsource import YamlSource, load_yaml, parse_yaml
 from harness.nat.behaviour import NatBehaviour
 
@@ -84,6 +85,8 @@ class RouterSpec(Strict):
     firewall: Firewall = Firewall.OPEN
     wan_address: IPv4Address | None = None
     routes: list[RouteSpec] = []
+    forwards: list[ForwardSpec] = []
+    """Port forwards (DNAT) from the WAN address to LAN hosts; needs `nat`."""
 
     @field_validator("lan", mode="before")
     @classmethod
@@ -134,6 +137,7 @@ class Node:
     nat: NatBehaviour | None = None
     firewall: Firewall = Firewall.OPEN
     description: str = ""
+    forwards: list[Forward] = field(default_factory=list)
 
     @property
     def is_router(self) -> bool:
@@ -296,6 +300,8 @@ class _Resolver:
                 hname, NodeKind.HOST, ifaces, default_route=default, description=host.description
             )
         self._route_back_to_plain_routers(nodes)
+        for rname, r in spec.routers.items():
+            nodes[rname].forwards = resolve_forwards(self.src, rname, r, nodes)
         sinks = {}
         for net_name, net in spec.networks.items():
             sink = IPv4Address(int(net.subnet.broadcast_address) - 1)

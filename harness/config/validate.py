@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 Where = tuple[str | int, ...]
 
 
-def did_you_mean(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
+def did_you_mean(word: Any, choices: Any) -> str:
+    if not isinstance(word, str):  # a YAML key may be a number or a boolean
+        return ""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

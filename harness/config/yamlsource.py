@@ -52,7 +52,7 @@ class YamlSource:
             err = errs[0]
             loc = base + tuple(p for p in err["loc"] if not _is_union_tag(p))
             message = _message(err)
-            if err["type"] == "extra_forbidden" and isinstance(loc[-1], str):
+            if err["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
                 parent = err["loc"][:-1]
                 known = [
                     e["loc"][-1] for e in errs if e["type"] == "missing" and e["loc"][:-1] == parent
@@ -80,7 +80,8 @@ def _message(err: dict[str, Any]) -> str:
 def format_path(path: Path_) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        index = isinstance(part, int) and not isinstance(part, bool)
+        out += f"[{part}]" if index else (f".{part}" if out else str(part))
     return out
 
 

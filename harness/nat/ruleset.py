@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from harness.config.forwards import Forward
 from harness.config.topology import Firewall, Node
 from harness.nat.behaviour import Dependence, NatBehaviour
 
@@ -56,7 +57,7 @@ def router_ruleset(node: Node) -> RouterRules:
         timeout = str(node.nat.udp_timeout)
         sysctls["net.netfilter.nf_conntrack_udp_timeout"] = timeout
         sysctls["net.netfilter.nf_conntrack_udp_timeout_stream"] = timeout
-        parts.append(nat_table(node.nat, wan.name, wan.address, lans))
+        parts.append(nat_table(node.nat, wan.name, wan.address, lans, node.forwards))
     if node.firewall is Firewall.UDP_BLOCKED:
         parts.append(udp_blocked_table(wan.name, lans))
     return RouterRules(nft="".join(parts), sysctls=sysctls)
@@ -95,8 +96,39 @@ def _ifnames(names: list[str]) -> str:
     return quoted[0] if len(quoted) == 1 else "{ " + ", ".join(quoted) + " }"
 
 
-def nat_table(nat: NatBehaviour, wan: str, wan_addr: IPv4Address, lans: list[str]) -> str:
-    """RFC 4787 NAT for UDP on `wan` (plus TCP/ICMP source NAT) for traffic from `lans`."""
+def forward_rules(
+    wan: str, wan_addr: IPv4Address, forwards: list[Forward]
+) -> tuple[list[str], list[str]]:
+    """Prerouting DNAT and postrouting static SNAT of port forwards.
+
+    The static SNAT makes what the LAN host sends from a forwarded port leave from
+    the same public port (as a real router's forward does), whatever the NAT's
+    mapping behaviour: a TURN relay announces that port to its peers.
+    """
+    pre: list[str] = []
+    post: list[str] = []
+    for f in forwards:
+        to = f"{f.address}:{f.to_port}" if f.to_port else str(f.address)
+        pre.append(
+            f'iifname "{wan}" ip daddr {wan_addr} {f.protocol} dport {f.ports} dnat ip to {to}'
+        )
+        sport = f.to_port or f.ports
+        public = f"{wan_addr}:{f.low}" if f.to_port else str(wan_addr)
+        post.append(
+            f'oifname "{wan}" ip saddr {f.address} {f.protocol} sport {sport} snat ip to {public}'
+        )
+    return pre, post
+
+
+def nat_table(
+    nat: NatBehaviour,
+    wan: str,
+    wan_addr: IPv4Address,
+    lans: list[str],
+    forwards: list[Forward] | None = None,
+) -> str:
+    """RFC 4787 NAT for UDP on `wan` (plus TCP/ICMP source NAT) for traffic from `lans`,
+    and the router's port forwards (before any learnt mapping)."""
     t = nat.udp_timeout
     lan = _ifnames(lans)
     pp = nat.port_preservation
@@ -120,7 +152,7 @@ def nat_table(nat: NatBehaviour, wan: str, wan_addr: IPv4Address, lans: list[str
         body += _set("perm", "inet_service . ipv4_addr", t)
 
     # ---- prerouting: inbound filtering (EIF/ADF) and hairpinning, both DNAT through in_map
-    pre: list[str] = []
+    pre, fwd_post = forward_rules(wan, wan_addr, forwards or [])
     if nat.filtering is EIM:
         pre.append(f'iifname "{wan}" ip daddr {wan_addr} dnat ip to udp dport map @in_map')
     elif nat.filtering is ADM:
@@ -153,7 +185,7 @@ def nat_table(nat: NatBehaviour, wan: str, wan_addr: IPv4Address, lans: list[str
         mapping.append(f"snat ip to {wan_addr} fully-random")
     body += _chain("udp_mapping", None, mapping)
 
-    post = [f'oifname "{wan}" meta l4proto udp ip saddr != {wan_addr} jump udp_mapping']
+    post = fwd_post + [f'oifname "{wan}" meta l4proto udp ip saddr != {wan_addr} jump udp_mapping']
     if nat.hairpinning:
         post.append(f"meta mark & {HAIRPIN_MARK:#x} == {HAIRPIN_MARK:#x} jump udp_mapping")
     post.append(f'oifname "{wan}" ip saddr != {wan_addr} snat ip to {wan_addr}')

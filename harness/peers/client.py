@@ -42,6 +42,9 @@ class PeerClient:
         self.name = name
         self.socket_path = socket_path
         self.events: list[PeerEvent] = []
+        self.descriptions: list[PeerEvent] = []
+        """Descriptions this peer applied, recorded by the harness (see _record_description);
+        apart from `events`, whose order and indices are the agent's."""
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._ids = itertools.count(1)
@@ -114,15 +117,18 @@ class PeerClient:
 
     def _record_description(self, cmd: str, args: dict[str, Any], result: Any) -> None:
         """Every description the peer applied, as `localdescription`/`remotedescription`
-        events (stamped by the harness): what the JSEP and SDP offer/answer checks read."""
+        events stamped by the harness (in `descriptions`): what the JSEP and SDP
+        offer/answer checks read, merged with `events` by time."""
         if cmd in LOCAL_DESCRIPTION and isinstance(result, dict) and "sdp" in result:
             data = {"type": result.get("type"), "sdp": result["sdp"]}
-            self.events.append(PeerEvent(time.time(), "localdescription", data))
+            self.descriptions.append(PeerEvent(time.time(), "localdescription", data))
         elif cmd == "set_remote":
             data = {"type": args.get("type"), "sdp": args.get("sdp", "")}
-            self.events.append(PeerEvent(time.time(), "remotedescription", data))
+            self.descriptions.append(PeerEvent(time.time(), "remotedescription", data))
         elif cmd == "rollback":
-            self.events.append(PeerEvent(time.time(), "localdescription", {"type": "rollback"}))
+            self.descriptions.append(
+                PeerEvent(time.time(), "localdescription", {"type": "rollback"})
+            )
 
     async def wait_event(
         self, kind: str, /, timeout: float, since: float = 0.0, **match: Any

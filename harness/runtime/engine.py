@@ -266,7 +266,8 @@ def lab_containers(lab: str | None = None) -> list[Any]:
         c = client()
     except UnsupportedError:
         return []
-    return list(c.containers.list(all=True, filters={"label": label}))
+    # other labs' containers come and go meanwhile: the SDK inspects each listed one
+    return list(c.containers.list(all=True, filters={"label": label}, ignore_removed=True))
 
 
 def remove_containers(containers: list[Any]) -> list[str]:

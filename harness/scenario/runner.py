@@ -140,7 +140,10 @@ async def _run(
     result.timings["steps"] = time.perf_counter() - t
     result.peer_stats = ctx.peer_stats
     result.peer_events = {
-        n: [{"t": round(e.t - ctx.t0, 4), "kind": e.kind, "data": e.data} for e in p.events]
+        n: [
+            {"t": round(e.t - ctx.t0, 4), "kind": e.kind, "data": e.data}
+            for e in sorted([*p.events, *p.descriptions], key=lambda e: e.t)
+        ]
         for n, p in ctx.peers.items()
     }
     for name in list(ctx.peers):

@@ -76,9 +76,11 @@ def udp_exchange(
     sport: int = 40000,
     count: int = 3,
     timeout: float = 3.0,
+    to: str | None = None,
 ) -> tuple[list[Any], list[str]]:
-    """UDP probes from src to dst; returns (what dst received [addr, port, text], replies at src)."""
-    addr = str(lab.topology.node(dst).iface().address)
+    """UDP probes from src to dst (at address `to`, default dst's own); returns (what dst
+    received [addr, port, text], replies at src)."""
+    addr = to or str(lab.topology.node(dst).iface().address)
     sink = lab.spawn(
         dst,
         [sys.executable, "-c", UDP_SINK, str(dport), str(timeout + 1), str(count)],
@@ -101,8 +103,17 @@ def udp_exchange(
     return received, json.loads(out.stdout)
 
 
-def tcp_try(lab: Lab, src: str, dst: str, port: int, timeout: float = 1.0) -> str:
-    addr = str(lab.topology.node(dst).iface().address)
+def tcp_try(
+    lab: Lab,
+    src: str,
+    dst: str,
+    port: int,
+    timeout: float = 1.0,
+    to: str | None = None,
+    to_port: int | None = None,
+) -> str:
+    """A TCP connect from src to dst's echo on `port` (reached at `to`:`to_port`)."""
+    addr = to or str(lab.topology.node(dst).iface().address)
     lab.spawn(dst, [sys.executable, "-c", TCP_ECHO, str(port)], name=f"tcpecho-{port}")
     lab.run(
         dst,
@@ -113,5 +124,5 @@ def tcp_try(lab: Lab, src: str, dst: str, port: int, timeout: float = 1.0) -> st
         ],
     )
     return lab.run(
-        src, [sys.executable, "-c", TCP_CONNECT, addr, str(port), str(timeout)]
+        src, [sys.executable, "-c", TCP_CONNECT, addr, str(to_port or port), str(timeout)]
     ).stdout.strip()

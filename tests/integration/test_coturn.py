@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,8 +69,14 @@ def test_allocations_over_udp_tcp_tls_and_refused_credentials() -> None:
     with Lab(TOPOLOGIES / "open-internet.yaml") as lab:
         turn = Coturn("turn", "server", {"tls": True, "users": {"alice": "alice-pass-1"}})
         turn.start(lab)
+        assert turn.proc is not None
         # a process in the server's namespace: /proc/<pid>/net shows that namespace's sockets
         witness = lab.spawn("server", ["sleep", "60"], name="witness")
+        netns = os.readlink(f"/proc/{turn.proc.pid}/ns/net")
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{witness.pid}/ns/net") != netns:  # nsenter still entering
+            assert time.monotonic() < deadline, "the witness never entered the server's namespace"
+            time.sleep(0.01)
         try:
             addr = turn.listen_address()
             assert is_bound(witness.pid, "udp", 3478, addr)
@@ -96,7 +104,8 @@ def test_allocations_over_udp_tcp_tls_and_refused_credentials() -> None:
             log = turn.log_file.read_text()
             assert "user alice credentials are incorrect" in log
             assert "Cannot find credentials of user <mallory>" in log
-            assert turn.ice_server("tls")["urls"] == [f"turns:{addr}:5349?transport=tcp"]
+            # a host name, not the address: Firefox refuses TURN over TLS to an IP literal
+            assert turn.ice_server("tls")["urls"] == ["turns:server-eth0:5349?transport=tcp"]
             with pytest.raises(ComponentError, match="no user"):
                 turn.ice_server("udp", user="bob")
         finally:

@@ -109,7 +109,8 @@ def test_sigkill_then_gc_removes_everything() -> None:
     gc = subprocess.run(
         [sys.executable, "-m", "harness", "lab", "gc"], capture_output=True, text=True
     )
-    assert gc.returncode == 0 and name in gc.stdout, gc.stdout + gc.stderr
+    # another `lab gc` on this machine (a parallel run) may have collected it first
+    assert gc.returncode == 0, gc.stdout + gc.stderr
     assert leftovers(name, [sleeper]) == []
 
 

@@ -82,6 +82,8 @@ CASES = [
      "expect[0].dtls_handshakes.capture", "no capture 'peer-b.eth0'"),
     ("topology", "topology: open-internet", "topology: open-internets", 2, "topology",
      "no topology"),
+    ("check-param-not-a-name", "{count: 1,", "{false: 1,", 16, "expect[0].dtls_handshakes.False",
+     "unknown parameter False"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
@@ -225,3 +227,18 @@ def test_unknown_step_node_and_component_are_config_errors() -> None:
         parse_scenario(RUNNER_BASE.replace("callee: bob", "callee: carol"), RUNNER_HERE)
     with pytest.raises(ConfigError, match=r"components.turn.kind: unknown component kind"):
         parse_scenario(RUNNER_BASE.replace("kind: coturn", "kind: stund"), RUNNER_HERE)
+
+
+def test_an_odd_top_level_key_is_a_clear_error(outside: Path) -> None:
+    """Found by bench_reliability fuzz-yaml (seed 2): a key with `[` in it crashed the report."""
+    f = outside / "t.yaml"
+    f.write_text(":[name: x\nnetworks:\n  internet: {subnet: 198.18.0.0/24}\n")
+    with pytest.raises(ConfigError) as info:
+        main_load(f)
+    assert info.value.line == 1
+
+
+def main_load(f: Path) -> object:
+    from harness.config.loader import load_any
+
+    return load_any(f)

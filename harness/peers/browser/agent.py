@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from harness.peers.control import ControlServer
-from harness.peers.tone import dominant_frequency, rms_dbfs
+from harness.peers.tonemath import dominant_frequency, rms_dbfs
 
 log = logging.getLogger(__name__)
 

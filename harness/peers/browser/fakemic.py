@@ -9,7 +9,7 @@ from __future__ import annotations
 import wave
 from pathlib import Path
 
-from harness.peers.tone import SAMPLE_RATE, sine
+from harness.peers.tonemath import SAMPLE_RATE, sine
 
 
 def write_tone_wav(path: Path, hz: float, seconds: float = 1.0) -> Path:
