@@ -109,6 +109,8 @@ async def _run(
     """Lab up to checks; everything started is registered with `stack`."""
     spec = scenario.spec
     progress(f"lab {lab.name} up ({scenario.topology.name})")
+    # the container engine's client (SDK import, ping) warms up while the lab comes up
+    warm = asyncio.get_running_loop().run_in_executor(None, _warm_engine, scenario)
     lab.up()
     result.timings["lab_up"] = lab.timings["up"]
     ctx = ScenarioContext(scenario, lab, seed, teardown=stack)
@@ -119,6 +121,7 @@ async def _run(
     await _apply_links(ctx, result)
     # bad images fail before anything starts; meanwhile the captures get ready
     t = time.perf_counter()
+    await warm
     images = asyncio.create_task(asyncio.to_thread(_check_images, ctx))
     capture = lab.capture(capture_points(spec, scenario.topology))  # what validation checked
     stack.callback(_quietly(capture.stop))
@@ -264,6 +267,19 @@ async def _start_components(ctx: ScenarioContext, result: RunResult, progress: P
         ctx.versions[comp.name] = f"{comp.kind} {version}" + (
             f" ({comp.image})" if comp.image else ""
         )
+
+
+def _warm_engine(scenario: Scenario) -> None:
+    """Connect to the engine early when the scenario runs containers (errors come later,
+    from _check_images, at the right YAML line)."""
+    spec = scenario.spec
+    if spec.runtime != "docker" and _runtime_of(scenario) == "process":
+        return
+    from harness.runtime import engine
+
+    with contextlib.suppress(Exception):
+        engine.client()
+        engine.ensure_adapter_image()
 
 
 def _check_images(ctx: ScenarioContext) -> None:
