@@ -49,6 +49,10 @@ class KnownFailure(Strict):
     """Check (name, or `name[peer]` label) -> regex its message or evidence must match (or null)."""
     steps: dict[str, str | None] = {}
     """Step (kind, or 1-based number) -> regex its error must match (or null)."""
+    may_fail: dict[str, str | None] = {}
+    """Checks the bug may also fail, depending on timing (a symptom that shows in some runs
+    only), each with the regex its message or evidence must then match; they are never
+    required to fail."""
     error: str | None = None
     """Regex the run's error must match when the bug makes the run itself fail."""
     rate: FailureRate | None = None
@@ -63,7 +67,7 @@ class KnownFailure(Strict):
             )
         return v
 
-    @field_validator("checks", "steps", mode="before")
+    @field_validator("checks", "steps", "may_fail", mode="before")
     @classmethod
     def _names(cls, v: Any) -> Any:
         if isinstance(v, list):
@@ -72,7 +76,7 @@ class KnownFailure(Strict):
             return {str(k): x for k, x in v.items()}
         return v
 
-    @field_validator("checks", "steps")
+    @field_validator("checks", "steps", "may_fail")
     @classmethod
     def _regexes(cls, v: dict[str, str | None]) -> dict[str, str | None]:
         for pattern in v.values():
@@ -111,10 +115,10 @@ def check_signature(sc: Scenario, src: YamlSource, where: tuple[str | int, ...])
         who = params.get("peer") or params.get("component")
         if isinstance(who, str):
             labels.add(f"{name}[{who}]")
-    for key in kf.checks:
+    for section, key in [("checks", k) for k in kf.checks] + [("may_fail", k) for k in kf.may_fail]:
         if key not in labels:
             raise src.error(
-                where + ("checks", key),
+                where + (section, key),
                 f"no expectation {key!r} (expect has: {', '.join(sorted(labels)) or 'none'})",
             )
     kinds = {s.kind for s in sc.steps}
