@@ -13,13 +13,12 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness.runtime.base import SOCKET_DIR
 from harness.runtime.engine import LAB_LABEL, lab_containers, remove_lab_containers
 from harness.runtime.netns import destroy_lab_namespaces, lab_of_netns
 from harness.runtime.nsutil import list_netns
 
 STATE_DIR = Path(os.environ.get("HARNESS_STATE_DIR", "/run/rtc-harness/labs"))
-#: Unix sockets of labs whose run directory is too deep for sun_path (Lab.socket_path).
-SOCKET_DIR = Path("/run/rtc-harness/sockets")
 
 
 @dataclass

@@ -24,6 +24,11 @@ if TYPE_CHECKING:  # a type only: `harness --help` imports this module and skips
     from harness.config.topology import Topology
 
 
+#: Unix sockets of labs whose run directory is too deep for sun_path (Lab.socket_path);
+#: one folder per lab, which every runtime must make reachable to the lab's programs.
+SOCKET_DIR = Path("/run/rtc-harness/sockets")
+
+
 @dataclass(frozen=True)
 class LinkRef:
     """The switch-side end of a node interface, where link conditions attach.

@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.errors import LabError
 from harness.runtime import engine
-from harness.runtime.base import NodeProcess
+from harness.runtime.base import SOCKET_DIR, NodeProcess
 from harness.runtime.nsutil import netns_path
 
 #: /dev/shm of a program container: Docker's 64 MB starves Chromium's renderer IPC (a
@@ -209,6 +209,10 @@ class ContainerPlacement:
             volumes.setdefault(str(m), {"bind": str(m), "mode": "ro"})
         for f in ("resolv.conf", "hosts"):
             volumes[str(self.etc_dir / f)] = {"bind": f"/etc/{f}", "mode": "ro"}
+        # sockets that do not fit in a deep workdir's path live in the lab's socket folder
+        sockets = SOCKET_DIR / self.lab
+        sockets.mkdir(parents=True, exist_ok=True)
+        volumes[str(sockets)] = {"bind": str(sockets), "mode": "rw"}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cont = _run(
             image,
