@@ -139,3 +139,25 @@ async def answer_offer(
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
+
+
+async def janus_ice(ctx: ScenarioContext, leg: JanusLeg) -> dict[str, Any] | None:
+    """Janus's own view of the leg's ICE and DTLS (admin API), or None if it does not answer:
+    the peer alone can be wrong about which generation is connected."""
+    from harness.components.janus_admin import JanusAdmin
+    from harness.components.janus_client import HttpTarget
+
+    target = HttpTarget(
+        leg.janus.listen_address(), leg.janus.options.admin_port, ctx.lab.netns(leg.janus.node)
+    )
+    try:
+        st = await JanusAdmin(target).handle_state(leg.session.id, leg.sip.handle.id)  # type: ignore[arg-type]
+    except Exception:  # the admin API is evidence, not a step: its absence is recorded as such
+        return None
+    return {
+        "state": st.ice_state,
+        "remote_ufrag": st.remote_ufrag,
+        "local_ufrag": st.local_ufrag,
+        "selected_pair": st.selected_pair,
+        "dtls": st.dtls_state,
+    }

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
 from harness.actions import restartlog
 from harness.actions.gateway.common import candidate_types, ufrag
-from harness.actions.gateway.janus_leg import leg_of, negotiate
+from harness.actions.gateway.janus_leg import janus_ice, leg_of, negotiate
 from harness.actions.registry import Action, action
 from harness.actions.steps import StepError
 
@@ -39,8 +38,6 @@ class JanusRestartIce(Action):
         return [self.peer]
 
     async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
-        from harness.components.janus_admin import JanusAdmin
-        from harness.components.janus_client import HttpTarget
 
         if self.observe_s + 2 > self.timeout:
             raise StepError(
@@ -104,30 +101,16 @@ class JanusRestartIce(Action):
         )
         detail["audio_sent_received_per_s"] = per_s
         detail["media_stopped"] = media_stopped(per_s)
-        admin = JanusAdmin(
-            HttpTarget(
-                leg.janus.listen_address(),
-                leg.janus.options.admin_port,
-                ctx.lab.netns(leg.janus.node),
-            )
-        )
-        with contextlib.suppress(Exception):
-            st = await admin.handle_state(leg.session.id, leg.sip.handle.id)  # type: ignore[arg-type]
-            detail["janus_ice"] = {
-                "state": st.ice_state,
-                "remote_ufrag": st.remote_ufrag,
-                "local_ufrag": st.local_ufrag,
-                "selected_pair": st.selected_pair,
-                "dtls": st.dtls_state,
-            }
+        if (state := await janus_ice(ctx, leg)) is not None:
+            detail["janus_ice"] = state
         # The peer alone can be wrong: Chromium keeps `connected` on the old pair while its
         # new-generation checks go unanswered. Janus must be connected with the new ufrag too.
-        janus_ice = detail.get("janus_ice", {})
+        seen = detail.get("janus_ice", {})
         detail["recovered"] = (
             recovered
             and detail["peer_ice_state"] in ("connected", "completed")
-            and janus_ice.get("state") in ("connected", "ready")
-            and janus_ice.get("remote_ufrag") == ufrag(offer["sdp"])
+            and seen.get("state") in ("connected", "ready")
+            and seen.get("remote_ufrag") == ufrag(offer["sdp"])
         )
         if self.must_recover and not detail["recovered"]:
             raise StepError(f"janus_restart_ice: ICE did not recover: {detail}")

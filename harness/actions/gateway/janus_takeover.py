@@ -11,14 +11,13 @@ The supported ways are a SIP transfer (REFER, janus-in-call.yaml) or a new call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
 from harness.actions import restartlog
 from harness.actions.gateway.common import ufrag
 from harness.actions.gateway.janus_calls import sdp_attr
-from harness.actions.gateway.janus_leg import leg_of, negotiate
+from harness.actions.gateway.janus_leg import janus_ice, leg_of, negotiate
 from harness.actions.gateway.janus_restart import media_delta
 from harness.actions.registry import Action, action
 from harness.actions.steps import StepError
@@ -46,8 +45,7 @@ class JanusTakeover(Action):
         return [self.peer, self.of]
 
     async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:
-        from harness.components.janus_admin import JanusAdmin
-        from harness.components.janus_client import HttpTarget, JanusError
+        from harness.components.janus_client import JanusError
 
         leg = leg_of(ctx, self.of, "janus_takeover")
         newcomer, owner = ctx.peer(self.peer), ctx.peer(self.of)
@@ -106,19 +104,6 @@ class JanusTakeover(Action):
                 ],
             ),
         )
-        admin = JanusAdmin(
-            HttpTarget(
-                leg.janus.listen_address(),
-                leg.janus.options.admin_port,
-                ctx.lab.netns(leg.janus.node),
-            )
-        )
-        with contextlib.suppress(Exception):
-            st = await admin.handle_state(leg.session.id, leg.sip.handle.id)  # type: ignore[arg-type]
-            detail["janus_ice"] = {
-                "state": st.ice_state,
-                "remote_ufrag": st.remote_ufrag,
-                "selected_pair": st.selected_pair,
-                "dtls": st.dtls_state,
-            }
+        if (state := await janus_ice(ctx, leg)) is not None:
+            detail["janus_ice"] = state
         return detail
