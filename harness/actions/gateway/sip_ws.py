@@ -122,11 +122,25 @@ class SipWsCall(Action):
         reply = await peer.call("sip_call", timeout=self.timeout, target=uri)
         answered = time.time()
         connected = await wait_connected(peer, t0, max(1.0, self.timeout - (answered - t0)))
+        from harness.peers.client import PeerError
+
+        # ICE connected is not media yet: SRTP flows once DTLS is up, which took Firefox
+        # 1.4 s more in one CI run (erin then recorded under a second of the call).
+        try:
+            dtls = await peer.wait_event(
+                "dtlsstatechange",
+                max(1.0, self.timeout - (time.time() - t0)),
+                t0,
+                state="connected",
+            )
+        except PeerError as exc:
+            raise StepError(f"sip_ws_call: ICE connected but DTLS did not: {exc}") from None
         return {
             "uri": uri,
             "call_id": reply.get("call_id"),
             "answered_after_s": round(answered - t0, 3),
             "connected_after_s": round(connected - t0, 3),
+            "dtls_connected_after_s": round(dtls.t - t0, 3),
         }
 
 
