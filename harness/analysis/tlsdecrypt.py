@@ -62,7 +62,7 @@ def _hkdf_label(secret: bytes, label: str, length: int, digest: str) -> bytes:
     return out[:length]
 
 
-def _prf(secret: bytes, label: bytes, seed: bytes, length: int, digest: str) -> bytes:
+def prf(secret: bytes, label: bytes, seed: bytes, length: int, digest: str) -> bytes:
     """The TLS 1.2 PRF, P_hash (RFC 5246 section 5)."""
     seed = label + seed
     out, a = b"", seed
@@ -95,7 +95,7 @@ class _Keys:
         return self.aead.decrypt(nonce, body, aad)
 
 
-def _aead(kind: str, key: bytes) -> AESGCM | ChaCha20Poly1305:
+def make_aead(kind: str, key: bytes) -> AESGCM | ChaCha20Poly1305:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
     return AESGCM(key) if kind == "gcm" else ChaCha20Poly1305(key)
@@ -189,7 +189,7 @@ class TlsConnection:
             return
         kind, klen, digest = spec
         self.keys[key] = _Keys(
-            _aead(kind, _hkdf_label(secret, "key", klen, digest)),
+            make_aead(kind, _hkdf_label(secret, "key", klen, digest)),
             _hkdf_label(secret, "iv", 12, digest),
             True,
         )
@@ -203,7 +203,7 @@ class TlsConnection:
             return
         kind, klen, digest = spec
         ivlen = 4 if kind == "gcm" else 12
-        block = _prf(
+        block = prf(
             master,
             b"key expansion",
             self.server_random + self.client_random,
@@ -213,7 +213,7 @@ class TlsConnection:
         ck, sk = block[:klen], block[klen : 2 * klen]
         civ, siv = block[2 * klen : 2 * klen + ivlen], block[2 * klen + ivlen :]
         mine = key == self.client
-        self.keys[key] = _Keys(_aead(kind, ck if mine else sk), civ if mine else siv, False)
+        self.keys[key] = _Keys(make_aead(kind, ck if mine else sk), civ if mine else siv, False)
 
 
 def _server_picks_tls13(msg: bytes, off: int) -> bool:

@@ -1,0 +1,160 @@
+"""DTLS 1.2 record decryption with a key log (RFC 6347 records, NSS SSLKEYLOGFILE secrets).
+
+WebRTC data channels run SCTP inside DTLS, so their signalling (JSON, SIP over a
+data channel) is opaque on the wire. aiortc, Firefox and Chromium log each DTLS
+1.2 session's master secret under its ClientHello random (CLIENT_RANDOM lines):
+the key block comes from the TLS 1.2 PRF as in TLS (tlsdecrypt.py); only the
+record differs: the explicit sequence number is epoch (16 bits) and sequence (48
+bits) from the header, and it is both the AEAD's associated data prefix and, for
+ChaCha20-Poly1305 (RFC 7905), the nonce's counter. DTLS 1.3 (RFC 9147: encrypted
+record numbers, unified headers) is not decrypted: its records are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from harness.analysis.tlsdecrypt import SUITES, make_aead, prf
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+HANDSHAKE, APPLICATION, CHANGE_CIPHER_SPEC = 22, 23, 20
+#: record header: type, version (2), epoch (2), sequence (6), length (2)
+HEADER = 13
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One DTLS record as sent, ciphertext untouched."""
+
+    type: int
+    version: bytes
+    epoch: int
+    seq: int
+    body: bytes
+
+
+def split_records(p: bytes) -> list[RawRecord]:
+    """Records of one datagram (RFC 6347 4.1: several may share it); stops at an overrun."""
+    out: list[RawRecord] = []
+    off = 0
+    while off + HEADER <= len(p) and p[off + 1] == 0xFE:
+        n = p[off + 11] << 8 | p[off + 12]
+        if off + HEADER + n > len(p):
+            break
+        out.append(
+            RawRecord(
+                p[off],
+                p[off + 1 : off + 3],
+                p[off + 3] << 8 | p[off + 4],
+                int.from_bytes(p[off + 5 : off + 11], "big"),
+                p[off + HEADER : off + HEADER + n],
+            )
+        )
+        off += HEADER + n
+    return out
+
+
+@dataclass
+class _Keys:
+    aead: AESGCM | ChaCha20Poly1305
+    iv: bytes
+
+    def open(self, r: RawRecord) -> bytes:
+        seq = (r.epoch << 48 | r.seq).to_bytes(8, "big")
+        body = r.body
+        if len(self.iv) == 4:  # AES-GCM: 4 implicit + 8 explicit nonce bytes (RFC 5288)
+            nonce, body = self.iv + body[:8], body[8:]
+        else:  # ChaCha20-Poly1305: IV xor the padded 64-bit sequence (RFC 7905)
+            nonce = bytes(a ^ b for a, b in zip(self.iv, bytes(4) + seq, strict=True))
+        aad = seq + bytes([r.type]) + r.version + (len(body) - 16).to_bytes(2, "big")
+        return self.aead.decrypt(nonce, body, aad)
+
+
+@dataclass
+class DtlsAssociation:
+    """Both directions of one DTLS association (one 5-tuple, possibly inside TURN).
+
+    `client` is the flow key of the direction that sent ClientHello. A new
+    ClientHello random on the same 5-tuple starts a new session (a new handshake).
+    """
+
+    keylog: dict[tuple[str, bytes], bytes]
+    client: bytes | None = None
+    client_random: bytes = b""
+    server_random: bytes = b""
+    suite: int | None = None
+    keys: dict[bytes, _Keys] = field(default_factory=dict)
+    problem: str = ""
+    decrypted: int = 0
+    failed: int = 0
+
+    def plaintexts(self, key: bytes, p: bytes) -> list[bytes]:
+        """Application data plaintexts of one datagram sent in direction `key`."""
+        out: list[bytes] = []
+        for r in split_records(p):
+            if r.epoch == 0:
+                if r.type == HANDSHAKE:
+                    self._hello(key, r.body)
+                continue
+            if r.type != APPLICATION:
+                continue  # Finished and encrypted alerts: nothing for the application
+            k = self.keys.get(key) or self._derive(key)
+            if k is None:
+                continue
+            from cryptography.exceptions import InvalidTag
+
+            try:
+                out.append(k.open(r))
+                self.decrypted += 1
+            except (InvalidTag, ValueError):
+                self.failed += 1
+                self.problem = "decryption failed (wrong key or damaged record)"
+        return out
+
+    def _hello(self, key: bytes, body: bytes) -> None:
+        """ClientHello and ServerHello: randoms and cipher suite (DTLS handshake headers)."""
+        off = 0
+        while off + 12 <= len(body):
+            ht, n = body[off], int.from_bytes(body[off + 9 : off + 12], "big")
+            frag_off = int.from_bytes(body[off + 6 : off + 9], "big")
+            msg = body[off + 12 : off + 12 + n]
+            if ht == 1 and frag_off == 0 and len(msg) >= 34:
+                if msg[2:34] != self.client_random:
+                    self.keys.clear()
+                    self.server_random, self.suite, self.problem = b"", None, ""
+                self.client, self.client_random = key, msg[2:34]
+            elif ht == 2 and frag_off == 0 and len(msg) >= 38:
+                self.server_random = msg[2:34]
+                sid = msg[34]
+                if len(msg) >= 37 + sid:
+                    self.suite = int.from_bytes(msg[35 + sid : 37 + sid], "big")
+                self.keys.clear()
+            off += 12 + n
+
+    def _derive(self, key: bytes) -> _Keys | None:
+        """This direction's key and IV from the key block (RFC 5246 6.3)."""
+        if not self.client_random or not self.server_random:
+            self.problem = self.problem or "handshake not captured (no Client/ServerHello)"
+            return None
+        spec = SUITES.get(self.suite or -1)
+        if spec is None:
+            self.problem = f"cipher suite 0x{self.suite or 0:04x} is not decrypted"
+            return None
+        master = self.keylog.get(("CLIENT_RANDOM", self.client_random))
+        if master is None:
+            self.problem = "no key log entry for this session"
+            return None
+        kind, klen, digest = spec
+        ivlen = 4 if kind == "gcm" else 12
+        block = prf(
+            master, b"key expansion", self.server_random + self.client_random,
+            2 * (klen + ivlen), digest,
+        )  # fmt: skip
+        mine = key == self.client
+        k = block[:klen] if mine else block[klen : 2 * klen]
+        iv = block[2 * klen : 2 * klen + ivlen] if mine else block[2 * klen + ivlen :]
+        self.keys[key] = _Keys(make_aead(kind, k), iv)
+        return self.keys[key]

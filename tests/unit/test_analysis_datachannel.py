@@ -1,0 +1,132 @@
+"""Data channels decrypted from DTLS with a key log equal what tshark reads.
+
+tests/data/pcaps/aiortc-datachannel.pcap (peer-a's wire, direct pair) and
+aiortc-datachannel-turn.pcap (coturn's wire, both peers relayed, so every packet
+appears twice: in from one peer, out to the other) are the STUN and DTLS frames of
+scenarios/p2p/calls.yaml cells p2p-aiortc-aiortc-open-internet and
+...-relay-only (seed 7), with the key logs the two aiortc agents wrote
+(harness/peers/aiortc_agent/keylog.py); RTP was filtered out with
+`tshark -Y "dtls or stun"` (the TURN file: `dtls or (stun and not stun.channel)`).
+
+The oracle is tshark 4.0 in two steps, as it has no way to hand DTLS plaintext to
+its SCTP dissector on a dynamic port: it decrypts the DTLS records with the key
+log (`-o tls.keylog_file`), each plaintext is wrapped in an IPv4 header (protocol
+132) into a new capture, and tshark dissects SCTP, DCEP (rtcdc) and the PPIDs there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from collections import Counter
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.analyzer import analyze_file
+from harness.analysis.sctp import CHUNK_TYPES
+
+PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
+FILES = ["aiortc-datachannel", "aiortc-datachannel-turn"]
+needs_tshark = pytest.mark.skipif(not shutil.which("tshark"), reason="tshark is not installed")
+
+
+def _tshark(*argv: str) -> list[list[str]]:
+    out = subprocess.run(
+        ["tshark", "-n", *argv], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    return [line.split("\t") for line in out.splitlines()]
+
+
+@cache
+def _oracle(name: str, tmp: Path) -> dict[str, Counter[object]]:
+    """tshark's counts: decrypted records, SCTP chunks, DCEP opens, messages per direction."""
+    rows = _tshark(
+        "--enable-heuristic", "dtls_stun", "-r", str(PCAPS / f"{name}.pcap"), "-o", f"tls.keylog_file:{PCAPS / f'{name}.keys'}",
+        "-Y", "dtls.app_data", "-T", "fields",
+        "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport", "-e", "data.data",
+    )  # fmt: skip
+    ends: dict[tuple[str, str], int] = {}
+    frames = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 228))
+    records = 0
+    for src, sport, dst, dport, data in rows:
+        a = ends.setdefault((src, sport), len(ends) + 1)
+        b = ends.setdefault((dst, dport), len(ends) + 1)
+        for hexdata in filter(None, data.split(",")):
+            records += 1
+            body = bytes.fromhex(hexdata)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 0, 0, 64, 132, 0,
+                             bytes([192, 0, 2, a]), bytes([192, 0, 2, b]))  # fmt: skip
+            frames += struct.pack("<IIII", 0, 0, 20 + len(body), 20 + len(body)) + ip + body
+    wrapped = tmp / f"{name}-sctp.pcap"
+    wrapped.write_bytes(frames)
+    counts: dict[str, Counter[object]] = {
+        "records": Counter({"dtls-records": records}),
+        "chunks": Counter(),
+        "opens": Counter(),
+        "messages": Counter(),
+    }
+    seen: set[tuple[str, str]] = set()
+    for row in _tshark(
+        "-r", str(wrapped), "-T", "fields", "-E", "occurrence=a",
+        "-e", "ip.src", "-e", "sctp.chunk_type", "-e", "sctp.data_tsn", "-e", "sctp.data_sid",
+        "-e", "sctp.data_payload_proto_id", "-e", "rtcdc.message_type", "-e", "rtcdc.label",
+    ):  # fmt: skip
+        src, types, tsns, sids, ppids, dcep_types, labels = row
+        for t in types.split(","):
+            counts["chunks"][CHUNK_TYPES.get(int(t), t)] += 1
+        for tsn, sid, ppid in zip(tsns.split(","), sids.split(","), ppids.split(","), strict=True):
+            if tsn and (tsn, sid) not in seen:  # a retransmission, or the relay's 2nd leg
+                seen.add((tsn, sid))
+                counts["messages"][(int(sid, 0), int(ppid))] += 1
+        if "3" in dcep_types.split(","):
+            counts["opens"][labels] += 1
+    return counts
+
+
+def _ours(name: str) -> dict[str, Counter[object]]:
+    a = analyze_file(PCAPS / f"{name}.pcap", PCAPS / f"{name}.keys")
+    ppid = {"open": 50, "ack": 50, "string": 51, "binary": 53, "empty-string": 56}
+    msgs = Counter((e.stream, ppid.get(e.kind, -1)) for e in a.datachannel)
+    opens = Counter(e.label for e in a.datachannel if e.kind == "open")
+    chunks = Counter({k[5:]: v for k, v in a.decrypted.items() if k[5:] in CHUNK_TYPES.values()})
+    return {
+        "records": Counter({"dtls-records": a.decrypted["dtls-records"]}),
+        "chunks": chunks,
+        "opens": opens,
+        "messages": msgs,
+    }
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", FILES)
+def test_same_as_tshark(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    theirs = _oracle(name, tmp_path_factory.mktemp(name))
+    ours = _ours(name)
+    for what in theirs:
+        assert ours[what] == theirs[what], f"{name} {what}: ours {ours[what]} tshark {theirs[what]}"
+    assert theirs["records"]["dtls-records"] > 0 and theirs["opens"]["harness"] == 2
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_channel_messages(name: str) -> None:
+    """Both aiortc peers open a channel labelled "harness"; alice sends "hello bob" on hers."""
+    a = analyze_file(PCAPS / f"{name}.pcap", PCAPS / f"{name}.keys")
+    (hello,) = [e for e in a.datachannel if e.kind == "string"]
+    assert (hello.text, hello.size, hello.label) == ("hello bob", 9, "harness")
+    assert [e.kind for e in a.datachannel].count("ack") == 2
+    assert not a.malformed, a.malformed
+
+
+def test_without_keys_nothing_decrypted() -> None:
+    a = analyze_file(PCAPS / "aiortc-datachannel.pcap")
+    assert not a.datachannel and not a.decrypted
+
+
+def test_wrong_keys_reported() -> None:
+    """A key log for other sessions: every record stays closed and the reason is given."""
+    a = analyze_file(PCAPS / "aiortc-datachannel.pcap", PCAPS / "sip-tls12.keys")
+    assert not a.datachannel
+    assert a.skipped["dtls: no key log entry for this session"] >= 1
