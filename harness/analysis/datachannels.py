@@ -16,12 +16,18 @@ from harness.analysis.model import Analysis, DataChannelEvent, Flow, fmt_addr
 from harness.analysis.net import reverse
 from harness.analysis.turnrelay import RELAYED
 
+#: datagrams of an association without a captured handshake tried against the others
+ADOPT_TRIES = 8
+
+
+def back_key(key: bytes) -> bytes:
+    """The flow key of the other direction (relayed ones keep their marker)."""
+    return reverse(key[:-1]) + RELAYED if key.endswith(RELAYED) else reverse(key)
+
 
 def association_key(key: bytes) -> bytes:
-    """One key for both directions of a 5-tuple (relayed ones keep their marker)."""
-    if key.endswith(RELAYED):
-        return min(key, reverse(key[:-1]) + RELAYED)
-    return min(key, reverse(key))
+    """One key for both directions of a 5-tuple."""
+    return min(key, back_key(key))
 
 
 class DataChannels:
@@ -39,6 +45,10 @@ class DataChannels:
         assoc = self.associations.get(akey)
         if assoc is None:
             assoc = self.associations[akey] = DtlsAssociation(self.keylog)
+        if not assoc.server_random and assoc.adopt_tries < ADOPT_TRIES:
+            others = [o for o in self.associations.values() if o.server_random]
+            if others and not assoc.adopt(others, key, back_key(key), p):
+                assoc.adopt_tries += 1
         for plain in assoc.plaintexts(key, p):
             pkt = sctp.parse(plain)
             if pkt is None:
@@ -77,7 +87,7 @@ class DataChannels:
                 kind = "dcep-unknown"
         self.a.decrypted[f"messages-{kind}"] += 1
         ends = sorted((fmt_addr(flow.src), fmt_addr(flow.dst)))
-        assoc = " <-> ".join(ends) + (f" (in {flow.via})" if flow.via else "")
+        assoc = " <-> ".join(ends) + (" (relayed by TURN)" if flow.via else "")
         self.a.datachannel.append(
             DataChannelEvent(
                 no, t, flow.src, flow.dst, flow.label, bool(flow.via),

@@ -90,6 +90,7 @@ class DtlsAssociation:
     problem: str = ""
     decrypted: int = 0
     failed: int = 0
+    adopt_tries: int = 0  # datagrams tried against other sessions (`adopt`)
 
     def plaintexts(self, key: bytes, p: bytes) -> list[bytes]:
         """Application data plaintexts of one datagram sent in direction `key`."""
@@ -113,6 +114,36 @@ class DtlsAssociation:
                 self.failed += 1
                 self.problem = "decryption failed (wrong key or damaged record)"
         return out
+
+    def adopt(self, others: list[DtlsAssociation], key: bytes, back: bytes, p: bytes) -> bool:
+        """Take over the session of another 5-tuple, if this datagram opens with its keys.
+
+        An ICE restart or a switch of candidate pair moves DTLS to a new 5-tuple without a
+        new handshake (RFC 8445: the DTLS association outlives ICE). The AEAD tag tells
+        whether a session's keys fit, so a wrong guess never yields plaintext. `back` is
+        the flow key of the other direction.
+        """
+        r = next((r for r in split_records(p) if r.epoch and r.type == APPLICATION), None)
+        if r is None:
+            return False
+        from cryptography.exceptions import InvalidTag
+
+        for other in others:
+            for client in (key, back):  # this direction is the client's, or the server's
+                trial = DtlsAssociation(
+                    self.keylog, client, other.client_random, other.server_random, other.suite
+                )
+                k = trial._derive(key)
+                if k is None:
+                    break
+                try:
+                    k.open(r)
+                except (InvalidTag, ValueError):
+                    continue
+                self.client, self.client_random = client, other.client_random
+                self.server_random, self.suite, self.problem = other.server_random, other.suite, ""
+                return True
+        return False
 
     def _hello(self, key: bytes, body: bytes) -> None:
         """ClientHello and ServerHello: randoms and cipher suite (DTLS handshake headers)."""
