@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         from harness.reports.pcapreport import report_pcaps
 
         checks = [c for d in out for c in d["checks"]]
-        index = report_pcaps(list(args.files), args.html, checks)
+        index = report_pcaps(list(args.files), args.html, checks, args.keylog)
         print(f"report: {index}", file=sys.stderr if args.json else sys.stdout)
     return status
 

@@ -22,6 +22,7 @@ TSN once (retransmissions and the relay's second leg are the same chunk).
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import subprocess
@@ -179,3 +180,28 @@ def test_wrong_keys_reported() -> None:
     a = analyze_file(PCAPS / "aiortc-datachannel.pcap", PCAPS / "sip-tls12.keys")
     assert not a.datachannel
     assert a.skipped["dtls: no key log entry for this session"] >= 1
+
+
+def test_analyze_prints_channels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`harness analyze --keylog`: the channels in the text and JSON summaries and the ladder."""
+    from harness.analysis.cli import main
+
+    name = "aiortc-datachannel-fragments"
+    args = ["analyze", str(PCAPS / f"{name}.pcap"), "--keylog", str(PCAPS / f"{name}.keys")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Data channel 'harness' stream 0 on 198.18.0.10:43500 <-> 198.18.0.11:43560" in out
+    assert "198.18.0.10:43500 > 198.18.0.11:43560: 1 message(s), 3780 bytes" in out
+    assert main([*args, "--json", "--html", str(tmp_path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (ch,) = [
+        c
+        for c in data["datachannels"]
+        if c["directions"].get("198.18.0.11:43560 > 198.18.0.10:43500")
+    ]
+    assert ch["label"] == "harness" and ch["acked"] and ch["messages"][0]["kind"] == "string"
+    assert data["dtls_decrypted"]["dtls-records"] == 27
+    ladder = (tmp_path / "runs" / "capture" / "ladder.svg").read_text()
+    assert (
+        "DC &#x27;harness&#x27; string 3780 B" in ladder or "DC 'harness' string 3780 B" in ladder
+    )
