@@ -233,6 +233,8 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         if len(p) < 2 or p[1] != 0xFE:  # not a DTLS version byte
             # RFC 9147 4: DTLS 1.3 protected records start 001CSLEE (Firefox negotiates 1.3)
             flow.kinds["dtls13-ciphertext" if p[0] & 0xE0 == 0x20 else "other"] += 1
+            if self.keylog and p[0] & 0xE0 == 0x20:
+                self._dtls_payload(flow, key, p, t, no)
             return
         records = dtls.parse(p)
         if not records:

@@ -6,8 +6,8 @@ data channel) is opaque on the wire. aiortc, Firefox and Chromium log each DTLS
 the key block comes from the TLS 1.2 PRF as in TLS (tlsdecrypt.py); only the
 record differs: the explicit sequence number is epoch (16 bits) and sequence (48
 bits) from the header, and it is both the AEAD's associated data prefix and, for
-ChaCha20-Poly1305 (RFC 7905), the nonce's counter. DTLS 1.3 (RFC 9147: encrypted
-record numbers, unified headers) is not decrypted: its records are counted.
+ChaCha20-Poly1305 (RFC 7905), the nonce's counter. A ServerHello that picks DTLS
+1.3 hands the session's protected records to dtls13.py.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from harness.analysis import dtls13
 from harness.analysis.tlsdecrypt import SUITES, make_aead, prf
 
 if TYPE_CHECKING:
@@ -36,11 +37,11 @@ class RawRecord:
     body: bytes
 
 
-def split_records(p: bytes) -> list[RawRecord]:
+def split_records(p: bytes, limit: int = 1 << 16) -> list[RawRecord]:
     """Records of one datagram (RFC 6347 4.1: several may share it); stops at an overrun."""
     out: list[RawRecord] = []
     off = 0
-    while off + HEADER <= len(p) and p[off + 1] == 0xFE:
+    while off + HEADER <= len(p) and p[off + 1] == 0xFE and len(out) < limit:
         n = p[off + 11] << 8 | p[off + 12]
         if off + HEADER + n > len(p):
             break
@@ -88,14 +89,36 @@ class DtlsAssociation:
     suite: int | None = None
     keys: dict[bytes, _Keys] = field(default_factory=dict)
     problem: str = ""
+    v13: dtls13.Dtls13 | None = None  # set when the ServerHello picks DTLS 1.3
     decrypted: int = 0
     failed: int = 0
     adopt_tries: int = 0  # datagrams tried against other sessions (`adopt`)
 
     def plaintexts(self, key: bytes, p: bytes) -> list[bytes]:
         """Application data plaintexts of one datagram sent in direction `key`."""
+        from cryptography.exceptions import InvalidTag
+
         out: list[bytes] = []
-        for r in split_records(p):
+        off = 0
+        while off < len(p):
+            if p[off] & 0xE0 == 0x20:  # RFC 9147 unified header: DTLS 1.3 protected
+                r13, off = dtls13.split(p, off)
+                if r13 is None or self.v13 is None:
+                    continue
+                try:
+                    opened = self.v13.open(key == self.client, r13)
+                except (InvalidTag, ValueError):
+                    self._failed()
+                    continue
+                if opened is not None and opened[0] == APPLICATION:
+                    out.append(opened[1])
+                    self.decrypted += 1
+                continue
+            recs = split_records(p[off:], limit=1)
+            if not recs:
+                break
+            r = recs[0]
+            off += HEADER + len(r.body)
             if r.epoch == 0:
                 if r.type == HANDSHAKE:
                     self._hello(key, r.body)
@@ -105,15 +128,16 @@ class DtlsAssociation:
             k = self.keys.get(key) or self._derive(key)
             if k is None:
                 continue
-            from cryptography.exceptions import InvalidTag
-
             try:
                 out.append(k.open(r))
                 self.decrypted += 1
             except (InvalidTag, ValueError):
-                self.failed += 1
-                self.problem = "decryption failed (wrong key or damaged record)"
+                self._failed()
         return out
+
+    def _failed(self) -> None:
+        self.failed += 1
+        self.problem = "decryption failed (wrong key or damaged record)"
 
     def adopt(self, others: list[DtlsAssociation], key: bytes, back: bytes, p: bytes) -> bool:
         """Take over the session of another 5-tuple, if this datagram opens with its keys.
@@ -163,6 +187,9 @@ class DtlsAssociation:
                 if len(msg) >= 37 + sid:
                     self.suite = int.from_bytes(msg[35 + sid : 37 + sid], "big")
                 self.keys.clear()
+                self.v13 = None
+                if _picks_dtls13(msg, 38 + sid):
+                    self.v13 = dtls13.Dtls13(self.keylog, self.client_random, self.suite or 0)
             off += 12 + n
 
     def _derive(self, key: bytes) -> _Keys | None:
@@ -189,3 +216,18 @@ class DtlsAssociation:
         iv = block[2 * klen : 2 * klen + ivlen] if mine else block[2 * klen + ivlen :]
         self.keys[key] = _Keys(make_aead(kind, k), iv)
         return self.keys[key]
+
+
+def _picks_dtls13(msg: bytes, off: int) -> bool:
+    """True when the ServerHello's supported_versions extension (43) says DTLS 1.3."""
+    end = min(len(msg), off + 2 + int.from_bytes(msg[off : off + 2], "big"))
+    off += 2
+    while off + 4 <= end:
+        et, n = (
+            int.from_bytes(msg[off : off + 2], "big"),
+            int.from_bytes(msg[off + 2 : off + 4], "big"),
+        )
+        if et == 43 and n == 2:
+            return msg[off + 4 : off + 6] == b"\xfe\xfc"
+        off += 4 + n
+    return False

@@ -50,9 +50,11 @@ def read_keylog(path: Path | str) -> dict[tuple[str, bytes], bytes]:
     return keys
 
 
-def _hkdf_label(secret: bytes, label: str, length: int, digest: str) -> bytes:
-    """HKDF-Expand-Label with an empty context (RFC 8446 section 7.1)."""
-    full = b"tls13 " + label.encode()
+def hkdf_label(
+    secret: bytes, label: str, length: int, digest: str, prefix: bytes = b"tls13 "
+) -> bytes:
+    """HKDF-Expand-Label with an empty context (RFC 8446 7.1; DTLS 1.3 prefixes "dtls13")."""
+    full = prefix + label.encode()
     info = struct.pack("!HB", length, len(full)) + full + b"\x00"
     out, block, i = b"", b"", 1
     while len(out) < length:
@@ -189,8 +191,8 @@ class TlsConnection:
             return
         kind, klen, digest = spec
         self.keys[key] = _Keys(
-            make_aead(kind, _hkdf_label(secret, "key", klen, digest)),
-            _hkdf_label(secret, "iv", 12, digest),
+            make_aead(kind, hkdf_label(secret, "key", klen, digest)),
+            hkdf_label(secret, "iv", 12, digest),
             True,
         )
         self.app[key] = which == "TRAFFIC_SECRET_0"

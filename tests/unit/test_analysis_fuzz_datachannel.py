@@ -13,7 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.analysis import dcep, sctp, tlsdecrypt
+from harness.analysis import dcep, dtls13, sctp, tlsdecrypt
 from harness.analysis.analyzer import analyze_bytes
 from harness.analysis.dtlsdecrypt import DtlsAssociation, split_records
 
@@ -152,3 +152,30 @@ def test_damaged_datachannel_capture_with_keys(data: st.DataObject) -> None:
         buf[data.draw(st.integers(24, len(buf) - 1))] = data.draw(st.integers(0, 255))
     a = analyze_bytes(bytes(buf), keylog=KEYS)
     assert not [k for k in a.malformed if k.startswith("crash:")], a.malformed
+
+
+R13 = bytes(range(32))
+KEYLOG13 = {
+    (f"{side}_{which}", R13): bytes([n]) * 32
+    for n, (side, which) in enumerate(
+        (s, w) for s in ("CLIENT", "SERVER") for w in dtls13.SECRETS.values()
+    )
+}
+
+
+@FAST
+@given(
+    st.lists(
+        st.tuples(st.integers(0x20, 0x3F), st.binary(max_size=60)),
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from([0x1301, 0x1302, 0x1303, 0xC02B]),
+)
+def test_dtls13_records_never_raise(records: list[tuple[int, bytes]], suite: int) -> None:
+    """Unified-header records (any flags, cut anywhere) against keys of every suite."""
+    assoc = DtlsAssociation(KEYLOG13, client=b"client", client_random=R13, suite=suite)
+    assoc.v13 = dtls13.Dtls13(KEYLOG13, R13, suite)
+    p = b"".join(bytes([b]) + body for b, body in records)
+    for key in (b"client", b"server"):
+        assert all(isinstance(x, bytes) for x in assoc.plaintexts(key, p))
