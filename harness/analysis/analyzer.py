@@ -242,8 +242,11 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             self.a.malformed["dtls"] += 1
             return
         flow.kinds["dtls"] += 1
-        if self.keylog:
-            self._dtls_payload(flow, key, p, t, no)
+        if self.keylog:  # alerts read with the key log replace ("encrypted", "encrypted")
+            alerts = self._dtls_payload(flow, key, p, t, no)
+            for r in records:
+                if r.alert and r.alert[0] == "encrypted" and alerts:
+                    r.alert = alerts.pop(0)
         if all(r.content_type == "ApplicationData" for r in records):
             return
         event = DtlsEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), records)

@@ -10,7 +10,7 @@ tests compare with tshark.
 
 from __future__ import annotations
 
-from harness.analysis import dcep, sctp
+from harness.analysis import dcep, dtls, sctp
 from harness.analysis.dtlsdecrypt import DtlsAssociation
 from harness.analysis.model import Analysis, DataChannelEvent, Flow, fmt_addr
 from harness.analysis.net import reverse
@@ -39,8 +39,11 @@ class DataChannels:
     sctp_in: dict[bytes, sctp.Reassembler]  # direction key -> its DATA reassembly
     labels: dict[tuple[bytes, int], tuple[str, str]]  # (association, stream) -> label, protocol
 
-    def _dtls_payload(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        """Decrypt one DTLS datagram of direction `key` and read what it carries."""
+    def _dtls_payload(
+        self, flow: Flow, key: bytes, p: bytes, t: float, no: int
+    ) -> list[tuple[str, str]]:
+        """Decrypt one DTLS datagram of direction `key` and read what it carries; its
+        alerts, decrypted, as (level, description) for the handshake's record."""
         akey = association_key(key)
         assoc = self.associations.get(akey)
         if assoc is None:
@@ -68,6 +71,11 @@ class DataChannels:
                 whole = reasm.add(d)
                 if whole is not None:
                     self._channel_message(flow, akey, whole[0], whole[1], t, no)
+        return [
+            ("fatal" if a[0] == 2 else "warning", dtls.ALERTS.get(a[1], str(a[1])))
+            for a in assoc.alerts
+            if len(a) >= 2
+        ]
 
     def _channel_message(
         self, flow: Flow, akey: bytes, d: sctp.Data, payload: bytes, t: float, no: int

@@ -21,7 +21,7 @@ from harness.analysis.tlsdecrypt import SUITES, make_aead, prf
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-HANDSHAKE, APPLICATION, CHANGE_CIPHER_SPEC = 22, 23, 20
+HANDSHAKE, APPLICATION, CHANGE_CIPHER_SPEC, ALERT = 22, 23, 20, 21
 #: record header: type, version (2), epoch (2), sequence (6), length (2)
 HEADER = 13
 
@@ -90,8 +90,9 @@ class DtlsAssociation:
     keys: dict[bytes, _Keys] = field(default_factory=dict)
     problem: str = ""
     v13: dtls13.Dtls13 | None = None  # set when the ServerHello picks DTLS 1.3
-    decrypted: int = 0
+    decrypted: int = 0  # application data records
     failed: int = 0
+    alerts: list[bytes] = field(default_factory=list)  # of the last datagram, decrypted
     adopt_tries: int = 0  # datagrams tried against other sessions (`adopt`)
 
     def plaintexts(self, key: bytes, p: bytes) -> list[bytes]:
@@ -99,6 +100,7 @@ class DtlsAssociation:
         from cryptography.exceptions import InvalidTag
 
         out: list[bytes] = []
+        self.alerts = []
         off = 0
         while off < len(p):
             if p[off] & 0xE0 == 0x20:  # RFC 9147 unified header: DTLS 1.3 protected
@@ -110,9 +112,9 @@ class DtlsAssociation:
                 except (InvalidTag, ValueError):
                     self._failed()
                     continue
-                if opened is not None and opened[0] == APPLICATION:
-                    out.append(opened[1])
-                    self.decrypted += 1
+                if opened is not None and opened[0] in (APPLICATION, ALERT):
+                    (out if opened[0] == APPLICATION else self.alerts).append(opened[1])
+                    self.decrypted += opened[0] == APPLICATION
                 continue
             recs = split_records(p[off:], limit=1)
             if not recs:
@@ -123,14 +125,14 @@ class DtlsAssociation:
                 if r.type == HANDSHAKE:
                     self._hello(key, r.body)
                 continue
-            if r.type != APPLICATION:
-                continue  # Finished and encrypted alerts: nothing for the application
+            if r.type not in (APPLICATION, ALERT):
+                continue  # the encrypted Finished: nothing for the application
             k = self.keys.get(key) or self._derive(key)
             if k is None:
                 continue
             try:
-                out.append(k.open(r))
-                self.decrypted += 1
+                (out if r.type == APPLICATION else self.alerts).append(k.open(r))
+                self.decrypted += r.type == APPLICATION
             except (InvalidTag, ValueError):
                 self._failed()
         return out

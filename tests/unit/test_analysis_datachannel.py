@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.analyzer import analyze_file
+from harness.analysis.dtls import ALERTS
 from harness.analysis.sctp import CHUNK_TYPES
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
@@ -205,3 +206,23 @@ def test_analyze_prints_channels(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert (
         "DC &#x27;harness&#x27; string 3780 B" in ladder or "DC 'harness' string 3780 B" in ladder
     )
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", FILES)
+def test_alerts_same_as_tshark(name: str) -> None:
+    """Encrypted alerts read with the key log (close_notify at hang-up), as tshark reads them;
+    after the ICE restart (aiortc-datachannel*, ONLY_OURS) only we can, and do."""
+    rows = _tshark(
+        "--enable-heuristic", "dtls_stun", "-r", str(PCAPS / f"{name}.pcap"),
+        "-o", f"tls.keylog_file:{PCAPS / f'{name}.keys'}", "-Y", "dtls.record.content_type==21",
+        "-T", "fields", "-e", "frame.number", "-e", "dtls.alert_message.desc",
+    )  # fmt: skip
+    theirs = {int(f): ALERTS[int(d)] if d else "encrypted" for f, d in rows}
+    a = analyze_file(PCAPS / f"{name}.pcap", PCAPS / f"{name}.keys")
+    ours = {e.frame: r.alert[1] for e in a.dtls for r in e.records if r.alert}
+    assert ours.keys() == theirs.keys()
+    differ = {f: (ours[f], theirs[f]) for f in ours if ours[f] != theirs[f]}
+    assert all(t == "encrypted" and o == "close_notify" for o, t in differ.values()), differ
+    assert len(differ) == ONLY_OURS[name].get("chunks", Counter())["ABORT"]
+    assert "close_notify" in ours.values()
