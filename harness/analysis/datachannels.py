@@ -62,7 +62,7 @@ class DataChannels:
                 self.a.decrypted[f"sctp-{chunk.name}"] += 1
                 d = sctp.data(chunk)
                 if d is None:
-                    if chunk.type == 0:
+                    if chunk.type in (0, 64):
                         self.a.malformed["sctp-data"] += 1
                     continue
                 reasm = self.sctp_in.get(key)

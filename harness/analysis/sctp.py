@@ -57,7 +57,12 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Data:
-    """A DATA chunk (RFC 4960 3.3.1)."""
+    """A DATA chunk (RFC 4960 3.3.1), or an I-DATA chunk (RFC 8260 2.1: `mid` set).
+
+    I-DATA numbers a message's fragments (FSN) inside its message ID instead of
+    relying on consecutive TSNs, so messages of several streams can interleave
+    (Firefox enables it, usrsctp's "ndata"); its PPID is only in the first fragment.
+    """
 
     tsn: int
     stream: int
@@ -67,6 +72,8 @@ class Data:
     begin: bool
     end: bool
     payload: bytes
+    mid: int | None = None
+    fsn: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,16 @@ def parse(p: bytes) -> Packet | None:
 
 
 def data(c: Chunk) -> Data | None:
-    """The fields of a DATA chunk, or None if it is too short to have them."""
+    """The fields of a DATA or I-DATA chunk, or None if it is too short to have them."""
     v = c.value
+    if c.type == 64 and len(v) >= 16:
+        word = int.from_bytes(v[12:16], "big")  # PPID in the first fragment, else FSN
+        first = bool(c.flags & 2)
+        return Data(
+            int.from_bytes(v[0:4], "big"), v[4] << 8 | v[5], 0, word if first else 0,
+            bool(c.flags & 4), first, bool(c.flags & 1), v[16:],
+            int.from_bytes(v[8:12], "big"), 0 if first else word,
+        )  # fmt: skip
     if c.type != 0 or len(v) < 12:
         return None
     return Data(
@@ -116,6 +131,8 @@ class Reassembler:
 
     def __init__(self) -> None:
         self.held: OrderedDict[int, Data] = OrderedDict()  # TSN -> fragment
+        #: I-DATA: (stream, unordered, message ID) -> FSN -> fragment
+        self.messages: OrderedDict[tuple[int, bool, int], dict[int, Data]] = OrderedDict()
         self.held_bytes = 0
         self.seen: OrderedDict[int, None] = OrderedDict()
         self.duplicates = 0  # retransmissions, or one chunk seen on both legs of a relay
@@ -131,13 +148,46 @@ class Reassembler:
             self.seen.popitem(last=False)
         if d.begin and d.end:
             return d, d.payload
-        self.held[d.tsn] = d
-        self.held_bytes += len(d.payload)
-        while len(self.held) > MAX_FRAGMENTS or self.held_bytes > MAX_HELD_BYTES:
+        if d.mid is not None:
+            whole = self._complete_idata(d)
+        else:
+            self.held[d.tsn] = d
+            self.held_bytes += len(d.payload)
+            whole = self._complete(d)
+        while self._fragments() > MAX_FRAGMENTS or self.held_bytes > MAX_HELD_BYTES:
+            self._drop_oldest()
+        return whole
+
+    def _fragments(self) -> int:
+        return len(self.held) + sum(len(m) for m in self.messages.values())
+
+    def _drop_oldest(self) -> None:
+        if self.held:
             _, old = self.held.popitem(last=False)
             self.held_bytes -= len(old.payload)
             self.dropped += 1
-        return self._complete(d)
+            return
+        _, parts = self.messages.popitem(last=False)
+        self.held_bytes -= sum(len(p.payload) for p in parts.values())
+        self.dropped += len(parts)
+
+    def _complete_idata(self, d: Data) -> tuple[Data, bytes] | None:
+        """I-DATA: the message is whole when FSN 0 (B) up to the E fragment's FSN are held."""
+        key = (d.stream, d.unordered, d.mid or 0)
+        parts = self.messages.setdefault(key, {})
+        if d.fsn in parts:
+            return None
+        parts[d.fsn] = d
+        self.held_bytes += len(d.payload)
+        last = next((p.fsn for p in parts.values() if p.end), None)
+        if last is None or len(parts) < last + 1 or 0 not in parts or not parts[0].begin:
+            return None
+        if not all(i in parts for i in range(last + 1)):  # bounded: last < len(parts)
+            return None
+        del self.messages[key]
+        ordered = [parts[i] for i in range(last + 1)]
+        self.held_bytes -= sum(len(p.payload) for p in parts.values())
+        return ordered[0], b"".join(p.payload for p in ordered)
 
     def _complete(self, d: Data) -> tuple[Data, bytes] | None:
         """The message around `d` if every fragment from B to E is held (TSNs wrap at 2^32)."""

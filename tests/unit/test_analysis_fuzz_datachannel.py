@@ -92,6 +92,40 @@ def test_fragments_in_any_order(message: bytes, parts: int, tsn0: int, rnd: obje
     assert not reasm.held and reasm.held_bytes == 0
 
 
+def idata_chunk(
+    tsn: int, stream: int, mid: int, fsn: int, flags: int, payload: bytes
+) -> sctp.Chunk:
+    word = 51 if flags & 2 else fsn  # PPID in the first fragment, FSN in the others
+    head = tsn.to_bytes(4, "big") + stream.to_bytes(2, "big") + bytes(2)
+    return sctp.Chunk(64, flags, head + mid.to_bytes(4, "big") + word.to_bytes(4, "big") + payload)
+
+
+@FAST
+@given(
+    st.lists(st.binary(min_size=1, max_size=500), min_size=1, max_size=3),
+    st.integers(1, 5),
+    st.randoms(use_true_random=False),
+)
+def test_idata_interleaved(messages: list[bytes], parts: int, rnd: object) -> None:
+    """I-DATA (RFC 8260): fragments of messages on several streams, interleaved, shuffled,
+    some twice: each message rebuilt once, whole."""
+    chunks, tsn = [], 7
+    for n, message in enumerate(messages):
+        size = -(-len(message) // parts)
+        pieces = [message[i : i + size] for i in range(0, len(message), size)]
+        for fsn, piece in enumerate(pieces):
+            flags = (2 if fsn == 0 else 0) | (1 if fsn == len(pieces) - 1 else 0)
+            chunks.append(idata_chunk(tsn, n, 100 + n, fsn, flags, piece))
+            tsn += 1
+    order = chunks + chunks[: len(chunks) // 2]
+    rnd.shuffle(order)  # type: ignore[attr-defined]
+    reasm = sctp.Reassembler()
+    done = [r for c in order if (d := sctp.data(c)) and (r := reasm.add(d))]
+    assert sorted(m for _, m in done) == sorted(messages)
+    assert all(first.ppid == 51 and first.stream == first.mid - 100 for first, _ in done)
+    assert not reasm.messages and reasm.held_bytes == 0
+
+
 def test_reassembly_is_bounded() -> None:
     """Beginnings that never end: the oldest fragments go, memory stays bounded."""
     reasm = sctp.Reassembler()
@@ -99,6 +133,11 @@ def test_reassembly_is_bounded() -> None:
         reasm.add(sctp.Data(tsn, 0, 0, 51, False, True, False, bytes(100)))
     assert len(reasm.held) == sctp.MAX_FRAGMENTS and reasm.dropped == sctp.MAX_FRAGMENTS
     assert len(reasm.seen) <= sctp.MAX_SEEN
+    ireasm = sctp.Reassembler()  # I-DATA: first fragments of messages that never end
+    for mid in range(2 * sctp.MAX_FRAGMENTS):
+        ireasm.add(sctp.Data(mid, 0, 0, 51, False, True, False, bytes(100), mid, 0))
+    assert len(ireasm.messages) == sctp.MAX_FRAGMENTS
+    assert ireasm.held_bytes == 100 * sctp.MAX_FRAGMENTS
 
 
 @FAST
