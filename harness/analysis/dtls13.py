@@ -5,8 +5,10 @@ the traffic secrets (CLIENT_/SERVER_HANDSHAKE_TRAFFIC_SECRET, ..._TRAFFIC_SECRET
 instead of a master secret. Differences from TLS 1.3 that matter for reading:
 the header is 001CSLEE (connection ID, 8 or 16 sequence bits, optional length,
 low epoch bits), the sequence bits are masked with AES-ECB or ChaCha20 of the
-first 16 ciphertext bytes under a key of its own ("sn"), and key labels start
-"dtls13" (RFC 9147 5.9). Epochs 2 (handshake) and 3 (application) are read; key
+first 16 ciphertext bytes under a key of its own ("sn"), key labels start "dtls13"
+(RFC 9147 5.9), the AEAD's associated data is the header with the sequence bits in
+clear, and the nonce is the IV xor the record's sequence number alone (as NSS does;
+measured on Firefox's records: tests/unit/test_analysis_datachannel.py). Epochs 2 (handshake) and 3 (application) are read; key
 updates (epoch 4 on) are not followed, nor connection IDs (WebRTC uses none).
 """
 
@@ -70,7 +72,7 @@ class _EpochKeys:
             return c.update(bytes(16))
         return Cipher(algorithms.AES(self.sn_key), modes.ECB()).encryptor().update(sample)
 
-    def open(self, r: Protected, epoch: int) -> bytes:
+    def open(self, r: Protected) -> bytes:
         """The inner plaintext (content, type, padding) of a record of this epoch."""
         if len(r.ciphertext) < 16:
             raise ValueError("ciphertext shorter than the sequence number sample")
@@ -78,7 +80,7 @@ class _EpochKeys:
         low = bytes(a ^ b for a, b in zip(r.header[1 : 1 + r.seq_len], m, strict=False))
         seq = self._full_seq(int.from_bytes(low, "big"), 8 * r.seq_len)
         header = r.header[:1] + low + r.header[1 + r.seq_len :]
-        counter = (epoch << 48 | seq).to_bytes(12, "big")
+        counter = seq.to_bytes(12, "big")  # the nonce: IV xor the 48-bit sequence alone
         nonce = bytes(a ^ b for a, b in zip(self.iv, counter, strict=True))
         plain = self.aead.decrypt(nonce, r.ciphertext, header)
         self.next_seq = max(self.next_seq, seq + 1)
@@ -114,7 +116,7 @@ class Dtls13:
         k = self.keys.get((from_client, epoch)) or self._derive(from_client, epoch)
         if k is None:
             return None
-        inner = k.open(r, epoch).rstrip(b"\x00")
+        inner = k.open(r).rstrip(b"\x00")
         return (inner[-1], inner[:-1]) if inner else None
 
     def _derive(self, from_client: bool, epoch: int) -> _EpochKeys | None:

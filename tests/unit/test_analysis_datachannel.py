@@ -9,7 +9,13 @@ scenarios/p2p/calls.yaml cells p2p-aiortc-aiortc-open-internet and
 `tshark -Y "dtls or stun"` (the TURN file: `dtls or (stun and not stun.channel)` with
 `--enable-heuristic dtls_stun`). aiortc-datachannel-fragments.pcap is peer-a's wire of
 tests/data/datachannel-fragments.yaml (seed 3): a 3780-byte message SCTP cuts into four
-DATA chunks, and a JSON message the other way.
+DATA chunks, and a JSON message the other way. firefox-aiortc-datachannel.pcap is the same
+exchange from Firefox (caller) to aiortc (tests/data/datachannel-firefox-aiortc.yaml, seed
+5), with Firefox's key log alone (SSLKEYLOGFILE): Firefox logs its WebRTC DTLS secrets.
+firefox-datachannel-dtls13.pcap is Firefox to Firefox (datachannel-firefox.yaml, seed 5):
+DTLS 1.3 and SCTP I-DATA (RTP left out with `-Y "udp and not (udp.payload[0:1] >= 80 and
+udp.payload[0:1] <= bf)"`), which tshark 4.0 reads neither of; there the reference is what
+the scenario sent, and the AEAD tags (a wrong key or nonce never authenticates).
 
 The oracle is tshark 4.0 in two steps, as it has no way to hand DTLS plaintext to
 its SCTP dissector on a dynamic port: it decrypts the DTLS records with the key
@@ -37,7 +43,12 @@ from harness.analysis.dtls import ALERTS
 from harness.analysis.sctp import CHUNK_TYPES
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
-FILES = ["aiortc-datachannel", "aiortc-datachannel-turn", "aiortc-datachannel-fragments"]
+FILES = [
+    "aiortc-datachannel",
+    "aiortc-datachannel-turn",
+    "aiortc-datachannel-fragments",
+    "firefox-aiortc-datachannel",
+]
 #: what we read that tshark does not, per file and count: the SCTP ABORT of the hang-up,
 #: sent after alice's ICE restart moved DTLS to a new 5-tuple without a new handshake.
 #: tshark keys DTLS sessions by 5-tuple and leaves it encrypted; we find the session whose
@@ -49,6 +60,7 @@ ONLY_OURS: dict[str, dict[str, Counter[object]]] = {
         "chunks": Counter({"ABORT": 1}),
     },
     "aiortc-datachannel-fragments": {},
+    "firefox-aiortc-datachannel": {},
     "aiortc-datachannel-turn": {
         "records": Counter({"dtls-records": 2}),
         "chunks": Counter({"ABORT": 2}),
@@ -226,3 +238,23 @@ def test_alerts_same_as_tshark(name: str) -> None:
     assert all(t == "encrypted" and o == "close_notify" for o, t in differ.values()), differ
     assert len(differ) == ONLY_OURS[name].get("chunks", Counter())["ABORT"]
     assert "close_notify" in ours.values()
+
+
+def test_firefox_dtls13_idata() -> None:
+    """Firefox to Firefox: DTLS 1.3 records and I-DATA chunks; the messages are the
+    scenario's texts, byte for byte, on the channel it opened."""
+    import yaml
+
+    name = "firefox-datachannel-dtls13"
+    scenario = yaml.safe_load((PCAPS.parent / "datachannel-firefox.yaml").read_text())
+    long_text, doc = (s["send_data"]["text"] for s in scenario["steps"] if "send_data" in s)
+    a = analyze_file(PCAPS / f"{name}.pcap", PCAPS / f"{name}.keys")
+    assert a.decrypted["sctp-I_DATA"] > 0 and "sctp-DATA" not in a.decrypted
+    strings = [e for e in a.datachannel if e.kind == "string"]
+    assert [(e.size, e.label) for e in strings] == [
+        (len(long_text), "harness"),
+        (len(doc), "harness"),
+    ]
+    assert strings[0].text == long_text[:200] and strings[1].text == doc
+    assert [e.kind for e in a.datachannel].count("open") == 1 and not a.malformed
+    assert not [k for k in a.skipped if k.startswith("dtls:")], a.skipped

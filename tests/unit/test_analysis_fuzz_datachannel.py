@@ -18,7 +18,6 @@ from harness.analysis.analyzer import analyze_bytes
 from harness.analysis.dtlsdecrypt import DtlsAssociation, split_records
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
-CAPTURE = (PCAPS / "aiortc-datachannel.pcap").read_bytes()
 KEYS = PCAPS / "aiortc-datachannel.keys"
 KEYLOG = tlsdecrypt.read_keylog(KEYS)
 SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))
@@ -184,12 +183,13 @@ def test_dtls_records_never_raise(records: list[tuple[int, int, bytes]]) -> None
 
 
 @SLOW
-@given(st.data())
-def test_damaged_datachannel_capture_with_keys(data: st.DataObject) -> None:
-    buf = bytearray(CAPTURE)
+@given(st.data(), st.sampled_from(["aiortc-datachannel", "firefox-datachannel-dtls13"]))
+def test_damaged_datachannel_capture_with_keys(data: st.DataObject, name: str) -> None:
+    """DTLS 1.2 (aiortc) and DTLS 1.3 with I-DATA (Firefox), bytes flipped anywhere."""
+    buf = bytearray((PCAPS / f"{name}.pcap").read_bytes())
     for _ in range(data.draw(st.integers(1, 30))):
         buf[data.draw(st.integers(24, len(buf) - 1))] = data.draw(st.integers(0, 255))
-    a = analyze_bytes(bytes(buf), keylog=KEYS)
+    a = analyze_bytes(bytes(buf), keylog=PCAPS / f"{name}.keys")
     assert not [k for k in a.malformed if k.startswith("crash:")], a.malformed
 
 
