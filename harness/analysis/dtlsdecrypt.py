@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.analysis import dtls13
-from harness.analysis.tlsdecrypt import SUITES, make_aead, prf
+from harness.analysis.tlsdecrypt import SUITES, make_aead, prf, server_version
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
@@ -190,7 +190,7 @@ class DtlsAssociation:
                     self.suite = int.from_bytes(msg[35 + sid : 37 + sid], "big")
                 self.keys.clear()
                 self.v13 = None
-                if _picks_dtls13(msg, 38 + sid):
+                if server_version(msg, 38 + sid) == b"\xfe\xfc":
                     self.v13 = dtls13.Dtls13(self.keylog, self.client_random, self.suite or 0)
             off += 12 + n
 
@@ -218,18 +218,3 @@ class DtlsAssociation:
         iv = block[2 * klen : 2 * klen + ivlen] if mine else block[2 * klen + ivlen :]
         self.keys[key] = _Keys(make_aead(kind, k), iv)
         return self.keys[key]
-
-
-def _picks_dtls13(msg: bytes, off: int) -> bool:
-    """True when the ServerHello's supported_versions extension (43) says DTLS 1.3."""
-    end = min(len(msg), off + 2 + int.from_bytes(msg[off : off + 2], "big"))
-    off += 2
-    while off + 4 <= end:
-        et, n = (
-            int.from_bytes(msg[off : off + 2], "big"),
-            int.from_bytes(msg[off + 2 : off + 4], "big"),
-        )
-        if et == 43 and n == 2:
-            return msg[off + 4 : off + 6] == b"\xfe\xfc"
-        off += 4 + n
-    return False

@@ -170,7 +170,7 @@ class TlsConnection:
                 sid = msg[34]
                 if len(msg) >= 37 + sid:
                     self.suite = int.from_bytes(msg[35 + sid : 37 + sid], "big")
-                self.tls13 = _server_picks_tls13(msg, 38 + sid)
+                self.tls13 = server_version(msg, 38 + sid) == b"\x03\x04"
                 if self.tls13 and self.client is not None:
                     self._tls13_keys(key, "HANDSHAKE_TRAFFIC_SECRET")
                     self._tls13_keys(self.client, "HANDSHAKE_TRAFFIC_SECRET")
@@ -218,10 +218,13 @@ class TlsConnection:
         self.keys[key] = _Keys(make_aead(kind, ck if mine else sk), civ if mine else siv, False)
 
 
-def _server_picks_tls13(msg: bytes, off: int) -> bool:
-    """True when the ServerHello's supported_versions extension says TLS 1.3."""
+def server_version(msg: bytes, off: int) -> bytes:
+    """The version a ServerHello's supported_versions extension (43) picks, or b"" (none).
+
+    `off` is where the extensions block starts: 0x0304 is TLS 1.3, 0xfefc DTLS 1.3.
+    """
     if off + 2 > len(msg):
-        return False
+        return b""
     end = min(len(msg), off + 2 + int.from_bytes(msg[off : off + 2], "big"))
     off += 2
     while off + 4 <= end:
@@ -230,9 +233,9 @@ def _server_picks_tls13(msg: bytes, off: int) -> bool:
             int.from_bytes(msg[off + 2 : off + 4], "big"),
         )
         if et == 43 and n == 2:
-            return msg[off + 4 : off + 6] == b"\x03\x04"
+            return msg[off + 4 : off + 6]
         off += 4 + n
-    return False
+    return b""
 
 
 def _has_finished(plain: bytes) -> bool:
