@@ -31,7 +31,7 @@ POLL_S = 0.02
 class ReactionSpec(BaseModel):
     """`reaction:` of a peer: when its app restarts ICE (empty `restart_on`: never)."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
     restart_on: list[Trigger] = []
     after_ms: int = 0
     """Grace period after `disconnected`/`failed`; the restart happens only if the state held."""

@@ -40,7 +40,7 @@ class MustFail(BaseModel):
 class Action(BaseModel):
     """Arguments of one step; subclasses implement `execute`."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
     kind: ClassVar[str]
     timeout: float = 30.0
     """Seconds the step may take before it fails."""

@@ -34,7 +34,7 @@ def register(cls: type[Component]) -> type[Component]:
 class ComponentOptions(BaseModel):
     """Base for each component's options; unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Component(ABC):

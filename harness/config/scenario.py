@@ -26,7 +26,7 @@ SHIPPED_TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class IceServerRef(Strict):

@@ -32,7 +32,7 @@ NODENAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Firewall(StrEnum):
