@@ -8,6 +8,7 @@ items from its workers; the items skip at set-up, so no lab is built).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -42,9 +43,12 @@ def _holds() -> int:
 
 
 def _pytest(project: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_ALL_SCENARIOS"}
+    env.pop("PYTEST_ADDOPTS", None)
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args, "scenarios"],
         cwd=project,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
