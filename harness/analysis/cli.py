@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from harness.analysis.report import summarize_file
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `analyze` command to the harness CLI."""
@@ -71,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         console = Console() if sys.stdout.isatty() else Console(width=160)
     out, status = [], 0
     for path in args.files:
+        from harness.analysis.report import summarize_file  # not for `harness --help`
+
         session, data = summarize_file(path, args.keylog)
         if data["errors"] and not data["packets"]:
             status = max(status, 1)
