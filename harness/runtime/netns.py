@@ -9,28 +9,35 @@ namespaces removes every interface, bridge, route and nft table of the lab.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness.config.topology import Node, Topology
 from harness.errors import LabError
 from harness.runtime.base import HostProcess, LinkRef, NodeProcess, Runtime
+from harness.runtime.nftlib import load_ruleset
 from harness.runtime.nsutil import (
+    create_netns,
+    delete_netns,
     list_netns,
     netns_path,
     netns_pids,
     parallel,
-    run_checked,
     run_in_netns,
+    setns_fd,
     write_sysctls,
 )
+from harness.runtime.rtnl import IF_OPER_UP, Rtnl
 
 if TYPE_CHECKING:
     from harness.runtime.docker import ContainerPlacement
@@ -64,6 +71,15 @@ _SPAWN_SCRIPT = (
 )
 
 
+@dataclass
+class _Switch:
+    """The switch namespace as node threads see it: ready once its bridges exist."""
+
+    bridges: dict[str, str]  # network -> bridge name
+    index: dict[str, int] = field(default_factory=dict)  # network -> bridge ifindex
+    ready: threading.Event = field(default_factory=threading.Event)
+
+
 def netns_name(lab: str, node: str) -> str:
     return f"{PREFIX}{lab}.{node}"
 
@@ -83,6 +99,7 @@ class NetnsRuntime(Runtime):
         self.topology: Topology | None = None
         self.processes: list[HostProcess] = []
         self._links: dict[tuple[str, str], LinkRef] = {}
+        self._ifindex: dict[tuple[str, str], int] = {}
         self._containers: ContainerPlacement | None = None
 
     @property
@@ -113,113 +130,139 @@ class NetnsRuntime(Runtime):
     # ------------------------------------------------------------ build
 
     def up(self, topology: Topology) -> None:
+        """Build every namespace on its own thread, in process: a thread makes its
+        namespace (unshare and a bind mount, as `ip netns add`), writes its sysctls,
+        loads its rules (libnftables) and makes its links, addresses and routes over
+        rtnetlink. No program runs, and the namespaces are built at the same time."""
         self.topology = topology
         self._write_etc(topology)
-        sw = self.netns("@switch")
-        host_cmds = [f"netns add {ns}" for ns in self.namespaces]
-        sw_cmds = ["link set lo up"]
-        bridges: dict[str, str] = {}
-        for i, (net, subnet) in enumerate(topology.networks.items()):
-            br = f"b{i}{net}"[:15]
-            bridges[net] = br
-            sw_cmds += [f"link add {br} type bridge", f"link set {br} up"]
-            if net in topology.sinks:
-                sw_cmds.append(f"addr add {topology.sinks[net]}/{subnet.prefixlen} dev {br}")
         self.up_links_only(topology)
-        for index, (node, iface) in enumerate(
-            (n, i) for n in topology.nodes.values() for i in n.interfaces.values()
-        ):
-            peer = self._links[(node.name, iface.name)].ifname
-            # Distinct ifindexes on the two ends: the kernel treats a veth whose peer has
-            # its own ifindex as a non-urgent link event and brings it to operstate UP up
-            # to 1 s later, dropping the first packets (seen: a lab's first ARP lost).
-            host_cmds.append(
-                f"link add {iface.name} index {NODE_IFINDEX_BASE + index} "
-                f"netns {self.netns(node.name)} type veth peer name {peer} netns {sw}"
-            )
-            sw_cmds += [
-                f"link set {peer} alias {node.name}.{iface.name}",
-                f"link set {peer} master {bridges[iface.network]} up",
-            ]
+        bridges = {net: f"b{i}{net}"[:15] for i, net in enumerate(topology.networks)}
+        switch = _Switch(bridges)
+        jobs = [lambda: self._build_switch(topology, switch)]
+        jobs += [(lambda n=node: self._build_node(n, switch)) for node in topology.nodes.values()]
         try:
-            run_checked(["ip", "-batch", "-"], "\n".join(host_cmds) + "\n", "creating namespaces")
-            jobs = [lambda: run_in_netns(sw, lambda: self._configure_switch(sw_cmds))]
-            jobs += [
-                (lambda n=node: run_in_netns(self.netns(n.name), lambda: self._configure_node(n)))
-                for node in topology.nodes.values()
-            ]
-            parallel(jobs)
-            self._wait_links_up(sw)
+            parallel(jobs, workers=len(jobs))  # a node waits for the switch: never queued
         except OSError as exc:
             raise LabError(f"lab {self.lab}: {exc}") from None
 
-    def _wait_links_up(self, sw: str, timeout: float = 2.0) -> None:
-        """Return once every switch port is operationally up (so no first packet is lost)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            out = run_checked(
-                ["ip", "-n", sw, "-j", "link", "show", "type", "veth"], what="ip link"
-            )
-            down = [ln["ifname"] for ln in json.loads(out or "[]") if ln.get("operstate") != "UP"]
-            if not down:
-                return
-            if time.monotonic() > deadline:
-                raise OSError(f"links still down after {timeout} s: {', '.join(down)}")
-            time.sleep(0.005)
+    def _build_switch(self, topology: Topology, switch: _Switch) -> None:
+        try:
+            create_netns(self.netns("@switch"))
+            write_sysctls(COMMON_SYSCTLS | SWITCH_SYSCTLS)
+            with Rtnl() as nl:
+                nl.set_link("lo", up=True)
+                for br in switch.bridges.values():
+                    nl.add_bridge(br)
+                index = {name: i for name, (i, _) in nl.links().items()}
+                for net, br in switch.bridges.items():
+                    switch.index[net] = index[br]
+                    if net in topology.sinks:
+                        prefix = topology.networks[net].prefixlen
+                        nl.add_address(index[br], topology.sinks[net], prefix)
+        finally:
+            switch.ready.set()  # nodes wait for it, failed or not
 
-    def up_links_only(self, topology: Topology) -> None:
-        """Name the switch end of every interface (also for attaching to a running lab)."""
-        sw = self.netns("@switch")
-        for ni, node in enumerate(topology.nodes.values()):
-            for iface in node.interfaces.values():
-                peer = f"n{ni}{iface.name}"[:15]
-                self._links[(node.name, iface.name)] = LinkRef(sw, peer, node.name, iface.name)
-
-    @staticmethod
-    def _configure_switch(cmds: list[str]) -> None:
-        write_sysctls(COMMON_SYSCTLS | SWITCH_SYSCTLS)
-        run_checked(["ip", "-batch", "-"], "\n".join(cmds) + "\n", "building the switch")
-
-    def _configure_node(self, node: Node) -> None:
+    def _build_node(self, node: Node, switch: _Switch) -> None:
+        assert self.topology is not None
         sysctls = dict(COMMON_SYSCTLS)
         sysctls["net.ipv4.ip_forward"] = "1" if node.is_router else "0"
         rules = None
         if node.is_router:
             from harness.nat.ruleset import router_ruleset
 
-            rules = router_ruleset(node)
+            rules = router_ruleset(node, fresh=True)
             sysctls.update(rules.sysctls)
+        create_netns(self.netns(node.name))
         write_sysctls(sysctls)
-        run_checked(
-            ["ip", "-batch", "-"],
-            "\n".join(self._ip_commands(node, self.topology.sinks)) + "\n",
-            f"configuring {node.name}",
-        )
         if rules is not None and rules.nft.strip():
-            run_checked(["nft", "-f", "-"], rules.nft, f"loading router rules on {node.name}")
+            try:
+                load_ruleset(rules.nft)
+            except OSError as exc:
+                raise OSError(f"loading router rules on {node.name}: {exc}") from None
+        with Rtnl() as nl:
+            nl.set_link("lo", up=True)
+            if not switch.ready.wait(10.0) or len(switch.index) < len(switch.bridges):
+                raise OSError(f"{node.name}: the switch namespace was not built")
+            with self._switch_rtnl() as (sw_fd, swnl):
+                ports = []
+                for iface in node.interfaces.values():
+                    peer = self._links[(node.name, iface.name)].ifname
+                    nl.add_veth(iface.name, self._ifindex[(node.name, iface.name)], peer, sw_fd)
+                    swnl.set_link(
+                        peer,
+                        alias=f"{node.name}.{iface.name}",
+                        master=switch.index[iface.network],
+                        up=True,
+                    )
+                    ports.append(peer)
+                self._configure_node(nl, node, self.topology.sinks)
+                self._wait_links_up(swnl, ports)
+
+    @contextlib.contextmanager
+    def _switch_rtnl(self) -> Iterator[tuple[int, Rtnl]]:
+        """The switch namespace open as a file, and a netlink socket in it, made from a
+        thread that stays in its own namespace."""
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        sw_fd = os.open(netns_path(self.netns("@switch")), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            setns_fd(sw_fd, "switch")
+            try:
+                swnl = Rtnl()
+            finally:
+                setns_fd(own, "own namespace")
+            with swnl:
+                yield sw_fd, swnl
+        finally:
+            os.close(own)
+            os.close(sw_fd)
 
     @staticmethod
-    def _ip_commands(node: Node, topology_sinks: dict[str, Any]) -> list[str]:
-        cmds = ["link set lo up"]
+    def _wait_links_up(swnl: Rtnl, ports: list[str], timeout: float = 2.0) -> None:
+        """Return once each switch port is operationally up (so no first packet is lost)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            down = [p for p in ports if swnl.operstate(p) != IF_OPER_UP]
+            if not down:
+                return
+            if time.monotonic() > deadline:
+                raise OSError(f"links still down after {timeout} s: {', '.join(down)}")
+            time.sleep(0.001)
+
+    def up_links_only(self, topology: Topology) -> None:
+        """Name the switch end of every interface (also for attaching to a running lab)."""
+        sw = self.netns("@switch")
+        index = 0
+        for ni, node in enumerate(topology.nodes.values()):
+            for iface in node.interfaces.values():
+                peer = f"n{ni}{iface.name}"[:15]
+                self._links[(node.name, iface.name)] = LinkRef(sw, peer, node.name, iface.name)
+                # Distinct ifindexes on the two ends: the kernel treats a veth whose peer
+                # has its own ifindex as a non-urgent link event and brings it to operstate
+                # UP up to 1 s later, dropping the first packets (seen: a first ARP lost).
+                self._ifindex[(node.name, iface.name)] = NODE_IFINDEX_BASE + index
+                index += 1
+
+    @staticmethod
+    def _configure_node(nl: Rtnl, node: Node, topology_sinks: dict[str, IPv4Address]) -> None:
+        """Addresses and routes of a node, in the calling thread's namespace."""
+        index = {name: i for name, (i, _) in nl.links().items()}
         for iface in node.interfaces.values():
-            cmds += [f"addr add {iface.cidr} dev {iface.name}", f"link set {iface.name} up"]
+            nl.add_address(index[iface.name], iface.address, iface.prefixlen)
+            nl.set_link(iface.name, up=True)
         gateways = [i for i in node.interfaces.values() if i.gateway is not None]
         for metric, iface in enumerate(
             sorted(gateways, key=lambda i: i.name != node.default_route), start=1
         ):
-            cmds.append(
-                f"route add default via {iface.gateway} dev {iface.name} metric {metric * 100}"
-            )
+            nl.add_route(via=iface.gateway, dev=index[iface.name], metric=metric * 100)
         if len(node.interfaces) > 1 and not node.is_router:
             # answer from the interface a packet was addressed to, as phones do
             for idx, iface in enumerate(gateways):
                 table = POLICY_TABLE_BASE + idx
-                cmds += [
-                    f"route add default via {iface.gateway} dev {iface.name} table {table}",
-                    f"rule add from {iface.address} table {table} pref {1000 + idx}",
-                ]
+                nl.add_route(via=iface.gateway, dev=index[iface.name], table=table)
+                nl.add_rule(iface.address, table, 1000 + idx)
         for dest, via in node.routes:
-            cmds.append(f"route add {dest} via {via}")
+            nl.add_route(dest, via=via)
         if not gateways:
             # Like the real internet, a packet to nowhere (a peer's private candidate) leaves
             # the host and vanishes: the default route points at the network's sink, an
@@ -235,10 +278,9 @@ class NetnsRuntime(Runtime):
                 None,
             )
             if sink is not None:
-                cmds.append(f"route add default via {sink[1]} dev {sink[0].name}")
+                nl.add_route(via=sink[1], dev=index[sink[0].name])
             else:
-                cmds.append("route add blackhole default")
-        return cmds
+                nl.add_route(blackhole=True)
 
     def _write_etc(self, topology: Topology) -> None:
         self.etc_dir.mkdir(parents=True, exist_ok=True)
@@ -375,21 +417,17 @@ def destroy_lab_namespaces(lab: str, names: list[str] | None = None) -> list[str
     if not names:
         return []
     killed = False
-    for ns in names:
-        for pid in netns_pids(ns):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-            except ProcessLookupError:
-                pass
+    for pid in netns_pids(*names):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+        except ProcessLookupError:
+            pass
     if killed:
         time.sleep(0.05)
-    subprocess.run(
-        ["ip", "-force", "-batch", "-"],
-        input="".join(f"netns del {ns}\n" for ns in names),
-        capture_output=True,
-        text=True,
-    )
+    for ns in names:
+        with contextlib.suppress(OSError):
+            delete_netns(ns)
     left = [ns for ns in names if os.path.exists(netns_path(ns))]
     if left:
         raise LabError(f"could not delete namespaces: {', '.join(left)}")
