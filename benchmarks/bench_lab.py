@@ -1,4 +1,10 @@
-"""Bring-up and tear-down time of a 6-node NAT topology (target: up < 150 ms, down < 50 ms).
+"""Bring-up and tear-down time of a 6-node NAT topology (target: up < 50 ms, down < 50 ms).
+
+Bring-up runs no program: each namespace is built on its own thread over rtnetlink and
+libnftables (docs/architecture.md). The lab is usable when up() returns: the first ping,
+right after, crosses a NAT. Kernel work that no process saves remains (namespace creation
+waits for the previous lab's namespaces being freed, rtnl_lock is shared with every other
+lab of the machine), so on a busy machine the numbers move: compare side by side.
 
 Run: .venv/bin/python benchmarks/bench_lab.py [--runs 30]
 """
@@ -51,10 +57,10 @@ def main() -> int:
         "up": stats(ups),
         "down": stats(downs),
         "first_ping_ms": stats(firsts),
-        "targets": {"up_ms": 150, "down_ms": 50},
+        "targets": {"up_ms": 50, "down_ms": 50},
     }
     print(json.dumps(out, indent=1))
-    ok = out["up"]["median_ms"] < 150 and out["down"]["median_ms"] < 50
+    ok = out["up"]["median_ms"] < 50 and out["down"]["median_ms"] < 50
     print("targets met" if ok else "TARGETS MISSED", file=sys.stderr)
     return 0
 
