@@ -25,7 +25,7 @@ from harness.actions.steps import StepError
 from harness.analysis.recovery import LOG_NAME, NetworkEvent
 from harness.assertions import recovery as _recovery_checks  # noqa: F401  (registers `recovery`)
 from harness.nat.ruleset import NAT_TABLE
-from harness.runtime.netns import POLICY_TABLE_BASE
+from harness.runtime.netbuild import POLICY_TABLE_BASE
 
 if TYPE_CHECKING:
     from harness.config.topology import Interface

@@ -17,7 +17,7 @@ import pytest
 from harness.config.topology import Node
 from harness.lab import Lab
 from harness.nat.ruleset import router_ruleset
-from harness.runtime.netns import POLICY_TABLE_BASE
+from harness.runtime.netbuild import POLICY_TABLE_BASE
 
 pytestmark = pytest.mark.lab
 
