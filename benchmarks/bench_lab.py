@@ -2,11 +2,13 @@
 
 Bring-up runs no program: each namespace is built on its own thread over rtnetlink and
 libnftables (docs/architecture.md). The lab is usable when up() returns: the first ping,
-right after, crosses a NAT. Kernel work that no process saves remains (namespace creation
-waits for the previous lab's namespaces being freed, rtnl_lock is shared with every other
-lab of the machine), so on a busy machine the numbers move: compare side by side.
+right after, crosses a NAT. What remains is kernel work, behind one lock (rtnl_lock) shared
+with every lab of the machine: back to back, a bring-up also waits for the kernel to free
+the namespaces of the lab torn down just before (asynchronously, 20-40 ms on a busy 2-core
+machine); `--gap 0.3` leaves it that time, as the seconds of a scenario do. On a busy
+machine the numbers move: compare side by side.
 
-Run: .venv/bin/python benchmarks/bench_lab.py [--runs 30]
+Run: .venv/bin/python benchmarks/bench_lab.py [--runs 30] [--gap SECONDS]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ TOPOLOGY = Path(__file__).parent / "topologies" / "six-node-nat.yaml"
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--gap", type=float, default=0.0, help="seconds between down and next up")
     args = ap.parse_args()
     topo = load_topology(TOPOLOGY)
     ups, downs, firsts = [], [], []
@@ -42,6 +45,7 @@ def main() -> int:
         t0 = time.perf_counter()
         lab.down()
         downs.append(time.perf_counter() - t0)
+        time.sleep(args.gap)
 
     def stats(xs: list[float]) -> dict[str, float]:
         xs = sorted(xs)
@@ -54,6 +58,7 @@ def main() -> int:
     out = {
         "topology": "six-node-nat (6 nodes + switch namespace, 3 bridges, 7 veth, 2 nft rulesets)",
         "runs": args.runs,
+        "gap_s": args.gap,
         "up": stats(ups),
         "down": stats(downs),
         "first_ping_ms": stats(firsts),
