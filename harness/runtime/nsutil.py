@@ -3,7 +3,9 @@
 Python 3.11 has no os.setns, so we call libc. setns() switches only the calling
 thread, so work for one namespace runs on its own short-lived thread; processes
 forked from that thread start inside the namespace too. That saves one
-`ip netns exec` process per command, which dominates bring-up time.
+`ip netns exec` process per command, which dominates bring-up time. Namespaces
+are made and deleted here too, as `ip netns add/del` does (unshare, bind mount,
+unmount), and found by the processes in them as `ip netns pids` does.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def setns_fd(fd: int, what: str = "") -> None:
 
 _MS_BIND, _MS_REC, _MS_SHARED, _MNT_DETACH = 0x1000, 0x4000, 0x100000, 2
 _netns_dir_ready = False
+_netns_dir_lock = threading.Lock()
 
 
 def _mount(source: str, target: str, flags: int) -> None:
@@ -56,17 +59,18 @@ def _prepare_netns_dir() -> None:
     """What `ip netns add` does first: make NETNS_DIR a shared mount point, so the
     namespaces bound in it are seen by every mount namespace (as `ip` expects)."""
     global _netns_dir_ready
-    if _netns_dir_ready:
-        return
-    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
-    try:
-        _mount("", NETNS_DIR, _MS_SHARED | _MS_REC)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:  # EINVAL: not a mount point yet
-            raise
-        _mount(NETNS_DIR, NETNS_DIR, _MS_BIND | _MS_REC)
-        _mount("", NETNS_DIR, _MS_SHARED | _MS_REC)
-    _netns_dir_ready = True
+    with _netns_dir_lock:  # the first namespaces of a lab are made at once
+        if _netns_dir_ready:
+            return
+        os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+        try:
+            _mount("", NETNS_DIR, _MS_SHARED | _MS_REC)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+                raise
+            _mount(NETNS_DIR, NETNS_DIR, _MS_BIND | _MS_REC)
+            _mount("", NETNS_DIR, _MS_SHARED | _MS_REC)
+        _netns_dir_ready = True
 
 
 def create_netns(name: str) -> None:

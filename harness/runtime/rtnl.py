@@ -69,6 +69,7 @@ class Rtnl:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
         self.sock.bind((0, 0))
+        self.sock.settimeout(10.0)  # the kernel always answers: never hang a bring-up
         self.seq = 0
 
     def close(self) -> None:
