@@ -69,12 +69,24 @@ def build(
     # has its own ifindex as a non-urgent link event and brings it to operstate UP up to
     # 1 s later, dropping the first packets (seen: a first ARP lost).
     ifindex = {key: NODE_IFINDEX_BASE + i for i, key in enumerate(links)}
-    jobs = [lambda: _build_switch(topology, switch)]
+    jobs = [lambda: _naming("the switch", lambda: _build_switch(topology, switch))]
     jobs += [
-        (lambda n=node: _build_node(topology, n, netns(n.name), switch, links, ifindex))
+        (
+            lambda n=node: _naming(
+                n.name, lambda: _build_node(topology, n, netns(n.name), switch, links, ifindex)
+            )
+        )
         for node in topology.nodes.values()
     ]
     parallel(jobs, workers=len(jobs))  # a node waits for the switch: none may queue
+
+
+def _naming(what: str, fn: Callable[[], None]) -> None:
+    """Run `fn`; its error names `what` (the node or the switch being built)."""
+    try:
+        fn()
+    except OSError as exc:
+        raise OSError(f"building {what}: {exc}") from None
 
 
 def _build_switch(topology: Topology, switch: _Switch) -> None:
@@ -117,11 +129,11 @@ def _build_node(
         try:
             load_ruleset(rules.nft)
         except OSError as exc:
-            raise OSError(f"loading router rules on {node.name}: {exc}") from None
+            raise OSError(f"loading router rules: {exc}") from None
     with Rtnl() as nl:
         nl.set_link("lo", up=True)
         if not switch.ready.wait(10.0) or len(switch.index) < len(switch.bridges):
-            raise OSError(f"{node.name}: the switch namespace was not built")
+            raise OSError("the switch namespace was not built")
         with _rtnl_in(switch.name) as (sw_fd, swnl):
             ports = []
             for iface in node.interfaces.values():
