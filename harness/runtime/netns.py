@@ -79,11 +79,6 @@ class NetnsRuntime(Runtime):
     def netns(self, node: str) -> str:
         return netns_name(self.lab, SWITCH if node == "@switch" else node)
 
-    @property
-    def namespaces(self) -> list[str]:
-        assert self.topology is not None
-        return [self.netns("@switch")] + [self.netns(n) for n in self.topology.nodes]
-
     def link(self, node: str, iface: str) -> LinkRef:
         try:
             return self._links[(node, iface)]
