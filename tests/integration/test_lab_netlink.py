@@ -60,7 +60,7 @@ def ip_commands(node: Node, sinks: dict) -> list[str]:
     return cmds
 
 
-def state(ns: str) -> dict[str, object]:
+def state(ns: str, ifnames: list[str]) -> dict[str, object]:
     def ip(*args: str) -> list[dict]:
         out = subprocess.run(["ip", "-n", ns, "-j", *args], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
@@ -74,7 +74,13 @@ def state(ns: str) -> dict[str, object]:
     nft = subprocess.run(
         ["ip", "netns", "exec", ns, "nft", "list", "ruleset"], capture_output=True, text=True
     )
+    links = {
+        link["ifname"]: (link["mtu"], sorted(link["flags"]), link["operstate"], link["txqlen"])
+        for link in ip("link", "show")
+        if link["ifname"] in ["lo", *ifnames]
+    }
     return {
+        "links": links,
         "addresses": addrs,
         "routes": sorted(
             json.dumps(r, sort_keys=True) for r in ip("-4", "route", "show", "table", "all")
@@ -99,7 +105,8 @@ def test_nodes_equal_what_ip_and_nft_build(make_lab, topology: str) -> None:
                 text=True,
                 check=True,
             )
-        assert state(lab.netns(node.name)) == state(ref), f"{topology}: node {node.name}"
+        names = list(node.interfaces)
+        assert state(lab.netns(node.name), names) == state(ref, names), f"{topology}: {node.name}"
 
 
 def test_switch_ports_are_named_enslaved_and_up(make_lab) -> None:
