@@ -2,11 +2,12 @@
 
 Bring-up runs no program: each namespace is built on its own thread over rtnetlink and
 libnftables (docs/architecture.md). The lab is usable when up() returns: the first ping,
-right after, crosses a NAT. What remains is kernel work, behind one lock (rtnl_lock) shared
-with every lab of the machine: back to back, a bring-up also waits for the kernel to free
-the namespaces of the lab torn down just before (asynchronously, 20-40 ms on a busy 2-core
-machine); `--gap 0.3` leaves it that time, as the seconds of a scenario do. On a busy
-machine the numbers move: compare side by side.
+right after, crosses a NAT. What remains is kernel work behind one lock (rtnl_lock) that
+every lab of the machine shares. Back to back, a bring-up also waits for the kernel to free
+the namespaces of the lab torn down just before: that runs after down() returns and holds
+rtnl_lock for 50-60 ms (measured: the first rtnetlink request after a down waits that
+long). `--gap 0.3` leaves it that time, as the seconds of a scenario do. The numbers move
+with the machine's load: compare side by side.
 
 Run: .venv/bin/python benchmarks/bench_lab.py [--runs 30] [--gap SECONDS]
 """
