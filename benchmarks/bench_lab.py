@@ -1,6 +1,15 @@
-"""Bring-up and tear-down time of a 6-node NAT topology (target: up < 150 ms, down < 50 ms).
+"""Bring-up and tear-down time of a 6-node NAT topology (target: up < 50 ms, down < 50 ms).
 
-Run: .venv/bin/python benchmarks/bench_lab.py [--runs 30]
+Bring-up runs no program: each namespace is built on its own thread over rtnetlink and
+libnftables (docs/architecture.md). The lab is usable when up() returns: the first ping,
+right after, crosses a NAT. What remains is kernel work behind one lock (rtnl_lock) that
+every lab of the machine shares. Back to back, a bring-up also waits for the kernel to free
+the namespaces of the lab torn down just before: that runs after down() returns and holds
+rtnl_lock for 50-60 ms (measured: the first rtnetlink request after a down waits that
+long). `--gap 0.3` leaves it that time, as the seconds of a scenario do. The numbers move
+with the machine's load: compare side by side.
+
+Run: .venv/bin/python benchmarks/bench_lab.py [--runs 30] [--gap SECONDS]
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ TOPOLOGY = Path(__file__).parent / "topologies" / "six-node-nat.yaml"
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--gap", type=float, default=0.0, help="seconds between down and next up")
     args = ap.parse_args()
     topo = load_topology(TOPOLOGY)
     ups, downs, firsts = [], [], []
@@ -36,6 +46,7 @@ def main() -> int:
         t0 = time.perf_counter()
         lab.down()
         downs.append(time.perf_counter() - t0)
+        time.sleep(args.gap)
 
     def stats(xs: list[float]) -> dict[str, float]:
         xs = sorted(xs)
@@ -48,13 +59,19 @@ def main() -> int:
     out = {
         "topology": "six-node-nat (6 nodes + switch namespace, 3 bridges, 7 veth, 2 nft rulesets)",
         "runs": args.runs,
+        "gap_s": args.gap,
         "up": stats(ups),
         "down": stats(downs),
-        "first_ping_ms": stats(firsts),
-        "targets": {"up_ms": 150, "down_ms": 50},
+        "first_ping_ms": stats([x for x in firsts if x == x] or [float("nan")]),
+        "first_ping_lost": sum(1 for x in firsts if x != x),  # the lab was not usable yet
+        "targets": {"up_ms": 50, "down_ms": 50},
     }
     print(json.dumps(out, indent=1))
-    ok = out["up"]["median_ms"] < 150 and out["down"]["median_ms"] < 50
+    ok = (
+        out["first_ping_lost"] == 0
+        and out["up"]["median_ms"] < 50
+        and out["down"]["median_ms"] < 50
+    )
     print("targets met" if ok else "TARGETS MISSED", file=sys.stderr)
     return 0
 

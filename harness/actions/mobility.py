@@ -82,7 +82,7 @@ def _iface(lab: Lab, node: str, name: str, step: str) -> Interface:
 
 def _table(lab: Lab, node: str, name: str) -> int:
     """The policy table netns.py gave this interface (answers leave where they came in)."""
-    from harness.runtime.netns import POLICY_TABLE_BASE
+    from harness.runtime.netbuild import POLICY_TABLE_BASE
 
     gateways = [i.name for i in lab.topology.node(node).interfaces.values() if i.gateway]
     return POLICY_TABLE_BASE + gateways.index(name)

@@ -40,8 +40,11 @@ class RouterRules:
     sysctls: dict[str, str]
 
 
-def router_ruleset(node: Node) -> RouterRules:
-    """The NAT and firewall of a router node (`node.nat is None`: plain routing)."""
+def router_ruleset(node: Node, *, fresh: bool = False) -> RouterRules:
+    """The NAT and firewall of a router node (`node.nat is None`: plain routing).
+
+    `fresh`: for a namespace with no tables yet, whose tables need not replace earlier
+    ones (deleting a table costs 5-15 ms: the kernel waits for an RCU grace period)."""
     if not node.is_router:
         raise ValueError(f"node {node.name!r} is not a router")
     wan = node.wan
@@ -57,15 +60,18 @@ def router_ruleset(node: Node) -> RouterRules:
         timeout = str(node.nat.udp_timeout)
         sysctls["net.netfilter.nf_conntrack_udp_timeout"] = timeout
         sysctls["net.netfilter.nf_conntrack_udp_timeout_stream"] = timeout
-        parts.append(nat_table(node.nat, wan.name, wan.address, lans, node.forwards))
+        parts.append(
+            nat_table(node.nat, wan.name, wan.address, lans, node.forwards, replace=not fresh)
+        )
     if node.firewall is Firewall.UDP_BLOCKED:
-        parts.append(udp_blocked_table(wan.name, lans))
+        parts.append(udp_blocked_table(wan.name, lans, replace=not fresh))
     return RouterRules(nft="".join(parts), sysctls=sysctls)
 
 
-def _table(name: str, body: list[str]) -> str:
-    """A table that replaces any earlier one of the same name when loaded."""
-    lines = [f"table ip {name}", f"delete table ip {name}", f"table ip {name} {{"]
+def _table(name: str, body: list[str], replace: bool = True) -> str:
+    """A table that replaces any earlier one of the same name when loaded (`replace`)."""
+    lines = [f"table ip {name}", f"delete table ip {name}"] if replace else []
+    lines.append(f"table ip {name} {{")
     lines += body
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -126,6 +132,8 @@ def nat_table(
     wan_addr: IPv4Address,
     lans: list[str],
     forwards: list[Forward] | None = None,
+    *,
+    replace: bool = True,
 ) -> str:
     """RFC 4787 NAT for UDP on `wan` (plus TCP/ICMP source NAT) for traffic from `lans`,
     and the router's port forwards (before any learnt mapping)."""
@@ -241,10 +249,10 @@ def nat_table(
         "type filter hook input priority filter; policy accept;",
         [f"ip daddr {wan_addr} meta l4proto udp ct state new drop"],
     )
-    return _table(NAT_TABLE, body)
+    return _table(NAT_TABLE, body, replace)
 
 
-def udp_blocked_table(wan: str, lans: list[str]) -> str:
+def udp_blocked_table(wan: str, lans: list[str], *, replace: bool = True) -> str:
     """A proxy-only network: from the LAN only TCP to 80 and 443 leaves; no UDP crosses."""
     lan = _ifnames(lans)
     rules = [
@@ -254,4 +262,4 @@ def udp_blocked_table(wan: str, lans: list[str]) -> str:
         f'iifname "{wan}" oifname {lan} meta l4proto udp drop',
     ]
     body = _chain("forward", "type filter hook forward priority filter; policy accept;", rules)
-    return _table(FIREWALL_TABLE, body)
+    return _table(FIREWALL_TABLE, body, replace)

@@ -9,7 +9,7 @@ namespaces removes every interface, bridge, route and nft table of the lab.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import signal
 import socket
@@ -17,19 +17,18 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from harness.config.topology import Node, Topology
+from harness.config.topology import Topology
 from harness.errors import LabError
 from harness.runtime.base import HostProcess, LinkRef, NodeProcess, Runtime
+from harness.runtime.netbuild import build
 from harness.runtime.nsutil import (
+    delete_netns,
     list_netns,
     netns_path,
     netns_pids,
-    parallel,
-    run_checked,
     run_in_netns,
-    write_sysctls,
 )
 
 if TYPE_CHECKING:
@@ -37,25 +36,6 @@ if TYPE_CHECKING:
 
 PREFIX = "rh-"
 SWITCH = "_sw"
-POLICY_TABLE_BASE = 100
-NODE_IFINDEX_BASE = 1000
-
-# sysctls of every namespace of a lab
-COMMON_SYSCTLS = {
-    "net.ipv6.conf.all.disable_ipv6": "1",  # captures without IPv6 noise (RS, DAD, MLD)
-    "net.ipv6.conf.default.disable_ipv6": "1",
-    "net.ipv4.conf.all.rp_filter": "0",  # NAT hairpins and dual-homed hosts are asymmetric
-    "net.ipv4.conf.default.rp_filter": "0",
-}
-SWITCH_SYSCTLS = {
-    # br_netfilter is built in here: bridged frames must not meet conntrack/NAT
-    "net.bridge.bridge-nf-call-iptables": "0",
-    "net.bridge.bridge-nf-call-ip6tables": "0",
-    "net.bridge.bridge-nf-call-arptables": "0",
-    # the switch holds the internet's sink address: it must drop, not forward (and a new
-    # namespace inherits the host's ip_forward)
-    "net.ipv4.ip_forward": "0",
-}
 
 _SPAWN_SCRIPT = (
     'mount --bind "$RH_RESOLV" /etc/resolv.conf && '
@@ -99,11 +79,6 @@ class NetnsRuntime(Runtime):
     def netns(self, node: str) -> str:
         return netns_name(self.lab, SWITCH if node == "@switch" else node)
 
-    @property
-    def namespaces(self) -> list[str]:
-        assert self.topology is not None
-        return [self.netns("@switch")] + [self.netns(n) for n in self.topology.nodes]
-
     def link(self, node: str, iface: str) -> LinkRef:
         try:
             return self._links[(node, iface)]
@@ -115,57 +90,11 @@ class NetnsRuntime(Runtime):
     def up(self, topology: Topology) -> None:
         self.topology = topology
         self._write_etc(topology)
-        sw = self.netns("@switch")
-        host_cmds = [f"netns add {ns}" for ns in self.namespaces]
-        sw_cmds = ["link set lo up"]
-        bridges: dict[str, str] = {}
-        for i, (net, subnet) in enumerate(topology.networks.items()):
-            br = f"b{i}{net}"[:15]
-            bridges[net] = br
-            sw_cmds += [f"link add {br} type bridge", f"link set {br} up"]
-            if net in topology.sinks:
-                sw_cmds.append(f"addr add {topology.sinks[net]}/{subnet.prefixlen} dev {br}")
         self.up_links_only(topology)
-        for index, (node, iface) in enumerate(
-            (n, i) for n in topology.nodes.values() for i in n.interfaces.values()
-        ):
-            peer = self._links[(node.name, iface.name)].ifname
-            # Distinct ifindexes on the two ends: the kernel treats a veth whose peer has
-            # its own ifindex as a non-urgent link event and brings it to operstate UP up
-            # to 1 s later, dropping the first packets (seen: a lab's first ARP lost).
-            host_cmds.append(
-                f"link add {iface.name} index {NODE_IFINDEX_BASE + index} "
-                f"netns {self.netns(node.name)} type veth peer name {peer} netns {sw}"
-            )
-            sw_cmds += [
-                f"link set {peer} alias {node.name}.{iface.name}",
-                f"link set {peer} master {bridges[iface.network]} up",
-            ]
         try:
-            run_checked(["ip", "-batch", "-"], "\n".join(host_cmds) + "\n", "creating namespaces")
-            jobs = [lambda: run_in_netns(sw, lambda: self._configure_switch(sw_cmds))]
-            jobs += [
-                (lambda n=node: run_in_netns(self.netns(n.name), lambda: self._configure_node(n)))
-                for node in topology.nodes.values()
-            ]
-            parallel(jobs)
-            self._wait_links_up(sw)
+            build(topology, self.netns, self._links)
         except OSError as exc:
             raise LabError(f"lab {self.lab}: {exc}") from None
-
-    def _wait_links_up(self, sw: str, timeout: float = 2.0) -> None:
-        """Return once every switch port is operationally up (so no first packet is lost)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            out = run_checked(
-                ["ip", "-n", sw, "-j", "link", "show", "type", "veth"], what="ip link"
-            )
-            down = [ln["ifname"] for ln in json.loads(out or "[]") if ln.get("operstate") != "UP"]
-            if not down:
-                return
-            if time.monotonic() > deadline:
-                raise OSError(f"links still down after {timeout} s: {', '.join(down)}")
-            time.sleep(0.005)
 
     def up_links_only(self, topology: Topology) -> None:
         """Name the switch end of every interface (also for attaching to a running lab)."""
@@ -174,71 +103,6 @@ class NetnsRuntime(Runtime):
             for iface in node.interfaces.values():
                 peer = f"n{ni}{iface.name}"[:15]
                 self._links[(node.name, iface.name)] = LinkRef(sw, peer, node.name, iface.name)
-
-    @staticmethod
-    def _configure_switch(cmds: list[str]) -> None:
-        write_sysctls(COMMON_SYSCTLS | SWITCH_SYSCTLS)
-        run_checked(["ip", "-batch", "-"], "\n".join(cmds) + "\n", "building the switch")
-
-    def _configure_node(self, node: Node) -> None:
-        sysctls = dict(COMMON_SYSCTLS)
-        sysctls["net.ipv4.ip_forward"] = "1" if node.is_router else "0"
-        rules = None
-        if node.is_router:
-            from harness.nat.ruleset import router_ruleset
-
-            rules = router_ruleset(node)
-            sysctls.update(rules.sysctls)
-        write_sysctls(sysctls)
-        run_checked(
-            ["ip", "-batch", "-"],
-            "\n".join(self._ip_commands(node, self.topology.sinks)) + "\n",
-            f"configuring {node.name}",
-        )
-        if rules is not None and rules.nft.strip():
-            run_checked(["nft", "-f", "-"], rules.nft, f"loading router rules on {node.name}")
-
-    @staticmethod
-    def _ip_commands(node: Node, topology_sinks: dict[str, Any]) -> list[str]:
-        cmds = ["link set lo up"]
-        for iface in node.interfaces.values():
-            cmds += [f"addr add {iface.cidr} dev {iface.name}", f"link set {iface.name} up"]
-        gateways = [i for i in node.interfaces.values() if i.gateway is not None]
-        for metric, iface in enumerate(
-            sorted(gateways, key=lambda i: i.name != node.default_route), start=1
-        ):
-            cmds.append(
-                f"route add default via {iface.gateway} dev {iface.name} metric {metric * 100}"
-            )
-        if len(node.interfaces) > 1 and not node.is_router:
-            # answer from the interface a packet was addressed to, as phones do
-            for idx, iface in enumerate(gateways):
-                table = POLICY_TABLE_BASE + idx
-                cmds += [
-                    f"route add default via {iface.gateway} dev {iface.name} table {table}",
-                    f"rule add from {iface.address} table {table} pref {1000 + idx}",
-                ]
-        for dest, via in node.routes:
-            cmds.append(f"route add {dest} via {via}")
-        if not gateways:
-            # Like the real internet, a packet to nowhere (a peer's private candidate) leaves
-            # the host and vanishes: the default route points at the network's sink, an
-            # address of the switch namespace, which does not forward and sends no error.
-            # A local error instead (ENETUNREACH, or EINVAL from a blackhole route) made
-            # coturn stop relaying and Chromium close its candidate's socket.
-            sink = next(
-                (
-                    (i, topology_sinks[i.network])
-                    for i in node.interfaces.values()
-                    if i.network in topology_sinks
-                ),
-                None,
-            )
-            if sink is not None:
-                cmds.append(f"route add default via {sink[1]} dev {sink[0].name}")
-            else:
-                cmds.append("route add blackhole default")
-        return cmds
 
     def _write_etc(self, topology: Topology) -> None:
         self.etc_dir.mkdir(parents=True, exist_ok=True)
@@ -375,21 +239,17 @@ def destroy_lab_namespaces(lab: str, names: list[str] | None = None) -> list[str
     if not names:
         return []
     killed = False
-    for ns in names:
-        for pid in netns_pids(ns):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-            except ProcessLookupError:
-                pass
+    for pid in netns_pids(*names):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+        except ProcessLookupError:
+            pass
     if killed:
         time.sleep(0.05)
-    subprocess.run(
-        ["ip", "-force", "-batch", "-"],
-        input="".join(f"netns del {ns}\n" for ns in names),
-        capture_output=True,
-        text=True,
-    )
+    for ns in names:
+        with contextlib.suppress(OSError):
+            delete_netns(ns)
     left = [ns for ns in names if os.path.exists(netns_path(ns))]
     if left:
         raise LabError(f"could not delete namespaces: {', '.join(left)}")
