@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from harness.analysis import jsonout
 from harness.analysis.report import summarize_file
 
 
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                     for line in r["evidence"]:
                         console.print(f"    {line}", markup=False)
     if args.json:
-        print(json.dumps(out if len(out) > 1 else out[0], indent=1, default=str))
+        print(jsonout.dumps(out if len(out) > 1 else out[0]))
     if args.html:
         # The command line sits above every layer: it may hand the files to the reports.
         from harness.reports.pcapreport import report_pcaps
