@@ -212,6 +212,8 @@ class JanusHandle:
         self.id = handle_id
         self.plugin = plugin
         self.events: list[JanusEvent] = []
+        # SDPs Janus has acknowledged: its core has parsed an SDP when it acks the message
+        self.jsep_acks = 0
         self._changed = asyncio.Event()
 
     @property
@@ -222,7 +224,26 @@ class JanusHandle:
         msg: dict[str, Any] = {"janus": "message", "body": body}
         if jsep is not None:
             msg["jsep"] = jsep
-        return await self.session.request(self.path, msg)
+        reply = await self.session.request(self.path, msg)
+        if jsep is not None:
+            self.jsep_acks += 1
+            self.wake()
+        return reply
+
+    async def wait_jsep_ack(self, count: int, timeout: float) -> None:
+        """Until Janus has acknowledged `count` SDPs: a candidate trickled before Janus has
+        parsed the SDP it belongs to goes to the previous ICE generation (RFC 8838 s. 8.1
+        orders the description first)."""
+        deadline = time.monotonic() + timeout
+        while self.jsep_acks < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise JanusError(
+                    f"{self.plugin}: Janus did not acknowledge the SDP within {timeout:.0f} s"
+                )
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
 
     async def trickle(self, candidate: dict[str, Any] | None) -> None:
         """Send one ICE candidate ({"candidate", "sdpMid", "sdpMLineIndex"}), None = completed."""

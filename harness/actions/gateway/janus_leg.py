@@ -53,9 +53,18 @@ def leg_of(ctx: ScenarioContext, peer: str, step: str) -> JanusLeg:
         ) from None
 
 
-async def forward_candidates(peer: PeerClient, leg: JanusLeg, mark: int, timeout: float) -> int:
-    """Trickle: pass the peer's `icecandidate` events (from index `mark`) to Janus until the end."""
+async def forward_candidates(
+    peer: PeerClient, leg: JanusLeg, mark: int, timeout: float, sdp_acks: int
+) -> int:
+    """Trickle: pass the peer's `icecandidate` events (from index `mark`) to Janus until the end,
+    once Janus has acknowledged the SDP they belong to (its `sdp_acks`-th).
+
+    Sent before, a candidate of an ICE restart reached Janus ahead of the `update` (35 us
+    apart, each on its own HTTP connection: the trickle was acked first) and went to the old
+    generation; Janus then never checked the new one (matrix cell trickle-relay-nat, --jobs 3).
+    """
     deadline = time.monotonic() + timeout
+    await leg.sip.handle.wait_jsep_ack(sdp_acks, timeout)
     sent, seen = 0, mark
     while time.monotonic() < deadline:
         for ev in peer.events[seen:]:
@@ -94,7 +103,10 @@ async def negotiate(
     trickle = ctx.peer_spec(peer_name).trickle
     mark = len(peer.events)
     offer = await peer.call("create_offer", ice_restart=ice_restart)
-    relay = asyncio.create_task(forward_candidates(peer, leg, mark, timeout)) if trickle else None
+    acks = leg.sip.handle.jsep_acks + 1
+    relay = (
+        asyncio.create_task(forward_candidates(peer, leg, mark, timeout, acks)) if trickle else None
+    )
     try:
         ev = await send(offer)
         if ev.jsep is None or ev.jsep.get("type") != "answer":
@@ -129,7 +141,10 @@ async def answer_offer(
     await peer.call("set_remote", type="offer", sdp=offer["sdp"])
     leg.remote_ufrags.append(ufrag(offer["sdp"]) or "?")
     answer = await peer.call("create_answer")
-    relay = asyncio.create_task(forward_candidates(peer, leg, mark, timeout)) if trickle else None
+    acks = leg.sip.handle.jsep_acks + 1
+    relay = (
+        asyncio.create_task(forward_candidates(peer, leg, mark, timeout, acks)) if trickle else None
+    )
     try:
         await send(answer)
         sent = await asyncio.wait_for(relay, timeout) if relay is not None else 0
