@@ -455,4 +455,25 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }
+/* The module names its port list, so a test can hold it equal to fastpath.SERVICE_PORTS. */
+PyMODINIT_FUNC PyInit__fastpath(void) {
+    PyObject *m = PyModule_Create(&module), *ports;
+    if (!m)
+        return NULL;
+    size_t count = sizeof SERVICE_PORTS / sizeof *SERVICE_PORTS;
+    ports = PyTuple_New((Py_ssize_t)count);
+    for (size_t i = 0; ports && i < count; i++) {
+        PyObject *v = PyLong_FromLong(SERVICE_PORTS[i]);
+        if (!v) {
+            Py_CLEAR(ports);
+            break;
+        }
+        PyTuple_SET_ITEM(ports, (Py_ssize_t)i, v);
+    }
+    if (!ports || PyModule_AddObject(m, "SERVICE_PORTS", ports) < 0) {
+        Py_XDECREF(ports);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

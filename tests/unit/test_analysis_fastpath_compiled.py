@@ -78,6 +78,10 @@ def test_compiled_fast_path_matches_numpy(name: str, data: st.DataObject) -> Non
     same(fastpath.find_media(raw, damaged, times), fastpath.find_media_numpy(raw, damaged, times))
 
 
+def test_same_service_ports() -> None:
+    assert fastpath._fastpath.SERVICE_PORTS == fastpath.SERVICE_PORTS
+
+
 def test_many_groups_and_tiny_files() -> None:
     """Thousands of streams (the group table grows), and files shorter than one header."""
     image = IMAGES["aiortc-long.pcap"]
