@@ -164,5 +164,73 @@ class ScenarioItem(pytest.Item):
         return self.path, 0, f"scenario: {self.name}"
 
 
+# ---------------------------------------------------------------- -n N oversubscribing
+
+_CHECKED = pytest.StashKey[bool]()
+
+
+def _xdist_workers(config: pytest.Config) -> int:
+    """How many xdist workers this run has (or would have, under --collect-only)."""
+    if config.getoption("dist", "no") == "no":
+        return 0
+    return len(config.getoption("tx", None) or [])
+
+
+def _warn_if_oversubscribed(config: pytest.Config, scenarios: list[Any]) -> None:
+    """Say once, in the controller, when -n N runs more labs at once than the machine holds
+    (the same judgement and words as `harness run --jobs N`)."""
+    if config.stash.get(_CHECKED, False) or hasattr(config, "workerinput"):
+        return
+    config.stash[_CHECKED] = True
+    workers = _xdist_workers(config)
+    if not scenarios or workers <= 1:
+        return
+    from harness.scenario.parallel import holds, oversubscribed
+
+    cap = holds(scenarios)
+    warning = (
+        oversubscribed("-n", workers, cap) if min(workers, len(scenarios)) > cap.jobs else None
+    )
+    if warning:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(warning, yellow=True, bold=True)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Without workers running (--collect-only, -n 0), the items are collected here."""
+    runs = [
+        it.scenario
+        for it in session.items
+        if isinstance(it, ScenarioItem) and it.get_closest_marker("skip") is None
+    ]
+    if runs:
+        _warn_if_oversubscribed(session.config, runs)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """The xdist controller collects nothing itself: a worker's collection names the items."""
+    config = node.config
+    if config.stash.get(_CHECKED, False):
+        return
+    from harness.config.scenario import load_scenarios
+
+    wanted: dict[str, set[str]] = {}
+    for nodeid in ids:
+        file, sep, name = nodeid.partition("::")
+        if sep and file.endswith((".yaml", ".yml")):
+            wanted.setdefault(file, set()).add(name)
+    runs = []
+    for file, names in wanted.items():
+        try:
+            found = load_scenarios(config.rootpath / file)
+        except ConfigError:
+            continue  # the workers report it, with file and line
+        every = bool(os.environ.get("HARNESS_ALL_SCENARIOS"))
+        runs += [sc for sc in found if sc.name in names and (sc.spec.ci or every)]
+    _warn_if_oversubscribed(config, runs)
+
+
 class ScenarioFailed(Exception):
     """The scenario ran and a step or an expectation failed (evidence in the message)."""

@@ -22,12 +22,10 @@ from pydantic import model_validator
 
 from harness.actions.registry import Action, action
 from harness.actions.steps import StepError
-from harness.analysis.recovery import LOG_NAME, NetworkEvent
-from harness.assertions import recovery as _recovery_checks  # noqa: F401  (registers `recovery`)
-from harness.nat.ruleset import NAT_TABLE
-from harness.runtime.netns import POLICY_TABLE_BASE
 
+# The nft, netns and analysis modules load when a step runs: validation needs the models only.
 if TYPE_CHECKING:
+    from harness.analysis.recovery import NetworkEvent
     from harness.config.topology import Interface
     from harness.lab import Lab
     from harness.scenario.context import ScenarioContext
@@ -52,6 +50,8 @@ class MobilityLog:
         t: float | None = None,
         **data: Any,
     ) -> NetworkEvent:
+        from harness.analysis.recovery import NetworkEvent
+
         ev = NetworkEvent(time.time() if t is None else t, kind, node, signal, data)
         self.events.append(ev)
         self.path.write_text(json.dumps([asdict(e) for e in self.events], indent=1, default=str))
@@ -59,6 +59,8 @@ class MobilityLog:
 
 
 def mobility_log(ctx: ScenarioContext) -> MobilityLog:
+    from harness.analysis.recovery import LOG_NAME
+
     log = ctx.extras.get("mobility")
     if log is None:
         log = ctx.extras["mobility"] = MobilityLog(ctx.lab.run_dir / LOG_NAME)
@@ -80,6 +82,8 @@ def _iface(lab: Lab, node: str, name: str, step: str) -> Interface:
 
 def _table(lab: Lab, node: str, name: str) -> int:
     """The policy table netns.py gave this interface (answers leave where they came in)."""
+    from harness.runtime.netns import POLICY_TABLE_BASE
+
     gateways = [i.name for i in lab.topology.node(node).interfaces.values() if i.gateway]
     return POLICY_TABLE_BASE + gateways.index(name)
 
@@ -282,6 +286,8 @@ def _forget_state(lab: Lab, router: str, host: str) -> list[str]:
 
     `used_ports` is kept, so the host's next flow cannot get its old public port back.
     """
+    from harness.nat.ruleset import NAT_TABLE
+
     listing = lab.run(router, ["nft", "list", "table", "ip", NAT_TABLE], check=False).stdout
     elements: dict[str, list[str]] = {}
     for name, body in re.findall(r"(?:map|set) (\w+) \{.*?elements = \{(.*?)\}", listing, re.S):

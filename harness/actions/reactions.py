@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.actions.mobility import mobility_log
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
+    from harness.actions.mobility import MobilityLog
     from harness.peers.client import PeerClient, PeerEvent
     from harness.scenario.context import ScenarioContext
 
@@ -31,7 +31,7 @@ POLL_S = 0.02
 class ReactionSpec(BaseModel):
     """`reaction:` of a peer: when its app restarts ICE (empty `restart_on`: never)."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
     restart_on: list[Trigger] = []
     after_ms: int = 0
     """Grace period after `disconnected`/`failed`; the restart happens only if the state held."""
@@ -48,6 +48,13 @@ def start_reaction(ctx: ScenarioContext, peer: str) -> asyncio.Task[None] | None
     task = asyncio.create_task(Reaction(ctx, peer, spec).run(), name=f"reaction-{peer}")
     ctx.extras.setdefault("reactions", {})[peer] = task
     return task
+
+
+def mobility_log(ctx: ScenarioContext) -> MobilityLog:
+    """The run's network-event log (its module loads when a run reacts, not with the model)."""
+    from harness.actions.mobility import mobility_log as log
+
+    return log(ctx)
 
 
 class Reaction:

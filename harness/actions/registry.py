@@ -7,10 +7,41 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from harness.lazy import LazyRegistry
+
 if TYPE_CHECKING:
     from harness.scenario.context import ScenarioContext
 
-ACTIONS: dict[str, type[Action]] = {}
+_GW = "harness.actions.gateway."
+#: Every built-in step kind and the module that defines it (imported when the kind is used).
+STEP_MODULES: dict[str, str] = {
+    **dict.fromkeys(
+        ["call", "hangup", "restart_ice", "send_data", "wait"], "harness.actions.steps"
+    ),
+    "jsep": "harness.actions.jsep",
+    **dict.fromkeys(
+        ["gateway_restart", "handoff", "interface", "nat_rebind", "route", "turn_allocation_loss"],
+        "harness.actions.mobility",
+    ),
+    "audio_heard": _GW + "audio",
+    **dict.fromkeys(["sip_dial", "sip_ext_command", "sip_send_message"], _GW + "extension"),
+    "peer_dtmf": _GW + "incall",
+    **dict.fromkeys(
+        ["janus_answer", "janus_call", "janus_hangup", "janus_register"], _GW + "janus_calls"
+    ),
+    **dict.fromkeys(
+        ["janus_dtmf_info", "janus_event", "janus_hold", "janus_message", "janus_transfer"],
+        _GW + "janus_features",
+    ),
+    "janus_restart_ice": _GW + "janus_restart",
+    "janus_takeover": _GW + "janus_takeover",
+    "sip_offer_webrtc_sdp": _GW + "sip_offer",
+    **dict.fromkeys(["rtt_bridge", "sip_call_from", "sip_call_result"], _GW + "sip_uac"),
+    **dict.fromkeys(
+        ["sip_ws_answer", "sip_ws_call", "sip_ws_hangup", "sip_ws_register"], _GW + "sip_ws"
+    ),
+}
+ACTIONS: LazyRegistry[type[Action]] = LazyRegistry("step", STEP_MODULES)
 NODE_FIELDS = ("node", "host", "router", "api_via")
 IFACE_FIELDS = ("iface", "from_iface", "to_iface", "via")
 
@@ -40,7 +71,7 @@ class MustFail(BaseModel):
 class Action(BaseModel):
     """Arguments of one step; subclasses implement `execute`."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
     kind: ClassVar[str]
     timeout: float = 30.0
     """Seconds the step may take before it fails."""

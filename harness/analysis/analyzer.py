@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.analysis import dtls, fastpath, http, rtp, sdp, sip, stun
+from harness.analysis.datachannels import DataChannels
 from harness.analysis.ipfrag import Fragment, Reassembler
 from harness.analysis.model import (
     Address,
@@ -41,7 +42,7 @@ _seq_ts = struct.Struct("!HI").unpack_from
 SERVICE_PORTS = frozenset(p.to_bytes(2, "big") for p in fastpath.SERVICE_PORTS)
 
 
-class Analyzer(TcpStreams, TurnRelay):
+class Analyzer(TcpStreams, TurnRelay, DataChannels):
     """Feeds frames through the dissectors and fills an `Analysis`."""
 
     def __init__(
@@ -50,6 +51,9 @@ class Analyzer(TcpStreams, TurnRelay):
         self.a = result
         self.keylog = keylog or {}
         self.tls: dict[bytes, TlsConnection] = {}
+        self.associations = {}  # DTLS, decrypted when keylog names them (datachannels.py)
+        self.sctp_in = {}
+        self.labels = {}
         self.flows: dict[bytes, Flow] = {}
         self.tcp: dict[bytes, TcpDirection] = {}
         self.relayed_addr: dict[bytes, Address] = {}  # client->server key -> relayed address
@@ -88,6 +92,7 @@ class Analyzer(TcpStreams, TurnRelay):
         for conn in self.tls.values():
             if conn.problem:
                 a.skipped[f"tls: {conn.problem}"] += 1
+        self._datachannels_done()
         for why, n in self.fragments.dropped.items():
             a.skipped[f"ip-fragment-{why}"] += n
         for key, cols in zip(batch.keys, batch.columns, strict=True):
@@ -228,6 +233,8 @@ class Analyzer(TcpStreams, TurnRelay):
         if len(p) < 2 or p[1] != 0xFE:  # not a DTLS version byte
             # RFC 9147 4: DTLS 1.3 protected records start 001CSLEE (Firefox negotiates 1.3)
             flow.kinds["dtls13-ciphertext" if p[0] & 0xE0 == 0x20 else "other"] += 1
+            if self.keylog and p[0] & 0xE0 == 0x20:
+                self._dtls_payload(flow, key, p, t, no)
             return
         records = dtls.parse(p)
         if not records:
@@ -235,6 +242,11 @@ class Analyzer(TcpStreams, TurnRelay):
             self.a.malformed["dtls"] += 1
             return
         flow.kinds["dtls"] += 1
+        if self.keylog:  # alerts read with the key log replace ("encrypted", "encrypted")
+            alerts = self._dtls_payload(flow, key, p, t, no)
+            for r in records:
+                if r.alert and r.alert[0] == "encrypted" and alerts:
+                    r.alert = alerts.pop(0)
         if all(r.content_type == "ApplicationData" for r in records):
             return
         event = DtlsEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), records)

@@ -10,9 +10,6 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from harness.analysis import jsonout
-from harness.analysis.report import summarize_file
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `analyze` command to the harness CLI."""
@@ -72,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         console = Console() if sys.stdout.isatty() else Console(width=160)
     out, status = [], 0
     for path in args.files:
+        from harness.analysis.report import summarize_file  # not for `harness --help`
+
         session, data = summarize_file(path, args.keylog)
         if data["errors"] and not data["packets"]:
             status = max(status, 1)
@@ -103,13 +102,15 @@ def run(args: argparse.Namespace) -> int:
                     for line in r["evidence"]:
                         console.print(f"    {line}", markup=False)
     if args.json:
+        from harness.analysis import jsonout
+
         print(jsonout.dumps(out if len(out) > 1 else out[0]))
     if args.html:
         # The command line sits above every layer: it may hand the files to the reports.
         from harness.reports.pcapreport import report_pcaps
 
         checks = [c for d in out for c in d["checks"]]
-        index = report_pcaps(list(args.files), args.html, checks)
+        index = report_pcaps(list(args.files), args.html, checks, args.keylog)
         print(f"report: {index}", file=sys.stderr if args.json else sys.stdout)
     return status
 

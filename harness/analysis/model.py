@@ -110,6 +110,19 @@ class DtlsEvent(Event):
 
 
 @dataclass
+class DataChannelEvent(Event):
+    """One data channel message or DCEP message, decrypted from DTLS with a key log."""
+
+    association: str = ""  # the DTLS 5-tuple, as both directions' flows share it
+    stream: int = 0
+    kind: str = ""  # "open", "ack", or the PPID's name: "string", "binary", ...
+    size: int = 0
+    label: str = ""  # the channel's label (from its DATA_CHANNEL_OPEN)
+    protocol: str = ""
+    text: str = ""  # an excerpt: text for strings, hex for binary
+
+
+@dataclass
 class RtcpEvent(Event):
     packets: list[RtcpPacket] = field(default_factory=list)
 
@@ -157,6 +170,9 @@ class Analysis:
     sip: list[SipEvent] = field(default_factory=list)
     sdp: list[SdpEvent] = field(default_factory=list)
     janus: list[JanusEvent] = field(default_factory=list)
+    datachannel: list[DataChannelEvent] = field(default_factory=list)
+    #: DTLS decryption counters (records, SCTP packets and chunks) when a key log is given
+    decrypted: Counter[str] = field(default_factory=Counter)
     first_media: list[tuple[int, float, str]] = field(default_factory=list)
 
     @property

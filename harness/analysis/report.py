@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.analysis.analyzer import analyze_file, paused_gc
+from harness.analysis.channelsummary import channels, lines
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.sdp_conformance import captured
 from harness.analysis.session import Session, build
@@ -131,6 +132,8 @@ def summary(s: Session) -> dict[str, Any]:
             }
             for h in s.handshakes
         ],
+        "dtls_decrypted": dict(a.decrypted),
+        "datachannels": channels(a.datachannel),
         "rtp": [st.to_dict() for st in a.rtp_streams],
         "rtcp": dict(Counter(p.type for e in a.rtcp for p in e.packets)),
         "sip": [
@@ -217,6 +220,11 @@ def render(data: dict[str, Any], console: Console) -> None:
             console.print(f"  {side} certificate sha-256 {fp}")
         for alert in h["alerts"]:
             console.print(f"  [red]alert frame {alert[0]}: {alert[1]} {alert[2]}[/]")
+    if data.get("dtls_decrypted"):
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(data["dtls_decrypted"].items()))
+        console.print(f"DTLS decrypted with the key log: {counts}")
+    for line in lines(data.get("datachannels", [])):
+        console.print(line, markup=False)
     if data["rtp"]:
         t = Table(
             "ssrc",

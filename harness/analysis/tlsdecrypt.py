@@ -50,9 +50,11 @@ def read_keylog(path: Path | str) -> dict[tuple[str, bytes], bytes]:
     return keys
 
 
-def _hkdf_label(secret: bytes, label: str, length: int, digest: str) -> bytes:
-    """HKDF-Expand-Label with an empty context (RFC 8446 section 7.1)."""
-    full = b"tls13 " + label.encode()
+def hkdf_label(
+    secret: bytes, label: str, length: int, digest: str, prefix: bytes = b"tls13 "
+) -> bytes:
+    """HKDF-Expand-Label with an empty context (RFC 8446 7.1; DTLS 1.3 prefixes "dtls13")."""
+    full = prefix + label.encode()
     info = struct.pack("!HB", length, len(full)) + full + b"\x00"
     out, block, i = b"", b"", 1
     while len(out) < length:
@@ -62,7 +64,7 @@ def _hkdf_label(secret: bytes, label: str, length: int, digest: str) -> bytes:
     return out[:length]
 
 
-def _prf(secret: bytes, label: bytes, seed: bytes, length: int, digest: str) -> bytes:
+def prf(secret: bytes, label: bytes, seed: bytes, length: int, digest: str) -> bytes:
     """The TLS 1.2 PRF, P_hash (RFC 5246 section 5)."""
     seed = label + seed
     out, a = b"", seed
@@ -95,7 +97,7 @@ class _Keys:
         return self.aead.decrypt(nonce, body, aad)
 
 
-def _aead(kind: str, key: bytes) -> AESGCM | ChaCha20Poly1305:
+def make_aead(kind: str, key: bytes) -> AESGCM | ChaCha20Poly1305:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
     return AESGCM(key) if kind == "gcm" else ChaCha20Poly1305(key)
@@ -168,7 +170,7 @@ class TlsConnection:
                 sid = msg[34]
                 if len(msg) >= 37 + sid:
                     self.suite = int.from_bytes(msg[35 + sid : 37 + sid], "big")
-                self.tls13 = _server_picks_tls13(msg, 38 + sid)
+                self.tls13 = server_version(msg, 38 + sid) == b"\x03\x04"
                 if self.tls13 and self.client is not None:
                     self._tls13_keys(key, "HANDSHAKE_TRAFFIC_SECRET")
                     self._tls13_keys(self.client, "HANDSHAKE_TRAFFIC_SECRET")
@@ -189,8 +191,8 @@ class TlsConnection:
             return
         kind, klen, digest = spec
         self.keys[key] = _Keys(
-            _aead(kind, _hkdf_label(secret, "key", klen, digest)),
-            _hkdf_label(secret, "iv", 12, digest),
+            make_aead(kind, hkdf_label(secret, "key", klen, digest)),
+            hkdf_label(secret, "iv", 12, digest),
             True,
         )
         self.app[key] = which == "TRAFFIC_SECRET_0"
@@ -203,7 +205,7 @@ class TlsConnection:
             return
         kind, klen, digest = spec
         ivlen = 4 if kind == "gcm" else 12
-        block = _prf(
+        block = prf(
             master,
             b"key expansion",
             self.server_random + self.client_random,
@@ -213,13 +215,16 @@ class TlsConnection:
         ck, sk = block[:klen], block[klen : 2 * klen]
         civ, siv = block[2 * klen : 2 * klen + ivlen], block[2 * klen + ivlen :]
         mine = key == self.client
-        self.keys[key] = _Keys(_aead(kind, ck if mine else sk), civ if mine else siv, False)
+        self.keys[key] = _Keys(make_aead(kind, ck if mine else sk), civ if mine else siv, False)
 
 
-def _server_picks_tls13(msg: bytes, off: int) -> bool:
-    """True when the ServerHello's supported_versions extension says TLS 1.3."""
+def server_version(msg: bytes, off: int) -> bytes:
+    """The version a ServerHello's supported_versions extension (43) picks, or b"" (none).
+
+    `off` is where the extensions block starts: 0x0304 is TLS 1.3, 0xfefc DTLS 1.3.
+    """
     if off + 2 > len(msg):
-        return False
+        return b""
     end = min(len(msg), off + 2 + int.from_bytes(msg[off : off + 2], "big"))
     off += 2
     while off + 4 <= end:
@@ -228,9 +233,9 @@ def _server_picks_tls13(msg: bytes, off: int) -> bool:
             int.from_bytes(msg[off + 2 : off + 4], "big"),
         )
         if et == 43 and n == 2:
-            return msg[off + 4 : off + 6] == b"\x03\x04"
+            return msg[off + 4 : off + 6]
         off += 4 + n
-    return False
+    return b""
 
 
 def _has_finished(plain: bytes) -> bool:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.analysis.session import Session
+from harness.lazy import LazyRegistry
+
+if TYPE_CHECKING:
+    from harness.analysis.session import Session
 
 
 @dataclass
@@ -27,7 +30,7 @@ class CheckError(ValueError):
     """A check was named or parameterised wrongly (a scenario mistake, not a failure)."""
 
 
-CheckFn = Callable[[Session, dict[str, Any]], Outcome]
+CheckFn = Callable[["Session", dict[str, Any]], Outcome]
 
 
 @dataclass
@@ -38,7 +41,43 @@ class Check:
     doc: str
 
 
-REGISTRY: dict[str, Check] = {}
+_A = "harness.assertions."
+#: Every built-in wire check and the module that defines it (imported when the check is used).
+CHECK_MODULES: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "dtls_fingerprint_matches_sdp",
+            "dtls_handshakes",
+            "ice_connected",
+            "ice_integrity",
+            "ice_reconnect_time",
+            "ice_restarts",
+            "jitter",
+            "max_media_gap",
+            "rtp_flowing",
+            "rtp_loss",
+            "sdp_conformance",
+            "selected_pair_type",
+            "sip_dialog_state",
+            "sip_reinvite",
+            "stun_errors",
+        ],
+        _A + "checks",
+    ),
+    "sdp_direction_obeyed": _A + "direction",
+    "telephone_events": _A + "dtmf",
+    "ice_not_connected": _A + "negative",
+    "no_rtp": _A + "negative",
+    "recovery": _A + "recovery",
+    "restart_media_stop": _A + "restart",
+    "restart_peer_ice": _A + "restart",
+    "sdp_attribute": _A + "sdp_attrs",
+    "sip_messages": _A + "sipmsg",
+    "tls_connections": _A + "tls",
+    "rtp_through": _A + "turn",
+    "turn_relayed_address": _A + "turn",
+}
+REGISTRY: LazyRegistry[Check] = LazyRegistry("check", CHECK_MODULES)
 
 
 def check(name: str, **params: type | tuple[type, ...]) -> Callable[[CheckFn], CheckFn]:
@@ -53,22 +92,11 @@ def check(name: str, **params: type | tuple[type, ...]) -> Callable[[CheckFn], C
 
 def load_checks() -> None:
     """Import every module of built-in checks: each registers its checks on import."""
-    import harness.assertions.checks  # noqa: F401
-    import harness.assertions.direction  # noqa: F401
-    import harness.assertions.dtmf  # noqa: F401
-    import harness.assertions.negative  # noqa: F401
-    import harness.assertions.recovery  # noqa: F401
-    import harness.assertions.restart  # noqa: F401
-    import harness.assertions.sdp_attrs  # noqa: F401
-    import harness.assertions.sipmsg  # noqa: F401
-    import harness.assertions.tls  # noqa: F401
-    import harness.assertions.turn  # noqa: F401
+    REGISTRY.load_all()
 
 
 def run_check(name: str, session: Session, params: dict[str, Any] | None = None) -> Outcome:
     """Validate parameters and run one check."""
-    load_checks()
-
     spec = REGISTRY.get(name)
     if spec is None:
         raise CheckError(f"unknown check {name!r}; known: {', '.join(sorted(REGISTRY))}")

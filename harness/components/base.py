@@ -17,12 +17,25 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.components.versions import PROBES, VersionProbe, host_version, image_version
 from harness.errors import ComponentError, LabError
+from harness.lazy import LazyRegistry
 
 if TYPE_CHECKING:
     from harness.lab.lab import Lab
     from harness.runtime.base import NodeProcess
 
-COMPONENTS: dict[str, type[Component]] = {}
+_C = "harness.components."
+#: Every built-in component kind and the module that defines it (imported when used).
+COMPONENT_MODULES: dict[str, str] = {
+    "baresip": _C + "baresip",
+    "coturn": _C + "coturn",
+    "janus": _C + "janus",
+    "kamailio": _C + "kamailio",
+    "container": _C + "program",
+    "process": _C + "program",
+    "rtpengine": _C + "rtpengine",
+    "sipp": _C + "sipp",
+}
+COMPONENTS: LazyRegistry[type[Component]] = LazyRegistry("component", COMPONENT_MODULES)
 
 
 def register(cls: type[Component]) -> type[Component]:
@@ -34,7 +47,7 @@ def register(cls: type[Component]) -> type[Component]:
 class ComponentOptions(BaseModel):
     """Base for each component's options; unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Component(ABC):

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from harness.components import pki
 from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import Endpoint, is_bound, parse_range, port_range
 from harness.errors import ComponentError
+from harness.lazy import lazy
+
+pki = lazy("harness.components.pki")  # cryptography loads when a run issues a certificate
 
 if TYPE_CHECKING:
     from harness.config.forwards import Forward

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from harness.components import pki
 from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import (
     WILDCARD,
@@ -24,6 +23,9 @@ from harness.components.ports import (
     parse_range,
     port_range,
 )
+from harness.lazy import lazy
+
+pki = lazy("harness.components.pki")  # cryptography loads when a run issues a certificate
 
 if TYPE_CHECKING:
     from harness.lab.lab import Lab

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from harness.components import pki
 from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import WILDCARD, Endpoint, is_bound
 from harness.components.templates import render
 from harness.errors import ComponentError
+from harness.lazy import lazy
+
+pki = lazy("harness.components.pki")  # cryptography loads when a run issues a certificate
 
 if TYPE_CHECKING:
     from harness.lab.lab import Lab

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AfterValidator
 
 from harness.errors import ComponentError
-from harness.runtime.nsutil import run_in_netns
 
 if TYPE_CHECKING:
     from harness.components.base import Component
@@ -118,5 +117,7 @@ def netns_socket(netns: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
         sock = socket.socket(socket.AF_INET, kind)
         sock.setblocking(False)
         return sock
+
+    from harness.runtime.nsutil import run_in_netns  # ctypes: not for validation
 
     return run_in_netns(netns, make)

@@ -39,7 +39,7 @@ def parse_rate(value: Any) -> float | None:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BurstLoss(Strict):

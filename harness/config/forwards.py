@@ -29,7 +29,7 @@ class Protocol(StrEnum):
 class ForwardSpec(BaseModel):
     """A port forward: what arrives at the router's WAN address on `port` goes to `to`."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
     protocol: Protocol
     port: int | str

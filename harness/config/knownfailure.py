@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class FailureRate(Strict):

@@ -26,7 +26,7 @@ SHIPPED_TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class IceServerRef(Strict):
@@ -276,7 +276,6 @@ def parse_scenario(text: str, path: str | Path) -> Scenario:
 def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
     from harness.actions import ACTIONS
 
-    _load_plugins()
     if not isinstance(src.data, dict):
         raise src.error((), "a scenario must be a mapping with topology, peers and steps")
     spec: ScenarioSpec = src.validate(ScenarioSpec)
@@ -356,7 +355,7 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
         steps.append(Step(i, kind, act, src.line_of(where)))
 
     expects = []
-    checks = _check_registry()
+    checks = _check_names()
     for i, raw in enumerate(spec.expect):
         where = ("expect", i)
         if not isinstance(raw, dict) or len(raw) != 1:
@@ -375,19 +374,20 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
 
 
 def _load_plugins() -> None:
-    """Import the modules that register step kinds and component kinds."""
-    import importlib
-    import importlib.util
+    """Import every step kind and component kind (validation imports the ones it uses only)."""
+    from harness.actions import ACTIONS
+    from harness.components import COMPONENTS
 
-    for mod in (
-        "harness.actions.steps",
-        "harness.actions.gateway",
-        "harness.actions.mobility",
-        "harness.actions.jsep",
-        "harness.components.all",
-    ):
-        if importlib.util.find_spec(mod) is not None:
-            importlib.import_module(mod)
+    ACTIONS.load_all()
+    COMPONENTS.load_all()
+
+
+def _check_names() -> set[str]:
+    """Names of every check, wire and peer, without importing the wire checks."""
+    from harness.assertions.peer import PEER_CHECKS
+    from harness.assertions.registry import REGISTRY
+
+    return {*REGISTRY, *PEER_CHECKS}
 
 
 def _check_registry() -> dict[str, Any]:

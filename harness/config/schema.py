@@ -23,10 +23,12 @@ def registries() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[s
     """(steps, wire checks, peer checks, components), every plugin loaded."""
     from harness.actions import ACTIONS
     from harness.components import COMPONENTS
+    from harness.config.fielddocs import document
     from harness.config.scenario import _check_registry, _load_plugins
 
     _load_plugins()
     _check_registry()
+    document()
     from harness.assertions.peer import PEER_CHECKS
     from harness.assertions.registry import REGISTRY
 
@@ -146,9 +148,11 @@ def scenario_schema() -> dict[str, Any]:
 
 
 def topology_schema() -> dict[str, Any]:
+    from harness.config.fielddocs import document
     from harness.config.topology import TopologySpec
     from harness.nat.behaviour import PRESETS
 
+    document()
     schema = TopologySpec.model_json_schema()
     router = schema["$defs"]["RouterSpec"]["properties"]
     # both are read before validation: `lan: lan-a` is a list of one, `nat: symmetric` a preset

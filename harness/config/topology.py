@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -32,7 +32,7 @@ NODENAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class Firewall(StrEnum):
@@ -200,10 +200,37 @@ class Topology:
         ]
 
 
+_LOADED: dict[tuple[str, int, int], Topology] = {}
+
+
 def load_topology(path: str | Path) -> Topology:
-    """Load, validate and resolve a topology file. Raises ConfigError."""
-    src = load_yaml(path)
-    return topology_from_source(src)
+    """Load, validate and resolve a topology file. Raises ConfigError.
+
+    Every cell of a matrix (and every scenario of a `validate` run) names a topology
+    file: each is read once per version of the file, and each caller gets its own copy.
+    """
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return topology_from_source(load_yaml(path))  # load_yaml says why, with the path
+    key = (str(path), st.st_mtime_ns, st.st_size)  # as spelled: errors quote the path
+    if key not in _LOADED:
+        _LOADED[key] = topology_from_source(load_yaml(path))
+    return _copy(_LOADED[key])
+
+
+def _copy(t: Topology) -> Topology:
+    """A copy with containers of its own (addresses, NAT behaviours, forwards are frozen)."""
+    nodes = {
+        name: replace(
+            n,
+            interfaces={k: replace(i) for k, i in n.interfaces.items()},
+            routes=list(n.routes),
+            forwards=list(n.forwards),
+        )
+        for name, n in t.nodes.items()
+    }
+    return replace(t, networks=dict(t.networks), nodes=nodes, sinks=dict(t.sinks))
 
 
 def parse_topology(text: str, file: str = "<string>") -> Topology:

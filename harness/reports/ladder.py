@@ -23,7 +23,7 @@ FAULT_STEPS = {"fault", "handoff", "blackout", "kill", "restart_component"}
 @dataclass
 class LadderEvent:
     t: float  # seconds since the first step
-    kind: str  # sip, janus, jsep, ice, ice-fail, dtls, media, note, step, fault
+    kind: str  # sip, janus, jsep, ice, ice-fail, dtls, datachannel, media, note, step, fault
     label: str
     src: str  # lane (node name); src == dst for a note
     dst: str
@@ -34,6 +34,7 @@ class LadderEvent:
 def ladder_events(view: RunView) -> list[LadderEvent]:
     """Every event of the run, in time order."""
     out = _sip(view) + _janus(view) + _jsep(view) + _ice(view) + _dtls(view) + _media(view)
+    out += _datachannel(view)
     out += _peer_notes(view) + markers(view)
     out.sort(key=lambda e: (e.t, e.kind != "step"))
     return out
@@ -172,6 +173,31 @@ def _dtls(view: RunView) -> list[LadderEvent]:
                         f"{c.name} #{frame}",
                     )
                 )
+    return out
+
+
+#: data channel messages drawn per run (the rest are in `harness analyze --keylog`)
+MAX_CHANNEL_MESSAGES = 40
+
+
+def _datachannel(view: RunView) -> list[LadderEvent]:
+    """Data channel opens and messages (decrypted with the run's key logs), once per message."""
+    seen: dict[tuple[str, int, str, int, str], list[float]] = {}
+    out: list[LadderEvent] = []
+    for c in view.captures:
+        for ev in c.analysis.datachannel:
+            t = view.rel(c, ev.time)
+            times = seen.setdefault((ev.label, ev.stream, ev.kind, ev.size, ev.text), [])
+            if any(abs(t - x) < 0.05 for x in times) or len(out) >= MAX_CHANNEL_MESSAGES:
+                continue  # the same message on another wire (or on both legs of a relay)
+            times.append(t)
+            if ev.kind == "ack":
+                continue
+            label = f"DC {ev.label!r} open" if ev.kind == "open" else f"DC {ev.label!r} {ev.kind}"
+            if ev.kind != "open":
+                label += f" {ev.size} B: {ev.text[:24]}"
+            detail = f"stream {ev.stream} {ev.text[:120]} {c.name} #{ev.frame}"
+            out.append(LadderEvent(t, "datachannel", label, *_ends(view, ev.src, ev.dst), detail))
     return out
 
 

@@ -15,11 +15,17 @@ from harness.reports.html import build_report
 from harness.scenario.result import CheckResult, RunResult
 
 
-def report_pcaps(files: list[Path], out: Path, checks: list[dict[str, object]]) -> Path:
-    """Write index.html, report.json, ladder and timeline for `files` into `out`."""
+def report_pcaps(
+    files: list[Path], out: Path, checks: list[dict[str, object]], keylog: Path | None = None
+) -> Path:
+    """Write index.html, report.json, ladder and timeline for `files` into `out`.
+
+    A `keylog` is copied into the run folder as keylog.txt, where a run's key logs live."""
     out.mkdir(parents=True, exist_ok=True)
     run_dir = out / "capture"
     run_dir.mkdir(exist_ok=True)
+    if keylog is not None:
+        (run_dir / "keylog.txt").write_bytes(keylog.read_bytes())
     results = [
         CheckResult(
             str(c["check"]),

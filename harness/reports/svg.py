@@ -12,6 +12,7 @@ COLORS = {
     "ice": "#2e7d32",
     "ice-fail": "#b26a00",
     "dtls": "#00838f",
+    "datachannel": "#00695c",
     "media": "#c2185b",
     "note": "#555555",
     "step": "#37474f",

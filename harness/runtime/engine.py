@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.client
 import io
 import json
 import os
@@ -20,9 +19,12 @@ import tarfile
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, UnsupportedError
+
+if TYPE_CHECKING:
+    import http.client
 
 LAB_LABEL = "org.rtc-harness.lab"
 NODE_LABEL = "org.rtc-harness.node"
@@ -235,7 +237,7 @@ def _any_labelled(label: str) -> bool:
     if not os.path.exists(sock):
         return False
     query = urllib.parse.quote(json.dumps({"label": [label]}))
-    conn = _UnixHTTPConnection(sock)
+    conn = _unix_connection(sock)
     try:
         conn.request("GET", f"/containers/json?all=1&filters={query}")
         resp = conn.getresponse()
@@ -246,15 +248,17 @@ def _any_labelled(label: str) -> bool:
         conn.close()
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=10)
-        self.path = path
+def _unix_connection(path: str) -> http.client.HTTPConnection:
+    """HTTP over the engine's socket (http.client loads here: `harness --help` skips it)."""
+    import http.client
 
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(10)
-        self.sock.connect(self.path)
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            self.sock.connect(path)
+
+    return UnixConnection("localhost", timeout=10)
 
 
 def lab_containers(lab: str | None = None) -> list[Any]:

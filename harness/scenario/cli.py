@@ -219,25 +219,15 @@ def _jobs(scenarios: list[Scenario], repeat: int | None, seed: int | None) -> li
 def _how_many(jobs_arg: str, scenarios: list[Scenario], runs: int) -> int:
     """--jobs: a number, or `auto` (what this machine holds); warn when it oversubscribes."""
     from harness.errors import ConfigError
-    from harness.scenario.parallel import capacity, lab_cost, machine
+    from harness.scenario.parallel import holds, oversubscribed
 
     if jobs_arg != "auto" and not (jobs_arg.isdigit() and int(jobs_arg) >= 1):
         raise ConfigError(f"--jobs takes a number >= 1 or nothing, not {jobs_arg!r}")
-    cpus, mem = machine()
-    cap = capacity(
-        (
-            lab_cost((p.kind for p in sc.spec.peers.values()), len(sc.spec.components))
-            for sc in scenarios
-        ),
-        cpus,
-        mem,
-    )
+    cap = holds(scenarios)
     n = cap.jobs if jobs_arg == "auto" else int(jobs_arg)
-    if n > cap.jobs:
-        console.print(
-            f"[yellow]warning: --jobs {n} oversubscribes this machine (it holds {cap.jobs}: "
-            f"{cap.why}); timing-sensitive checks may fail from contention[/]"
-        )
+    warning = oversubscribed("--jobs", n, cap)
+    if warning:
+        console.print(f"[yellow]{warning}[/]")
     return max(1, min(n, runs))
 
 

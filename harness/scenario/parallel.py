@@ -19,8 +19,12 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.scenario.result import RunResult
+
+if TYPE_CHECKING:
+    from harness.config.scenario import Scenario
 
 #: What one lab costs, by what it runs: mean CPU in cores over a run, and peak memory in
 #: MiB (PSS of every process in the lab's namespaces, and its worker). From
@@ -88,6 +92,26 @@ def capacity(costs: Iterable[tuple[float, float]], cpus: int, mem_mb: int) -> Ca
         f"{mem_mb - RESERVE_MB} MiB free / {mem:.0f} per lab = {by_mem}"
     )
     return Capacity(jobs, why)
+
+
+def holds(scenarios: Iterable[Scenario]) -> Capacity:
+    """How many labs of these scenarios this machine holds at once, now."""
+    cpus, mem = machine()
+    costs = (
+        lab_cost([p.kind for p in sc.spec.peers.values()], len(sc.spec.components))
+        for sc in scenarios
+    )
+    return capacity(costs, cpus, mem)
+
+
+def oversubscribed(option: str, n: int, cap: Capacity) -> str | None:
+    """The warning when `option n` (`--jobs 4`, `-n 4`) runs more labs at once than fit."""
+    if n <= cap.jobs:
+        return None
+    return (
+        f"warning: {option} {n} oversubscribes this machine (it holds {cap.jobs}: "
+        f"{cap.why}); timing-sensitive checks may fail from contention"
+    )
 
 
 Report = Callable[[Job, RunResult], Awaitable[None] | None]
@@ -179,12 +203,6 @@ if __name__ == "__main__":  # python -m harness.scenario.parallel PATH...: labs 
         for f in (sorted(Path(arg).rglob("*.yaml")) if Path(arg).is_dir() else [Path(arg)])
         for sc in load_scenarios(f)
     ]
-    cap = capacity(
-        (
-            lab_cost([p.kind for p in sc.spec.peers.values()], len(sc.spec.components))
-            for sc in found
-        ),
-        *machine(),
-    )
+    cap = holds(found)
     print(cap.jobs)
     print(cap.why, file=sys.stderr)

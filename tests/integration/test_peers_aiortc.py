@@ -189,10 +189,18 @@ def test_direct_call_audio_and_datachannel() -> None:
             assert stats["dtls"]["state"] == "connected"
             assert stats["dtls"]["remote_fingerprint"].startswith("sha-256 ")
 
+    from harness.analysis.analyzer import analyze_file
     from harness.lab import Lab
 
     with Lab(TOPOLOGIES / "open-internet.yaml") as lab:
+        cap = lab.capture([("peer-a", "eth0")])
         run(scenario(lab))
+        (pcap,) = cap.stop()
+        # alice's agent logged its DTLS secrets (aiortc_agent/keylog.py): the wire opens
+        keylog = lab.workdir("peer-a", "alice") / "keylog.txt"
+        assert keylog.read_text().startswith("CLIENT_RANDOM "), keylog
+        seen = [(e.label, e.kind, e.text) for e in analyze_file(pcap, keylog).datachannel]
+        assert ("harness", "string", "ping") in seen and ("harness", "string", "pong") in seen
 
 
 @pytest.mark.lab

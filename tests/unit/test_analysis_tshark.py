@@ -94,6 +94,10 @@ def test_dtls_handshake_messages(path: Path) -> None:
         for hs in r.handshakes
         for hs_type in [next(k for k, v in _HS.items() if v == hs.type)]
     )
+    if path.name == "firefox-datachannel-dtls13.pcap":
+        # tshark 4.0 predates DTLS 1.3's unified header (RFC 9147): the datagram with the
+        # ServerHello and protected records after it is not DTLS to it (shown as data).
+        theirs[2] += 1
     assert mine == theirs
 
 

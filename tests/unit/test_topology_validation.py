@@ -126,3 +126,27 @@ def test_shipped_topologies_validate(name: str) -> None:
 
     t = load_topology(f"topologies/{name}.yaml")
     assert "server" in t.nodes and "peer-a" in t.nodes
+
+
+def test_a_topology_file_is_read_once_per_version_and_each_caller_owns_its_copy(
+    tmp_path: object,
+) -> None:
+    import os
+    import shutil
+    from pathlib import Path
+
+    from harness.config.topology import load_topology
+
+    root = Path(__file__).resolve().parents[2]
+    path = Path(str(tmp_path)) / "t.yaml"
+    shutil.copy(root / "topologies/address-restricted.yaml", path)
+    a, b = load_topology(path), load_topology(path)
+    assert a == b and a is not b
+    node = next(iter(a.nodes))
+    a.nodes[node].routes.append(("x", "y"))  # type: ignore[arg-type]
+    a.nodes[node].interfaces.clear()
+    assert b.nodes[node].interfaces and ("x", "y") not in b.nodes[node].routes
+    assert load_topology(path) == b
+    shutil.copy(root / "topologies/janus-behind-nat.yaml", path)  # a new version of the file
+    os.utime(path, ns=(1, 1))  # another mtime even within the clock's resolution
+    assert load_topology(path).nodes.keys() != b.nodes.keys()

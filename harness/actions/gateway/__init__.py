@@ -1,32 +1,23 @@
 """Gateway steps: WebRTC peers and SIP extensions calling each other through Janus's SIP
-plugin or Kamailio + rtpengine; importing this package registers them all."""
+plugin or Kamailio + rtpengine. Each module registers its steps when the step registry
+(harness/actions/registry.py) loads it for a step kind a scenario uses."""
 
-from harness.actions.gateway import (
-    audio,
-    extension,
-    incall,
-    janus_calls,
-    janus_features,
-    janus_restart,
-    janus_takeover,
-    sip_offer,
-    sip_uac,
-    sip_ws,
-)
-from harness.actions.gateway.janus_restart import JanusRestartIce
-from harness.actions.gateway.sip_raw import invite_once
+from __future__ import annotations
 
-__all__ = [
-    "JanusRestartIce",
-    "audio",
-    "extension",
-    "incall",
-    "invite_once",
-    "janus_calls",
-    "janus_features",
-    "janus_restart",
-    "janus_takeover",
-    "sip_offer",
-    "sip_uac",
-    "sip_ws",
-]
+import importlib
+from typing import Any
+
+_NAMES = {
+    "JanusRestartIce": "harness.actions.gateway.janus_restart",
+    "invite_once": "harness.actions.gateway.sip_raw",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """`from harness.actions.gateway import X` without importing every gateway module."""
+    if name in _NAMES:
+        return getattr(importlib.import_module(_NAMES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["JanusRestartIce", "invite_once"]

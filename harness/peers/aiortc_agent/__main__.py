@@ -8,11 +8,13 @@ import logging
 import signal
 from pathlib import Path
 
+from harness.peers.aiortc_agent import keylog
 from harness.peers.aiortc_agent.peer import AiortcPeer
 from harness.peers.control import ControlServer
 
 
 async def serve(control: Path, name: str) -> None:
+    keylog.install(Path.cwd() / "keylog.txt")  # the agent runs in its work directory
     peer = AiortcPeer(name)
     server = ControlServer(control, peer)
     peer.server = server

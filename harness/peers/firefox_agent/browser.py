@@ -153,6 +153,9 @@ class FirefoxEngine:
         if ca is not None:  # wss:// and turns: to the run's certificates are trusted
             add_to_nssdb(profile, ca)
         env = dict(os.environ, MOZ_HEADLESS="1", MOZ_CRASHREPORTER_DISABLE="1")
+        # (D)TLS secrets for `harness analyze --keylog` and the run report: the NSS that
+        # Firefox ships honours SSLKEYLOGFILE, for its WebRTC DTLS too (data channels).
+        env["SSLKEYLOGFILE"] = str(workdir / "keylog.txt")
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         proc = await asyncio.create_subprocess_exec(
