@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -38,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.analysis import pcapio  # noqa: E402
+from harness.analysis import fastpath, jsonout, pcapio  # noqa: E402
 from harness.analysis.report import summarize_file  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "pcaps" / "aiortc-long.pcap"
@@ -158,6 +159,9 @@ def cases(repeat: int) -> None:
                     "source": str(source.relative_to(ROOT)),
                     "packets": n,
                     "compiled_pcap_walk": pcapio._pcapwalk is not None,
+                    "compiled_fast_path": fastpath._fastpath is not None,
+                    "compiled_json_indent": jsonout._jsonindent is not None,
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
                     "harness_wall_s": round(med["harness"][0], 3),
                     "harness_cpu_s": round(med["harness"][1], 3),
                     "tshark_rtp_streams_wall_s": round(med["tshark"][0], 3),

@@ -12,10 +12,16 @@ ChannelBind requests, so those groups carry their channel number and are resolve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from harness.analysis.pcapio import FrameIndex
 from harness.analysis.rtp import Columns
 from harness.lazy import lazy
+
+try:
+    from harness.analysis import _fastpath
+except ImportError:  # not built (no compiler at install time): the numpy version below
+    _fastpath = None
 
 np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
@@ -72,6 +78,38 @@ IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8)
 
 def find_media(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
     """RTP directly over UDP and in TURN ChannelData, bare TCP ACKs, non-IP frames.
+
+    Compiled (`_fastpath.c`, one loop) when built, else column-wise with numpy; the two
+    give the same frames, groups, group order and columns.
+    """
+    if _fastpath is None:
+        return find_media_numpy(data, idx, times)
+    i64 = np.int64
+    not_ip, acks, plain, relayed = _fastpath.scan(
+        data,
+        np.ascontiguousarray(idx.offsets, dtype=i64),
+        np.ascontiguousarray(idx.lengths, dtype=i64),
+        np.ascontiguousarray(idx.links, dtype=i64),
+        np.ascontiguousarray(times, dtype=np.float64),
+    )
+    frames, keys, counts, first, last = acks
+    counted = FlowCounts(np.frombuffer(frames, dtype=i64), keys, counts, first, last)
+    return FastPath(_batch(plain), _batch(relayed), counted, np.frombuffer(not_ip, dtype=i64))
+
+
+def _batch(scanned: tuple) -> RtpBatch:  # type: ignore[type-arg]
+    """An RtpBatch from `_fastpath.scan`'s columns (rows already in group order)."""
+    frames, keys, bounds, no, t, seq, ts, pt, size, outer = scanned
+    i64 = np.int64
+    cols = [np.frombuffer(c, dtype=i64) for c in (no, t, seq, ts, pt, size)]
+    cols[1] = cols[1].view(np.float64)
+    batch = RtpBatch(np.frombuffer(frames, dtype=i64), keys, outer_bytes=outer or [])
+    batch.columns = [tuple(c[lo:hi] for c in cols) for lo, hi in pairwise(bounds)]
+    return batch
+
+
+def find_media_numpy(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
+    """find_media with numpy: the fallback, and the reference for the compiled scan.
 
     Ethernet/IPv4 frames without options or fragmentation only; one gather reads the
     first HEAD bytes of every candidate frame, the tests below are column operations.

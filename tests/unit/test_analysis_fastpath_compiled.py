@@ -1,0 +1,103 @@
+"""The compiled fast path (`_fastpath.c`) against the numpy one, on damaged real captures.
+
+Both must take the same frames, make the same groups in the same order and give the
+same columns (values and dtypes): `harness analyze` prints the same either way.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.analysis import fastpath, pcapio
+from harness.analysis.pcapio import FrameIndex, ReadStats
+
+pytestmark = pytest.mark.skipif(
+    fastpath._fastpath is None,
+    reason="harness/analysis/_fastpath.c is not built (pip install -e . builds it)",
+)
+
+SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))  # e.g. 20 for a long hunt
+PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
+#: plain RTP and TCP (aiortc-long), RTP in TURN ChannelData (aiortc-relayed)
+IMAGES = {name: (PCAPS / name).read_bytes() for name in ("aiortc-long.pcap", "aiortc-relayed.pcap")}
+
+
+def same(a: fastpath.FastPath, b: fastpath.FastPath) -> None:
+    def eq(x: np.ndarray, y: np.ndarray) -> bool:
+        return x.dtype == y.dtype and np.array_equal(x, y)
+
+    assert eq(a.not_ip, b.not_ip)
+    assert eq(a.acks.frames, b.acks.frames)
+    assert (a.acks.keys, a.acks.counts, a.acks.first, a.acks.last) == (
+        b.acks.keys,
+        b.acks.counts,
+        b.acks.first,
+        b.acks.last,
+    )
+    for x, y in ((a.rtp, b.rtp), (a.relayed, b.relayed)):
+        assert eq(x.frames, y.frames)
+        assert (x.keys, x.outer_bytes) == (y.keys, y.outer_bytes)
+        assert len(x.columns) == len(y.columns)
+        for cx, cy in zip(x.columns, y.columns, strict=True):
+            assert all(eq(u, v) for u, v in zip(cx, cy, strict=True))
+
+
+@settings(
+    max_examples=int(60 * SCALE),
+    deadline=None,
+    derandomize=SCALE == 1,  # CI: the same examples every run; a long hunt: fresh ones
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.sampled_from(sorted(IMAGES)), st.data())
+def test_compiled_fast_path_matches_numpy(name: str, data: st.DataObject) -> None:
+    image = bytearray(IMAGES[name])
+    idx = pcapio.index_frames(bytes(image), ReadStats())
+    n = len(idx)
+    # Damage headers where the tests look (first 58 bytes of frames), and anywhere.
+    for _ in range(data.draw(st.integers(0, 300))):
+        i = data.draw(st.integers(0, n - 1))
+        at = int(idx.offsets[i]) + data.draw(st.integers(0, 60))
+        if at < len(image):
+            image[at] = data.draw(st.sampled_from([0, 1, 6, 8, 17, 0x40, 0x45, 0x80, 0xC8, 0xFF]))
+    lengths, links = idx.lengths.copy(), idx.links.copy()
+    for _ in range(data.draw(st.integers(0, 20))):
+        i = data.draw(st.integers(0, n - 1))
+        lengths[i] = data.draw(st.integers(0, int(lengths[i])))
+        links[i] = data.draw(st.sampled_from([0, 1, 1, 113]))
+    cut = data.draw(st.integers(24, len(image)))  # frames past the end: the window rule
+    keep = idx.offsets + lengths <= cut
+    damaged = FrameIndex(idx.offsets[keep], lengths[keep], idx.times[keep], links[keep])
+    raw = bytes(image[:cut])
+    times = damaged.times - (damaged.times[0] if len(damaged) else 0)
+    same(fastpath.find_media(raw, damaged, times), fastpath.find_media_numpy(raw, damaged, times))
+
+
+def test_same_service_ports() -> None:
+    assert fastpath._fastpath.SERVICE_PORTS == fastpath.SERVICE_PORTS
+
+
+def test_many_groups_and_tiny_files() -> None:
+    """Thousands of streams (the group table grows), and files shorter than one header."""
+    image = IMAGES["aiortc-long.pcap"]
+    idx = pcapio.index_frames(image, ReadStats())
+    raw = bytearray(image)
+    for j, off in enumerate(idx.offsets.tolist()):  # a new SSRC for every frame
+        raw[off + 50 : off + 54] = j.to_bytes(4, "big")
+    times = idx.times - idx.times[0]
+    a = fastpath.find_media(bytes(raw), idx, times)
+    same(a, fastpath.find_media_numpy(bytes(raw), idx, times))
+    assert len(a.rtp.keys) > 1000
+    for size in (0, 20, 57):
+        tiny = FrameIndex(*(np.zeros(1, dtype=t) for t in (np.int64, np.int64, float, np.int64)))
+        tiny.lengths[0], tiny.links[0] = size, 1
+        data = bytes(size)
+        same(
+            fastpath.find_media(data, tiny, tiny.times),
+            fastpath.find_media_numpy(data, tiny, tiny.times),
+        )
