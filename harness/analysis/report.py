@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from harness.analysis.channelsummary import channels, lines
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.sdp_conformance import captured
 from harness.analysis.session import Session, build
+from harness.analysis.stun import StunMessage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,9 +34,15 @@ def summary(s: Session) -> dict[str, Any]:
     first: dict[int, SdpEvent] = {}  # id of each parsed SDP -> the first event that carried it
     for e in a.sdp:
         first.setdefault(id(e.sdp), e)
+    generation: dict[str, int] = {}  # ufrag -> the first generation that used it
+    for i, g in enumerate(s.generations):
+        for u in g.ufrags:
+            generation.setdefault(u, i)
     for rep in captured(a.sdp):
         ev = first[id(rep.description.sdp)]
         profile, findings = rep.description.profile, rep.findings
+        ufrags = ev.sdp.ice_ufrags
+        gens = [generation[u] for u in ufrags if u in generation]
         sdps.append(
             {
                 "frame": ev.frame,
@@ -44,21 +52,15 @@ def summary(s: Session) -> dict[str, Any]:
                 "dialog": ev.dialog,
                 "src": fmt_addr(ev.src),
                 "dst": fmt_addr(ev.dst),
-                "ice_ufrags": ev.sdp.ice_ufrags,
-                "ice_generation": next(
-                    (
-                        i
-                        for i, g in enumerate(s.generations)
-                        if set(g.ufrags) & set(ev.sdp.ice_ufrags)
-                    ),
-                    None,
-                ),
+                "ice_ufrags": ufrags,
+                "ice_generation": min(gens) if gens else None,
                 "fingerprints": ev.sdp.fingerprints,
                 "profile": profile,
                 "findings": [f.to_dict() for f in findings],
                 "text": ev.sdp.text,
             }
         )
+    msgs = [e.msg for e in a.stun]
     return {
         "file": str(a.path),
         "format": a.read.format,
@@ -70,8 +72,12 @@ def summary(s: Session) -> dict[str, Any]:
         "skipped": dict(a.skipped),
         "malformed": dict(a.malformed),
         "flows": [f.to_dict() for f in a.flows],
-        "stun": dict(Counter(e.msg.kind for e in a.stun)),
-        "stun_fingerprint_failures": [e.frame for e in a.stun if e.msg.fingerprint_ok is False],
+        "stun": _stun_kinds(msgs),
+        "stun_fingerprint_failures": [
+            e.frame for e, m in zip(a.stun, msgs, strict=True) if m.fingerprint_ok is False
+        ]
+        if False in map(attrgetter("fingerprint_ok"), msgs)
+        else [],
         "ice": {
             "generations": [
                 {
@@ -164,6 +170,17 @@ def summary(s: Session) -> dict[str, Any]:
         ],
         "sdp": sdps,
     }
+
+
+def _stun_kinds(msgs: list[StunMessage]) -> dict[str, int]:
+    """Messages per kind in order of first appearance, each kind named once."""
+    keys = list(map(attrgetter("classic", "method", "cls"), msgs))
+    one = dict(zip(keys, msgs, strict=True))  # a message of each (classic, method, class)
+    out: dict[str, int] = {}
+    for key, n in Counter(keys).items():
+        kind = one[key].kind
+        out[kind] = out.get(kind, 0) + n
+    return out
 
 
 def render(data: dict[str, Any], console: Console) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from harness.analysis.hmackey import HmacKey
 from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
 from harness.analysis.stun import StunMessage, check_integrity
 
@@ -59,7 +60,8 @@ class IceGeneration:
     sdp_time: tuple[int, float] | None = None
     sdp_dialogs: set[str] = field(default_factory=set)
     ssrcs: set[int] = field(default_factory=set)
-    index: dict[frozenset[Address], CandidatePair] = field(default_factory=dict, repr=False)
+    index: dict[tuple[Address, Address], CandidatePair] = field(default_factory=dict, repr=False)
+    """Pairs by (src, dst), both ways round."""
 
     @property
     def succeeded(self) -> list[CandidatePair]:
@@ -216,36 +218,58 @@ def build(analysis: Analysis) -> Session:
 
 
 def _ice(s: Session) -> None:
+    """Checks grouped by ufrag pair, then pairs by 5-tuple; each check and answer verified.
+
+    Work that depends on the USERNAME only (its generation, the receiver's HMAC key) is
+    done once per distinct USERNAME, not per check.
+    """
     gens: dict[tuple[str, str], IceGeneration] = {}
-    pending: dict[str, tuple[CandidatePair, bool, str]] = {}  # txid -> (pair, use-cand., ufrag)
+    users: dict[str, tuple[IceGeneration, HmacKey | None]] = {}
+    keys: dict[str, HmacKey | None] = {}
+    pending: dict[
+        str, tuple[CandidatePair, bool, HmacKey | None]
+    ] = {}  # txid -> (pair, use-cand., key)
     pwds = _ice_passwords(s)
+    types = s.candidate_types
     for ev in s.analysis.stun:
         m = ev.msg
         if m.method != "Binding":
             continue
-        if m.cls == "request" and m.username and ":" in m.username:
-            u1, _, u2 = m.username.partition(":")
-            key = (min(u1, u2), max(u1, u2))
-            gen = gens.get(key)
-            if gen is None:
-                gen = gens[key] = IceGeneration(key, (ev.frame, ev.time))
-            ends = frozenset((ev.src, ev.dst))
-            pair = gen.index.get(ends)
+        cls = m.cls
+        if cls == "request":
+            user = users.get(m.username)  # type: ignore[arg-type]
+            if user is None:
+                if not m.username or ":" not in m.username:
+                    continue
+                u1, _, u2 = m.username.partition(":")
+                gkey = (min(u1, u2), max(u1, u2))
+                gen = gens.get(gkey)
+                if gen is None:
+                    gen = gens[gkey] = IceGeneration(gkey, (ev.frame, ev.time))
+                if u1 not in keys:
+                    pwd = pwds.get(u1)
+                    keys[u1] = HmacKey(pwd.encode()) if pwd is not None else None
+                user = users[m.username] = (gen, keys[u1])
+            gen, key = user
+            src, dst = ev.src, ev.dst
+            pair = gen.index.get((src, dst))
             if pair is None:
-                pair = CandidatePair(ev.src, ev.dst, ev.relayed, first_check=(ev.frame, ev.time))
-                pair.types = (
-                    s.candidate_types.get(ev.src, "unknown"),
-                    s.candidate_types.get(ev.dst, "unknown"),
-                )
+                pair = CandidatePair(src, dst, ev.relayed, first_check=(ev.frame, ev.time))
+                pair.types = (types.get(src, "unknown"), types.get(dst, "unknown"))
                 gen.pairs.append(pair)
-                gen.index[ends] = pair
+                gen.index[(src, dst)] = gen.index[(dst, src)] = pair
             pair.requests += 1
-            pending[m.txid] = (pair, m.use_candidate, u1)
-            _verify(pair, ev.frame, ev.raw, pwds.get(u1), m)
-        elif m.cls in ("success", "error") and m.txid in pending:
-            pair, use, receiver = pending[m.txid]
-            _verify(pair, ev.frame, ev.raw, pwds.get(receiver), m)
-            if m.cls == "error":
+            pending[m.txid] = (pair, m.use_candidate, key)
+            if key is not None and ev.raw:
+                _verify(pair, ev.frame, ev.raw, key, m)
+        elif cls == "success" or cls == "error":
+            p = pending.get(m.txid)
+            if p is None:
+                continue
+            pair, use, key = p
+            if key is not None and ev.raw:
+                _verify(pair, ev.frame, ev.raw, key, m)
+            if cls == "error":
                 pair.errors.append((ev.frame, m.error_code or 0))
                 continue
             pair.successes += 1
@@ -275,11 +299,9 @@ def _ice_passwords(s: Session) -> dict[str, str]:
     return out
 
 
-def _verify(pair: CandidatePair, frame: int, raw: bytes, pwd: str | None, msg: StunMessage) -> None:
+def _verify(pair: CandidatePair, frame: int, raw: bytes, key: HmacKey, msg: StunMessage) -> None:
     """MESSAGE-INTEGRITY of a check or its answer, keyed by the receiver's ice-pwd (RFC 8445 7.2.2)."""
-    if not raw or pwd is None:
-        return
-    ok = check_integrity(raw, pwd.encode(), msg)
+    ok = check_integrity(raw, key, msg)
     if ok is not None:
         pair.integrity_checked += 1
         if not ok:
