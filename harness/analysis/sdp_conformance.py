@@ -58,7 +58,7 @@ def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Re
     'rollback', empty SDP) cancel the last offer.
     """
     reports: list[Report] = []
-    last_local: dict[str, Description] = {}
+    last_local: dict[str, tuple[Description, _Version]] = {}
     offer: Description | None = None
     for d in descs:
         if d.type == "rollback":
@@ -71,8 +71,9 @@ def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Re
         prof = d.profile or profile
         rep.findings += lint(d.sdp, role, prof, answering.sdp if answering else None)
         rep.findings += single(d.sdp, role, prof)
+        version = _Version(d.sdp)
         if d.party in last_local:
-            rep.findings += subsequent(last_local[d.party].sdp, d.sdp, d.seen_all)
+            rep.findings += _subsequent(last_local[d.party][1], version, d.seen_all)
         if answering is not None:
             rep.findings += answer_rules(answering.sdp, d.sdp)
             rep.findings += trickle_rules(answering, d)
@@ -86,7 +87,7 @@ def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Re
             offer = d
         elif d.type == "answer":
             offer = None
-        last_local[d.party] = d
+        last_local[d.party] = (d, version)
     return reports
 
 
@@ -122,23 +123,39 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
 # -- successive descriptions of one party ----------------------------------------------------
 
 
-def _origin(sdp: Sdp) -> tuple[tuple[int, str] | None, list[str]]:
-    line = next(((no, t) for no, t in sdp.session if t.startswith("o=")), None)
-    return line, (line[1][2:].split() if line else [])
+class _Version:
+    """What `subsequent` compares of one description, worked out once for it."""
 
+    __slots__ = ("sdp", "line", "origin", "_body", "fingerprints")
 
-def _body(sdp: Sdp) -> str:
-    return "\n".join(t for _, t in sdp.session if not t.startswith("o=")) + "\n".join(
-        t for m in sdp.media for t in [m.line[1], *(x for _, x in m.lines)]
-    )
+    def __init__(self, sdp: Sdp) -> None:
+        self.sdp = sdp
+        self.line = next(((no, t) for no, t in sdp.session if t.startswith("o=")), None)
+        self.origin = self.line[1][2:].split() if self.line else []
+        self._body: str | None = None
+        self.fingerprints = set(sdp.fingerprints)
+
+    @property
+    def body(self) -> str:
+        """Every line but o=: equal bodies are an unchanged SDP."""
+        if self._body is None:
+            sdp = self.sdp
+            self._body = "\n".join([t for _, t in sdp.session if not t.startswith("o=")])
+            self._body += "\n".join([t for m in sdp.media for _, t in (m.line, *m.lines)])
+        return self._body
 
 
 def subsequent(prev: Sdp, cur: Sdp, seen_all: bool = True) -> list[Finding]:
     """RFC 3264 8 and RFC 8829 5.2.2: same origin and session id, version +1 when the
     SDP changed (+0 when not; more than +1 only across descriptions not seen), the
     same certificate and mids, no m= line removed."""
+    return _subsequent(_Version(prev), _Version(cur), seen_all)
+
+
+def _subsequent(then: _Version, now: _Version, seen_all: bool) -> list[Finding]:
     out: list[Finding] = []
-    (line, o_now), (_, o_then) = _origin(cur), _origin(prev)
+    prev, cur = then.sdp, now.sdp
+    line, o_now, o_then = now.line, now.origin, then.origin
     if len(o_now) >= 3 and len(o_then) >= 3:
         if o_now[:2] != o_then[:2]:
             out.append(
@@ -152,7 +169,7 @@ def subsequent(prev: Sdp, cur: Sdp, seen_all: bool = True) -> list[Finding]:
             )
         elif o_now[2].isdigit() and o_then[2].isdigit():
             step = int(o_now[2]) - int(o_then[2])
-            want = 0 if _body(prev) == _body(cur) else 1
+            want = 0 if then.body == now.body else 1
             if step < 0 or (want == 1 and step == 0) or (seen_all and step > 1):
                 out.append(
                     finding(
@@ -163,7 +180,7 @@ def subsequent(prev: Sdp, cur: Sdp, seen_all: bool = True) -> list[Finding]:
                         "RFC 3264 8, RFC 8829 5.2.2",
                     )
                 )
-    before, after = set(prev.fingerprints), set(cur.fingerprints)
+    before, after = then.fingerprints, now.fingerprints
     if before and after and before != after:
         no = next((n for m in cur.media for n, _ in m.attrs("fingerprint")), None) or next(
             (n for n, _ in cur.attrs("fingerprint")), None

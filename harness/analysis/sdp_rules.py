@@ -45,7 +45,10 @@ def single(sdp: Sdp, role: str, profile: str) -> list[Finding]:
                     "RFC 8866 6.7",
                 )
             )
-        for no, v in m.attrs("msid"):
+        msids = m.attrs("msid")
+        # the section's own direction is the first of `dirs` (`direction` looks in that order)
+        own = (dirs[0][1] if dirs else direction(sdp, m)) if msids else ""
+        for no, v in msids:
             if not MSID.match(v):
                 out.append(
                     finding(
@@ -56,13 +59,13 @@ def single(sdp: Sdp, role: str, profile: str) -> list[Finding]:
                         "RFC 8830 2",
                     )
                 )
-            if direction(sdp, m) in ("recvonly", "inactive"):
+            if own in ("recvonly", "inactive"):
                 out.append(
                     finding(
                         "msid",
                         "warning",
                         (no, f"a=msid:{v}"),
-                        f"a=msid in a {direction(sdp, m)} section: it names a track that is not sent",
+                        f"a=msid in a {own} section: it names a track that is not sent",
                         "RFC 8829 5.2.1",
                     )
                 )
@@ -93,7 +96,7 @@ def payload_types(m: Media) -> list[Finding]:
         ("rtcp-fb", "RFC 4585 4.2"),
     ):
         for no, v in m.attrs(attr):
-            pt = v.split(" ", 1)[0]
+            pt = v.partition(" ")[0]
             if pt not in formats and not (attr == "rtcp-fb" and pt == "*"):
                 out.append(
                     finding(
@@ -104,10 +107,12 @@ def payload_types(m: Media) -> list[Finding]:
                         rfc,
                     )
                 )
-    codecs = m.codecs
-    for no, v in m.attrs("fmtp"):
+    fmtps = m.attrs("fmtp")
+    codecs = m.codecs if fmtps else {}
+    for no, v in fmtps:
         pt, _, params = v.partition(" ")
-        if not codecs.get(pt, "").lower().startswith("rtx/"):
+        codec = codecs.get(pt)
+        if codec is None or not codec.lower().startswith("rtx/"):
             continue
         apt = dict(p.strip().partition("=")[::2] for p in params.split(";")).get("apt")
         target = codecs.get(apt or "", "")

@@ -18,6 +18,8 @@ FINGERPRINT = re.compile(
 WEBRTC_RTP_PROTO = "UDP/TLS/RTP/SAVPF"
 WEBRTC_DATA_PROTO = "UDP/DTLS/SCTP"
 SIP_PROTOS = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
+#: static payload types by number (RFC 3551)
+_STATIC = {"0": "pcmu", "8": "pcma", "9": "g722", "18": "g729", "13": "cn", "3": "gsm"}
 SIP_COMMON_CODECS = {"pcmu", "pcma", "g722", "g729", "opus", "telephone-event"}
 
 
@@ -253,7 +255,7 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
         no, text = m.line
         if m.kind not in ("audio", "video"):
             continue
-        mapped = {pt for _, v in m.attrs("rtpmap") for pt in [v.split(" ")[0]]}
+        mapped = {v.partition(" ")[0] for _, v in m.attrs("rtpmap")}
         for pt in m.formats:
             if pt.isdigit() and int(pt) >= 96 and pt not in mapped:
                 out.append(
@@ -285,8 +287,8 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
 
 def _codec_name(enc: str) -> str:
     """'opus/48000/2' -> 'opus'; static '0' -> 'pcmu', '8' -> 'pcma'."""
-    static = {"0": "pcmu", "8": "pcma", "9": "g722", "18": "g729", "13": "cn", "3": "gsm"}
-    return static.get(enc, enc.split("/")[0].lower())
+    name = _STATIC.get(enc)
+    return name if name is not None else enc.split("/")[0].lower()
 
 
 def _line(sdp: Sdp, m: Media, name: str) -> int | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from harness.analysis.hmackey import HmacKey
 from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
-from harness.analysis.stun import StunMessage, check_integrity
+from harness.analysis.stun import check_integrity
 
 _INDIRECTNESS = {"host": 0, "unknown": 0, "srflx": 1, "prflx": 1, "relay": 2}
 
@@ -260,22 +260,28 @@ def _ice(s: Session) -> None:
                 gen.index[(src, dst)] = gen.index[(dst, src)] = pair
             pair.requests += 1
             pending[m.txid] = (pair, m.use_candidate, key)
-            if key is not None and ev.raw:
-                _verify(pair, ev.frame, ev.raw, key, m)
         elif cls == "success" or cls == "error":
             p = pending.get(m.txid)
             if p is None:
                 continue
             pair, use, key = p
-            if key is not None and ev.raw:
-                _verify(pair, ev.frame, ev.raw, key, m)
-            if cls == "error":
-                pair.errors.append((ev.frame, m.error_code or 0))
-                continue
+        else:
+            continue
+        # MESSAGE-INTEGRITY of a check or its answer, keyed by the receiver's ice-pwd
+        # (RFC 8445 7.2.2)
+        if key is not None and ev.raw:
+            ok = check_integrity(ev.raw, key, m)
+            if ok is not None:
+                pair.integrity_checked += 1
+                if not ok:
+                    pair.integrity_failures.append(ev.frame)
+        if cls == "success":
             pair.successes += 1
             if pair.first_success is None:
                 pair.first_success = (ev.frame, ev.time)
             pair.nominated = pair.nominated or use
+        elif cls == "error":
+            pair.errors.append((ev.frame, m.error_code or 0))
     s.generations = sorted(gens.values(), key=lambda g: g.first[1])
     by_ufrag = {u: g for g in s.generations for u in g.ufrags}
     for ev in s.analysis.sdp:
@@ -297,15 +303,6 @@ def _ice_passwords(s: Session) -> dict[str, str]:
             if ufrag and pwd:
                 out.setdefault(ufrag, pwd)
     return out
-
-
-def _verify(pair: CandidatePair, frame: int, raw: bytes, key: HmacKey, msg: StunMessage) -> None:
-    """MESSAGE-INTEGRITY of a check or its answer, keyed by the receiver's ice-pwd (RFC 8445 7.2.2)."""
-    ok = check_integrity(raw, key, msg)
-    if ok is not None:
-        pair.integrity_checked += 1
-        if not ok:
-            pair.integrity_failures.append(frame)
 
 
 def _media(s: Session) -> None:
@@ -398,40 +395,53 @@ def _fold_half_steps(restarts: list[IceRestart], window: float = 5.0) -> list[Ic
 def _dtls(s: Session) -> None:
     by_random: dict[tuple[frozenset[Address], bytes], DtlsHandshake] = {}
     current: dict[frozenset[Address], DtlsHandshake] = {}
+    # id of each handshake -> its `frames` as a set, its message counts (a plain dict)
+    seen_frames: dict[int, set[int]] = {}
+    counts: dict[int, dict[str, int]] = {}
     for ev in s.analysis.dtls:
-        ends = frozenset((ev.src, ev.dst))
+        src, frame = ev.src, ev.frame
+        ends = frozenset((src, ev.dst))
         for r in ev.records:
-            for hs in r.handshakes:
+            hss = r.handshakes
+            for hs in hss:
                 if hs.type == "ClientHello" and hs.frag_offset == 0 and len(hs.body) >= 34:
                     key = (ends, hs.body[2:34])
                     if key not in by_random:
-                        h = DtlsHandshake(ev.src, ev.dst, ev.relayed, (ev.frame, ev.time))
+                        h = DtlsHandshake(src, ev.dst, ev.relayed, (frame, ev.time))
                         by_random[key] = h
+                        seen_frames[id(h)] = set()
+                        counts[id(h)] = {}
                         s.handshakes.append(h)
                     current[ends] = by_random[key]
             h = current.get(ends)
             if h is None:
                 continue
-            side = "client" if ev.src == h.client else "server"
-            if ev.frame not in h.frames:
-                h.frames.append(ev.frame)
+            seen = seen_frames[id(h)]
+            if frame not in seen:
+                seen.add(frame)
+                h.frames.append(frame)
             if r.content_type == "ChangeCipherSpec":
-                h.ccs_from.add(side)
+                h.ccs_from.add("client" if src == h.client else "server")
             if r.alert:
-                h.alerts.append((ev.frame, *r.alert))
-            for hs in r.handshakes:
+                h.alerts.append((frame, *r.alert))
+            n = counts[id(h)]
+            for hs in hss:
+                t = hs.type
                 if hs.frag_offset == 0:
-                    h.messages[hs.type] += 1
-                if hs.type in ("ClientHello", "ServerHello") and hs.frag_offset == 0:
-                    h.extended_master_secret[side] = hs.extended_master_secret
-                    if hs.type == "ServerHello" and hs.srtp_profiles:
-                        h.srtp_profile = hs.srtp_profiles[0]
-                if hs.type == "Finished":
-                    h.end = (ev.frame, ev.time)
+                    n[t] = n.get(t, 0) + 1
+                    if t == "ClientHello" or t == "ServerHello":
+                        side = "client" if src == h.client else "server"
+                        h.extended_master_secret[side] = hs.extended_master_secret
+                        if t == "ServerHello" and hs.srtp_profiles:
+                            h.srtp_profile = hs.srtp_profiles[0]
+                if t == "Finished":
+                    h.end = (frame, ev.time)
         if ev.certificate_fingerprint and ends in current:
             h = current[ends]
-            side = "client" if ev.src == h.client else "server"
-            h.fingerprints[side] = (ev.frame, ev.certificate_fingerprint)
+            side = "client" if src == h.client else "server"
+            h.fingerprints[side] = (frame, ev.certificate_fingerprint)
+    for h in s.handshakes:
+        h.messages.update(counts[id(h)])
 
 
 def _sip(s: Session) -> None:
@@ -439,15 +449,16 @@ def _sip(s: Session) -> None:
     txs: dict[tuple[str, str], Transaction] = {}
     for ev in s.analysis.sip:
         m = ev.msg
-        d = dialogs.get(m.call_id)
+        call_id = m.call_id
+        d = dialogs.get(call_id)
         if d is None:
-            d = dialogs[m.call_id] = Dialog(m.call_id, m.from_tag)
+            d = dialogs[call_id] = Dialog(call_id, m.from_tag)
             s.dialogs.append(d)
-        if m.to_tag and not d.to_tag:
+        if not d.to_tag:
             d.to_tag = m.to_tag
         d.events.append(ev)
         key = (m.branch, m.cseq[1])
-        if m.is_request:
+        if m.status is None:  # a request
             if m.method == "ACK":
                 continue
             t = txs.get(key)
