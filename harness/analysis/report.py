@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from harness.analysis.analyzer import analyze_file, paused_gc
 from harness.analysis.channelsummary import channels, lines
-from harness.analysis.model import SdpEvent, fmt_addr
+from harness.analysis.model import SdpEvent, StunEvent, fmt_addr
 from harness.analysis.sdp_conformance import captured
 from harness.analysis.session import Session, build
-from harness.analysis.stun import StunMessage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -60,7 +59,7 @@ def summary(s: Session) -> dict[str, Any]:
                 "text": ev.sdp.text,
             }
         )
-    msgs = [e.msg for e in a.stun]
+    stun_kinds, stun_failures = _stun_counts(a.stun)
     return {
         "file": str(a.path),
         "format": a.read.format,
@@ -72,12 +71,8 @@ def summary(s: Session) -> dict[str, Any]:
         "skipped": dict(a.skipped),
         "malformed": dict(a.malformed),
         "flows": [f.to_dict() for f in a.flows],
-        "stun": _stun_kinds(msgs),
-        "stun_fingerprint_failures": [
-            e.frame for e, m in zip(a.stun, msgs, strict=True) if m.fingerprint_ok is False
-        ]
-        if False in map(attrgetter("fingerprint_ok"), msgs)
-        else [],
+        "stun": stun_kinds,
+        "stun_fingerprint_failures": stun_failures,
         "ice": {
             "generations": [
                 {
@@ -172,15 +167,19 @@ def summary(s: Session) -> dict[str, Any]:
     }
 
 
-def _stun_kinds(msgs: list[StunMessage]) -> dict[str, int]:
-    """Messages per kind in order of first appearance, each kind named once."""
-    keys = list(map(attrgetter("classic", "method", "cls"), msgs))
-    one = dict(zip(keys, msgs, strict=True))  # a message of each (classic, method, class)
-    out: dict[str, int] = {}
+def _stun_counts(events: list[StunEvent]) -> tuple[dict[str, int], list[int]]:
+    """Messages per kind in order of first appearance, and the frames whose FINGERPRINT
+    failed: one pass over the messages (C-level), each kind named once."""
+    msgs = list(map(attrgetter("msg"), events))
+    keys = list(map(attrgetter("classic", "method", "cls", "fingerprint_ok"), msgs))
+    one = dict(zip(keys, msgs, strict=True))  # a message of each key
+    kinds: dict[str, int] = {}
     for key, n in Counter(keys).items():
         kind = one[key].kind
-        out[kind] = out.get(kind, 0) + n
-    return out
+        kinds[kind] = kinds.get(kind, 0) + n
+    if all(key[3] is not False for key in one):
+        return kinds, []
+    return kinds, [e.frame for e, key in zip(events, keys, strict=True) if key[3] is False]
 
 
 def render(data: dict[str, Any], console: Console) -> None:

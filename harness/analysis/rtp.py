@@ -94,8 +94,10 @@ class RtpStream:
             chunks.append(tuple(rows[:, i] for i in range(6)))  # type: ignore[arg-type]
         if not chunks:
             return self
-        no, t, seq, ts, pt, size = (np.concatenate([c[i] for c in chunks]) for i in range(6))
-        if len(chunks) > 1:
+        if len(chunks) == 1:  # the common case: one chunk, used as it is
+            no, t, seq, ts, pt, size = chunks[0]
+        else:
+            no, t, seq, ts, pt, size = (np.concatenate([c[i] for c in chunks]) for i in range(6))
             order = np.argsort(no, kind="stable")
             no, t, seq, ts, pt, size = (
                 no[order],
@@ -109,22 +111,32 @@ class RtpStream:
         n = len(no)
         self.packets = n
         self.bytes = int(size.sum())
-        self.pts = {int(x) for x in np.unique(pt)}
+        one_pt = bool((pt == pt[0]).all())  # the usual stream: no sort for one value
+        self.pts = {int(pt[0])} if one_pt else {int(x) for x in np.unique(pt)}
         self.first_t, self.last_t = float(t[0]), float(t[-1])
         self.first_frame, self.last_frame = int(no[0]), int(no[-1])
         # Extended sequence numbers: unwrap each step as a signed 16-bit difference.
         step = ((np.diff(seq) + 0x8000) & 0xFFFF) - 0x8000
         ext = np.concatenate(([seq[0]], seq[0] + np.cumsum(step)))
-        highest = np.maximum.accumulate(ext)
-        jump = ext[1:] - highest[:-1]
-        values, first_index = np.unique(ext, return_index=True)
-        is_first = np.zeros(n, dtype=bool)
-        is_first[first_index] = True
-        self.expected = int(values[-1] - values[0] + 1)
-        self.duplicates = n - len(values)
-        self.lost = max(0, self.expected - len(values))
-        self.reordered = int(np.count_nonzero((jump < 0) & is_first[1:]))
-        forward = jump[jump > 1]
+        if n == 1 or step.min() > 0:
+            # Strictly increasing (the usual stream): every number new, none late, and
+            # each jump is its step; what the general case below finds, without sorting.
+            self.expected = int(ext[-1] - ext[0] + 1)
+            self.duplicates = 0
+            self.lost = max(0, self.expected - n)
+            self.reordered = 0
+            forward = step[step > 1]
+        else:
+            highest = np.maximum.accumulate(ext)
+            jump = ext[1:] - highest[:-1]
+            values, first_index = np.unique(ext, return_index=True)
+            is_first = np.zeros(n, dtype=bool)
+            is_first[first_index] = True
+            self.expected = int(values[-1] - values[0] + 1)
+            self.duplicates = n - len(values)
+            self.lost = max(0, self.expected - len(values))
+            self.reordered = int(np.count_nonzero((jump < 0) & is_first[1:]))
+            forward = jump[jump > 1]
         self.gaps, self.gap_missing = len(forward), int((forward - 1).sum())
         if n > 1:
             dt = np.diff(t)

@@ -20,6 +20,8 @@ WEBRTC_DATA_PROTO = "UDP/DTLS/SCTP"
 SIP_PROTOS = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
 #: static payload types by number (RFC 3551)
 _STATIC = {"0": "pcmu", "8": "pcma", "9": "g722", "18": "g729", "13": "cn", "3": "gsm"}
+#: formats that carry no media of their own: no codec in common if only these are
+_NOT_CODECS = frozenset({"telephone-event", "red", "rtx", "ulpfec", "cn"})
 SIP_COMMON_CODECS = {"pcmu", "pcma", "g722", "g729", "opus", "telephone-event"}
 
 
@@ -271,24 +273,22 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
             out.append(Finding("error", no, text, "m= line lists no formats", "RFC 8866 5.14"))
         if offer is None:
             continue
-        theirs = [o for o in offer.media if o.kind == m.kind]
         if i < len(offer.media) and offer.media[i].kind == m.kind:
-            theirs = [offer.media[i]]
-        if not theirs:
+            other: Media | None = offer.media[i]
+        else:
+            other = next((o for o in offer.media if o.kind == m.kind), None)
+        if other is None:
             continue
-        ours = {_codec_name(v) for v in m.codecs.values()}
-        common = ours & {_codec_name(v) for v in theirs[0].codecs.values()}
-        if not common - {"telephone-event", "red", "rtx", "ulpfec", "cn"}:
+        if _codec_names(m) & _codec_names(other) <= _NOT_CODECS:
             out.append(
                 Finding("error", no, text, "no codec in common with the offer", "RFC 3264 6.1")
             )
     return out
 
 
-def _codec_name(enc: str) -> str:
-    """'opus/48000/2' -> 'opus'; static '0' -> 'pcmu', '8' -> 'pcma'."""
-    name = _STATIC.get(enc)
-    return name if name is not None else enc.split("/")[0].lower()
+def _codec_names(m: Media) -> set[str]:
+    """The codecs of a section by name: 'opus/48000/2' -> 'opus'; static '0' -> 'pcmu'."""
+    return {_STATIC.get(v) or v.split("/")[0].lower() for v in m.codecs.values()}
 
 
 def _line(sdp: Sdp, m: Media, name: str) -> int | None:
