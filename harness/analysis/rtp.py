@@ -88,6 +88,10 @@ class RtpStream:
 
     def finish(self) -> RtpStream:
         """Compute the statistics from every packet collected, in frame order."""
+        import numpy as np  # the module itself: no lazy stand-in on each of many lookups
+        # (differences are written out, a[1:] - a[:-1]: what np.diff computes, without its
+        # Python-level wrapper)
+
         chunks = list(self._chunks)
         if self._rows:
             rows = np.array(self._rows, dtype=np.float64)
@@ -107,7 +111,7 @@ class RtpStream:
                 pt[order],
                 size[order],
             )
-        no, seq, ts = no.astype(np.int64), seq.astype(np.int64), ts.astype(np.int64)
+        no, seq, ts = (np.asarray(x, dtype=np.int64) for x in (no, seq, ts))  # no copy if int64
         n = len(no)
         self.packets = n
         self.bytes = int(size.sum())
@@ -116,7 +120,7 @@ class RtpStream:
         self.first_t, self.last_t = float(t[0]), float(t[-1])
         self.first_frame, self.last_frame = int(no[0]), int(no[-1])
         # Extended sequence numbers: unwrap each step as a signed 16-bit difference.
-        step = ((np.diff(seq) + 0x8000) & 0xFFFF) - 0x8000
+        step = (((seq[1:] - seq[:-1]) + 0x8000) & 0xFFFF) - 0x8000
         ext = np.concatenate(([seq[0]], seq[0] + np.cumsum(step)))
         if n == 1 or step.min() > 0:
             # Strictly increasing (the usual stream): every number new, none late, and
@@ -139,12 +143,12 @@ class RtpStream:
             forward = jump[jump > 1]
         self.gaps, self.gap_missing = len(forward), int((forward - 1).sum())
         if n > 1:
-            dt = np.diff(t)
+            dt = t[1:] - t[:-1]
             i = int(dt.argmax())
             self.max_gap = float(dt[i])
             self.max_gap_frames = (int(no[i]), int(no[i + 1]))
             self.max_gap_times = (float(t[i]), float(t[i + 1]))
-            dts = ((np.diff(ts) + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+            dts = (((ts[1:] - ts[:-1]) + 0x80000000) & 0xFFFFFFFF) - 0x80000000
             d = np.abs(dt * self.clock - dts)[-JITTER_WINDOW:]
             weights = (15 / 16) ** np.arange(len(d) - 1, -1, -1)
             self.jitter = float((d * weights).sum() / 16)
