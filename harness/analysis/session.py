@@ -206,10 +206,7 @@ class Session:
 def build(analysis: Analysis) -> Session:
     """Derive the session model from the protocol events of one capture."""
     s = Session(analysis)
-    for ev in analysis.sdp:
-        for c in ev.sdp.candidates:
-            s.candidate_types[(str(c["address"]), int(c["port"]))] = str(c["type"])
-    _ice(s)
+    _ice(s, _from_sdp(s))
     _media(s)
     _restarts(s)
     _dtls(s)
@@ -217,7 +214,7 @@ def build(analysis: Analysis) -> Session:
     return s
 
 
-def _ice(s: Session) -> None:
+def _ice(s: Session, pwds: dict[str, str]) -> None:
     """Checks grouped by ufrag pair, then pairs by 5-tuple; each check and answer verified.
 
     Work that depends on the USERNAME only (its generation, the receiver's HMAC key) is
@@ -229,7 +226,6 @@ def _ice(s: Session) -> None:
     pending: dict[
         str, tuple[CandidatePair, bool, HmacKey | None]
     ] = {}  # txid -> (pair, use-cand., key)
-    pwds = _ice_passwords(s)
     types = s.candidate_types
     for ev in s.analysis.stun:
         m = ev.msg
@@ -294,15 +290,19 @@ def _ice(s: Session) -> None:
                     g.sdp_dialogs.add(ev.dialog)
 
 
-def _ice_passwords(s: Session) -> dict[str, str]:
-    """ice-ufrag -> ice-pwd from every captured SDP: the short-term keys of the checks."""
-    out: dict[str, str] = {}
+def _from_sdp(s: Session) -> dict[str, str]:
+    """Candidate types by address (into `s`), and ice-ufrag -> ice-pwd (returned, the
+    short-term keys of the checks), from every captured SDP in one pass."""
+    pwds: dict[str, str] = {}
     for ev in s.analysis.sdp:
-        for m in ev.sdp.media:
-            ufrag, pwd = ev.sdp.media_attr(m, "ice-ufrag"), ev.sdp.media_attr(m, "ice-pwd")
+        sdp = ev.sdp
+        for c in sdp.candidates:
+            s.candidate_types[(str(c["address"]), int(c["port"]))] = str(c["type"])
+        for m in sdp.media:
+            ufrag, pwd = sdp.media_attr(m, "ice-ufrag"), sdp.media_attr(m, "ice-pwd")
             if ufrag and pwd:
-                out.setdefault(ufrag, pwd)
-    return out
+                pwds.setdefault(ufrag, pwd)
+    return pwds
 
 
 def _media(s: Session) -> None:
