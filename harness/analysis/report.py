@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.analysis.analyzer import analyze_file, paused_gc
 from harness.analysis.channelsummary import channels, lines
-from harness.analysis.model import SdpEvent, StunEvent, fmt_addr
+from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.sdp_conformance import captured
 from harness.analysis.session import Session, build
 
@@ -59,7 +58,6 @@ def summary(s: Session) -> dict[str, Any]:
                 "text": ev.sdp.text,
             }
         )
-    stun_kinds, stun_failures = _stun_counts(a.stun)
     return {
         "file": str(a.path),
         "format": a.read.format,
@@ -71,8 +69,8 @@ def summary(s: Session) -> dict[str, Any]:
         "skipped": dict(a.skipped),
         "malformed": dict(a.malformed),
         "flows": [f.to_dict() for f in a.flows],
-        "stun": stun_kinds,
-        "stun_fingerprint_failures": stun_failures,
+        "stun": s.stun_kinds,
+        "stun_fingerprint_failures": s.stun_fingerprint_failures,
         "ice": {
             "generations": [
                 {
@@ -165,21 +163,6 @@ def summary(s: Session) -> dict[str, Any]:
         ],
         "sdp": sdps,
     }
-
-
-def _stun_counts(events: list[StunEvent]) -> tuple[dict[str, int], list[int]]:
-    """Messages per kind in order of first appearance, and the frames whose FINGERPRINT
-    failed: one pass over the messages (C-level), each kind named once."""
-    msgs = list(map(attrgetter("msg"), events))
-    keys = list(map(attrgetter("classic", "method", "cls", "fingerprint_ok"), msgs))
-    one = dict(zip(keys, msgs, strict=True))  # a message of each key
-    kinds: dict[str, int] = {}
-    for key, n in Counter(keys).items():
-        kind = one[key].kind
-        kinds[kind] = kinds.get(kind, 0) + n
-    if all(key[3] is not False for key in one):
-        return kinds, []
-    return kinds, [e.frame for e, key in zip(events, keys, strict=True) if key[3] is False]
 
 
 def render(data: dict[str, Any], console: Console) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from harness.analysis.hmackey import HmacKey
 from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
-from harness.analysis.stun import check_integrity
+from harness.analysis.stun import StunMessage, check_integrity
 
 _INDIRECTNESS = {"host": 0, "unknown": 0, "srflx": 1, "prflx": 1, "relay": 2}
 
@@ -201,6 +201,9 @@ class Session:
     handshakes: list[DtlsHandshake] = field(default_factory=list)
     dialogs: list[Dialog] = field(default_factory=list)
     candidate_types: dict[Address, str] = field(default_factory=dict)
+    stun_kinds: dict[str, int] = field(default_factory=dict)
+    """STUN messages per kind ('Binding request', ...), in order of first appearance."""
+    stun_fingerprint_failures: list[int] = field(default_factory=list)  # frames
 
 
 def build(analysis: Analysis) -> Session:
@@ -218,7 +221,8 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
     """Checks grouped by ufrag pair, then pairs by 5-tuple; each check and answer verified.
 
     Work that depends on the USERNAME only (its generation, the receiver's HMAC key) is
-    done once per distinct USERNAME, not per check.
+    done once per distinct USERNAME, not per check. The same pass counts every STUN
+    message by kind for the summary.
     """
     gens: dict[tuple[str, str], IceGeneration] = {}
     users: dict[str, tuple[IceGeneration, HmacKey | None]] = {}
@@ -227,8 +231,19 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
         str, tuple[CandidatePair, bool, HmacKey | None]
     ] = {}  # txid -> (pair, use-cand., key)
     types = s.candidate_types
+    kinds: dict[tuple[bool, str, str, bool | None], int] = {}
+    one: dict[tuple[bool, str, str, bool | None], StunMessage] = {}  # a message of each
     for ev in s.analysis.stun:
         m = ev.msg
+        # STUN counted by kind in the same pass (the messages are many: one pass less)
+        kind = (m.classic, m.method, m.cls, m.fingerprint_ok)
+        n = kinds.get(kind)
+        if n is None:
+            kinds[kind], one[kind] = 1, m
+        else:
+            kinds[kind] = n + 1
+        if kind[3] is False:
+            s.stun_fingerprint_failures.append(ev.frame)
         if m.method != "Binding":
             continue
         cls = m.cls
@@ -278,6 +293,9 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
             pair.nominated = pair.nominated or use
         elif cls == "error":
             pair.errors.append((ev.frame, m.error_code or 0))
+    for kind, n in kinds.items():
+        name = one[kind].kind
+        s.stun_kinds[name] = s.stun_kinds.get(name, 0) + n
     s.generations = sorted(gens.values(), key=lambda g: g.first[1])
     by_ufrag = {u: g for g in s.generations for u in g.ufrags}
     for ev in s.analysis.sdp:
