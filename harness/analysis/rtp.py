@@ -122,12 +122,14 @@ class RtpStream:
         # Extended sequence numbers: unwrap each step as a signed 16-bit difference.
         step = (((seq[1:] - seq[:-1]) + 0x8000) & 0xFFFF) - 0x8000
         ext = np.concatenate(([seq[0]], seq[0] + np.cumsum(step)))
-        if n == 1 or step.min() > 0:
-            # Strictly increasing (the usual stream): every number new, none late, and
-            # each jump is its step; what the general case below finds, without sorting.
+        if n == 1 or step.min() >= 0:
+            # Never going back (the usual stream, also when captured at two points: each
+            # packet twice): no number late, each new one a step up, each repeat a step of
+            # 0; what the general case below finds, without sorting.
+            distinct = 1 + int(np.count_nonzero(step))
             self.expected = int(ext[-1] - ext[0] + 1)
-            self.duplicates = 0
-            self.lost = max(0, self.expected - n)
+            self.duplicates = n - distinct
+            self.lost = max(0, self.expected - distinct)
             self.reordered = 0
             forward = step[step > 1]
         else:
