@@ -227,9 +227,8 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
     gens: dict[tuple[str, str], IceGeneration] = {}
     users: dict[str, tuple[IceGeneration, HmacKey | None]] = {}
     keys: dict[str, HmacKey | None] = {}
-    pending: dict[
-        str, tuple[CandidatePair, bool, HmacKey | None]
-    ] = {}  # txid -> (pair, use-cand., key)
+    # txid -> (pair, USE-CANDIDATE, the receiver's key): answers go with their check
+    pending: dict[str, tuple[CandidatePair, bool, HmacKey | None]] = {}
     types = s.candidate_types
     kinds: dict[tuple[bool, str, str, bool | None], int] = {}
     one: dict[tuple[bool, str, str, bool | None], StunMessage] = {}  # a message of each
@@ -248,11 +247,12 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
             continue
         cls = m.cls
         if cls == "request":
-            user = users.get(m.username)  # type: ignore[arg-type]
+            username = m.username or ""
+            user = users.get(username)
             if user is None:
-                if not m.username or ":" not in m.username:
+                if ":" not in username:
                     continue
-                u1, _, u2 = m.username.partition(":")
+                u1, _, u2 = username.partition(":")
                 gkey = (min(u1, u2), max(u1, u2))
                 gen = gens.get(gkey)
                 if gen is None:
@@ -260,7 +260,7 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
                 if u1 not in keys:
                     pwd = pwds.get(u1)
                     keys[u1] = HmacKey(pwd.encode()) if pwd is not None else None
-                user = users[m.username] = (gen, keys[u1])
+                user = users[username] = (gen, keys[u1])
             gen, key = user
             src, dst = ev.src, ev.dst
             pair = gen.index.get((src, dst))
