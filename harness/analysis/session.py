@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from harness.analysis.hmackey import HmacKey
 from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
 from harness.analysis.stun import StunMessage, check_integrity
 
@@ -220,15 +219,15 @@ def build(analysis: Analysis) -> Session:
 def _ice(s: Session, pwds: dict[str, str]) -> None:
     """Checks grouped by ufrag pair, then pairs by 5-tuple; each check and answer verified.
 
-    Work that depends on the USERNAME only (its generation, the receiver's HMAC key) is
-    done once per distinct USERNAME, not per check. The same pass counts every STUN
+    Work that depends on the USERNAME only (its generation, the receiver's key) is done
+    once per distinct USERNAME, not per check. The same pass counts every STUN
     message by kind for the summary.
     """
     gens: dict[tuple[str, str], IceGeneration] = {}
-    users: dict[str, tuple[IceGeneration, HmacKey | None]] = {}
-    keys: dict[str, HmacKey | None] = {}
+    users: dict[str, tuple[IceGeneration, bytes | None]] = {}
+    keys: dict[str, bytes | None] = {}  # ufrag -> its ice-pwd, encoded once
     # txid -> (pair, USE-CANDIDATE, the receiver's key): answers go with their check
-    pending: dict[str, tuple[CandidatePair, bool, HmacKey | None]] = {}
+    pending: dict[str, tuple[CandidatePair, bool, bytes | None]] = {}
     types = s.candidate_types
     kinds: dict[tuple[bool, str, str, bool | None], int] = {}
     one: dict[tuple[bool, str, str, bool | None], StunMessage] = {}  # a message of each
@@ -259,7 +258,7 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
                     gen = gens[gkey] = IceGeneration(gkey, (ev.frame, ev.time))
                 if u1 not in keys:
                     pwd = pwds.get(u1)
-                    keys[u1] = HmacKey(pwd.encode()) if pwd is not None else None
+                    keys[u1] = pwd.encode() if pwd is not None else None
                 user = users[username] = (gen, keys[u1])
             gen, key = user
             src, dst = ev.src, ev.dst

@@ -324,13 +324,10 @@ def long_term_key(username: str, realm: str, password: str) -> bytes:
     return hashlib.md5(f"{username}:{realm}:{password}".encode()).digest()
 
 
-def check_integrity(
-    p: bytes, key: bytes | Callable[[bytes, str], bytes], msg: StunMessage | None = None
-) -> bool | None:
+def check_integrity(p: bytes, key: bytes, msg: StunMessage | None = None) -> bool | None:
     """Verify MESSAGE-INTEGRITY (HMAC-SHA1) with `key`; None if the message has none.
 
     `msg`, if given, is `parse(p)` already done (the analyser keeps it: no second parse).
-    `key` may be a prepared HMAC (`hmackey.HmacKey`) for many messages under one key.
     """
     msg = msg or parse(p)
     if msg is None or not msg.integrity:
@@ -341,8 +338,7 @@ def check_integrity(
     # The length field covers the message up to and including MESSAGE-INTEGRITY.
     head = p[:2] + struct.pack("!H", off + 4 + alen - 20) + p[4:off]
     expect = p[off + 4 : off + 4 + alen]
-    mac = key(head, digest) if callable(key) else hmac.digest(key, head, digest)
-    return hmac.compare_digest(mac[:alen], expect)
+    return hmac.compare_digest(hmac.digest(key, head, digest)[:alen], expect)
 
 
 def is_channel_data(p: bytes) -> bool:
