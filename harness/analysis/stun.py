@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.nat.stun import StunError, decode_address, fingerprint_crc
+
+try:  # the compiled parsers (pip install -e . builds them); parse_py is the same in Python
+    from harness.analysis import _stunparse
+except ImportError:
+    _stunparse = None  # type: ignore[assignment]
 
 MAGIC = 0x2112A442
 MAGIC_BYTES = b"\x21\x12\xa4\x42"
@@ -56,7 +62,7 @@ A_INTEGRITY_SHA256 = 0x001C
 Address = tuple[str, int]
 
 
-@dataclass
+@dataclass(slots=True)  # slots: _stunparse.c fills them directly
 class StunMessage:
     """One decoded STUN message; addresses are (ip, port)."""
 
@@ -349,3 +355,15 @@ def is_channel_data(p: bytes) -> bool:
 def channel_data(p: bytes) -> tuple[int, bytes]:
     """(channel number, application data) of a ChannelData message."""
     return p[0] << 8 | p[1], p[4 : 4 + (p[2] << 8 | p[3])]
+
+
+def _ipv6_text(raw: bytes) -> str:
+    """An IPv6 address as `decode_address` writes it, for the compiled parser."""
+    return str(ipaddress.IPv6Address(raw))
+
+
+#: the Python parsers: the fallback, and the reference the compiled ones are tested against
+parse_py, parse_classic_py = parse, parse_classic
+if _stunparse is not None:
+    _stunparse.setup(StunMessage, METHODS, CLASSIC_METHODS, CLASSES, _ipv6_text)
+    parse, parse_classic = _stunparse.parse, _stunparse.parse_classic  # noqa: F811
