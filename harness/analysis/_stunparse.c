@@ -86,9 +86,10 @@ static const unsigned char MAGIC[4] = {0x21, 0x12, 0xA4, 0x42};
 
 static PyTypeObject *msg_type;
 static Py_ssize_t offsets[NFIELDS];
-static PyObject *methods, *classic_methods, *classes, *ipv6, *zero, *empty;
-/* The list holds types as ints: the ones in the two usual ranges are made once. */
-static PyObject *type_low[0x40], *type_high[0x40];
+static PyObject *methods, *classic_methods, *classes, *ipv6, *zero, *empty, *no_items;
+/* Attribute types as ints, kept: a capture uses a few dozen types, over and over. */
+#define TYPE_CACHE 128
+static PyObject *type_cache[TYPE_CACHE];
 static uint32_t crc_table[8][256];
 
 static unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
@@ -137,15 +138,13 @@ static void put(PyObject *o, int f, PyObject *v) {
 static PyObject *get(PyObject *o, int f) { return *(PyObject **)((char *)o + offsets[f]); }
 
 static PyObject *type_int(unsigned atype) {
-    PyObject **cache = atype < 0x40 ? &type_low[atype]
-                       : atype >= 0x8000 && atype < 0x8040 ? &type_high[atype - 0x8000]
-                                                           : NULL;
-    if (!cache)
-        return PyLong_FromLong((long)atype);
-    if (!*cache && !(*cache = PyLong_FromLong((long)atype)))
-        return NULL;
-    Py_INCREF(*cache);
-    return *cache;
+    PyObject **cache = &type_cache[(atype ^ atype >> 8 ^ atype >> 12) % TYPE_CACHE];
+    if (*cache && PyLong_AsLong(*cache) == (long)atype)
+        return Py_NewRef(*cache);
+    PyObject *v = PyLong_FromLong((long)atype);
+    if (v)
+        Py_XSETREF(*cache, Py_NewRef(v));
+    return v;
 }
 
 static PyObject *hex(const unsigned char *p, Py_ssize_t n) {
@@ -192,13 +191,14 @@ static PyObject *new_msg(PyObject *method, PyObject *cls, PyObject *txid, unsign
             put(o, f, v);
             continue;
         case F_ATTRIBUTES:
-        case F_XOR_RELAYED:
-        case F_XOR_PEER:
-            v = PyList_New(f == F_ATTRIBUTES ? count : 0);
-            if (!v)
+            if (!(v = PyTuple_New(count)))
                 goto fail;
             put(o, f, v);
             continue;
+        case F_XOR_RELAYED:
+        case F_XOR_PEER:
+            v = no_items;
+            break;
         case F_USE_CANDIDATE:
         case F_INTEGRITY:
         case F_CLASSIC:
@@ -263,12 +263,24 @@ static PyObject *text(const unsigned char *v, Py_ssize_t n) {
     return PyUnicode_DecodeUTF8((const char *)v, n, "replace");
 }
 
+/* `m.xor_peer += (a,)`: a new tuple (one or two a message); `a` is a new reference. */
 static int append(PyObject *o, int f, PyObject *a) {
     if (!a)
         return -1;
-    int r = a == Py_None ? 0 : PyList_Append(get(o, f), a);
-    Py_DECREF(a);
-    return r;
+    if (a == Py_None) {
+        Py_DECREF(a);
+        return 0;
+    }
+    PyObject *old = get(o, f), *t = PyTuple_New(PyTuple_GET_SIZE(old) + 1);
+    if (!t) {
+        Py_DECREF(a);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(old); i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(PyTuple_GET_ITEM(old, i)));
+    PyTuple_SET_ITEM(t, PyTuple_GET_SIZE(old), a);
+    put(o, f, t);
+    return 0;
 }
 
 /* The fillers of stun.py: one attribute's value `v` (n bytes) at offset `off` of `p`.
@@ -427,9 +439,9 @@ static unsigned class_of(const unsigned char *p) {
 /* Fill the message from its attributes (their walk already checked with `pad`). */
 static PyObject *build(PyObject *o, const unsigned char *p, Py_ssize_t end, unsigned pad,
                        const unsigned char *txid) {
-    PyObject *list = get(o, F_ATTRIBUTES);
+    PyObject *types = get(o, F_ATTRIBUTES);
     Py_ssize_t off = 20, i = 0;
-    while (off + 4 <= end && i < PyList_GET_SIZE(list)) {
+    while (off + 4 <= end && i < PyTuple_GET_SIZE(types)) {
         unsigned atype = be16(p + off);
         Py_ssize_t alen = be16(p + off + 2);
         if (off + 4 + alen > end)
@@ -437,12 +449,12 @@ static PyObject *build(PyObject *o, const unsigned char *p, Py_ssize_t end, unsi
         PyObject *t = type_int(atype);
         if (!t)
             goto fail;
-        PyList_SET_ITEM(list, i++, t);
+        PyTuple_SET_ITEM(types, i++, t);
         if (fill(o, atype, p + off + 4, alen, txid, p, off) < 0)
             goto fail;
         off += 4 + (Py_ssize_t)((alen + pad) & ~pad);
     }
-    if (i == PyList_GET_SIZE(list))
+    if (i == PyTuple_GET_SIZE(types))
         return o;
     PyErr_SetString(PyExc_SystemError, "_stunparse: the attribute walk disagrees with itself");
 fail:
@@ -574,6 +586,8 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
     if (!zero && !(zero = PyLong_FromLong(0)))
         return NULL;
     if (!empty && !(empty = PyUnicode_New(0, 0)))
+        return NULL;
+    if (!no_items && !(no_items = PyTuple_New(0)))
         return NULL;
     return PyModule_Create(&module);
 }
