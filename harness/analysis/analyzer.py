@@ -27,7 +27,7 @@ from harness.analysis.model import (
     SdpEvent,
     SipEvent,
 )
-from harness.analysis.net import TCP, decode, endpoints, reverse, transport
+from harness.analysis.net import TCP, Segment, decode, endpoints, reverse, segments, transport
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
@@ -82,10 +82,15 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         todo = np.flatnonzero(rest)
         offs, lens = idx.offsets[todo].tolist(), idx.lengths[todo].tolist()
         links, rel = idx.links[todo].tolist(), times[todo].tolist()
-        frame = self._frame
+        frame, segment = self._frame, self._segment
+        segs = segments(data, idx, todo)
         for j, i in enumerate(todo.tolist()):
             try:
-                frame(i + 1, rel[j], links[j], data[offs[j] : offs[j] + lens[j]])
+                seg = segs[j]
+                if seg is None:
+                    frame(i + 1, rel[j], links[j], data[offs[j] : offs[j] + lens[j]])
+                else:
+                    segment(i + 1, rel[j], seg)
             except Exception as exc:  # a dissector bug must not lose the rest of the file
                 a.malformed[f"crash:{type(exc).__name__}"] += 1
         self.fragments.finish()
@@ -134,7 +139,11 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         if type(seg) is str:
             self.a.skipped[seg] += 1
             return
-        proto, key, payload, seq, flags = seg  # type: ignore[misc]
+        self._segment(no, t, seg)  # type: ignore[arg-type]
+
+    def _segment(self, no: int, t: float, seg: Segment) -> None:
+        """Dispatch one UDP datagram or TCP segment by transport."""
+        proto, key, payload, seq, flags = seg
         if proto == TCP:
             self._tcp(key, payload, seq, flags, t, no)
             return
