@@ -10,24 +10,23 @@ not 1), or both None.
 
 from __future__ import annotations
 
-import os
 import re
 from functools import cache
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis import net, pcapio, stun
 from harness.analysis.pcapio import ReadStats
+from tests.fuzzing import examples
 
 pytestmark = pytest.mark.skipif(
     stun._stunparse is None,
     reason="harness/analysis/_stunparse.c is not built (pip install -e . builds it)",
 )
 
-SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))  # e.g. 20 for a long hunt
 DATA = Path(__file__).resolve().parents[1] / "data"
 VECTORS = Path(__file__).with_name("test_stun_vectors.py")
 
@@ -143,12 +142,7 @@ def damaged(draw: st.DrawFn) -> bytes:
     return bytes(p)
 
 
-@settings(
-    max_examples=int(1000 * SCALE),
-    deadline=None,
-    derandomize=SCALE == 1,  # CI: the same examples every run; a long hunt: fresh ones
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@examples(1000)
 @given(damaged())
 def test_compiled_stun_matches_python(p: bytes) -> None:
     same(p)
