@@ -348,37 +348,35 @@ def check_integrity(p: bytes, key: bytes, msg: StunMessage | None = None) -> boo
         return None
     off = msg.integrity_offset
     alen = p[off + 2] << 8 | p[off + 3]
-    sha1 = (p[off] << 8 | p[off + 1]) == A_INTEGRITY
-    inner, outer = _hmac_pads(key, "sha1" if sha1 else "sha256")
+    atype = p[off] << 8 | p[off + 1]
+    pads = _PADS.get((key, atype)) or _hmac_pads(key, atype)
+    inner, outer = pads[0].copy(), pads[1].copy()
     # The length field covers the message up to and including MESSAGE-INTEGRITY.
-    inner = inner.copy()
     inner.update(p[:2] + (off + alen - 16).to_bytes(2, "big") + p[4:off])
-    outer = outer.copy()
     outer.update(inner.digest())
     return hmac.compare_digest(outer.digest()[:alen], p[off + 4 : off + 4 + alen])
 
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
-_PADS: dict[tuple[bytes, str], tuple[Any, Any]] = {}
+_PADS: dict[tuple[bytes, int], tuple[Any, Any]] = {}
 
 
-def _hmac_pads(key: bytes, digest: str) -> tuple[Any, Any]:
+def _hmac_pads(key: bytes, atype: int) -> tuple[Any, Any]:
     """HMAC's inner and outer hashes with the key absorbed (RFC 2104), made once per key.
 
     A capture checks thousands of messages with a handful of ICE passwords: a check then
     costs two hash copies, not a key schedule (hmac.digest redoes it every call).
     """
-    pads = _PADS.get((key, digest))
-    if pads is None:
-        block = hashlib.new(digest).block_size
-        k = (hashlib.new(digest, key).digest() if len(key) > block else key).ljust(block, b"\0")
-        if len(_PADS) >= 256:  # bounded: a capture with many credentials
-            _PADS.clear()
-        pads = _PADS[(key, digest)] = (
-            hashlib.new(digest, k.translate(_IPAD)),
-            hashlib.new(digest, k.translate(_OPAD)),
-        )
+    digest = "sha1" if atype == A_INTEGRITY else "sha256"
+    block = hashlib.new(digest).block_size
+    k = (hashlib.new(digest, key).digest() if len(key) > block else key).ljust(block, b"\0")
+    if len(_PADS) >= 256:  # bounded: a capture with many credentials
+        _PADS.clear()
+    pads = _PADS[(key, atype)] = (
+        hashlib.new(digest, k.translate(_IPAD)),
+        hashlib.new(digest, k.translate(_OPAD)),
+    )
     return pads
 
 
