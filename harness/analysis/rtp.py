@@ -20,6 +20,19 @@ STATIC_CLOCK = {0: 8000, 3: 8000, 4: 8000, 8: 8000, 9: 8000, 13: 8000, 18: 8000,
 STATIC_CLOCK.update({31: 90000, 32: 90000, 34: 90000})
 DEFAULT_CLOCK = 48000
 JITTER_WINDOW = 4000  # (15/16)**4000 ~ 1e-112: older differences no longer count
+_WEIGHTS: list[np.ndarray] = []  # (15/16)**(JITTER_WINDOW-1) ... (15/16)**0, made once
+
+
+def jitter_weights(n: int) -> np.ndarray:
+    """(15/16)**(n-1), ..., (15/16)**0 for n <= JITTER_WINDOW: the tail of one table.
+
+    The same floats as `(15 / 16) ** np.arange(n - 1, -1, -1)` (each element is its own
+    power; tests/unit/test_analysis_streams.py checks), without n powers per stream.
+    """
+    if not _WEIGHTS:
+        _WEIGHTS.append((15 / 16) ** np.arange(JITTER_WINDOW - 1, -1, -1))
+    return _WEIGHTS[0][JITTER_WINDOW - n :]
+
 
 RTCP_TYPES = {
     192: "FIR",
@@ -152,7 +165,7 @@ class RtpStream:
             self.max_gap_times = (float(t[i]), float(t[i + 1]))
             dts = (((ts[1:] - ts[:-1]) + 0x80000000) & 0xFFFFFFFF) - 0x80000000
             d = np.abs(dt * self.clock - dts)[-JITTER_WINDOW:]
-            weights = (15 / 16) ** np.arange(len(d) - 1, -1, -1)
+            weights = jitter_weights(len(d))
             self.jitter = float((d * weights).sum() / 16)
         self._rows, self._chunks = [], [(no, t, seq, ts, pt, size)]
         return self

@@ -6,7 +6,7 @@ import random
 import struct
 
 from harness.analysis import http, sip
-from harness.analysis.rtp import RtpStream
+from harness.analysis.rtp import JITTER_WINDOW, RtpStream, jitter_weights
 from harness.analysis.tcp import TcpDirection
 
 
@@ -74,6 +74,16 @@ def test_increasing_streams_match_a_plain_count() -> None:
             len(seqs) - len(set(seqs)),
         )
         assert (s.gaps, s.gap_missing, s.reordered) == (gaps, missing, late)
+
+
+def test_jitter_weights_are_each_their_own_power() -> None:
+    """The table's tail is what computing the powers for one stream gives, to the bit
+    (lengths around SIMD widths and the window's end)."""
+    import numpy as np
+
+    for n in (*range(1, 70), 127, 128, 129, 1000, 3999, JITTER_WINDOW):
+        direct = (15 / 16) ** np.arange(n - 1, -1, -1)
+        assert jitter_weights(n).tobytes() == direct.tobytes(), n
 
 
 def test_jitter_matches_rfc3550() -> None:
