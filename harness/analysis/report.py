@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,8 @@ from harness.analysis.session import Session, build
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+_type, _packets = attrgetter("type"), attrgetter("packets")
 
 
 def summarize_file(
@@ -134,7 +138,7 @@ def summary(s: Session) -> dict[str, Any]:
         "dtls_decrypted": dict(a.decrypted),
         "datachannels": channels(a.datachannel),
         "rtp": [st.to_dict() for st in a.rtp_streams],
-        "rtcp": dict(Counter(p.type for e in a.rtcp for p in e.packets)),
+        "rtcp": dict(Counter(map(_type, chain.from_iterable(map(_packets, a.rtcp))))),
         "sip": [
             {
                 "call_id": d.call_id,

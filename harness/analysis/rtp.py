@@ -134,18 +134,19 @@ class RtpStream:
         self.first_frame, self.last_frame = int(no[0]), int(no[-1])
         # Extended sequence numbers: unwrap each step as a signed 16-bit difference.
         step = (((seq[1:] - seq[:-1]) + 0x8000) & 0xFFFF) - 0x8000
-        ext = np.concatenate(([seq[0]], seq[0] + np.cumsum(step)))
         if n == 1 or step.min() >= 0:
             # Never going back (the usual stream, also when captured at two points: each
             # packet twice): no number late, each new one a step up, each repeat a step of
-            # 0; what the general case below finds, without sorting.
+            # 0, the last number the first plus every step; what the general case below
+            # finds, without sorting.
             distinct = 1 + int(np.count_nonzero(step))
-            self.expected = int(ext[-1] - ext[0] + 1)
+            self.expected = int(step.sum()) + 1
             self.duplicates = n - distinct
             self.lost = max(0, self.expected - distinct)
             self.reordered = 0
             forward = step[step > 1]
         else:
+            ext = np.concatenate(([seq[0]], seq[0] + np.cumsum(step)))
             highest = np.maximum.accumulate(ext)
             jump = ext[1:] - highest[:-1]
             values, first_index = np.unique(ext, return_index=True)
