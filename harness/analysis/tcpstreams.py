@@ -74,7 +74,7 @@ class TcpStreams:
                 flow.kinds["sip"] += 1
                 self._sip_message(flow, m, t, no, "tls" if tls else "tcp")
         elif d.mode == "http":
-            items, used = http.split_http(d.buf)
+            items, used, d.head = http.read_http(d.buf, d.head)
             for h in items:
                 flow.kinds["http"] += 1
                 self._json_body(flow, h.body, t, no, "https" if tls else "http")
