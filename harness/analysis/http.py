@@ -178,14 +178,16 @@ def split_ws(buf: bytes | bytearray) -> tuple[list[tuple[int, bytes]], int]:
 
 
 _NOT_JSON = object()
-_decode = json.JSONDecoder().decode
+_scan = json.JSONDecoder().scan_once  # json's C scanner, as json.loads uses it
 
 
 def _json(body: bytes) -> object:
     """`json.loads` of a stripped body that starts like JSON, else _NOT_JSON.
 
-    The body is decoded as json.loads would (UTF-8 unless the second byte is zero,
-    then json's own encoding detection runs), skipping its per-call detection.
+    As json.loads reads it, without its per-call layers: UTF-8 unless the second byte
+    is zero (then json.loads itself runs, for its encoding detection), one scan from
+    the first byte (a stripped body has no leading white space), and only JSON's white
+    space may follow the value.
     """
     text = body.strip()
     if not text.startswith((b"{", b"[")):
@@ -193,9 +195,13 @@ def _json(body: bytes) -> object:
     try:
         if len(text) > 1 and not text[1]:
             return json.loads(text)
-        return _decode(text.decode("utf-8", "surrogatepass"))
-    except (ValueError, UnicodeDecodeError):
+        s = text.decode("utf-8", "surrogatepass")
+        doc, end = _scan(s, 0)
+    except (ValueError, UnicodeDecodeError, StopIteration):
         return _NOT_JSON
+    if end != len(s) and s[end:].strip(" \t\n\r"):
+        return _NOT_JSON  # json.loads: "Extra data"
+    return doc
 
 
 def signalling(body: bytes) -> tuple[list[dict[str, object]], JsepFound | None]:
