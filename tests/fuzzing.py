@@ -8,6 +8,7 @@ mutated, must never crash the analyser (an exception, or a dissector's `crash:` 
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 import tempfile
@@ -21,6 +22,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import HarnessError
+
+#: HARNESS_FUZZ_SCALE multiplies every fuzz test's examples (e.g. 20 for a long hunt)
+SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))
+#: CI runs are derandomized (the same examples every run, seeded from each test's name);
+#: a long hunt (SCALE > 1) explores fresh ones and prints the seed on failure.
+FIXED = SCALE == 1
+
+
+def examples(n: int) -> settings:
+    """Hypothesis settings for a fuzz test of `n` examples in CI (scaled for a long hunt)."""
+    return settings(
+        max_examples=int(n * SCALE),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        derandomize=FIXED,
+    )
+
+
+#: the analysers' parsers (cheap examples) and whole-capture walks (dear ones)
+FAST = examples(300)
+SLOW = examples(60)
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = sorted((ROOT / "scenarios").glob("*/*.yaml")) + sorted(

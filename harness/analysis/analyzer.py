@@ -27,7 +27,7 @@ from harness.analysis.model import (
     SdpEvent,
     SipEvent,
 )
-from harness.analysis.net import TCP, decode, endpoints, reverse, transport
+from harness.analysis.net import TCP, Segment, decode, endpoints, reverse, segments, transport
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
@@ -82,10 +82,16 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         todo = np.flatnonzero(rest)
         offs, lens = idx.offsets[todo].tolist(), idx.lengths[todo].tolist()
         links, rel = idx.links[todo].tolist(), times[todo].tolist()
-        frame = self._frame
-        for j, i in enumerate(todo.tolist()):
+        frame, udp, tcp = self._frame, self._segment, self._tcp
+        segs = segments(data, idx, todo)
+        for j, (no, t, seg) in enumerate(zip((todo + 1).tolist(), rel, segs, strict=True)):
             try:
-                frame(i + 1, rel[j], links[j], data[offs[j] : offs[j] + lens[j]])
+                if seg is None:
+                    frame(no, t, links[j], data[offs[j] : offs[j] + lens[j]])
+                elif seg[0] == TCP:
+                    tcp(seg[1], seg[2], seg[3], seg[4], t, no)
+                else:
+                    udp(no, t, seg)
             except Exception as exc:  # a dissector bug must not lose the rest of the file
                 a.malformed[f"crash:{type(exc).__name__}"] += 1
         self.fragments.finish()
@@ -134,18 +140,22 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         if type(seg) is str:
             self.a.skipped[seg] += 1
             return
-        proto, key, payload, seq, flags = seg  # type: ignore[misc]
-        if proto == TCP:
-            self._tcp(key, payload, seq, flags, t, no)
-            return
+        if seg[0] == TCP:  # type: ignore[index]
+            self._tcp(seg[1], seg[2], seg[3], seg[4], t, no)  # type: ignore[index]
+        else:
+            self._segment(no, t, seg)  # type: ignore[arg-type]
+
+    def _segment(self, no: int, t: float, seg: Segment) -> None:
+        """One UDP datagram: service ports are counted, the rest demultiplexed (RFC 7983)."""
+        key, payload = seg[1], seg[2]
+        flow = self.flows.get(key) or self._new_flow(key, key, "udp", None, t, no)
         if key[-4:-2] in SERVICE_PORTS or key[-2:] in SERVICE_PORTS:
-            flow = self._flow(key, t, no)
             flow.packets += 1
             flow.bytes += len(payload)
             flow.last_t = t
             flow.kinds["other"] += 1
             return
-        self._udp(self._flow(key, t, no), key, payload, t, no)
+        self._udp(flow, key, payload, t, no)
 
     def _flow(self, key: bytes, t: float, no: int) -> Flow:
         return self.flows.get(key) or self._new_flow(key, key, "udp", None, t, no)

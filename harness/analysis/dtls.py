@@ -50,7 +50,7 @@ EXT_USE_SRTP = 14
 EXT_EMS = 23
 
 
-@dataclass
+@dataclass(slots=True)
 class Handshake:
     """One handshake message (or its first fragment) in a record."""
 
@@ -64,7 +64,7 @@ class Handshake:
     extended_master_secret: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One DTLS record; handshake records carry their messages."""
 
@@ -118,10 +118,11 @@ def parse(p: bytes) -> list[Record]:
     return out
 
 
+VERSIONS = {0xFEFF: "DTLS1.0", 0xFEFD: "DTLS1.2", 0xFEFC: "DTLS1.3"}
+
+
 def _version(a: int, b: int) -> str:
-    return {(0xFE, 0xFF): "DTLS1.0", (0xFE, 0xFD): "DTLS1.2", (0xFE, 0xFC): "DTLS1.3"}.get(
-        (a, b), f"{a:02x}{b:02x}"
-    )
+    return VERSIONS.get(a << 8 | b) or f"{a:02x}{b:02x}"
 
 
 def _handshakes(frag: bytes) -> list[Handshake]:

@@ -9,8 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from typing import TYPE_CHECKING
 
 from harness.analysis.ipfrag import Fragment
+
+try:
+    from harness.analysis import _netdecode
+except ImportError:  # not built (no compiler at install time): decode() frame by frame
+    _netdecode = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+
+    from harness.analysis.pcapio import FrameIndex
 
 UDP = 17
 TCP = 6
@@ -89,6 +102,18 @@ def decode(link: int, f: bytes) -> Segment | Fragment | str:
         return _transport(proto, addrs, f, l4, end)
     except (IndexError, struct.error):
         return "truncated"
+
+
+def segments(data: bytes, idx: FrameIndex, todo: np.ndarray) -> Sequence[Segment | None]:
+    """decode() of the frames `todo` where it gives a UDP/TCP segment from Ethernet.
+
+    Compiled (_netdecode.c) it answers the common case for all frames in one call and
+    None for the rest, which the caller decodes frame by frame; without the extension
+    every answer is None.
+    """
+    if _netdecode is None:
+        return [None] * len(todo)
+    return _netdecode.segments(data, idx.offsets, idx.lengths, idx.links, todo)
 
 
 def transport(proto: int, addrs: bytes, datagram: bytes) -> Segment | str:

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import socket
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from harness.nat.stun import StunError, decode_address, fingerprint_crc
+
+try:  # the compiled parsers (pip install -e . builds them); parse_py is the same in Python
+    from harness.analysis import _stunparse
+except ImportError:
+    _stunparse = None  # type: ignore[assignment]
 
 MAGIC = 0x2112A442
 MAGIC_BYTES = b"\x21\x12\xa4\x42"
@@ -56,23 +63,27 @@ A_INTEGRITY_SHA256 = 0x001C
 Address = tuple[str, int]
 
 
-@dataclass
+@dataclass(slots=True)  # slots: _stunparse.c fills them directly
 class StunMessage:
-    """One decoded STUN message; addresses are (ip, port)."""
+    """One decoded STUN message; addresses are (ip, port).
+
+    A record of what was on the wire: tuples, not lists (the walk keeps one per message,
+    tens of thousands; an empty tuple is shared, an empty list is 72 bytes each).
+    """
 
     method: str
     cls: str
     txid: str
     length: int
-    attributes: list[int] = field(default_factory=list)
+    attributes: tuple[int, ...] = ()
     username: str | None = None
     priority: int | None = None
     use_candidate: bool = False
     ice_controlling: int | None = None
     ice_controlled: int | None = None
     xor_mapped: Address | None = None
-    xor_relayed: list[Address] = field(default_factory=list)
-    xor_peer: list[Address] = field(default_factory=list)
+    xor_relayed: tuple[Address, ...] = ()
+    xor_peer: tuple[Address, ...] = ()
     error_code: int | None = None
     error_reason: str = ""
     realm: str | None = None
@@ -114,7 +125,8 @@ def parse(p: bytes) -> StunMessage | None:
     for pad in (3, 0):  # RFC 8489 pads attributes to 4 bytes; [MS-TURN] does not
         msg = StunMessage(METHODS.get(method, f"0x{method:03x}"), CLASSES[cls], txid.hex(), length)
         off, end = 20, 20 + length
-        attributes, fillers = msg.attributes, FILLERS
+        attributes: list[int] = []
+        fillers = FILLERS
         while off + 4 <= end:
             atype = p[off] << 8 | p[off + 1]
             alen = p[off + 2] << 8 | p[off + 3]
@@ -126,6 +138,7 @@ def parse(p: bytes) -> StunMessage | None:
                 fill(msg, p[off + 4 : off + 4 + alen], txid, p, off)
             off += 4 + ((alen + pad) & ~pad)
         if off >= end:
+            msg.attributes = tuple(attributes)
             return msg
     return None
 
@@ -159,17 +172,19 @@ def parse_classic(p: bytes) -> StunMessage | None:
     txid = p[4:20]
     msg = StunMessage(CLASSIC_METHODS[method], CLASSES[cls], txid.hex(), length, classic=True)
     off = 20
+    attributes = []
     while off + 4 <= len(p):
         atype, alen = struct.unpack_from("!HH", p, off)
         if off + 4 + alen > len(p) or 0x0030 < atype < 0x8000:
             return None
-        msg.attributes.append(atype)
+        attributes.append(atype)
         v = p[off + 4 : off + 4 + alen]
         if atype == A_MAPPED:
             msg.xor_mapped = plain_address(v)
         elif atype in (A_USERNAME, A_ERROR_CODE):
             _apply(msg, atype, v, txid, p, off)
         off += 4 + ((alen + 3) & ~3)
+    msg.attributes = tuple(attributes)
     return msg if off == len(p) else None
 
 
@@ -217,11 +232,15 @@ def _mapped(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
 
 
 def _xor_relayed(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
-    _append(m.xor_relayed, xor_address(v, txid))
+    a = xor_address(v, txid)
+    if a is not None:
+        m.xor_relayed += (a,)
 
 
 def _xor_peer(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
-    _append(m.xor_peer, xor_address(v, txid))
+    a = xor_address(v, txid)
+    if a is not None:
+        m.xor_peer += (a,)
 
 
 def _error_code(m: StunMessage, v: bytes, txid: bytes, p: bytes, off: int) -> None:
@@ -295,11 +314,6 @@ FILLERS: dict[int, Filler] = {
 }
 
 
-def _append(items: list[Address], a: Address | None) -> None:
-    if a is not None:
-        items.append(a)
-
-
 def xor_address(v: bytes, txid: bytes) -> Address | None:
     """Decode an XOR-*-ADDRESS value (RFC 8489 section 14.2); None when malformed."""
     if len(v) == 8 and v[1] == 1:  # IPv4, the common case, without ipaddress objects
@@ -333,12 +347,37 @@ def check_integrity(p: bytes, key: bytes, msg: StunMessage | None = None) -> boo
     if msg is None or not msg.integrity:
         return None
     off = msg.integrity_offset
-    atype, alen = struct.unpack_from("!HH", p, off)
-    digest = "sha1" if atype == A_INTEGRITY else "sha256"
+    alen = p[off + 2] << 8 | p[off + 3]
+    atype = p[off] << 8 | p[off + 1]
+    pads = _PADS.get((key, atype)) or _hmac_pads(key, atype)
+    inner, outer = pads[0].copy(), pads[1].copy()
     # The length field covers the message up to and including MESSAGE-INTEGRITY.
-    head = p[:2] + struct.pack("!H", off + 4 + alen - 20) + p[4:off]
-    expect = p[off + 4 : off + 4 + alen]
-    return hmac.compare_digest(hmac.digest(key, head, digest)[:alen], expect)
+    inner.update(p[:2] + (off + alen - 16).to_bytes(2, "big") + p[4:off])
+    outer.update(inner.digest())
+    return hmac.compare_digest(outer.digest()[:alen], p[off + 4 : off + 4 + alen])
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+_PADS: dict[tuple[bytes, int], tuple[Any, Any]] = {}
+
+
+def _hmac_pads(key: bytes, atype: int) -> tuple[Any, Any]:
+    """HMAC's inner and outer hashes with the key absorbed (RFC 2104), made once per key.
+
+    A capture checks thousands of messages with a handful of ICE passwords: a check then
+    costs two hash copies, not a key schedule (hmac.digest redoes it every call).
+    """
+    digest = "sha1" if atype == A_INTEGRITY else "sha256"
+    block = hashlib.new(digest).block_size
+    k = (hashlib.new(digest, key).digest() if len(key) > block else key).ljust(block, b"\0")
+    if len(_PADS) >= 256:  # bounded: a capture with many credentials
+        _PADS.clear()
+    pads = _PADS[(key, atype)] = (
+        hashlib.new(digest, k.translate(_IPAD)),
+        hashlib.new(digest, k.translate(_OPAD)),
+    )
+    return pads
 
 
 def is_channel_data(p: bytes) -> bool:
@@ -349,3 +388,15 @@ def is_channel_data(p: bytes) -> bool:
 def channel_data(p: bytes) -> tuple[int, bytes]:
     """(channel number, application data) of a ChannelData message."""
     return p[0] << 8 | p[1], p[4 : 4 + (p[2] << 8 | p[3])]
+
+
+def _ipv6_text(raw: bytes) -> str:
+    """An IPv6 address as `decode_address` writes it, for the compiled parser."""
+    return str(ipaddress.IPv6Address(raw))
+
+
+#: the Python parsers: the fallback, and the reference the compiled ones are tested against
+parse_py, parse_classic_py = parse, parse_classic
+if _stunparse is not None:
+    _stunparse.setup(StunMessage, METHODS, CLASSIC_METHODS, CLASSES, _ipv6_text)
+    parse, parse_classic = _stunparse.parse, _stunparse.parse_classic  # noqa: F811

@@ -7,6 +7,8 @@ it came in; its key ends in RELAYED so it never meets the wire flow of that pair
 
 from __future__ import annotations
 
+import socket
+import struct
 from typing import TYPE_CHECKING
 
 from harness.analysis import rtp, stun
@@ -17,6 +19,21 @@ if TYPE_CHECKING:
     from harness.analysis.model import Analysis, Flow
 
 RELAYED = b"T"
+_ports = struct.Struct("!HH").pack
+
+
+def _key(src: Address, dst: Address) -> bytes:
+    """net.make_key, without ipaddress objects for two IPv4 addresses (the usual case)."""
+    if ":" not in src[0] and ":" not in dst[0]:
+        try:
+            return (
+                socket.inet_pton(socket.AF_INET, src[0])
+                + socket.inet_pton(socket.AF_INET, dst[0])
+                + _ports(src[1], dst[1])
+            )
+        except OSError:
+            pass  # not a dotted quad: make_key says why
+    return make_key(src[0], src[1], dst[0], dst[1])
 
 
 class TurnRelay:
@@ -52,9 +69,9 @@ class TurnRelay:
         self.a.stun.append(
             StunEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), msg, raw)
         )
-        if flow.via:
-            return
         m = msg.method
+        if flow.via or m == "Binding":  # ICE checks, most messages, change nothing of TURN
+            return
         if m == "Allocate" and msg.cls == "request":
             flow.turn_client = True
         elif m == "Allocate" and msg.cls == "success" and msg.xor_relayed:
@@ -82,7 +99,7 @@ class TurnRelay:
         if peer is None:
             self.a.malformed["turn-channel-unbound"] += n
             peer = ("0.0.0.0", ch)
-        return self._relayed_flow(outer, key, peer, to_server, t, no)
+        return self._relayed_flow(outer, key, client_key, peer, to_server, t, no)
 
     def _inner(
         self,
@@ -95,14 +112,22 @@ class TurnRelay:
         no: int,
     ) -> None:
         """Analyse a relayed datagram as its own flow between relayed address and peer."""
-        flow = self._relayed_flow(outer, key, peer, to_server, t, no)
+        client_key = key if to_server else reverse(key)
+        flow = self._relayed_flow(outer, key, client_key, peer, to_server, t, no)
         if flow is not None:
             self._udp(flow, flow.key, data, t, no)
 
     def _relayed_flow(
-        self, outer: Flow, key: bytes, peer: Address, to_server: bool, t: float, no: int
+        self,
+        outer: Flow,
+        key: bytes,
+        client_key: bytes,
+        peer: Address,
+        to_server: bool,
+        t: float,
+        no: int,
     ) -> Flow | None:
-        client_key = key if to_server else reverse(key)
+        """The flow between relayed address and peer; `client_key`: the client->server key."""
         cached = self.relayed_flows.get((key, peer))
         if cached is not None and cached[0] == self.relayed_addr.get(client_key):
             return cached[1]
@@ -110,7 +135,7 @@ class TurnRelay:
         relayed = self.relayed_addr.get(client_key, client)
         src, dst = (relayed, peer) if to_server else (peer, relayed)
         try:
-            raw = make_key(src[0], src[1], dst[0], dst[1])
+            raw = _key(src, dst)
         except ValueError:
             self.a.malformed["turn-address"] += 1
             return None

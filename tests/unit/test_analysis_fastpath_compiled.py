@@ -6,23 +6,22 @@ same columns (values and dtypes): `harness analyze` prints the same either way.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis import fastpath, pcapio
 from harness.analysis.pcapio import FrameIndex, ReadStats
+from tests.fuzzing import SLOW
 
 pytestmark = pytest.mark.skipif(
     fastpath._fastpath is None,
     reason="harness/analysis/_fastpath.c is not built (pip install -e . builds it)",
 )
 
-SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))  # e.g. 20 for a long hunt
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 #: plain RTP and TCP (aiortc-long), RTP in TURN ChannelData (aiortc-relayed)
 IMAGES = {name: (PCAPS / name).read_bytes() for name in ("aiortc-long.pcap", "aiortc-relayed.pcap")}
@@ -48,12 +47,7 @@ def same(a: fastpath.FastPath, b: fastpath.FastPath) -> None:
             assert all(eq(u, v) for u, v in zip(cx, cy, strict=True))
 
 
-@settings(
-    max_examples=int(60 * SCALE),
-    deadline=None,
-    derandomize=SCALE == 1,  # CI: the same examples every run; a long hunt: fresh ones
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@SLOW
 @given(st.sampled_from(sorted(IMAGES)), st.data())
 def test_compiled_fast_path_matches_numpy(name: str, data: st.DataObject) -> None:
     image = bytearray(IMAGES[name])

@@ -8,7 +8,6 @@ STUN, and damaged captures that cross them.
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis import (
@@ -38,25 +37,10 @@ from harness.analysis import (
 from harness.analysis.analyzer import analyze_bytes
 from harness.analysis.report import summary
 from harness.analysis.session import build
+from tests.fuzzing import FAST, SLOW
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 SMALL = (PCAPS / "aiortc-relayed.pcap").read_bytes()
-SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))  # e.g. 20 for a long hunt
-#: CI runs are derandomized (the same examples every run, seeded from each test's name);
-#: a long hunt (HARNESS_FUZZ_SCALE > 1) explores fresh ones and prints the seed on failure.
-FIXED = SCALE == 1
-FAST = settings(
-    max_examples=int(300 * SCALE),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=FIXED,
-)
-SLOW = settings(
-    max_examples=int(60 * SCALE),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=FIXED,
-)
 
 
 def stun_like() -> st.SearchStrategy[bytes]:

@@ -1,39 +1,25 @@
 """The data channel parsers never raise on bad input: DTLS decryption, SCTP, DCEP.
 
-Same settings as test_analysis_fuzz.py (HARNESS_FUZZ_SCALE for a long hunt, fixed
+Settings from tests/fuzzing.py (HARNESS_FUZZ_SCALE for a long hunt, fixed
 examples in CI). Besides "never a traceback", the SCTP reassembly keeps its bounds
 and rebuilds any message from its fragments in any order, with repeats.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis import dcep, dtls13, sctp, tlsdecrypt
 from harness.analysis.analyzer import analyze_bytes
 from harness.analysis.dtlsdecrypt import DtlsAssociation, split_records
+from tests.fuzzing import FAST, SLOW
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 KEYS = PCAPS / "aiortc-datachannel.keys"
 KEYLOG = tlsdecrypt.read_keylog(KEYS)
-SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))
-FIXED = SCALE == 1
-FAST = settings(
-    max_examples=int(300 * SCALE),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=FIXED,
-)
-SLOW = settings(
-    max_examples=int(60 * SCALE),
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-    derandomize=FIXED,
-)
 
 
 def chunk(ctype: int, flags: int, value: bytes) -> bytes:

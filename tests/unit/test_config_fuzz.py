@@ -6,15 +6,13 @@ mutated packets of real captures never crash the analyser.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, seed, settings
 
-from tests.fuzzing import config_inputs, fuzz_pcap_packets, load_config_text
+from tests.fuzzing import SCALE, config_inputs, fuzz_pcap_packets, load_config_text
 
-SCALE = float(os.environ.get("HARNESS_FUZZ_SCALE", "1"))
 _TMP = tempfile.TemporaryDirectory(prefix="rh-config-fuzz-")  # removed at exit
 FOLDER = Path(_TMP.name)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 
 from harness.analysis import stun
@@ -94,6 +97,53 @@ def test_changed_byte_breaks_fingerprint_and_integrity() -> None:
     m = stun.parse(bytes(damaged))
     assert m is not None and m.fingerprint_ok is False
     assert stun.check_integrity(bytes(damaged), PASSWORD) is False
+
+
+def hmac_digest_reference(p: bytes, key: bytes) -> bool | None:
+    """check_integrity as hmac.digest does it, key schedule and all (the pre-computed pads
+    of stun._hmac_pads must agree with it for any key length, either digest, any length)."""
+    m = stun.parse_py(p)
+    if m is None or not m.integrity:
+        return None
+    off = m.integrity_offset
+    atype, alen = p[off] << 8 | p[off + 1], p[off + 2] << 8 | p[off + 3]
+    head = p[:2] + (off + 4 + alen - 20).to_bytes(2, "big") + p[4:off]
+    mac = hmac.digest(key, head, "sha1" if atype == stun.A_INTEGRITY else "sha256")
+    return hmac.compare_digest(mac[:alen], p[off + 4 : off + 4 + alen])
+
+
+def integrity_variants(p: bytes) -> list[bytes]:
+    """`p` cut after MESSAGE-INTEGRITY, as -SHA256, with its value shorter and longer."""
+    m = stun.parse_py(p)
+    assert m is not None and m.integrity
+    off = m.integrity_offset
+    out = [p]
+    for atype, size in ((0x0008, 20), (0x001C, 32), (0x0008, 16), (0x001C, 40), (0x0008, 0)):
+        body = p[20:off] + atype.to_bytes(2, "big") + size.to_bytes(2, "big") + bytes(size)
+        out.append(p[:2] + len(body).to_bytes(2, "big") + p[4:20] + body)
+    for key in (PASSWORD, b"k" * 64, b"k" * 65):  # the right MAC for some keys, in place
+        for digest, atype in (("sha1", 0x0008), ("sha256", 0x001C)):
+            size = hashlib.new(digest).digest_size
+            body = p[20:off] + atype.to_bytes(2, "big") + size.to_bytes(2, "big")
+            head = p[:2] + (len(body) + size).to_bytes(2, "big") + p[4:20] + body[:-4]
+            out.append(head + body[-4:] + hmac.digest(key, head, digest))
+    return out
+
+
+@pytest.mark.parametrize("vector", [REQUEST, RESPONSE_V4, RESPONSE_V6, LONG_TERM])
+def test_integrity_matches_hmac_digest(vector: bytes) -> None:
+    keys = [PASSWORD, b"", b"x", b"k" * 63, b"k" * 64, b"k" * 65, b"k" * 200]
+    keys.append(
+        stun.long_term_key("\u30de\u30c8\u30ea\u30c3\u30af\u30b9", "example.org", "TheMatrIX")
+    )
+    results = []
+    for p in integrity_variants(vector):
+        for key in keys:
+            want = hmac_digest_reference(p, key)
+            assert stun.check_integrity(p, key) is want, (p.hex(), key)
+            assert stun.check_integrity(p, key, stun.parse(p)) is want
+            results.append(want)
+    assert True in results and False in results
 
 
 def test_not_stun() -> None:

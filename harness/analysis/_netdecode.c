@@ -1,0 +1,161 @@
+/* net.decode's common case for many frames in one call: Ethernet (with VLAN tags)
+ * carrying an unfragmented IPv4 or IPv6 (no extension headers) UDP or TCP segment.
+ * On a handshake-heavy capture the per-frame walk starts each of its ~70k frames by
+ * slicing the frame out of the file and decoding it in Python; here the segment comes
+ * out directly. Every other frame (other links, fragments, extension headers, damaged
+ * or truncated headers) gets None and goes through net.decode as before, so this file
+ * only has to be exact for the frames it answers, which the tests check against
+ * net.decode on damaged real captures.
+ *
+ * segments(data, offsets, lengths, links, todo) -> list
+ *   offsets, lengths, links: the frame index's int64 columns (pcapio.FrameIndex);
+ *   todo: int64 frame numbers (0-based) to decode;
+ *   each item: (proto, key, payload, tcp seq, tcp flags), net.decode's Segment, or None.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define UDP 17
+#define TCP 6
+
+static PyObject *segment(const unsigned char *f, Py_ssize_t len) {
+    if (len < 14)
+        return NULL;
+    unsigned et = f[12] << 8 | f[13];
+    Py_ssize_t o = 14;
+    while (et == 0x8100 || et == 0x88A8) {
+        if (o + 4 > len)
+            return NULL;
+        et = f[o + 2] << 8 | f[o + 3];
+        o += 4;
+    }
+    unsigned char key[36];
+    Py_ssize_t alen, l4, end;
+    int proto;
+    if (et == 0x0800) {
+        if (o + 20 > len || f[o] >> 4 != 4)
+            return NULL;
+        Py_ssize_t ihl = (f[o] & 15) * 4;
+        end = o + (f[o + 2] << 8 | f[o + 3]);
+        l4 = o + ihl;
+        if (ihl < 20 || end > len || l4 > end || ((f[o + 6] << 8 | f[o + 7]) & 0x3FFF))
+            return NULL;
+        proto = f[o + 9];
+        alen = 8;
+        memcpy(key, f + o + 12, 8);
+    } else if (et == 0x86DD) {
+        if (o + 40 > len)
+            return NULL;
+        end = o + 40 + (f[o + 4] << 8 | f[o + 5]);
+        l4 = o + 40;
+        if (end > len)
+            return NULL;
+        proto = f[o + 6];
+        alen = 32;
+        memcpy(key, f + o + 8, 32);
+    } else {
+        return NULL;
+    }
+    if (proto == UDP) {
+        if (l4 + 8 > end)
+            return NULL;
+        memcpy(key + alen, f + l4, 4);
+        return Py_BuildValue("(iy#y#ii)", UDP, key, alen + 4, f + l4 + 8, end - l4 - 8, 0, 0);
+    }
+    if (proto == TCP) {
+        if (l4 + 14 > len)
+            return NULL;
+        Py_ssize_t off = (f[l4 + 12] >> 4) * 4;
+        if (off < 20 || l4 + off > end)
+            return NULL;
+        memcpy(key + alen, f + l4, 4);
+        unsigned long seq = (unsigned long)f[l4 + 4] << 24 | f[l4 + 5] << 16 | f[l4 + 6] << 8 |
+                            f[l4 + 7];
+        return Py_BuildValue("(iy#y#ki)", TCP, key, alen + 4, f + l4 + off, end - l4 - off, seq,
+                             (int)f[l4 + 13]);
+    }
+    return NULL;
+}
+
+static int column(PyObject *obj, Py_buffer *view, Py_ssize_t *n) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    if (view->itemsize != 8 || !view->format ||
+        (strcmp(view->format, "l") && strcmp(view->format, "q") && strcmp(view->format, "<q") &&
+         strcmp(view->format, "=q"))) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "columns must be int64");
+        return -1;
+    }
+    *n = view->len / 8;
+    return 0;
+}
+
+static PyObject *segments(PyObject *self, PyObject *args) {
+    PyObject *objs[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4]))
+        return NULL;
+    Py_buffer data, cols[4];
+    Py_ssize_t ns[4];
+    if (PyObject_GetBuffer(objs[0], &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int got = 0;
+    for (; got < 4; got++)
+        if (column(objs[got + 1], &cols[got], &ns[got]) < 0)
+            break;
+    PyObject *out = NULL;
+    if (got < 4)
+        goto done;
+    if (ns[0] != ns[1] || ns[0] != ns[2]) {
+        PyErr_SetString(PyExc_ValueError, "offsets, lengths and links differ in length");
+        goto done;
+    }
+    const int64_t *offs = cols[0].buf, *lens = cols[1].buf, *links = cols[2].buf,
+                  *todo = cols[3].buf;
+    const unsigned char *d = data.buf;
+    out = PyList_New(ns[3]);
+    if (!out)
+        goto done;
+    for (Py_ssize_t j = 0; j < ns[3]; j++) {
+        int64_t i = todo[j];
+        PyObject *item = NULL;
+        if (i < 0 || i >= ns[0]) {
+            PyErr_SetString(PyExc_IndexError, "frame number out of range");
+            Py_CLEAR(out);
+            goto done;
+        }
+        int64_t o = offs[i], n = lens[i];
+        if (o < 0 || n < 0 || o > data.len || n > data.len - o) {
+            PyErr_SetString(PyExc_ValueError, "frame outside the data");
+            Py_CLEAR(out);
+            goto done;
+        }
+        if (links[i] == 1) {
+            item = segment(d + o, (Py_ssize_t)n);
+            if (!item && PyErr_Occurred()) {
+                Py_CLEAR(out);
+                goto done;
+            }
+        }
+        if (!item)
+            item = Py_NewRef(Py_None);
+        PyList_SET_ITEM(out, j, item);
+    }
+done:
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&cols[k]);
+    PyBuffer_Release(&data);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"segments", segments, METH_VARARGS,
+     "segments(data, offsets, lengths, links, todo) -> [Segment or None]"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_netdecode", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__netdecode(void) { return PyModule_Create(&module); }

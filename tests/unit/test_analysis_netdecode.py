@@ -1,0 +1,102 @@
+"""The compiled bulk decode (_netdecode.c) answers exactly what net.decode answers.
+
+It answers only the common case (Ethernet, VLAN tags, unfragmented IPv4 or IPv6 without
+extension headers, UDP or TCP) and None for the rest, which the walk decodes in Python.
+Here every answer it gives is compared with net.decode on real captures, damaged where
+the headers are, and the common case must actually be answered (a decoder that always
+said None would be correct and useless).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.analysis import net, pcapio
+from harness.analysis.pcapio import FrameIndex, ReadStats
+from tests.fuzzing import SLOW
+
+pytestmark = pytest.mark.skipif(
+    net._netdecode is None,
+    reason="harness/analysis/_netdecode.c is not built (pip install -e . builds it)",
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+FILES = sorted(
+    p for d in ("pcaps", "thirdparty") for p in (DATA / d).iterdir() if ".pcap" in p.suffix
+)
+#: TCP and UDP (aiortc-long), VLAN (zeek-http-vlan-0), IPv6 (zeek-ipv6), fragments (sipp)
+IMAGES = {
+    name: (DATA / name).read_bytes()
+    for name in (
+        "pcaps/aiortc-long.pcap",
+        "thirdparty/zeek-http-vlan-0.pcap",
+        "thirdparty/zeek-ipv6.pcap",
+        "pcaps/sipp-udp-fragmented.pcap",
+    )
+}
+
+
+def check(data: bytes, idx: FrameIndex) -> tuple[int, int]:
+    """Compare every compiled answer with net.decode: (frames answered, Ethernet segments)."""
+    todo = np.arange(len(idx), dtype=np.int64)
+    answers = net.segments(data, idx, todo)
+    assert len(answers) == len(idx)
+    answered = segments = 0
+    for i, seg in enumerate(answers):
+        o, n, link = int(idx.offsets[i]), int(idx.lengths[i]), int(idx.links[i])
+        decoded = net.decode(link, data[o : o + n])
+        segments += link == 1 and type(decoded) is tuple
+        if seg is not None:
+            assert seg == decoded, f"frame {i + 1}"
+            answered += 1
+    return answered, segments
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_every_answer_matches_decode(path: Path) -> None:
+    data = path.read_bytes()
+    idx = pcapio.index_frames(data, ReadStats())
+    answered, segments = check(data, idx)
+    # Every Ethernet frame that decodes to a segment is the common case in these files
+    # (none has IPv6 extension headers before its UDP/TCP header): all answered.
+    assert answered == segments
+
+
+@SLOW
+@given(st.sampled_from(sorted(IMAGES)), st.data())
+def test_damaged_frames(name: str, data: st.DataObject) -> None:
+    image = bytearray(IMAGES[name])
+    idx = pcapio.index_frames(bytes(image), ReadStats())
+    n = len(idx)
+    for _ in range(data.draw(st.integers(0, 300))):  # headers: link, IP, transport
+        i = data.draw(st.integers(0, n - 1))
+        at = int(idx.offsets[i]) + data.draw(st.integers(0, 80))
+        if at < len(image):
+            image[at] = data.draw(
+                st.sampled_from([0, 1, 6, 0x11, 0x2C, 0x3A, 0x45, 0x4F, 0x60, 0x81, 0xDD, 0xFF])
+            )
+    lengths, links = idx.lengths.copy(), idx.links.copy()
+    for _ in range(data.draw(st.integers(0, 20))):
+        i = data.draw(st.integers(0, n - 1))
+        lengths[i] = data.draw(st.integers(0, int(lengths[i])))
+        links[i] = data.draw(st.sampled_from([0, 1, 1, 113, 276]))
+    check(bytes(image), FrameIndex(idx.offsets, lengths, idx.times, links))
+
+
+def test_bad_columns_are_errors_not_crashes() -> None:
+    data = IMAGES["pcaps/aiortc-long.pcap"]
+    idx = pcapio.index_frames(data, ReadStats())
+    decode = net._netdecode.segments
+    with pytest.raises(IndexError):
+        decode(data, idx.offsets, idx.lengths, idx.links, np.array([len(idx)], dtype=np.int64))
+    with pytest.raises(ValueError):
+        decode(data[:100], idx.offsets, idx.lengths, idx.links, np.arange(3, dtype=np.int64))
+    with pytest.raises(ValueError):
+        decode(data, idx.offsets[:1], idx.lengths, idx.links, np.zeros(1, dtype=np.int64))
+    with pytest.raises(ValueError):
+        decode(data, idx.offsets.astype(np.int32), idx.lengths, idx.links, idx.offsets[:0])

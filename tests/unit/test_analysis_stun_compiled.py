@@ -1,0 +1,199 @@
+"""The compiled STUN parsers (`_stunparse.c`) against stun.py's, on damaged real messages.
+
+The messages are every shape of STUN message in the repo's captures (RFC 8489, RFC 3489,
+[MS-TURN] from Teams, the ones relayed inside Send/Data indications) and the RFC 5769
+vectors, damaged where the parsers decide things: attribute types and lengths, the
+header's length, padding taken out, values cut or filled with invalid UTF-8. Both
+parsers must give the same StunMessage, value and type of every field (repr: True is
+not 1), or both None.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.analysis import net, pcapio, stun
+from harness.analysis.pcapio import ReadStats
+from tests.fuzzing import examples
+
+pytestmark = pytest.mark.skipif(
+    stun._stunparse is None,
+    reason="harness/analysis/_stunparse.c is not built (pip install -e . builds it)",
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+VECTORS = Path(__file__).with_name("test_stun_vectors.py")
+
+#: every attribute type a filler reads, and neighbours that only get listed
+TYPES = [
+    *(v for k, v in vars(stun).items() if k.startswith("A_")),
+    0x0002,
+    0x0030,
+    0x0031,
+    0x7FFF,
+    0x8000,
+    0x802B,
+    0xFFFF,
+]
+
+
+@cache
+def real_messages() -> list[bytes]:
+    """One message of each (kind, attribute list) in the captures, plus RFC 5769's."""
+    shapes: dict[tuple[str, tuple[int, ...]], bytes] = {}
+    for f in sorted((DATA / "pcaps").glob("*.pcap*")) + sorted(
+        (DATA / "thirdparty").glob("*.pcap*")
+    ):
+        data = f.read_bytes()
+        idx = pcapio.index_frames(data, ReadStats())
+        for off, n, link in zip(
+            idx.offsets.tolist(), idx.lengths.tolist(), idx.links.tolist(), strict=True
+        ):
+            seg = net.decode(link, data[off : off + n])
+            if type(seg) is not tuple:
+                continue
+            p = seg[2]
+            for c in (p, p[4:], p[2:]):  # UDP, in ChannelData, RFC 4571 framed on TCP
+                m = stun.parse_py(c) or stun.parse_classic_py(c)
+                found = [(c, m)] if m else []
+                if m and m.data:  # relayed inside a Send or Data indication
+                    found.append((m.data, stun.parse_py(m.data)))
+                for q, mm in found:
+                    if mm is not None:
+                        shapes.setdefault((mm.kind, tuple(mm.attributes)), q)
+    for vector in ("REQUEST", "RESPONSE_V4", "RESPONSE_V6", "LONG_TERM"):
+        shapes[(vector, ())] = vector_bytes(vector)
+    return list(shapes.values())
+
+
+def vector_bytes(name: str) -> bytes:
+    """An RFC 5769 vector, read from test_stun_vectors.py (the one copy of the bytes)."""
+    found = re.search(name + r' = hexbytes\("""(.*?)"""\)', VECTORS.read_text(), re.S)
+    assert found, f"{name} is not in {VECTORS}"
+    return bytes.fromhex("".join(found[1].split()))
+
+
+def attribute_offsets(p: bytes | bytearray) -> list[int]:
+    off, out = 20, []
+    while off + 4 <= len(p):
+        out.append(off)
+        off += 4 + ((p[off + 2] << 8 | p[off + 3]) + 3 & ~3)
+    return out
+
+
+def unpadded(p: bytes) -> bytes:
+    """The message as [MS-TURN] sends it: attributes not padded to 4 bytes."""
+    body = b""
+    for off in attribute_offsets(p):
+        n = p[off + 2] << 8 | p[off + 3]
+        body += p[off : off + 4 + n]
+    return p[:2] + len(body).to_bytes(2, "big") + p[4:20] + body
+
+
+def same(p: bytes) -> None:
+    for py, c in ((stun.parse_py, stun.parse), (stun.parse_classic_py, stun.parse_classic)):
+        want, got = py(p), c(p)
+        assert repr(got) == repr(want), p.hex()
+        assert got == want
+        if want is not None:
+            for name in want.__slots__:
+                assert type(getattr(got, name)) is type(getattr(want, name)), name
+
+
+@st.composite
+def damaged(draw: st.DrawFn) -> bytes:
+    p = bytearray(draw(st.sampled_from(real_messages())))
+    if draw(st.booleans()):
+        p = bytearray(unpadded(bytes(p)))
+    for _ in range(draw(st.integers(0, 6))):
+        offs = attribute_offsets(p) or [20]
+        at = draw(st.sampled_from(offs))
+        how = draw(st.integers(0, 6))
+        if how == 0 and at + 2 <= len(p):  # another attribute type: its value read otherwise
+            p[at : at + 2] = draw(st.sampled_from(TYPES)).to_bytes(2, "big")
+        elif how == 1 and at + 4 <= len(p):  # another attribute length
+            n = (p[at + 2] << 8 | p[at + 3]) + draw(st.integers(-9, 9))
+            p[at + 2 : at + 4] = min(0xFFFF, max(0, n)).to_bytes(2, "big")
+        elif how == 2:  # invalid UTF-8, NULs, an address family, anywhere in a value
+            i = draw(st.integers(0, len(p)))
+            p[i:i] = draw(
+                st.sampled_from([b"\xff", b"\xc3", b"\xe2\x82", b"\x00", b"\x02", b"\x01"])
+            )
+        elif how == 3:  # any byte
+            i = draw(st.integers(0, max(0, len(p) - 1)))
+            if i < len(p):
+                p[i] = draw(st.integers(0, 255))
+        elif how == 4:  # cut, or more bytes after
+            p = p[: draw(st.integers(0, len(p)))] + draw(st.binary(max_size=6))
+        elif how == 5:  # a whole attribute, of a type and size the fillers test
+            value = draw(st.binary(max_size=24) | st.sampled_from([bytes(4), bytes(8), bytes(20)]))
+            if value[1:2] in (b"\x01", b"\x02") or draw(st.booleans()):
+                value = b"\x00" + draw(st.sampled_from([b"\x01", b"\x02"])) + value[2:]
+            attr = draw(st.sampled_from(TYPES)).to_bytes(2, "big") + len(value).to_bytes(2, "big")
+            p[at:at] = attr + value + bytes(draw(st.sampled_from([0, -len(value) % 4])))
+        if draw(st.integers(0, 3)):  # the header's length follows, else the test is the header
+            p[2:4] = max(0, min(0xFFFF, len(p) - 20)).to_bytes(2, "big")
+    return bytes(p)
+
+
+@examples(1000)
+@given(damaged())
+def test_compiled_stun_matches_python(p: bytes) -> None:
+    same(p)
+
+
+def test_every_real_message_and_vector() -> None:
+    messages = real_messages()
+    assert len(messages) > 40  # the captures hold RFC 8489, RFC 3489 and [MS-TURN] shapes
+    for p in messages:
+        same(p)
+        same(unpadded(p))
+        for cut in range(len(p)):
+            same(p[:cut])
+
+
+def message(attrs: list[tuple[int, bytes]], pad: bool = True, head: bytes = b"\x01\x01") -> bytes:
+    body = b"".join(
+        a.to_bytes(2, "big") + len(v).to_bytes(2, "big") + v + bytes(-len(v) % 4 if pad else 0)
+        for a, v in attrs
+    )
+    return head + len(body).to_bytes(2, "big") + stun.MAGIC_BYTES + bytes(range(12)) + body
+
+
+def test_fields_are_filled_like_python() -> None:
+    """The fields the fuzzing might miss: IPv6 text, SOFTWARE's NULs, ICE 64-bit values."""
+    m = stun.parse(vector_bytes("RESPONSE_V6"))
+    assert m is not None and m.xor_mapped == ("2001:db8:1234:5678:11:2233:4455:6677", 32853)
+    assert m.fingerprint_ok is True and m.integrity and m.software == "test vector"
+    odd = [
+        (stun.A_SOFTWARE, b"caf\xc3\xa9 \xff\x00\x00"),
+        (stun.A_ICE_CONTROLLING, b"\xff" * 8),
+        (stun.A_PRIORITY, b"\xfe\xdc\xba\x98"),
+        (stun.A_ERROR_CODE, b"\x00\x00\x04\x01Unauthorized \xe2\x82"),
+        (stun.A_MAPPED, b"\x00\x02\x12\x34" + bytes(range(16))),
+        (stun.A_XOR_PEER, b"\x00\x01\x12\x34\x01\x02\x03\x04"),
+        (stun.A_XOR_PEER, b"\x00\x03\x12\x34\x01\x02\x03\x04"),
+        (stun.A_XOR_PEER, b"\x00\x02\x12\x34" + bytes(16)),
+        (stun.A_DATA, b"\x00\x01\x02"),
+        (stun.A_FINGERPRINT, b"\x00\x00\x00\x00"),
+    ]
+    for pad in (True, False):
+        p = message(odd, pad)
+        want = stun.parse_py(p)
+        assert want is not None and want.software == "caf\xe9 \ufffd" and want.error_code == 401
+        assert want.ice_controlling == 2**64 - 1 and len(want.xor_peer) == 2
+        same(p)
+    classic = message([(stun.A_MAPPED, b"\x00\x01\x12\x34\x01\x02\x03\x04")], head=b"\x00\x01")
+    classic = classic[:4] + bytes(16) + classic[20:]
+    assert stun.parse_classic_py(classic) is not None
+    same(classic)
+    with pytest.raises(TypeError):
+        stun.parse("not bytes")  # type: ignore[arg-type]
+    rfc = vector_bytes("REQUEST")
+    assert stun.parse(bytearray(rfc)) == stun.parse_py(rfc)  # any buffer; the walk: bytes
