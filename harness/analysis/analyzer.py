@@ -298,7 +298,8 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             self.offers[leg] = False  # a rejected offer is withdrawn
 
     def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None:
-        for msg in http.janus_messages(body):
+        messages, found = http.signalling(body)
+        for msg in messages:
             if msg["janus"] == "keepalive":
                 continue
             session = msg.get("session_id") or msg.get("sender")
@@ -316,7 +317,6 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
                     isinstance(msg.get("jsep"), dict),
                 )
             )
-        found = http.jsep(body)
         if found:
             kind, text, doc = found
             session = doc.get("session_id") or doc.get("sender")

@@ -7,59 +7,120 @@ Janus' HTTP and WebSocket APIs carry JSEP SDPs in JSON (`"jsep": {"type",
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from itertools import repeat
 
 _METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"PATCH ", b"OPTIONS ", b"HEAD ")
+_COLON = repeat(":")
+
+try:
+    from harness.analysis import _httpsplit
+except ImportError:  # not built: the Python version below reads the same
+    _httpsplit = None  # type: ignore[assignment]
 
 
-@dataclass
+@dataclass(slots=True)
 class HttpMessage:
     """One request or response with its body."""
 
     start: str
-    headers: dict[str, str] = field(default_factory=dict)
+    head: bytes  # the start line and header lines, with the blank line that ends them
     body: bytes = b""
+    is_upgrade_to_websocket: bool = False
 
     @property
-    def is_upgrade_to_websocket(self) -> bool:
-        return (
-            self.start.split(" ")[1:2] == ["101"]
-            and "websocket" in self.headers.get("upgrade", "").lower()
-        )
+    def headers(self) -> dict[str, str]:
+        """Header names lower-cased; the last of repeated names wins."""
+        return _headers(self.head)
 
 
 def looks_like_http(p: bytes | bytearray) -> bool:
     return p.startswith(_METHODS) or p.startswith(b"HTTP/1.")
 
 
+def _headers(head: bytes) -> dict[str, str]:
+    lines = head[:-4].decode("latin-1").split("\r\n")[1:]
+    return {k.strip().lower(): v.strip() for k, _, v in map(str.partition, lines, _COLON)}
+
+
+@dataclass(slots=True)
+class _Head:
+    """The parsed head of the message at the start of a stream's buffer, kept while its
+    body is still arriving: the next segment resumes from here instead of re-reading it."""
+
+    raw: bytes  # the head and its blank line, to check the buffer still starts with them
+    start: str
+    chunked: bool
+    length: int
+    upgrade: bool
+
+
+def _head(raw: bytes) -> _Head:
+    start = raw[:-4].decode("latin-1").split("\r\n", 1)[0]
+    headers = _headers(raw)
+    chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+    n = 0
+    if not chunked:
+        length = headers.get("content-length", "0").strip()
+        n = int(length) if length.isdigit() else 0
+    upgrade = start.split(" ")[1:2] == ["101"] and "websocket" in headers.get("upgrade", "").lower()
+    return _Head(raw, start, chunked, n, upgrade)
+
+
 def split_http(buf: bytes | bytearray) -> tuple[list[HttpMessage], int]:
     """Complete HTTP messages at the start of `buf` and the bytes they used."""
+    out, used, _ = read_http(buf, None)
+    return out, used
+
+
+def read_http(
+    buf: bytes | bytearray, head: _Head | None
+) -> tuple[list[HttpMessage], int, _Head | None]:
+    """`split_http`, resumable: also returns the head of an incomplete message at `used`.
+
+    The caller keeps that head per stream and passes it back with the next call, when
+    the buffer (trimmed by `used`) has grown. Compiled (`_httpsplit.c`) when built: that
+    reads the head again each call (cheap in C) and hands unusual input back to Python.
+    """
+    if _httpsplit is not None:
+        done = _httpsplit.split_http(buf, HttpMessage)
+        if done is not None:
+            return done[0], done[1], None
+    return read_http_python(buf, head)
+
+
+def read_http_python(
+    buf: bytes | bytearray, head: _Head | None
+) -> tuple[list[HttpMessage], int, _Head | None]:
+    """read_http in Python: the fallback, and the reference for the compiled version.
+
+    `head` is used only if the buffer still starts with its bytes.
+    """
     out: list[HttpMessage] = []
     off = 0
+    if head is not None and not buf.startswith(head.raw):
+        head = None
     while True:
-        end = buf.find(b"\r\n\r\n", off)
-        if end < 0:
-            return out, off
-        lines = bytes(buf[off:end]).decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
-        pos = end + 4
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        if head is None:
+            end = buf.find(b"\r\n\r\n", off)
+            if end < 0:
+                return out, off, None
+            head = _head(bytes(buf[off : end + 4]))
+        pos = off + len(head.raw)
+        if head.chunked:
             body, pos = _dechunk(buf, pos)
             if pos < 0:
-                return out, off
+                return out, off, head
         else:
-            length = headers.get("content-length", "0").strip()
-            n = int(length) if length.isdigit() else 0
-            if pos + n > len(buf):
-                return out, off
-            body, pos = bytes(buf[pos : pos + n]), pos + n
-        out.append(HttpMessage(lines[0], headers, body))
+            pos += head.length
+            if pos > len(buf):
+                return out, off, head
+            body = bytes(buf[pos - head.length : pos])
+        out.append(HttpMessage(head.start, head.raw, body, head.upgrade))
         off = pos
-        if out[-1].is_upgrade_to_websocket:
-            return out, off
+        if head.upgrade:
+            return out, off, None
+        head = None
 
 
 def _dechunk(buf: bytes | bytearray, pos: int) -> tuple[bytes, int]:
@@ -116,15 +177,51 @@ def split_ws(buf: bytes | bytearray) -> tuple[list[tuple[int, bytes]], int]:
     return out, off
 
 
-def jsep(body: bytes) -> tuple[str, str, dict[str, object]] | None:
-    """(type, sdp, whole JSON) when a JSON body carries a JSEP offer or answer."""
+_NOT_JSON = object()
+_scan = json.JSONDecoder().scan_once  # json's C scanner, as json.loads uses it
+
+
+def _json(body: bytes) -> object:
+    """`json.loads` of a stripped body that starts like JSON, else _NOT_JSON.
+
+    As json.loads reads it, without its per-call layers: UTF-8 unless the second byte
+    is zero (then json.loads itself runs, for its encoding detection), one scan from
+    the first byte (a stripped body has no leading white space), and only JSON's white
+    space may follow the value.
+    """
     text = body.strip()
     if not text.startswith((b"{", b"[")):
-        return None
+        return _NOT_JSON
     try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        return None
+        if len(text) > 1 and not text[1]:
+            return json.loads(text)
+        s = text.decode("utf-8", "surrogatepass")
+        doc, end = _scan(s, 0)
+    except (ValueError, UnicodeDecodeError, StopIteration):
+        return _NOT_JSON
+    if end != len(s) and s[end:].strip(" \t\n\r"):
+        return _NOT_JSON  # json.loads: "Extra data"
+    return doc
+
+
+def signalling(body: bytes) -> tuple[list[dict[str, object]], JsepFound | None]:
+    """`janus_messages(body)` and `jsep(body)`, from one JSON parse."""
+    doc = _json(body)
+    if doc is _NOT_JSON:
+        return [], None
+    return _janus_messages(doc), _jsep(doc)
+
+
+JsepFound = tuple[str, str, dict[str, object]]
+
+
+def jsep(body: bytes) -> JsepFound | None:
+    """(type, sdp, whole JSON) when a JSON body carries a JSEP offer or answer."""
+    doc = _json(body)
+    return None if doc is _NOT_JSON else _jsep(doc)
+
+
+def _jsep(doc: object) -> JsepFound | None:
     if isinstance(doc, list):  # Janus long-poll replies batch events in an array
         doc = next(
             (d for d in doc if isinstance(d, dict) and isinstance(d.get("jsep"), dict)), None
@@ -139,13 +236,11 @@ def jsep(body: bytes) -> tuple[str, str, dict[str, object]] | None:
 
 def janus_messages(body: bytes) -> list[dict[str, object]]:
     """The Janus API messages in a JSON body (long-poll replies batch them in an array)."""
-    text = body.strip()
-    if not text.startswith((b"{", b"[")):
-        return []
-    try:
-        doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        return []
+    doc = _json(body)
+    return [] if doc is _NOT_JSON else _janus_messages(doc)
+
+
+def _janus_messages(doc: object) -> list[dict[str, object]]:
     docs = doc if isinstance(doc, list) else [doc]
     return [d for d in docs if isinstance(d, dict) and isinstance(d.get("janus"), str)]
 

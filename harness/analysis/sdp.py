@@ -126,20 +126,21 @@ def _unique(values: list[str | None]) -> list[str]:
 def parse(text: str) -> Sdp:
     """Parse SDP text; tolerant of LF line ends and junk lines (lint reports them)."""
     sdp = Sdp(text)
-    for no, raw in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
-        line = raw.rstrip("\r")
+    raw = text.replace("\r\n", "\n").split("\n")
+    if "\r" in text:  # a lone CR can be left at a line's end
+        raw = [line.rstrip("\r") for line in raw]
+    lines = sdp.session
+    for no, line in enumerate(raw, start=1):
         if not line:
             continue
-        if line.startswith("m="):
+        if line[:2] == "m=":
             f = line[2:].split()
             port = int(f[1].split("/")[0]) if len(f) > 1 and f[1].split("/")[0].isdigit() else -1
-            sdp.media.append(
-                Media(f[0] if f else "", port, f[2] if len(f) > 2 else "", f[3:], (no, line))
-            )
-        elif sdp.media:
-            sdp.media[-1].lines.append((no, line))
+            m = Media(f[0] if f else "", port, f[2] if len(f) > 2 else "", f[3:], (no, line))
+            sdp.media.append(m)
+            lines = m.lines
         else:
-            sdp.session.append((no, line))
+            lines.append((no, line))
     return sdp
 
 

@@ -40,6 +40,7 @@ COMPACT = {
 }
 _TAG = re.compile(r";\s*tag=([^;>\s]+)", re.I)
 _BRANCH = re.compile(r";\s*branch=([^;,\s]+)", re.I)
+_LENGTH = re.compile(rb"\r\n(?:content-length|l)\s*:\s*(\d+)", re.I)
 
 
 @dataclass
@@ -147,7 +148,7 @@ def split_stream(buf: bytes | bytearray) -> tuple[list[bytes], int]:
         end = buf.find(b"\r\n\r\n", off)
         if end < 0:
             return out, off
-        m = re.search(rb"\r\n(?:content-length|l)\s*:\s*(\d+)", buf[off:end], re.I)
+        m = _LENGTH.search(buf, off, end)
         total = end + 4 + (int(m.group(1)) if m else 0)
         if total > len(buf):
             return out, off

@@ -13,7 +13,7 @@ MAX_PENDING = 64
 class TcpDirection:
     """One direction of a TCP connection: `buf` holds unread in-order bytes."""
 
-    __slots__ = ("next_seq", "pending", "buf", "holes", "mode", "inner")
+    __slots__ = ("next_seq", "pending", "buf", "holes", "mode", "inner", "head")
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
@@ -22,6 +22,7 @@ class TcpDirection:
         self.holes = 0
         self.mode = "detect"
         self.inner: TcpDirection | None = None  # the plaintext inside TLS, when decrypted
+        self.head: object = None  # the HTTP parser's state between segments (http.read_http)
 
     def feed(self, seq: int, flags: int, payload: bytes) -> bool:
         """Add a segment; True when new in-order bytes were appended to `buf`."""
@@ -30,6 +31,10 @@ class TcpDirection:
             return False
         if not payload:
             return False
+        if seq == self.next_seq and not self.pending:  # the usual case: the next bytes
+            self.buf += payload
+            self.next_seq = (seq + len(payload)) & 0xFFFFFFFF
+            return True
         if self.next_seq is None:
             self.next_seq = seq
         rel = (seq - self.next_seq) & 0xFFFFFFFF

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness.analysis import framing, http, sip
 from harness.analysis.net import reverse
-from harness.analysis.tcp import TcpDirection
+from harness.analysis.tcp import SYN, TcpDirection
 from harness.analysis.tlsdecrypt import APPLICATION, TlsConnection
 
 if TYPE_CHECKING:
@@ -51,14 +51,17 @@ class TcpStreams:
         d = self.tcp.get(key)
         if d is None:
             d = self.tcp[key] = TcpDirection()
-        if not d.feed(seq, flags, p):
+        if not (p or flags & SYN) or not d.feed(seq, flags, p):
             return
-        if d.mode == "detect":
-            self._detect(d)
-        if d.mode == "tls":
-            used = self._tls(flow, key, d, t, no)
+        if d.mode == "http":  # the usual case (Janus' REST API): straight to its reader
+            used = self._http(flow, key, d, t, no, tls=False)
         else:
-            used = self._messages(flow, key, d, t, no, tls=False)
+            if d.mode == "detect":
+                self._detect(d)
+            if d.mode == "tls":
+                used = self._tls(flow, key, d, t, no)
+            else:
+                used = self._messages(flow, key, d, t, no, tls=False)
         if used:
             del d.buf[:used]
 
@@ -74,16 +77,7 @@ class TcpStreams:
                 flow.kinds["sip"] += 1
                 self._sip_message(flow, m, t, no, "tls" if tls else "tcp")
         elif d.mode == "http":
-            items, used = http.split_http(d.buf)
-            for h in items:
-                flow.kinds["http"] += 1
-                self._json_body(flow, h.body, t, no, "https" if tls else "http")
-                if h.is_upgrade_to_websocket:
-                    d.mode = "ws"
-                    back = self.tcp.get(reverse(key))
-                    back = back.inner if back is not None and tls else back
-                    if back is not None:
-                        back.mode = "ws"
+            used = self._http(flow, key, d, t, no, tls)
         elif d.mode == "ws":
             frames, used = http.split_ws(d.buf)
             ws = "wss" if tls else "ws"
@@ -99,6 +93,20 @@ class TcpStreams:
             used = 0
         else:
             used = len(d.buf)
+        return used
+
+    def _http(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int, tls: bool) -> int:
+        """HTTP messages: JSON bodies to their reader; a WebSocket upgrade switches both ways."""
+        items, used, d.head = http.read_http(d.buf, d.head)
+        for h in items:
+            flow.kinds["http"] += 1
+            self._json_body(flow, h.body, t, no, "https" if tls else "http")
+            if h.is_upgrade_to_websocket:
+                d.mode = "ws"
+                back = self.tcp.get(reverse(key))
+                back = back.inner if back is not None and tls else back
+                if back is not None:
+                    back.mode = "ws"
         return used
 
     def _tls(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> int:
