@@ -1,0 +1,97 @@
+"""Without its C extensions the analyser prints the same bytes as with them.
+
+Each extension is compared with its Python version part by part elsewhere; this runs the
+whole `harness analyze --json` twice on real captures, once as installed and once with
+every `harness.analysis._*` extension made unimportable (as on a machine without a
+compiler), and compares the output byte for byte.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.analysis import fastpath, http, jsonout, net, pcapio, stun
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+EXTENSIONS = {
+    "harness.analysis._pcapwalk": pcapio._pcapwalk,
+    "harness.analysis._fastpath": fastpath._fastpath,
+    "harness.analysis._netdecode": net._netdecode,
+    "harness.analysis._stunparse": stun._stunparse,
+    "harness.analysis._httpsplit": http._httpsplit,
+    "harness.analysis._jsonindent": jsonout._jsonindent,
+}
+#: RTP and TURN (aiortc), SIP over TCP and fragmented UDP, TLS with a key log, Teams TURN,
+#: classic STUN, STUN over TCP, VLAN HTTP, IPv6, pcapng with several interfaces
+FILES = [
+    "pcaps/aiortc-relayed.pcap",
+    "pcaps/aiortc-datachannel-turn.pcap",
+    "pcaps/janus-dtmf-sip.pcap",
+    "pcaps/sipp-tcp.pcap",
+    "pcaps/sipp-udp-fragmented.pcap",
+    "pcaps/sip-tls12.pcap",
+    "pcaps/sip-ws.pcap",
+    "thirdparty/ndpi-teams-turn.pcap",
+    "thirdparty/ndpi-stun_classic.pcap",
+    "thirdparty/ndpi-stun_tcp_multiple_msgs_same_pkt.pcap",
+    "thirdparty/zeek-http-vlan-0.pcap",
+    "thirdparty/zeek-ipv6.pcap",
+    "thirdparty/zeek-pcapng-multi-interface.pcapng",
+]
+BLOCKED = """
+import sys
+class NoExtensions:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("harness.analysis._"):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, NoExtensions())
+from harness.cli import main
+sys.argv[0] = "harness"
+sys.exit(main())
+"""
+AS_INSTALLED = "import sys\nfrom harness.cli import main\nsys.exit(main())\n"
+
+
+def analyze(program: str, path: Path) -> bytes:
+    argv = [sys.executable, "-c", program, "analyze", "--json", str(path)]
+    keys = path.with_suffix(".keys")
+    argv += ["--keylog", str(keys)] if keys.is_file() else []
+    done = subprocess.run(argv, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    return done.stdout
+
+
+@pytest.mark.skipif(
+    not any(EXTENSIONS.values()), reason="no C extension is built: nothing to compare"
+)
+@pytest.mark.parametrize("name", FILES)
+def test_same_output_without_extensions(name: str) -> None:
+    path = DATA / name
+    compiled, pure = analyze(AS_INSTALLED, path), analyze(BLOCKED, path)
+    assert b'"packets"' in compiled
+    if compiled != pure:
+        a, b = compiled.decode().splitlines(), pure.decode().splitlines()
+        line = next(
+            (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+        )
+        pytest.fail(
+            f"{name}: output differs from line {line + 1} "
+            f"(compiled: {a[line : line + 1]}, Python: {b[line : line + 1]})"
+        )
+
+
+def test_the_blocker_blocks() -> None:
+    """The Python run really runs without the extensions (else the test compares nothing)."""
+    program = BLOCKED.replace(
+        "from harness.cli import main",
+        "from harness.analysis import fastpath, http, jsonout, net, pcapio, stun\n"
+        "print(sum(m is not None for m in (pcapio._pcapwalk, fastpath._fastpath,"
+        " net._netdecode, stun._stunparse, http._httpsplit, jsonout._jsonindent)))\n"
+        "raise SystemExit(0)",
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
+    assert done.stdout.strip() == b"0", done.stderr.decode(errors="replace")
