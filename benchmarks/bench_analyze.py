@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.analysis import fastpath, jsonout, pcapio  # noqa: E402
+from harness.analysis import fastpath, http, jsonout, net, pcapio, stun  # noqa: E402
 from harness.analysis.report import summarize_file  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "pcaps" / "aiortc-long.pcap"
@@ -130,6 +130,18 @@ def whole_process(argv: list[str], env: dict[str, str] | None = None) -> tuple[f
     return wall, sum(getattr(c1, f) - getattr(c0, f) for f in ("ru_utime", "ru_stime"))
 
 
+def compiled_parts() -> dict[str, bool]:
+    """Which optional C extensions of the analyser are built (each has a Python fallback)."""
+    return {
+        "pcapwalk": pcapio._pcapwalk is not None,
+        "fastpath": fastpath._fastpath is not None,
+        "netdecode": net._netdecode is not None,
+        "stunparse": stun._stunparse is not None,
+        "httpsplit": http._httpsplit is not None,
+        "jsonindent": jsonout._jsonindent is not None,
+    }
+
+
 def cases(repeat: int) -> None:
     """The three cases, side by side in one run; medians and ratios as JSON."""
     harness = [str(ROOT / ".venv" / "bin" / "harness"), "analyze", "--json"]
@@ -163,9 +175,7 @@ def cases(repeat: int) -> None:
                     "case": name,
                     "source": str(source.relative_to(ROOT)),
                     "packets": n,
-                    "compiled_pcap_walk": pcapio._pcapwalk is not None,
-                    "compiled_fast_path": fastpath._fastpath is not None,
-                    "compiled_json_indent": jsonout._jsonindent is not None,
+                    "compiled": compiled_parts(),
                     "bytecode_cache": True,
                     "load_average": [round(x, 2) for x in os.getloadavg()],
                     "harness_wall_s": round(med["harness"][0], 3),
