@@ -10,11 +10,15 @@ tests compare with tshark.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.analysis import dcep, dtls, sctp
-from harness.analysis.dtlsdecrypt import DtlsAssociation
 from harness.analysis.model import Analysis, DataChannelEvent, Flow, fmt_addr
 from harness.analysis.net import reverse
 from harness.analysis.turnrelay import RELAYED
+
+if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
+    from harness.analysis.dtlsdecrypt import DtlsAssociation
 
 #: datagrams of an association without a captured handshake tried against the others
 ADOPT_TRIES = 8
@@ -47,6 +51,8 @@ class DataChannels:
         akey = association_key(key)
         assoc = self.associations.get(akey)
         if assoc is None:
+            from harness.analysis.dtlsdecrypt import DtlsAssociation
+
             assoc = self.associations[akey] = DtlsAssociation(self.keylog)
         if not assoc.server_random and assoc.adopt_tries < ADOPT_TRIES:
             others = [o for o in self.associations.values() if o.server_random]

@@ -9,6 +9,7 @@ units, reported in milliseconds with the payload type's clock rate.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from harness.lazy import lazy
@@ -216,30 +217,38 @@ class RtcpPacket:
     reports: list[dict[str, int]] = field(default_factory=list)
 
 
+_rtcp_head = struct.Struct("!BBHI").unpack_from  # V/P/count, type, length, SSRC
+_report_block = struct.Struct("!IIxxxxI").unpack_from  # SSRC, lost (8+24 bits), jitter
+
+
 def parse_rtcp(p: bytes, encrypted: bool) -> list[RtcpPacket]:
     """Decode an RTCP compound; for SRTCP only the first header is in the clear."""
     out: list[RtcpPacket] = []
     off = 0
-    while off + 8 <= len(p) and p[off] >> 6 == 2:
-        pt = p[off + 1]
-        ln = ((p[off + 2] << 8 | p[off + 3]) + 1) * 4
-        ssrc = int.from_bytes(p[off + 4 : off + 8], "big")
-        pkt = RtcpPacket(RTCP_TYPES.get(pt, str(pt)), ssrc)
-        out.append(pkt)
-        if encrypted or off + ln > len(p):
+    end = len(p)
+    while off + 8 <= end and p[off] >> 6 == 2:
+        first, pt, words, ssrc = _rtcp_head(p, off)
+        ln = (words + 1) * 4
+        reports: list[dict[str, int]] = []
+        out.append(RtcpPacket(RTCP_TYPES.get(pt) or str(pt), ssrc, reports))
+        if encrypted or off + ln > end:
             break
-        if pt in (200, 201):
+        if pt == 200 or pt == 201:
             base = off + (28 if pt == 200 else 8)
-            for i in range(p[off] & 31):
+            for i in range(first & 31):
                 b = base + 24 * i
                 if b + 24 > off + ln:
                     break
-                pkt.reports.append(
+                rssrc, lost, jitter = _report_block(p, b)
+                cumulative = lost & 0xFFFFFF
+                reports.append(
                     {
-                        "ssrc": int.from_bytes(p[b : b + 4], "big"),
-                        "fraction_lost": p[b + 4],
-                        "cumulative_lost": int.from_bytes(p[b + 5 : b + 8], "big", signed=True),
-                        "jitter": int.from_bytes(p[b + 12 : b + 16], "big"),
+                        "ssrc": rssrc,
+                        "fraction_lost": lost >> 24,
+                        "cumulative_lost": cumulative - 0x1000000
+                        if lost & 0x800000
+                        else cumulative,
+                        "jitter": jitter,
                     }
                 )
         off += ln
