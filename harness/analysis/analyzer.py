@@ -13,6 +13,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.analysis import dtls, fastpath, http, rtp, sdp, sip, stun
 from harness.analysis.datachannels import DataChannels
@@ -31,9 +32,11 @@ from harness.analysis.net import TCP, Segment, decode, endpoints, reverse, segme
 from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
-from harness.analysis.tlsdecrypt import TlsConnection, read_keylog
 from harness.analysis.turnrelay import RELAYED, TurnRelay
 from harness.lazy import lazy
+
+if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
+    from harness.analysis.tlsdecrypt import TlsConnection
 
 np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
@@ -353,7 +356,11 @@ def analyze_bytes(
     data: bytes, path: Path | str = "<memory>", keylog: Path | str | None = None
 ) -> Analysis:
     """Analyse a capture image already in memory (TLS decrypted with `keylog`, if given)."""
-    keys = read_keylog(keylog) if keylog else None
+    keys = None
+    if keylog:
+        from harness.analysis.tlsdecrypt import read_keylog
+
+        keys = read_keylog(keylog)
     with paused_gc():
         return Analyzer(Analysis(Path(path), ReadStats()), keys).run(data)
 

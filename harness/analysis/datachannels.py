@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.analysis import dcep, dtls, sctp
+from harness.analysis import dtls
 from harness.analysis.model import Analysis, DataChannelEvent, Flow, fmt_addr
 from harness.analysis.net import reverse
 from harness.analysis.turnrelay import RELAYED
 
-if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
+if TYPE_CHECKING:  # decryption, SCTP and DCEP load with a key log only (never needed without)
+    from harness.analysis import sctp
     from harness.analysis.dtlsdecrypt import DtlsAssociation
 
 #: datagrams of an association without a captured handshake tried against the others
@@ -48,6 +49,8 @@ class DataChannels:
     ) -> list[tuple[str, str]]:
         """Decrypt one DTLS datagram of direction `key` and read what it carries; its
         alerts, decrypted, as (level, description) for the handshake's record."""
+        from harness.analysis import sctp
+
         akey = association_key(key)
         assoc = self.associations.get(akey)
         if assoc is None:
@@ -86,6 +89,8 @@ class DataChannels:
     def _channel_message(
         self, flow: Flow, akey: bytes, d: sctp.Data, payload: bytes, t: float, no: int
     ) -> None:
+        from harness.analysis import dcep
+
         label, protocol = self.labels.get((akey, d.stream), ("", ""))
         kind, text = dcep.kind(d.ppid), dcep.excerpt(d.ppid, payload)
         if d.ppid == dcep.PPID_DCEP:

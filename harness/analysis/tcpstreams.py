@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from harness.analysis import framing, http, sip
 from harness.analysis.net import reverse
 from harness.analysis.tcp import SYN, TcpDirection
-from harness.analysis.tlsdecrypt import APPLICATION, TlsConnection
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
     from harness.analysis.model import Analysis, Flow
+    from harness.analysis.tlsdecrypt import TlsConnection
 
 
 class TcpStreams:
@@ -114,6 +114,8 @@ class TcpStreams:
         if not self.keylog:
             flow.kinds["tls"] += 1
             return len(d.buf)
+        from harness.analysis.tlsdecrypt import APPLICATION, TlsConnection
+
         conn_id = min(key, reverse(key))
         conn = self.tls.get(conn_id)
         if conn is None:
