@@ -1,0 +1,49 @@
+"""`harness analyze` imports what a run uses only: checks with --expect, decryption with --keylog.
+
+Each case runs the command's `main` in a fresh interpreter and lists the modules it
+loaded; the runs with the options are the control that the names are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PCAP = "tests/data/pcaps/aiortc-datachannel.pcap"
+KEYS = "tests/data/pcaps/aiortc-datachannel.keys"
+ON_DEMAND = {
+    "harness.assertions.registry",
+    "harness.analysis.tlsdecrypt",
+    "harness.analysis.dtlsdecrypt",
+    "harness.analysis.sctp",
+    "harness.analysis.dcep",
+}
+
+
+def loaded(*args: str) -> set[str]:
+    probe = (
+        "import contextlib, io, json, sys\n"
+        "from harness.analysis.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main(['analyze', '--json', *{list(args)!r}])\n"
+        "print(json.dumps([code, sorted(m for m in sys.modules if m.startswith('harness.'))]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    code, mods = json.loads(out.stdout)
+    assert code == 0, out.stderr
+    assert "harness.analysis.analyzer" in mods
+    return set(mods)
+
+
+def test_a_plain_run_imports_no_checks_and_no_decryption() -> None:
+    assert loaded(PCAP) & ON_DEMAND == set()
+
+
+def test_the_options_import_what_they_use() -> None:
+    assert "harness.assertions.registry" in loaded("--expect", "dtls_handshakes", PCAP)
+    assert ON_DEMAND - {"harness.assertions.registry"} <= loaded("--keylog", KEYS, PCAP)
