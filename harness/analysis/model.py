@@ -43,6 +43,7 @@ class Flow:
         "srtp",
         "key",
         "_label",
+        "_ends",
     )
 
     def __init__(self, proto: str, src: Address, dst: Address, via: str | None) -> None:
@@ -60,21 +61,25 @@ class Flow:
         self.srtp = False
         self.key = b""  # the analyser's flow key (raw addresses and ports)
         self._label = ""
+        self._ends = ("", "")  # src and dst as printed, made with the label
 
     @property
     def label(self) -> str:
         """'udp 10.0.0.1:5000 > 10.0.0.2:6000 (in ...)'; made once, every event names it."""
         if not self._label:
-            base = f"{self.proto} {fmt_addr(self.src)} > {fmt_addr(self.dst)}"
+            src, dst = self._ends = (fmt_addr(self.src), fmt_addr(self.dst))
+            base = f"{self.proto} {src} > {dst}"
             self._label = f"{base} (in {self.via})" if self.via else base
         return self._label
 
     def to_dict(self) -> dict[str, object]:
+        label = self.label
+        src, dst = self._ends
         return {
-            "flow": self.label,
+            "flow": label,
             "proto": self.proto,
-            "src": fmt_addr(self.src),
-            "dst": fmt_addr(self.dst),
+            "src": src,
+            "dst": dst,
             "relayed_in": self.via,
             "packets": self.packets,
             "bytes": self.bytes,

@@ -148,3 +148,21 @@ def test_http_bodies() -> None:
     upgrade = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x02hi"
     msgs, used = http.split_http(upgrade)
     assert msgs[0].is_upgrade_to_websocket and upgrade[used:] == b"\x81\x02hi"
+
+
+def test_sip_response_values_from_headers() -> None:
+    """Compact headers, folded lines; the values are read once and stay what the headers say."""
+    m = sip.parse(
+        b"SIP/2.0 180 Ringing\r\nv: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-7\r\n"
+        b"f: <sip:a@x>;tag=1\r\nt: <sip:b@y>\r\n ;tag=9\r\ni: abc \r\nCSeq: 2 INVITE\r\n\r\n"
+    )
+    assert m is not None and not m.is_request and not m.has_sdp
+    for _ in range(2):
+        assert (m.call_id, m.cseq, m.from_tag, m.to_tag, m.branch) == (
+            "abc",
+            (2, "INVITE"),
+            "1",
+            "9",
+            "z9hG4bK-7",
+        )
+    assert (m.method, m.summary) == ("INVITE", "180 Ringing (INVITE)")

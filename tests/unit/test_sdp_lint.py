@@ -90,3 +90,15 @@ def test_session_basics() -> None:
     assert any("no o= line" in f for f in got) and any("no t= line" in f for f in got)
     assert any("LF, not CRLF" in f for f in got)
     assert any("no c= line" in f for f in got)
+
+
+def test_derived_values_are_copies() -> None:
+    """ufrags, fingerprints and codecs are the caller's own: changing what it got must not
+    change what the next reader (session, summary, lint) sees, should they ever be memoised."""
+    sdp = parse(OFFER)
+    sdp.ice_ufrags.append("x")
+    sdp.fingerprints.clear()
+    sdp.media[0].codecs["111"] = "x"
+    assert sdp.ice_ufrags == ["abcd"]
+    assert [fp[:13] for fp in sdp.fingerprints] == ["sha-256 AA:BB"]
+    assert sdp.media[0].codecs == {"111": "opus/48000/2", "0": "0"}
