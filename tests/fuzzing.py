@@ -44,6 +44,35 @@ def examples(n: int) -> settings:
 FAST = examples(300)
 SLOW = examples(60)
 
+
+def damaged_frames(
+    data: st.DataObject,
+    image: bytes,
+    idx: Any,
+    reach: int,
+    values: list[int],
+    link_types: list[int],
+) -> tuple[bytes, Any, Any]:
+    """Real frames damaged where their headers are, for a compiled part's comparison.
+
+    Up to 300 bytes within `reach` of a frame's start set to one of `values`, then up to
+    20 frames shortened or given another of `link_types`: (image, lengths, links), the
+    index's offsets unchanged.
+    """
+    raw, n = bytearray(image), len(idx)
+    for _ in range(data.draw(st.integers(0, 300))):
+        i = data.draw(st.integers(0, n - 1))
+        at = int(idx.offsets[i]) + data.draw(st.integers(0, reach))
+        if at < len(raw):
+            raw[at] = data.draw(st.sampled_from(values))
+    lengths, links = idx.lengths.copy(), idx.links.copy()
+    for _ in range(data.draw(st.integers(0, 20))):
+        i = data.draw(st.integers(0, n - 1))
+        lengths[i] = data.draw(st.integers(0, int(lengths[i])))
+        links[i] = data.draw(st.sampled_from(link_types))
+    return bytes(raw), lengths, links
+
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = sorted((ROOT / "scenarios").glob("*/*.yaml")) + sorted(
     (ROOT / "topologies").glob("*.yaml")

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from harness.analysis import net, pcapio
 from harness.analysis.pcapio import FrameIndex, ReadStats
-from tests.fuzzing import SLOW
+from tests.fuzzing import SLOW, damaged_frames
 
 pytestmark = pytest.mark.skipif(
     net._netdecode is None,
@@ -70,22 +70,12 @@ def test_every_answer_matches_decode(path: Path) -> None:
 @SLOW
 @given(st.sampled_from(sorted(IMAGES)), st.data())
 def test_damaged_frames(name: str, data: st.DataObject) -> None:
-    image = bytearray(IMAGES[name])
-    idx = pcapio.index_frames(bytes(image), ReadStats())
-    n = len(idx)
-    for _ in range(data.draw(st.integers(0, 300))):  # headers: link, IP, transport
-        i = data.draw(st.integers(0, n - 1))
-        at = int(idx.offsets[i]) + data.draw(st.integers(0, 80))
-        if at < len(image):
-            image[at] = data.draw(
-                st.sampled_from([0, 1, 6, 0x11, 0x2C, 0x3A, 0x45, 0x4F, 0x60, 0x81, 0xDD, 0xFF])
-            )
-    lengths, links = idx.lengths.copy(), idx.links.copy()
-    for _ in range(data.draw(st.integers(0, 20))):
-        i = data.draw(st.integers(0, n - 1))
-        lengths[i] = data.draw(st.integers(0, int(lengths[i])))
-        links[i] = data.draw(st.sampled_from([0, 1, 1, 113, 276]))
-    check(bytes(image), FrameIndex(idx.offsets, lengths, idx.times, links))
+    idx = pcapio.index_frames(IMAGES[name], ReadStats())
+    headers = [0, 1, 6, 0x11, 0x2C, 0x3A, 0x45, 0x4F, 0x60, 0x81, 0xDD, 0xFF]  # link, IP, L4
+    image, lengths, links = damaged_frames(
+        data, IMAGES[name], idx, 80, headers, [0, 1, 1, 113, 276]
+    )
+    check(image, FrameIndex(idx.offsets, lengths, idx.times, links))
 
 
 def test_bad_columns_are_errors_not_crashes() -> None:
