@@ -86,12 +86,14 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         offs, lens = idx.offsets[todo].tolist(), idx.lengths[todo].tolist()
         links, rel = idx.links[todo].tolist(), times[todo].tolist()
         frame, udp, tcp = self._frame, self._segment, self._tcp
-        segs = segments(data, idx, todo)
+        segs = segments(data, idx, todo)  # the common frames, decoded in bulk when compiled
         for j, (no, t, seg) in enumerate(zip((todo + 1).tolist(), rel, segs, strict=True)):
             try:
                 if seg is None:
-                    frame(no, t, links[j], data[offs[j] : offs[j] + lens[j]])
-                elif seg[0] == TCP:
+                    seg = frame(t, links[j], data[offs[j] : offs[j] + lens[j]])
+                    if seg is None:
+                        continue
+                if seg[0] == TCP:
                     tcp(seg[1], seg[2], seg[3], seg[4], t, no)
                 else:
                     udp(no, t, seg)
@@ -132,21 +134,18 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
                     flow.first_t, flow.first_frame = st.first_t, st.first_frame
         return a
 
-    def _frame(self, no: int, t: float, link: int, f: bytes) -> None:
-        """Decode one frame fully and dispatch it by transport."""
+    def _frame(self, t: float, link: int, f: bytes) -> Segment | None:
+        """Decode one frame fully: its segment, or None (a fragment held, or skipped)."""
         seg = decode(link, f)
         if type(seg) is Fragment:
             whole = self.fragments.feed(seg, t)
             if whole is None:
-                return
+                return None
             seg = transport(seg.key[1], seg.key[0], whole)
         if type(seg) is str:
             self.a.skipped[seg] += 1
-            return
-        if seg[0] == TCP:  # type: ignore[index]
-            self._tcp(seg[1], seg[2], seg[3], seg[4], t, no)  # type: ignore[index]
-        else:
-            self._segment(no, t, seg)  # type: ignore[arg-type]
+            return None
+        return seg  # type: ignore[return-value]
 
     def _segment(self, no: int, t: float, seg: Segment) -> None:
         """One UDP datagram: service ports are counted, the rest demultiplexed (RFC 7983)."""
