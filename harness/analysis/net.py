@@ -8,6 +8,7 @@ port) and becomes text only when a flow is first seen.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ LINK_SLL2 = 276
 
 _IPV6_EXT = {0, 43, 60, 51}
 _u32 = struct.Struct("!I").unpack_from
+_ports = struct.Struct("!HH").pack
 
 
 def decode(link: int, f: bytes) -> Segment | Fragment | str:
@@ -153,8 +155,17 @@ def reverse(key: bytes) -> bytes:
 
 def make_key(src: str, sport: int, dst: str, dport: int) -> bytes:
     """A flow key from text addresses (for flows unwrapped from TURN)."""
+    if ":" not in src and ":" not in dst:  # two IPv4 addresses, the usual case: no objects
+        try:
+            return (
+                socket.inet_pton(socket.AF_INET, src)
+                + socket.inet_pton(socket.AF_INET, dst)
+                + _ports(sport, dport)
+            )
+        except OSError:
+            pass  # not a dotted quad: ipaddress says why
     a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
     if a.version != b.version:
         a = ipaddress.IPv6Address(f"::ffff:{a}") if a.version == 4 else a
         b = ipaddress.IPv6Address(f"::ffff:{b}") if b.version == 4 else b
-    return a.packed + b.packed + struct.pack("!HH", sport, dport)
+    return a.packed + b.packed + _ports(sport, dport)

@@ -7,8 +7,6 @@ it came in; its key ends in RELAYED so it never meets the wire flow of that pair
 
 from __future__ import annotations
 
-import socket
-import struct
 from typing import TYPE_CHECKING
 
 from harness.analysis import rtp, stun
@@ -19,21 +17,6 @@ if TYPE_CHECKING:
     from harness.analysis.model import Analysis, Flow
 
 RELAYED = b"T"
-_ports = struct.Struct("!HH").pack
-
-
-def _key(src: Address, dst: Address) -> bytes:
-    """net.make_key, without ipaddress objects for two IPv4 addresses (the usual case)."""
-    if ":" not in src[0] and ":" not in dst[0]:
-        try:
-            return (
-                socket.inet_pton(socket.AF_INET, src[0])
-                + socket.inet_pton(socket.AF_INET, dst[0])
-                + _ports(src[1], dst[1])
-            )
-        except OSError:
-            pass  # not a dotted quad: make_key says why
-    return make_key(src[0], src[1], dst[0], dst[1])
 
 
 class TurnRelay:
@@ -135,7 +118,7 @@ class TurnRelay:
         relayed = self.relayed_addr.get(client_key, client)
         src, dst = (relayed, peer) if to_server else (peer, relayed)
         try:
-            raw = _key(src, dst)
+            raw = make_key(src[0], src[1], dst[0], dst[1])
         except ValueError:
             self.a.malformed["turn-address"] += 1
             return None
