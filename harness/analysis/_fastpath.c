@@ -6,13 +6,16 @@
  * compare this with, so every test and grouping order below mirrors it exactly,
  * including the 58-byte header window read at each frame's offset.
  *
- * scan(data, offsets, lengths, links, times) -> (not_ip, acks, plain, relayed)
- *   offsets, lengths, links: native int64 buffers; times: float64 (capture-relative);
+ * scan(data, offsets, lengths, links, times) -> (not_ip, acks, plain, relayed, rest, rest_times)
+ *   offsets, lengths, links: native int64 buffers; times: float64 (absolute: each is
+ *   made capture-relative here, times[i] - times[0], the subtraction numpy did);
  *   not_ip:  int64 buffer of frame indices;
  *   acks:    (frames, keys, counts, first, last);
  *   plain, relayed: (frames, keys, bounds, frame+1, time, seq, ts, pt, size, outer sums),
  *   columns as int64/float64 buffers with rows in group order; bounds[g]..bounds[g+1]
- *   are group g's rows. Groups are ordered as fastpath._keys orders them.
+ *   are group g's rows. Groups are ordered as fastpath._keys orders them;
+ *   rest, rest_times: the frames none of the above took (int64, ascending) and their
+ *   relative times (float64), which the per-frame walk reads without numpy.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -296,7 +299,7 @@ static PyObject *acks_result(Set *s) {
 }
 
 /* RTP columns in group order, from the rows. */
-static PyObject *rtp_result(Set *s, const double *times, int relayed) {
+static PyObject *rtp_result(Set *s, const double *times, double t0, int relayed) {
     Py_ssize_t ng = s->ng, n = s->rows;
     int64_t *order = PyMem_Malloc((n ? n : 1) * sizeof(int64_t));
     if (!order)
@@ -323,7 +326,7 @@ static PyObject *rtp_result(Set *s, const double *times, int relayed) {
         for (Py_ssize_t k = start[g]; k < start[g + 1]; k++) {
             const Row *r = &s->row[order[k]];
             no[k] = r->frame + 1;
-            t[k] = times[r->frame];
+            t[k] = times[r->frame] - t0;
             seq[k] = r->seq;
             ts[k] = r->ts;
             pt[k] = r->pt;
@@ -360,6 +363,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*y*y*y*", &data, &offs, &lens, &links, &tbuf))
         return NULL;
     PyObject *out = NULL, *not_ip = NULL, *acks = NULL, *plain = NULL, *relayed = NULL;
+    PyObject *rest = NULL, *rest_times = NULL;
+    unsigned char *taken = NULL;
     Set sets[4];
     memset(sets, 0, sizeof sets);
     Py_ssize_t n = offs.len / 8;
@@ -376,6 +381,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "offsets, lengths, links, times: n int64/float64s");
         goto done;
     }
+    double t0 = n ? times[0] : 0.0;
+    if (!(taken = PyMem_Calloc(n ? n : 1, 1)))
+        goto nomem;
     if (set_init(&sets[NOT_IP], 0, flow) || set_init(&sets[ACK], 12, flow) ||
         set_init(&sets[PLAIN], 16, plain_at) || set_init(&sets[RELAYED], 18, relayed_at))
         goto done;
@@ -388,6 +396,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (et != 0x0800 && et != 0x86DD && et != 0x8100 && et != 0x88A8) {
             if (!set_add(&sets[NOT_IP], i, h))
                 goto nomem;
+            taken[i] = 1;
             continue;
         }
         if (size < HEAD || l < UDP_PAYLOAD + 12 || o > size - HEAD)
@@ -399,8 +408,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             continue;
         if (h[23] == 6) {
             int doff = (h[46] >> 4) * 4;
-            if ((h[47] & 0x07) == 0 && doff >= 20 && total == 20 + doff && !set_add(&sets[ACK], i, h))
-                goto nomem;
+            if ((h[47] & 0x07) == 0 && doff >= 20 && total == 20 + doff) {
+                if (!set_add(&sets[ACK], i, h))
+                    goto nomem;
+                taken[i] = 1;
+            }
             continue;
         }
         if (h[23] != 17 || service(be16(h, 34)) || service(be16(h, 36)))
@@ -418,6 +430,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         Row *r = set_add(&sets[k], i, h);
         if (!r)
             goto nomem;
+        taken[i] = 1;
         r->seq = (uint16_t)be16(h, at + 2);
         r->ts = (uint32_t)be16(h, at + 4) << 16 | (uint32_t)be16(h, at + 6);
         r->pt = h[at + 1] & 0x7F;
@@ -425,11 +438,25 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         r->outer = total - 28;
     }
     acks = acks_result(&sets[ACK]);
-    plain = acks ? rtp_result(&sets[PLAIN], times, 0) : NULL;
-    relayed = plain ? rtp_result(&sets[RELAYED], times, 1) : NULL;
+    plain = acks ? rtp_result(&sets[PLAIN], times, t0, 0) : NULL;
+    relayed = plain ? rtp_result(&sets[RELAYED], times, t0, 1) : NULL;
     not_ip = relayed ? frames_of(&sets[NOT_IP]) : NULL;
-    if (not_ip)
-        out = PyTuple_Pack(4, not_ip, acks, plain, relayed);
+    if (not_ip) {
+        Py_ssize_t left = n - sets[NOT_IP].rows - sets[ACK].rows - sets[PLAIN].rows -
+                          sets[RELAYED].rows;
+        rest = PyBytes_FromStringAndSize(NULL, left * 8);
+        rest_times = rest ? PyBytes_FromStringAndSize(NULL, left * 8) : NULL;
+    }
+    if (rest_times) {
+        int64_t *ri = (int64_t *)PyBytes_AS_STRING(rest);
+        double *rt = (double *)PyBytes_AS_STRING(rest_times);
+        for (Py_ssize_t i = 0, j = 0; i < n; i++)
+            if (!taken[i]) {
+                ri[j] = i;
+                rt[j++] = times[i] - t0;
+            }
+        out = PyTuple_Pack(6, not_ip, acks, plain, relayed, rest, rest_times);
+    }
     goto done;
 nomem:
     PyErr_NoMemory();
@@ -438,6 +465,9 @@ done:
     Py_XDECREF(acks);
     Py_XDECREF(plain);
     Py_XDECREF(relayed);
+    Py_XDECREF(rest);
+    Py_XDECREF(rest_times);
+    PyMem_Free(taken);
     for (int k = 0; k < 4; k++)
         set_free(&sets[k]);
     PyBuffer_Release(&data);

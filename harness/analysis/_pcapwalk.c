@@ -4,11 +4,14 @@
  * RTP-heavy file; here it is a few ns. pcapio.py keeps the Python loop as the
  * fallback and as the reference the tests compare this with.
  *
- * walk(data, big_endian, max_frame) -> (starts, stamps, end, broke)
- *   starts: the offset of each whole record's frame bytes (native int64s);
- *   stamps: each record's two time fields, seconds and fraction (native uint32 pairs);
- *   end:    the offset after the last whole record (the Python loop's `off`);
- *   broke:  True if a record's length ran past the file or over max_frame.
+ * walk(data, big_endian, max_frame, scale) -> (starts, lengths, times, end, broke)
+ *   starts:  the offset of each whole record's frame bytes (native int64s);
+ *   lengths: each record's captured length (native int64s);
+ *   times:   each record's time, seconds + fraction * scale (native float64s: the same
+ *            two roundings as Python's `sec + frac * scale`, pyproject builds this file
+ *            with -ffp-contract=off so no fused multiply-add changes a last bit);
+ *   end:     the offset after the last whole record (the Python loop's `off`);
+ *   broke:   True if a record's length ran past the file or over max_frame.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,19 +27,22 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     Py_buffer buf;
     int big;
     Py_ssize_t max_frame;
-    if (!PyArg_ParseTuple(args, "y*pn", &buf, &big, &max_frame))
+    double scale;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*pnd", &buf, &big, &max_frame, &scale))
         return NULL;
     const unsigned char *d = buf.buf;
-    Py_ssize_t n = buf.len, off = 24, last = n - 16, count = 0, cap = 1024;
+    Py_ssize_t n = buf.len, off = 24, last = n - 16, count = 0;
+    /* A record is at least 16 bytes: that bounds the count, so one allocation each. */
+    Py_ssize_t cap = n > 24 ? (n - 24) / 16 + 1 : 1;
     int broke = 0;
-    int64_t *starts = PyMem_Malloc(cap * sizeof(int64_t));
-    uint32_t *stamps = PyMem_Malloc(cap * 2 * sizeof(uint32_t));
-    if (!starts || !stamps) {
-        PyMem_Free(starts);
-        PyMem_Free(stamps);
-        PyBuffer_Release(&buf);
-        return PyErr_NoMemory();
-    }
+    PyObject *starts = PyBytes_FromStringAndSize(NULL, cap * 8);
+    PyObject *lengths = PyBytes_FromStringAndSize(NULL, cap * 8);
+    PyObject *times = PyBytes_FromStringAndSize(NULL, cap * 8);
+    if (!starts || !lengths || !times)
+        goto fail;
+    int64_t *s = (int64_t *)PyBytes_AS_STRING(starts), *l = (int64_t *)PyBytes_AS_STRING(lengths);
+    double *t = (double *)PyBytes_AS_STRING(times);
     while (off <= last) {
         Py_ssize_t incl = u32(d + off + 8, big);
         Py_ssize_t start = off + 16;
@@ -44,41 +50,32 @@ static PyObject *walk(PyObject *self, PyObject *args) {
             broke = 1;
             break;
         }
-        if (count == cap) {
-            int64_t *more = PyMem_Realloc(starts, 2 * cap * sizeof(int64_t));
-            if (more)
-                starts = more;
-            uint32_t *more_stamps = PyMem_Realloc(stamps, 4 * cap * sizeof(uint32_t));
-            if (more_stamps)
-                stamps = more_stamps;
-            if (!more || !more_stamps) {
-                PyMem_Free(starts);
-                PyMem_Free(stamps);
-                PyBuffer_Release(&buf);
-                return PyErr_NoMemory();
-            }
-            cap *= 2;
-        }
-        stamps[2 * count] = (uint32_t)u32(d + off, big);
-        stamps[2 * count + 1] = (uint32_t)u32(d + off + 4, big);
-        starts[count++] = start;
+        double sec = (double)u32(d + off, big), frac = (double)u32(d + off + 4, big);
+        double part = frac * scale;
+        t[count] = sec + part;
+        l[count] = incl;
+        s[count++] = start;
         off = start + incl;
     }
     PyBuffer_Release(&buf);
-    PyObject *out = PyBytes_FromStringAndSize((const char *)starts, count * sizeof(int64_t));
-    PyObject *times = PyBytes_FromStringAndSize((const char *)stamps, count * 2 * sizeof(uint32_t));
-    PyMem_Free(starts);
-    PyMem_Free(stamps);
-    if (!out || !times) {
-        Py_XDECREF(out);
+    if (_PyBytes_Resize(&starts, count * 8) < 0 || _PyBytes_Resize(&lengths, count * 8) < 0 ||
+        _PyBytes_Resize(&times, count * 8) < 0) {
+        Py_XDECREF(starts);
+        Py_XDECREF(lengths);
         Py_XDECREF(times);
         return NULL;
     }
-    return Py_BuildValue("NNnO", out, times, off, broke ? Py_True : Py_False);
+    return Py_BuildValue("NNNnO", starts, lengths, times, off, broke ? Py_True : Py_False);
+fail:
+    PyBuffer_Release(&buf);
+    Py_XDECREF(starts);
+    Py_XDECREF(lengths);
+    Py_XDECREF(times);
+    return NULL;
 }
 
 static PyMethodDef methods[] = {
-    {"walk", walk, METH_VARARGS, "Offsets of a classic pcap's records."},
+    {"walk", walk, METH_VARARGS, "Offsets, lengths and times of a classic pcap's records."},
     {NULL, NULL, 0, NULL},
 };
 

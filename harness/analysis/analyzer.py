@@ -33,12 +33,9 @@ from harness.analysis.pcapio import ReadStats, index_frames
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
 from harness.analysis.turnrelay import RELAYED, TurnRelay
-from harness.lazy import lazy
 
 if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
     from harness.analysis.tlsdecrypt import TlsConnection
-
-np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 _seq_ts = struct.Struct("!HI").unpack_from
 #: UDP services whose first byte can look like RTP's (DNS IDs, NTP modes): never media
@@ -75,28 +72,24 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         idx = index_frames(data, a.read)
         if not len(idx):
             return a
-        a.start_time = float(idx.times[0])
-        times = idx.times - idx.times[0]
-        fast = fastpath.find_media(data, idx, times)
+        a.start_time = t0 = float(idx.times[0])
+        fast = fastpath.find_media(data, idx)
         batch, relayed = fast.rtp, fast.relayed
-        rest = np.ones(len(idx), dtype=bool)
-        for taken in fast.taken:
-            rest[taken] = False
-        todo = np.flatnonzero(rest)
-        offs, lens = idx.offsets[todo].tolist(), idx.lengths[todo].tolist()
-        links, rel = idx.links[todo].tolist(), times[todo].tolist()
+        todo = fast.rest  # the frames the fast path did not take, walked one by one
+        offs, lens, links = idx.offsets, idx.lengths, idx.links
         frame, udp, tcp = self._frame, self._segment, self._tcp
         segs = segments(data, idx, todo)  # the common frames, decoded in bulk when compiled
-        for j, (no, t, seg) in enumerate(zip((todo + 1).tolist(), rel, segs, strict=True)):
+        for i, t, seg in zip(todo.tolist(), fast.rest_times.tolist(), segs, strict=True):
             try:
                 if seg is None:
-                    seg = frame(t, links[j], data[offs[j] : offs[j] + lens[j]])
+                    o = offs[i]
+                    seg = frame(t, links[i], data[o : o + lens[i]])
                     if seg is None:
                         continue
                 if seg[0] == TCP:
-                    tcp(seg[1], seg[2], seg[3], seg[4], t, no)
+                    tcp(seg[1], seg[2], seg[3], seg[4], t, i + 1)
                 else:
-                    udp(no, t, seg)
+                    udp(i + 1, t, seg)
             except Exception as exc:  # a dissector bug must not lose the rest of the file
                 a.malformed[f"crash:{type(exc).__name__}"] += 1
         self.fragments.finish()
@@ -114,7 +107,8 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             del a.skipped["not-ip"]
         acks = fast.acks
         for key, n, first, last in zip(acks.keys, acks.counts, acks.first, acks.last, strict=True):
-            self._count_tcp(key, n, first + 1, float(times[first]), float(times[last]))
+            first_t, last_t = float(idx.times[first]) - t0, float(idx.times[last]) - t0
+            self._count_tcp(key, n, first + 1, first_t, last_t)
         for key, cols, size in zip(relayed.keys, relayed.columns, relayed.outer_bytes, strict=True):
             self._relayed_rtp(key[:12], key[12] << 8 | key[13], key[14:], cols, size)
         a.packets = a.read.frames

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from harness.analysis.pcapio import FrameIndex
+from harness.analysis.pcapio import Column, FrameIndex
 from harness.analysis.rtp import Columns
 from harness.lazy import lazy
 
@@ -41,7 +41,7 @@ class RtpBatch:
     headers included), for the TURN flow's byte count.
     """
 
-    frames: np.ndarray
+    frames: Column
     keys: list[bytes] = field(default_factory=list)
     columns: list[Columns] = field(default_factory=list)
     outer_bytes: list[int] = field(default_factory=list)
@@ -51,7 +51,7 @@ class RtpBatch:
 class FlowCounts:
     """Frames that only count towards their flow (bare TCP acknowledgements), per flow key."""
 
-    frames: np.ndarray
+    frames: Column
     keys: list[bytes] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     first: list[int] = field(default_factory=list)  # 0-based frame index of the key's first
@@ -65,10 +65,14 @@ class FastPath:
     rtp: RtpBatch
     relayed: RtpBatch
     acks: FlowCounts
-    not_ip: np.ndarray  # Ethernet frames that carry no IP (ARP, LLDP, STP, ...)
+    not_ip: Column  # Ethernet frames that carry no IP (ARP, LLDP, STP, ...)
+    #: the frames it did not take (ascending) and their capture-relative times, for the
+    #: per-frame walk: int64 and float64 columns
+    rest: Column = None
+    rest_times: Column = None
 
     @property
-    def taken(self) -> list[np.ndarray]:
+    def taken(self) -> list[Column]:
         return [self.rtp.frames, self.relayed.frames, self.acks.frames, self.not_ip]
 
 
@@ -76,43 +80,56 @@ HEAD = UDP_PAYLOAD + 4 + 12  # bytes read per frame: up to an RTP header inside 
 IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8)
 
 
-def find_media(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
+def find_media(data: bytes, idx: FrameIndex) -> FastPath:
     """RTP directly over UDP and in TURN ChannelData, bare TCP ACKs, non-IP frames.
 
     Compiled (`_fastpath.c`, one loop) when built, else column-wise with numpy; the two
-    give the same frames, groups, group order and columns.
+    give the same frames, groups, group order and columns. Compiled, numpy is imported
+    only when there is media to hand over as numpy columns.
     """
     if _fastpath is None:
-        return find_media_numpy(data, idx, times)
-    i64 = np.int64
-    not_ip, acks, plain, relayed = _fastpath.scan(
-        data,
-        np.ascontiguousarray(idx.offsets, dtype=i64),
-        np.ascontiguousarray(idx.lengths, dtype=i64),
-        np.ascontiguousarray(idx.links, dtype=i64),
-        np.ascontiguousarray(times, dtype=np.float64),
+        return find_media_numpy(data, idx)
+    not_ip, acks, plain, relayed, rest, rest_times = _fastpath.scan(
+        data, idx.offsets, idx.lengths, idx.links, idx.times
     )
     frames, keys, counts, first, last = acks
-    counted = FlowCounts(np.frombuffer(frames, dtype=i64), keys, counts, first, last)
-    return FastPath(_batch(plain), _batch(relayed), counted, np.frombuffer(not_ip, dtype=i64))
+    counted = FlowCounts(memoryview(frames).cast("q"), keys, counts, first, last)
+    fast = FastPath(_batch(plain), _batch(relayed), counted, memoryview(not_ip).cast("q"))
+    fast.rest, fast.rest_times = memoryview(rest).cast("q"), memoryview(rest_times).cast("d")
+    return fast
 
 
 def _batch(scanned: tuple) -> RtpBatch:  # type: ignore[type-arg]
     """An RtpBatch from `_fastpath.scan`'s columns (rows already in group order)."""
     frames, keys, bounds, no, t, seq, ts, pt, size, outer = scanned
+    batch = RtpBatch(memoryview(frames).cast("q"), keys, outer_bytes=outer or [])
+    if not keys:  # no media: no numpy
+        return batch
     i64 = np.int64
     cols = [np.frombuffer(c, dtype=i64) for c in (no, t, seq, ts, pt, size)]
     cols[1] = cols[1].view(np.float64)
-    batch = RtpBatch(np.frombuffer(frames, dtype=i64), keys, outer_bytes=outer or [])
     batch.columns = [tuple(c[lo:hi] for c in cols) for lo, hi in pairwise(bounds)]
     return batch
 
 
-def find_media_numpy(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
-    """find_media with numpy: the fallback, and the reference for the compiled scan.
+def find_media_numpy(data: bytes, idx: FrameIndex) -> FastPath:
+    """find_media with numpy: the fallback, and the reference for the compiled scan."""
+    idx = idx.numpy()
+    times = idx.times - (idx.times[0] if len(idx) else 0.0)
+    fast = _find_media_numpy(data, idx, times)
+    rest = np.ones(len(idx), dtype=bool)
+    for taken in fast.taken:
+        rest[taken] = False
+    fast.rest = np.flatnonzero(rest).astype(np.int64)
+    fast.rest_times = times[fast.rest]
+    return fast
 
-    Ethernet/IPv4 frames without options or fragmentation only; one gather reads the
-    first HEAD bytes of every candidate frame, the tests below are column operations.
+
+def _find_media_numpy(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
+    """Ethernet/IPv4 frames without options or fragmentation only.
+
+    One gather reads the first HEAD bytes of every candidate frame, the tests below are
+    column operations.
     """
     raw = np.frombuffer(data, dtype=np.uint8)
     eth = np.flatnonzero((idx.links == 1) & (idx.lengths >= ETH))

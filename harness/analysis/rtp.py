@@ -102,6 +102,8 @@ class RtpStream:
 
     def finish(self) -> RtpStream:
         """Compute the statistics from every packet collected, in frame order."""
+        if not self._chunks and not self._rows:  # no packets: no numpy (a media-free capture)
+            return self
         import numpy as np  # the module itself: no lazy stand-in on each of many lookups
         # (differences are written out, a[1:] - a[:-1]: what np.diff computes, without its
         # Python-level wrapper)
@@ -110,8 +112,6 @@ class RtpStream:
         if self._rows:
             rows = np.array(self._rows, dtype=np.float64)
             chunks.append(tuple(rows[:, i] for i in range(6)))  # type: ignore[arg-type]
-        if not chunks:
-            return self
         if len(chunks) == 1:  # the common case: one chunk, used as it is
             no, t, seq, ts, pt, size = chunks[0]
         else:

@@ -304,14 +304,19 @@ def test_compiled_pcap_walk_matches_python(data: st.DataObject, endian: str) -> 
     if len(buf) < 24:
         return
     raw = bytes(buf)
-    starts, stamps, end, broke = pcapio._pcapwalk.walk(raw, endian == ">", pcapio.MAX_FRAME)
-    offs, py_end, py_broke = pcapio._walk(raw, struct.Struct(endian + "I").unpack_from)
+    scale = data.draw(st.sampled_from([1e-6, 1e-9]))
+    starts, lengths, times, end, broke = pcapio._pcapwalk.walk(
+        raw, endian == ">", pcapio.MAX_FRAME, scale
+    )
+    offs, lens, py_times, py_end, py_broke = pcapio._walk(raw, endian, scale)
     assert np.frombuffer(starts, dtype=np.int64).tolist() == offs
+    assert np.frombuffer(lengths, dtype=np.int64).tolist() == lens
+    assert np.frombuffer(times, dtype=np.float64).tolist() == py_times  # the same floats
     assert (end, broke) == (py_end, py_broke)
-    heads = [struct.unpack_from(endian + "II", raw, o - 16) for o in offs]
-    assert np.frombuffer(stamps, dtype=np.uint32).reshape(-1, 2).tolist() == [
-        list(h) for h in heads
-    ]
+    heads = [struct.unpack_from(endian + "III", raw, o - 16) for o in offs]
+    assert [(sec + frac * scale, n) for sec, frac, n in heads] == list(
+        zip(py_times, lens, strict=True)
+    )
 
 
 def _big_endian(image: bytes) -> bytes:

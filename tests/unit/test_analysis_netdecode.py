@@ -70,7 +70,7 @@ def test_every_answer_matches_decode(path: Path) -> None:
 @SLOW
 @given(st.sampled_from(sorted(IMAGES)), st.data())
 def test_damaged_frames(name: str, data: st.DataObject) -> None:
-    idx = pcapio.index_frames(IMAGES[name], ReadStats())
+    idx = pcapio.index_frames(IMAGES[name], ReadStats()).numpy()
     headers = [0, 1, 6, 0x11, 0x2C, 0x3A, 0x45, 0x4F, 0x60, 0x81, 0xDD, 0xFF]  # link, IP, L4
     image, lengths, links = damaged_frames(
         data, IMAGES[name], idx, 80, headers, [0, 1, 1, 113, 276]
@@ -80,7 +80,7 @@ def test_damaged_frames(name: str, data: st.DataObject) -> None:
 
 def test_bad_columns_are_errors_not_crashes() -> None:
     data = IMAGES["pcaps/aiortc-long.pcap"]
-    idx = pcapio.index_frames(data, ReadStats())
+    idx = pcapio.index_frames(data, ReadStats()).numpy()
     decode = net._netdecode.segments
     with pytest.raises(IndexError):
         decode(data, idx.offsets, idx.lengths, idx.links, np.array([len(idx)], dtype=np.int64))
