@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from harness.analysis import rtpstats
 from harness.lazy import lazy
 
 np = lazy("numpy")  # imported on first use: `harness validate` never needs it
@@ -21,18 +22,22 @@ STATIC_CLOCK = {0: 8000, 3: 8000, 4: 8000, 8: 8000, 9: 8000, 13: 8000, 18: 8000,
 STATIC_CLOCK.update({31: 90000, 32: 90000, 34: 90000})
 DEFAULT_CLOCK = 48000
 JITTER_WINDOW = 4000  # (15/16)**4000 ~ 1e-112: older differences no longer count
-_WEIGHTS: list[np.ndarray] = []  # (15/16)**(JITTER_WINDOW-1) ... (15/16)**0, made once
+#: streams read packet by packet up to this long are counted without numpy (rtpstats.py)
+PYTHON_ROWS = 2000
+_WEIGHTS: list[np.ndarray] = []  # (15/16)**(m-1) ... (15/16)**0, the longest made so far
 
 
 def jitter_weights(n: int) -> np.ndarray:
     """(15/16)**(n-1), ..., (15/16)**0 for n <= JITTER_WINDOW: the tail of one table.
 
-    The same floats as `(15 / 16) ** np.arange(n - 1, -1, -1)` (each element is its own
-    power; tests/unit/test_analysis_streams.py checks), without n powers per stream.
+    Each is the correctly rounded power (rtpstats.powers), not `np.power`'s, whose last
+    bit depends on the CPU's SIMD code: the numbers are the same on every machine and
+    the same as the pure-Python count's (tests/unit/test_analysis_streams.py checks).
     """
-    if not _WEIGHTS:
-        _WEIGHTS.append((15 / 16) ** np.arange(JITTER_WINDOW - 1, -1, -1))
-    return _WEIGHTS[0][JITTER_WINDOW - n :]
+    if not _WEIGHTS or len(_WEIGHTS[0]) < n:
+        _WEIGHTS[:] = [np.array(rtpstats.powers(n)[::-1], dtype=np.float64)]
+    table = _WEIGHTS[0]
+    return table[len(table) - n :]
 
 
 RTCP_TYPES = {
@@ -91,6 +96,12 @@ class RtpStream:
     @property
     def columns(self) -> Columns:
         """Every packet as columns (frame, time, seq, rtp timestamp, pt, size), after finish()."""
+        if not self._chunks and self._rows:  # counted in Python: the columns numpy's had
+            rows = np.array(self._rows, dtype=np.float64)
+            cols = [rows[:, i] for i in range(6)]
+            for i in (0, 2, 3):
+                cols[i] = cols[i].astype(np.int64)
+            self._rows, self._chunks = [], [tuple(cols)]  # as finish() with numpy leaves them
         if not self._chunks:
             return tuple(np.empty(0) for _ in range(6))  # type: ignore[return-value]
         return self._chunks[0]
@@ -102,8 +113,11 @@ class RtpStream:
 
     def finish(self) -> RtpStream:
         """Compute the statistics from every packet collected, in frame order."""
-        if not self._chunks and not self._rows:  # no packets: no numpy (a media-free capture)
-            return self
+        if not self._chunks:  # only packets read one by one: a few, as a rule
+            if self._rows and len(self._rows) <= PYTHON_ROWS:
+                self._count_rows()
+            if len(self._rows) <= PYTHON_ROWS:  # no packets at all, or counted in Python
+                return self
         import numpy as np  # the module itself: no lazy stand-in on each of many lookups
         # (differences are written out, a[1:] - a[:-1]: what np.diff computes, without its
         # Python-level wrapper)
@@ -171,6 +185,17 @@ class RtpStream:
             self.jitter = float((d * weights).sum() / 16)
         self._rows, self._chunks = [], [(no, t, seq, ts, pt, size)]
         return self
+
+    def _count_rows(self) -> None:
+        """finish() without numpy (the same numbers: rtpstats.py); the rows stay as they are."""
+        c = rtpstats.count(self._rows, self.clock, JITTER_WINDOW)
+        self.packets, self.bytes, self.pts = c.packets, c.bytes, c.pts
+        self.first_t, self.last_t = c.first_t, c.last_t
+        self.first_frame, self.last_frame = c.first_frame, c.last_frame
+        self.expected, self.lost, self.duplicates = c.expected, c.lost, c.duplicates
+        self.reordered, self.gaps, self.gap_missing = c.reordered, c.gaps, c.gap_missing
+        self.max_gap, self.max_gap_frames = c.max_gap, c.max_gap_frames
+        self.max_gap_times, self.jitter = c.max_gap_times, c.jitter
 
     @property
     def loss_ratio(self) -> float:

@@ -1,4 +1,5 @@
-"""`harness analyze` imports what a run uses only: checks with --expect, decryption with --keylog.
+"""`harness analyze` imports what a run uses only: checks with --expect, decryption with
+--keylog, numpy when there is media to count.
 
 Each case runs the command's `main` in a fresh interpreter and lists the modules it
 loaded; the runs with the options are the control that the names are the real ones.
@@ -10,6 +11,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from harness.analysis import fastpath, pcapio
 
 ROOT = Path(__file__).resolve().parents[2]
 PCAP = "tests/data/pcaps/aiortc-datachannel.pcap"
@@ -29,7 +34,8 @@ def loaded(*args: str) -> set[str]:
         "from harness.analysis.cli import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    code = main(['analyze', '--json', *{list(args)!r}])\n"
-        "print(json.dumps([code, sorted(m for m in sys.modules if m.startswith('harness.'))]))\n"
+        "mods = [m for m in sys.modules if m.startswith('harness.') or m == 'numpy']\n"
+        "print(json.dumps([code, sorted(mods)]))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
@@ -47,3 +53,15 @@ def test_a_plain_run_imports_no_checks_and_no_decryption() -> None:
 def test_the_options_import_what_they_use() -> None:
     assert "harness.assertions.registry" in loaded("--expect", "dtls_handshakes", PCAP)
     assert ON_DEMAND - {"harness.assertions.registry"} <= loaded("--keylog", KEYS, PCAP)
+
+
+@pytest.mark.skipif(
+    fastpath._fastpath is None or pcapio._pcapwalk is None,
+    reason="without the compiled walk and fast path the index is read with numpy",
+)
+def test_numpy_only_for_media() -> None:
+    """A capture without media (DTLS, SCTP, STUN) is analysed without importing numpy
+    (~0.05 s of CPU); one with RTP loads it to count the streams."""
+    assert "numpy" not in loaded(PCAP)
+    assert "numpy" not in loaded("tests/data/pcaps/sip-ws.pcap")
+    assert "numpy" in loaded("tests/data/pcaps/aiortc-long.pcap")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import struct
 
-from harness.analysis import http, sip
+from harness.analysis import http, rtp, sip
 from harness.analysis.rtp import JITTER_WINDOW, RtpStream, jitter_weights
 from harness.analysis.tcp import TcpDirection
 
@@ -76,14 +76,62 @@ def test_increasing_streams_match_a_plain_count() -> None:
         assert (s.gaps, s.gap_missing, s.reordered) == (gaps, missing, late)
 
 
-def test_jitter_weights_are_each_their_own_power() -> None:
-    """The table's tail is what computing the powers for one stream gives, to the bit
-    (lengths around SIMD widths and the window's end)."""
+def test_jitter_weights_are_correctly_rounded_powers() -> None:
+    """The table's tail is (15/16)**(n-1) ... (15/16)**0, each the nearest double (lengths
+    around SIMD widths and the window's end): the same on every CPU, unlike np.power's
+    last bit, and never more than one unit in the last place from it."""
+    from fractions import Fraction
+
     import numpy as np
 
+    exact = [float(Fraction(15**k, 16**k)) for k in range(JITTER_WINDOW - 1, -1, -1)]
     for n in (*range(1, 70), 127, 128, 129, 1000, 3999, JITTER_WINDOW):
-        direct = (15 / 16) ** np.arange(n - 1, -1, -1)
-        assert jitter_weights(n).tobytes() == direct.tobytes(), n
+        assert jitter_weights(n).tolist() == exact[JITTER_WINDOW - n :], n
+    direct = (15 / 16) ** np.arange(JITTER_WINDOW - 1, -1, -1)
+    assert np.all(np.abs(jitter_weights(JITTER_WINDOW) - direct) <= np.spacing(direct))
+
+
+def _numpy_and_python(rows: list[tuple[int, float, int, int, int, int]], clock: int) -> None:
+    """The numpy count and the pure-Python one (rtpstats.py) of the same rows, to the bit."""
+    import numpy as np
+
+    streams = []
+    for limit in (0, len(rows)):  # 0: every row-only stream goes to numpy
+        s = RtpStream(1, "f", clock, False)
+        for r in rows:
+            s.add(r[2], r[3], r[4], r[1], r[0], r[5])
+        with_limit(limit, s.finish)
+        streams.append(s)
+    a, b = streams
+    fields = [k for k in vars(a) if not k.startswith("_")]
+    assert [(k, repr(getattr(a, k))) for k in fields] == [(k, repr(getattr(b, k))) for k in fields]
+    for x, y in zip(a.columns, b.columns, strict=True):  # the columns recovery.py reads
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
+def with_limit(limit: int, run: object) -> None:
+    saved, rtp.PYTHON_ROWS = rtp.PYTHON_ROWS, limit
+    try:
+        run()  # type: ignore[operator]
+    finally:
+        rtp.PYTHON_ROWS = saved
+
+
+def test_python_count_is_numpys() -> None:
+    """Streams read packet by packet are counted without numpy: the same numbers, floats
+    to the bit (pairwise sums of 1 to 4100 jitter terms, reordering, duplicates, wraps)."""
+    rnd = random.Random(11)
+    for n in (1, 2, 3, 7, 8, 9, 16, 17, 128, 129, 130, 300, 1000, 4000, 4001, 4002, 4100):
+        for case in range(3):
+            seq, ts, t, rows = rnd.randrange(0x10000), rnd.randrange(1 << 32), 0.0, []
+            for i in range(n):
+                rows.append(
+                    (3 * i + 1, t, seq & 0xFFFF, ts & 0xFFFFFFFF, rnd.choice((0, 0, 8)), 60 + i % 7)
+                )
+                t += rnd.uniform(0, 0.05) * (1 if case < 2 else rnd.choice((1, -1)))
+                seq += 1 if case == 0 else rnd.choice((1, 1, 0, -1, 3, 700))
+                ts += 160 if case == 0 else rnd.randrange(-(1 << 31), 1 << 31)
+            _numpy_and_python(rows, rnd.choice((8000, 48000, 90000)))
 
 
 def test_jitter_matches_rfc3550() -> None:
