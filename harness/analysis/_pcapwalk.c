@@ -44,6 +44,10 @@ static PyObject *walk(PyObject *self, PyObject *args) {
     int64_t *s = (int64_t *)PyBytes_AS_STRING(starts), *l = (int64_t *)PyBytes_AS_STRING(lengths);
     double *t = (double *)PyBytes_AS_STRING(times);
     while (off <= last) {
+        /* Each record's place is read from the one before: a chain of dependent loads
+         * that the CPU cannot run ahead on, so fetch the bytes a few records ahead. */
+        if (off + 4096 < n)
+            __builtin_prefetch(d + off + 4096);
         Py_ssize_t incl = u32(d + off + 8, big);
         Py_ssize_t start = off + 16;
         if (start + incl > n || incl > max_frame) {

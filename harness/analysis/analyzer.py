@@ -79,7 +79,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         offs, lens, links = idx.offsets, idx.lengths, idx.links
         frame, udp, tcp = self._frame, self._segment, self._tcp
         segs = segments(data, idx, todo)  # the common frames, decoded in bulk when compiled
-        for i, t, seg in zip(todo.tolist(), fast.rest_times.tolist(), segs, strict=True):
+        for i, t, seg in zip(todo, fast.rest_times, segs, strict=True):  # ints, floats
             try:
                 if seg is None:
                     o = offs[i]

@@ -67,7 +67,7 @@ class FastPath:
     acks: FlowCounts
     not_ip: Column  # Ethernet frames that carry no IP (ARP, LLDP, STP, ...)
     #: the frames it did not take (ascending) and their capture-relative times, for the
-    #: per-frame walk: int64 and float64 columns
+    #: per-frame walk: int64 and float64 memoryviews
     rest: Column = None
     rest_times: Column = None
 
@@ -120,8 +120,9 @@ def find_media_numpy(data: bytes, idx: FrameIndex) -> FastPath:
     rest = np.ones(len(idx), dtype=bool)
     for taken in fast.taken:
         rest[taken] = False
-    fast.rest = np.flatnonzero(rest).astype(np.int64)
-    fast.rest_times = times[fast.rest]
+    todo = np.flatnonzero(rest).astype(np.int64)
+    # memoryviews, as compiled: iterating them gives Python ints and floats, not numpy's
+    fast.rest, fast.rest_times = memoryview(todo), memoryview(np.ascontiguousarray(times[todo]))
     return fast
 
 
