@@ -319,6 +319,26 @@ def test_compiled_pcap_walk_matches_python(data: st.DataObject, endian: str) -> 
     )
 
 
+@pytest.mark.parametrize(
+    "path",
+    sorted(PCAPS.glob("*.pcap")) + sorted((PCAPS.parent / "thirdparty").glob("*.pcap*")),
+    ids=lambda p: p.name,
+)
+def test_compiled_index_matches_python(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """index_frames gives the same columns (times to the bit) and stats either way."""
+    if pcapio._pcapwalk is None:
+        pytest.skip("harness/analysis/_pcapwalk.c is not built (pip install -e . builds it)")
+    data = path.read_bytes()
+    compiled_stats, python_stats = pcapio.ReadStats(), pcapio.ReadStats()
+    compiled = pcapio.index_frames(data, compiled_stats)
+    monkeypatch.setattr(pcapio, "_pcapwalk", None)
+    python = pcapio.index_frames(data, python_stats)
+    assert compiled_stats == python_stats
+    for column in ("offsets", "lengths", "times", "links"):
+        assert getattr(compiled, column).tolist() == getattr(python, column).tolist(), column
+    assert len(compiled) == compiled_stats.frames > 0
+
+
 def _big_endian(image: bytes) -> bytes:
     """The same little-endian classic pcap written big-endian (headers only)."""
     out = bytearray(struct.pack(">IHHiIII", *struct.unpack_from("<IHHiIII", image, 0)))
