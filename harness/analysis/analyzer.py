@@ -29,7 +29,7 @@ from harness.analysis.model import (
     SipEvent,
 )
 from harness.analysis.net import TCP, Segment, decode, endpoints, reverse, segments, transport
-from harness.analysis.pcapio import ReadStats, index_frames
+from harness.analysis.pcapio import ReadStats, index_frames, read_capture
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
 from harness.analysis.turnrelay import RELAYED, TurnRelay
@@ -362,7 +362,7 @@ def analyze_file(path: Path | str, keylog: Path | str | None = None) -> Analysis
     """Analyse one pcap or pcapng file; unreadable files give an Analysis with errors."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_capture(path)  # mapped, not copied
     except OSError as exc:
         result = Analysis(path, ReadStats())
         result.read.errors.append(f"cannot read: {exc}")

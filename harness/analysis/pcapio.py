@@ -11,10 +11,12 @@ is recorded in `ReadStats`, never raised.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.lazy import lazy
@@ -72,6 +74,20 @@ class FrameIndex:
             np.frombuffer(self.times, dtype=f64) if len(self) else np.empty(0, f64),
             np.frombuffer(self.links, dtype=i64) if len(self) else np.empty(0, i64),
         )
+
+
+def read_capture(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes, mapped read-only where it can be, else read (OSError if neither).
+
+    Mapped, the index and the frames read the page cache in place: reading a copy costs
+    a page fault per 4 KiB of fresh memory (~30 ms of a 58 MB capture's ~0.4 s run).
+    Empty files and pipes cannot be mapped. Slices of the map are bytes, as of bytes.
+    """
+    with path.open("rb") as f:
+        try:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # empty (ValueError), or not a regular file
+            return f.read()
 
 
 def index_frames(data: bytes, stats: ReadStats) -> FrameIndex:

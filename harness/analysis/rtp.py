@@ -4,7 +4,9 @@ Packets are collected per stream (appended one by one, or added as numpy columns
 the vectorised fast path) and the statistics are computed once, in `finish`, with
 numpy: extended sequence numbers, loss and duplicates (RFC 3550 A.3), gaps, the
 largest inter-arrival gap, and interarrival jitter (RFC 3550 6.4.1) in timestamp
-units, reported in milliseconds with the payload type's clock rate.
+units, reported in milliseconds with the payload type's clock rate. A stream read packet
+by packet only (up to PYTHON_ROWS packets) is counted by rtpstats.py instead, to the bit
+the same numbers, so that a capture without real media never imports numpy.
 """
 
 from __future__ import annotations
