@@ -10,6 +10,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+try:  # the compiled scan (pip install -e . builds it); scan_py is the same in Python
+    from harness.analysis import _dtlsscan
+except ImportError:
+    _dtlsscan = None  # type: ignore[assignment]
+
 CONTENT_TYPES = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "ApplicationData"}
 HANDSHAKE_TYPES = {
     0: "HelloRequest",
@@ -181,6 +186,76 @@ def _hello_extensions(hs: Handshake, b: bytes, client: bool) -> None:
         return
 
 
+#: what the session reads of one handshake message: type, fragment offset, the
+#: ClientHello's random (a whole first fragment), extended_master_secret, first SRTP profile
+HandshakeStep = tuple[str, int, bytes | None, bool, str | None]
+#: what the session reads of one record: content type, alert, handshake messages
+Step = tuple[int, tuple[str, str] | None, tuple[HandshakeStep, ...]]
+#: a Certificate fragment: msg_seq, fragment offset, body
+CertificateFragment = tuple[int, int, bytes]
+#: a datagram as the analyser reads it: only ApplicationData?, a ServerHello with use_srtp?,
+#: the steps (none when only ApplicationData), the Certificate fragments
+Scan = tuple[bool, bool, tuple[Step, ...], tuple[CertificateFragment, ...]]
+
+
+def steps(records: list[Record]) -> tuple[Step, ...]:
+    """The records as the session reads them (`Scan`'s steps, from parsed records)."""
+    return tuple(
+        (
+            _CONTENT_NUMBERS.get(r.content_type, 0),
+            r.alert,
+            tuple(
+                (
+                    hs.type,
+                    hs.frag_offset,
+                    hs.body[2:34]
+                    if hs.type == "ClientHello" and hs.frag_offset == 0 and len(hs.body) >= 34
+                    else None,
+                    hs.extended_master_secret,
+                    hs.srtp_profiles[0] if hs.srtp_profiles else None,
+                )
+                for hs in r.handshakes
+            ),
+        )
+        for r in records
+    )
+
+
+def summarize(records: list[Record]) -> Scan | None:
+    """`Scan` of parsed records (e.g. after the key log replaced their alerts)."""
+    if not records:
+        return None
+    if all(r.content_type == "ApplicationData" for r in records):
+        return (True, False, (), ())
+    handshakes = [hs for r in records for hs in r.handshakes]
+    return (
+        False,
+        any(hs.type == "ServerHello" and hs.srtp_profiles for hs in handshakes),
+        steps(records),
+        tuple(
+            (hs.msg_seq, hs.frag_offset, hs.body) for hs in handshakes if hs.type == "Certificate"
+        ),
+    )
+
+
+def scan_py(p: bytes) -> Scan | None:
+    """What the analyser and the session need of a datagram; None when no record parses."""
+    return summarize(parse(p))
+
+
+_CONTENT_NUMBERS = {name: n for n, name in CONTENT_TYPES.items()} | {"24": 24, "25": 25}
+
+#: the Python scan: the fallback, and the reference the compiled one is tested against
+scan = scan_py
+if _dtlsscan is not None:
+    _dtlsscan.setup(
+        tuple(HANDSHAKE_TYPES.get(i, str(i)) for i in range(256)),
+        tuple(ALERTS.get(i, str(i)) for i in range(256)),
+        SRTP_PROFILES,
+    )
+    scan = _dtlsscan.scan
+
+
 class CertificateAssembler:
     """Joins Certificate fragments and yields the SHA-256 fingerprint of the leaf."""
 
@@ -189,21 +264,30 @@ class CertificateAssembler:
 
     def add(self, hs: Handshake) -> str | None:
         """Add a fragment; return 'AA:BB:...' once the leaf certificate is complete."""
-        parts = self._parts.setdefault(hs.msg_seq, {})
-        parts[hs.frag_offset] = hs.body
-        body, pos = bytearray(), 0
+        return self.add_fragment(hs.msg_seq, hs.frag_offset, hs.body)
+
+    def add_fragment(self, msg_seq: int, frag_offset: int, body: bytes) -> str | None:
+        """`add` of a `CertificateFragment`."""
+        if frag_offset == 0 and len(body) >= 6:  # the usual case: the leaf is all in here
+            leaf_len = int.from_bytes(body[3:6], "big")
+            if len(body) >= 6 + leaf_len:
+                self._parts.pop(msg_seq, None)
+                return sha256_fingerprint(body[6 : 6 + leaf_len])
+        parts = self._parts.setdefault(msg_seq, {})
+        parts[frag_offset] = body
+        joined, pos = bytearray(), 0
         while pos in parts and parts[pos]:
-            body += parts[pos]
+            joined += parts[pos]
             pos += len(parts[pos])
-        if len(body) < 6:
+        if len(joined) < 6:
             return None
-        leaf_len = int.from_bytes(body[3:6], "big")
-        if len(body) < 6 + leaf_len:
+        leaf_len = int.from_bytes(joined[3:6], "big")
+        if len(joined) < 6 + leaf_len:
             return None
-        del self._parts[hs.msg_seq]
-        return sha256_fingerprint(bytes(body[6 : 6 + leaf_len]))
+        del self._parts[msg_seq]
+        return sha256_fingerprint(bytes(joined[6 : 6 + leaf_len]))
 
 
 def sha256_fingerprint(der: bytes) -> str:
     """'sha-256' fingerprint as SDP writes it (RFC 8122), upper-case hex pairs."""
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    return hashlib.sha256(der).digest().hex(":").upper()
