@@ -419,30 +419,37 @@ def _dtls(s: Session) -> None:
     for ev in s.analysis.dtls:
         src, frame = ev.src, ev.frame
         ends = frozenset((src, ev.dst))
+        h = current.get(ends)  # changes only with a ClientHello, so is kept here
+        framed = None  # the handshake this frame was last added to
         records = ev.steps if ev.steps is not None else dtls.steps(ev.records)
         for content_type, alert, hss in records:
             for hs in hss:
                 random = hs[2]  # a ClientHello's, from its whole first fragment
                 if random is not None:
                     key = (ends, random)
-                    if key not in by_random:
-                        h = DtlsHandshake(src, ev.dst, ev.relayed, (frame, ev.time))
-                        by_random[key] = h
+                    h = by_random.get(key)
+                    if h is None:
+                        h = by_random[key] = DtlsHandshake(
+                            src, ev.dst, ev.relayed, (frame, ev.time)
+                        )
                         seen_frames[id(h)] = set()
                         counts[id(h)] = {}
                         s.handshakes.append(h)
-                    current[ends] = by_random[key]
-            h = current.get(ends)
+                    current[ends] = h
             if h is None:
                 continue
-            seen = seen_frames[id(h)]
-            if frame not in seen:
-                seen.add(frame)
-                h.frames.append(frame)
+            if h is not framed:
+                framed = h
+                seen = seen_frames[id(h)]
+                if frame not in seen:
+                    seen.add(frame)
+                    h.frames.append(frame)
             if content_type == 20:  # ChangeCipherSpec
                 h.ccs_from.add("client" if src == h.client else "server")
             if alert:
                 h.alerts.append((frame, *alert))
+            if not hss:
+                continue
             n = counts[id(h)]
             for t, offset, _, ems, srtp_profile in hss:
                 if offset == 0:
@@ -454,8 +461,7 @@ def _dtls(s: Session) -> None:
                             h.srtp_profile = srtp_profile
                 if t == "Finished":
                     h.end = (frame, ev.time)
-        if ev.certificate_fingerprint and ends in current:
-            h = current[ends]
+        if ev.certificate_fingerprint and h is not None:
             side = "client" if src == h.client else "server"
             h.fingerprints[side] = (frame, ev.certificate_fingerprint)
     for h in s.handshakes:
