@@ -150,14 +150,15 @@ def _handshakes(frag: bytes) -> list[Handshake]:
             body,
         )
         if ht in (1, 2) and fo == 0 and fl == length:
-            _hello_extensions(hs, body, client=ht == 1)
+            hs.extended_master_secret, hs.srtp_profiles = _hello_extensions(body, ht == 1)
         out.append(hs)
         off += 12 + fl
     return out
 
 
-def _hello_extensions(hs: Handshake, b: bytes, client: bool) -> None:
-    """Find use_srtp and extended_master_secret in a complete Client/ServerHello."""
+def _hello_extensions(b: bytes, client: bool) -> tuple[bool, list[str]]:
+    """extended_master_secret and use_srtp's profiles in a complete Client/ServerHello."""
+    ems, profiles = False, []
     try:
         off = 2 + 32
         off += 1 + b[off]  # session id
@@ -174,16 +175,17 @@ def _hello_extensions(hs: Handshake, b: bytes, client: bool) -> None:
             el = b[off + 2] << 8 | b[off + 3]
             v = b[off + 4 : off + 4 + el]
             if et == EXT_EMS:
-                hs.extended_master_secret = True
+                ems = True
             elif et == EXT_USE_SRTP and len(v) >= 2:
                 n = v[0] << 8 | v[1]
-                hs.srtp_profiles = [
+                profiles = [
                     SRTP_PROFILES.get(v[i] << 8 | v[i + 1], str(v[i] << 8 | v[i + 1]))
                     for i in range(2, min(2 + n, len(v)) - 1, 2)
                 ]
             off += 4 + el
     except IndexError:
-        return
+        pass
+    return ems, profiles
 
 
 #: what the session reads of one handshake message: type, fragment offset, the
@@ -239,8 +241,75 @@ def summarize(records: list[Record]) -> Scan | None:
 
 
 def scan_py(p: bytes) -> Scan | None:
-    """What the analyser and the session need of a datagram; None when no record parses."""
-    return summarize(parse(p))
+    """What the analyser and the session need of a datagram; None when no record parses.
+
+    summarize(parse(p)) without the objects: the rules are parse's and _handshakes'.
+    """
+    records, off, only_data = [], 0, True
+    while off + 13 <= len(p):
+        ct, ln = p[off], p[off + 11] << 8 | p[off + 12]
+        if not 20 <= ct <= 25 or off + 13 + ln > len(p):
+            break
+        records.append((ct, off + 13, ln, p[off + 3] << 8 | p[off + 4]))
+        only_data = only_data and ct == 23
+        off += 13 + ln
+    if not records:
+        return None
+    if only_data:
+        return (True, False, (), ())
+    steps: list[Step] = []
+    certificates: list[CertificateFragment] = []
+    srtp = False
+    for ct, start, ln, epoch in records:
+        alert: tuple[str, str] | None = None
+        hss: tuple[HandshakeStep, ...] = ()
+        if ct == 22 and epoch == 0:
+            hss, offered = _handshake_steps(p[start : start + ln], certificates)
+            srtp = srtp or offered
+        elif ct == 22:
+            hss = _ENCRYPTED_FINISHED
+        elif ct == 21 and epoch == 0 and ln >= 2:
+            alert = (
+                "fatal" if p[start] == 2 else "warning",
+                ALERTS.get(p[start + 1], str(p[start + 1])),
+            )
+        elif ct == 21:
+            alert = ("encrypted", "encrypted")
+        steps.append((ct, alert, hss))
+    return (False, srtp, tuple(steps), tuple(certificates))
+
+
+_ENCRYPTED_FINISHED: tuple[HandshakeStep, ...] = (("Finished", 0, None, False, None),)
+
+
+def _handshake_steps(
+    frag: bytes, certificates: list[CertificateFragment]
+) -> tuple[tuple[HandshakeStep, ...], bool]:
+    """scan_py's _handshakes: the steps, and whether a ServerHello offers use_srtp."""
+    out: list[HandshakeStep] = []
+    off, srtp = 0, False
+    while off + 12 <= len(frag):
+        ht = frag[off]
+        length = int.from_bytes(frag[off + 1 : off + 4], "big")
+        fo = int.from_bytes(frag[off + 6 : off + 9], "big")
+        fl = int.from_bytes(frag[off + 9 : off + 12], "big")
+        if off + 12 + fl > len(frag):
+            break
+        ems, profile, random = False, None, None
+        if ht == 1 or ht == 2 or ht == 11:
+            body = frag[off + 12 : off + 12 + fl]
+            if ht == 11:
+                certificates.append((frag[off + 4] << 8 | frag[off + 5], fo, body))
+            elif fo == 0:
+                if fl == length:
+                    ems, profiles = _hello_extensions(body, ht == 1)
+                    profile = profiles[0] if profiles else None
+                    srtp = srtp or (ht == 2 and bool(profiles))
+                if ht == 1 and fl >= 34:
+                    random = body[2:34]
+        out.append((HANDSHAKE_TYPES.get(ht, str(ht)), fo, random, ems, profile))
+        off += 12 + fl
+    return tuple(out), srtp
 
 
 _CONTENT_NUMBERS = {name: n for n, name in CONTENT_TYPES.items()} | {"24": 24, "25": 25}
