@@ -103,12 +103,6 @@ static PyObject *handshakes(const uint8_t *f, Py_ssize_t n, int *srtp_offered, P
         PyObject *name = PyTuple_GET_ITEM(handshake_names, ht), *random, *profile, *item;
         if ((ht == 1 || ht == 2) && fo == 0 && fl == length)
             hello(body, (Py_ssize_t)fl, ht == 1, &ems, &srtp);
-        if (ht == 1 && fo == 0 && fl >= 34) {
-            random = PyBytes_FromStringAndSize((const char *)body + 2, 32);
-        } else {
-            random = Py_None;
-            Py_INCREF(random);
-        }
         if (srtp >= 0) {
             profile = srtp_name(srtp);
             *srtp_offered |= ht == 2;
@@ -116,8 +110,17 @@ static PyObject *handshakes(const uint8_t *f, Py_ssize_t n, int *srtp_offered, P
             profile = Py_None;
             Py_INCREF(profile);
         }
-        item = random && profile
-                   ? Py_BuildValue("(OkOOO)", name, fo, random, ems ? Py_True : Py_False, profile)
+        if (!profile) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        if (ht == 1 && fo == 0 && fl >= 34) {
+            random = PyBytes_FromStringAndSize((const char *)body + 2, 32);
+        } else {
+            random = Py_None;
+            Py_INCREF(random);
+        }
+        item = random ? Py_BuildValue("(OkOOO)", name, fo, random, ems ? Py_True : Py_False, profile)
                    : NULL;
         Py_XDECREF(random);
         Py_XDECREF(profile);
