@@ -3,6 +3,10 @@
 Only plaintext (epoch 0) handshake messages can be read; the Finished after
 ChangeCipherSpec is encrypted and reported as such. Certificates may arrive in
 fragments: `CertificateAssembler` joins them before fingerprinting.
+
+The walk calls `scan`, not `parse`: a handshake-heavy capture holds thousands of
+datagrams, and the session reads only a few fields of each record (`Step`), so those
+are read in one pass (in C when built) and `Record` objects are made only on demand.
 """
 
 from __future__ import annotations
@@ -257,7 +261,7 @@ def scan_py(p: bytes) -> Scan | None:
         return None
     if only_data:
         return (True, False, (), ())
-    steps: list[Step] = []
+    out: list[Step] = []
     certificates: list[CertificateFragment] = []
     srtp = False
     for ct, start, ln, epoch in records:
@@ -275,8 +279,8 @@ def scan_py(p: bytes) -> Scan | None:
             )
         elif ct == 21:
             alert = ("encrypted", "encrypted")
-        steps.append((ct, alert, hss))
-    return (False, srtp, tuple(steps), tuple(certificates))
+        out.append((ct, alert, hss))
+    return (False, srtp, tuple(out), tuple(certificates))
 
 
 _ENCRYPTED_FINISHED: tuple[HandshakeStep, ...] = (("Finished", 0, None, False, None),)
@@ -314,7 +318,7 @@ def _handshake_steps(
 
 _CONTENT_NUMBERS = {name: n for n, name in CONTENT_TYPES.items()} | {"24": 24, "25": 25}
 
-#: the Python scan: the fallback, and the reference the compiled one is tested against
+#: the compiled scan when built, else scan_py (tests hold both to summarize(parse(p)))
 scan = scan_py
 if _dtlsscan is not None:
     _dtlsscan.setup(
