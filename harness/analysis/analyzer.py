@@ -242,30 +242,37 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             if self.keylog and p[0] & 0xE0 == 0x20:
                 self._dtls_payload(flow, key, p, t, no)
             return
-        records = dtls.parse(p)
-        if not records:
+        scanned = dtls.scan(p)
+        if scanned is None:
             flow.kinds["malformed"] += 1
             self.a.malformed["dtls"] += 1
             return
         flow.kinds["dtls"] += 1
+        records = None  # parsed when read (DtlsEvent.records), unless the key log changes them
         if self.keylog:  # alerts read with the key log replace ("encrypted", "encrypted")
             alerts = self._dtls_payload(flow, key, p, t, no)
-            for r in records:
-                if r.alert and r.alert[0] == "encrypted" and alerts:
-                    r.alert = alerts.pop(0)
-        if all(r.content_type == "ApplicationData" for r in records):
+            if alerts:
+                records = dtls.parse(p)
+                for r in records:
+                    if r.alert and r.alert[0] == "encrypted" and alerts:
+                        r.alert = alerts.pop(0)
+                scanned = dtls.summarize(records)
+                assert scanned is not None
+        only_data, srtp, steps, certificates = scanned
+        if only_data:
             return
-        event = DtlsEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), records)
-        for r in records:
-            for hs in r.handshakes:
-                if hs.type == "Certificate":
-                    asm = self.certs.setdefault(key, dtls.CertificateAssembler())
-                    event.certificate_fingerprint = asm.add(hs) or event.certificate_fingerprint
-                elif hs.type == "ServerHello" and hs.srtp_profiles:
-                    flow.srtp = True
-                    back = self._reverse_flow(key)
-                    if back is not None:
-                        back.srtp = True
+        event = DtlsEvent(
+            no, t, flow.src, flow.dst, flow.label, bool(flow.via), records, None, p, steps
+        )
+        for msg_seq, offset, body in certificates:
+            asm = self.certs.get(key) or self.certs.setdefault(key, dtls.CertificateAssembler())
+            fp = asm.add_fragment(msg_seq, offset, body)
+            event.certificate_fingerprint = fp or event.certificate_fingerprint
+        if srtp:
+            flow.srtp = True
+            back = self._reverse_flow(key)
+            if back is not None:
+                back.srtp = True
         self.a.dtls.append(event)
 
     def _reverse_flow(self, key: bytes) -> Flow | None:

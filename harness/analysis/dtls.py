@@ -3,12 +3,21 @@
 Only plaintext (epoch 0) handshake messages can be read; the Finished after
 ChangeCipherSpec is encrypted and reported as such. Certificates may arrive in
 fragments: `CertificateAssembler` joins them before fingerprinting.
+
+The walk calls `scan`, not `parse`: a handshake-heavy capture holds thousands of
+datagrams, and the session reads only a few fields of each record (`Step`), so those
+are read in one pass (in C when built) and `Record` objects are made only on demand.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+
+try:  # the compiled scan (pip install -e . builds it); scan_py is the same in Python
+    from harness.analysis import _dtlsscan
+except ImportError:
+    _dtlsscan = None  # type: ignore[assignment]
 
 CONTENT_TYPES = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "ApplicationData"}
 HANDSHAKE_TYPES = {
@@ -145,14 +154,15 @@ def _handshakes(frag: bytes) -> list[Handshake]:
             body,
         )
         if ht in (1, 2) and fo == 0 and fl == length:
-            _hello_extensions(hs, body, client=ht == 1)
+            hs.extended_master_secret, hs.srtp_profiles = _hello_extensions(body, ht == 1)
         out.append(hs)
         off += 12 + fl
     return out
 
 
-def _hello_extensions(hs: Handshake, b: bytes, client: bool) -> None:
-    """Find use_srtp and extended_master_secret in a complete Client/ServerHello."""
+def _hello_extensions(b: bytes, client: bool) -> tuple[bool, list[str]]:
+    """extended_master_secret and use_srtp's profiles in a complete Client/ServerHello."""
+    ems, profiles = False, []
     try:
         off = 2 + 32
         off += 1 + b[off]  # session id
@@ -169,16 +179,154 @@ def _hello_extensions(hs: Handshake, b: bytes, client: bool) -> None:
             el = b[off + 2] << 8 | b[off + 3]
             v = b[off + 4 : off + 4 + el]
             if et == EXT_EMS:
-                hs.extended_master_secret = True
+                ems = True
             elif et == EXT_USE_SRTP and len(v) >= 2:
                 n = v[0] << 8 | v[1]
-                hs.srtp_profiles = [
+                profiles = [
                     SRTP_PROFILES.get(v[i] << 8 | v[i + 1], str(v[i] << 8 | v[i + 1]))
                     for i in range(2, min(2 + n, len(v)) - 1, 2)
                 ]
             off += 4 + el
     except IndexError:
-        return
+        pass
+    return ems, profiles
+
+
+#: what the session reads of one handshake message: type, fragment offset, the
+#: ClientHello's random (a whole first fragment), extended_master_secret, first SRTP profile
+HandshakeStep = tuple[str, int, bytes | None, bool, str | None]
+#: what the session reads of one record: content type, alert, handshake messages
+Step = tuple[int, tuple[str, str] | None, tuple[HandshakeStep, ...]]
+#: a Certificate fragment: msg_seq, fragment offset, body
+CertificateFragment = tuple[int, int, bytes]
+#: a datagram as the analyser reads it: only ApplicationData?, a ServerHello with use_srtp?,
+#: the steps (none when only ApplicationData), the Certificate fragments
+Scan = tuple[bool, bool, tuple[Step, ...], tuple[CertificateFragment, ...]]
+
+
+def steps(records: list[Record]) -> tuple[Step, ...]:
+    """The records as the session reads them (`Scan`'s steps, from parsed records)."""
+    return tuple(
+        (
+            _CONTENT_NUMBERS.get(r.content_type, 0),
+            r.alert,
+            tuple(
+                (
+                    hs.type,
+                    hs.frag_offset,
+                    hs.body[2:34]
+                    if hs.type == "ClientHello" and hs.frag_offset == 0 and len(hs.body) >= 34
+                    else None,
+                    hs.extended_master_secret,
+                    hs.srtp_profiles[0] if hs.srtp_profiles else None,
+                )
+                for hs in r.handshakes
+            ),
+        )
+        for r in records
+    )
+
+
+def summarize(records: list[Record]) -> Scan | None:
+    """`Scan` of parsed records (e.g. after the key log replaced their alerts)."""
+    if not records:
+        return None
+    if all(r.content_type == "ApplicationData" for r in records):
+        return (True, False, (), ())
+    handshakes = [hs for r in records for hs in r.handshakes]
+    return (
+        False,
+        any(hs.type == "ServerHello" and hs.srtp_profiles for hs in handshakes),
+        steps(records),
+        tuple(
+            (hs.msg_seq, hs.frag_offset, hs.body) for hs in handshakes if hs.type == "Certificate"
+        ),
+    )
+
+
+def scan_py(p: bytes) -> Scan | None:
+    """What the analyser and the session need of a datagram; None when no record parses.
+
+    summarize(parse(p)) without the objects: the rules are parse's and _handshakes'.
+    """
+    records, off, only_data = [], 0, True
+    while off + 13 <= len(p):
+        ct, ln = p[off], p[off + 11] << 8 | p[off + 12]
+        if not 20 <= ct <= 25 or off + 13 + ln > len(p):
+            break
+        records.append((ct, off + 13, ln, p[off + 3] << 8 | p[off + 4]))
+        only_data = only_data and ct == 23
+        off += 13 + ln
+    if not records:
+        return None
+    if only_data:
+        return (True, False, (), ())
+    out: list[Step] = []
+    certificates: list[CertificateFragment] = []
+    srtp = False
+    for ct, start, ln, epoch in records:
+        alert: tuple[str, str] | None = None
+        hss: tuple[HandshakeStep, ...] = ()
+        if ct == 22 and epoch == 0:
+            hss, offered = _handshake_steps(p[start : start + ln], certificates)
+            srtp = srtp or offered
+        elif ct == 22:
+            hss = _ENCRYPTED_FINISHED
+        elif ct == 21 and epoch == 0 and ln >= 2:
+            alert = (
+                "fatal" if p[start] == 2 else "warning",
+                ALERTS.get(p[start + 1], str(p[start + 1])),
+            )
+        elif ct == 21:
+            alert = ("encrypted", "encrypted")
+        out.append((ct, alert, hss))
+    return (False, srtp, tuple(out), tuple(certificates))
+
+
+_ENCRYPTED_FINISHED: tuple[HandshakeStep, ...] = (("Finished", 0, None, False, None),)
+
+
+def _handshake_steps(
+    frag: bytes, certificates: list[CertificateFragment]
+) -> tuple[tuple[HandshakeStep, ...], bool]:
+    """scan_py's _handshakes: the steps, and whether a ServerHello offers use_srtp."""
+    out: list[HandshakeStep] = []
+    off, srtp = 0, False
+    while off + 12 <= len(frag):
+        ht = frag[off]
+        length = int.from_bytes(frag[off + 1 : off + 4], "big")
+        fo = int.from_bytes(frag[off + 6 : off + 9], "big")
+        fl = int.from_bytes(frag[off + 9 : off + 12], "big")
+        if off + 12 + fl > len(frag):
+            break
+        ems, profile, random = False, None, None
+        if ht == 1 or ht == 2 or ht == 11:
+            body = frag[off + 12 : off + 12 + fl]
+            if ht == 11:
+                certificates.append((frag[off + 4] << 8 | frag[off + 5], fo, body))
+            elif fo == 0:
+                if fl == length:
+                    ems, profiles = _hello_extensions(body, ht == 1)
+                    profile = profiles[0] if profiles else None
+                    srtp = srtp or (ht == 2 and bool(profiles))
+                if ht == 1 and fl >= 34:
+                    random = body[2:34]
+        out.append((HANDSHAKE_TYPES.get(ht, str(ht)), fo, random, ems, profile))
+        off += 12 + fl
+    return tuple(out), srtp
+
+
+_CONTENT_NUMBERS = {name: n for n, name in CONTENT_TYPES.items()} | {"24": 24, "25": 25}
+
+#: the compiled scan when built, else scan_py (tests hold both to summarize(parse(p)))
+scan = scan_py
+if _dtlsscan is not None:
+    _dtlsscan.setup(
+        tuple(HANDSHAKE_TYPES.get(i, str(i)) for i in range(256)),
+        tuple(ALERTS.get(i, str(i)) for i in range(256)),
+        SRTP_PROFILES,
+    )
+    scan = _dtlsscan.scan
 
 
 class CertificateAssembler:
@@ -189,21 +337,30 @@ class CertificateAssembler:
 
     def add(self, hs: Handshake) -> str | None:
         """Add a fragment; return 'AA:BB:...' once the leaf certificate is complete."""
-        parts = self._parts.setdefault(hs.msg_seq, {})
-        parts[hs.frag_offset] = hs.body
-        body, pos = bytearray(), 0
+        return self.add_fragment(hs.msg_seq, hs.frag_offset, hs.body)
+
+    def add_fragment(self, msg_seq: int, frag_offset: int, body: bytes) -> str | None:
+        """`add` of a `CertificateFragment`."""
+        if frag_offset == 0 and len(body) >= 6:  # the usual case: the leaf is all in here
+            leaf_len = int.from_bytes(body[3:6], "big")
+            if len(body) >= 6 + leaf_len:
+                self._parts.pop(msg_seq, None)
+                return sha256_fingerprint(body[6 : 6 + leaf_len])
+        parts = self._parts.setdefault(msg_seq, {})
+        parts[frag_offset] = body
+        joined, pos = bytearray(), 0
         while pos in parts and parts[pos]:
-            body += parts[pos]
+            joined += parts[pos]
             pos += len(parts[pos])
-        if len(body) < 6:
+        if len(joined) < 6:
             return None
-        leaf_len = int.from_bytes(body[3:6], "big")
-        if len(body) < 6 + leaf_len:
+        leaf_len = int.from_bytes(joined[3:6], "big")
+        if len(joined) < 6 + leaf_len:
             return None
-        del self._parts[hs.msg_seq]
-        return sha256_fingerprint(bytes(body[6 : 6 + leaf_len]))
+        del self._parts[msg_seq]
+        return sha256_fingerprint(bytes(joined[6 : 6 + leaf_len]))
 
 
 def sha256_fingerprint(der: bytes) -> str:
     """'sha-256' fingerprint as SDP writes it (RFC 8122), upper-case hex pairs."""
-    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    return hashlib.sha256(der).digest().hex(":").upper()

@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analysis.dtls import Record
+from harness.analysis.dtls import Record, Step, parse
 from harness.analysis.pcapio import ReadStats
 from harness.analysis.rtp import RtcpPacket, RtpStream
 from harness.analysis.sdp import Sdp
@@ -108,10 +108,32 @@ class StunEvent(Event):
     raw: bytes = b""  # kept to verify MESSAGE-INTEGRITY once the SDP's ice-pwd is known
 
 
+class _RecordsOnDemand:
+    """`DtlsEvent.records`, parsed from `datagram` the first time they are read.
+
+    The session reads `steps`; the records (an object per record and per message, each
+    body copied) are for tests and tools, so the walk does not build them.
+    """
+
+    def __get__(self, ev: DtlsEvent | None, owner: type | None = None) -> list[Record] | None:
+        if ev is None:
+            return None  # the dataclass default: parse when read
+        records = ev.__dict__.get("_records")
+        if records is None:
+            records = ev.__dict__["_records"] = parse(ev.datagram)
+        return records
+
+    def __set__(self, ev: DtlsEvent, records: list[Record] | None) -> None:
+        ev.__dict__["_records"] = records
+
+
 @dataclass
 class DtlsEvent(Event):
-    records: list[Record] = field(default_factory=list)
+    records: list[Record] = _RecordsOnDemand()  # type: ignore[assignment]
     certificate_fingerprint: str | None = None
+    datagram: bytes = b""
+    #: the records as the session reads them (dtls.Step); None: taken from `records`
+    steps: tuple[Step, ...] | None = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from harness.analysis import dtls
 from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
 from harness.analysis.stun import StunMessage, check_integrity
 
@@ -418,43 +419,49 @@ def _dtls(s: Session) -> None:
     for ev in s.analysis.dtls:
         src, frame = ev.src, ev.frame
         ends = frozenset((src, ev.dst))
-        for r in ev.records:
-            hss = r.handshakes
+        h = current.get(ends)  # changes only with a ClientHello, so is kept here
+        framed = None  # the handshake this frame was last added to
+        records = ev.steps if ev.steps is not None else dtls.steps(ev.records)
+        for content_type, alert, hss in records:
             for hs in hss:
-                if hs.type == "ClientHello" and hs.frag_offset == 0 and len(hs.body) >= 34:
-                    key = (ends, hs.body[2:34])
-                    if key not in by_random:
-                        h = DtlsHandshake(src, ev.dst, ev.relayed, (frame, ev.time))
-                        by_random[key] = h
+                random = hs[2]  # a ClientHello's, from its whole first fragment
+                if random is not None:
+                    key = (ends, random)
+                    h = by_random.get(key)
+                    if h is None:
+                        h = by_random[key] = DtlsHandshake(
+                            src, ev.dst, ev.relayed, (frame, ev.time)
+                        )
                         seen_frames[id(h)] = set()
                         counts[id(h)] = {}
                         s.handshakes.append(h)
-                    current[ends] = by_random[key]
-            h = current.get(ends)
+                    current[ends] = h
             if h is None:
                 continue
-            seen = seen_frames[id(h)]
-            if frame not in seen:
-                seen.add(frame)
-                h.frames.append(frame)
-            if r.content_type == "ChangeCipherSpec":
+            if h is not framed:
+                framed = h
+                seen = seen_frames[id(h)]
+                if frame not in seen:
+                    seen.add(frame)
+                    h.frames.append(frame)
+            if content_type == 20:  # ChangeCipherSpec
                 h.ccs_from.add("client" if src == h.client else "server")
-            if r.alert:
-                h.alerts.append((frame, *r.alert))
+            if alert:
+                h.alerts.append((frame, *alert))
+            if not hss:
+                continue
             n = counts[id(h)]
-            for hs in hss:
-                t = hs.type
-                if hs.frag_offset == 0:
+            for t, offset, _, ems, srtp_profile in hss:
+                if offset == 0:
                     n[t] = n.get(t, 0) + 1
                     if t == "ClientHello" or t == "ServerHello":
                         side = "client" if src == h.client else "server"
-                        h.extended_master_secret[side] = hs.extended_master_secret
-                        if t == "ServerHello" and hs.srtp_profiles:
-                            h.srtp_profile = hs.srtp_profiles[0]
+                        h.extended_master_secret[side] = ems
+                        if t == "ServerHello" and srtp_profile:
+                            h.srtp_profile = srtp_profile
                 if t == "Finished":
                     h.end = (frame, ev.time)
-        if ev.certificate_fingerprint and ends in current:
-            h = current[ends]
+        if ev.certificate_fingerprint and h is not None:
             side = "client" if src == h.client else "server"
             h.fingerprints[side] = (frame, ev.certificate_fingerprint)
     for h in s.handshakes:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import fastpath, http, jsonout, net, pcapio, stun
+from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, stun
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXTENSIONS = {
@@ -24,6 +24,7 @@ EXTENSIONS = {
     "harness.analysis._stunparse": stun._stunparse,
     "harness.analysis._httpsplit": http._httpsplit,
     "harness.analysis._jsonindent": jsonout._jsonindent,
+    "harness.analysis._dtlsscan": dtls._dtlsscan,
 }
 #: RTP and TURN (aiortc), SIP over TCP and fragmented UDP, TLS with a key log, Teams TURN,
 #: classic STUN, STUN over TCP, VLAN HTTP, IPv6, pcapng with several interfaces
@@ -88,9 +89,10 @@ def test_the_blocker_blocks() -> None:
     """The Python run really runs without the extensions (else the test compares nothing)."""
     program = BLOCKED.replace(
         "from harness.cli import main",
-        "from harness.analysis import fastpath, http, jsonout, net, pcapio, stun\n"
+        "from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, stun\n"
         "print(sum(m is not None for m in (pcapio._pcapwalk, fastpath._fastpath,"
-        " net._netdecode, stun._stunparse, http._httpsplit, jsonout._jsonindent)))\n"
+        " net._netdecode, stun._stunparse, http._httpsplit, jsonout._jsonindent,"
+        " dtls._dtlsscan)))\n"
         "raise SystemExit(0)",
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
