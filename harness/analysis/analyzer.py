@@ -67,6 +67,9 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         self.fragments = Reassembler()
         #: (TURN flow key, peer) -> (relayed address it was resolved with, relayed flow)
         self.relayed_flows: dict[tuple[bytes, Address], tuple[Address | None, Flow]] = {}
+        #: TURN flow key + channel number -> (turn_state it was found in, relayed flow)
+        self.channel_flows: dict[bytes, tuple[int, Flow]] = {}
+        self.turn_state = 0  # changes with relayed_addr, channels and relayed_flows
 
     # -- driving ---------------------------------------------------------------------------
 
