@@ -16,7 +16,9 @@
  *   a value that repeats (USERNAME, PRIORITY, addresses, the attribute list, a request's
  *   transaction ID in its response) is one shared object (see memo below).
  * verify(p, off, inner, outer) -> bool | None: stun.check_integrity's HMAC comparison,
- *   hashed by the hashlib objects it is given (stun._verify_py is the same in Python).
+ *   hashed by the hashlib objects it is given (stun._verify_py is the same in Python);
+ * check(p, key, msg, sha1_pads, sha256_pads): all of stun.check_integrity in one call when
+ *   msg is a parsed StunMessage and the key's pads are made, else NotImplemented.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -688,37 +690,90 @@ static PyObject *hashed(PyObject *base, PyObject *data) {
     return r;
 }
 
-static PyObject *verify(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "verify(p: bytes, off: int, inner, outer)");
-        return NULL;
-    }
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
-    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), off = PyLong_AsSsize_t(args[1]);
-    if (off == -1 && PyErr_Occurred())
-        return NULL;
+/* The verdict for MESSAGE-INTEGRITY at `off` of p (n bytes): 1 or 0, 2 when the attribute
+ * does not fit in p, -1 on an error. */
+static int hmac_compare(const unsigned char *p, Py_ssize_t n, Py_ssize_t off, PyObject *inner,
+                        PyObject *outer) {
     if (off < 20 || off + 4 > n)
-        Py_RETURN_NONE;
+        return 2;
     Py_ssize_t alen = be16(p + off + 2);
     if (off + 4 + alen > n)
-        Py_RETURN_NONE;
+        return 2;
     PyObject *data = PyBytes_FromStringAndSize(NULL, off);
     if (!data)
-        return NULL;
+        return -1;
     unsigned char *d = (unsigned char *)PyBytes_AS_STRING(data);
     memcpy(d, p, (size_t)off);
     Py_ssize_t covered = off + alen - 16; /* the length field covers MESSAGE-INTEGRITY */
     d[2] = (unsigned char)(covered >> 8 & 0xFF);
     d[3] = (unsigned char)(covered & 0xFF);
-    PyObject *mid = hashed(args[2], data);
+    PyObject *mid = hashed(inner, data);
     Py_DECREF(data);
-    PyObject *mac = mid ? hashed(args[3], mid) : NULL;
+    PyObject *mac = mid ? hashed(outer, mid) : NULL;
     Py_XDECREF(mid);
     if (!mac)
-        return NULL;
-    int ok = alen <= PyBytes_GET_SIZE(mac) && memcmp(PyBytes_AS_STRING(mac), p + off + 4, (size_t)alen) == 0;
+        return -1;
+    int ok = alen <= PyBytes_GET_SIZE(mac) &&
+             memcmp(PyBytes_AS_STRING(mac), p + off + 4, (size_t)alen) == 0;
     Py_DECREF(mac);
-    return PyBool_FromLong(ok);
+    return ok;
+}
+
+static PyObject *verify(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "verify(p: bytes, off: int, inner, outer)");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    int r = hmac_compare((const unsigned char *)PyBytes_AS_STRING(args[0]),
+                         PyBytes_GET_SIZE(args[0]), off, args[2], args[3]);
+    if (r < 0)
+        return NULL;
+    if (r == 2)
+        Py_RETURN_NONE;
+    return PyBool_FromLong(r);
+}
+
+/* check(p, key, msg, sha1_pads, sha256_pads): stun.check_integrity for a message this
+ * module parsed and a key whose pads are made (the pads maps: key -> (inner, outer));
+ * NotImplemented for anything else (the Python path decides, and makes the pads). */
+static PyObject *check(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyDict_CheckExact(args[3]) || !PyDict_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "check(p, key, msg, sha1_pads: dict, sha256_pads: dict)");
+        return NULL;
+    }
+    PyObject *msg = args[2], *integrity, *at;
+    if (!msg_type || !PyBytes_CheckExact(args[0]) || !Py_IS_TYPE(msg, msg_type))
+        Py_RETURN_NOTIMPLEMENTED;
+    if ((integrity = get(msg, F_INTEGRITY)) == Py_False)
+        Py_RETURN_NONE;
+    if (integrity != Py_True || !(at = get(msg, F_INTEGRITY_OFFSET)) || !PyLong_CheckExact(at))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), off = PyLong_AsSsize_t(at);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    if (off < 20 || off + 4 > n)
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *pads = PyDict_GetItemWithError(be16(p + off) == A_INTEGRITY ? args[3] : args[4],
+                                             args[1]);
+    if (!pads) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (!PyTuple_CheckExact(pads) || PyTuple_GET_SIZE(pads) != 2)
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_INCREF(pads); /* the hashing runs Python-visible code: keep the pads alive */
+    int r = hmac_compare(p, n, off, PyTuple_GET_ITEM(pads, 0), PyTuple_GET_ITEM(pads, 1));
+    Py_DECREF(pads);
+    if (r < 0)
+        return NULL;
+    if (r == 2)
+        Py_RETURN_NOTIMPLEMENTED;
+    return PyBool_FromLong(r);
 }
 
 /* Bind StunMessage: its slots must be FIELDS, in order, each a writable object slot. */
@@ -773,6 +828,8 @@ static PyMethodDef module_methods[] = {
     {"parse_classic", parse_classic, METH_O, "stun.parse_classic: an RFC 3489 message, or None."},
     {"verify", (PyCFunction)(void (*)(void))verify, METH_FASTCALL,
      "stun.check_integrity's HMAC comparison with the key's pads: bool, or None."},
+    {"check", (PyCFunction)(void (*)(void))check, METH_FASTCALL,
+     "stun.check_integrity for a parsed message and a key with pads, else NotImplemented."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -344,15 +344,15 @@ def check_integrity(p: bytes, key: bytes, msg: StunMessage | None = None) -> boo
     `msg`, if given, is `parse(p)` already done (the analyser keeps it: no second parse).
     """
     msg = msg or parse(p)
+    if _check is not None:  # a parsed message and a key seen before: all of it in C
+        ok = _check(p, key, msg, _SHA1_PADS, _SHA256_PADS)
+        if ok is not NotImplemented:
+            return ok
     if msg is None or not msg.integrity:
         return None
     off = msg.integrity_offset
     atype = p[off] << 8 | p[off + 1]
     pads = (_SHA1_PADS if atype == A_INTEGRITY else _SHA256_PADS).get(key) or _hmac_pads(key, atype)
-    if _verify is not None and type(p) is bytes:
-        ok = _verify(p, off, pads[0], pads[1])
-        if ok is not None:
-            return ok
     return _verify_py(p, off, pads)
 
 
@@ -412,5 +412,5 @@ parse_py, parse_classic_py = parse, parse_classic
 if _stunparse is not None:
     _stunparse.setup(StunMessage, METHODS, CLASSIC_METHODS, CLASSES, _ipv6_text)
     parse, parse_classic = _stunparse.parse, _stunparse.parse_classic  # noqa: F811
-#: the HMAC comparison of check_integrity in one C call (hashlib still does the hashing)
-_verify = _stunparse.verify if _stunparse is not None else None
+#: check_integrity in one C call (hashlib still does the hashing; _verify_py is its Python)
+_check = _stunparse.check if _stunparse is not None else None

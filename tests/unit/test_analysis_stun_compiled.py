@@ -272,3 +272,27 @@ def test_verify_matches_python_on_damaged_messages(data: st.DataObject) -> None:
     verify_both(
         bytes(b[: data.draw(st.integers(0, len(b)))]), off, data.draw(st.sampled_from(KEYS))
     )
+
+
+def test_check_is_check_integrity_in_one_call() -> None:
+    """_stunparse.check gives check_integrity's verdict, or hands back to Python
+    (NotImplemented) for what it does not take: unmade pads, other types, bad offsets."""
+    sha1, sha256 = stun._SHA1_PADS, stun._SHA256_PADS
+    for p, off in integrity_cases():
+        m = stun.parse(p)
+        m_py = stun.parse_py(p)
+        for key in KEYS:
+            stun._hmac_pads(key, p[off] << 8 | p[off + 1])
+            want = stun._verify_py(p, off, stun._hmac_pads(key, p[off] << 8 | p[off + 1]))
+            assert stun._stunparse.check(p, key, m, sha1, sha256) is want
+            assert stun._stunparse.check(p, key, m_py, sha1, sha256) is want
+            assert stun.check_integrity(p, key, m) is want
+        assert stun._stunparse.check(p, b"never made", m, sha1, sha256) is NotImplemented
+        assert stun._stunparse.check(bytearray(p), KEYS[0], m, sha1, sha256) is NotImplemented
+        assert stun._stunparse.check(p[:off], KEYS[0], m, sha1, sha256) is NotImplemented
+        assert stun._stunparse.check(p, KEYS[0], None, sha1, sha256) is NotImplemented
+        plain = stun.parse(message([(stun.A_SOFTWARE, b"x")]))
+        assert plain is not None and not plain.integrity
+        assert stun._stunparse.check(p, KEYS[0], plain, sha1, sha256) is None
+    with pytest.raises(TypeError):
+        stun._stunparse.check(b"", b"", None, {}, [])
