@@ -12,7 +12,13 @@
  *   cls: StunMessage, a slots dataclass whose fields are FIELDS below in that order;
  *   methods, classic_methods: {number: name}; classes: the four class names;
  *   ipv6: raw 16 bytes -> text (Python's own IPv6 text; IPv6 is rare in captures).
- * parse(p), parse_classic(p) -> StunMessage | None, as stun.parse_py, stun.parse_classic_py.
+ * parse(p), parse_classic(p) -> StunMessage | None, as stun.parse_py, stun.parse_classic_py;
+ *   a value that repeats (USERNAME, PRIORITY, addresses, the attribute list, a request's
+ *   transaction ID in its response) is one shared object (see memo below).
+ * verify(p, off, inner, outer) -> bool | None: stun.check_integrity's HMAC comparison,
+ *   hashed by the hashlib objects it is given (stun._verify_py is the same in Python);
+ * check(p, key, msg, sha1_pads, sha256_pads): all of stun.check_integrity in one call when
+ *   msg is a parsed StunMessage and the key's pads are made, else NotImplemented.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -167,12 +173,66 @@ static PyObject *ascii(const char *text, Py_ssize_t n) {
     return s;
 }
 
+/* Values that repeat, decoded once. An ICE agent sends the same USERNAME, PRIORITY,
+ * tie-breaker and attribute list in every check of a pair, a TURN server the same REALM,
+ * NONCE and SOFTWARE, a response echoes its request's transaction ID: objects built per
+ * message and kept with it (every StunEvent keeps its message) cost their allocation,
+ * their memory and their release. They are immutable (str, int, tuples of them), so a
+ * message shares the one decoded last time the same bytes came with the same kind.
+ * A direct-mapped table: a miss replaces the slot, nothing grows. */
+#define MEMO_SLOTS 512
+#define MEMO_MAX 128 /* longer values are decoded every time */
+enum { K_ATTRIBUTES = 0x10000, K_V4, K_XOR_V4, K_TXID, K_ERROR_NUMBER };
+
+typedef struct {
+    unsigned kind;
+    Py_ssize_t n;
+    unsigned char v[MEMO_MAX];
+    PyObject *obj;
+} memo_slot;
+
+static memo_slot memo[MEMO_SLOTS];
+
+/* The slot for (kind, v), and whether it holds that value already (*hit). */
+static memo_slot *memo_find(unsigned kind, const unsigned char *v, Py_ssize_t n, int *hit) {
+    uint32_t h = 2166136261U ^ kind;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ v[i]) * 16777619U;
+    memo_slot *s = &memo[(h ^ h >> 16) % MEMO_SLOTS];
+    *hit = s->obj && s->kind == kind && s->n == n && memcmp(s->v, v, (size_t)n) == 0;
+    return s;
+}
+
+/* Keep `obj` (a new reference, or NULL: an error passed through) in slot s for (kind, v). */
+static PyObject *memo_keep(memo_slot *s, unsigned kind, const unsigned char *v, Py_ssize_t n,
+                           PyObject *obj) {
+    if (obj) {
+        s->kind = kind;
+        s->n = n;
+        memcpy(s->v, v, (size_t)n);
+        Py_XSETREF(s->obj, Py_NewRef(obj));
+    }
+    return obj;
+}
+
+/* x = the value of `v` (n bytes) as `kind`: the one kept, or `expr` (then kept). */
+#define MEMO(kind, expr)                                                                    \
+    do {                                                                                    \
+        int hit_ = 0;                                                                       \
+        memo_slot *s_ = n <= MEMO_MAX ? memo_find((kind), v, n, &hit_) : NULL;              \
+        x = hit_ ? Py_NewRef(s_->obj) : (expr);                                             \
+        if (s_ && !hit_)                                                                    \
+            memo_keep(s_, (kind), v, n, x);                                                 \
+    } while (0)
+
 /* A message with every field at its dataclass default (method, cls, txid borrowed). */
 static PyObject *new_msg(PyObject *method, PyObject *cls, PyObject *txid, unsigned length,
-                         Py_ssize_t count) {
+                         PyObject *attributes) {
     PyObject *o = msg_type->tp_alloc(msg_type, 0), *v;
-    if (!o)
+    if (!o) {
+        Py_DECREF(attributes);
         return NULL;
+    }
     for (int f = 0; f < NFIELDS; f++) {
         switch (f) {
         case F_METHOD:
@@ -191,9 +251,8 @@ static PyObject *new_msg(PyObject *method, PyObject *cls, PyObject *txid, unsign
             put(o, f, v);
             continue;
         case F_ATTRIBUTES:
-            if (!(v = PyTuple_New(count)))
-                goto fail;
-            put(o, f, v);
+            put(o, f, attributes);
+            attributes = NULL;
             continue;
         case F_XOR_RELAYED:
         case F_XOR_PEER:
@@ -218,6 +277,7 @@ static PyObject *new_msg(PyObject *method, PyObject *cls, PyObject *txid, unsign
     }
     return o;
 fail:
+    Py_XDECREF(attributes);
     Py_DECREF(o);
     return NULL;
 }
@@ -263,6 +323,25 @@ static PyObject *text(const unsigned char *v, Py_ssize_t n) {
     return PyUnicode_DecodeUTF8((const char *)v, n, "replace");
 }
 
+/* SOFTWARE: the decoded text .rstrip("\x00"). */
+static PyObject *software(const unsigned char *v, Py_ssize_t n) {
+    PyObject *s = text(v, n);
+    if (!s)
+        return NULL;
+    Py_ssize_t k = PyUnicode_GET_LENGTH(s);
+    while (k > 0 && PyUnicode_READ_CHAR(s, k - 1) == 0)
+        k--;
+    if (k == PyUnicode_GET_LENGTH(s))
+        return s;
+    PyObject *x = PyUnicode_Substring(s, 0, k);
+    Py_DECREF(s);
+    return x;
+}
+
+/* An IPv4 address's (ip, port) depends on its value only (XORed with the magic cookie),
+ * so it is kept; IPv6 XORs the transaction ID in, and is rare. */
+static int v4(const unsigned char *v, Py_ssize_t n) { return n == 8 && v[1] == 1; }
+
 /* `m.xor_peer += (a,)`: a new tuple (one or two a message); `a` is a new reference. */
 static int append(PyObject *o, int f, PyObject *a) {
     if (!a)
@@ -292,22 +371,26 @@ static int fill(PyObject *o, unsigned atype, const unsigned char *v, Py_ssize_t 
     switch (atype) {
     case A_USERNAME:
         f = F_USERNAME;
-        x = text(v, n);
+        MEMO(A_USERNAME, text(v, n));
         break;
     case A_ERROR_CODE:
         if (n < 4)
             return 0;
-        if (!(x = PyUnicode_DecodeUTF8((const char *)v + 4, n - 4, "replace")))
+        MEMO(A_ERROR_CODE, PyUnicode_DecodeUTF8((const char *)v + 4, n - 4, "replace"));
+        if (!x)
             return -1;
         put(o, F_ERROR_REASON, x);
         f = F_ERROR_CODE;
-        x = PyLong_FromLong((v[2] & 7) * 100 + v[3]);
+        MEMO(K_ERROR_NUMBER, PyLong_FromLong((v[2] & 7) * 100 + v[3]));
         break;
     case A_MAPPED:
         if (txid && get(o, F_XOR_MAPPED) != Py_None)
             return 0;
         f = F_XOR_MAPPED;
-        x = address(v, n, NULL);
+        if (v4(v, n))
+            MEMO(K_V4, address(v, n, NULL));
+        else
+            x = address(v, n, NULL);
         break;
     default:
         if (!txid)
@@ -318,7 +401,7 @@ static int fill(PyObject *o, unsigned atype, const unsigned char *v, Py_ssize_t 
             if (n != 4)
                 return 0;
             f = atype == A_PRIORITY ? F_PRIORITY : F_LIFETIME;
-            x = PyLong_FromUnsignedLong(be32(v));
+            MEMO(atype, PyLong_FromUnsignedLong(be32(v)));
             break;
         case A_USE_CANDIDATE:
             f = F_USE_CANDIDATE;
@@ -329,39 +412,31 @@ static int fill(PyObject *o, unsigned atype, const unsigned char *v, Py_ssize_t 
             if (n != 8)
                 return 0;
             f = atype == A_ICE_CONTROLLING ? F_ICE_CONTROLLING : F_ICE_CONTROLLED;
-            x = PyLong_FromUnsignedLongLong((unsigned long long)be32(v) << 32 | be32(v + 4));
+            MEMO(atype, PyLong_FromUnsignedLongLong((unsigned long long)be32(v) << 32 | be32(v + 4)));
             break;
         case A_XOR_MAPPED:
-            f = F_XOR_MAPPED;
-            x = address(v, n, txid);
-            break;
         case A_XOR_RELAYED:
-            return append(o, F_XOR_RELAYED, address(v, n, txid));
         case A_XOR_PEER:
-            return append(o, F_XOR_PEER, address(v, n, txid));
+            if (v4(v, n))
+                MEMO(K_XOR_V4, address(v, n, txid));
+            else
+                x = address(v, n, txid);
+            if (atype != A_XOR_MAPPED)
+                return append(o, atype == A_XOR_PEER ? F_XOR_PEER : F_XOR_RELAYED, x);
+            f = F_XOR_MAPPED;
+            break;
         case A_REALM:
             f = F_REALM;
-            x = text(v, n);
+            MEMO(A_REALM, text(v, n));
             break;
         case A_NONCE:
             f = F_NONCE;
-            x = text(v, n);
+            MEMO(A_NONCE, text(v, n));
             break;
-        case A_SOFTWARE: { /* .rstrip("\x00") of the decoded text */
-            PyObject *s = text(v, n);
-            if (!s)
-                return -1;
-            Py_ssize_t k = PyUnicode_GET_LENGTH(s);
-            while (k > 0 && PyUnicode_READ_CHAR(s, k - 1) == 0)
-                k--;
-            if (k < PyUnicode_GET_LENGTH(s)) {
-                x = PyUnicode_Substring(s, 0, k);
-                Py_DECREF(s);
-            } else
-                x = s;
+        case A_SOFTWARE:
             f = F_SOFTWARE;
+            MEMO(A_SOFTWARE, software(v, n));
             break;
-        }
         case A_CHANNEL_NUMBER:
         case A_REQUESTED_TRANSPORT:
             if (n != 4)
@@ -398,13 +473,17 @@ static int fill(PyObject *o, unsigned atype, const unsigned char *v, Py_ssize_t 
 }
 
 /* The attribute walk of stun.parse with one padding rule: the number of attributes, or
- * -1 when they do not end at (or, padded, past) the message's end. */
-static Py_ssize_t walk(const unsigned char *p, Py_ssize_t end, unsigned pad) {
+ * -1 when they do not end at (or, padded, past) the message's end. The first MEMO_MAX / 2
+ * types are copied to `types`, as on the wire. */
+static Py_ssize_t walk(const unsigned char *p, Py_ssize_t end, unsigned pad,
+                       unsigned char *types) {
     Py_ssize_t off = 20, count = 0;
     while (off + 4 <= end) {
         Py_ssize_t alen = be16(p + off + 2);
         if (off + 4 + alen > end)
             break;
+        if (count < MEMO_MAX / 2)
+            memcpy(types + 2 * count, p + off, 2);
         count++;
         off += 4 + (Py_ssize_t)((alen + pad) & ~pad);
     }
@@ -426,6 +505,23 @@ static PyObject *name_of(PyObject *names, unsigned method, int fallback) {
     return ascii(buf, len);
 }
 
+/* The RFC 8489 method's name (METHODS, else "0x..."), kept per method number. */
+static PyObject *method_names[0x1000];
+
+static PyObject *method_name(unsigned method) {
+    PyObject **kept = &method_names[method & 0xFFF];
+    if (!*kept && !(*kept = name_of(methods, method, 1)))
+        return NULL;
+    return Py_NewRef(*kept);
+}
+
+/* The transaction ID in hex: a response shares its request's string. */
+static PyObject *transaction(const unsigned char *v, Py_ssize_t n) {
+    PyObject *x;
+    MEMO(K_TXID, hex(v, n));
+    return x;
+}
+
 static unsigned method_of(const unsigned char *p) {
     unsigned t = be16(p);
     return (t & 0x000F) | (t & 0x00E0) >> 1 | (t & 0x3E00) >> 2;
@@ -436,25 +532,56 @@ static unsigned class_of(const unsigned char *p) {
     return (t >> 4 & 1) | (t >> 7 & 2);
 }
 
-/* Fill the message from its attributes (their walk already checked with `pad`). */
+/* The attribute types as a tuple of ints: the one kept for this list (an agent sends the
+ * same few lists over and over), or a new one; with more types than `types` holds, a
+ * tuple for build() to fill (*fresh set). */
+static PyObject *attribute_tuple(const unsigned char *types, Py_ssize_t count, int *fresh) {
+    *fresh = count > MEMO_MAX / 2;
+    if (*fresh)
+        return PyTuple_New(count);
+    PyObject *x;
+    const unsigned char *v = types;
+    Py_ssize_t n = 2 * count;
+    int hit = 0;
+    memo_slot *s = memo_find(K_ATTRIBUTES, v, n, &hit);
+    if (hit)
+        return Py_NewRef(s->obj);
+    if (!(x = PyTuple_New(count)))
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *t = type_int(be16(types + 2 * i));
+        if (!t) {
+            Py_DECREF(x);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(x, i, t);
+    }
+    return memo_keep(s, K_ATTRIBUTES, v, n, x);
+}
+
+/* Fill the message from its `count` attributes (their walk already checked with `pad`);
+ * `fresh`: the attribute tuple is still to be filled. */
 static PyObject *build(PyObject *o, const unsigned char *p, Py_ssize_t end, unsigned pad,
-                       const unsigned char *txid) {
+                       const unsigned char *txid, Py_ssize_t count, int fresh) {
     PyObject *types = get(o, F_ATTRIBUTES);
     Py_ssize_t off = 20, i = 0;
-    while (off + 4 <= end && i < PyTuple_GET_SIZE(types)) {
+    while (off + 4 <= end && i < count) {
         unsigned atype = be16(p + off);
         Py_ssize_t alen = be16(p + off + 2);
         if (off + 4 + alen > end)
             break;
-        PyObject *t = type_int(atype);
-        if (!t)
-            goto fail;
-        PyTuple_SET_ITEM(types, i++, t);
+        if (fresh) {
+            PyObject *t = type_int(atype);
+            if (!t)
+                goto fail;
+            PyTuple_SET_ITEM(types, i, t);
+        }
+        i++;
         if (fill(o, atype, p + off + 4, alen, txid, p, off) < 0)
             goto fail;
         off += 4 + (Py_ssize_t)((alen + pad) & ~pad);
     }
-    if (i == PyTuple_GET_SIZE(types))
+    if (i == count)
         return o;
     PyErr_SetString(PyExc_SystemError, "_stunparse: the attribute walk disagrees with itself");
 fail:
@@ -469,26 +596,32 @@ static PyObject *decode(const unsigned char *p, Py_ssize_t n) {
     Py_ssize_t end = 20 + (Py_ssize_t)length, count = 0;
     if (end > n)
         Py_RETURN_NONE;
-    if ((count = walk(p, end, 3)) < 0 && (count = walk(p, end, pad = 0)) < 0)
+    unsigned char types[MEMO_MAX];
+    if ((count = walk(p, end, 3, types)) < 0 && (count = walk(p, end, pad = 0, types)) < 0)
         Py_RETURN_NONE;
-    PyObject *method = name_of(methods, method_of(p), 1);
-    PyObject *txid = method ? hex(p + 8, 12) : NULL;
+    int fresh;
+    PyObject *method = method_name(method_of(p));
+    PyObject *txid = method ? transaction(p + 8, 12) : NULL;
     PyObject *cls = PyTuple_GET_ITEM(classes, class_of(p));
-    PyObject *o = txid ? new_msg(method, cls, txid, length, count) : NULL;
+    PyObject *attributes = txid ? attribute_tuple(types, count, &fresh) : NULL;
+    PyObject *o = attributes ? new_msg(method, cls, txid, length, attributes) : NULL;
     Py_XDECREF(method);
     Py_XDECREF(txid);
-    return o ? build(o, p, end, pad, p + 8) : NULL;
+    return o ? build(o, p, end, pad, p + 8, count, fresh) : NULL;
 }
 
 static PyObject *decode_classic(const unsigned char *p, Py_ssize_t n) {
     if (n < 20 || p[0] >= 4 || memcmp(p + 4, MAGIC, 4) == 0 || n != 20 + (Py_ssize_t)be16(p + 2))
         Py_RETURN_NONE;
     Py_ssize_t off = 20, count = 0;
+    unsigned char types[MEMO_MAX];
     while (off + 4 <= n) {
         unsigned atype = be16(p + off);
         Py_ssize_t alen = be16(p + off + 2);
         if (off + 4 + alen > n || (0x0030 < atype && atype < 0x8000))
             Py_RETURN_NONE;
+        if (count < MEMO_MAX / 2)
+            memcpy(types + 2 * count, p + off, 2);
         count++;
         off += 4 + ((alen + 3) & ~3);
     }
@@ -500,15 +633,16 @@ static PyObject *decode_classic(const unsigned char *p, Py_ssize_t n) {
             return NULL;
         Py_RETURN_NONE;
     }
-    PyObject *cls = PyTuple_GET_ITEM(classes, class_of(p));
-    if ((txid = hex(p + 4, 16)))
-        o = new_msg(method, cls, txid, be16(p + 2), count);
+    PyObject *cls = PyTuple_GET_ITEM(classes, class_of(p)), *attributes = NULL;
+    int fresh;
+    if ((txid = transaction(p + 4, 16)) && (attributes = attribute_tuple(types, count, &fresh)))
+        o = new_msg(method, cls, txid, be16(p + 2), attributes);
     Py_DECREF(method);
     Py_XDECREF(txid);
     if (!o)
         return NULL;
     put(o, F_CLASSIC, Py_NewRef(Py_True));
-    return build(o, p, n, 3, NULL);
+    return build(o, p, n, 3, NULL, count, fresh);
 }
 
 static PyObject *run(PyObject *arg, PyObject *(*dec)(const unsigned char *, Py_ssize_t)) {
@@ -529,6 +663,118 @@ static PyObject *run(PyObject *arg, PyObject *(*dec)(const unsigned char *, Py_s
 static PyObject *parse(PyObject *self, PyObject *arg) { return run(arg, decode); }
 
 static PyObject *parse_classic(PyObject *self, PyObject *arg) { return run(arg, decode_classic); }
+
+/* stun.check_integrity's HMAC, with the hash objects of stun._hmac_pads (the key already
+ * absorbed: hashlib does the hashing, nothing here is crypto): the message up to
+ * MESSAGE-INTEGRITY with its length field covering that attribute, hashed into a copy of
+ * `inner`; the digest into a copy of `outer`; its first `alen` bytes against the value.
+ * verify(p, off, inner, outer) -> bool, or None when the attribute at `off` does not fit
+ * in `p` (the caller's Python path then decides). */
+static PyObject *s_copy, *s_update, *s_digest;
+
+static PyObject *hashed(PyObject *base, PyObject *data) {
+    PyObject *h = PyObject_CallMethodNoArgs(base, s_copy), *r;
+    if (!h)
+        return NULL;
+    if (!(r = PyObject_CallMethodOneArg(h, s_update, data))) {
+        Py_DECREF(h);
+        return NULL;
+    }
+    Py_DECREF(r);
+    r = PyObject_CallMethodNoArgs(h, s_digest);
+    Py_DECREF(h);
+    if (r && !PyBytes_Check(r)) {
+        PyErr_SetString(PyExc_TypeError, "_stunparse.verify: digest() is not bytes");
+        Py_CLEAR(r);
+    }
+    return r;
+}
+
+/* The verdict for MESSAGE-INTEGRITY at `off` of p (n bytes): 1 or 0, 2 when the attribute
+ * does not fit in p, -1 on an error. */
+static int hmac_compare(const unsigned char *p, Py_ssize_t n, Py_ssize_t off, PyObject *inner,
+                        PyObject *outer) {
+    if (off < 20 || off + 4 > n)
+        return 2;
+    Py_ssize_t alen = be16(p + off + 2);
+    if (off + 4 + alen > n)
+        return 2;
+    PyObject *data = PyBytes_FromStringAndSize(NULL, off);
+    if (!data)
+        return -1;
+    unsigned char *d = (unsigned char *)PyBytes_AS_STRING(data);
+    memcpy(d, p, (size_t)off);
+    Py_ssize_t covered = off + alen - 16; /* the length field covers MESSAGE-INTEGRITY */
+    d[2] = (unsigned char)(covered >> 8 & 0xFF);
+    d[3] = (unsigned char)(covered & 0xFF);
+    PyObject *mid = hashed(inner, data);
+    Py_DECREF(data);
+    PyObject *mac = mid ? hashed(outer, mid) : NULL;
+    Py_XDECREF(mid);
+    if (!mac)
+        return -1;
+    int ok = alen <= PyBytes_GET_SIZE(mac) &&
+             memcmp(PyBytes_AS_STRING(mac), p + off + 4, (size_t)alen) == 0;
+    Py_DECREF(mac);
+    return ok;
+}
+
+static PyObject *verify(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "verify(p: bytes, off: int, inner, outer)");
+        return NULL;
+    }
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    int r = hmac_compare((const unsigned char *)PyBytes_AS_STRING(args[0]),
+                         PyBytes_GET_SIZE(args[0]), off, args[2], args[3]);
+    if (r < 0)
+        return NULL;
+    if (r == 2)
+        Py_RETURN_NONE;
+    return PyBool_FromLong(r);
+}
+
+/* check(p, key, msg, sha1_pads, sha256_pads): stun.check_integrity for a message this
+ * module parsed and a key whose pads are made (the pads maps: key -> (inner, outer));
+ * NotImplemented for anything else (the Python path decides, and makes the pads). */
+static PyObject *check(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyDict_CheckExact(args[3]) || !PyDict_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "check(p, key, msg, sha1_pads: dict, sha256_pads: dict)");
+        return NULL;
+    }
+    PyObject *msg = args[2], *integrity, *at;
+    if (!msg_type || !PyBytes_CheckExact(args[0]) || !Py_IS_TYPE(msg, msg_type))
+        Py_RETURN_NOTIMPLEMENTED;
+    if ((integrity = get(msg, F_INTEGRITY)) == Py_False)
+        Py_RETURN_NONE;
+    if (integrity != Py_True || !(at = get(msg, F_INTEGRITY_OFFSET)) || !PyLong_CheckExact(at))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t n = PyBytes_GET_SIZE(args[0]), off = PyLong_AsSsize_t(at);
+    if (off == -1 && PyErr_Occurred())
+        return NULL;
+    if (off < 20 || off + 4 > n)
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *pads = PyDict_GetItemWithError(be16(p + off) == A_INTEGRITY ? args[3] : args[4],
+                                             args[1]);
+    if (!pads) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (!PyTuple_CheckExact(pads) || PyTuple_GET_SIZE(pads) != 2)
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_INCREF(pads); /* the hashing runs Python-visible code: keep the pads alive */
+    int r = hmac_compare(p, n, off, PyTuple_GET_ITEM(pads, 0), PyTuple_GET_ITEM(pads, 1));
+    Py_DECREF(pads);
+    if (r < 0)
+        return NULL;
+    if (r == 2)
+        Py_RETURN_NOTIMPLEMENTED;
+    return PyBool_FromLong(r);
+}
 
 /* Bind StunMessage: its slots must be FIELDS, in order, each a writable object slot. */
 static PyObject *setup(PyObject *self, PyObject *args) {
@@ -566,6 +812,10 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     Py_INCREF(cls);
     Py_XSETREF(msg_type, tp);
     Py_XSETREF(methods, Py_NewRef(m));
+    for (int i = 0; i < 0x1000; i++) /* names and values kept from an earlier setup */
+        Py_CLEAR(method_names[i]);
+    for (int i = 0; i < MEMO_SLOTS; i++)
+        Py_CLEAR(memo[i].obj);
     Py_XSETREF(classic_methods, Py_NewRef(cm));
     Py_XSETREF(classes, Py_NewRef(cl));
     Py_XSETREF(ipv6, Py_NewRef(v6));
@@ -576,6 +826,10 @@ static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "Bind the StunMessage class, method and class names."},
     {"parse", parse, METH_O, "stun.parse: an RFC 8489 message, or None."},
     {"parse_classic", parse_classic, METH_O, "stun.parse_classic: an RFC 3489 message, or None."},
+    {"verify", (PyCFunction)(void (*)(void))verify, METH_FASTCALL,
+     "stun.check_integrity's HMAC comparison with the key's pads: bool, or None."},
+    {"check", (PyCFunction)(void (*)(void))check, METH_FASTCALL,
+     "stun.check_integrity for a parsed message and a key with pads, else NotImplemented."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -588,6 +842,12 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
     if (!empty && !(empty = PyUnicode_New(0, 0)))
         return NULL;
     if (!no_items && !(no_items = PyTuple_New(0)))
+        return NULL;
+    if (!s_copy && !(s_copy = PyUnicode_InternFromString("copy")))
+        return NULL;
+    if (!s_update && !(s_update = PyUnicode_InternFromString("update")))
+        return NULL;
+    if (!s_digest && !(s_digest = PyUnicode_InternFromString("digest")))
         return NULL;
     return PyModule_Create(&module);
 }

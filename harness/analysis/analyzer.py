@@ -64,6 +64,11 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         self.fragments = Reassembler()
         #: (TURN flow key, peer) -> (relayed address it was resolved with, relayed flow)
         self.relayed_flows: dict[tuple[bytes, Address], tuple[Address | None, Flow]] = {}
+        #: TURN flow key + channel number -> (turn_state it was found in, relayed flow)
+        self.channel_flows: dict[bytes, tuple[int, Flow]] = {}
+        self.turn_state = 0  # changes with relayed_addr, channels and relayed_flows
+        #: the flows of `flows` whose datagrams are demultiplexed (no service port)
+        self.udp_flows: dict[bytes, Flow] = {}
 
     # -- driving ---------------------------------------------------------------------------
 
@@ -144,6 +149,10 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
     def _segment(self, no: int, t: float, seg: Segment) -> None:
         """One UDP datagram: service ports are counted, the rest demultiplexed (RFC 7983)."""
         key, payload = seg[1], seg[2]
+        flow = self.udp_flows.get(key)  # the port test made once per flow
+        if flow is not None:
+            self._udp(flow, key, payload, t, no)
+            return
         flow = self.flows.get(key) or self._new_flow(key, key, "udp", None, t, no)
         if key[-4:-2] in SERVICE_PORTS or key[-2:] in SERVICE_PORTS:
             flow.packets += 1
@@ -151,6 +160,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             flow.last_t = t
             flow.kinds["other"] += 1
             return
+        self.udp_flows[key] = flow
         self._udp(flow, key, payload, t, no)
 
     def _flow(self, key: bytes, t: float, no: int) -> Flow:

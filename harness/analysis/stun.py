@@ -344,12 +344,21 @@ def check_integrity(p: bytes, key: bytes, msg: StunMessage | None = None) -> boo
     `msg`, if given, is `parse(p)` already done (the analyser keeps it: no second parse).
     """
     msg = msg or parse(p)
+    if _check is not None:  # a parsed message and a key seen before: all of it in C
+        ok = _check(p, key, msg, _SHA1_PADS, _SHA256_PADS)
+        if ok is not NotImplemented:
+            return ok
     if msg is None or not msg.integrity:
         return None
     off = msg.integrity_offset
-    alen = p[off + 2] << 8 | p[off + 3]
     atype = p[off] << 8 | p[off + 1]
-    pads = _PADS.get((key, atype)) or _hmac_pads(key, atype)
+    pads = (_SHA1_PADS if atype == A_INTEGRITY else _SHA256_PADS).get(key) or _hmac_pads(key, atype)
+    return _verify_py(p, off, pads)
+
+
+def _verify_py(p: bytes, off: int, pads: tuple[Any, Any]) -> bool:
+    """The HMAC of the message up to MESSAGE-INTEGRITY at `off` against its value."""
+    alen = p[off + 2] << 8 | p[off + 3]
     inner, outer = pads[0].copy(), pads[1].copy()
     # The length field covers the message up to and including MESSAGE-INTEGRITY.
     inner.update(p[:2] + (off + alen - 16).to_bytes(2, "big") + p[4:off])
@@ -359,7 +368,9 @@ def check_integrity(p: bytes, key: bytes, msg: StunMessage | None = None) -> boo
 
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
-_PADS: dict[tuple[bytes, int], tuple[Any, Any]] = {}
+#: key -> HMAC pads, one map per hash (no (key, type) tuple to build and hash per check)
+_SHA1_PADS: dict[bytes, tuple[Any, Any]] = {}
+_SHA256_PADS: dict[bytes, tuple[Any, Any]] = {}
 
 
 def _hmac_pads(key: bytes, atype: int) -> tuple[Any, Any]:
@@ -369,11 +380,12 @@ def _hmac_pads(key: bytes, atype: int) -> tuple[Any, Any]:
     costs two hash copies, not a key schedule (hmac.digest redoes it every call).
     """
     digest = "sha1" if atype == A_INTEGRITY else "sha256"
+    cache = _SHA1_PADS if atype == A_INTEGRITY else _SHA256_PADS
     block = hashlib.new(digest).block_size
     k = (hashlib.new(digest, key).digest() if len(key) > block else key).ljust(block, b"\0")
-    if len(_PADS) >= 256:  # bounded: a capture with many credentials
-        _PADS.clear()
-    pads = _PADS[(key, atype)] = (
+    if len(cache) >= 256:  # bounded: a capture with many credentials
+        cache.clear()
+    pads = cache[key] = (
         hashlib.new(digest, k.translate(_IPAD)),
         hashlib.new(digest, k.translate(_OPAD)),
     )
@@ -400,3 +412,5 @@ parse_py, parse_classic_py = parse, parse_classic
 if _stunparse is not None:
     _stunparse.setup(StunMessage, METHODS, CLASSIC_METHODS, CLASSES, _ipv6_text)
     parse, parse_classic = _stunparse.parse, _stunparse.parse_classic  # noqa: F811
+#: check_integrity in one C call (hashlib still does the hashing; _verify_py is its Python)
+_check = _stunparse.check if _stunparse is not None else None

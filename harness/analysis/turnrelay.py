@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from harness.analysis.model import Analysis, Flow
 
 RELAYED = b"T"
+_parse = stun.parse  # the compiled parser when built: a module global, looked up per message
 
 
 class TurnRelay:
@@ -27,6 +28,8 @@ class TurnRelay:
     relayed_addr: dict[bytes, Address]
     channels: dict[tuple[bytes, int], Address]
     relayed_flows: dict[tuple[bytes, Address], tuple[Address | None, Flow]]
+    channel_flows: dict[bytes, tuple[int, Flow]]
+    turn_state: int
 
     if TYPE_CHECKING:  # provided by Analyzer
 
@@ -40,7 +43,7 @@ class TurnRelay:
         ) -> None: ...
 
     def _stun(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        msg = stun.parse(p)
+        msg = _parse(p)
         if msg is None:
             msg = stun.parse_classic(p)
             if msg is None:
@@ -48,29 +51,44 @@ class TurnRelay:
                 self.a.malformed["stun"] += 1
                 return
         flow.kinds["classic-stun" if msg.classic else "stun"] += 1
+        via = flow.via
         raw = p[: 20 + msg.length] if msg.integrity else b""
-        self.a.stun.append(
-            StunEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), msg, raw)
-        )
+        self.a.stun.append(StunEvent(no, t, flow.src, flow.dst, flow.label, bool(via), msg, raw))
         m = msg.method
-        if flow.via or m == "Binding":  # ICE checks, most messages, change nothing of TURN
+        if via or m == "Binding":  # ICE checks, most messages, change nothing of TURN
             return
         if m == "Allocate" and msg.cls == "request":
             flow.turn_client = True
         elif m == "Allocate" and msg.cls == "success" and msg.xor_relayed:
             self.relayed_addr[reverse(key)] = msg.xor_relayed[0]
+            self.turn_state += 1
         elif m == "ChannelBind" and msg.cls == "request" and msg.channel and msg.xor_peer:
             self.channels[(key, msg.channel)] = msg.xor_peer[0]
+            self.turn_state += 1
         elif m == "Send" and msg.cls == "indication" and msg.data is not None and msg.xor_peer:
             self._inner(flow, key, msg.xor_peer[0], True, msg.data, t, no)
         elif m == "Data" and msg.cls == "indication" and msg.data is not None and msg.xor_peer:
             self._inner(flow, key, msg.xor_peer[0], False, msg.data, t, no)
 
     def _channel_data(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        ch, data = stun.channel_data(p)
-        inner = self._channel_flow(flow, key, ch, t, no, 1)
-        if inner is not None:
-            self._udp(inner, inner.key, data, t, no)
+        """One ChannelData message (RFC 8656 12.4): its data analysed in the relayed flow.
+
+        The relayed flow of a bound channel is kept per (TURN flow, channel) and stays
+        right while `turn_state` does (no allocation, binding or relayed flow since).
+        """
+        ck = key + p[:2]
+        kept = self.channel_flows.get(ck)
+        if kept is not None and kept[0] == self.turn_state:
+            inner = kept[1]
+        else:
+            ch = p[0] << 8 | p[1]
+            found = self._channel_flow(flow, key, ch, t, no, 1)
+            if found is None:
+                return
+            inner = found
+            if (key, ch) in self.channels or (reverse(key), ch) in self.channels:
+                self.channel_flows[ck] = (self.turn_state, inner)
+        self._udp(inner, inner.key, p[4 : 4 + (p[2] << 8 | p[3])], t, no)
 
     def _channel_flow(
         self, outer: Flow, key: bytes, ch: int, t: float, no: int, n: int
@@ -127,6 +145,7 @@ class TurnRelay:
         if flow is None:
             flow = self._new_flow(ikey, raw, "udp", outer.label, t, no)
         self.relayed_flows[(key, peer)] = (self.relayed_addr.get(client_key), flow)
+        self.turn_state += 1
         return flow
 
     def _relayed_rtp(

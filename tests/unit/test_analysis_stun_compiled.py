@@ -197,3 +197,102 @@ def test_fields_are_filled_like_python() -> None:
         stun.parse("not bytes")  # type: ignore[arg-type]
     rfc = vector_bytes("REQUEST")
     assert stun.parse(bytearray(rfc)) == stun.parse_py(rfc)  # any buffer; the walk: bytes
+
+
+def test_repeated_values_are_shared_and_equal() -> None:
+    """Values the C parser keeps (USERNAME, addresses, attribute lists, transaction IDs)
+    give the same message whatever was parsed before, and one object when they repeat."""
+    messages = real_messages()
+    for p in [*messages, *reversed(messages), *messages[::3]]:
+        same(p)
+    rfc = vector_bytes("REQUEST")
+    first, again = stun.parse(rfc), stun.parse(bytes(bytearray(rfc)))
+    assert first is not None and again is not None and first == again
+    assert again.username is first.username and again.attributes is first.attributes
+    assert again.txid is first.txid
+    v4 = vector_bytes("RESPONSE_V4")
+    a, b = stun.parse(v4), stun.parse(bytes(bytearray(v4)))
+    assert a is not None and b is not None and b.xor_mapped is a.xor_mapped
+
+
+def integrity_cases() -> list[tuple[bytes, int]]:
+    """(message, offset of its MESSAGE-INTEGRITY) of every real shape that has one."""
+    out = []
+    for p in real_messages():
+        m = stun.parse_py(p)
+        if m is not None and m.integrity:
+            out.append((p[: 20 + m.length], m.integrity_offset))
+    return out
+
+
+KEYS = [b"", b"k", b"x" * 22, b"k" * 64, b"k" * 65, stun.long_term_key("u", "r", "p")]
+
+
+def verify_both(p: bytes, off: int, key: bytes) -> None:
+    """_stunparse.verify against stun._verify_py: the same verdict, or None (no fit)."""
+    for atype in (stun.A_INTEGRITY, stun.A_INTEGRITY_SHA256):
+        pads = stun._hmac_pads(key, atype)
+        got = stun._stunparse.verify(p, off, pads[0], pads[1])
+        if got is None:  # the attribute at `off` does not fit: Python decides (or raises)
+            assert off < 20 or off + 4 > len(p) or off + 4 + (p[off + 2] << 8 | p[off + 3]) > len(p)
+            continue
+        assert got is stun._verify_py(p, off, pads), (p.hex(), off, key)
+
+
+def test_verify_matches_python_on_real_messages() -> None:
+    cases = integrity_cases()
+    assert len(cases) > 5
+    verdicts = set()
+    for p, off in cases:
+        for key in KEYS:
+            verify_both(p, off, key)
+            verdicts.add(stun.check_integrity(p, key))
+        for cut in range(len(p)):
+            verify_both(p[:cut], off, KEYS[1])
+    assert verdicts == {False}  # no key above is a capture's password
+    rfc = vector_bytes("REQUEST")
+    assert stun.check_integrity(rfc, b"VOkJxbRl1RmTxUk/WvJxBt") is True
+    m = stun.parse(rfc)
+    assert m is not None
+    pads = stun._hmac_pads(b"VOkJxbRl1RmTxUk/WvJxBt", stun.A_INTEGRITY)
+    assert stun._stunparse.verify(rfc, m.integrity_offset, *pads) is True
+    with pytest.raises(TypeError):
+        stun._stunparse.verify(bytearray(rfc), m.integrity_offset, *pads)
+
+
+@examples(500)
+@given(st.data())
+def test_verify_matches_python_on_damaged_messages(data: st.DataObject) -> None:
+    p, off = data.draw(st.sampled_from(integrity_cases()))
+    b = bytearray(p)
+    for _ in range(data.draw(st.integers(0, 4))):
+        i = data.draw(st.integers(0, len(b) - 1))
+        b[i] = data.draw(st.integers(0, 255))
+    off = data.draw(st.sampled_from([off, off, off - 4, off + 4, 20, 0, len(b) - 4, len(b)]))
+    verify_both(
+        bytes(b[: data.draw(st.integers(0, len(b)))]), off, data.draw(st.sampled_from(KEYS))
+    )
+
+
+def test_check_is_check_integrity_in_one_call() -> None:
+    """_stunparse.check gives check_integrity's verdict, or hands back to Python
+    (NotImplemented) for what it does not take: unmade pads, other types, bad offsets."""
+    sha1, sha256 = stun._SHA1_PADS, stun._SHA256_PADS
+    for p, off in integrity_cases():
+        m = stun.parse(p)
+        m_py = stun.parse_py(p)
+        for key in KEYS:
+            stun._hmac_pads(key, p[off] << 8 | p[off + 1])
+            want = stun._verify_py(p, off, stun._hmac_pads(key, p[off] << 8 | p[off + 1]))
+            assert stun._stunparse.check(p, key, m, sha1, sha256) is want
+            assert stun._stunparse.check(p, key, m_py, sha1, sha256) is want
+            assert stun.check_integrity(p, key, m) is want
+        assert stun._stunparse.check(p, b"never made", m, sha1, sha256) is NotImplemented
+        assert stun._stunparse.check(bytearray(p), KEYS[0], m, sha1, sha256) is NotImplemented
+        assert stun._stunparse.check(p[:off], KEYS[0], m, sha1, sha256) is NotImplemented
+        assert stun._stunparse.check(p, KEYS[0], None, sha1, sha256) is NotImplemented
+        plain = stun.parse(message([(stun.A_SOFTWARE, b"x")]))
+        assert plain is not None and not plain.integrity
+        assert stun._stunparse.check(p, KEYS[0], plain, sha1, sha256) is None
+    with pytest.raises(TypeError):
+        stun._stunparse.check(b"", b"", None, {}, [])

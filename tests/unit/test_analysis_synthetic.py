@@ -13,12 +13,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.analysis.analyzer import analyze_bytes, analyze_file
 from harness.analysis.report import summary
 from harness.analysis.session import build
 from harness.analysis.stun import MAGIC_BYTES
+from harness.analysis.turnrelay import TurnRelay
 from harness.assertions.registry import run_check
+from tests.fuzzing import examples
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 
@@ -250,3 +254,72 @@ def test_turn_indications_are_unwrapped() -> None:
         "Data indication",
         "Send indication",
     ]
+
+
+def channel_data(ch: int, payload: bytes) -> bytes:
+    return struct.pack("!HH", ch, len(payload)) + payload + bytes(-len(payload) % 4)
+
+
+def turn_channel_frames() -> list[bytes]:
+    """ChannelData before and after its binding, both ways, a rebinding, a new allocation,
+    and a Send indication to the same peer: what the kept relayed flows must follow."""
+    up = lambda p: udp(C, 5000, S, 3478, p)  # noqa: E731
+    down = lambda p: udp(S, 3478, C, 5000, p)  # noqa: E731
+    bind = lambda ch, ip, port, tx: up(  # noqa: E731
+        stun_msg(0x0009, tx, [(0x0C, struct.pack("!HH", ch, 0)), (0x12, xor_addr(ip, port))])
+    )
+    other = bytes([198, 18, 0, 13])
+    return [
+        up(channel_data(0x4000, binding(0x000, b"x" * 12, "b1:a1"))),
+        down(channel_data(0x4000, b"\x17\xfe\xfd" + bytes(20))),
+        up(stun_msg(0x0003, b"a" * 12, [(0x19, b"\x11\x00\x00\x00")])),
+        down(stun_msg(0x0103, b"a" * 12, [(0x16, xor_addr(S, 50000))])),
+        up(channel_data(0x4000, binding(0x000, b"y" * 12, "b1:a1"))),
+        bind(0x4000, PEER, 6000, b"b" * 12),
+        up(channel_data(0x4000, binding(0x000, b"z" * 12, "b1:a1"))),
+        down(channel_data(0x4000, binding(0x100, b"z" * 12))),
+        up(channel_data(0x4001, b"hello")),
+        up(stun_msg(0x0016, b"s" * 12, [(0x12, xor_addr(PEER, 6000)), (0x13, b"ping")])),
+        down(channel_data(0x4000, b"\x17\xfe\xfd" + bytes(20))),
+        bind(0x4001, other, 7000, b"c" * 12),
+        up(channel_data(0x4001, b"hello")),
+        bind(0x4000, other, 7000, b"d" * 12),
+        up(channel_data(0x4000, binding(0x000, b"w" * 12, "b1:a1"))),
+        down(stun_msg(0x0103, b"e" * 12, [(0x16, xor_addr(S, 50002))])),
+        down(channel_data(0x4000, b"\x17\xfe\xfd" + bytes(20))),
+        up(channel_data(0x4000, b"hello")),
+    ]
+
+
+def resolving_every_message(self, flow, key, p, t, no):  # type: ignore[no-untyped-def]
+    """TurnRelay._channel_data before relayed flows were kept per channel."""
+    inner = self._channel_flow(flow, key, p[0] << 8 | p[1], t, no, 1)
+    if inner is not None:
+        self._udp(inner, inner.key, p[4 : 4 + (p[2] << 8 | p[3])], t, no)
+
+
+def turn_view(a) -> tuple:  # type: ignore[no-untyped-def]
+    flows = [(f.label, f.packets, f.bytes, f.first_frame, dict(f.kinds)) for f in a.flows]
+    return flows, dict(a.malformed), [(e.frame, e.flow, e.msg.kind) for e in a.stun]
+
+
+@examples(200)
+@given(st.permutations(range(len(turn_channel_frames()))), st.integers(1, 3))
+def test_kept_channel_flows_are_the_resolved_ones(order: list[int], repeat: int) -> None:
+    frames = turn_channel_frames()
+    image = write_pcap(1, [(i * 0.01, frames[j]) for i, j in enumerate(order * repeat)])
+    kept = analyze_bytes(image)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(TurnRelay, "_channel_data", resolving_every_message)
+        resolved = analyze_bytes(image)
+    assert turn_view(kept) == turn_view(resolved)
+
+
+def test_channel_data_follows_bindings() -> None:
+    frames = turn_channel_frames()
+    a = analyze_bytes(write_pcap(1, [(i * 0.01, f) for i, f in enumerate(frames)]))
+    assert a.malformed["turn-channel-unbound"] == 4  # the first three on 0x4000, one on 0x4001
+    relayed = {f.label.split(" (in")[0] for f in a.flows if f.via}
+    assert "udp 198.18.0.12:50000 > 198.18.0.11:6000" in relayed  # bound
+    assert "udp 198.18.0.12:50000 > 198.18.0.13:7000" in relayed  # rebound to another peer
+    assert "udp 198.18.0.13:7000 > 198.18.0.12:50002" in relayed  # a new relayed address
