@@ -102,7 +102,7 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
     """
     by_dialog: dict[object, list[Description]] = {}
     for ev in events:
-        o = next((t for _, t in ev.sdp.session if t.startswith("o=")), "o=")
+        o = ev.sdp.origin[1] if ev.sdp.origin else "o="
         party = f"{' '.join(o[2:].split()[:2])} from {ev.src[0]}"
         prof = profile or (
             "webrtc"
@@ -130,7 +130,7 @@ class _Version:
 
     def __init__(self, sdp: Sdp) -> None:
         self.sdp = sdp
-        self.line = next(((no, t) for no, t in sdp.session if t.startswith("o=")), None)
+        self.line = sdp.origin
         self.origin = self.line[1][2:].split() if self.line else []
         self._body: str | None = None
         self.fingerprints = set(sdp.fingerprints)
