@@ -1,7 +1,7 @@
 """SDP (RFC 8866) parsed just enough for ICE, DTLS and codec analysis.
 
 Every line keeps its number so lint findings and assertion evidence can quote it.
-`parse` reads each line once and files it where the rules look (attributes by name
+Parsing reads each line once and files it where the rules look (attributes by name
 per section, the o= and c= lines, lines that are no <type>=<value>): the rules of a
 capture's SDPs then look things up instead of walking every line again.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 Line = tuple[int, str]
 
@@ -31,7 +32,7 @@ class Media:
 
     @cached_property
     def _index(self) -> dict[str, list[Line]]:
-        return _index(self.lines)  # `parse` fills it in as it reads
+        return _index(self.lines)  # `_parse` fills it in as it reads
 
     @cached_property
     def cline(self) -> Line | None:
@@ -57,18 +58,58 @@ class Media:
 
 @dataclass
 class Sdp:
-    """A session description with its session-level lines and media sections."""
+    """A session description with its session-level lines and media sections.
+
+    The text is parsed on first use: the analyzer keeps an SDP's text during its walk
+    (`media_rtpmaps` is all it reads there) and the SDPs of a capture are parsed after
+    it, one after another, instead of each among thousands of packets.
+    """
 
     text: str
-    session: list[Line] = field(default_factory=list)
-    media: list[Media] = field(default_factory=list)
 
-    def attrs(self, name: str) -> list[Line]:
-        return self._index.get(name, [])
+    @cached_property
+    def session(self) -> list[Line]:
+        return self._parsed("session")
+
+    @cached_property
+    def media(self) -> list[Media]:
+        return self._parsed("media")
 
     @cached_property
     def _index(self) -> dict[str, list[Line]]:
-        return _index(self.session)  # `parse` fills it in as it reads
+        return self._parsed("_index")
+
+    @cached_property
+    def origin(self) -> Line | None:
+        """The first session-level o= line."""
+        return self._parsed("origin")
+
+    @cached_property
+    def connection(self) -> str | None:
+        """The value of the first session-level c= line."""
+        return self._parsed("connection")
+
+    @cached_property
+    def types(self) -> frozenset[str]:
+        """The '<type>=' of every session-level line ('v=', 'o=', ...)."""
+        return self._parsed("types")
+
+    @cached_property
+    def malformed(self) -> list[Line]:
+        """Lines of the m= sections that are no <type>=<value> line, in order."""
+        return self._parsed("malformed")
+
+    @cached_property
+    def body(self) -> str:
+        """Every line but o=: equal bodies are an unchanged SDP (RFC 3264 8)."""
+        return self._parsed("body")
+
+    def _parsed(self, name: str) -> Any:
+        _parse(self, self.__dict__)
+        return self.__dict__[name]
+
+    def attrs(self, name: str) -> list[Line]:
+        return self._index.get(name, [])
 
     def attr(self, name: str) -> str | None:
         found = self._index.get(name)
@@ -117,34 +158,6 @@ class Sdp:
                     )
         return out
 
-    @cached_property
-    def connection(self) -> str | None:
-        """The value of the first session-level c= line."""
-        for _, v in self.session:
-            if v.startswith("c="):
-                return v[2:]
-        return None
-
-    @cached_property
-    def origin(self) -> Line | None:
-        """The first session-level o= line."""
-        return next(((no, t) for no, t in self.session if t.startswith("o=")), None)
-
-    @cached_property
-    def types(self) -> frozenset[str]:
-        """The '<type>=' of every session-level line ('v=', 'o=', ...)."""
-        return frozenset(text[:2] for _, text in self.session)
-
-    @cached_property
-    def malformed(self) -> list[Line]:
-        """Lines of the m= sections that are no <type>=<value> line, in order."""
-        return [
-            (no, text)
-            for m in self.media
-            for no, text in (m.line, *m.lines)
-            if not _well_formed(text)
-        ]
-
 
 def _well_formed(text: str) -> bool:
     return len(text) >= 2 and text[1] == "=" and text[0].islower()
@@ -168,13 +181,50 @@ def _unique(values: list[str | None]) -> list[str]:
     return out
 
 
-def parse(text: str) -> Sdp:
-    """Parse SDP text; tolerant of LF line ends and junk lines (lint reports them)."""
-    sdp = Sdp(text)
+def split(text: str) -> list[str]:
+    """The lines of an SDP text without their ends; blank ones are kept (they are numbered)."""
     raw = text.replace("\r\n", "\n").split("\n")
     if "\r" in text:  # a lone CR can be left at a line's end
         raw = [line.rstrip("\r") for line in raw]
-    lines = sdp.session
+    return raw
+
+
+def parse(text: str) -> Sdp:
+    """SDP text as an Sdp (parsed on first use); tolerant of LF line ends and junk lines
+    (lint reports them). Raises ValueError, as reading it would, for an m= line's port
+    of digits other than 0-9."""
+    if not text.isascii():  # str.isdigit() is true for more than int() takes
+        for line in split(text):
+            if line[:2] == "m=":
+                _port(line[2:].split())
+    return Sdp(text)
+
+
+def media_rtpmaps(text: str) -> list[str]:
+    """The values of the m= sections' a=rtpmap: lines, in order, found in the text as it is
+    (what `Media.attrs("rtpmap")` gives but for a bare 'a=rtpmap', which maps nothing)."""
+    out: list[str] = []
+    i = 0 if text.startswith("m=") else text.find("\nm=")  # the first m= line
+    while i >= 0:
+        i = text.find("\na=rtpmap:", i)
+        if i < 0:
+            break
+        end = text.find("\n", i + 10)
+        out.append(text[i + 10 : end if end >= 0 else len(text)].rstrip("\r"))
+        i = end
+    return out
+
+
+def _port(f: list[str]) -> int:
+    return int(f[1].split("/")[0]) if len(f) > 1 and f[1].split("/")[0].isdigit() else -1
+
+
+def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
+    """Read every line once, filing it where the rules look: attributes by name per section,
+    the o= and c= lines, lines that are no <type>=<value>, the body without o=."""
+    session: list[Line] = []
+    lines = session
+    media: list[Media] = []
     session_index: dict[str, list[Line]] = {}
     index = session_index
     types: set[str] = set()
@@ -183,6 +233,8 @@ def parse(text: str) -> Sdp:
     cline: Line | None = None
     malformed: list[Line] = []
     m: Media | None = None
+    raw = split(sdp.text)
+    first = len(raw)  # where the first m= section starts
     for no, line in enumerate(raw, start=1):
         if not line:
             continue
@@ -197,10 +249,11 @@ def parse(text: str) -> Sdp:
         elif head == "m=":
             if m is not None:
                 m.__dict__["cline"] = cline
+            else:
+                first = no - 1
             f = line[2:].split()
-            port = int(f[1].split("/")[0]) if len(f) > 1 and f[1].split("/")[0].isdigit() else -1
-            m = Media(f[0] if f else "", port, f[2] if len(f) > 2 else "", f[3:], (no, line))
-            sdp.media.append(m)
+            m = Media(f[0] if f else "", _port(f), f[2] if len(f) > 2 else "", f[3:], (no, line))
+            media.append(m)
             lines = m.lines
             index = m.__dict__["_index"] = {}
             cline = None
@@ -220,10 +273,12 @@ def parse(text: str) -> Sdp:
         m.__dict__["cline"] = cline
     if session_index:
         types.add("a=")
-    d = sdp.__dict__
-    d["_index"], d["types"] = session_index, frozenset(types)
-    d["origin"], d["connection"], d["malformed"] = origin, connection, malformed
-    return sdp
+    into["session"], into["media"], into["_index"] = session, media, session_index
+    into["types"], into["origin"], into["connection"] = frozenset(types), origin, connection
+    into["malformed"] = malformed
+    into["body"] = "\n".join([t for t in raw[:first] if t and t[:2] != "o="]) + "\n".join(
+        [t for t in raw[first:] if t]
+    )
 
 
 def looks_like_sdp(text: str) -> bool:

@@ -126,23 +126,14 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
 class _Version:
     """What `subsequent` compares of one description, worked out once for it."""
 
-    __slots__ = ("sdp", "line", "origin", "_body", "fingerprints")
+    __slots__ = ("sdp", "line", "origin", "body", "fingerprints")
 
     def __init__(self, sdp: Sdp) -> None:
         self.sdp = sdp
         self.line = sdp.origin
         self.origin = self.line[1][2:].split() if self.line else []
-        self._body: str | None = None
+        self.body = sdp.body
         self.fingerprints = set(sdp.fingerprints)
-
-    @property
-    def body(self) -> str:
-        """Every line but o=: equal bodies are an unchanged SDP."""
-        if self._body is None:
-            sdp = self.sdp
-            self._body = "\n".join([t for _, t in sdp.session if not t.startswith("o=")])
-            self._body += "\n".join([t for m in sdp.media for _, t in (m.line, *m.lines)])
-        return self._body
 
 
 def subsequent(prev: Sdp, cur: Sdp, seen_all: bool = True) -> list[Finding]:
