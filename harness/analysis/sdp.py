@@ -8,11 +8,13 @@ capture's SDPs then look things up instead of walking every line again.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 Line = tuple[int, str]
+intern = sys.intern
 
 
 @dataclass
@@ -24,7 +26,15 @@ class Media:
     proto: str
     formats: list[str]
     line: Line
-    lines: list[Line] = field(default_factory=list)
+    _raw: list[str] = field(default_factory=list, repr=False, compare=False)
+    """The SDP's lines (`split`), this section's from `line` up to `_end`."""
+    _end: int = 0
+
+    @cached_property
+    def lines(self) -> list[Line]:
+        """(line number, text) of the section's lines after its m= line."""
+        no = self.line[0]
+        return [(i, t) for i, t in enumerate(self._raw[no : self._end], start=no + 1) if t]
 
     def attrs(self, name: str) -> list[Line]:
         """(line number, value) of every a=name[:value] in this section."""
@@ -69,7 +79,9 @@ class Sdp:
 
     @cached_property
     def session(self) -> list[Line]:
-        return self._parsed("session")
+        """(line number, text) of the lines before the first m= line."""
+        raw = self._parsed("_raw")
+        return [(i, t) for i, t in enumerate(raw[: self._first], start=1) if t]
 
     @cached_property
     def media(self) -> list[Media]:
@@ -102,11 +114,20 @@ class Sdp:
     @cached_property
     def body(self) -> str:
         """Every line but o=: equal bodies are an unchanged SDP (RFC 3264 8)."""
-        return self._parsed("body")
+        raw, first = self._parsed("_raw"), self._first
+        body = "\n".join([t for t in raw[:first] if t and t[:2] != "o="])
+        return body + "\n".join([t for t in raw[first:] if t])
+
+    @cached_property
+    def _first(self) -> int:
+        """Where the first m= section starts in `_raw`."""
+        return self._parsed("_first")
 
     def _parsed(self, name: str) -> Any:
-        _parse(self, self.__dict__)
-        return self.__dict__[name]
+        d = self.__dict__
+        if "_raw" not in d:
+            _parse(self, d)
+        return d[name]
 
     def attrs(self, name: str) -> list[Line]:
         return self._index.get(name, [])
@@ -221,9 +242,8 @@ def _port(f: list[str]) -> int:
 
 def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
     """Read every line once, filing it where the rules look: attributes by name per section,
-    the o= and c= lines, lines that are no <type>=<value>, the body without o=."""
-    session: list[Line] = []
-    lines = session
+    the o= and c= lines, lines that are no <type>=<value>. Sections keep the lines to list
+    them when asked."""
     media: list[Media] = []
     session_index: dict[str, list[Line]] = {}
     index = session_index
@@ -234,7 +254,7 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
     malformed: list[Line] = []
     m: Media | None = None
     raw = split(sdp.text)
-    first = len(raw)  # where the first m= section starts
+    first = len(raw)
     for no, line in enumerate(raw, start=1):
         if not line:
             continue
@@ -242,22 +262,22 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
         if head == "a=":
             name, _, value = line[2:].partition(":")
             found = index.get(name)
-            if found is None:
-                index[name] = [(no, value)]
+            if found is None:  # interned: the rules' look-ups match the key without reading it
+                index[intern(name)] = [(no, value)]
             else:
                 found.append((no, value))
         elif head == "m=":
             if m is not None:
+                m._end = no - 1
                 m.__dict__["cline"] = cline
             else:
                 first = no - 1
             f = line[2:].split()
-            m = Media(f[0] if f else "", _port(f), f[2] if len(f) > 2 else "", f[3:], (no, line))
+            kind, proto = f[0] if f else "", f[2] if len(f) > 2 else ""
+            m = Media(kind, _port(f), proto, f[3:], (no, line), raw, len(raw))
             media.append(m)
-            lines = m.lines
             index = m.__dict__["_index"] = {}
             cline = None
-            continue
         elif m is None:
             types.add(head)
             if head == "o=":
@@ -268,17 +288,13 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
             cline = cline or (no, line)
         elif not _well_formed(line):
             malformed.append((no, line))
-        lines.append((no, line))
     if m is not None:
         m.__dict__["cline"] = cline
     if session_index:
         types.add("a=")
-    into["session"], into["media"], into["_index"] = session, media, session_index
+    into["_raw"], into["_first"], into["media"], into["_index"] = raw, first, media, session_index
     into["types"], into["origin"], into["connection"] = frozenset(types), origin, connection
     into["malformed"] = malformed
-    into["body"] = "\n".join([t for t in raw[:first] if t and t[:2] != "o="]) + "\n".join(
-        [t for t in raw[first:] if t]
-    )
 
 
 def looks_like_sdp(text: str) -> bool:

@@ -126,13 +126,12 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
 class _Version:
     """What `subsequent` compares of one description, worked out once for it."""
 
-    __slots__ = ("sdp", "line", "origin", "body", "fingerprints")
+    __slots__ = ("sdp", "line", "origin", "fingerprints")
 
     def __init__(self, sdp: Sdp) -> None:
         self.sdp = sdp
         self.line = sdp.origin
         self.origin = self.line[1][2:].split() if self.line else []
-        self.body = sdp.body
         self.fingerprints = set(sdp.fingerprints)
 
 
@@ -160,8 +159,9 @@ def _subsequent(then: _Version, now: _Version, seen_all: bool) -> list[Finding]:
             )
         elif o_now[2].isdigit() and o_then[2].isdigit():
             step = int(o_now[2]) - int(o_then[2])
-            want = 0 if then.body == now.body else 1
-            if step < 0 or (want == 1 and step == 0) or (seen_all and step > 1):
+            # a changed SDP must add 1: its body is compared only when the version stayed
+            changed = step == 0 and then.sdp.body != now.sdp.body
+            if step < 0 or changed or (seen_all and step > 1):
                 out.append(
                     finding(
                         "subsequent",
