@@ -9,6 +9,7 @@ capture's SDPs then look things up instead of walking every line again.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -38,7 +39,8 @@ class Media:
 
     def attrs(self, name: str) -> list[Line]:
         """(line number, value) of every a=name[:value] in this section."""
-        return self._index.get(name, [])
+        found = self._index.get(name)
+        return [] if found is None else found
 
     @cached_property
     def _index(self) -> dict[str, list[Line]]:
@@ -59,6 +61,11 @@ class Media:
     @property
     def codecs(self) -> dict[str, str]:
         """payload type -> 'opus/48000/2' from a=rtpmap, static types named by number."""
+        return dict(self.codec_map)
+
+    @cached_property
+    def codec_map(self) -> Mapping[str, str]:
+        """`codecs` worked out once, for the rules to share (not to be changed)."""
         out = {pt: pt for pt in self.formats}
         for _, v in self.attrs("rtpmap"):
             pt, _, enc = v.partition(" ")
@@ -130,7 +137,8 @@ class Sdp:
         return d[name]
 
     def attrs(self, name: str) -> list[Line]:
-        return self._index.get(name, [])
+        found = self._index.get(name)
+        return [] if found is None else found
 
     def attr(self, name: str) -> str | None:
         found = self._index.get(name)

@@ -108,7 +108,7 @@ def payload_types(m: Media) -> list[Finding]:
                     )
                 )
     fmtps = m.attrs("fmtp")
-    codecs = m.codecs if fmtps else {}
+    codecs = m.codec_map if fmtps else {}
     for no, v in fmtps:
         pt, _, params = v.partition(" ")
         codec = codecs.get(pt)

@@ -284,7 +284,7 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
 
 def _codec_names(m: Media) -> set[str]:
     """The codecs of a section by name: 'opus/48000/2' -> 'opus'; static '0' -> 'pcmu'."""
-    return {_STATIC.get(v) or v.split("/")[0].lower() for v in m.codecs.values()}
+    return {_STATIC.get(v) or v.partition("/")[0].lower() for v in m.codec_map.values()}
 
 
 def _line(sdp: Sdp, m: Media, name: str) -> int | None:
