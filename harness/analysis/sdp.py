@@ -29,7 +29,7 @@ class Media:
     line: Line
     _raw: list[str] = field(default_factory=list, repr=False, compare=False)
     """The SDP's lines (`split`), this section's from `line` up to `_end`."""
-    _end: int = 0
+    _end: int = field(default=0, repr=False, compare=False)
 
     @cached_property
     def lines(self) -> list[Line]:
