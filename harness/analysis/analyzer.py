@@ -338,13 +338,15 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
     def _sdp(
         self, flow: Flow, text: str, t: float, no: int, source: str, kind: str, dialog: str | None
     ) -> None:
-        parsed = sdp.parse(text)
-        for m in parsed.media:
-            for _, v in m.attrs("rtpmap"):
-                pt, _, enc = v.partition(" ")
-                parts = enc.split("/")
-                if pt.isdigit() and len(parts) > 1 and parts[1].isdigit() and int(parts[1]):
-                    self.clock.setdefault(int(pt), int(parts[1]))
+        parsed = sdp.parse(text)  # read after the walk, when first used
+        clock, plain = self.clock, text.isascii()
+        for v in sdp.media_rtpmaps(text):
+            pt, _, enc = v.partition(" ")
+            if plain and pt.isdigit() and int(pt) in clock:
+                continue  # known already, and int() cannot fail on ASCII digits
+            parts = enc.split("/")
+            if pt.isdigit() and len(parts) > 1 and parts[1].isdigit() and int(parts[1]):
+                clock.setdefault(int(pt), int(parts[1]))
         ev = SdpEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), source, kind, parsed)
         ev.dialog = dialog
         self.a.sdp.append(ev)

@@ -1,14 +1,21 @@
 """SDP (RFC 8866) parsed just enough for ICE, DTLS and codec analysis.
 
 Every line keeps its number so lint findings and assertion evidence can quote it.
+Parsing reads each line once and files it where the rules look (attributes by name
+per section, the o= and c= lines, lines that are no <type>=<value>): the rules of a
+capture's SDPs then look things up instead of walking every line again.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 Line = tuple[int, str]
+intern = sys.intern
 
 
 @dataclass
@@ -20,26 +27,45 @@ class Media:
     proto: str
     formats: list[str]
     line: Line
-    lines: list[Line] = field(default_factory=list)
+    _raw: list[str] = field(default_factory=list, repr=False, compare=False)
+    """The SDP's lines (`split`), this section's from `line` up to `_end`."""
+    _end: int = field(default=0, repr=False, compare=False)
+
+    @cached_property
+    def lines(self) -> list[Line]:
+        """(line number, text) of the section's lines after its m= line."""
+        no = self.line[0]
+        return [(i, t) for i, t in enumerate(self._raw[no : self._end], start=no + 1) if t]
 
     def attrs(self, name: str) -> list[Line]:
         """(line number, value) of every a=name[:value] in this section."""
-        return self._index.get(name, [])
+        found = self._index.get(name)
+        return [] if found is None else found
 
     @cached_property
     def _index(self) -> dict[str, list[Line]]:
-        return _index(self.lines)
+        return _index(self.lines)  # `_parse` fills it in as it reads
+
+    @cached_property
+    def cline(self) -> Line | None:
+        """The section's first c= line."""
+        return next(((no, t) for no, t in self.lines if t.startswith("c=")), None)
 
     def attr(self, name: str) -> str | None:
-        found = self.attrs(name)
+        found = self._index.get(name)
         return found[0][1] if found else None
 
     def has(self, name: str) -> bool:
-        return bool(self.attrs(name))
+        return name in self._index
 
     @property
     def codecs(self) -> dict[str, str]:
         """payload type -> 'opus/48000/2' from a=rtpmap, static types named by number."""
+        return dict(self.codec_map)
+
+    @cached_property
+    def codec_map(self) -> Mapping[str, str]:
+        """`codecs` worked out once, for the rules to share (not to be changed)."""
         out = {pt: pt for pt in self.formats}
         for _, v in self.attrs("rtpmap"):
             pt, _, enc = v.partition(" ")
@@ -49,35 +75,99 @@ class Media:
 
 @dataclass
 class Sdp:
-    """A session description with its session-level lines and media sections."""
+    """A session description with its session-level lines and media sections.
+
+    The text is parsed on first use: the analyzer keeps an SDP's text during its walk
+    (`media_rtpmaps` is all it reads there) and the SDPs of a capture are parsed after
+    it, one after another, instead of each among thousands of packets.
+    """
 
     text: str
-    session: list[Line] = field(default_factory=list)
-    media: list[Media] = field(default_factory=list)
 
-    def attrs(self, name: str) -> list[Line]:
-        return self._index.get(name, [])
+    @cached_property
+    def session(self) -> list[Line]:
+        """(line number, text) of the lines before the first m= line."""
+        raw = self._parsed("_raw")
+        return [(i, t) for i, t in enumerate(raw[: self._first], start=1) if t]
+
+    @cached_property
+    def media(self) -> list[Media]:
+        return self._parsed("media")
 
     @cached_property
     def _index(self) -> dict[str, list[Line]]:
-        return _index(self.session)
+        return self._parsed("_index")
+
+    @cached_property
+    def origin(self) -> Line | None:
+        """The first session-level o= line."""
+        return self._parsed("origin")
+
+    @cached_property
+    def connection(self) -> str | None:
+        """The value of the first session-level c= line."""
+        return self._parsed("connection")
+
+    @cached_property
+    def types(self) -> frozenset[str]:
+        """The '<type>=' of every session-level line ('v=', 'o=', ...)."""
+        return self._parsed("types")
+
+    @cached_property
+    def malformed(self) -> list[Line]:
+        """Lines of the m= sections that are no <type>=<value> line, in order."""
+        return self._parsed("malformed")
+
+    @cached_property
+    def body(self) -> str:
+        """Every line but o=: equal bodies are an unchanged SDP (RFC 3264 8)."""
+        raw, first = self._parsed("_raw"), self._first
+        body = "\n".join([t for t in raw[:first] if t and t[:2] != "o="])
+        return body + "\n".join([t for t in raw[first:] if t])
+
+    @cached_property
+    def _first(self) -> int:
+        """Where the first m= section starts in `_raw`."""
+        return self._parsed("_first")
+
+    def _parsed(self, name: str) -> Any:
+        d = self.__dict__
+        if "_raw" not in d:
+            _parse(self, d)
+        return d[name]
+
+    def attrs(self, name: str) -> list[Line]:
+        found = self._index.get(name)
+        return [] if found is None else found
 
     def attr(self, name: str) -> str | None:
-        found = self.attrs(name)
+        found = self._index.get(name)
         return found[0][1] if found else None
 
     def media_attr(self, m: Media, name: str) -> str | None:
         """A media-level attribute, falling back to the session level."""
-        return m.attr(name) or self.attr(name)
+        found = m._index.get(name)
+        if found and found[0][1]:
+            return found[0][1]
+        found = self._index.get(name)
+        return found[0][1] if found else None
 
     @property
     def ice_ufrags(self) -> list[str]:
-        return _unique([self.media_attr(m, "ice-ufrag") for m in self.media] or [None])
+        return list(self._ufrags)
+
+    @cached_property
+    def _ufrags(self) -> tuple[str, ...]:
+        return tuple(_unique([self.media_attr(m, "ice-ufrag") for m in self.media] or [None]))
 
     @property
     def fingerprints(self) -> list[str]:
         """'sha-256 AB:CD...' values, media level first."""
-        return _unique([self.media_attr(m, "fingerprint") for m in self.media] or [None])
+        return list(self._fingerprints)
+
+    @cached_property
+    def _fingerprints(self) -> tuple[str, ...]:
+        return tuple(_unique([self.media_attr(m, "fingerprint") for m in self.media] or [None]))
 
     @property
     def candidates(self) -> list[dict[str, str | int]]:
@@ -97,12 +187,9 @@ class Sdp:
                     )
         return out
 
-    @property
-    def connection(self) -> str | None:
-        for _, v in self.session:
-            if v.startswith("c="):
-                return v[2:]
-        return None
+
+def _well_formed(text: str) -> bool:
+    return len(text) >= 2 and text[1] == "=" and text[0].islower()
 
 
 def _index(lines: list[Line]) -> dict[str, list[Line]]:
@@ -123,25 +210,99 @@ def _unique(values: list[str | None]) -> list[str]:
     return out
 
 
-def parse(text: str) -> Sdp:
-    """Parse SDP text; tolerant of LF line ends and junk lines (lint reports them)."""
-    sdp = Sdp(text)
+def split(text: str) -> list[str]:
+    """The lines of an SDP text without their ends; blank ones are kept (they are numbered)."""
     raw = text.replace("\r\n", "\n").split("\n")
     if "\r" in text:  # a lone CR can be left at a line's end
         raw = [line.rstrip("\r") for line in raw]
-    lines = sdp.session
+    return raw
+
+
+def parse(text: str) -> Sdp:
+    """SDP text as an Sdp (parsed on first use); tolerant of LF line ends and junk lines
+    (lint reports them). Raises ValueError, as reading it would, for an m= line's port
+    of digits other than 0-9."""
+    if not text.isascii():  # str.isdigit() is true for more than int() takes
+        for line in split(text):
+            if line[:2] == "m=":
+                _port(line[2:].split())
+    return Sdp(text)
+
+
+def media_rtpmaps(text: str) -> list[str]:
+    """The values of the m= sections' a=rtpmap: lines, in order, found in the text as it is
+    (what `Media.attrs("rtpmap")` gives but for a bare 'a=rtpmap', which maps nothing)."""
+    out: list[str] = []
+    i = 0 if text.startswith("m=") else text.find("\nm=")  # the first m= line
+    while i >= 0:
+        i = text.find("\na=rtpmap:", i)
+        if i < 0:
+            break
+        end = text.find("\n", i + 10)
+        out.append(text[i + 10 : end if end >= 0 else len(text)].rstrip("\r"))
+        i = end
+    return out
+
+
+def _port(f: list[str]) -> int:
+    return int(f[1].split("/")[0]) if len(f) > 1 and f[1].split("/")[0].isdigit() else -1
+
+
+def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
+    """Read every line once, filing it where the rules look: attributes by name per section,
+    the o= and c= lines, lines that are no <type>=<value>. Sections keep the lines to list
+    them when asked."""
+    media: list[Media] = []
+    session_index: dict[str, list[Line]] = {}
+    index = session_index
+    types: set[str] = set()
+    origin: Line | None = None
+    connection: str | None = None
+    cline: Line | None = None
+    malformed: list[Line] = []
+    m: Media | None = None
+    raw = split(sdp.text)
+    first = len(raw)
     for no, line in enumerate(raw, start=1):
         if not line:
             continue
-        if line[:2] == "m=":
+        head = line[:2]
+        if head == "a=":
+            name, _, value = line[2:].partition(":")
+            found = index.get(name)
+            if found is None:  # interned: the rules' look-ups match the key without reading it
+                index[intern(name)] = [(no, value)]
+            else:
+                found.append((no, value))
+        elif head == "m=":
+            if m is not None:
+                m._end = no - 1
+                m.__dict__["cline"] = cline
+            else:
+                first = no - 1
             f = line[2:].split()
-            port = int(f[1].split("/")[0]) if len(f) > 1 and f[1].split("/")[0].isdigit() else -1
-            m = Media(f[0] if f else "", port, f[2] if len(f) > 2 else "", f[3:], (no, line))
-            sdp.media.append(m)
-            lines = m.lines
-        else:
-            lines.append((no, line))
-    return sdp
+            kind, proto = f[0] if f else "", f[2] if len(f) > 2 else ""
+            m = Media(kind, _port(f), proto, f[3:], (no, line), raw, len(raw))
+            media.append(m)
+            index = m.__dict__["_index"] = {}
+            cline = None
+        elif m is None:
+            types.add(head)
+            if head == "o=":
+                origin = origin or (no, line)
+            elif head == "c=" and connection is None:
+                connection = line[2:]
+        elif head == "c=":
+            cline = cline or (no, line)
+        elif not _well_formed(line):
+            malformed.append((no, line))
+    if m is not None:
+        m.__dict__["cline"] = cline
+    if session_index:
+        types.add("a=")
+    into["_raw"], into["_first"], into["media"], into["_index"] = raw, first, media, session_index
+    into["types"], into["origin"], into["connection"] = frozenset(types), origin, connection
+    into["malformed"] = malformed
 
 
 def looks_like_sdp(text: str) -> bool:

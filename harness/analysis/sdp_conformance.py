@@ -102,7 +102,7 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
     """
     by_dialog: dict[object, list[Description]] = {}
     for ev in events:
-        o = next((t for _, t in ev.sdp.session if t.startswith("o=")), "o=")
+        o = ev.sdp.origin[1] if ev.sdp.origin else "o="
         party = f"{' '.join(o[2:].split()[:2])} from {ev.src[0]}"
         prof = profile or (
             "webrtc"
@@ -126,23 +126,13 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
 class _Version:
     """What `subsequent` compares of one description, worked out once for it."""
 
-    __slots__ = ("sdp", "line", "origin", "_body", "fingerprints")
+    __slots__ = ("sdp", "line", "origin", "fingerprints")
 
     def __init__(self, sdp: Sdp) -> None:
         self.sdp = sdp
-        self.line = next(((no, t) for no, t in sdp.session if t.startswith("o=")), None)
+        self.line = sdp.origin
         self.origin = self.line[1][2:].split() if self.line else []
-        self._body: str | None = None
         self.fingerprints = set(sdp.fingerprints)
-
-    @property
-    def body(self) -> str:
-        """Every line but o=: equal bodies are an unchanged SDP."""
-        if self._body is None:
-            sdp = self.sdp
-            self._body = "\n".join([t for _, t in sdp.session if not t.startswith("o=")])
-            self._body += "\n".join([t for m in sdp.media for _, t in (m.line, *m.lines)])
-        return self._body
 
 
 def subsequent(prev: Sdp, cur: Sdp, seen_all: bool = True) -> list[Finding]:
@@ -169,8 +159,9 @@ def _subsequent(then: _Version, now: _Version, seen_all: bool) -> list[Finding]:
             )
         elif o_now[2].isdigit() and o_then[2].isdigit():
             step = int(o_now[2]) - int(o_then[2])
-            want = 0 if then.body == now.body else 1
-            if step < 0 or (want == 1 and step == 0) or (seen_all and step > 1):
+            # a changed SDP must add 1: its body is compared only when the version stayed
+            changed = step == 0 and then.sdp.body != now.sdp.body
+            if step < 0 or changed or (seen_all and step > 1):
                 out.append(
                     finding(
                         "subsequent",

@@ -108,7 +108,7 @@ def payload_types(m: Media) -> list[Finding]:
                     )
                 )
     fmtps = m.attrs("fmtp")
-    codecs = m.codecs if fmtps else {}
+    codecs = m.codec_map if fmtps else {}
     for no, v in fmtps:
         pt, _, params = v.partition(" ")
         codec = codecs.get(pt)
@@ -136,7 +136,7 @@ def placeholders(sdp: Sdp, m: Media, role: str) -> list[Finding]:
         return []
     out: list[Finding] = []
     cands = [v.split() for _, v in m.attrs("candidate")]
-    cline = next(((no, t) for no, t in m.lines if t.startswith("c=")), None)
+    cline = m.cline
     conn = (cline[1][2:] if cline else sdp.connection) or ""
     addr = conn.split()[-1] if conn else ""
     if m.has("bundle-only") and role == "offer":

@@ -66,7 +66,7 @@ def lint(sdp: Sdp, role: str, profile: str = "webrtc", offer: Sdp | None = None)
 
 def _basics(sdp: Sdp) -> list[Finding]:
     out: list[Finding] = []
-    first = {text[:2] for _, text in sdp.session}
+    first = sdp.types
     for field, rfc in (("v=", "5.1"), ("o=", "5.2"), ("s=", "5.3"), ("t=", "5.9")):
         if field not in first:
             out.append(
@@ -78,13 +78,9 @@ def _basics(sdp: Sdp) -> list[Finding]:
                 "warning", 1, sdp.text.split("\n", 1)[0], "lines end in LF, not CRLF", "RFC 8866 5"
             )
         )
-    for m in sdp.media:
-        for no, text in [m.line, *m.lines]:
-            if len(text) < 2 or text[1] != "=" or not text[0].islower():
-                out.append(Finding("error", no, text, "not a <type>=<value> line", "RFC 8866 5"))
-    if not sdp.connection and any(
-        not any(t.startswith("c=") for _, t in m.lines) for m in sdp.media
-    ):
+    for no, text in sdp.malformed:
+        out.append(Finding("error", no, text, "not a <type>=<value> line", "RFC 8866 5"))
+    if not sdp.connection and any(m.cline is None for m in sdp.media):
         out.append(
             Finding(
                 "error",
@@ -288,7 +284,7 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
 
 def _codec_names(m: Media) -> set[str]:
     """The codecs of a section by name: 'opus/48000/2' -> 'opus'; static '0' -> 'pcmu'."""
-    return {_STATIC.get(v) or v.split("/")[0].lower() for v in m.codecs.values()}
+    return {_STATIC.get(v) or v.partition("/")[0].lower() for v in m.codec_map.values()}
 
 
 def _line(sdp: Sdp, m: Media, name: str) -> int | None:

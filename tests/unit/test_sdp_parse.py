@@ -1,0 +1,112 @@
+"""SDP parsing: read on first use, and what the analyzer's walk reads without parsing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.analysis.sdp import media_rtpmaps, parse
+
+DATA = Path(__file__).parent.parent / "data" / "sdp"
+TEXTS = [
+    d["sdp"]
+    for f in sorted(DATA.glob("*.json"))
+    for d in json.loads(f.read_text())["descriptions"]
+    if d.get("sdp")
+]
+ODD = [
+    "v=0\na=rtpmap:0 PCMU/8000\nm=audio 1 RTP/AVP 0 8\na=rtpmap:8 PCMA/8000",
+    "v=0\r\nm=audio 1 RTP/AVP 96\r\na=rtpmap:96 opus/48000/2\r\r\n\r\nm=video 2 RTP/AVP 97\r\n"
+    "a=rtpmap:97 VP8/90000\r",
+    "m=audio 1 RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=rtpmapx:1 y\na=rtpmap:",
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", TEXTS + ODD)
+def test_rtpmaps_read_off_the_text_are_the_parsed_ones(text: str) -> None:
+    parsed = [v for m in parse(text).media for _, v in m.attrs("rtpmap")]
+    assert media_rtpmaps(text) == parsed
+
+
+@pytest.mark.parametrize("text", TEXTS + ODD)
+def test_lines_and_body_as_read(text: str) -> None:
+    """Numbered lines skip blank ones; sections list theirs after the m= line; the body is
+    every line but o= (session part, then sections)."""
+    sdp = parse(text)
+    lines = [line.rstrip("\r") for line in text.replace("\r\n", "\n").split("\n")]
+    numbered = [(no, t) for no, t in enumerate(lines, start=1) if t]
+    got = [*sdp.session, *(x for m in sdp.media for x in (m.line, *m.lines))]
+    assert got == numbered
+    assert all(m.line[1].startswith("m=") for m in sdp.media)
+    assert not any(t.startswith("m=") for _, t in sdp.session)
+    body = "\n".join(t for _, t in sdp.session if not t.startswith("o="))
+    body += "\n".join(t for m in sdp.media for _, t in (m.line, *m.lines))
+    assert sdp.body == body
+
+
+def test_parse_raises_where_reading_would() -> None:
+    """A port of non-ASCII digits passes str.isdigit() but not int(): parse says so at once,
+    as it did when it read every line there and then."""
+    with pytest.raises(ValueError):
+        parse("v=0\r\nm=audio \u00b2 RTP/AVP 0\r\n")
+    assert parse("v=0\r\nm=audio 9 RTP/AVP \u00b2\r\n").media[0].formats == ["\u00b2"]
+    assert parse("v=0\r\nm=audio x RTP/AVP 0\r\n").media[0].port == -1
+
+
+def test_parsed_parts_are_read_once() -> None:
+    sdp = parse(TEXTS[0])
+    media = sdp.media
+    assert sdp.media is media and sdp.session is sdp.session
+    assert sdp.attrs("group") and media[0].attr("mid") is not None
+
+
+def _sip_pcap(body: bytes) -> bytes:
+    """One SIP INVITE over UDP carrying `body`, then RTP of payload type 96."""
+    import struct
+
+    def udp(sport: int, dport: int, payload: bytes) -> bytes:
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0,
+            bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]),
+        )  # fmt: skip
+        head = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
+        return bytes(12) + b"\x08\x00" + ip + head + payload
+
+    sip = (
+        b"INVITE sip:b@10.0.0.2 SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+        b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    frames = [udp(5060, 5060, sip)]
+    frames += [
+        udp(5000, 6000, struct.pack("!BBHII", 0x80, 96, i, i * 960, 0x1234) + bytes(40))
+        for i in range(20)
+    ]
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for i, f in enumerate(frames):
+        data += struct.pack("<IIII", i, i * 20000, len(f), len(f)) + f
+    return data
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "v=0\r\nm=audio \u00b2 RTP/AVP 96\r\na=rtpmap:96 opus/48000\r\n",
+        "v=0\r\nm=audio 5000 RTP/AVP 96 97\r\na=rtpmap:96 opus/48000\r\na=rtpmap:97 x/\u00b2\r\n",
+    ],
+)
+def test_the_walk_counts_an_sdp_it_cannot_read(body: str) -> None:
+    """Parsing waits for the end of the walk, but an SDP that reading would fail on is
+    still a crash of its frame there (counted, no SDP event), and an rtpmap read before
+    the failing one still gives its clock rate."""
+    from harness.analysis.analyzer import analyze_bytes
+    from harness.analysis.report import summary
+    from harness.analysis.session import build
+
+    a = analyze_bytes(_sip_pcap(body.encode()))
+    assert a.malformed["crash:ValueError"] == 1 and not a.sdp
+    rtp = summary(build(a))["rtp"]
+    assert [r["clock_rate_known"] for r in rtp] == ["a=rtpmap:97" in body]
