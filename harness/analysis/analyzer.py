@@ -301,24 +301,11 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
 
     def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None:
         messages, found = http.signalling(body)
-        for msg in messages:
-            if msg["janus"] == "keepalive":
-                continue
-            session = msg.get("session_id") or msg.get("sender")
-            self.a.janus.append(
-                JanusEvent(
-                    no,
-                    t,
-                    flow.src,
-                    flow.dst,
-                    flow.label,
-                    bool(flow.via),
-                    http.janus_label(msg),
-                    str(msg.get("transaction")) if msg.get("transaction") else None,
-                    str(session) if session else None,
-                    isinstance(msg.get("jsep"), dict),
-                )
-            )
+        if messages:
+            append, label, via = self.a.janus.append, flow.label, bool(flow.via)
+            for msg in messages:
+                if msg["janus"] != "keepalive":  # what the event says is read when asked
+                    append(JanusEvent(no, t, flow.src, flow.dst, label, via, msg))
         if found:
             kind, text, doc = found
             session = doc.get("session_id") or doc.get("sender")

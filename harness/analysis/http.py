@@ -207,6 +207,12 @@ def _json(body: bytes) -> object:
 def signalling(body: bytes) -> tuple[list[dict[str, object]], JsepFound | None]:
     """`janus_messages(body)` and `jsep(body)`, from one JSON parse."""
     doc = _json(body)
+    if type(doc) is dict:  # one message (JSON makes exact dicts, lists and strs)
+        j = doc.get("jsep")
+        found = None
+        if type(j) is dict and type(j.get("sdp")) is str:
+            found = (str(j.get("type", "")), j["sdp"], doc)
+        return ([doc] if type(doc.get("janus")) is str else []), found
     if doc is _NOT_JSON:
         return [], None
     return _janus_messages(doc), _jsep(doc)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analysis.dtls import Record
+from harness.analysis.http import janus_label
 from harness.analysis.pcapio import ReadStats
 from harness.analysis.rtp import RtcpPacket, RtpStream
 from harness.analysis.sdp import Sdp
@@ -150,12 +151,32 @@ class SdpEvent(Event):
 
 @dataclass
 class JanusEvent(Event):
-    """One Janus API message (HTTP or WebSocket): requests, acks, plugin events."""
+    """One Janus API message (HTTP or WebSocket): requests, acks, plugin events.
 
-    label: str = ""
-    transaction: str | None = None
-    session: str | None = None
-    has_jsep: bool = False
+    The message is kept as JSON decoded it; what the event says is read from it when
+    asked (only the ladder asks, the summary never does).
+    """
+
+    msg: dict[str, object] = field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        """`message register`, `event registered`, `success`, ... (http.janus_label)."""
+        return janus_label(self.msg)
+
+    @property
+    def transaction(self) -> str | None:
+        tx = self.msg.get("transaction")
+        return str(tx) if tx else None
+
+    @property
+    def session(self) -> str | None:
+        session = self.msg.get("session_id") or self.msg.get("sender")
+        return str(session) if session else None
+
+    @property
+    def has_jsep(self) -> bool:
+        return isinstance(self.msg.get("jsep"), dict)
 
 
 @dataclass
