@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import fastpath, http, jsonout, net, pcapio, stun
+from harness.analysis import fastpath, http, jsonout, net, pcapio, sip, stun
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXTENSIONS = {
@@ -23,6 +23,7 @@ EXTENSIONS = {
     "harness.analysis._netdecode": net._netdecode,
     "harness.analysis._stunparse": stun._stunparse,
     "harness.analysis._httpsplit": http._httpsplit,
+    "harness.analysis._sipparse": sip._sipparse,
     "harness.analysis._jsonindent": jsonout._jsonindent,
 }
 #: RTP and TURN (aiortc), SIP over TCP and fragmented UDP, TLS with a key log, Teams TURN,
