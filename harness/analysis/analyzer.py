@@ -23,7 +23,6 @@ from harness.analysis.model import (
     Analysis,
     DtlsEvent,
     Flow,
-    JanusEvent,
     RtcpEvent,
     SdpEvent,
     SipEvent,
@@ -300,12 +299,12 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             self.offers[leg] = False  # a rejected offer is withdrawn
 
     def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None:
+        if http.without_jsep(body):  # its Janus messages are decoded if they are read
+            self.a.janus.add(no, t, flow, body)
+            return
         messages, found = http.signalling(body)
         if messages:
-            append, label, via = self.a.janus.append, flow.label, bool(flow.via)
-            for msg in messages:
-                if msg["janus"] != "keepalive":  # what the event says is read when asked
-                    append(JanusEvent(no, t, flow.src, flow.dst, label, via, msg))
+            self.a.janus.add(no, t, flow, messages)
         if found:
             kind, text, doc = found
             session = doc.get("session_id") or doc.get("sender")

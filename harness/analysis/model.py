@@ -7,11 +7,13 @@ frame.time_relative); frame numbers count from 1 as in tshark.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from harness.analysis.dtls import Record
-from harness.analysis.http import janus_label
+from harness.analysis.http import janus_label, janus_messages
 from harness.analysis.pcapio import ReadStats
 from harness.analysis.rtp import RtcpPacket, RtpStream
 from harness.analysis.sdp import Sdp
@@ -179,6 +181,62 @@ class JanusEvent(Event):
         return isinstance(self.msg.get("jsep"), dict)
 
 
+class JanusLog(Sequence[JanusEvent]):
+    """The Janus events of a capture in frame order, made when first read.
+
+    Only the ladder reads them (`harness analyze` never does), and decoding the JSON of
+    every long-poll reply was most of the cost of a Janus capture's HTTP bodies: the
+    walk keeps each body with where it was seen (or the messages it decoded already,
+    looking for a JSEP), and the first read decodes them all.
+    """
+
+    __slots__ = ("_seen", "_events")
+
+    def __init__(self) -> None:
+        self._seen: list[tuple[int, float, Flow, bytes | list[dict[str, object]]]] = []
+        self._events: list[JanusEvent] = []
+
+    def add(self, no: int, t: float, flow: Flow, body: bytes | list[dict[str, object]]) -> None:
+        """A JSON body (or its decoded Janus messages) seen in frame `no` on `flow`."""
+        self._seen.append((no, t, flow, body))
+
+    def append(self, event: JanusEvent) -> None:
+        self._read().append(event)
+
+    def _read(self) -> list[JanusEvent]:
+        if self._seen:
+            events = self._events
+            for no, t, flow, body in self._seen:
+                messages = body if isinstance(body, list) else janus_messages(body)
+                label, via = flow.label, bool(flow.via)
+                for msg in messages:
+                    if msg["janus"] != "keepalive":
+                        events.append(JanusEvent(no, t, flow.src, flow.dst, label, via, msg))
+            self._seen = []
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    @overload
+    def __getitem__(self, i: int) -> JanusEvent: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[JanusEvent]: ...
+    def __getitem__(self, i: int | slice) -> JanusEvent | list[JanusEvent]:
+        return self._read()[i]
+
+    def __iter__(self) -> Iterator[JanusEvent]:
+        return iter(self._read())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JanusLog):
+            return self._read() == other._read()
+        return isinstance(other, list) and self._read() == other
+
+    def __repr__(self) -> str:
+        return f"JanusLog({self._read()!r})"
+
+
 @dataclass
 class Analysis:
     """Everything one capture file yields; the session model is built from it."""
@@ -195,7 +253,7 @@ class Analysis:
     rtcp: list[RtcpEvent] = field(default_factory=list)
     sip: list[SipEvent] = field(default_factory=list)
     sdp: list[SdpEvent] = field(default_factory=list)
-    janus: list[JanusEvent] = field(default_factory=list)
+    janus: JanusLog = field(default_factory=JanusLog)
     datachannel: list[DataChannelEvent] = field(default_factory=list)
     #: DTLS decryption counters (records, SCTP packets and chunks) when a key log is given
     decrypted: Counter[str] = field(default_factory=Counter)
