@@ -42,15 +42,14 @@ class TcpStreams:
         def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None: ...
 
     def _tcp(self, key: bytes, p: bytes, seq: int, flags: int, t: float, no: int) -> None:
-        flow = self.flows.get(key)
-        if flow is None:
-            flow = self._new_flow(key, key, "tcp", None, t, no)
-        flow.packets += 1
-        flow.bytes += len(p)
-        flow.last_t = t
         d = self.tcp.get(key)
         if d is None:
             d = self.tcp[key] = TcpDirection()
+            d.flow = self.flows.get(key) or self._new_flow(key, key, "tcp", None, t, no)
+        flow = d.flow
+        flow.packets += 1
+        flow.bytes += len(p)
+        flow.last_t = t
         if flags & SYN:  # TcpDirection.feed, inline: most segments take one of these paths
             d.next_seq = (seq + 1) & 0xFFFFFFFF
             return
