@@ -23,7 +23,6 @@ from harness.analysis.model import (
     Analysis,
     DtlsEvent,
     Flow,
-    JanusEvent,
     RtcpEvent,
     SdpEvent,
     SipEvent,
@@ -311,25 +310,12 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             self.offers[leg] = False  # a rejected offer is withdrawn
 
     def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None:
+        if http.without_jsep(body):  # its Janus messages are decoded if they are read
+            self.a.janus.add(no, t, flow, body)
+            return
         messages, found = http.signalling(body)
-        for msg in messages:
-            if msg["janus"] == "keepalive":
-                continue
-            session = msg.get("session_id") or msg.get("sender")
-            self.a.janus.append(
-                JanusEvent(
-                    no,
-                    t,
-                    flow.src,
-                    flow.dst,
-                    flow.label,
-                    bool(flow.via),
-                    http.janus_label(msg),
-                    str(msg.get("transaction")) if msg.get("transaction") else None,
-                    str(session) if session else None,
-                    isinstance(msg.get("jsep"), dict),
-                )
-            )
+        if messages:
+            self.a.janus.add(no, t, flow, messages)
         if found:
             kind, text, doc = found
             session = doc.get("session_id") or doc.get("sender")

@@ -204,9 +204,28 @@ def _json(body: bytes) -> object:
     return doc
 
 
+def without_jsep(body: bytes) -> bool:
+    """True when `signalling(body)` surely finds no JSEP and raises nothing: its messages
+    can be decoded later (model.JanusLog). No "jsep" spelled out or escaped (a \\u escape
+    may spell a key), no NUL (json.loads then reads UTF-16 or UTF-32), and nesting far
+    below where json's scanner raises RecursionError."""
+    return (
+        b"jsep" not in body
+        and b"\\u" not in body
+        and b"\x00" not in body
+        and body.count(b"[") + body.count(b"{") < 100
+    )
+
+
 def signalling(body: bytes) -> tuple[list[dict[str, object]], JsepFound | None]:
     """`janus_messages(body)` and `jsep(body)`, from one JSON parse."""
     doc = _json(body)
+    if type(doc) is dict:  # one message (JSON makes exact dicts, lists and strs)
+        j = doc.get("jsep")
+        found = None
+        if type(j) is dict and type(j.get("sdp")) is str:
+            found = (str(j.get("type", "")), j["sdp"], doc)
+        return ([doc] if type(doc.get("janus")) is str else []), found
     if doc is _NOT_JSON:
         return [], None
     return _janus_messages(doc), _jsep(doc)

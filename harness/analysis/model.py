@@ -7,10 +7,13 @@ frame.time_relative); frame numbers count from 1 as in tshark.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import overload
 
 from harness.analysis.dtls import Record, Step, parse
+from harness.analysis.http import janus_label, janus_messages
 from harness.analysis.pcapio import ReadStats
 from harness.analysis.rtp import RtcpPacket, RtpStream
 from harness.analysis.sdp import Sdp
@@ -172,12 +175,88 @@ class SdpEvent(Event):
 
 @dataclass
 class JanusEvent(Event):
-    """One Janus API message (HTTP or WebSocket): requests, acks, plugin events."""
+    """One Janus API message (HTTP or WebSocket): requests, acks, plugin events.
 
-    label: str = ""
-    transaction: str | None = None
-    session: str | None = None
-    has_jsep: bool = False
+    The message is kept as JSON decoded it; what the event says is read from it when
+    asked (only the ladder asks, the summary never does).
+    """
+
+    msg: dict[str, object] = field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        """`message register`, `event registered`, `success`, ... (http.janus_label)."""
+        return janus_label(self.msg)
+
+    @property
+    def transaction(self) -> str | None:
+        tx = self.msg.get("transaction")
+        return str(tx) if tx else None
+
+    @property
+    def session(self) -> str | None:
+        session = self.msg.get("session_id") or self.msg.get("sender")
+        return str(session) if session else None
+
+    @property
+    def has_jsep(self) -> bool:
+        return isinstance(self.msg.get("jsep"), dict)
+
+
+class JanusLog(Sequence[JanusEvent]):
+    """The Janus events of a capture in frame order, made when first read.
+
+    Only the ladder reads them (`harness analyze` never does), and decoding the JSON of
+    every long-poll reply was most of the cost of a Janus capture's HTTP bodies: the
+    walk keeps each body with where it was seen (or the messages it decoded already,
+    looking for a JSEP), and the first read decodes them all.
+    """
+
+    __slots__ = ("_seen", "_events")
+
+    def __init__(self) -> None:
+        self._seen: list[tuple[int, float, Flow, bytes | list[dict[str, object]]]] = []
+        self._events: list[JanusEvent] = []
+
+    def add(self, no: int, t: float, flow: Flow, body: bytes | list[dict[str, object]]) -> None:
+        """A JSON body (or its decoded Janus messages) seen in frame `no` on `flow`."""
+        self._seen.append((no, t, flow, body))
+
+    def append(self, event: JanusEvent) -> None:
+        self._read().append(event)
+
+    def _read(self) -> list[JanusEvent]:
+        if self._seen:
+            events = self._events
+            for no, t, flow, body in self._seen:
+                messages = body if isinstance(body, list) else janus_messages(body)
+                label, via = flow.label, bool(flow.via)
+                for msg in messages:
+                    if msg["janus"] != "keepalive":
+                        events.append(JanusEvent(no, t, flow.src, flow.dst, label, via, msg))
+            self._seen = []
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    @overload
+    def __getitem__(self, i: int) -> JanusEvent: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[JanusEvent]: ...
+    def __getitem__(self, i: int | slice) -> JanusEvent | list[JanusEvent]:
+        return self._read()[i]
+
+    def __iter__(self) -> Iterator[JanusEvent]:
+        return iter(self._read())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JanusLog):
+            return self._read() == other._read()
+        return isinstance(other, list) and self._read() == other
+
+    def __repr__(self) -> str:
+        return f"JanusLog({self._read()!r})"
 
 
 @dataclass
@@ -196,7 +275,7 @@ class Analysis:
     rtcp: list[RtcpEvent] = field(default_factory=list)
     sip: list[SipEvent] = field(default_factory=list)
     sdp: list[SdpEvent] = field(default_factory=list)
-    janus: list[JanusEvent] = field(default_factory=list)
+    janus: JanusLog = field(default_factory=JanusLog)
     datachannel: list[DataChannelEvent] = field(default_factory=list)
     #: DTLS decryption counters (records, SCTP packets and chunks) when a key log is given
     decrypted: Counter[str] = field(default_factory=Counter)

@@ -42,6 +42,11 @@ _TAG = re.compile(r";\s*tag=([^;>\s]+)", re.I)
 _BRANCH = re.compile(r";\s*branch=([^;,\s]+)", re.I)
 _LENGTH = re.compile(rb"\r\n(?:content-length|l)\s*:\s*(\d+)", re.I)
 
+try:
+    from harness.analysis import _sipparse
+except ImportError:  # not built: the Python version below reads the same
+    _sipparse = None  # type: ignore[assignment]
+
 
 @dataclass
 class SipMessage:
@@ -102,7 +107,20 @@ def looks_like_sip(p: bytes) -> bool:
 
 
 def parse(p: bytes) -> SipMessage | None:
-    """Decode one complete SIP message, or None if the start line is not SIP."""
+    """Decode one complete SIP message, or None if the start line is not SIP.
+
+    Compiled (`_sipparse.c`) when built: that hands unusual input (a non-ASCII head, a
+    number too long for 64 bits) back to `parse_python`.
+    """
+    if _sipparse is not None:
+        msg = _sipparse.parse(p, SipMessage)
+        if msg is not None:
+            return msg or None
+    return parse_python(p)
+
+
+def parse_python(p: bytes) -> SipMessage | None:
+    """`parse` in Python: the fallback, and the reference for the compiled version."""
     head, sep, body = p.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = p.partition(b"\n\n")

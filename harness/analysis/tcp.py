@@ -6,6 +6,11 @@ a hole that never fills is skipped once too much is pending, and counted.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.analysis.model import Flow
+
 SYN = 0x02
 MAX_PENDING = 64
 
@@ -13,7 +18,7 @@ MAX_PENDING = 64
 class TcpDirection:
     """One direction of a TCP connection: `buf` holds unread in-order bytes."""
 
-    __slots__ = ("next_seq", "pending", "buf", "holes", "mode", "inner", "head")
+    __slots__ = ("next_seq", "pending", "buf", "holes", "mode", "inner", "head", "flow")
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
@@ -23,6 +28,8 @@ class TcpDirection:
         self.mode = "detect"
         self.inner: TcpDirection | None = None  # the plaintext inside TLS, when decrypted
         self.head: object = None  # the HTTP parser's state between segments (http.read_http)
+        #: the analyser's flow of this direction, set with it (one lookup per segment, not two)
+        self.flow: Flow = None  # type: ignore[assignment]
 
     def feed(self, seq: int, flags: int, payload: bytes) -> bool:
         """Add a segment; True when new in-order bytes were appended to `buf`."""

@@ -42,19 +42,41 @@ class TcpStreams:
         def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None: ...
 
     def _tcp(self, key: bytes, p: bytes, seq: int, flags: int, t: float, no: int) -> None:
-        flow = self.flows.get(key)
-        if flow is None:
-            flow = self._new_flow(key, key, "tcp", None, t, no)
-        flow.packets += 1
-        flow.bytes += len(p)
-        flow.last_t = t
         d = self.tcp.get(key)
         if d is None:
             d = self.tcp[key] = TcpDirection()
-        if not (p or flags & SYN) or not d.feed(seq, flags, p):
+            d.flow = self.flows.get(key) or self._new_flow(key, key, "tcp", None, t, no)
+        flow = d.flow
+        flow.packets += 1
+        flow.bytes += len(p)
+        flow.last_t = t
+        if flags & SYN:  # TcpDirection.feed, inline: most segments take one of these paths
+            d.next_seq = (seq + 1) & 0xFFFFFFFF
             return
+        if not p:
+            return
+        if seq != d.next_seq or d.pending:  # out of order, a retransmission or a gap
+            if not d.feed(seq, flags, p):
+                return
+        else:
+            d.next_seq = (seq + len(p)) & 0xFFFFFFFF
+            mode = d.mode
+            if not d.buf and (mode == "http" or mode == "sip"):
+                # nothing held back: the segment is read as it is, only a tail is kept
+                try:
+                    if mode == "http":
+                        used = self._http(flow, key, d, t, no, False, p)
+                    else:
+                        used = self._sip_stream(flow, p, t, no, "tcp")
+                except Exception:
+                    d.buf += p  # kept whole, as when appended first (a dissector failed)
+                    raise
+                if used < len(p):
+                    d.buf += p[used:] if used else p
+                return
+            d.buf += p
         if d.mode == "http":  # the usual case (Janus' REST API): straight to its reader
-            used = self._http(flow, key, d, t, no, tls=False)
+            used = self._http(flow, key, d, t, no, False, d.buf)
         else:
             if d.mode == "detect":
                 self._detect(d)
@@ -72,12 +94,9 @@ class TcpStreams:
         if d.mode == "detect":
             self._detect(d)
         if d.mode == "sip":
-            messages, used = sip.split_stream(d.buf)
-            for m in messages:
-                flow.kinds["sip"] += 1
-                self._sip_message(flow, m, t, no, "tls" if tls else "tcp")
+            used = self._sip_stream(flow, d.buf, t, no, "tls" if tls else "tcp")
         elif d.mode == "http":
-            used = self._http(flow, key, d, t, no, tls)
+            used = self._http(flow, key, d, t, no, tls, d.buf)
         elif d.mode == "ws":
             frames, used = http.split_ws(d.buf)
             ws = "wss" if tls else "ws"
@@ -95,12 +114,33 @@ class TcpStreams:
             used = len(d.buf)
         return used
 
-    def _http(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int, tls: bool) -> int:
-        """HTTP messages: JSON bodies to their reader; a WebSocket upgrade switches both ways."""
-        items, used, d.head = http.read_http(d.buf, d.head)
+    def _sip_stream(
+        self, flow: Flow, buf: bytes | bytearray, t: float, no: int, transport: str
+    ) -> int:
+        """The whole SIP messages at the start of `buf` to their reader; bytes used."""
+        messages, used = sip.split_stream(buf)
+        for m in messages:
+            flow.kinds["sip"] += 1
+            self._sip_message(flow, m, t, no, transport)
+        return used
+
+    def _http(
+        self,
+        flow: Flow,
+        key: bytes,
+        d: TcpDirection,
+        t: float,
+        no: int,
+        tls: bool,
+        buf: bytes | bytearray,
+    ) -> int:
+        """HTTP messages at the start of `buf` (`d.buf`, or a segment read in place): JSON
+        bodies to their reader; a WebSocket upgrade switches both ways."""
+        items, used, d.head = http.read_http(buf, d.head)
         for h in items:
             flow.kinds["http"] += 1
-            self._json_body(flow, h.body, t, no, "https" if tls else "http")
+            if h.body:  # (an empty one says nothing: most requests of a long poll)
+                self._json_body(flow, h.body, t, no, "https" if tls else "http")
             if h.is_upgrade_to_websocket:
                 d.mode = "ws"
                 back = self.tcp.get(reverse(key))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, stun
+from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, sip, stun
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXTENSIONS = {
@@ -23,6 +23,7 @@ EXTENSIONS = {
     "harness.analysis._netdecode": net._netdecode,
     "harness.analysis._stunparse": stun._stunparse,
     "harness.analysis._httpsplit": http._httpsplit,
+    "harness.analysis._sipparse": sip._sipparse,
     "harness.analysis._jsonindent": jsonout._jsonindent,
     "harness.analysis._dtlsscan": dtls._dtlsscan,
 }
@@ -89,11 +90,20 @@ def test_the_blocker_blocks() -> None:
     """The Python run really runs without the extensions (else the test compares nothing)."""
     program = BLOCKED.replace(
         "from harness.cli import main",
-        "from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, stun\n"
+        "from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, sip, stun\n"
         "print(sum(m is not None for m in (pcapio._pcapwalk, fastpath._fastpath,"
-        " net._netdecode, stun._stunparse, http._httpsplit, jsonout._jsonindent,"
-        " dtls._dtlsscan)))\n"
+        " net._netdecode, stun._stunparse, http._httpsplit, sip._sipparse,"
+        " jsonout._jsonindent, dtls._dtlsscan)))\n"
         "raise SystemExit(0)",
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
     assert done.stdout.strip() == b"0", done.stderr.decode(errors="replace")
+
+
+def test_every_extension_is_blocked_and_compared() -> None:
+    """A C part added to pyproject.toml must be in EXTENSIONS, so its fallback is compared."""
+    import tomllib
+
+    project = tomllib.loads((DATA.parents[1] / "pyproject.toml").read_text())
+    declared = {m["name"] for m in project["tool"]["setuptools"]["ext-modules"]}
+    assert declared == set(EXTENSIONS), declared ^ set(EXTENSIONS)

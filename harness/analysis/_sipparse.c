@@ -1,0 +1,331 @@
+/* One SIP message (RFC 3261) split into its start line, headers and body, compiled:
+ * sip.parse runs once per SIP message of a capture, and in Python its line by line
+ * partition/strip/lower is most of the cost of SIP signalling.
+ *
+ * parse(p, cls) -> cls(method, status, reason, uri, headers, body) | False | None
+ *   p: the bytes of one complete message;
+ *   cls: sip.SipMessage, called once the message is read;
+ *   False when the start line is not SIP (sip.parse_python returns None then);
+ *   None when this call meets anything the Python version reads with rules this code
+ *   does not repeat: a non-ASCII byte in the head (UTF-8 decoding with replacement,
+ *   Unicode white space and case), or a status code or Content-Length too long for 64
+ *   bits (int() of it). sip.parse_python then reads the message; it is the reference
+ *   the tests compare this with.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define DECLINE (-2) /* hand the call to the Python version */
+#define NOT_SIP (-1) /* the start line is not SIP */
+#define FAILED (-3)  /* a Python error is set */
+
+static const char *METHODS[] = {"INVITE", "ACK",      "BYE",    "CANCEL",  "REGISTER",
+                                "OPTIONS", "PRACK",   "SUBSCRIBE", "NOTIFY", "PUBLISH",
+                                "INFO",   "REFER",    "MESSAGE", "UPDATE", NULL};
+
+/* sip.COMPACT: the compact form's letter -> the full name */
+static const char *compact(unsigned char c) {
+    switch (c) {
+    case 'i': return "call-id";
+    case 'm': return "contact";
+    case 'e': return "content-encoding";
+    case 'l': return "content-length";
+    case 'c': return "content-type";
+    case 'f': return "from";
+    case 's': return "subject";
+    case 'k': return "supported";
+    case 't': return "to";
+    case 'v': return "via";
+    default: return NULL;
+    }
+}
+
+/* str.strip()'s white space among ASCII characters */
+static int is_space(unsigned char c) {
+    return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F);
+}
+
+static void strip(const unsigned char *b, Py_ssize_t *s, Py_ssize_t *e) {
+    while (*s < *e && is_space(b[*s]))
+        (*s)++;
+    while (*e > *s && is_space(b[*e - 1]))
+        (*e)--;
+}
+
+/* b[s:e] as a str (ASCII), lower-cased when asked */
+static PyObject *ascii(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, int lower) {
+    PyObject *u = PyUnicode_New(e - s, 127);
+    if (u == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(u);
+    if (lower) {
+        for (Py_ssize_t i = s; i < e; i++)
+            *out++ = (b[i] >= 'A' && b[i] <= 'Z') ? (Py_UCS1)(b[i] + 32) : b[i];
+    } else if (e > s) {
+        memcpy(out, b + s, (size_t)(e - s));
+    }
+    return u;
+}
+
+/* First index >= from of the pattern `pat` (length k) in b[0:n], or -1. */
+static Py_ssize_t find(const unsigned char *b, Py_ssize_t n, Py_ssize_t from, const char *pat,
+                       Py_ssize_t k) {
+    while (from <= n - k) {
+        const unsigned char *p = memchr(b + from, pat[0], (size_t)(n - k + 1 - from));
+        if (p == NULL)
+            return -1;
+        from = p - b;
+        if (memcmp(b + from, pat, (size_t)k) == 0)
+            return from;
+        from++;
+    }
+    return -1;
+}
+
+/* The line at ls (lines end at "\n", one "\r" before it dropped): its end in *le, the
+ * next line's start in *next (> end when this was the last line). */
+static void line(const unsigned char *b, Py_ssize_t end, Py_ssize_t ls, Py_ssize_t *le,
+                 Py_ssize_t *next) {
+    const unsigned char *nl = memchr(b + ls, '\n', (size_t)(end - ls));
+    if (nl == NULL) {
+        *le = end;
+        *next = end + 1;
+        return;
+    }
+    *le = nl - b;
+    *next = *le + 1;
+    if (*le > ls && b[*le - 1] == '\r')
+        (*le)--;
+}
+
+static int all_digits(const unsigned char *b, Py_ssize_t s, Py_ssize_t e) {
+    if (e <= s)
+        return 0;
+    for (Py_ssize_t i = s; i < e; i++)
+        if (b[i] < '0' || b[i] > '9')
+            return 0;
+    return 1;
+}
+
+static long long number(const unsigned char *b, Py_ssize_t s, Py_ssize_t e) {
+    long long v = 0;
+    for (Py_ssize_t i = s; i < e; i++)
+        v = v * 10 + (b[i] - '0');
+    return v;
+}
+
+/* The headers of lines [from, end) into `headers`, as sip.parse_python's loop reads them. */
+static int read_headers(const unsigned char *b, Py_ssize_t from, Py_ssize_t end,
+                        PyObject *headers) {
+    PyObject *name = NULL; /* the last header's name, for folded lines */
+    Py_ssize_t ls = from, le, next;
+    while (ls <= end) {
+        line(b, end, ls, &le, &next);
+        if (le > ls && (b[ls] == ' ' || b[ls] == '\t') && name != NULL &&
+            PyUnicode_GET_LENGTH(name) > 0) {
+            /* a folded line: headers[name][-1] += " " + line.strip() */
+            Py_ssize_t s = ls, e = le;
+            strip(b, &s, &e);
+            PyObject *values = PyDict_GetItemWithError(headers, name);
+            if (values == NULL) /* the name was stored with its value */
+                goto failed;
+            Py_ssize_t last = PyList_GET_SIZE(values) - 1;
+            PyObject *old = PyList_GET_ITEM(values, last);
+            Py_ssize_t k = PyUnicode_GET_LENGTH(old);
+            PyObject *joined = PyUnicode_New(k + 1 + (e - s), 127);
+            if (joined == NULL)
+                goto failed;
+            Py_UCS1 *out = PyUnicode_1BYTE_DATA(joined);
+            memcpy(out, PyUnicode_1BYTE_DATA(old), (size_t)k);
+            out[k] = ' ';
+            memcpy(out + k + 1, b + s, (size_t)(e - s));
+            PyList_SetItem(values, last, joined); /* steals joined, drops old */
+            ls = next;
+            continue;
+        }
+        const unsigned char *colon = memchr(b + ls, ':', (size_t)(le - ls));
+        if (colon == NULL) {
+            ls = next;
+            continue;
+        }
+        Py_ssize_t ks = ls, ke = colon - b, vs = ke + 1, ve = le;
+        strip(b, &ks, &ke);
+        strip(b, &vs, &ve);
+        const char *full = NULL;
+        if (ke - ks == 1) {
+            unsigned char c = b[ks];
+            full = compact((c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c);
+        }
+        Py_XDECREF(name);
+        name = full ? PyUnicode_FromString(full) : ascii(b, ks, ke, 1);
+        if (name == NULL)
+            goto failed;
+        PyObject *value = ascii(b, vs, ve, 0);
+        if (value == NULL)
+            goto failed;
+        PyObject *values = PyDict_GetItemWithError(headers, name);
+        if (values == NULL) {
+            if (PyErr_Occurred() || (values = PyList_New(0)) == NULL ||
+                PyDict_SetItem(headers, name, values) < 0) {
+                Py_XDECREF(values);
+                Py_DECREF(value);
+                goto failed;
+            }
+            Py_DECREF(values); /* the dict holds it */
+        }
+        if (PyList_Append(values, value) < 0) {
+            Py_DECREF(value);
+            goto failed;
+        }
+        Py_DECREF(value);
+        ls = next;
+    }
+    Py_XDECREF(name);
+    return 0;
+failed:
+    Py_XDECREF(name);
+    return FAILED;
+}
+
+/* The first value of a header, as ASCII bytes in *v and *len; 0 if there is none. */
+static int first_value(PyObject *headers, const char *key, const unsigned char **v,
+                       Py_ssize_t *len) {
+    PyObject *values = PyDict_GetItemString(headers, key);
+    if (values == NULL || PyList_GET_SIZE(values) == 0)
+        return 0;
+    PyObject *u = PyList_GET_ITEM(values, 0);
+    *v = PyUnicode_1BYTE_DATA(u);
+    *len = PyUnicode_GET_LENGTH(u);
+    return 1;
+}
+
+typedef struct {
+    PyObject *method, *status, *reason, *uri, *headers, *body;
+} Parts;
+
+static void clear(Parts *m) {
+    Py_XDECREF(m->method);
+    Py_XDECREF(m->status);
+    Py_XDECREF(m->reason);
+    Py_XDECREF(m->uri);
+    Py_XDECREF(m->headers);
+    Py_XDECREF(m->body);
+}
+
+static int read_message(const unsigned char *b, Py_ssize_t n, Parts *m) {
+    Py_ssize_t head_end = find(b, n, 0, "\r\n\r\n", 4), body_start;
+    if (head_end >= 0) {
+        body_start = head_end + 4;
+    } else if ((head_end = find(b, n, 0, "\n\n", 2)) >= 0) {
+        body_start = head_end + 2;
+    } else {
+        head_end = body_start = n;
+    }
+    for (Py_ssize_t i = 0; i < head_end; i++)
+        if (b[i] >= 0x80)
+            return DECLINE;
+    /* the start line: split(" ", 2) into three parts */
+    Py_ssize_t le, next;
+    line(b, head_end, 0, &le, &next);
+    const unsigned char *sp1 = memchr(b, ' ', (size_t)le);
+    if (sp1 == NULL)
+        return NOT_SIP;
+    Py_ssize_t a_end = sp1 - b, b_start = a_end + 1;
+    const unsigned char *sp2 = memchr(b + b_start, ' ', (size_t)(le - b_start));
+    if (sp2 == NULL)
+        return NOT_SIP;
+    Py_ssize_t b_end = sp2 - b, c_start = b_end + 1;
+    if (a_end == 7 && memcmp(b, "SIP/2.0", 7) == 0) {
+        if (!all_digits(b, b_start, b_end))
+            return NOT_SIP;
+        if (b_end - b_start > 18)
+            return DECLINE;
+        m->status = PyLong_FromLongLong(number(b, b_start, b_end));
+        m->reason = ascii(b, c_start, le, 0);
+        m->uri = PyUnicode_New(0, 127);
+        m->method = NULL; /* from CSeq, below */
+        if (m->status == NULL || m->reason == NULL || m->uri == NULL)
+            return FAILED;
+    } else {
+        int known = 0;
+        for (const char **k = METHODS; *k != NULL && !known; k++)
+            known = (Py_ssize_t)strlen(*k) == a_end && memcmp(b, *k, (size_t)a_end) == 0;
+        if (!known || le - c_start < 7 || memcmp(b + c_start, "SIP/2.0", 7) != 0)
+            return NOT_SIP;
+        m->method = ascii(b, 0, a_end, 0);
+        m->status = Py_NewRef(Py_None);
+        m->reason = PyUnicode_New(0, 127);
+        m->uri = ascii(b, b_start, b_end, 0);
+        if (m->method == NULL || m->reason == NULL || m->uri == NULL)
+            return FAILED;
+    }
+    m->headers = PyDict_New();
+    if (m->headers == NULL || read_headers(b, next, head_end, m->headers) < 0)
+        return FAILED;
+    /* the body, cut at Content-Length when that is digits */
+    Py_ssize_t body_len = n - body_start;
+    const unsigned char *v = NULL;
+    Py_ssize_t vlen = 0;
+    if (first_value(m->headers, "content-length", &v, &vlen) && all_digits(v, 0, vlen)) {
+        if (vlen > 18)
+            return DECLINE;
+        long long length = number(v, 0, vlen);
+        if (length < body_len)
+            body_len = (Py_ssize_t)length;
+    }
+    m->body = PyUnicode_DecodeUTF8((const char *)b + body_start, body_len, "replace");
+    if (m->body == NULL)
+        return FAILED;
+    if (m->method == NULL) { /* a response: its method is CSeq's, as SipMessage.cseq reads it */
+        Py_ssize_t s = 0, e = 0;
+        if (first_value(m->headers, "cseq", &v, &vlen)) {
+            Py_ssize_t cs = 0, ce = vlen;
+            strip(v, &cs, &ce);
+            const unsigned char *sp = memchr(v + cs, ' ', (size_t)(ce - cs));
+            if (sp != NULL) {
+                s = sp - v + 1;
+                e = ce;
+                strip(v, &s, &e);
+            }
+        }
+        m->method = ascii(v, s, e, 0);
+        if (m->method == NULL)
+            return FAILED;
+    }
+    return 0;
+}
+
+static PyObject *parse(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *cls;
+    if (!PyArg_ParseTuple(args, "y*O", &view, &cls))
+        return NULL;
+    Parts m = {NULL, NULL, NULL, NULL, NULL, NULL};
+    int r = read_message(view.buf, view.len, &m);
+    PyBuffer_Release(&view);
+    if (r != 0) {
+        clear(&m);
+        if (r == FAILED)
+            return NULL;
+        if (r == NOT_SIP)
+            Py_RETURN_FALSE;
+        Py_RETURN_NONE;
+    }
+    PyObject *msg = PyObject_CallFunctionObjArgs(cls, m.method, m.status, m.reason, m.uri,
+                                                 m.headers, m.body, NULL);
+    clear(&m);
+    return msg;
+}
+
+static PyMethodDef methods[] = {
+    {"parse", parse, METH_VARARGS,
+     "parse(p, cls) -> message | False | None: sip.parse_python, compiled."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_sipparse", "SIP message parsing, compiled.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__sipparse(void) { return PyModule_Create(&module); }
