@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,6 @@ def test_the_blocker_blocks() -> None:
 
 def test_every_extension_is_blocked_and_compared() -> None:
     """A C part added to pyproject.toml must be in EXTENSIONS, so its fallback is compared."""
-    import tomllib
-
     project = tomllib.loads((DATA.parents[1] / "pyproject.toml").read_text())
     declared = {m["name"] for m in project["tool"]["setuptools"]["ext-modules"]}
     assert declared == set(EXTENSIONS), declared ^ set(EXTENSIONS)
