@@ -185,44 +185,55 @@ static int dechunk(const unsigned char *b, Py_ssize_t n, Py_ssize_t *pos, Py_ssi
 
 #define MAX_CHUNKS 256
 
-/* One message at `off`: a (start, head, body, upgrade) tuple in *item, its end in *next. */
-static int message(const unsigned char *b, Py_ssize_t n, Py_ssize_t off, PyObject **item,
-                   Py_ssize_t *next, int *upgrade) {
+/* The message at `off`: its head in *h, its body in *body (new reference), its end in *next. */
+static int frame(const unsigned char *b, Py_ssize_t n, Py_ssize_t off, Head *h,
+                 Py_ssize_t *head_end, PyObject **body, Py_ssize_t *next) {
     Py_ssize_t end = find_crlf(b, n, off, 4);
     if (end < 0)
         return PARTIAL;
-    Head h;
-    if (parse_head(b, off, end, &h) == DECLINE)
+    if (parse_head(b, off, end, h) == DECLINE)
         return DECLINE;
     Py_ssize_t pos = end + 4;
-    PyObject *body;
-    if (h.chunked) {
+    if (h->chunked) {
         Py_ssize_t spans[2 * MAX_CHUNKS], nspans, total;
         int r = dechunk(b, n, &pos, &total, spans, &nspans, MAX_CHUNKS);
         if (r != 0)
             return r;
-        body = PyBytes_FromStringAndSize(NULL, total);
-        if (body == NULL)
+        *body = PyBytes_FromStringAndSize(NULL, total);
+        if (*body == NULL)
             return -3;
-        char *out = PyBytes_AS_STRING(body);
+        char *out = PyBytes_AS_STRING(*body);
         for (Py_ssize_t k = 0; k < nspans; k++) {
             memcpy(out, b + spans[2 * k], (size_t)spans[2 * k + 1]);
             out += spans[2 * k + 1];
         }
     } else {
-        if (h.length > n - pos)
+        if (h->length > n - pos)
             return PARTIAL;
-        body = PyBytes_FromStringAndSize((const char *)b + pos, (Py_ssize_t)h.length);
-        if (body == NULL)
+        *body = PyBytes_FromStringAndSize((const char *)b + pos, (Py_ssize_t)h->length);
+        if (*body == NULL)
             return -3;
-        pos += (Py_ssize_t)h.length;
+        pos += (Py_ssize_t)h->length;
     }
+    *head_end = end + 4;
+    *next = pos;
+    return 0;
+}
+
+/* One message at `off`: a (start, head, body, upgrade) tuple in *item, its end in *next. */
+static int message(const unsigned char *b, Py_ssize_t n, Py_ssize_t off, PyObject **item,
+                   Py_ssize_t *next, int *upgrade) {
+    Head h;
+    Py_ssize_t head_end;
+    PyObject *body;
+    int r = frame(b, n, off, &h, &head_end, &body, next);
+    if (r != 0)
+        return r;
     *item = Py_BuildValue("(s#y#NO)", (const char *)b + off, h.start_end - off,
-                          (const char *)b + off, end + 4 - off, body,
+                          (const char *)b + off, head_end - off, body,
                           h.upgrade ? Py_True : Py_False);
     if (*item == NULL)
         return -3;
-    *next = pos;
     *upgrade = h.upgrade;
     return 0;
 }
@@ -277,9 +288,72 @@ static PyObject *split_http(PyObject *self, PyObject *args) {
     return Py_BuildValue("(Nn)", items, off);
 }
 
+/* http.without_jsep: no "jsep", no "\u", no NUL, fewer than 100 '[' and '{'. */
+static int without_jsep(const unsigned char *b, Py_ssize_t n) {
+    Py_ssize_t opens = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = b[i];
+        if (c == '[' || c == '{')
+            opens++;
+        else if (c == 0)
+            return 0;
+        else if (c == 'j' && i + 4 <= n && memcmp(b + i, "jsep", 4) == 0)
+            return 0;
+        else if (c == '\\' && i + 1 < n && b[i + 1] == 'u')
+            return 0;
+    }
+    return opens < 100;
+}
+
+/* What tcpstreams keeps of split_http: the messages' count, the bytes used, whether the
+ * last is a WebSocket upgrade, their non-empty bodies, and whether without_jsep holds
+ * for all of those; None where split_http declines. No message object is made. */
+static PyObject *bodies(PyObject *self, PyObject *obj) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *b = view.buf;
+    Py_ssize_t n = view.len, off = 0, count = 0;
+    PyObject *out = PyList_New(0);
+    int r = 0, upgrade = 0, plain = 1;
+    while (out != NULL) {
+        Head h;
+        Py_ssize_t head_end, next;
+        PyObject *body;
+        r = frame(b, n, off, &h, &head_end, &body, &next);
+        if (r != 0)
+            break;
+        count++;
+        off = next;
+        upgrade = h.upgrade;
+        Py_ssize_t size = PyBytes_GET_SIZE(body);
+        if (size) {
+            plain = plain && without_jsep((const unsigned char *)PyBytes_AS_STRING(body), size);
+            if (PyList_Append(out, body) < 0)
+                r = -3;
+        }
+        Py_DECREF(body);
+        if (r != 0 || upgrade)
+            break;
+    }
+    PyBuffer_Release(&view);
+    if (out == NULL || r == -3) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    if (r == DECLINE) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(nnONNO)", count, off, Py_None, PyBool_FromLong(upgrade), out,
+                         plain ? Py_True : Py_False);
+}
+
 static PyMethodDef methods[] = {
     {"split_http", split_http, METH_VARARGS,
      "split_http(buf, cls) -> (messages, used) | None: http.read_http_python, compiled."},
+    {"bodies", bodies, METH_O,
+     "bodies(buf) -> (count, used, None, upgrade, bodies, plain) | None: http.read_bodies."},
     {NULL, NULL, 0, NULL},
 };
 

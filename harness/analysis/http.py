@@ -89,6 +89,25 @@ def read_http(
     return read_http_python(buf, head)
 
 
+def read_bodies(
+    buf: bytes | bytearray, head: _Head | None
+) -> tuple[int, int, _Head | None, bool, list[bytes], bool]:
+    """What the TCP walk keeps of `read_http`: (messages, used, head, upgrade, bodies, plain).
+
+    `upgrade`: the last message switches to WebSocket; `bodies`: the non-empty ones, in
+    order; `plain`: `without_jsep` holds for every one of them. Compiled, no message
+    object is made (most segments of a long poll carry a head or a chunk and nothing else).
+    """
+    if _httpsplit is not None:
+        done = _httpsplit.bodies(buf)
+        if done is not None:
+            return done  # type: ignore[no-any-return]
+    items, used, head = read_http_python(buf, head)
+    bodies = [h.body for h in items if h.body]
+    upgrade = bool(items) and items[-1].is_upgrade_to_websocket
+    return len(items), used, head, upgrade, bodies, all(map(without_jsep, bodies))
+
+
 def read_http_python(
     buf: bytes | bytearray, head: _Head | None
 ) -> tuple[list[HttpMessage], int, _Head | None]:

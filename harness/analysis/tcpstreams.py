@@ -136,17 +136,24 @@ class TcpStreams:
     ) -> int:
         """HTTP messages at the start of `buf` (`d.buf`, or a segment read in place): JSON
         bodies to their reader; a WebSocket upgrade switches both ways."""
-        items, used, d.head = http.read_http(buf, d.head)
-        for h in items:
-            flow.kinds["http"] += 1
-            if h.body:  # (an empty one says nothing: most requests of a long poll)
-                self._json_body(flow, h.body, t, no, "https" if tls else "http")
-            if h.is_upgrade_to_websocket:
-                d.mode = "ws"
-                back = self.tcp.get(reverse(key))
-                back = back.inner if back is not None and tls else back
-                if back is not None:
-                    back.mode = "ws"
+        count, used, d.head, upgrade, bodies, plain = http.read_bodies(buf, d.head)
+        if not count:
+            return used
+        flow.kinds["http"] += count
+        # (an empty body says nothing: most requests of a long poll)
+        if plain:  # no JSEP in any: kept for the Janus log, decoded if it is read
+            add = self.a.janus.add
+            for body in bodies:
+                add(no, t, flow, body)
+        else:
+            for body in bodies:
+                self._json_body(flow, body, t, no, "https" if tls else "http")
+        if upgrade:  # the last message
+            d.mode = "ws"
+            back = self.tcp.get(reverse(key))
+            back = back.inner if back is not None and tls else back
+            if back is not None:
+                back.mode = "ws"
         return used
 
     def _tls(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> int:

@@ -38,18 +38,24 @@ compiled = pytest.mark.skipif(
 def streams() -> list[bytes]:
     """Buffers the analyser hands to read_http in the captures that hold a whole message."""
     seen: dict[bytes, None] = {}
-    real = http.read_http
+    real, real_bodies = http.read_http, http.read_bodies
 
     def record(buf: bytes | bytearray, head: object) -> object:
         seen.setdefault(bytes(buf))
         return real(buf, head)  # type: ignore[arg-type]
 
+    def record_bodies(buf: bytes | bytearray, head: object) -> object:
+        seen.setdefault(bytes(buf))
+        return real_bodies(buf, head)  # type: ignore[arg-type]
+
     http.read_http = record  # type: ignore[assignment]
+    http.read_bodies = record_bodies  # type: ignore[assignment]
     try:
         for path in CAPTURES:
             analyze_file(path)
     finally:
         http.read_http = real  # type: ignore[assignment]
+        http.read_bodies = real_bodies  # type: ignore[assignment]
     whole = [b for b in seen if read_http_python(b, None)[0]]  # a message or more
     return whole[:: max(1, len(whole) // 300)]
 
@@ -161,6 +167,77 @@ def test_resumed_reading_matches_one_read(b: bytes, cuts: list[int]) -> None:
     except ValueError:
         return
     assert run(True) == whole
+
+
+def bodies_python(b: bytes) -> tuple[int, int, bool, list[bytes], bool]:
+    """`read_bodies` as the Python reader and `without_jsep` give it (the head left out)."""
+    items, used, _ = read_http_python(b, None)
+    found = [m.body for m in items if m.body]
+    upgrade = bool(items) and items[-1].is_upgrade_to_websocket
+    return len(items), used, upgrade, found, all(map(http.without_jsep, found))
+
+
+def compiled_bodies(b: bytes | bytearray) -> tuple[int, int, bool, list[bytes], bool] | None:
+    done = http._httpsplit.bodies(b)
+    if done is None:
+        return None
+    count, used, head, upgrade, found, plain = done
+    assert head is None
+    return count, used, upgrade, found, plain
+
+
+@compiled
+def test_bodies_of_real_streams() -> None:
+    """Undamaged, the compiled `bodies` reads every stream itself, as Python would."""
+    plain = jsep = 0
+    for b in streams():
+        expected = bodies_python(b)
+        assert compiled_bodies(b) == expected
+        plain += expected[4]
+        jsep += not expected[4]
+    assert plain and jsep  # bodies with and without a JSEP are covered
+
+
+@compiled
+@settings(
+    max_examples=int(300 * SCALE),
+    deadline=None,
+    derandomize=SCALE == 1,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(damaged(), st.sampled_from([b"", b"jsep", b"\\u", b"\x00", b"[" * 60, b"{" * 99]))
+def test_bodies_match_python_on_damaged_streams(b: bytes, extra: bytes) -> None:
+    if extra and b"\r\n\r\n{" in b:  # what without_jsep looks for, put in a body
+        b = b.replace(b"\r\n\r\n{", b"\r\n\r\n{" + extra, 1)
+    try:
+        expected = bodies_python(b)
+    except ValueError:
+        assert http._httpsplit.bodies(b) is None
+        return
+    got = compiled_bodies(b)
+    assert got is None or got == expected
+    assert compiled_bodies(bytearray(b)) == got
+    count, used, head, upgrade, found, plain = http.read_bodies(b, None)
+    assert (count, used, upgrade, found, plain) == expected
+
+
+def test_bodies_without_jsep_rules() -> None:
+    """The compiled test is `without_jsep`'s: each reason to decode now is seen."""
+    head = b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+    for body, plain in (
+        (b'{"janus":"ack"}', True),
+        (b'{"jsep":{}}', False),
+        (b'{"js\\u0065p":1}', False),
+        (b'{"a":"\x00"}', False),
+        (b"[" * 99 + b"]" * 99, True),
+        (b"[" * 50 + b"{" * 50, False),
+        (b"jse", True),
+    ):
+        b = head % len(body) + body
+        assert http.read_bodies(b, None)[4:] == ([body], plain), body
+        assert http.without_jsep(body) is plain
+        if http._httpsplit is not None:
+            assert compiled_bodies(b) == bodies_python(b)
 
 
 @compiled
