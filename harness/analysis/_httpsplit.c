@@ -305,10 +305,24 @@ static int without_jsep(const unsigned char *b, Py_ssize_t n) {
     return opens < 100;
 }
 
+static PyObject *fallback = NULL; /* http.read_bodies_python, set by http.py */
+
+static PyObject *set_fallback(PyObject *self, PyObject *f) {
+    Py_INCREF(f);
+    Py_XSETREF(fallback, f);
+    Py_RETURN_NONE;
+}
+
 /* What tcpstreams keeps of split_http: the messages' count, the bytes used, whether the
  * last is a WebSocket upgrade, their non-empty bodies, and whether without_jsep holds
- * for all of those; None where split_http declines. No message object is made. */
-static PyObject *bodies(PyObject *self, PyObject *obj) {
+ * for all of those. No message object is made. Where split_http would decline, the
+ * fallback reads (buf, head) instead: this is http.read_bodies itself, no wrapper. */
+static PyObject *bodies(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "bodies(buf, head)");
+        return NULL;
+    }
+    PyObject *obj = args[0];
     Py_buffer view;
     if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -343,7 +357,11 @@ static PyObject *bodies(PyObject *self, PyObject *obj) {
     }
     if (r == DECLINE) {
         Py_DECREF(out);
-        Py_RETURN_NONE;
+        if (fallback == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "_httpsplit.bodies: no fallback set");
+            return NULL;
+        }
+        return PyObject_CallFunctionObjArgs(fallback, obj, args[1], NULL);
     }
     return Py_BuildValue("(nnONNO)", count, off, Py_None, PyBool_FromLong(upgrade), out,
                          plain ? Py_True : Py_False);
@@ -352,8 +370,10 @@ static PyObject *bodies(PyObject *self, PyObject *obj) {
 static PyMethodDef methods[] = {
     {"split_http", split_http, METH_VARARGS,
      "split_http(buf, cls) -> (messages, used) | None: http.read_http_python, compiled."},
-    {"bodies", bodies, METH_O,
-     "bodies(buf) -> (count, used, None, upgrade, bodies, plain) | None: http.read_bodies."},
+    {"bodies", (PyCFunction)(void (*)(void))bodies, METH_FASTCALL,
+     "bodies(buf, head) -> (count, used, None, upgrade, bodies, plain): http.read_bodies."},
+    {"set_fallback", set_fallback, METH_O,
+     "set_fallback(f): what bodies() calls with (buf, head) for input it declines."},
     {NULL, NULL, 0, NULL},
 };
 

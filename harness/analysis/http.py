@@ -89,19 +89,17 @@ def read_http(
     return read_http_python(buf, head)
 
 
-def read_bodies(
+def read_bodies_python(
     buf: bytes | bytearray, head: _Head | None
 ) -> tuple[int, int, _Head | None, bool, list[bytes], bool]:
     """What the TCP walk keeps of `read_http`: (messages, used, head, upgrade, bodies, plain).
 
     `upgrade`: the last message switches to WebSocket; `bodies`: the non-empty ones, in
-    order; `plain`: `without_jsep` holds for every one of them. Compiled, no message
-    object is made (most segments of a long poll carry a head or a chunk and nothing else).
+    order; `plain`: `without_jsep` holds for every one of them. `read_bodies` is this,
+    compiled when built (`_httpsplit.bodies`: no message object is made, as most
+    segments of a long poll carry a head or a chunk and nothing else), and this where
+    that declines.
     """
-    if _httpsplit is not None:
-        done = _httpsplit.bodies(buf)
-        if done is not None:
-            return done  # type: ignore[no-any-return]
     items, used, head = read_http_python(buf, head)
     bodies = [h.body for h in items if h.body]
     upgrade = bool(items) and items[-1].is_upgrade_to_websocket
@@ -298,3 +296,10 @@ def janus_label(msg: dict[str, object]) -> str:
         if data.get("error"):
             return f"{verb} error {data.get('error_code', '')}".rstrip()
     return verb
+
+
+if _httpsplit is not None:
+    _httpsplit.set_fallback(read_bodies_python)
+    read_bodies = _httpsplit.bodies
+else:
+    read_bodies = read_bodies_python

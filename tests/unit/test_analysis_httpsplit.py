@@ -170,16 +170,25 @@ def test_resumed_reading_matches_one_read(b: bytes, cuts: list[int]) -> None:
 
 
 def bodies_python(b: bytes) -> tuple[int, int, bool, list[bytes], bool]:
-    """`read_bodies` as the Python reader and `without_jsep` give it (the head left out)."""
-    items, used, _ = read_http_python(b, None)
-    found = [m.body for m in items if m.body]
-    upgrade = bool(items) and items[-1].is_upgrade_to_websocket
-    return len(items), used, upgrade, found, all(map(http.without_jsep, found))
+    """`read_bodies_python` without the head it keeps (the compiled reader keeps none)."""
+    count, used, _, upgrade, found, plain = http.read_bodies_python(b, None)
+    return count, used, upgrade, found, plain
 
 
 def compiled_bodies(b: bytes | bytearray) -> tuple[int, int, bool, list[bytes], bool] | None:
-    done = http._httpsplit.bodies(b)
-    if done is None:
+    """`_httpsplit.bodies` where it reads the input itself; None where it declines."""
+    declined = []
+
+    def note(buf: bytes | bytearray, head: object) -> None:
+        declined.append(buf)
+
+    http._httpsplit.set_fallback(note)
+    try:
+        done = http._httpsplit.bodies(b, None)
+    finally:
+        http._httpsplit.set_fallback(http.read_bodies_python)
+    if declined:
+        assert done is None and declined == [b]
         return None
     count, used, head, upgrade, found, plain = done
     assert head is None
@@ -211,8 +220,10 @@ def test_bodies_match_python_on_damaged_streams(b: bytes, extra: bytes) -> None:
         b = b.replace(b"\r\n\r\n{", b"\r\n\r\n{" + extra, 1)
     try:
         expected = bodies_python(b)
-    except ValueError:
-        assert http._httpsplit.bodies(b) is None
+    except ValueError:  # int() of a latin-1 digit: declined, and the fallback raises
+        assert compiled_bodies(b) is None
+        with pytest.raises(ValueError):
+            http.read_bodies(b, None)
         return
     got = compiled_bodies(b)
     assert got is None or got == expected
