@@ -318,9 +318,103 @@ static PyObject *parse(PyObject *self, PyObject *args) {
     return msg;
 }
 
+/* ASCII white space as re's bytes patterns read \s: space and \t \n \v \f \r */
+static int re_space(unsigned char c) { return c == ' ' || (c >= 0x09 && c <= 0x0D); }
+
+static int ci_equal(const unsigned char *b, const char *w, Py_ssize_t k) {
+    for (Py_ssize_t j = 0; j < k; j++) {
+        unsigned char c = b[j];
+        if (c >= 'A' && c <= 'Z')
+            c += 32;
+        if (c != (unsigned char)w[j])
+            return 0;
+    }
+    return 1;
+}
+
+/* sip._LENGTH.search(b, off, end): the Content-Length in *value (-1: too long for 64
+ * bits, so more than any buffer holds); 0 when there is none. */
+static int content_length(const unsigned char *b, Py_ssize_t off, Py_ssize_t end,
+                          long long *value) {
+    for (Py_ssize_t i = off; i + 2 <= end; i++) {
+        if (b[i] != '\r' || b[i + 1] != '\n')
+            continue;
+        Py_ssize_t k = i + 2;
+        if (k + 14 <= end && ci_equal(b + k, "content-length", 14))
+            k += 14;
+        else if (k < end && (b[k] == 'l' || b[k] == 'L'))
+            k += 1;
+        else
+            continue;
+        while (k < end && re_space(b[k]))
+            k++;
+        if (k >= end || b[k] != ':')
+            continue;
+        k++;
+        while (k < end && re_space(b[k]))
+            k++;
+        if (k >= end || b[k] < '0' || b[k] > '9')
+            continue;
+        long long v = 0;
+        int digits = 0;
+        for (; k < end && b[k] >= '0' && b[k] <= '9'; k++, digits++)
+            v = digits < 18 ? v * 10 + (b[k] - '0') : -1;
+        *value = v;
+        return 1;
+    }
+    return 0;
+}
+
+/* sip.split_stream_python, compiled: (messages, used). */
+static PyObject *split_stream(PyObject *self, PyObject *obj) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *b = view.buf;
+    Py_ssize_t n = view.len, off = 0;
+    PyObject *out = PyList_New(0);
+    while (out != NULL) {
+        while (off + 2 <= n && b[off] == '\r' && b[off + 1] == '\n') /* keep-alives */
+            off += 2;
+        Py_ssize_t end = -1;
+        for (Py_ssize_t i = off; i + 4 <= n; i++) {
+            const unsigned char *p = memchr(b + i, '\r', (size_t)(n - 3 - i));
+            if (p == NULL)
+                break;
+            i = p - b;
+            if (memcmp(p, "\r\n\r\n", 4) == 0) {
+                end = i;
+                break;
+            }
+        }
+        if (end < 0)
+            break;
+        long long length = 0;
+        if (content_length(b, off, end, &length) && length < 0)
+            break; /* more than any buffer */
+        if (length > n - end - 4)
+            break;
+        Py_ssize_t total = end + 4 + (Py_ssize_t)length;
+        PyObject *m = PyBytes_FromStringAndSize((const char *)b + off, total - off);
+        if (m == NULL || PyList_Append(out, m) < 0) {
+            Py_XDECREF(m);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(m);
+        off = total;
+    }
+    PyBuffer_Release(&view);
+    if (out == NULL)
+        return NULL;
+    return Py_BuildValue("(Nn)", out, off);
+}
+
 static PyMethodDef methods[] = {
     {"parse", parse, METH_VARARGS,
      "parse(p, cls) -> message | False | None: sip.parse_python, compiled."},
+    {"split_stream", split_stream, METH_O,
+     "split_stream(buf) -> (messages, used): sip.split_stream_python, compiled."},
     {NULL, NULL, 0, NULL},
 };
 

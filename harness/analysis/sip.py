@@ -156,8 +156,11 @@ def parse_python(p: bytes) -> SipMessage | None:
     return msg
 
 
-def split_stream(buf: bytes | bytearray) -> tuple[list[bytes], int]:
-    """Complete messages at the start of a byte stream and how many bytes they used."""
+def split_stream_python(buf: bytes | bytearray) -> tuple[list[bytes], int]:
+    """Complete messages at the start of a byte stream and how many bytes they used.
+
+    `split_stream` is this, compiled when built (`_sipparse.split_stream`).
+    """
     out: list[bytes] = []
     off = 0
     while True:
@@ -172,3 +175,6 @@ def split_stream(buf: bytes | bytearray) -> tuple[list[bytes], int]:
             return out, off
         out.append(bytes(buf[off:total]))
         off = total
+
+
+split_stream = split_stream_python if _sipparse is None else _sipparse.split_stream

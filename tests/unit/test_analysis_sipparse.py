@@ -186,3 +186,68 @@ def test_folded_compact_and_bare_lines() -> None:
     ):
         got, expected = both(p)
         assert isinstance(got, SipMessage) and got == expected, p
+
+
+#: what steers stream framing: keep-alives, blank lines, Content-Length spellings
+FRAMING = st.sampled_from(
+    [b"\r\n", b"\r\n\r\n", b"\r\nl: 5", b"\r\nL:\t 12", b"\r\nCONTENT-length :\x0b3"]
+    + [b"\r\ncontent-length:", b"\r\nl: x", b"\r\nl:" + b"9" * 19, b"\r\nl: 0\r\n\r\n"]
+    + [b"\r\nContent-Lengthy: 4", b"\r\nl \r\n: 7", b"\x0c", b"\r\nl: 2" + b" " * 3]
+)
+
+
+@st.composite
+def damaged_stream(draw: st.DrawFn) -> bytes:
+    """A few real messages back to back (keep-alives between), then damaged."""
+    picks = draw(st.lists(st.sampled_from(messages()), min_size=1, max_size=4))
+    b = bytearray()
+    for p in picks:
+        b += b"\r\n" * draw(st.integers(0, 2)) + p
+    for _ in range(draw(st.integers(0, 4))):
+        at = draw(st.integers(0, len(b)))
+        piece = draw(FRAMING | TRICKY | st.binary(min_size=1, max_size=4))
+        if draw(st.booleans()):
+            b[at:at] = piece
+        else:
+            del b[at : at + draw(st.integers(1, 32))]
+    if draw(st.booleans()):
+        del b[draw(st.integers(0, len(b))) :]
+    return bytes(b)
+
+
+@compiled
+def test_real_streams_are_split_by_both() -> None:
+    """The compiled splitter gives the messages and byte count of `split_stream_python`."""
+    ms = messages()
+    for k in range(0, len(ms), 3):
+        b = b"\r\n".join(ms[k : k + 3]) + b"\r\n\r\nINVITE sip:x SIP/2.0\r\nl: 9\r\n\r\nab"
+        expected = sip.split_stream_python(b)
+        assert len(expected[0]) >= 1
+        assert sip._sipparse.split_stream(b) == expected
+        assert sip._sipparse.split_stream(bytearray(b)) == expected
+    assert sip.split_stream is sip._sipparse.split_stream
+
+
+@compiled
+@examples(600)
+@given(damaged_stream())
+def test_compiled_split_matches_python_on_damaged_streams(b: bytes) -> None:
+    expected = sip.split_stream_python(b)
+    assert sip._sipparse.split_stream(b) == expected
+    assert sip._sipparse.split_stream(bytearray(b)) == expected
+
+
+@compiled
+def test_split_content_length_rules() -> None:
+    """re's reading of Content-Length: only within the head, any case, \\s around ':'."""
+    for b in (
+        b"BYE a SIP/2.0\r\nL \x0b:\t 3\r\n\r\nabcBYE",
+        b"BYE a SIP/2.0\r\ncontent-LENGTH:2\r\n\r\nab\r\n\r\nBYE b SIP/2.0\r\n\r\n",
+        b"BYE a SIP/2.0\r\nl: x\r\nl: 1\r\n\r\nab",
+        b"BYE a SIP/2.0\r\nl: " + b"9" * 19 + b"\r\n\r\nab",
+        b"BYE a SIP/2.0\r\nl: 4\r\n\r\nab",
+        b"BYE a SIP/2.0\r\nX: 1\r\n\r\n\r\nl: 5\r\n\r\n",
+        b"\r\n\r\n\r\n",
+        b"",
+    ):
+        assert sip._sipparse.split_stream(b) == sip.split_stream_python(b), b
