@@ -299,15 +299,18 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         ev = SipEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), transport, msg)
         self.a.sip.append(ev)
         # Offer and answer alternate per hop: a proxy forwards an offer under the same
-        # Call-ID, and that copy is the next hop's offer, not an answer.
-        leg = (msg.call_id, frozenset((flow.src[0], flow.dst[0])))
+        # Call-ID, and that copy is the next hop's offer, not an answer. (The leg is
+        # made only for the messages that change it: most carry no SDP.)
         if msg.has_sdp:
+            call_id = msg.call_id
+            leg = (call_id, frozenset((flow.src[0], flow.dst[0])))
             outstanding = self.offers.get(leg, False)
             kind = "answer" if outstanding else "offer"
             self.offers[leg] = not outstanding
-            self._sdp(flow, msg.body, t, no, f"sip/{transport}", kind, msg.call_id)
+            self._sdp(flow, msg.body, t, no, f"sip/{transport}", kind, call_id)
         elif msg.status is not None and msg.status >= 300 and msg.method == "INVITE":
-            self.offers[leg] = False  # a rejected offer is withdrawn
+            # a rejected offer is withdrawn
+            self.offers[(msg.call_id, frozenset((flow.src[0], flow.dst[0])))] = False
 
     def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None:
         if http.without_jsep(body):  # its Janus messages are decoded if they are read

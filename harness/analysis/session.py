@@ -481,13 +481,14 @@ def _sip(s: Session) -> None:
         if not d.to_tag:
             d.to_tag = m.to_tag
         d.events.append(ev)
-        key = (m.branch, m.cseq[1])
+        branch = m.branch
+        key = (branch, m.cseq[1])
         if m.status is None:  # a request
             if m.method == "ACK":
                 continue
             t = txs.get(key)
             if t is None:
-                t = txs[key] = Transaction(m.branch, m.method, ev.frame)
+                t = txs[key] = Transaction(branch, m.method, ev.frame)
                 d.transactions.append(t)
             else:
                 t.requests += 1

@@ -93,7 +93,7 @@ class SipMessage:
 
     @property
     def has_sdp(self) -> bool:
-        return "application/sdp" in self.header("content-type").lower() and bool(self.body)
+        return bool(self.body) and "application/sdp" in self.header("content-type").lower()
 
     @property
     def summary(self) -> str:
