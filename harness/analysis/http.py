@@ -91,19 +91,17 @@ def read_http(
 
 def read_bodies_python(
     buf: bytes | bytearray, head: _Head | None
-) -> tuple[int, int, _Head | None, bool, list[bytes], bool]:
-    """What the TCP walk keeps of `read_http`: (messages, used, head, upgrade, bodies, plain).
+) -> tuple[int, int, _Head | None, bool, list[bytes]]:
+    """What the TCP walk keeps of `read_http`: (messages, used, head, upgrade, bodies).
 
     `upgrade`: the last message switches to WebSocket; `bodies`: the non-empty ones, in
-    order; `plain`: `without_jsep` holds for every one of them. `read_bodies` is this,
-    compiled when built (`_httpsplit.bodies`: no message object is made, as most
-    segments of a long poll carry a head or a chunk and nothing else), and this where
-    that declines.
+    order. `read_bodies` is this, compiled when built (`_httpsplit.bodies`: no message
+    object is made, as most segments of a long poll carry a head or a chunk and nothing
+    else), and this where that declines.
     """
     items, used, head = read_http_python(buf, head)
-    bodies = [h.body for h in items if h.body]
     upgrade = bool(items) and items[-1].is_upgrade_to_websocket
-    return len(items), used, head, upgrade, bodies, all(map(without_jsep, bodies))
+    return len(items), used, head, upgrade, [h.body for h in items if h.body]
 
 
 def read_http_python(
@@ -221,11 +219,12 @@ def _json(body: bytes) -> object:
     return doc
 
 
-def without_jsep(body: bytes) -> bool:
+def without_jsep_python(body: bytes) -> bool:
     """True when `signalling(body)` surely finds no JSEP and raises nothing: its messages
     can be decoded later (model.JanusLog). No "jsep" spelled out or escaped (a \\u escape
     may spell a key), no NUL (json.loads then reads UTF-16 or UTF-32), and nesting far
-    below where json's scanner raises RecursionError."""
+    below where json's scanner raises RecursionError. `without_jsep` is this, compiled
+    when built (`_httpsplit.without_jsep`, one pass over the body)."""
     return (
         b"jsep" not in body
         and b"\\u" not in body
@@ -301,5 +300,7 @@ def janus_label(msg: dict[str, object]) -> str:
 if _httpsplit is not None:
     _httpsplit.set_fallback(read_bodies_python)
     read_bodies = _httpsplit.bodies
+    without_jsep = _httpsplit.without_jsep
 else:
     read_bodies = read_bodies_python
+    without_jsep = without_jsep_python

@@ -61,13 +61,31 @@ class TcpStreams:
         else:
             d.next_seq = (seq + len(p)) & 0xFFFFFFFF
             mode = d.mode
-            if not d.buf and (mode == "http" or mode == "sip"):
+            if mode == "http":  # the usual case (Janus' REST API), read here: _http inline
+                buf = d.buf
+                if buf:
+                    buf += p
+                    src: bytes | bytearray = buf
+                else:  # nothing held back: the segment is read as it is, only a tail is kept
+                    src = p
+                try:
+                    count, used, d.head, upgrade, bodies = http.read_bodies(src, d.head)
+                    if count:
+                        self._http_messages(flow, key, d, t, no, False, count, upgrade, bodies)
+                except Exception:
+                    if src is p:
+                        buf += p  # kept whole, as when appended first (a dissector failed)
+                    raise
+                if src is buf:
+                    if used:
+                        del buf[:used]
+                elif used < len(p):
+                    buf += p[used:] if used else p
+                return
+            if mode == "sip" and not d.buf:
                 # nothing held back: the segment is read as it is, only a tail is kept
                 try:
-                    if mode == "http":
-                        used = self._http(flow, key, d, t, no, False, p)
-                    else:
-                        used = self._sip_stream(flow, p, t, no, "tcp")
+                    used = self._sip_stream(flow, p, t, no, "tcp")
                 except Exception:
                     d.buf += p  # kept whole, as when appended first (a dissector failed)
                     raise
@@ -136,25 +154,33 @@ class TcpStreams:
     ) -> int:
         """HTTP messages at the start of `buf` (`d.buf`, or a segment read in place): JSON
         bodies to their reader; a WebSocket upgrade switches both ways."""
-        count, used, d.head, upgrade, bodies, plain = http.read_bodies(buf, d.head)
-        if not count:
-            return used
+        count, used, d.head, upgrade, bodies = http.read_bodies(buf, d.head)
+        if count:
+            self._http_messages(flow, key, d, t, no, tls, count, upgrade, bodies)
+        return used
+
+    def _http_messages(
+        self,
+        flow: Flow,
+        key: bytes,
+        d: TcpDirection,
+        t: float,
+        no: int,
+        tls: bool,
+        count: int,
+        upgrade: bool,
+        bodies: list[bytes],
+    ) -> None:
+        """What `http.read_bodies` found: counted, bodies read, an upgrade followed."""
         flow.kinds["http"] += count
-        # (an empty body says nothing: most requests of a long poll)
-        if plain:  # no JSEP in any: kept for the Janus log, decoded if it is read
-            add = self.a.janus.add
-            for body in bodies:
-                add(no, t, flow, body)
-        else:
-            for body in bodies:
-                self._json_body(flow, body, t, no, "https" if tls else "http")
+        for body in bodies:  # (an empty one says nothing: most requests of a long poll)
+            self._json_body(flow, body, t, no, "https" if tls else "http")
         if upgrade:  # the last message
             d.mode = "ws"
             back = self.tcp.get(reverse(key))
             back = back.inner if back is not None and tls else back
             if back is not None:
                 back.mode = "ws"
-        return used
 
     def _tls(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> int:
         """TLS records: opaque without a key log; with one, the plaintext is read on."""

@@ -169,13 +169,13 @@ def test_resumed_reading_matches_one_read(b: bytes, cuts: list[int]) -> None:
     assert run(True) == whole
 
 
-def bodies_python(b: bytes) -> tuple[int, int, bool, list[bytes], bool]:
+def bodies_python(b: bytes) -> tuple[int, int, bool, list[bytes]]:
     """`read_bodies_python` without the head it keeps (the compiled reader keeps none)."""
-    count, used, _, upgrade, found, plain = http.read_bodies_python(b, None)
-    return count, used, upgrade, found, plain
+    count, used, _, upgrade, found = http.read_bodies_python(b, None)
+    return count, used, upgrade, found
 
 
-def compiled_bodies(b: bytes | bytearray) -> tuple[int, int, bool, list[bytes], bool] | None:
+def compiled_bodies(b: bytes | bytearray) -> tuple[int, int, bool, list[bytes]] | None:
     """`_httpsplit.bodies` where it reads the input itself; None where it declines."""
     declined = []
 
@@ -190,20 +190,24 @@ def compiled_bodies(b: bytes | bytearray) -> tuple[int, int, bool, list[bytes], 
     if declined:
         assert done is None and declined == [b]
         return None
-    count, used, head, upgrade, found, plain = done
+    count, used, head, upgrade, found = done
     assert head is None
-    return count, used, upgrade, found, plain
+    return count, used, upgrade, found
 
 
 @compiled
 def test_bodies_of_real_streams() -> None:
-    """Undamaged, the compiled `bodies` reads every stream itself, as Python would."""
+    """Undamaged, the compiled `bodies` reads every stream itself, as Python would, and
+    the compiled `without_jsep` says of each body what the Python one says."""
     plain = jsep = 0
     for b in streams():
         expected = bodies_python(b)
         assert compiled_bodies(b) == expected
-        plain += expected[4]
-        jsep += not expected[4]
+        for body in expected[3]:
+            verdict = http.without_jsep_python(body)
+            assert http._httpsplit.without_jsep(body) is verdict
+            plain += verdict
+            jsep += not verdict
     assert plain and jsep  # bodies with and without a JSEP are covered
 
 
@@ -218,6 +222,7 @@ def test_bodies_of_real_streams() -> None:
 def test_bodies_match_python_on_damaged_streams(b: bytes, extra: bytes) -> None:
     if extra and b"\r\n\r\n{" in b:  # what without_jsep looks for, put in a body
         b = b.replace(b"\r\n\r\n{", b"\r\n\r\n{" + extra, 1)
+    assert http._httpsplit.without_jsep(b) is http.without_jsep_python(b)
     try:
         expected = bodies_python(b)
     except ValueError:  # int() of a latin-1 digit: declined, and the fallback raises
@@ -228,13 +233,14 @@ def test_bodies_match_python_on_damaged_streams(b: bytes, extra: bytes) -> None:
     got = compiled_bodies(b)
     assert got is None or got == expected
     assert compiled_bodies(bytearray(b)) == got
-    count, used, head, upgrade, found, plain = http.read_bodies(b, None)
-    assert (count, used, upgrade, found, plain) == expected
+    count, used, head, upgrade, found = http.read_bodies(b, None)
+    assert (count, used, upgrade, found) == expected
+    for body in found:
+        assert http._httpsplit.without_jsep(body) is http.without_jsep_python(body)
 
 
-def test_bodies_without_jsep_rules() -> None:
-    """The compiled test is `without_jsep`'s: each reason to decode now is seen."""
-    head = b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+def test_without_jsep_rules() -> None:
+    """The compiled test is `without_jsep_python`'s, each reason to decode at once seen."""
     for body, plain in (
         (b'{"janus":"ack"}', True),
         (b'{"jsep":{}}', False),
@@ -243,12 +249,14 @@ def test_bodies_without_jsep_rules() -> None:
         (b"[" * 99 + b"]" * 99, True),
         (b"[" * 50 + b"{" * 50, False),
         (b"jse", True),
+        (b"jsep", False),
+        (b"\\", True),
+        (b"\\u", False),
+        (b"", True),
     ):
-        b = head % len(body) + body
-        assert http.read_bodies(b, None)[4:] == ([body], plain), body
-        assert http.without_jsep(body) is plain
-        if http._httpsplit is not None:
-            assert compiled_bodies(b) == bodies_python(b)
+        assert http.without_jsep_python(body) is plain, body
+        assert http.without_jsep(body) is plain, body
+        assert http.without_jsep(bytearray(body)) is plain, body
 
 
 @compiled
