@@ -48,18 +48,21 @@ class TcpStreams:
             d.flow = self.flows.get(key) or self._new_flow(key, key, "tcp", None, t, no)
         flow = d.flow
         flow.packets += 1
-        flow.bytes += len(p)
         flow.last_t = t
-        if flags & SYN:  # TcpDirection.feed, inline: most segments take one of these paths
-            d.next_seq = (seq + 1) & 0xFFFFFFFF
+        if not p:  # TcpDirection.feed, inline: half the segments are a bare SYN or FIN
+            if flags & SYN:
+                d.next_seq = (seq + 1) & 0xFFFFFFFF
             return
-        if not p:
+        n = len(p)
+        flow.bytes += n
+        if flags & SYN:
+            d.next_seq = (seq + 1) & 0xFFFFFFFF
             return
         if seq != d.next_seq or d.pending:  # out of order, a retransmission or a gap
             if not d.feed(seq, flags, p):
                 return
         else:
-            d.next_seq = (seq + len(p)) & 0xFFFFFFFF
+            d.next_seq = (seq + n) & 0xFFFFFFFF
             mode = d.mode
             if mode == "http":  # the usual case (Janus' REST API), read here: _http inline
                 buf = d.buf
@@ -79,7 +82,7 @@ class TcpStreams:
                 if src is buf:
                     if used:
                         del buf[:used]
-                elif used < len(p):
+                elif used < n:
                     buf += p[used:] if used else p
                 return
             if mode == "sip" and not d.buf:
@@ -89,7 +92,7 @@ class TcpStreams:
                 except Exception:
                     d.buf += p  # kept whole, as when appended first (a dissector failed)
                     raise
-                if used < len(p):
+                if used < n:
                     d.buf += p[used:] if used else p
                 return
             d.buf += p
