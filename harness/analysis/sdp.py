@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+try:
+    from harness.analysis import _sdpscan
+except ImportError:  # built without the C extension (optional in pyproject.toml)
+    _sdpscan = None  # type: ignore[assignment]
+
 Line = tuple[int, str]
 intern = sys.intern
 
@@ -248,11 +253,43 @@ def _port(f: list[str]) -> int:
     return int(f[1].split("/")[0]) if len(f) > 1 and f[1].split("/")[0].isdigit() else -1
 
 
+Scan = tuple[
+    list[str],  # the lines (`split`)
+    int,  # where the first m= section starts among them
+    dict[str, list[Line]],  # session-level attributes by name
+    frozenset[str],  # the '<type>=' of the session-level lines
+    Line | None,  # the first session-level o= line
+    str | None,  # the first session-level c= line's value
+    list[Line],  # the m= sections' lines that are no <type>=<value>
+    list[tuple[int, str, dict[str, list[Line]], Line | None, int]],  # per m= section:
+    # its line's number and text, its attributes by name, its first c= line, its end
+]
+
+
 def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
-    """Read every line once, filing it where the rules look: attributes by name per section,
-    the o= and c= lines, lines that are no <type>=<value>. Sections keep the lines to list
-    them when asked."""
+    """File every line where the rules look (`scan_python`, compiled as `_sdpscan.c` when
+    built); sections keep the lines to list them when asked."""
+    done = _sdpscan.scan(sdp.text) if _sdpscan is not None else None
+    raw, first, index, types, origin, connection, malformed, sections = (
+        done if done is not None else scan_python(sdp.text)
+    )
     media: list[Media] = []
+    for no, line, found, cline, end in sections:
+        f = line[2:].split()
+        kind, proto = f[0] if f else "", f[2] if len(f) > 2 else ""
+        m = Media(kind, _port(f), proto, f[3:], (no, line), raw, end)
+        d = m.__dict__
+        d["_index"], d["cline"] = found, cline
+        media.append(m)
+    into["_raw"], into["_first"], into["media"], into["_index"] = raw, first, media, index
+    into["types"], into["origin"], into["connection"] = types, origin, connection
+    into["malformed"] = malformed
+
+
+def scan_python(text: str) -> Scan:
+    """Read every line once, filing it where the rules look: attributes by name per section,
+    the o= and c= lines, lines that are no <type>=<value>."""
+    sections: list[tuple[int, str, dict[str, list[Line]], Line | None, int]] = []
     session_index: dict[str, list[Line]] = {}
     index = session_index
     types: set[str] = set()
@@ -260,8 +297,8 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
     connection: str | None = None
     cline: Line | None = None
     malformed: list[Line] = []
-    m: Media | None = None
-    raw = split(sdp.text)
+    section: Line | None = None
+    raw = split(text)
     first = len(raw)
     for no, line in enumerate(raw, start=1):
         if not line:
@@ -275,18 +312,12 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
             else:
                 found.append((no, value))
         elif head == "m=":
-            if m is not None:
-                m._end = no - 1
-                m.__dict__["cline"] = cline
+            if section is not None:
+                sections.append((*section, index, cline, no - 1))
             else:
                 first = no - 1
-            f = line[2:].split()
-            kind, proto = f[0] if f else "", f[2] if len(f) > 2 else ""
-            m = Media(kind, _port(f), proto, f[3:], (no, line), raw, len(raw))
-            media.append(m)
-            index = m.__dict__["_index"] = {}
-            cline = None
-        elif m is None:
+            section, index, cline = (no, line), {}, None
+        elif section is None:
             types.add(head)
             if head == "o=":
                 origin = origin or (no, line)
@@ -296,13 +327,11 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
             cline = cline or (no, line)
         elif not _well_formed(line):
             malformed.append((no, line))
-    if m is not None:
-        m.__dict__["cline"] = cline
+    if section is not None:
+        sections.append((*section, index, cline, len(raw)))
     if session_index:
         types.add("a=")
-    into["_raw"], into["_first"], into["media"], into["_index"] = raw, first, media, session_index
-    into["types"], into["origin"], into["connection"] = frozenset(types), origin, connection
-    into["malformed"] = malformed
+    return raw, first, session_index, frozenset(types), origin, connection, malformed, sections
 
 
 def looks_like_sdp(text: str) -> bool:
