@@ -9,10 +9,9 @@ capture's SDPs then look things up instead of walking every line again.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 try:
     from harness.analysis import _sdpscan
@@ -21,6 +20,29 @@ except ImportError:  # built without the C extension (optional in pyproject.toml
 
 Line = tuple[int, str]
 intern = sys.intern
+T = TypeVar("T")
+
+
+class cached_property(Generic[T]):  # noqa: N801 - functools' name: used the same way
+    """functools.cached_property without its lock (Python 3.11 takes one on every first
+    read, a cost when thousands of SDPs each read a few parts once); no thread shares an
+    Sdp while it is read."""
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func, self.name, self.__doc__ = func, func.__name__, func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> cached_property[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)  # read from there from now on
+        return value
 
 
 @dataclass
