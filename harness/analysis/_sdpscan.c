@@ -2,9 +2,11 @@
  * capture (thousands in a signalling-heavy one), and in Python the per-line split,
  * partition and dict filing is most of the cost of reading them.
  *
- * scan(text) -> (raw, first, index, types, origin, connection, malformed, sections) | None
+ * scan(text) -> (count, first, index, types, origin, connection, malformed, sections) | None
  *   exactly what sdp.scan_python returns (it is the reference the tests compare this
  *   with); sections: (m= line number, m= line, attribute index, first c= line, end).
+ *   A line is made a str only where it is kept (o=, c=, m= and malformed lines): the
+ *   a= lines, most of an SDP, leave their name and value only.
  *   None for a text with a non-ASCII character (str.split() and str.islower() know more
  *   white space and letters than this code): sdp.scan_python then reads it.
  */
@@ -86,13 +88,13 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
     const char *text = (const char *)PyUnicode_1BYTE_DATA(arg);
     Py_ssize_t size = PyUnicode_GET_LENGTH(arg);
 
-    PyObject *raw = PyList_New(0), *session = PyDict_New(), *types = PyFrozenSet_New(NULL);
+    PyObject *session = PyDict_New(), *types = PyFrozenSet_New(NULL);
     PyObject *malformed = PyList_New(0), *sections = PyList_New(0);
     PyObject *origin = NULL, *connection = NULL, *cline = NULL;
     PyObject *mno = NULL, *mline = NULL, *index = NULL; /* the open section */
     PyObject *no = NULL, *line = NULL, *result = NULL;
     Py_ssize_t first = -1, count = 0;
-    if (!raw || !session || !types || !malformed || !sections)
+    if (!session || !types || !malformed || !sections)
         goto done;
     index = session;
     Py_INCREF(index);
@@ -106,9 +108,6 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
         while (n > 0 && s[n - 1] == '\r') /* split(): CRs at a line's end are dropped */
             n--;
         count++;
-        line = ascii_str(s, n);
-        if (line == NULL || PyList_Append(raw, line) < 0)
-            goto done;
         if (n > 0) {
             no = PyLong_FromSsize_t(count);
             if (no == NULL)
@@ -117,6 +116,8 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
                 if (file_attr(index, s + 2, n - 2, no) < 0)
                     goto done;
             } else if (n >= 2 && s[0] == 'm' && s[1] == '=') {
+                if ((line = ascii_str(s, n)) == NULL)
+                    goto done;
                 if (mno != NULL) {
                     if (close_section(sections, mno, mline, index, cline, count - 1) < 0)
                         goto done;
@@ -143,16 +144,19 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
                 if (rc < 0)
                     goto done;
                 if (n >= 2 && s[0] == 'o' && s[1] == '=' && origin == NULL) {
-                    if ((origin = pair(no, line)) == NULL)
+                    if ((line = ascii_str(s, n)) == NULL || (origin = pair(no, line)) == NULL)
                         goto done;
                 } else if (n >= 2 && s[0] == 'c' && s[1] == '=' && connection == NULL) {
                     if ((connection = ascii_str(s + 2, n - 2)) == NULL)
                         goto done;
                 }
             } else if (n >= 2 && s[0] == 'c' && s[1] == '=') {
-                if (cline == NULL && (cline = pair(no, line)) == NULL)
+                if (cline == NULL &&
+                    ((line = ascii_str(s, n)) == NULL || (cline = pair(no, line)) == NULL))
                     goto done;
             } else if (!(n >= 2 && s[1] == '=' && s[0] >= 'a' && s[0] <= 'z')) {
+                if ((line = ascii_str(s, n)) == NULL)
+                    goto done;
                 PyObject *t = pair(no, line);
                 if (t == NULL)
                     goto done;
@@ -162,8 +166,8 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
                     goto done;
             }
             Py_CLEAR(no);
+            Py_CLEAR(line);
         }
-        Py_CLEAR(line);
         if (nl == NULL)
             break;
         pos = next;
@@ -179,11 +183,10 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
         if (rc < 0)
             goto done;
     }
-    result = Py_BuildValue("(OnOOOOOO)", raw, first < 0 ? count : first, session, types,
+    result = Py_BuildValue("(nnOOOOOO)", count, first < 0 ? count : first, session, types,
                            origin ? origin : Py_None, connection ? connection : Py_None,
                            malformed, sections);
 done:
-    Py_XDECREF(raw);
     Py_XDECREF(session);
     Py_XDECREF(types);
     Py_XDECREF(malformed);
@@ -201,7 +204,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_O,
-     "scan(text) -> (raw, first, index, types, origin, connection, malformed, sections)"
+     "scan(text) -> (count, first, index, types, origin, connection, malformed, sections)"
      " | None: sdp.scan_python, compiled."},
     {NULL, NULL, 0, NULL},
 };

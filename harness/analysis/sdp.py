@@ -54,15 +54,17 @@ class Media:
     proto: str
     formats: list[str]
     line: Line
-    _raw: list[str] = field(default_factory=list, repr=False, compare=False)
-    """The SDP's lines (`split`), this section's from `line` up to `_end`."""
+    _text: str = field(default="", repr=False, compare=False)
+    """The SDP's text: its lines (`split`) from `line` up to `_end` are this section's."""
     _end: int = field(default=0, repr=False, compare=False)
 
     @cached_property
     def lines(self) -> list[Line]:
-        """(line number, text) of the section's lines after its m= line."""
+        """(line number, text) of the section's lines after its m= line (split from the
+        text when asked: the analysis reads the attributes, filed by `_parse`)."""
         no = self.line[0]
-        return [(i, t) for i, t in enumerate(self._raw[no : self._end], start=no + 1) if t]
+        raw = split(self._text)[no : self._end]
+        return [(i, t) for i, t in enumerate(raw, start=no + 1) if t]
 
     def attrs(self, name: str) -> list[Line]:
         """(line number, value) of every a=name[:value] in this section."""
@@ -114,8 +116,7 @@ class Sdp:
     @cached_property
     def session(self) -> list[Line]:
         """(line number, text) of the lines before the first m= line."""
-        raw = self._parsed("_raw")
-        return [(i, t) for i, t in enumerate(raw[: self._first], start=1) if t]
+        return [(i, t) for i, t in enumerate(self._raw[: self._first], start=1) if t]
 
     @cached_property
     def media(self) -> list[Media]:
@@ -148,7 +149,7 @@ class Sdp:
     @cached_property
     def body(self) -> str:
         """Every line but o=: equal bodies are an unchanged SDP (RFC 3264 8)."""
-        raw, first = self._parsed("_raw"), self._first
+        raw, first = self._raw, self._first
         body = "\n".join([t for t in raw[:first] if t and t[:2] != "o="])
         return body + "\n".join([t for t in raw[first:] if t])
 
@@ -157,9 +158,14 @@ class Sdp:
         """Where the first m= section starts in `_raw`."""
         return self._parsed("_first")
 
+    @cached_property
+    def _raw(self) -> list[str]:
+        """The lines (`split`), when asked (the body of an unchanged version, `session`)."""
+        return split(self.text)
+
     def _parsed(self, name: str) -> Any:
         d = self.__dict__
-        if "_raw" not in d:
+        if "_first" not in d:
             _parse(self, d)
         return d[name]
 
@@ -276,7 +282,7 @@ def _port(f: list[str]) -> int:
 
 
 Scan = tuple[
-    list[str],  # the lines (`split`)
+    int,  # how many lines (`split`) there are
     int,  # where the first m= section starts among them
     dict[str, list[Line]],  # session-level attributes by name
     frozenset[str],  # the '<type>=' of the session-level lines
@@ -292,18 +298,19 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
     """File every line where the rules look (`scan_python`, compiled as `_sdpscan.c` when
     built); sections keep the lines to list them when asked."""
     done = _sdpscan.scan(sdp.text) if _sdpscan is not None else None
-    raw, first, index, types, origin, connection, malformed, sections = (
+    _, first, index, types, origin, connection, malformed, sections = (
         done if done is not None else scan_python(sdp.text)
     )
     media: list[Media] = []
+    text = sdp.text
     for no, line, found, cline, end in sections:
         f = line[2:].split()
         kind, proto = f[0] if f else "", f[2] if len(f) > 2 else ""
-        m = Media(kind, _port(f), proto, f[3:], (no, line), raw, end)
+        m = Media(kind, _port(f), proto, f[3:], (no, line), text, end)
         d = m.__dict__
         d["_index"], d["cline"] = found, cline
         media.append(m)
-    into["_raw"], into["_first"], into["media"], into["_index"] = raw, first, media, index
+    into["_first"], into["media"], into["_index"] = first, media, index
     into["types"], into["origin"], into["connection"] = types, origin, connection
     into["malformed"] = malformed
 
@@ -353,7 +360,7 @@ def scan_python(text: str) -> Scan:
         sections.append((*section, index, cline, len(raw)))
     if session_index:
         types.add("a=")
-    return raw, first, session_index, frozenset(types), origin, connection, malformed, sections
+    return len(raw), first, session_index, frozenset(types), origin, connection, malformed, sections
 
 
 def looks_like_sdp(text: str) -> bool:

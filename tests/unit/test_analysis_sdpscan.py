@@ -1,7 +1,7 @@
 """SDP line filing: the compiled scanner (`_sdpscan.c`) against the Python one, on the SDPs of
 real captures and of tests/data/sdp, as they are and damaged.
 
-Wherever the compiled scanner answers it must give what `sdp.scan_python` gives (lines,
+Wherever the compiled scanner answers it must give what `sdp.scan_python` gives (line count,
 attribute indexes in their keys' order, types, o=/c= lines, malformed lines, sections);
 for a non-ASCII text it declines and the Python one reads.
 """
