@@ -93,6 +93,11 @@ class Media:
         return dict(self.codec_map)
 
     @cached_property
+    def rtpmap_types(self) -> frozenset[str]:
+        """The payload types the section's a=rtpmap lines name (lint and rules share it)."""
+        return frozenset([v.partition(" ")[0] for _, v in self.attrs("rtpmap")])
+
+    @cached_property
     def codec_map(self) -> Mapping[str, str]:
         """`codecs` worked out once, for the rules to share (not to be changed)."""
         out = {pt: pt for pt in self.formats}

@@ -96,6 +96,8 @@ def payload_types(m: Media) -> list[Finding]:
     formats = set(m.formats)
     index = m._index
     for attr, rfc in _NAMED_PTS:
+        if attr == "rtpmap" and m.rtpmap_types <= formats:
+            continue  # every one is on the m= line
         for no, v in index.get(attr, ()):
             pt = v.partition(" ")[0]
             if pt not in formats and not (attr == "rtcp-fb" and pt == "*"):
