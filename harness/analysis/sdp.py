@@ -301,7 +301,7 @@ Scan = tuple[
 
 def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
     """File every line where the rules look (`scan_python`, compiled as `_sdpscan.c` when
-    built); sections keep the lines to list them when asked."""
+    built); sections keep the text to list their lines when asked."""
     done = _sdpscan.scan(sdp.text) if _sdpscan is not None else None
     _, first, index, types, origin, connection, malformed, sections = (
         done if done is not None else scan_python(sdp.text)
