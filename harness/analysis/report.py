@@ -12,12 +12,14 @@ from harness.analysis.analyzer import analyze_file, paused_gc
 from harness.analysis.channelsummary import channels, lines
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.sdp_conformance import captured
+from harness.analysis.sdplint import Finding
 from harness.analysis.session import Session, build
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 _type, _packets = attrgetter("type"), attrgetter("packets")
+_to_dict = Finding.to_dict
 
 
 def summarize_file(
@@ -41,10 +43,15 @@ def summary(s: Session) -> dict[str, Any]:
         for u in g.ufrags:
             generation.setdefault(u, i)
     for rep in captured(a.sdp):
-        ev = first[id(rep.description.sdp)]
-        profile, findings = rep.description.profile, rep.findings
-        ufrags = ev.sdp.ice_ufrags
-        gens = [generation[u] for u in ufrags if u in generation]
+        d = rep.description
+        ev, findings = first[id(d.sdp)], rep.findings
+        sdp = ev.sdp
+        ufrags = sdp.ice_ufrags
+        gen = None  # the first generation any of its ufrags started
+        for u in ufrags:
+            g = generation.get(u)
+            if g is not None and (gen is None or g < gen):
+                gen = g
         sdps.append(
             {
                 "frame": ev.frame,
@@ -55,11 +62,11 @@ def summary(s: Session) -> dict[str, Any]:
                 "src": fmt_addr(ev.src),
                 "dst": fmt_addr(ev.dst),
                 "ice_ufrags": ufrags,
-                "ice_generation": min(gens) if gens else None,
-                "fingerprints": ev.sdp.fingerprints,
-                "profile": profile,
-                "findings": [f.to_dict() for f in findings],
-                "text": ev.sdp.text,
+                "ice_generation": gen,
+                "fingerprints": sdp.fingerprints,
+                "profile": d.profile,
+                "findings": list(map(_to_dict, findings)) if findings else [],
+                "text": sdp.text,
             }
         )
     return {

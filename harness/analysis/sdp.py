@@ -9,13 +9,40 @@ capture's SDPs then look things up instead of walking every line again.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
+
+try:
+    from harness.analysis import _sdpscan
+except ImportError:  # built without the C extension (optional in pyproject.toml)
+    _sdpscan = None  # type: ignore[assignment]
 
 Line = tuple[int, str]
 intern = sys.intern
+T = TypeVar("T")
+
+
+class cached_property(Generic[T]):  # noqa: N801 - functools' name: used the same way
+    """functools.cached_property without its lock (Python 3.11 takes one on every first
+    read, a cost when thousands of SDPs each read a few parts once); no thread shares an
+    Sdp while it is read."""
+
+    def __init__(self, func: Callable[[Any], T]) -> None:
+        self.func, self.name, self.__doc__ = func, func.__name__, func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> cached_property[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.func(obj)  # read from there from now on
+        return value
 
 
 @dataclass
@@ -27,15 +54,17 @@ class Media:
     proto: str
     formats: list[str]
     line: Line
-    _raw: list[str] = field(default_factory=list, repr=False, compare=False)
-    """The SDP's lines (`split`), this section's from `line` up to `_end`."""
+    _text: str = field(default="", repr=False, compare=False)
+    """The SDP's text: its lines (`split`) from `line` up to `_end` are this section's."""
     _end: int = field(default=0, repr=False, compare=False)
 
     @cached_property
     def lines(self) -> list[Line]:
-        """(line number, text) of the section's lines after its m= line."""
+        """(line number, text) of the section's lines after its m= line (split from the
+        text when asked: the analysis reads the attributes, filed by `_parse`)."""
         no = self.line[0]
-        return [(i, t) for i, t in enumerate(self._raw[no : self._end], start=no + 1) if t]
+        raw = split(self._text)[no : self._end]
+        return [(i, t) for i, t in enumerate(raw, start=no + 1) if t]
 
     def attrs(self, name: str) -> list[Line]:
         """(line number, value) of every a=name[:value] in this section."""
@@ -64,6 +93,11 @@ class Media:
         return dict(self.codec_map)
 
     @cached_property
+    def rtpmap_types(self) -> frozenset[str]:
+        """The payload types the section's a=rtpmap lines name (lint and rules share it)."""
+        return frozenset([v.partition(" ")[0] for _, v in self.attrs("rtpmap")])
+
+    @cached_property
     def codec_map(self) -> Mapping[str, str]:
         """`codecs` worked out once, for the rules to share (not to be changed)."""
         out = {pt: pt for pt in self.formats}
@@ -87,8 +121,7 @@ class Sdp:
     @cached_property
     def session(self) -> list[Line]:
         """(line number, text) of the lines before the first m= line."""
-        raw = self._parsed("_raw")
-        return [(i, t) for i, t in enumerate(raw[: self._first], start=1) if t]
+        return [(i, t) for i, t in enumerate(self._raw[: self._first], start=1) if t]
 
     @cached_property
     def media(self) -> list[Media]:
@@ -121,7 +154,7 @@ class Sdp:
     @cached_property
     def body(self) -> str:
         """Every line but o=: equal bodies are an unchanged SDP (RFC 3264 8)."""
-        raw, first = self._parsed("_raw"), self._first
+        raw, first = self._raw, self._first
         body = "\n".join([t for t in raw[:first] if t and t[:2] != "o="])
         return body + "\n".join([t for t in raw[first:] if t])
 
@@ -130,9 +163,14 @@ class Sdp:
         """Where the first m= section starts in `_raw`."""
         return self._parsed("_first")
 
+    @cached_property
+    def _raw(self) -> list[str]:
+        """The lines (`split`), when asked (the body of an unchanged version, `session`)."""
+        return split(self.text)
+
     def _parsed(self, name: str) -> Any:
         d = self.__dict__
-        if "_raw" not in d:
+        if "_first" not in d:
             _parse(self, d)
         return d[name]
 
@@ -248,11 +286,44 @@ def _port(f: list[str]) -> int:
     return int(f[1].split("/")[0]) if len(f) > 1 and f[1].split("/")[0].isdigit() else -1
 
 
+Scan = tuple[
+    int,  # how many lines (`split`) there are
+    int,  # where the first m= section starts among them
+    dict[str, list[Line]],  # session-level attributes by name
+    frozenset[str],  # the '<type>=' of the session-level lines
+    Line | None,  # the first session-level o= line
+    str | None,  # the first session-level c= line's value
+    list[Line],  # the m= sections' lines that are no <type>=<value>
+    list[tuple[int, str, dict[str, list[Line]], Line | None, int]],  # per m= section:
+    # its line's number and text, its attributes by name, its first c= line, its end
+]
+
+
 def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
-    """Read every line once, filing it where the rules look: attributes by name per section,
-    the o= and c= lines, lines that are no <type>=<value>. Sections keep the lines to list
-    them when asked."""
+    """File every line where the rules look (`scan_python`, compiled as `_sdpscan.c` when
+    built); sections keep the text to list their lines when asked."""
+    done = _sdpscan.scan(sdp.text) if _sdpscan is not None else None
+    _, first, index, types, origin, connection, malformed, sections = (
+        done if done is not None else scan_python(sdp.text)
+    )
     media: list[Media] = []
+    text = sdp.text
+    for no, line, found, cline, end in sections:
+        f = line[2:].split()
+        kind, proto = f[0] if f else "", f[2] if len(f) > 2 else ""
+        m = Media(kind, _port(f), proto, f[3:], (no, line), text, end)
+        d = m.__dict__
+        d["_index"], d["cline"] = found, cline
+        media.append(m)
+    into["_first"], into["media"], into["_index"] = first, media, index
+    into["types"], into["origin"], into["connection"] = types, origin, connection
+    into["malformed"] = malformed
+
+
+def scan_python(text: str) -> Scan:
+    """Read every line once, filing it where the rules look: attributes by name per section,
+    the o= and c= lines, lines that are no <type>=<value>."""
+    sections: list[tuple[int, str, dict[str, list[Line]], Line | None, int]] = []
     session_index: dict[str, list[Line]] = {}
     index = session_index
     types: set[str] = set()
@@ -260,8 +331,8 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
     connection: str | None = None
     cline: Line | None = None
     malformed: list[Line] = []
-    m: Media | None = None
-    raw = split(sdp.text)
+    section: Line | None = None
+    raw = split(text)
     first = len(raw)
     for no, line in enumerate(raw, start=1):
         if not line:
@@ -275,18 +346,12 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
             else:
                 found.append((no, value))
         elif head == "m=":
-            if m is not None:
-                m._end = no - 1
-                m.__dict__["cline"] = cline
+            if section is not None:
+                sections.append((*section, index, cline, no - 1))
             else:
                 first = no - 1
-            f = line[2:].split()
-            kind, proto = f[0] if f else "", f[2] if len(f) > 2 else ""
-            m = Media(kind, _port(f), proto, f[3:], (no, line), raw, len(raw))
-            media.append(m)
-            index = m.__dict__["_index"] = {}
-            cline = None
-        elif m is None:
+            section, index, cline = (no, line), {}, None
+        elif section is None:
             types.add(head)
             if head == "o=":
                 origin = origin or (no, line)
@@ -296,13 +361,11 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
             cline = cline or (no, line)
         elif not _well_formed(line):
             malformed.append((no, line))
-    if m is not None:
-        m.__dict__["cline"] = cline
+    if section is not None:
+        sections.append((*section, index, cline, len(raw)))
     if session_index:
         types.add("a=")
-    into["_raw"], into["_first"], into["media"], into["_index"] = raw, first, media, session_index
-    into["types"], into["origin"], into["connection"] = frozenset(types), origin, connection
-    into["malformed"] = malformed
+    return len(raw), first, session_index, frozenset(types), origin, connection, malformed, sections
 
 
 def looks_like_sdp(text: str) -> bool:

@@ -33,7 +33,8 @@ def single(sdp: Sdp, role: str, profile: str) -> list[Finding]:
     out: list[Finding] = []
     for m in sdp.media:
         out += payload_types(m)
-        dirs = [(no, v) for v in DIRECTIONS for no, _ in m.attrs(v)]
+        index = m._index
+        dirs = [(no, v) for v in DIRECTIONS if v in index for no, _ in index[v]]
         if len(dirs) > 1:
             no = sorted(dirs)[1][0]
             out.append(
@@ -84,18 +85,20 @@ def direction(sdp: Sdp, m: Media) -> str:
     return "sendrecv"
 
 
+_NAMED_PTS = (("rtpmap", "RFC 8866 6.6"), ("fmtp", "RFC 8866 6.15"), ("rtcp-fb", "RFC 4585 4.2"))
+
+
 def payload_types(m: Media) -> list[Finding]:
     """rtpmap, fmtp and rtcp-fb name formats of the m= line; rtx's apt names a real codec."""
     out: list[Finding] = []
     if m.kind not in ("audio", "video") or m.port == 0:
         return out
     formats = set(m.formats)
-    for attr, rfc in (
-        ("rtpmap", "RFC 8866 6.6"),
-        ("fmtp", "RFC 8866 6.15"),
-        ("rtcp-fb", "RFC 4585 4.2"),
-    ):
-        for no, v in m.attrs(attr):
+    index = m._index
+    for attr, rfc in _NAMED_PTS:
+        if attr == "rtpmap" and m.rtpmap_types <= formats:
+            continue  # every one is on the m= line
+        for no, v in index.get(attr, ()):
             pt = v.partition(" ")[0]
             if pt not in formats and not (attr == "rtcp-fb" and pt == "*"):
                 out.append(
@@ -107,7 +110,7 @@ def payload_types(m: Media) -> list[Finding]:
                         rfc,
                     )
                 )
-    fmtps = m.attrs("fmtp")
+    fmtps = index.get("fmtp", ())
     codecs = m.codec_map if fmtps else {}
     for no, v in fmtps:
         pt, _, params = v.partition(" ")

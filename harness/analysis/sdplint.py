@@ -253,7 +253,7 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
         no, text = m.line
         if m.kind not in ("audio", "video"):
             continue
-        mapped = {v.partition(" ")[0] for _, v in m.attrs("rtpmap")}
+        mapped = m.rtpmap_types
         for pt in m.formats:
             if pt.isdigit() and int(pt) >= 96 and pt not in mapped:
                 out.append(
