@@ -776,6 +776,195 @@ static PyObject *check(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     return PyBool_FromLong(r);
 }
 
+/* The walk's side of a STUN datagram (turnrelay.TurnRelay._stun, analyzer._udp's counting)
+ * in one call: a handshake capture's UDP is mostly STUN, and in Python each datagram cost
+ * the flow's counters, a Counter update, a 8-field dataclass __init__ and the list append
+ * on top of the parse. record() does all of it from the Flow's and StunEvent's slots.
+ *
+ * setup_walk(flow_cls, event_cls): Flow (a __slots__ class) and StunEvent (a dataclass).
+ * record(flow, p, t, no, events, count) for a datagram whose first byte is below 4:
+ *   count: add it to flow.packets, flow.bytes, flow.last_t first (as _udp does);
+ *   then as TurnRelay._stun with an RFC 8489 message: flow.kinds["stun"] += 1 and
+ *   events.append(StunEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), msg,
+ *   raw)). Returns True when nothing more is to be done (relayed, or Binding), the
+ *   message when TURN may need it (TurnRelay._turn), None when it is no RFC 8489 message
+ *   (counted, nothing else done: the Python path tries RFC 3489), and NotImplemented
+ *   when it did nothing at all (not bytes, empty, first byte 4 or more, not a Flow). */
+enum { W_PACKETS, W_BYTES, W_LAST_T, W_KINDS, W_VIA, W_SRC, W_DST, W_LABEL, NWALK };
+static const char *WALK_FIELDS[NWALK] = {"packets", "bytes", "last_t", "kinds",
+                                         "via",     "src",   "dst",    "_label"};
+static Py_ssize_t walk_offsets[NWALK];
+static PyTypeObject *flow_type, *event_type;
+static PyObject *one, *s_stun, *s_label;
+/* StunEvent's fields, in its __init__'s order */
+#define NEVENT 8
+static const char *EVENT_FIELDS[NEVENT] = {"frame", "time", "src", "dst",
+                                           "flow",  "relayed", "msg", "raw"};
+static PyObject *event_names[NEVENT];
+
+static PyObject **flow_slot(PyObject *flow, int f) {
+    return (PyObject **)((char *)flow + walk_offsets[f]);
+}
+
+/* *slot += v (v borrowed), as Python's `flow.x += v`. */
+static int add_to(PyObject **slot, PyObject *v) {
+    PyObject *x = PyNumber_InPlaceAdd(*slot, v);
+    if (!x)
+        return -1;
+    Py_SETREF(*slot, x);
+    return 0;
+}
+
+static PyObject *record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "record(flow, p, t, no, events, count)");
+        return NULL;
+    }
+    PyObject *flow = args[0], *pb = args[1], *t = args[2], *no = args[3], *events = args[4];
+    if (!flow_type || !msg_type || !Py_IS_TYPE(flow, flow_type) || !PyBytes_CheckExact(pb) ||
+        !PyList_CheckExact(events))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(pb);
+    Py_ssize_t n = PyBytes_GET_SIZE(pb);
+    if (n < 1 || p[0] >= 4)
+        Py_RETURN_NOTIMPLEMENTED;
+    for (int f = 0; f < NWALK; f++)
+        if (!*flow_slot(flow, f)) /* an unset slot: Python raises AttributeError */
+            Py_RETURN_NOTIMPLEMENTED;
+    if (!PyDict_Check(*flow_slot(flow, W_KINDS)))
+        Py_RETURN_NOTIMPLEMENTED;
+    int count = PyObject_IsTrue(args[5]);
+    if (count < 0)
+        return NULL;
+    if (count) {
+        PyObject *size = PyLong_FromSsize_t(n);
+        if (!size)
+            return NULL;
+        int bad = add_to(flow_slot(flow, W_PACKETS), one) < 0 ||
+                  add_to(flow_slot(flow, W_BYTES), size) < 0;
+        Py_DECREF(size);
+        if (bad)
+            return NULL;
+        Py_SETREF(*flow_slot(flow, W_LAST_T), Py_NewRef(t));
+    }
+    PyObject *msg = decode(p, n);
+    if (!msg || msg == Py_None)
+        return msg;
+    /* flow.kinds["stun"] += 1 (a Counter: a missing kind counts 0) */
+    PyObject *kinds = *flow_slot(flow, W_KINDS), *was, *now;
+    Py_INCREF(kinds);
+    if (!(was = PyDict_GetItemWithError(kinds, s_stun)) && PyErr_Occurred())
+        goto fail_kinds;
+    now = was ? PyNumber_InPlaceAdd(was, one) : Py_NewRef(one);
+    if (!now || PyDict_SetItem(kinds, s_stun, now) < 0) {
+        Py_XDECREF(now);
+        goto fail_kinds;
+    }
+    Py_DECREF(now);
+    Py_DECREF(kinds);
+    /* the event, its fields set as its __init__ sets them */
+    PyObject *values[NEVENT] = {NULL};
+    PyObject *via = *flow_slot(flow, W_VIA), *ev = NULL;
+    int relayed = PyObject_IsTrue(via);
+    if (relayed < 0)
+        goto fail;
+    PyObject *label = *flow_slot(flow, W_LABEL);
+    values[4] = PyUnicode_CheckExact(label) && PyUnicode_GET_LENGTH(label)
+                    ? Py_NewRef(label)
+                    : PyObject_GetAttr(flow, s_label); /* made once, by the property */
+    if (!values[4])
+        goto fail;
+    values[0] = Py_NewRef(no);
+    values[1] = Py_NewRef(t);
+    values[2] = Py_NewRef(*flow_slot(flow, W_SRC));
+    values[3] = Py_NewRef(*flow_slot(flow, W_DST));
+    values[5] = Py_NewRef(relayed ? Py_True : Py_False);
+    values[6] = Py_NewRef(msg);
+    Py_ssize_t whole = 20 + (Py_ssize_t)be16(p + 2);
+    if (get(msg, F_INTEGRITY) != Py_True) /* raw: p[: 20 + length] if msg.integrity else b"" */
+        values[7] = PyBytes_FromStringAndSize(NULL, 0);
+    else if (whole >= n)
+        values[7] = Py_NewRef(pb);
+    else
+        values[7] = PyBytes_FromStringAndSize((const char *)p, whole);
+    if (!values[7])
+        goto fail_values;
+    ev = event_type->tp_new(event_type, no_items, NULL); /* object.__new__, no __init__ */
+    if (!ev)
+        goto fail_values;
+    for (int i = 0; i < NEVENT; i++)
+        if (PyObject_SetAttr(ev, event_names[i], values[i]) < 0)
+            goto fail_values;
+    for (int i = 0; i < NEVENT; i++)
+        Py_DECREF(values[i]);
+    int bad = PyList_Append(events, ev);
+    Py_DECREF(ev);
+    if (bad < 0)
+        goto fail;
+    if (relayed || PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Binding") == 0) {
+        Py_DECREF(msg);
+        Py_RETURN_TRUE; /* ICE checks, most messages, change nothing of TURN */
+    }
+    return msg;
+fail_values:
+    Py_XDECREF(ev);
+    for (int i = 0; i < NEVENT; i++)
+        Py_XDECREF(values[i]);
+    goto fail;
+fail_kinds:
+    Py_DECREF(kinds);
+fail:
+    Py_DECREF(msg);
+    return NULL;
+}
+
+/* The offset of the writable object slot `name` of the __slots__ class tp, or -1. */
+static Py_ssize_t slot_offset(PyTypeObject *tp, const char *name) {
+    PyObject *d = PyDict_GetItemString(tp->tp_dict, name);
+    if (!d || !Py_IS_TYPE(d, &PyMemberDescr_Type))
+        return -1;
+    PyMemberDef *def = ((PyMemberDescrObject *)d)->d_member;
+    if (def->type != T_OBJECT_EX || (def->flags & READONLY) ||
+        def->offset < (Py_ssize_t)sizeof(PyObject) ||
+        def->offset + (Py_ssize_t)sizeof(PyObject *) > tp->tp_basicsize)
+        return -1;
+    return def->offset;
+}
+
+static PyObject *setup_walk(PyObject *self, PyObject *args) {
+    PyObject *fcls, *ecls;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &fcls, &PyType_Type, &ecls))
+        return NULL;
+    PyTypeObject *ft = (PyTypeObject *)fcls, *et = (PyTypeObject *)ecls;
+    for (int f = 0; f < NWALK; f++)
+        if ((walk_offsets[f] = slot_offset(ft, WALK_FIELDS[f])) < 0) {
+            PyErr_Format(PyExc_TypeError, "_stunparse.setup_walk: Flow has no slot %s",
+                         WALK_FIELDS[f]);
+            return NULL;
+        }
+    PyObject *fields = PyObject_GetAttrString(ecls, "__dataclass_fields__");
+    if (!fields)
+        return NULL;
+    int ok = PyDict_Check(fields) && PyDict_GET_SIZE(fields) == NEVENT &&
+             et->tp_new != NULL;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    while (ok && PyDict_Next(fields, &pos, &k, &v))
+        ok = PyUnicode_Check(k) && PyUnicode_CompareWithASCIIString(k, EVENT_FIELDS[i++]) == 0;
+    Py_DECREF(fields);
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_stunparse.setup_walk: StunEvent's fields are not the ones record() "
+                        "sets (update EVENT_FIELDS)");
+        return NULL;
+    }
+    Py_INCREF(fcls);
+    Py_XSETREF(flow_type, ft);
+    Py_INCREF(ecls);
+    Py_XSETREF(event_type, et);
+    Py_RETURN_NONE;
+}
+
 /* Bind StunMessage: its slots must be FIELDS, in order, each a writable object slot. */
 static PyObject *setup(PyObject *self, PyObject *args) {
     PyObject *cls, *m, *cm, *cl, *v6;
@@ -830,6 +1019,9 @@ static PyMethodDef module_methods[] = {
      "stun.check_integrity's HMAC comparison with the key's pads: bool, or None."},
     {"check", (PyCFunction)(void (*)(void))check, METH_FASTCALL,
      "stun.check_integrity for a parsed message and a key with pads, else NotImplemented."},
+    {"setup_walk", setup_walk, METH_VARARGS, "Bind the Flow and StunEvent classes for record()."},
+    {"record", (PyCFunction)(void (*)(void))record, METH_FASTCALL,
+     "A STUN datagram of the walk: counted, parsed, its StunEvent recorded."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -849,5 +1041,14 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
         return NULL;
     if (!s_digest && !(s_digest = PyUnicode_InternFromString("digest")))
         return NULL;
+    if (!one && !(one = PyLong_FromLong(1)))
+        return NULL;
+    if (!s_stun && !(s_stun = PyUnicode_InternFromString("stun")))
+        return NULL;
+    if (!s_label && !(s_label = PyUnicode_InternFromString("label")))
+        return NULL;
+    for (int i = 0; i < NEVENT; i++)
+        if (!event_names[i] && !(event_names[i] = PyUnicode_InternFromString(EVENT_FIELDS[i])))
+            return NULL;
     return PyModule_Create(&module);
 }

@@ -10,14 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.analysis import rtp, stun
-from harness.analysis.model import Address, StunEvent
+from harness.analysis.model import Address, Flow, StunEvent
 from harness.analysis.net import make_key, reverse
 
 if TYPE_CHECKING:
-    from harness.analysis.model import Analysis, Flow
+    from harness.analysis.model import Analysis
+    from harness.analysis.stun import StunMessage
 
 RELAYED = b"T"
 _parse = stun.parse  # the compiled parser when built: a module global, looked up per message
+#: _stunparse.record: a STUN datagram counted, parsed and recorded in one call (None: Python)
+_record = None
+if stun._stunparse is not None:
+    stun._stunparse.setup_walk(Flow, StunEvent)
+    _record = stun._stunparse.record
 
 
 class TurnRelay:
@@ -43,6 +49,18 @@ class TurnRelay:
         ) -> None: ...
 
     def _stun(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
+        """A datagram whose first byte is below 4 (`flow` counted it already)."""
+        if _record is not None:  # all of _stun_py in C for an RFC 8489 message
+            msg = _record(flow, p, t, no, self.a.stun, False)
+            if msg is True:
+                return
+            if msg is not None and msg is not NotImplemented:
+                self._turn(flow, key, msg, t, no)
+                return
+        self._stun_py(flow, key, p, t, no)
+
+    def _stun_py(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
+        """_stun in Python: the fallback, and what `_stunparse.record` does in C."""
         msg = _parse(p)
         if msg is None:
             msg = stun.parse_classic(p)
@@ -54,9 +72,13 @@ class TurnRelay:
         via = flow.via
         raw = p[: 20 + msg.length] if msg.integrity else b""
         self.a.stun.append(StunEvent(no, t, flow.src, flow.dst, flow.label, bool(via), msg, raw))
-        m = msg.method
-        if via or m == "Binding":  # ICE checks, most messages, change nothing of TURN
+        if via or msg.method == "Binding":  # ICE checks, most messages, change nothing of TURN
             return
+        self._turn(flow, key, msg, t, no)
+
+    def _turn(self, flow: Flow, key: bytes, msg: StunMessage, t: float, no: int) -> None:
+        """What a TURN message on a wire flow changes: allocations, channels, relayed data."""
+        m = msg.method
         if m == "Allocate" and msg.cls == "request":
             flow.turn_client = True
         elif m == "Allocate" and msg.cls == "success" and msg.xor_relayed:

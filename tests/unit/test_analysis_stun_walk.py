@@ -1,0 +1,145 @@
+"""The walk's STUN datagrams in C (`_stunparse.record`) against the Python path.
+
+`record` counts a datagram on its flow, parses it and appends its StunEvent in one call;
+TurnRelay._stun_py is the same in Python (the fallback when the module is not built).
+Each capture is analysed both ways, as shipped and with frames damaged where the STUN
+headers and attributes are: flows, counters, events (repr: True is not 1) must be equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.analysis import analyzer, pcapio, stun, turnrelay
+from harness.analysis.model import Analysis, Flow, StunEvent
+from harness.analysis.pcapio import ReadStats
+from tests.fuzzing import SLOW, damaged_frames, pcap_image
+
+pytestmark = pytest.mark.skipif(
+    stun._stunparse is None,
+    reason="harness/analysis/_stunparse.c is not built (pip install -e . builds it)",
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+CAPTURES = sorted((DATA / "pcaps").glob("*.pcap*")) + sorted((DATA / "thirdparty").glob("*.pcap*"))
+#: captures with STUN or TURN in them, for the damaged runs
+STUN_CAPTURES = [
+    "pcaps/aiortc-relayed.pcap",
+    "pcaps/aiortc-datachannel-turn.pcap",
+    "pcaps/aiortc-direct.pcap",
+    "thirdparty/ndpi-teams-turn.pcap",
+    "thirdparty/ndpi-stun_classic.pcap",
+]
+
+
+@contextmanager
+def python_walk() -> Iterator[None]:
+    """The walk without `record` (as on a machine without the compiled module)."""
+    kept = turnrelay._record
+    turnrelay._record = analyzer._record = None
+    try:
+        yield
+    finally:
+        turnrelay._record = analyzer._record = kept
+
+
+def snapshot(a: Analysis) -> str:
+    """Everything the STUN side of the walk writes, as text that tells types apart."""
+    flows = [(f.to_dict(), f.turn_client, f.srtp, f.key, sorted(f.streams)) for f in a.flows]
+    return repr((flows, a.stun, a.malformed, a.skipped, len(a.dtls), len(a.sip), a.packets))
+
+
+def both(data: bytes) -> tuple[str, str]:
+    compiled = snapshot(analyzer.analyze_bytes(data))
+    with python_walk():
+        python = snapshot(analyzer.analyze_bytes(data))
+    return compiled, python
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_same_walk_on_real_captures(path: Path) -> None:
+    compiled, python = both(path.read_bytes())
+    assert compiled == python
+
+
+def test_the_real_captures_take_the_compiled_path() -> None:
+    """record() really handles the captures' STUN (else the comparisons compare nothing)."""
+    calls = []
+    kept = analyzer._record
+
+    def counting(*args: object) -> object:
+        r = kept(*args)  # type: ignore[misc]
+        calls.append(r)
+        return r
+
+    analyzer._record = turnrelay._record = counting
+    try:
+        a = analyzer.analyze_bytes((DATA / "pcaps/aiortc-relayed.pcap").read_bytes())
+    finally:
+        analyzer._record = turnrelay._record = kept
+    assert a.stun
+    assert any(r is True for r in calls)  # Binding checks, done in C
+    assert any(type(r) is stun.StunMessage for r in calls)  # TURN, finished in Python
+
+
+@cache
+def image(name: str) -> tuple[bytes, pcapio.FrameIndex]:
+    data = (DATA / name).read_bytes()
+    return data, pcapio.index_frames(data, ReadStats()).numpy()
+
+
+@SLOW
+@given(st.sampled_from(STUN_CAPTURES), st.data())
+def test_same_walk_on_damaged_captures(name: str, data: st.DataObject) -> None:
+    """Bytes of the IP/UDP headers and the STUN header and first attributes damaged."""
+    raw, idx = image(name)
+    values = [0, 1, 3, 4, 0x12, 0x21, 0x42, 0x80, 0xA4, 0xFF]
+    link = int(idx.links[0])
+    damaged, lengths, _ = damaged_frames(data, raw, idx, 140, values, [link])
+    offsets = idx.offsets.tolist()
+    frames = [(link, damaged[o : o + n]) for o, n in zip(offsets, lengths.tolist(), strict=True)]
+    compiled, python = both(pcap_image(frames))
+    assert compiled == python
+
+
+def flow() -> Flow:
+    f = Flow("udp", ("10.0.0.1", 1), ("10.0.0.2", 2), None)
+    f.key = b"k"
+    return f
+
+
+def test_record_hands_back_what_it_does_not_take() -> None:
+    record, events = stun._stunparse.record, []
+    binding = bytes.fromhex("000100002112a442") + bytes(12)
+    for f, p in [
+        (flow(), bytearray(binding)),
+        (flow(), b""),
+        (flow(), b"\x04" + binding[1:]),
+        (object(), binding),
+    ]:
+        assert record(f, p, 1.0, 1, events, True) is NotImplemented
+    assert events == []
+    f = flow()
+    assert record(f, binding[:19], 1.5, 7, events, True) is None  # counted, not parsed
+    assert (f.packets, f.bytes, f.last_t, f.kinds) == (1, 19, 1.5, {})
+    assert record(f, binding, 2.5, 8, events, False) is True  # a Binding: all done
+    assert (f.packets, f.bytes, f.kinds) == (1, 19, {"stun": 1})
+    want = StunEvent(8, 2.5, f.src, f.dst, f.label, False, stun.parse_py(binding), b"")
+    assert repr(events) == repr([want])
+    allocate = bytes.fromhex("000300002112a442") + bytes(12)
+    relayed = flow()
+    relayed.via = "udp 1.2.3.4:5 > 6.7.8.9:10"
+    assert record(relayed, allocate, 3.0, 9, events, True) is True  # relayed: no TURN
+    msg = record(f, allocate, 3.0, 9, events, True)
+    assert type(msg) is stun.StunMessage and msg.method == "Allocate"
+    assert events[-1].relayed is False and events[-2].relayed is True
+    assert f.kinds == {"stun": 2} and f.packets == 2
+    with pytest.raises(TypeError):
+        record(f, binding, 1.0, 1, events)
