@@ -152,12 +152,9 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         if flow is not None:
             if _record is not None:  # a STUN datagram: counted, parsed and recorded in C
                 msg = _record(flow, payload, t, no, self.a.stun, True)
-                if msg is not NotImplemented:
-                    if msg is None:  # counted; not RFC 8489 (RFC 3489, or malformed)
-                        self._stun_py(flow, key, payload, t, no)
-                    elif msg is not True:
-                        self._turn(flow, key, msg, t, no)
-                    return
+                if msg is not True:
+                    self._recorded(flow, key, payload, t, no, msg)
+                return
             self._udp(flow, key, payload, t, no)
             return
         flow = self.flows.get(key) or self._new_flow(key, key, "udp", None, t, no)

@@ -59,6 +59,17 @@ class TurnRelay:
                 return
         self._stun_py(flow, key, p, t, no)
 
+    def _recorded(
+        self, flow: Flow, key: bytes, p: bytes, t: float, no: int, msg: StunMessage | None
+    ) -> None:
+        """The rest of a datagram after `_record(..., count=True)` gave `msg` (not True)."""
+        if msg is NotImplemented:  # not STUN (or not a Flow and bytes): nothing was done
+            self._udp(flow, key, p, t, no)
+        elif msg is None:  # counted; not RFC 8489 (RFC 3489, or malformed)
+            self._stun_py(flow, key, p, t, no)
+        else:
+            self._turn(flow, key, msg, t, no)
+
     def _stun_py(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
         """_stun in Python: the fallback, and what `_stunparse.record` does in C."""
         msg = _parse(p)
@@ -110,7 +121,13 @@ class TurnRelay:
             inner = found
             if (key, ch) in self.channels or (reverse(key), ch) in self.channels:
                 self.channel_flows[ck] = (self.turn_state, inner)
-        self._udp(inner, inner.key, p[4 : 4 + (p[2] << 8 | p[3])], t, no)
+        data = p[4 : 4 + (p[2] << 8 | p[3])]
+        if _record is not None:  # _udp's counting and _stun in one call, for STUN
+            msg = _record(inner, data, t, no, self.a.stun, True)
+            if msg is not True:
+                self._recorded(inner, inner.key, data, t, no, msg)
+            return
+        self._udp(inner, inner.key, data, t, no)
 
     def _channel_flow(
         self, outer: Flow, key: bytes, ch: int, t: float, no: int, n: int
@@ -137,8 +154,14 @@ class TurnRelay:
         """Analyse a relayed datagram as its own flow between relayed address and peer."""
         client_key = key if to_server else reverse(key)
         flow = self._relayed_flow(outer, key, client_key, peer, to_server, t, no)
-        if flow is not None:
-            self._udp(flow, flow.key, data, t, no)
+        if flow is None:
+            return
+        if _record is not None:  # _udp's counting and _stun in one call, for STUN
+            msg = _record(flow, data, t, no, self.a.stun, True)
+            if msg is not True:
+                self._recorded(flow, flow.key, data, t, no, msg)
+            return
+        self._udp(flow, flow.key, data, t, no)
 
     def _relayed_flow(
         self,
