@@ -786,8 +786,8 @@ static PyObject *check(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
  *   count: add it to flow.packets, flow.bytes, flow.last_t first (as _udp does);
  *   then as TurnRelay._stun with an RFC 8489 message: flow.kinds["stun"] += 1 and
  *   events.append(StunEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), msg,
- *   raw)). Returns True when nothing more is to be done (relayed, or Binding), the
- *   message when TURN may need it (TurnRelay._turn), None when it is no RFC 8489 message
+ *   raw)). Returns True when nothing more is to be done (relayed, or a method that
+ *   TurnRelay._turn ignores), the message when TURN may need it (_turn), None when it is no RFC 8489 message
  *   (counted, nothing else done: the Python path tries RFC 3489), and NotImplemented
  *   when it did nothing at all (not bytes, empty, first byte 4 or more, not a Flow). */
 enum { W_PACKETS, W_BYTES, W_LAST_T, W_KINDS, W_VIA, W_SRC, W_DST, W_LABEL, NWALK };
@@ -795,7 +795,8 @@ static const char *WALK_FIELDS[NWALK] = {"packets", "bytes", "last_t", "kinds",
                                          "via",     "src",   "dst",    "_label"};
 static Py_ssize_t walk_offsets[NWALK];
 static PyTypeObject *flow_type, *event_type;
-static PyObject *one, *s_stun, *s_label;
+static PyObject *one, *s_stun, *s_label, *s_turn_channel, *s_channel_flows, *s_turn_state;
+static PyObject *sip_starts; /* sip._STARTS: datagrams that are SIP, whatever follows */
 /* StunEvent's fields, in its __init__'s order */
 #define NEVENT 8
 static const char *EVENT_FIELDS[NEVENT] = {"frame", "time", "src", "dst",
@@ -815,53 +816,62 @@ static int add_to(PyObject **slot, PyObject *v) {
     return 0;
 }
 
-static PyObject *record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "record(flow, p, t, no, events, count)");
-        return NULL;
-    }
-    PyObject *flow = args[0], *pb = args[1], *t = args[2], *no = args[3], *events = args[4];
-    if (!flow_type || !msg_type || !Py_IS_TYPE(flow, flow_type) || !PyBytes_CheckExact(pb) ||
-        !PyList_CheckExact(events))
-        Py_RETURN_NOTIMPLEMENTED;
-    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(pb);
-    Py_ssize_t n = PyBytes_GET_SIZE(pb);
-    if (n < 1 || p[0] >= 4)
-        Py_RETURN_NOTIMPLEMENTED;
+/* A Flow whose slots record() reads are all set (else Python raises AttributeError). */
+static int flow_ok(PyObject *flow) {
+    if (!Py_IS_TYPE(flow, flow_type))
+        return 0;
     for (int f = 0; f < NWALK; f++)
-        if (!*flow_slot(flow, f)) /* an unset slot: Python raises AttributeError */
-            Py_RETURN_NOTIMPLEMENTED;
-    if (!PyDict_Check(*flow_slot(flow, W_KINDS)))
-        Py_RETURN_NOTIMPLEMENTED;
-    int count = PyObject_IsTrue(args[5]);
-    if (count < 0)
-        return NULL;
-    if (count) {
-        PyObject *size = PyLong_FromSsize_t(n);
-        if (!size)
-            return NULL;
-        int bad = add_to(flow_slot(flow, W_PACKETS), one) < 0 ||
-                  add_to(flow_slot(flow, W_BYTES), size) < 0;
-        Py_DECREF(size);
-        if (bad)
-            return NULL;
-        Py_SETREF(*flow_slot(flow, W_LAST_T), Py_NewRef(t));
-    }
-    PyObject *msg = decode(p, n);
-    if (!msg || msg == Py_None)
-        return msg;
-    /* flow.kinds["stun"] += 1 (a Counter: a missing kind counts 0) */
+        if (!*flow_slot(flow, f))
+            return 0;
+    return PyDict_Check(*flow_slot(flow, W_KINDS));
+}
+
+/* _udp's counting: flow.packets += 1; flow.bytes += n; flow.last_t = t. */
+static int count_on(PyObject *flow, Py_ssize_t n, PyObject *t) {
+    PyObject *size = PyLong_FromSsize_t(n);
+    if (!size)
+        return -1;
+    int bad = add_to(flow_slot(flow, W_PACKETS), one) < 0 ||
+              add_to(flow_slot(flow, W_BYTES), size) < 0;
+    Py_DECREF(size);
+    if (bad)
+        return -1;
+    Py_SETREF(*flow_slot(flow, W_LAST_T), Py_NewRef(t));
+    return 0;
+}
+
+/* flow.kinds[kind] += 1 (a Counter: a missing kind counts 0). */
+static int count_kind(PyObject *flow, PyObject *kind) {
     PyObject *kinds = *flow_slot(flow, W_KINDS), *was, *now;
     Py_INCREF(kinds);
-    if (!(was = PyDict_GetItemWithError(kinds, s_stun)) && PyErr_Occurred())
-        goto fail_kinds;
+    int r = -1;
+    if (!(was = PyDict_GetItemWithError(kinds, kind)) && PyErr_Occurred())
+        goto done;
     now = was ? PyNumber_InPlaceAdd(was, one) : Py_NewRef(one);
-    if (!now || PyDict_SetItem(kinds, s_stun, now) < 0) {
-        Py_XDECREF(now);
-        goto fail_kinds;
+    if (now) {
+        r = PyDict_SetItem(kinds, kind, now);
+        Py_DECREF(now);
     }
-    Py_DECREF(now);
+done:
     Py_DECREF(kinds);
+    return r;
+}
+
+/* A method TurnRelay._turn acts on (Binding, Refresh, CreatePermission... change nothing). */
+static int turn_method(PyObject *method) {
+    static const char *acted[] = {"Allocate", "ChannelBind", "Send", "Data"};
+    for (int i = 0; i < 4; i++)
+        if (PyUnicode_CompareWithASCIIString(method, acted[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The rest of _stun_py for msg (a new reference, an RFC 8489 message parsed from p, n
+ * bytes of the bytes object pb): kinds, the event, and True or the message for _turn. */
+static PyObject *stun_event(PyObject *flow, PyObject *pb, const unsigned char *p, Py_ssize_t n,
+                            PyObject *t, PyObject *no, PyObject *events, PyObject *msg) {
+    if (count_kind(flow, s_stun) < 0)
+        goto fail;
     /* the event, its fields set as its __init__ sets them */
     PyObject *values[NEVENT] = {NULL};
     PyObject *via = *flow_slot(flow, W_VIA), *ev = NULL;
@@ -901,7 +911,7 @@ static PyObject *record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(ev);
     if (bad < 0)
         goto fail;
-    if (relayed || PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Binding") == 0) {
+    if (relayed || !turn_method(get(msg, F_METHOD))) {
         Py_DECREF(msg);
         Py_RETURN_TRUE; /* ICE checks, most messages, change nothing of TURN */
     }
@@ -910,12 +920,130 @@ fail_values:
     Py_XDECREF(ev);
     for (int i = 0; i < NEVENT; i++)
         Py_XDECREF(values[i]);
-    goto fail;
-fail_kinds:
-    Py_DECREF(kinds);
 fail:
     Py_DECREF(msg);
     return NULL;
+}
+
+static PyObject *record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "record(flow, p, t, no, events, count)");
+        return NULL;
+    }
+    PyObject *flow = args[0], *pb = args[1], *t = args[2], *no = args[3], *events = args[4];
+    if (!flow_type || !msg_type || !flow_ok(flow) || !PyBytes_CheckExact(pb) ||
+        !PyList_CheckExact(events))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(pb);
+    Py_ssize_t n = PyBytes_GET_SIZE(pb);
+    if (n < 1 || p[0] >= 4)
+        Py_RETURN_NOTIMPLEMENTED;
+    int count = PyObject_IsTrue(args[5]);
+    if (count < 0 || (count && count_on(flow, n, t) < 0))
+        return NULL;
+    PyObject *msg = decode(p, n);
+    if (!msg || msg == Py_None)
+        return msg;
+    return stun_event(flow, pb, p, n, t, no, events, msg);
+}
+
+/* datagram(walker, flow, key, p, t, no, events): record(flow, p, t, no, events, True), and
+ * for ChannelData (first byte 0x40-0x4F, not SIP's start, RFC 8656 12.4 framing) the outer
+ * flow's counting and kinds["turn-channel"] (as _udp), then, when the channel's relayed
+ * flow is kept in walker.channel_flows for walker.turn_state (TurnRelay._channel_data)
+ * and its data is an RFC 8489 message on that (relayed) flow, the data's record too:
+ * True. None for ChannelData: the outer flow counted, the rest is _channel_data's. */
+static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "datagram(walker, flow, key, p, t, no, events)");
+        return NULL;
+    }
+    PyObject *walker = args[0], *flow = args[1], *key = args[2], *pb = args[3], *t = args[4],
+             *no = args[5], *events = args[6];
+    if (!flow_type || !msg_type || !sip_starts || !flow_ok(flow) || !PyBytes_CheckExact(pb) ||
+        !PyBytes_CheckExact(key) || !PyList_CheckExact(events))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(pb);
+    Py_ssize_t n = PyBytes_GET_SIZE(pb);
+    if (n >= 1 && p[0] < 4) {
+        if (count_on(flow, n, t) < 0)
+            return NULL;
+        PyObject *msg = decode(p, n);
+        if (!msg || msg == Py_None)
+            return msg;
+        return stun_event(flow, pb, p, n, t, no, events, msg);
+    }
+    if (n < 4 || p[0] < 0x40 || p[0] > 0x4F || 4 + (Py_ssize_t)be16(p + 2) > n)
+        Py_RETURN_NOTIMPLEMENTED;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sip_starts); i++) { /* sip.looks_like_sip */
+        PyObject *start = PyTuple_GET_ITEM(sip_starts, i);
+        Py_ssize_t k = PyBytes_GET_SIZE(start);
+        if (k <= n && memcmp(PyBytes_AS_STRING(start), p, (size_t)k) == 0)
+            Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (count_on(flow, n, t) < 0 || count_kind(flow, s_turn_channel) < 0)
+        return NULL;
+    /* kept = walker.channel_flows.get(key + p[:2]); kept[0] == walker.turn_state */
+    PyObject *kept_map = PyObject_GetAttr(walker, s_channel_flows), *state = NULL, *ck = NULL;
+    PyObject *inner = NULL, *data = NULL, *msg = NULL, *r = NULL;
+    if (!kept_map)
+        return NULL;
+    if (!PyDict_CheckExact(kept_map))
+        goto python;
+    ck = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(key) + 2);
+    if (!ck)
+        goto done;
+    memcpy(PyBytes_AS_STRING(ck), PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
+    memcpy(PyBytes_AS_STRING(ck) + PyBytes_GET_SIZE(key), p, 2);
+    PyObject *kept = PyDict_GetItemWithError(kept_map, ck);
+    if (!kept) {
+        if (PyErr_Occurred())
+            goto done;
+        goto python;
+    }
+    if (!PyTuple_CheckExact(kept) || PyTuple_GET_SIZE(kept) != 2)
+        goto python;
+    Py_INCREF(kept);
+    if (!(state = PyObject_GetAttr(walker, s_turn_state))) {
+        Py_DECREF(kept);
+        goto done;
+    }
+    int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(kept, 0), state, Py_EQ);
+    inner = Py_NewRef(PyTuple_GET_ITEM(kept, 1));
+    Py_DECREF(kept);
+    if (same < 0)
+        goto done;
+    if (!same || !flow_ok(inner))
+        goto python;
+    int via = PyObject_IsTrue(*flow_slot(inner, W_VIA));
+    if (via < 0)
+        goto done;
+    Py_ssize_t len = be16(p + 2);
+    /* only an RFC 8489 message on a relayed flow is taken (record() would give True) */
+    if (!via || len < 1 || p[4] >= 4)
+        goto python;
+    if (!(data = PyBytes_FromStringAndSize((const char *)p + 4, len)))
+        goto done;
+    if (!(msg = decode(p + 4, len)))
+        goto done;
+    if (msg == Py_None)
+        goto python;
+    if (count_on(inner, len, t) < 0)
+        goto done;
+    r = stun_event(inner, data, (const unsigned char *)PyBytes_AS_STRING(data), len, t, no,
+                   events, msg);
+    msg = NULL; /* stun_event took it */
+    goto done;
+python:
+    r = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(msg);
+    Py_XDECREF(data);
+    Py_XDECREF(inner);
+    Py_XDECREF(state);
+    Py_XDECREF(ck);
+    Py_DECREF(kept_map);
+    return r;
 }
 
 /* The offset of the writable object slot `name` of the __slots__ class tp, or -1. */
@@ -932,9 +1060,15 @@ static Py_ssize_t slot_offset(PyTypeObject *tp, const char *name) {
 }
 
 static PyObject *setup_walk(PyObject *self, PyObject *args) {
-    PyObject *fcls, *ecls;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &fcls, &PyType_Type, &ecls))
+    PyObject *fcls, *ecls, *starts;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &fcls, &PyType_Type, &ecls,
+                          &PyTuple_Type, &starts))
         return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(starts); i++)
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(starts, i))) {
+            PyErr_SetString(PyExc_TypeError, "_stunparse.setup_walk: SIP starts are bytes");
+            return NULL;
+        }
     PyTypeObject *ft = (PyTypeObject *)fcls, *et = (PyTypeObject *)ecls;
     for (int f = 0; f < NWALK; f++)
         if ((walk_offsets[f] = slot_offset(ft, WALK_FIELDS[f])) < 0) {
@@ -962,6 +1096,7 @@ static PyObject *setup_walk(PyObject *self, PyObject *args) {
     Py_XSETREF(flow_type, ft);
     Py_INCREF(ecls);
     Py_XSETREF(event_type, et);
+    Py_XSETREF(sip_starts, Py_NewRef(starts));
     Py_RETURN_NONE;
 }
 
@@ -1022,6 +1157,8 @@ static PyMethodDef module_methods[] = {
     {"setup_walk", setup_walk, METH_VARARGS, "Bind the Flow and StunEvent classes for record()."},
     {"record", (PyCFunction)(void (*)(void))record, METH_FASTCALL,
      "A STUN datagram of the walk: counted, parsed, its StunEvent recorded."},
+    {"datagram", (PyCFunction)(void (*)(void))datagram, METH_FASTCALL,
+     "record() for a wire datagram, and the ChannelData it can take."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1046,6 +1183,12 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
     if (!s_stun && !(s_stun = PyUnicode_InternFromString("stun")))
         return NULL;
     if (!s_label && !(s_label = PyUnicode_InternFromString("label")))
+        return NULL;
+    if (!s_turn_channel && !(s_turn_channel = PyUnicode_InternFromString("turn-channel")))
+        return NULL;
+    if (!s_channel_flows && !(s_channel_flows = PyUnicode_InternFromString("channel_flows")))
+        return NULL;
+    if (!s_turn_state && !(s_turn_state = PyUnicode_InternFromString("turn_state")))
         return NULL;
     for (int i = 0; i < NEVENT; i++)
         if (!event_names[i] && !(event_names[i] = PyUnicode_InternFromString(EVENT_FIELDS[i])))

@@ -31,7 +31,7 @@ from harness.analysis.net import TCP, Segment, decode, endpoints, reverse, segme
 from harness.analysis.pcapio import ReadStats, index_frames, read_capture
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
-from harness.analysis.turnrelay import RELAYED, TurnRelay, _record
+from harness.analysis.turnrelay import RELAYED, TurnRelay, _datagram
 
 if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
     from harness.analysis.tlsdecrypt import TlsConnection
@@ -150,9 +150,11 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         key, payload = seg[1], seg[2]
         flow = self.udp_flows.get(key)  # the port test made once per flow
         if flow is not None:
-            if _record is not None:  # a STUN datagram: counted, parsed and recorded in C
-                msg = _record(flow, payload, t, no, self.a.stun, True)
-                if msg is not True:
+            if _datagram is not None:  # STUN (and ChannelData): counted, parsed, recorded in C
+                msg = _datagram(self, flow, key, payload, t, no, self.a.stun)
+                if msg is NotImplemented:
+                    self._udp(flow, key, payload, t, no)
+                elif msg is not True:
                     self._recorded(flow, key, payload, t, no, msg)
                 return
             self._udp(flow, key, payload, t, no)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.analysis import rtp, stun
+from harness.analysis import rtp, sip, stun
 from harness.analysis.model import Address, Flow, StunEvent
 from harness.analysis.net import make_key, reverse
 
@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 
 RELAYED = b"T"
 _parse = stun.parse  # the compiled parser when built: a module global, looked up per message
-#: _stunparse.record: a STUN datagram counted, parsed and recorded in one call (None: Python)
-_record = None
+#: _stunparse.record: a STUN datagram counted, parsed and recorded in one call;
+#: _stunparse.datagram: the same for a wire datagram, and ChannelData (None: Python)
+_record = _datagram = None
 if stun._stunparse is not None:
-    stun._stunparse.setup_walk(Flow, StunEvent)
-    _record = stun._stunparse.record
+    stun._stunparse.setup_walk(Flow, StunEvent, sip._STARTS)
+    _record, _datagram = stun._stunparse.record, stun._stunparse.datagram
 
 
 class TurnRelay:
@@ -62,13 +63,17 @@ class TurnRelay:
     def _recorded(
         self, flow: Flow, key: bytes, p: bytes, t: float, no: int, msg: StunMessage | None
     ) -> None:
-        """The rest of a datagram after `_record(..., count=True)` gave `msg` (not True)."""
-        if msg is NotImplemented:  # not STUN (or not a Flow and bytes): nothing was done
+        """The rest of a datagram after `_record(..., count=True)` or `_datagram` gave `msg`
+        (not True): nothing done (NotImplemented); counted, and for STUN no RFC 8489
+        message, for ChannelData its relayed flow's part still to do (None); a message."""
+        if msg is NotImplemented:
             self._udp(flow, key, p, t, no)
-        elif msg is None:  # counted; not RFC 8489 (RFC 3489, or malformed)
-            self._stun_py(flow, key, p, t, no)
-        else:
+        elif msg is not None:
             self._turn(flow, key, msg, t, no)
+        elif p[0] < 4:  # RFC 3489, or malformed
+            self._stun_py(flow, key, p, t, no)
+        else:  # ChannelData, counted in `flow` (kinds too)
+            self._channel_data(flow, key, p, t, no)
 
     def _stun_py(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
         """_stun in Python: the fallback, and what `_stunparse.record` does in C."""

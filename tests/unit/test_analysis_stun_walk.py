@@ -1,14 +1,16 @@
-"""The walk's STUN datagrams in C (`_stunparse.record`) against the Python path.
+"""The walk's STUN datagrams in C (`_stunparse.record`, `.datagram`) against the Python path.
 
-`record` counts a datagram on its flow, parses it and appends its StunEvent in one call;
-TurnRelay._stun_py is the same in Python (the fallback when the module is not built).
+`record` counts a datagram on its flow, parses it and appends its StunEvent in one call,
+`datagram` does it for a wire datagram and for the STUN in a ChannelData message of a
+known channel; TurnRelay._stun_py and _channel_data are the same in Python (the fallback
+when the module is not built).
 Each capture is analysed both ways, as shipped and with frames damaged where the STUN
 headers and attributes are: flows, counters, events (repr: True is not 1) must be equal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -42,12 +44,12 @@ STUN_CAPTURES = [
 @contextmanager
 def python_walk() -> Iterator[None]:
     """The walk without `record` (as on a machine without the compiled module)."""
-    kept = turnrelay._record
-    turnrelay._record = analyzer._record = None
+    kept = turnrelay._record, analyzer._datagram
+    turnrelay._record = analyzer._datagram = None
     try:
         yield
     finally:
-        turnrelay._record = analyzer._record = kept
+        turnrelay._record, analyzer._datagram = kept
 
 
 def snapshot(a: Analysis) -> str:
@@ -71,22 +73,27 @@ def test_same_walk_on_real_captures(path: Path) -> None:
 
 def test_the_real_captures_take_the_compiled_path() -> None:
     """record() really handles the captures' STUN (else the comparisons compare nothing)."""
-    calls = []
-    kept = analyzer._record
+    calls: list[tuple[int, object]] = []
+    record, datagram = turnrelay._record, analyzer._datagram
 
-    def counting(*args: object) -> object:
-        r = kept(*args)  # type: ignore[misc]
-        calls.append(r)
-        return r
+    def counting(f: Callable[..., object], at: int) -> Callable[..., object]:
+        def call(*args: object) -> object:
+            r = f(*args)
+            calls.append((args[at][0], r))  # type: ignore[index]
+            return r
 
-    analyzer._record = turnrelay._record = counting
+        return call
+
+    turnrelay._record, analyzer._datagram = counting(record, 1), counting(datagram, 3)
     try:
         a = analyzer.analyze_bytes((DATA / "pcaps/aiortc-relayed.pcap").read_bytes())
     finally:
-        analyzer._record = turnrelay._record = kept
+        turnrelay._record, analyzer._datagram = record, datagram
     assert a.stun
-    assert any(r is True for r in calls)  # Binding checks, done in C
-    assert any(type(r) is stun.StunMessage for r in calls)  # TURN, finished in Python
+    assert any(b < 4 and r is True for b, r in calls)  # Binding checks, done in C
+    assert any(type(r) is stun.StunMessage for b, r in calls)  # TURN, finished in Python
+    assert any(0x40 <= b <= 0x4F and r is True for b, r in calls)  # STUN in ChannelData
+    assert any(0x40 <= b <= 0x4F and r is None for b, r in calls)  # left to _channel_data
 
 
 @cache
@@ -141,5 +148,36 @@ def test_record_hands_back_what_it_does_not_take() -> None:
     assert type(msg) is stun.StunMessage and msg.method == "Allocate"
     assert events[-1].relayed is False and events[-2].relayed is True
     assert f.kinds == {"stun": 2} and f.packets == 2
+    refresh = bytes.fromhex("000400002112a442") + bytes(12)
+    assert record(f, refresh, 3.5, 10, events, True) is True  # nothing for TURN to do
+    assert f.kinds == {"stun": 3} and len(events) == 4
     with pytest.raises(TypeError):
         record(f, binding, 1.0, 1, events)
+
+
+def test_datagram_takes_stun_and_known_channels_only() -> None:
+    """SIP (even in ChannelData's range), short or overlong ChannelData, other first bytes:
+    NotImplemented, nothing counted; an unknown channel: counted, None (_channel_data's)."""
+    datagram, events = stun._stunparse.datagram, []
+
+    class Walker:
+        channel_flows: dict[bytes, tuple[int, Flow]] = {}
+        turn_state = 0
+
+    w, f = Walker(), flow()
+    for p in [b"INVITE sip:x SIP/2.0\r\n", b"ACK ", b"\x40\x00\x00\x05abcd", b"\x40\x00", b"\x50"]:
+        assert datagram(w, f, b"k", p, 1.0, 1, events) is NotImplemented
+    assert datagram(w, object(), b"k", b"\x00", 1.0, 1, events) is NotImplemented
+    assert (f.packets, f.kinds, events) == (0, {}, [])
+    binding = bytes.fromhex("000100002112a442") + bytes(12)
+    channel = b"\x40\x01" + len(binding).to_bytes(2, "big") + binding
+    assert datagram(w, f, b"k", channel, 1.0, 1, events) is None
+    assert (f.packets, f.bytes, f.kinds, events) == (1, 24, {"turn-channel": 1}, [])
+    inner = flow()
+    inner.via = f.label
+    w.channel_flows[b"k\x40\x01"] = (1, inner)
+    assert datagram(w, f, b"k", channel, 2.0, 2, events) is None  # kept for another state
+    w.turn_state = 1
+    assert datagram(w, f, b"k", channel, 3.0, 3, events) is True
+    assert (inner.packets, inner.bytes, inner.kinds) == (1, 20, {"stun": 1})
+    assert f.kinds == {"turn-channel": 3} and len(events) == 1 and events[0].relayed is True
