@@ -181,3 +181,22 @@ def test_datagram_takes_stun_and_known_channels_only() -> None:
     assert datagram(w, f, b"k", channel, 3.0, 3, events) is True
     assert (inner.packets, inner.bytes, inner.kinds) == (1, 20, {"stun": 1})
     assert f.kinds == {"turn-channel": 3} and len(events) == 1 and events[0].relayed is True
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        bytes([10, 0, 0, 1, 192, 168, 1, 200, 0x13, 0xC4, 0, 53]),
+        bytes(4) + b"\xff" * 4 + b"\x00\x00\xff\xff",
+        bytes(range(1, 9)) + b"\x01\x02\x03\x04",
+        bytes(range(32)) + b"\x01\x02\x03\x04",  # IPv6: net.endpoints
+    ],
+)
+def test_new_udp_flow_is_new_flow(key: bytes) -> None:
+    """_new_udp_flow writes IPv4 addresses without ipaddress: the same flow as _new_flow."""
+    fast = analyzer.Analyzer(Analysis(Path("x"), ReadStats()))
+    slow = analyzer.Analyzer(Analysis(Path("x"), ReadStats()))
+    a = fast._new_udp_flow(key, 1.5, 3)
+    b = slow._new_flow(key, key, "udp", None, 1.5, 3)
+    assert repr((a.to_dict(), a.key, a.src, a.dst)) == repr((b.to_dict(), b.key, b.src, b.dst))
+    assert fast.flows == {key: a}
