@@ -796,6 +796,7 @@ static const char *WALK_FIELDS[NWALK] = {"packets", "bytes", "last_t", "kinds",
 static Py_ssize_t walk_offsets[NWALK];
 static PyTypeObject *flow_type, *event_type;
 static PyObject *one, *s_stun, *s_label, *s_turn_channel, *s_channel_flows, *s_turn_state;
+static PyObject *s_relayed_flows, *s_relayed_addr;
 static PyObject *sip_starts; /* sip._STARTS: datagrams that are SIP, whatever follows */
 /* StunEvent's fields, in its __init__'s order */
 #define NEVENT 8
@@ -857,11 +858,18 @@ done:
     return r;
 }
 
-/* A method TurnRelay._turn acts on (Binding, Refresh, CreatePermission... change nothing). */
-static int turn_method(PyObject *method) {
-    static const char *acted[] = {"Allocate", "ChannelBind", "Send", "Data"};
-    for (int i = 0; i < 4; i++)
-        if (PyUnicode_CompareWithASCIIString(method, acted[i]) == 0)
+/* A message TurnRelay._turn may act on: an Allocate request or success, a ChannelBind
+ * request, a Send or Data indication (Binding, Refresh, errors... change nothing). */
+static int turn_method(PyObject *msg) {
+    static const char *acted[][2] = {{"Allocate", "request"},  {"Allocate", "success"},
+                                     {"ChannelBind", "request"}, {"Send", "indication"},
+                                     {"Data", "indication"}};
+    PyObject *method = get(msg, F_METHOD), *cls = get(msg, F_CLS);
+    if (!PyUnicode_Check(method) || !PyUnicode_Check(cls))
+        return 1;
+    for (int i = 0; i < 5; i++)
+        if (PyUnicode_CompareWithASCIIString(method, acted[i][0]) == 0 &&
+            PyUnicode_CompareWithASCIIString(cls, acted[i][1]) == 0)
             return 1;
     return 0;
 }
@@ -911,7 +919,7 @@ static PyObject *stun_event(PyObject *flow, PyObject *pb, const unsigned char *p
     Py_DECREF(ev);
     if (bad < 0)
         goto fail;
-    if (relayed || !turn_method(get(msg, F_METHOD))) {
+    if (relayed || !turn_method(msg)) {
         Py_DECREF(msg);
         Py_RETURN_TRUE; /* ICE checks, most messages, change nothing of TURN */
     }
@@ -947,12 +955,106 @@ static PyObject *record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return stun_event(flow, pb, p, n, t, no, events, msg);
 }
 
+/* The relayed flow of a Send or Data indication `msg` on wire flow `key`, when
+ * walker.relayed_flows keeps it for the relayed address walker.relayed_addr has now
+ * (TurnRelay._relayed_flow's cache); NULL otherwise (an error only if one is set). */
+static PyObject *kept_relayed(PyObject *walker, PyObject *key, PyObject *msg, int to_server) {
+    PyObject *peers = get(msg, F_XOR_PEER), *flows = NULL, *addrs = NULL, *k = NULL;
+    PyObject *client = NULL, *inner = NULL;
+    if (!PyTuple_CheckExact(peers) || PyTuple_GET_SIZE(peers) < 1)
+        return NULL;
+    if (!(flows = PyObject_GetAttr(walker, s_relayed_flows)) ||
+        !(addrs = PyObject_GetAttr(walker, s_relayed_addr)))
+        goto done;
+    if (!PyDict_CheckExact(flows) || !PyDict_CheckExact(addrs))
+        goto done;
+    if (!(k = PyTuple_Pack(2, key, PyTuple_GET_ITEM(peers, 0))))
+        goto done;
+    PyObject *cached = PyDict_GetItemWithError(flows, k);
+    if (!cached || !PyTuple_CheckExact(cached) || PyTuple_GET_SIZE(cached) != 2)
+        goto done;
+    Py_INCREF(cached);
+    Py_ssize_t len = PyBytes_GET_SIZE(key), half = (len - 4) / 2;
+    if (to_server) {
+        client = Py_NewRef(key);
+    } else if ((client = PyBytes_FromStringAndSize(NULL, len))) { /* net.reverse */
+        const char *a = PyBytes_AS_STRING(key);
+        char *b = PyBytes_AS_STRING(client);
+        memcpy(b, a + half, (size_t)half);
+        memcpy(b + half, a, (size_t)half);
+        memcpy(b + 2 * half, a + len - 2, 2);
+        memcpy(b + 2 * half + 2, a + len - 4, 2);
+        if (2 * half + 4 != len) /* not a key net.reverse keeps the length of */
+            Py_CLEAR(client);
+    }
+    PyObject *now = client ? PyDict_GetItemWithError(addrs, client) : NULL;
+    if (client && (now || !PyErr_Occurred())) {
+        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(cached, 0), now ? now : Py_None,
+                                            Py_EQ);
+        if (same > 0)
+            inner = Py_NewRef(PyTuple_GET_ITEM(cached, 1));
+    }
+    Py_DECREF(cached);
+done:
+    Py_XDECREF(client);
+    Py_XDECREF(k);
+    Py_XDECREF(addrs);
+    Py_XDECREF(flows);
+    return inner;
+}
+
+/* After record() of a wire datagram gave `msg` (a new reference) for _turn: a Send or Data
+ * indication whose relayed flow is kept, with an RFC 8489 message in its DATA, has that
+ * message recorded on the relayed flow (True); anything else is handed back (msg). */
+static PyObject *relayed_stun(PyObject *walker, PyObject *key, PyObject *msg, PyObject *t,
+                              PyObject *no, PyObject *events) {
+    PyObject *cls = get(msg, F_CLS), *data = get(msg, F_DATA), *inner = NULL, *m = NULL;
+    int send = PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Send") == 0;
+    if (!send && PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Data") != 0)
+        return msg;
+    if (PyUnicode_CompareWithASCIIString(cls, "indication") != 0 || !PyBytes_CheckExact(data) ||
+        PyBytes_GET_SIZE(data) < 1 || PyBytes_AS_STRING(data)[0] < 0 ||
+        PyBytes_AS_STRING(data)[0] >= 4 || !PyBytes_CheckExact(key))
+        return msg;
+    Py_INCREF(data);
+    if (!(inner = kept_relayed(walker, key, msg, send))) {
+        Py_DECREF(data);
+        if (PyErr_Occurred()) {
+            Py_DECREF(msg);
+            return NULL;
+        }
+        return msg;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t dn = PyBytes_GET_SIZE(data);
+    int via = flow_ok(inner) ? PyObject_IsTrue(*flow_slot(inner, W_VIA)) : 0;
+    PyObject *r = msg; /* handed back unless the relayed flow takes it all */
+    if (via < 0)
+        r = NULL;
+    else if (via && (m = decode(d, dn)) && m != Py_None) {
+        if (count_on(inner, dn, t) < 0)
+            r = NULL;
+        else {
+            r = stun_event(inner, data, d, dn, t, no, events, m);
+            m = NULL;
+        }
+    } else if (!m && via)
+        r = NULL;
+    Py_XDECREF(m);
+    Py_DECREF(inner);
+    Py_DECREF(data);
+    if (r != msg)
+        Py_DECREF(msg);
+    return r;
+}
+
 /* datagram(walker, flow, key, p, t, no, events): record(flow, p, t, no, events, True), and
  * for ChannelData (first byte 0x40-0x4F, not SIP's start, RFC 8656 12.4 framing) the outer
  * flow's counting and kinds["turn-channel"] (as _udp), then, when the channel's relayed
  * flow is kept in walker.channel_flows for walker.turn_state (TurnRelay._channel_data)
  * and its data is an RFC 8489 message on that (relayed) flow, the data's record too:
- * True. None for ChannelData: the outer flow counted, the rest is _channel_data's. */
+ * True. None for ChannelData: the outer flow counted, the rest is _channel_data's.
+ * A Send or Data indication likewise (relayed_stun): True, or the message for _turn. */
 static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 7) {
         PyErr_SetString(PyExc_TypeError, "datagram(walker, flow, key, p, t, no, events)");
@@ -971,7 +1073,10 @@ static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t narg
         PyObject *msg = decode(p, n);
         if (!msg || msg == Py_None)
             return msg;
-        return stun_event(flow, pb, p, n, t, no, events, msg);
+        PyObject *r = stun_event(flow, pb, p, n, t, no, events, msg);
+        if (!r || r == Py_True)
+            return r;
+        return relayed_stun(walker, key, r, t, no, events);
     }
     if (n < 4 || p[0] < 0x40 || p[0] > 0x4F || 4 + (Py_ssize_t)be16(p + 2) > n)
         Py_RETURN_NOTIMPLEMENTED;
@@ -1189,6 +1294,10 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
     if (!s_channel_flows && !(s_channel_flows = PyUnicode_InternFromString("channel_flows")))
         return NULL;
     if (!s_turn_state && !(s_turn_state = PyUnicode_InternFromString("turn_state")))
+        return NULL;
+    if (!s_relayed_flows && !(s_relayed_flows = PyUnicode_InternFromString("relayed_flows")))
+        return NULL;
+    if (!s_relayed_addr && !(s_relayed_addr = PyUnicode_InternFromString("relayed_addr")))
         return NULL;
     for (int i = 0; i < NEVENT; i++)
         if (!event_names[i] && !(event_names[i] = PyUnicode_InternFromString(EVENT_FIELDS[i])))

@@ -38,6 +38,7 @@ STUN_CAPTURES = [
     "pcaps/aiortc-direct.pcap",
     "thirdparty/ndpi-teams-turn.pcap",
     "thirdparty/ndpi-stun_classic.pcap",
+    "thirdparty/ndpi-stun.pcap",  # Send and Data indications
 ]
 
 
@@ -200,3 +201,23 @@ def test_new_udp_flow_is_new_flow(key: bytes) -> None:
     b = slow._new_flow(key, key, "udp", None, 1.5, 3)
     assert repr((a.to_dict(), a.key, a.src, a.dst)) == repr((b.to_dict(), b.key, b.src, b.dst))
     assert fast.flows == {key: a}
+
+
+def test_send_and_data_indications_take_the_compiled_path() -> None:
+    """A Send/Data indication of a kept relayed flow with STUN inside: all in C (True)."""
+    calls: list[bool] = []
+    datagram = analyzer._datagram
+
+    def call(*args: object) -> object:
+        r = datagram(*args)  # type: ignore[misc]
+        p = args[3]
+        if p[:2] in (b"\x00\x16", b"\x00\x17"):  # type: ignore[index]
+            calls.append(r is True)
+        return r
+
+    analyzer._datagram = call
+    try:
+        analyzer.analyze_bytes((DATA / "thirdparty/ndpi-stun.pcap").read_bytes())
+    finally:
+        analyzer._datagram = datagram
+    assert True in calls and False in calls  # taken, and left to Python (first of a flow)
