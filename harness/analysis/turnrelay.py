@@ -129,9 +129,11 @@ class TurnRelay:
         data = p[4 : 4 + (p[2] << 8 | p[3])]
         if _record is not None:  # _udp's counting and _stun in one call, for STUN
             msg = _record(inner, data, t, no, self.a.stun, True)
-            if msg is not True:
+            if msg is True:
+                return
+            if msg is not NotImplemented:
                 self._recorded(inner, inner.key, data, t, no, msg)
-            return
+                return
         self._udp(inner, inner.key, data, t, no)
 
     def _channel_flow(
@@ -163,9 +165,11 @@ class TurnRelay:
             return
         if _record is not None:  # _udp's counting and _stun in one call, for STUN
             msg = _record(flow, data, t, no, self.a.stun, True)
-            if msg is not True:
+            if msg is True:
+                return
+            if msg is not NotImplemented:
                 self._recorded(flow, flow.key, data, t, no, msg)
-            return
+                return
         self._udp(flow, flow.key, data, t, no)
 
     def _relayed_flow(
