@@ -151,24 +151,22 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         """One UDP datagram: service ports are counted, the rest demultiplexed (RFC 7983)."""
         key, payload = seg[1], seg[2]
         flow = self.udp_flows.get(key)  # the port test made once per flow
-        if flow is not None:
-            if _datagram is not None:  # STUN (and ChannelData): counted, parsed, recorded in C
-                msg = _datagram(self, flow, key, payload, t, no, self.a.stun)
-                if msg is NotImplemented:
-                    self._udp(flow, key, payload, t, no)
-                elif msg is not True:
-                    self._recorded(flow, key, payload, t, no, msg)
+        if flow is None:
+            flow = self.flows.get(key) or self._new_udp_flow(key, t, no)
+            if key[-4:-2] in SERVICE_PORTS or key[-2:] in SERVICE_PORTS:
+                flow.packets += 1
+                flow.bytes += len(payload)
+                flow.last_t = t
+                flow.kinds["other"] += 1
                 return
-            self._udp(flow, key, payload, t, no)
+            self.udp_flows[key] = flow
+        if _datagram is not None:  # STUN (and ChannelData): counted, parsed, recorded in C
+            msg = _datagram(self, flow, key, payload, t, no, self.a.stun)
+            if msg is NotImplemented:
+                self._udp(flow, key, payload, t, no)
+            elif msg is not True:
+                self._recorded(flow, key, payload, t, no, msg)
             return
-        flow = self.flows.get(key) or self._new_udp_flow(key, t, no)
-        if key[-4:-2] in SERVICE_PORTS or key[-2:] in SERVICE_PORTS:
-            flow.packets += 1
-            flow.bytes += len(payload)
-            flow.last_t = t
-            flow.kinds["other"] += 1
-            return
-        self.udp_flows[key] = flow
         self._udp(flow, key, payload, t, no)
 
     def _new_udp_flow(self, key: bytes, t: float, no: int) -> Flow:
