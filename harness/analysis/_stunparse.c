@@ -776,6 +776,435 @@ static PyObject *check(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     return PyBool_FromLong(r);
 }
 
+/* The walk's side of a STUN datagram (turnrelay.TurnRelay._stun, analyzer._udp's counting)
+ * in one call: a handshake capture's UDP is mostly STUN, and in Python each datagram cost
+ * the flow's counters, a Counter update, a 8-field dataclass __init__ and the list append
+ * on top of the parse. record() does all of it from the Flow's and StunEvent's slots.
+ *
+ * setup_walk(flow_cls, event_cls): Flow (a __slots__ class) and StunEvent (a dataclass).
+ * record(flow, p, t, no, events, count) for a datagram whose first byte is below 4:
+ *   count: add it to flow.packets, flow.bytes, flow.last_t first (as _udp does);
+ *   then as TurnRelay._stun with an RFC 8489 message: flow.kinds["stun"] += 1 and
+ *   events.append(StunEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), msg,
+ *   raw)). Returns True when nothing more is to be done (relayed, or a method that
+ *   TurnRelay._turn ignores), the message when TURN may need it (_turn), None when it is no RFC 8489 message
+ *   (counted, nothing else done: the Python path tries RFC 3489), and NotImplemented
+ *   when it did nothing at all (not bytes, empty, first byte 4 or more, not a Flow). */
+enum { W_PACKETS, W_BYTES, W_LAST_T, W_KINDS, W_VIA, W_SRC, W_DST, W_LABEL, NWALK };
+static const char *WALK_FIELDS[NWALK] = {"packets", "bytes", "last_t", "kinds",
+                                         "via",     "src",   "dst",    "_label"};
+static Py_ssize_t walk_offsets[NWALK];
+static PyTypeObject *flow_type, *event_type;
+static PyObject *one, *s_stun, *s_label, *s_turn_channel, *s_channel_flows, *s_turn_state;
+static PyObject *s_relayed_flows, *s_relayed_addr;
+static PyObject *sip_starts; /* sip._STARTS: datagrams that are SIP, whatever follows */
+/* StunEvent's fields, in its __init__'s order */
+#define NEVENT 8
+static const char *EVENT_FIELDS[NEVENT] = {"frame", "time", "src", "dst",
+                                           "flow",  "relayed", "msg", "raw"};
+static PyObject *event_names[NEVENT];
+
+static PyObject **flow_slot(PyObject *flow, int f) {
+    return (PyObject **)((char *)flow + walk_offsets[f]);
+}
+
+/* *slot += v (v borrowed), as Python's `flow.x += v`. */
+static int add_to(PyObject **slot, PyObject *v) {
+    PyObject *x = PyNumber_InPlaceAdd(*slot, v);
+    if (!x)
+        return -1;
+    Py_SETREF(*slot, x);
+    return 0;
+}
+
+/* A Flow whose slots record() reads are all set (else Python raises AttributeError). */
+static int flow_ok(PyObject *flow) {
+    if (!Py_IS_TYPE(flow, flow_type))
+        return 0;
+    for (int f = 0; f < NWALK; f++)
+        if (!*flow_slot(flow, f))
+            return 0;
+    return PyDict_Check(*flow_slot(flow, W_KINDS));
+}
+
+/* _udp's counting: flow.packets += 1; flow.bytes += n; flow.last_t = t. */
+static int count_on(PyObject *flow, Py_ssize_t n, PyObject *t) {
+    PyObject *size = PyLong_FromSsize_t(n);
+    if (!size)
+        return -1;
+    int bad = add_to(flow_slot(flow, W_PACKETS), one) < 0 ||
+              add_to(flow_slot(flow, W_BYTES), size) < 0;
+    Py_DECREF(size);
+    if (bad)
+        return -1;
+    Py_SETREF(*flow_slot(flow, W_LAST_T), Py_NewRef(t));
+    return 0;
+}
+
+/* flow.kinds[kind] += 1 (a Counter: a missing kind counts 0). */
+static int count_kind(PyObject *flow, PyObject *kind) {
+    PyObject *kinds = *flow_slot(flow, W_KINDS), *was, *now;
+    Py_INCREF(kinds);
+    int r = -1;
+    if (!(was = PyDict_GetItemWithError(kinds, kind)) && PyErr_Occurred())
+        goto done;
+    now = was ? PyNumber_InPlaceAdd(was, one) : Py_NewRef(one);
+    if (now) {
+        r = PyDict_SetItem(kinds, kind, now);
+        Py_DECREF(now);
+    }
+done:
+    Py_DECREF(kinds);
+    return r;
+}
+
+/* A message TurnRelay._turn may act on: an Allocate request or success, a ChannelBind
+ * request, a Send or Data indication (Binding, Refresh, errors... change nothing). */
+static int turn_method(PyObject *msg) {
+    static const char *acted[][2] = {{"Allocate", "request"},  {"Allocate", "success"},
+                                     {"ChannelBind", "request"}, {"Send", "indication"},
+                                     {"Data", "indication"}};
+    PyObject *method = get(msg, F_METHOD), *cls = get(msg, F_CLS);
+    if (!PyUnicode_Check(method) || !PyUnicode_Check(cls))
+        return 1;
+    for (int i = 0; i < 5; i++)
+        if (PyUnicode_CompareWithASCIIString(method, acted[i][0]) == 0 &&
+            PyUnicode_CompareWithASCIIString(cls, acted[i][1]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The rest of _stun_py for msg (a new reference, an RFC 8489 message parsed from p, n
+ * bytes of the bytes object pb): kinds, the event, and True or the message for _turn. */
+static PyObject *stun_event(PyObject *flow, PyObject *pb, const unsigned char *p, Py_ssize_t n,
+                            PyObject *t, PyObject *no, PyObject *events, PyObject *msg) {
+    if (count_kind(flow, s_stun) < 0)
+        goto fail;
+    /* the event, its fields set as its __init__ sets them */
+    PyObject *values[NEVENT] = {NULL};
+    PyObject *via = *flow_slot(flow, W_VIA), *ev = NULL;
+    int relayed = PyObject_IsTrue(via);
+    if (relayed < 0)
+        goto fail;
+    PyObject *label = *flow_slot(flow, W_LABEL);
+    values[4] = PyUnicode_CheckExact(label) && PyUnicode_GET_LENGTH(label)
+                    ? Py_NewRef(label)
+                    : PyObject_GetAttr(flow, s_label); /* made once, by the property */
+    if (!values[4])
+        goto fail;
+    values[0] = Py_NewRef(no);
+    values[1] = Py_NewRef(t);
+    values[2] = Py_NewRef(*flow_slot(flow, W_SRC));
+    values[3] = Py_NewRef(*flow_slot(flow, W_DST));
+    values[5] = Py_NewRef(relayed ? Py_True : Py_False);
+    values[6] = Py_NewRef(msg);
+    Py_ssize_t whole = 20 + (Py_ssize_t)be16(p + 2);
+    if (get(msg, F_INTEGRITY) != Py_True) /* raw: p[: 20 + length] if msg.integrity else b"" */
+        values[7] = PyBytes_FromStringAndSize(NULL, 0);
+    else if (whole >= n)
+        values[7] = Py_NewRef(pb);
+    else
+        values[7] = PyBytes_FromStringAndSize((const char *)p, whole);
+    if (!values[7])
+        goto fail_values;
+    ev = event_type->tp_new(event_type, no_items, NULL); /* object.__new__, no __init__ */
+    if (!ev)
+        goto fail_values;
+    for (int i = 0; i < NEVENT; i++)
+        if (PyObject_SetAttr(ev, event_names[i], values[i]) < 0)
+            goto fail_values;
+    for (int i = 0; i < NEVENT; i++)
+        Py_DECREF(values[i]);
+    int bad = PyList_Append(events, ev);
+    Py_DECREF(ev);
+    if (bad < 0)
+        goto fail;
+    if (relayed || !turn_method(msg)) {
+        Py_DECREF(msg);
+        Py_RETURN_TRUE; /* ICE checks, most messages, change nothing of TURN */
+    }
+    return msg;
+fail_values:
+    Py_XDECREF(ev);
+    for (int i = 0; i < NEVENT; i++)
+        Py_XDECREF(values[i]);
+fail:
+    Py_DECREF(msg);
+    return NULL;
+}
+
+static PyObject *record(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "record(flow, p, t, no, events, count)");
+        return NULL;
+    }
+    PyObject *flow = args[0], *pb = args[1], *t = args[2], *no = args[3], *events = args[4];
+    if (!flow_type || !msg_type || !flow_ok(flow) || !PyBytes_CheckExact(pb) ||
+        !PyList_CheckExact(events))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(pb);
+    Py_ssize_t n = PyBytes_GET_SIZE(pb);
+    if (n < 1 || p[0] >= 4)
+        Py_RETURN_NOTIMPLEMENTED;
+    int count = PyObject_IsTrue(args[5]);
+    if (count < 0 || (count && count_on(flow, n, t) < 0))
+        return NULL;
+    PyObject *msg = decode(p, n);
+    if (!msg || msg == Py_None)
+        return msg;
+    return stun_event(flow, pb, p, n, t, no, events, msg);
+}
+
+/* The relayed flow of a Send or Data indication `msg` on wire flow `key`, when
+ * walker.relayed_flows keeps it for the relayed address walker.relayed_addr has now
+ * (TurnRelay._relayed_flow's cache); NULL otherwise (an error only if one is set). */
+static PyObject *kept_relayed(PyObject *walker, PyObject *key, PyObject *msg, int to_server) {
+    PyObject *peers = get(msg, F_XOR_PEER), *flows = NULL, *addrs = NULL, *k = NULL;
+    PyObject *client = NULL, *inner = NULL;
+    if (!PyTuple_CheckExact(peers) || PyTuple_GET_SIZE(peers) < 1)
+        return NULL;
+    if (!(flows = PyObject_GetAttr(walker, s_relayed_flows)) ||
+        !(addrs = PyObject_GetAttr(walker, s_relayed_addr)))
+        goto done;
+    if (!PyDict_CheckExact(flows) || !PyDict_CheckExact(addrs))
+        goto done;
+    if (!(k = PyTuple_Pack(2, key, PyTuple_GET_ITEM(peers, 0))))
+        goto done;
+    PyObject *cached = PyDict_GetItemWithError(flows, k);
+    if (!cached || !PyTuple_CheckExact(cached) || PyTuple_GET_SIZE(cached) != 2)
+        goto done;
+    Py_INCREF(cached);
+    Py_ssize_t len = PyBytes_GET_SIZE(key), half = (len - 4) / 2;
+    if (to_server) {
+        client = Py_NewRef(key);
+    } else if ((client = PyBytes_FromStringAndSize(NULL, len))) { /* net.reverse */
+        const char *a = PyBytes_AS_STRING(key);
+        char *b = PyBytes_AS_STRING(client);
+        memcpy(b, a + half, (size_t)half);
+        memcpy(b + half, a, (size_t)half);
+        memcpy(b + 2 * half, a + len - 2, 2);
+        memcpy(b + 2 * half + 2, a + len - 4, 2);
+        if (2 * half + 4 != len) /* not a key net.reverse keeps the length of */
+            Py_CLEAR(client);
+    }
+    PyObject *now = client ? PyDict_GetItemWithError(addrs, client) : NULL;
+    if (client && (now || !PyErr_Occurred())) {
+        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(cached, 0), now ? now : Py_None,
+                                            Py_EQ);
+        if (same > 0)
+            inner = Py_NewRef(PyTuple_GET_ITEM(cached, 1));
+    }
+    Py_DECREF(cached);
+done:
+    Py_XDECREF(client);
+    Py_XDECREF(k);
+    Py_XDECREF(addrs);
+    Py_XDECREF(flows);
+    return inner;
+}
+
+/* After record() of a wire datagram gave `msg` (a new reference) for _turn: a Send or Data
+ * indication whose relayed flow is kept, with an RFC 8489 message in its DATA, has that
+ * message recorded on the relayed flow (True); anything else is handed back (msg). */
+static PyObject *relayed_stun(PyObject *walker, PyObject *key, PyObject *msg, PyObject *t,
+                              PyObject *no, PyObject *events) {
+    PyObject *cls = get(msg, F_CLS), *data = get(msg, F_DATA), *inner = NULL, *m = NULL;
+    int send = PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Send") == 0;
+    if (!send && PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Data") != 0)
+        return msg;
+    if (PyUnicode_CompareWithASCIIString(cls, "indication") != 0 || !PyBytes_CheckExact(data) ||
+        PyBytes_GET_SIZE(data) < 1 || PyBytes_AS_STRING(data)[0] < 0 ||
+        PyBytes_AS_STRING(data)[0] >= 4 || !PyBytes_CheckExact(key))
+        return msg;
+    Py_INCREF(data);
+    if (!(inner = kept_relayed(walker, key, msg, send))) {
+        Py_DECREF(data);
+        if (PyErr_Occurred()) {
+            Py_DECREF(msg);
+            return NULL;
+        }
+        return msg;
+    }
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t dn = PyBytes_GET_SIZE(data);
+    int via = flow_ok(inner) ? PyObject_IsTrue(*flow_slot(inner, W_VIA)) : 0;
+    PyObject *r = msg; /* handed back unless the relayed flow takes it all */
+    if (via < 0)
+        r = NULL;
+    else if (via && (m = decode(d, dn)) && m != Py_None) {
+        if (count_on(inner, dn, t) < 0)
+            r = NULL;
+        else {
+            r = stun_event(inner, data, d, dn, t, no, events, m);
+            m = NULL;
+        }
+    } else if (!m && via)
+        r = NULL;
+    Py_XDECREF(m);
+    Py_DECREF(inner);
+    Py_DECREF(data);
+    if (r != msg)
+        Py_DECREF(msg);
+    return r;
+}
+
+/* datagram(walker, flow, key, p, t, no, events): record(flow, p, t, no, events, True), and
+ * for ChannelData (first byte 0x40-0x4F, not SIP's start, RFC 8656 12.4 framing) the outer
+ * flow's counting and kinds["turn-channel"] (as _udp), then, when the channel's relayed
+ * flow is kept in walker.channel_flows for walker.turn_state (TurnRelay._channel_data)
+ * and its data is an RFC 8489 message on that (relayed) flow, the data's record too:
+ * True. None for ChannelData: the outer flow counted, the rest is _channel_data's.
+ * A Send or Data indication likewise (relayed_stun): True, or the message for _turn. */
+static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "datagram(walker, flow, key, p, t, no, events)");
+        return NULL;
+    }
+    PyObject *walker = args[0], *flow = args[1], *key = args[2], *pb = args[3], *t = args[4],
+             *no = args[5], *events = args[6];
+    if (!flow_type || !msg_type || !sip_starts || !flow_ok(flow) || !PyBytes_CheckExact(pb) ||
+        !PyBytes_CheckExact(key) || !PyList_CheckExact(events))
+        Py_RETURN_NOTIMPLEMENTED;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(pb);
+    Py_ssize_t n = PyBytes_GET_SIZE(pb);
+    if (n >= 1 && p[0] < 4) {
+        if (count_on(flow, n, t) < 0)
+            return NULL;
+        PyObject *msg = decode(p, n);
+        if (!msg || msg == Py_None)
+            return msg;
+        PyObject *r = stun_event(flow, pb, p, n, t, no, events, msg);
+        if (!r || r == Py_True)
+            return r;
+        return relayed_stun(walker, key, r, t, no, events);
+    }
+    if (n < 4 || p[0] < 0x40 || p[0] > 0x4F || 4 + (Py_ssize_t)be16(p + 2) > n)
+        Py_RETURN_NOTIMPLEMENTED;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(sip_starts); i++) { /* sip.looks_like_sip */
+        PyObject *start = PyTuple_GET_ITEM(sip_starts, i);
+        Py_ssize_t k = PyBytes_GET_SIZE(start);
+        if (k <= n && memcmp(PyBytes_AS_STRING(start), p, (size_t)k) == 0)
+            Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (count_on(flow, n, t) < 0 || count_kind(flow, s_turn_channel) < 0)
+        return NULL;
+    /* kept = walker.channel_flows.get(key + p[:2]); kept[0] == walker.turn_state */
+    PyObject *kept_map = PyObject_GetAttr(walker, s_channel_flows), *state = NULL, *ck = NULL;
+    PyObject *inner = NULL, *data = NULL, *msg = NULL, *r = NULL;
+    if (!kept_map)
+        return NULL;
+    if (!PyDict_CheckExact(kept_map))
+        goto python;
+    ck = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(key) + 2);
+    if (!ck)
+        goto done;
+    memcpy(PyBytes_AS_STRING(ck), PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
+    memcpy(PyBytes_AS_STRING(ck) + PyBytes_GET_SIZE(key), p, 2);
+    PyObject *kept = PyDict_GetItemWithError(kept_map, ck);
+    if (!kept) {
+        if (PyErr_Occurred())
+            goto done;
+        goto python;
+    }
+    if (!PyTuple_CheckExact(kept) || PyTuple_GET_SIZE(kept) != 2)
+        goto python;
+    Py_INCREF(kept);
+    if (!(state = PyObject_GetAttr(walker, s_turn_state))) {
+        Py_DECREF(kept);
+        goto done;
+    }
+    int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(kept, 0), state, Py_EQ);
+    inner = Py_NewRef(PyTuple_GET_ITEM(kept, 1));
+    Py_DECREF(kept);
+    if (same < 0)
+        goto done;
+    if (!same || !flow_ok(inner))
+        goto python;
+    int via = PyObject_IsTrue(*flow_slot(inner, W_VIA));
+    if (via < 0)
+        goto done;
+    Py_ssize_t len = be16(p + 2);
+    /* only an RFC 8489 message on a relayed flow is taken (record() would give True) */
+    if (!via || len < 1 || p[4] >= 4)
+        goto python;
+    if (!(data = PyBytes_FromStringAndSize((const char *)p + 4, len)))
+        goto done;
+    if (!(msg = decode(p + 4, len)))
+        goto done;
+    if (msg == Py_None)
+        goto python;
+    if (count_on(inner, len, t) < 0)
+        goto done;
+    r = stun_event(inner, data, (const unsigned char *)PyBytes_AS_STRING(data), len, t, no,
+                   events, msg);
+    msg = NULL; /* stun_event took it */
+    goto done;
+python:
+    r = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(msg);
+    Py_XDECREF(data);
+    Py_XDECREF(inner);
+    Py_XDECREF(state);
+    Py_XDECREF(ck);
+    Py_DECREF(kept_map);
+    return r;
+}
+
+/* The offset of the writable object slot `name` of the __slots__ class tp, or -1. */
+static Py_ssize_t slot_offset(PyTypeObject *tp, const char *name) {
+    PyObject *d = PyDict_GetItemString(tp->tp_dict, name);
+    if (!d || !Py_IS_TYPE(d, &PyMemberDescr_Type))
+        return -1;
+    PyMemberDef *def = ((PyMemberDescrObject *)d)->d_member;
+    if (def->type != T_OBJECT_EX || (def->flags & READONLY) ||
+        def->offset < (Py_ssize_t)sizeof(PyObject) ||
+        def->offset + (Py_ssize_t)sizeof(PyObject *) > tp->tp_basicsize)
+        return -1;
+    return def->offset;
+}
+
+static PyObject *setup_walk(PyObject *self, PyObject *args) {
+    PyObject *fcls, *ecls, *starts;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &fcls, &PyType_Type, &ecls,
+                          &PyTuple_Type, &starts))
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(starts); i++)
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(starts, i))) {
+            PyErr_SetString(PyExc_TypeError, "_stunparse.setup_walk: SIP starts are bytes");
+            return NULL;
+        }
+    PyTypeObject *ft = (PyTypeObject *)fcls, *et = (PyTypeObject *)ecls;
+    for (int f = 0; f < NWALK; f++)
+        if ((walk_offsets[f] = slot_offset(ft, WALK_FIELDS[f])) < 0) {
+            PyErr_Format(PyExc_TypeError, "_stunparse.setup_walk: Flow has no slot %s",
+                         WALK_FIELDS[f]);
+            return NULL;
+        }
+    PyObject *fields = PyObject_GetAttrString(ecls, "__dataclass_fields__");
+    if (!fields)
+        return NULL;
+    int ok = PyDict_Check(fields) && PyDict_GET_SIZE(fields) == NEVENT &&
+             et->tp_new != NULL;
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *k, *v;
+    while (ok && PyDict_Next(fields, &pos, &k, &v))
+        ok = PyUnicode_Check(k) && PyUnicode_CompareWithASCIIString(k, EVENT_FIELDS[i++]) == 0;
+    Py_DECREF(fields);
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_stunparse.setup_walk: StunEvent's fields are not the ones record() "
+                        "sets (update EVENT_FIELDS)");
+        return NULL;
+    }
+    Py_INCREF(fcls);
+    Py_XSETREF(flow_type, ft);
+    Py_INCREF(ecls);
+    Py_XSETREF(event_type, et);
+    Py_XSETREF(sip_starts, Py_NewRef(starts));
+    Py_RETURN_NONE;
+}
+
 /* Bind StunMessage: its slots must be FIELDS, in order, each a writable object slot. */
 static PyObject *setup(PyObject *self, PyObject *args) {
     PyObject *cls, *m, *cm, *cl, *v6;
@@ -830,6 +1259,11 @@ static PyMethodDef module_methods[] = {
      "stun.check_integrity's HMAC comparison with the key's pads: bool, or None."},
     {"check", (PyCFunction)(void (*)(void))check, METH_FASTCALL,
      "stun.check_integrity for a parsed message and a key with pads, else NotImplemented."},
+    {"setup_walk", setup_walk, METH_VARARGS, "Bind the Flow and StunEvent classes for record()."},
+    {"record", (PyCFunction)(void (*)(void))record, METH_FASTCALL,
+     "A STUN datagram of the walk: counted, parsed, its StunEvent recorded."},
+    {"datagram", (PyCFunction)(void (*)(void))datagram, METH_FASTCALL,
+     "record() for a wire datagram, and the ChannelData it can take."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -849,5 +1283,24 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
         return NULL;
     if (!s_digest && !(s_digest = PyUnicode_InternFromString("digest")))
         return NULL;
+    if (!one && !(one = PyLong_FromLong(1)))
+        return NULL;
+    if (!s_stun && !(s_stun = PyUnicode_InternFromString("stun")))
+        return NULL;
+    if (!s_label && !(s_label = PyUnicode_InternFromString("label")))
+        return NULL;
+    if (!s_turn_channel && !(s_turn_channel = PyUnicode_InternFromString("turn-channel")))
+        return NULL;
+    if (!s_channel_flows && !(s_channel_flows = PyUnicode_InternFromString("channel_flows")))
+        return NULL;
+    if (!s_turn_state && !(s_turn_state = PyUnicode_InternFromString("turn_state")))
+        return NULL;
+    if (!s_relayed_flows && !(s_relayed_flows = PyUnicode_InternFromString("relayed_flows")))
+        return NULL;
+    if (!s_relayed_addr && !(s_relayed_addr = PyUnicode_InternFromString("relayed_addr")))
+        return NULL;
+    for (int i = 0; i < NEVENT; i++)
+        if (!event_names[i] && !(event_names[i] = PyUnicode_InternFromString(EVENT_FIELDS[i])))
+            return NULL;
     return PyModule_Create(&module);
 }

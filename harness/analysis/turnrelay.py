@@ -9,15 +9,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.analysis import rtp, stun
-from harness.analysis.model import Address, StunEvent
+from harness.analysis import rtp, sip, stun
+from harness.analysis.model import Address, Flow, StunEvent
 from harness.analysis.net import make_key, reverse
 
 if TYPE_CHECKING:
-    from harness.analysis.model import Analysis, Flow
+    from harness.analysis.model import Analysis
+    from harness.analysis.stun import StunMessage
 
 RELAYED = b"T"
 _parse = stun.parse  # the compiled parser when built: a module global, looked up per message
+#: _stunparse.record: a STUN datagram counted, parsed and recorded in one call;
+#: _stunparse.datagram: the same for a wire datagram, and ChannelData (None: Python)
+_record = _datagram = None
+if stun._stunparse is not None:
+    stun._stunparse.setup_walk(Flow, StunEvent, sip._STARTS)
+    _record, _datagram = stun._stunparse.record, stun._stunparse.datagram
 
 
 class TurnRelay:
@@ -43,6 +50,33 @@ class TurnRelay:
         ) -> None: ...
 
     def _stun(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
+        """A datagram whose first byte is below 4 (`flow` counted it already)."""
+        if _record is not None:  # all of _stun_py in C for an RFC 8489 message
+            msg = _record(flow, p, t, no, self.a.stun, False)
+            if msg is True:
+                return
+            if msg is not None and msg is not NotImplemented:
+                self._turn(flow, key, msg, t, no)
+                return
+        self._stun_py(flow, key, p, t, no)
+
+    def _recorded(
+        self, flow: Flow, key: bytes, p: bytes, t: float, no: int, msg: StunMessage | None
+    ) -> None:
+        """The rest of a datagram after `_record(..., count=True)` or `_datagram` gave `msg`
+        (not True): nothing done (NotImplemented); counted, and for STUN no RFC 8489
+        message, for ChannelData its relayed flow's part still to do (None); a message."""
+        if msg is NotImplemented:
+            self._udp(flow, key, p, t, no)
+        elif msg is not None:
+            self._turn(flow, key, msg, t, no)
+        elif p[0] < 4:  # RFC 3489, or malformed
+            self._stun_py(flow, key, p, t, no)
+        else:  # ChannelData, counted in `flow` (kinds too)
+            self._channel_data(flow, key, p, t, no)
+
+    def _stun_py(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
+        """_stun in Python: the fallback, and what `_stunparse.record` does in C."""
         msg = _parse(p)
         if msg is None:
             msg = stun.parse_classic(p)
@@ -54,9 +88,13 @@ class TurnRelay:
         via = flow.via
         raw = p[: 20 + msg.length] if msg.integrity else b""
         self.a.stun.append(StunEvent(no, t, flow.src, flow.dst, flow.label, bool(via), msg, raw))
-        m = msg.method
-        if via or m == "Binding":  # ICE checks, most messages, change nothing of TURN
+        if via or msg.method == "Binding":  # ICE checks, most messages, change nothing of TURN
             return
+        self._turn(flow, key, msg, t, no)
+
+    def _turn(self, flow: Flow, key: bytes, msg: StunMessage, t: float, no: int) -> None:
+        """What a TURN message on a wire flow changes: allocations, channels, relayed data."""
+        m = msg.method
         if m == "Allocate" and msg.cls == "request":
             flow.turn_client = True
         elif m == "Allocate" and msg.cls == "success" and msg.xor_relayed:
@@ -88,7 +126,15 @@ class TurnRelay:
             inner = found
             if (key, ch) in self.channels or (reverse(key), ch) in self.channels:
                 self.channel_flows[ck] = (self.turn_state, inner)
-        self._udp(inner, inner.key, p[4 : 4 + (p[2] << 8 | p[3])], t, no)
+        data = p[4 : 4 + (p[2] << 8 | p[3])]
+        if _record is not None:  # _udp's counting and _stun in one call, for STUN
+            msg = _record(inner, data, t, no, self.a.stun, True)
+            if msg is True:
+                return
+            if msg is not NotImplemented:
+                self._recorded(inner, inner.key, data, t, no, msg)
+                return
+        self._udp(inner, inner.key, data, t, no)
 
     def _channel_flow(
         self, outer: Flow, key: bytes, ch: int, t: float, no: int, n: int
@@ -115,8 +161,16 @@ class TurnRelay:
         """Analyse a relayed datagram as its own flow between relayed address and peer."""
         client_key = key if to_server else reverse(key)
         flow = self._relayed_flow(outer, key, client_key, peer, to_server, t, no)
-        if flow is not None:
-            self._udp(flow, flow.key, data, t, no)
+        if flow is None:
+            return
+        if _record is not None:  # _udp's counting and _stun in one call, for STUN
+            msg = _record(flow, data, t, no, self.a.stun, True)
+            if msg is True:
+                return
+            if msg is not NotImplemented:
+                self._recorded(flow, flow.key, data, t, no, msg)
+                return
+        self._udp(flow, flow.key, data, t, no)
 
     def _relayed_flow(
         self,

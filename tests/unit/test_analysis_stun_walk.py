@@ -1,0 +1,223 @@
+"""The walk's STUN datagrams in C (`_stunparse.record`, `.datagram`) against the Python path.
+
+`record` counts a datagram on its flow, parses it and appends its StunEvent in one call,
+`datagram` does it for a wire datagram and for the STUN in a ChannelData message of a
+known channel; TurnRelay._stun_py and _channel_data are the same in Python (the fallback
+when the module is not built).
+Each capture is analysed both ways, as shipped and with frames damaged where the STUN
+headers and attributes are: flows, counters, events (repr: True is not 1) must be equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.analysis import analyzer, pcapio, stun, turnrelay
+from harness.analysis.model import Analysis, Flow, StunEvent
+from harness.analysis.pcapio import ReadStats
+from tests.fuzzing import SLOW, damaged_frames, pcap_image
+
+pytestmark = pytest.mark.skipif(
+    stun._stunparse is None,
+    reason="harness/analysis/_stunparse.c is not built (pip install -e . builds it)",
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+CAPTURES = sorted((DATA / "pcaps").glob("*.pcap*")) + sorted((DATA / "thirdparty").glob("*.pcap*"))
+#: captures with STUN or TURN in them, for the damaged runs
+STUN_CAPTURES = [
+    "pcaps/aiortc-relayed.pcap",
+    "pcaps/aiortc-datachannel-turn.pcap",
+    "pcaps/aiortc-direct.pcap",
+    "thirdparty/ndpi-teams-turn.pcap",
+    "thirdparty/ndpi-stun_classic.pcap",
+    "thirdparty/ndpi-stun.pcap",  # Send and Data indications
+]
+
+
+@contextmanager
+def python_walk() -> Iterator[None]:
+    """The walk without `record` (as on a machine without the compiled module)."""
+    kept = turnrelay._record, analyzer._datagram
+    turnrelay._record = analyzer._datagram = None
+    try:
+        yield
+    finally:
+        turnrelay._record, analyzer._datagram = kept
+
+
+def snapshot(a: Analysis) -> str:
+    """Everything the STUN side of the walk writes, as text that tells types apart."""
+    flows = [(f.to_dict(), f.turn_client, f.srtp, f.key, sorted(f.streams)) for f in a.flows]
+    return repr((flows, a.stun, a.malformed, a.skipped, len(a.dtls), len(a.sip), a.packets))
+
+
+def both(data: bytes) -> tuple[str, str]:
+    compiled = snapshot(analyzer.analyze_bytes(data))
+    with python_walk():
+        python = snapshot(analyzer.analyze_bytes(data))
+    return compiled, python
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_same_walk_on_real_captures(path: Path) -> None:
+    compiled, python = both(path.read_bytes())
+    assert compiled == python
+
+
+def test_the_real_captures_take_the_compiled_path() -> None:
+    """record() really handles the captures' STUN (else the comparisons compare nothing)."""
+    calls: list[tuple[int, object]] = []
+    record, datagram = turnrelay._record, analyzer._datagram
+
+    def counting(f: Callable[..., object], at: int) -> Callable[..., object]:
+        def call(*args: object) -> object:
+            r = f(*args)
+            calls.append((args[at][0], r))  # type: ignore[index]
+            return r
+
+        return call
+
+    turnrelay._record, analyzer._datagram = counting(record, 1), counting(datagram, 3)
+    try:
+        a = analyzer.analyze_bytes((DATA / "pcaps/aiortc-relayed.pcap").read_bytes())
+    finally:
+        turnrelay._record, analyzer._datagram = record, datagram
+    assert a.stun
+    assert any(b < 4 and r is True for b, r in calls)  # Binding checks, done in C
+    assert any(type(r) is stun.StunMessage for b, r in calls)  # TURN, finished in Python
+    assert any(0x40 <= b <= 0x4F and r is True for b, r in calls)  # STUN in ChannelData
+    assert any(0x40 <= b <= 0x4F and r is None for b, r in calls)  # left to _channel_data
+
+
+@cache
+def image(name: str) -> tuple[bytes, pcapio.FrameIndex]:
+    data = (DATA / name).read_bytes()
+    return data, pcapio.index_frames(data, ReadStats()).numpy()
+
+
+@SLOW
+@given(st.sampled_from(STUN_CAPTURES), st.data())
+def test_same_walk_on_damaged_captures(name: str, data: st.DataObject) -> None:
+    """Bytes of the IP/UDP headers and the STUN header and first attributes damaged."""
+    raw, idx = image(name)
+    values = [0, 1, 3, 4, 0x12, 0x21, 0x42, 0x80, 0xA4, 0xFF]
+    link = int(idx.links[0])
+    damaged, lengths, _ = damaged_frames(data, raw, idx, 140, values, [link])
+    offsets = idx.offsets.tolist()
+    frames = [(link, damaged[o : o + n]) for o, n in zip(offsets, lengths.tolist(), strict=True)]
+    compiled, python = both(pcap_image(frames))
+    assert compiled == python
+
+
+def flow() -> Flow:
+    f = Flow("udp", ("10.0.0.1", 1), ("10.0.0.2", 2), None)
+    f.key = b"k"
+    return f
+
+
+def test_record_hands_back_what_it_does_not_take() -> None:
+    record, events = stun._stunparse.record, []
+    binding = bytes.fromhex("000100002112a442") + bytes(12)
+    for f, p in [
+        (flow(), bytearray(binding)),
+        (flow(), b""),
+        (flow(), b"\x04" + binding[1:]),
+        (object(), binding),
+    ]:
+        assert record(f, p, 1.0, 1, events, True) is NotImplemented
+    assert events == []
+    f = flow()
+    assert record(f, binding[:19], 1.5, 7, events, True) is None  # counted, not parsed
+    assert (f.packets, f.bytes, f.last_t, f.kinds) == (1, 19, 1.5, {})
+    assert record(f, binding, 2.5, 8, events, False) is True  # a Binding: all done
+    assert (f.packets, f.bytes, f.kinds) == (1, 19, {"stun": 1})
+    want = StunEvent(8, 2.5, f.src, f.dst, f.label, False, stun.parse_py(binding), b"")
+    assert repr(events) == repr([want])
+    allocate = bytes.fromhex("000300002112a442") + bytes(12)
+    relayed = flow()
+    relayed.via = "udp 1.2.3.4:5 > 6.7.8.9:10"
+    assert record(relayed, allocate, 3.0, 9, events, True) is True  # relayed: no TURN
+    msg = record(f, allocate, 3.0, 9, events, True)
+    assert type(msg) is stun.StunMessage and msg.method == "Allocate"
+    assert events[-1].relayed is False and events[-2].relayed is True
+    assert f.kinds == {"stun": 2} and f.packets == 2
+    refresh = bytes.fromhex("000400002112a442") + bytes(12)
+    assert record(f, refresh, 3.5, 10, events, True) is True  # nothing for TURN to do
+    assert f.kinds == {"stun": 3} and len(events) == 4
+    with pytest.raises(TypeError):
+        record(f, binding, 1.0, 1, events)
+
+
+def test_datagram_takes_stun_and_known_channels_only() -> None:
+    """SIP (even in ChannelData's range), short or overlong ChannelData, other first bytes:
+    NotImplemented, nothing counted; an unknown channel: counted, None (_channel_data's)."""
+    datagram, events = stun._stunparse.datagram, []
+
+    class Walker:
+        channel_flows: dict[bytes, tuple[int, Flow]] = {}
+        turn_state = 0
+
+    w, f = Walker(), flow()
+    for p in [b"INVITE sip:x SIP/2.0\r\n", b"ACK ", b"\x40\x00\x00\x05abcd", b"\x40\x00", b"\x50"]:
+        assert datagram(w, f, b"k", p, 1.0, 1, events) is NotImplemented
+    assert datagram(w, object(), b"k", b"\x00", 1.0, 1, events) is NotImplemented
+    assert (f.packets, f.kinds, events) == (0, {}, [])
+    binding = bytes.fromhex("000100002112a442") + bytes(12)
+    channel = b"\x40\x01" + len(binding).to_bytes(2, "big") + binding
+    assert datagram(w, f, b"k", channel, 1.0, 1, events) is None
+    assert (f.packets, f.bytes, f.kinds, events) == (1, 24, {"turn-channel": 1}, [])
+    inner = flow()
+    inner.via = f.label
+    w.channel_flows[b"k\x40\x01"] = (1, inner)
+    assert datagram(w, f, b"k", channel, 2.0, 2, events) is None  # kept for another state
+    w.turn_state = 1
+    assert datagram(w, f, b"k", channel, 3.0, 3, events) is True
+    assert (inner.packets, inner.bytes, inner.kinds) == (1, 20, {"stun": 1})
+    assert f.kinds == {"turn-channel": 3} and len(events) == 1 and events[0].relayed is True
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        bytes([10, 0, 0, 1, 192, 168, 1, 200, 0x13, 0xC4, 0, 53]),
+        bytes(4) + b"\xff" * 4 + b"\x00\x00\xff\xff",
+        bytes(range(1, 9)) + b"\x01\x02\x03\x04",
+        bytes(range(32)) + b"\x01\x02\x03\x04",  # IPv6: net.endpoints
+    ],
+)
+def test_new_udp_flow_is_new_flow(key: bytes) -> None:
+    """_new_udp_flow writes IPv4 addresses without ipaddress: the same flow as _new_flow."""
+    fast = analyzer.Analyzer(Analysis(Path("x"), ReadStats()))
+    slow = analyzer.Analyzer(Analysis(Path("x"), ReadStats()))
+    a = fast._new_udp_flow(key, 1.5, 3)
+    b = slow._new_flow(key, key, "udp", None, 1.5, 3)
+    assert repr((a.to_dict(), a.key, a.src, a.dst)) == repr((b.to_dict(), b.key, b.src, b.dst))
+    assert fast.flows == {key: a}
+
+
+def test_send_and_data_indications_take_the_compiled_path() -> None:
+    """A Send/Data indication of a kept relayed flow with STUN inside: all in C (True)."""
+    calls: list[bool] = []
+    datagram = analyzer._datagram
+
+    def call(*args: object) -> object:
+        r = datagram(*args)  # type: ignore[misc]
+        p = args[3]
+        if p[:2] in (b"\x00\x16", b"\x00\x17"):  # type: ignore[index]
+            calls.append(r is True)
+        return r
+
+    analyzer._datagram = call
+    try:
+        analyzer.analyze_bytes((DATA / "thirdparty/ndpi-stun.pcap").read_bytes())
+    finally:
+        analyzer._datagram = datagram
+    assert True in calls and False in calls  # taken, and left to Python (first of a flow)
