@@ -126,15 +126,7 @@ class TurnRelay:
             inner = found
             if (key, ch) in self.channels or (reverse(key), ch) in self.channels:
                 self.channel_flows[ck] = (self.turn_state, inner)
-        data = p[4 : 4 + (p[2] << 8 | p[3])]
-        if _record is not None:  # _udp's counting and _stun in one call, for STUN
-            msg = _record(inner, data, t, no, self.a.stun, True)
-            if msg is True:
-                return
-            if msg is not NotImplemented:
-                self._recorded(inner, inner.key, data, t, no, msg)
-                return
-        self._udp(inner, inner.key, data, t, no)
+        self._deliver(inner, p[4 : 4 + (p[2] << 8 | p[3])], t, no)
 
     def _channel_flow(
         self, outer: Flow, key: bytes, ch: int, t: float, no: int, n: int
@@ -161,8 +153,11 @@ class TurnRelay:
         """Analyse a relayed datagram as its own flow between relayed address and peer."""
         client_key = key if to_server else reverse(key)
         flow = self._relayed_flow(outer, key, client_key, peer, to_server, t, no)
-        if flow is None:
-            return
+        if flow is not None:
+            self._deliver(flow, data, t, no)
+
+    def _deliver(self, flow: Flow, data: bytes, t: float, no: int) -> None:
+        """A relayed datagram to the walk as its own flow's (STUN: one C call, compiled)."""
         if _record is not None:  # _udp's counting and _stun in one call, for STUN
             msg = _record(flow, data, t, no, self.a.stun, True)
             if msg is True:
