@@ -45,9 +45,24 @@ def start_reaction(ctx: ScenarioContext, peer: str) -> asyncio.Task[None] | None
     spec: ReactionSpec = ctx.peer_spec(peer).reaction  # type: ignore[attr-defined]
     if not spec.restart_on:
         return None
-    task = asyncio.create_task(Reaction(ctx, peer, spec).run(), name=f"reaction-{peer}")
-    ctx.extras.setdefault("reactions", {})[peer] = task
+    reaction = Reaction(ctx, peer, spec)
+    task = asyncio.create_task(reaction.run(), name=f"reaction-{peer}")
+    reaction.task = task
+    ctx.extras.setdefault("reactions", {})[peer] = reaction
     return task
+
+
+async def settle_reactions(ctx: ScenarioContext) -> None:
+    """Let each app finish the ICE restart it is making, within the restart's own budget.
+
+    A step that ends the call must not end it under a restart still being observed: the
+    restart would be judged on a closed call (or not logged at all), and whether it was
+    depended on how fast the machine was (measured: a loaded CI ended one 1 s early).
+    """
+    for reaction in ctx.extras.get("reactions", {}).values():
+        if not reaction.idle.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reaction.idle.wait(), reaction.spec.timeout + 5)
 
 
 def mobility_log(ctx: ScenarioContext) -> MobilityLog:
@@ -64,6 +79,10 @@ class Reaction:
         self.ctx, self.peer_name, self.spec = ctx, peer, spec
         self.node = ctx.peer_spec(peer).node
         self.restarts = 0
+        self.task: asyncio.Task[None] | None = None
+        self.idle = asyncio.Event()
+        """Clear while a restart is in flight (until its outcome is logged)."""
+        self.idle.set()
 
     async def run(self) -> None:
         """Watch until the run ends; a crash is logged (the run's evidence), never lost."""
@@ -114,6 +133,13 @@ class Reaction:
     async def _restart(self, peer: PeerClient, trigger: str, trigger_t: float) -> None:
         """Restart ICE the app's way (p2p signalling, or through Janus) and log its times."""
         self.restarts += 1
+        self.idle.clear()
+        try:
+            await self._restart_logged(peer, trigger, trigger_t)
+        finally:
+            self.idle.set()
+
+    async def _restart_logged(self, peer: PeerClient, trigger: str, trigger_t: float) -> None:
         log = mobility_log(self.ctx)
         started = time.time()
         record: dict[str, Any] = {"trigger": trigger, "trigger_t": trigger_t, "start": started}
@@ -162,7 +188,9 @@ def _first(events: list[PeerEvent], kind: str, since: float, **match: Any) -> Pe
 
 async def stop_reactions(ctx: ScenarioContext) -> None:
     """Cancel every reaction task still running (tests that drive peers without the runner)."""
-    for task in ctx.extras.get("reactions", {}).values():
-        task.cancel()
+    for reaction in ctx.extras.get("reactions", {}).values():
+        if reaction.task is None:
+            continue
+        reaction.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await reaction.task

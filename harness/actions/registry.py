@@ -73,6 +73,8 @@ class Action(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: ClassVar[str]
+    ends_call: ClassVar[bool] = False
+    """The step ends a call: the runner lets apps finish an ICE restart in flight first."""
     timeout: float = 30.0
     """Seconds the step may take before it fails."""
     must_fail: MustFail | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import model_validator
 
@@ -111,6 +111,7 @@ class SendData(Action):
 
 @action("hangup")
 class Hangup(Action):
+    ends_call: ClassVar[bool] = True
     peer: str
 
     async def execute(self, ctx: ScenarioContext) -> dict[str, Any]:

@@ -348,7 +348,11 @@ async def _start_peers(ctx: ScenarioContext, result: RunResult, progress: Progre
 
 
 async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress) -> None:
+    from harness.actions.reactions import settle_reactions
+
     for step in ctx.scenario.steps:
+        if step.action.ends_call:  # not under an app's ICE restart still being observed
+            await settle_reactions(ctx)
         ctx.step_started = time.time()
         started = ctx.step_started - ctx.t0
         progress(f"step {step.index + 1}/{len(ctx.scenario.steps)}: {step.kind}")
@@ -382,6 +386,7 @@ async def _run_steps(ctx: ScenarioContext, result: RunResult, progress: Progress
                     StepResult(later.index, later.kind, "skipped", 0.0, 0.0, line=later.line)
                 )
             return
+    await settle_reactions(ctx)  # a restart's outcome is logged before the run is judged
 
 
 def _judge_step(action: Any, sr: StepResult, error: str | None) -> None:

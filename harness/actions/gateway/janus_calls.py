@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -196,6 +196,7 @@ def sdp_attr(sdp: str, name: str) -> str | None:
 class JanusHangup(Action):
     """Hang up the peer's SIP call (BYE through Kamailio), close its PeerConnection and session."""
 
+    ends_call: ClassVar[bool] = True
     peer: str
     timeout: float = 10.0
 
