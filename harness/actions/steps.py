@@ -111,6 +111,8 @@ class SendData(Action):
 
 @action("hangup")
 class Hangup(Action):
+    """Hang up the peer's call; an ICE restart its app is making is logged first."""
+
     ends_call: ClassVar[bool] = True
     peer: str
 

@@ -194,7 +194,10 @@ def sdp_attr(sdp: str, name: str) -> str | None:
 
 @action("janus_hangup")
 class JanusHangup(Action):
-    """Hang up the peer's SIP call (BYE through Kamailio), close its PeerConnection and session."""
+    """Hang up the peer's SIP call (BYE through Kamailio), close its PeerConnection and session.
+
+    An ICE restart the peer's app (`reaction:`) is making is logged first, within its budget.
+    """
 
     ends_call: ClassVar[bool] = True
     peer: str
