@@ -9,7 +9,6 @@ counted under `malformed`, never raised.
 from __future__ import annotations
 
 import gc
-import socket
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,7 +37,6 @@ if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one ne
     from harness.analysis.tlsdecrypt import TlsConnection
 
 _seq_ts = struct.Struct("!HI").unpack_from
-_ntoa = socket.inet_ntoa
 #: UDP services whose first byte can look like RTP's (DNS IDs, NTP modes): never media
 SERVICE_PORTS = frozenset(p.to_bytes(2, "big") for p in fastpath.SERVICE_PORTS)
 
@@ -152,7 +150,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         key, payload = seg[1], seg[2]
         flow = self.udp_flows.get(key)  # the port test made once per flow
         if flow is None:
-            flow = self.flows.get(key) or self._new_udp_flow(key, t, no)
+            flow = self.flows.get(key) or self._new_flow(key, key, "udp", None, t, no)
             if key[-4:-2] in SERVICE_PORTS or key[-2:] in SERVICE_PORTS:
                 flow.packets += 1
                 flow.bytes += len(payload)
@@ -168,18 +166,6 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
                 self._recorded(flow, key, payload, t, no, msg)
             return
         self._udp(flow, key, payload, t, no)
-
-    def _new_udp_flow(self, key: bytes, t: float, no: int) -> Flow:
-        """_new_flow for a wire UDP flow: a handshake capture has thousands, mostly IPv4,
-        whose addresses inet_ntoa writes as ipaddress does (net.endpoints), without objects."""
-        if len(key) != 12:
-            return self._new_flow(key, key, "udp", None, t, no)
-        src, dst = (_ntoa(key[:4]), key[8] << 8 | key[9]), (_ntoa(key[4:8]), key[10] << 8 | key[11])
-        flow = Flow("udp", src, dst, None)
-        flow.first_t, flow.first_frame = t, no
-        flow.key = key
-        self.flows[key] = flow
-        return flow
 
     def _flow(self, key: bytes, t: float, no: int) -> Flow:
         return self.flows.get(key) or self._new_flow(key, key, "udp", None, t, no)
