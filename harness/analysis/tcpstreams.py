@@ -64,7 +64,7 @@ class TcpStreams:
         else:
             d.next_seq = (seq + n) & 0xFFFFFFFF
             mode = d.mode
-            if mode == "http":  # the usual case (Janus' REST API), read here: _http inline
+            if mode == "http" or (mode == "sip" and not d.buf):  # the usual cases: read here
                 buf = d.buf
                 if buf:
                     buf += p
@@ -72,9 +72,10 @@ class TcpStreams:
                 else:  # nothing held back: the segment is read as it is, only a tail is kept
                     src = p
                 try:
-                    count, used, d.head, upgrade, bodies = http.read_bodies(src, d.head)
-                    if count:
-                        self._http_messages(flow, key, d, t, no, False, count, upgrade, bodies)
+                    if mode == "http":
+                        used = self._http(flow, key, d, t, no, False, src)
+                    else:
+                        used = self._sip_stream(flow, src, t, no, "tcp")
                 except Exception:
                     if src is p:
                         buf += p  # kept whole, as when appended first (a dissector failed)
@@ -84,16 +85,6 @@ class TcpStreams:
                         del buf[:used]
                 elif used < n:
                     buf += p[used:] if used else p
-                return
-            if mode == "sip" and not d.buf:
-                # nothing held back: the segment is read as it is, only a tail is kept
-                try:
-                    used = self._sip_stream(flow, p, t, no, "tcp")
-                except Exception:
-                    d.buf += p  # kept whole, as when appended first (a dissector failed)
-                    raise
-                if used < n:
-                    d.buf += p[used:] if used else p
                 return
             d.buf += p
         if d.mode == "http":  # the usual case (Janus' REST API): straight to its reader
