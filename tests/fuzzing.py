@@ -235,6 +235,27 @@ def real_packets() -> list[tuple[int, bytes]]:
     return out
 
 
+def segment_payloads() -> list[bytes]:
+    """The UDP/TCP payload of every frame the analyser decodes whole, in every capture of
+    the suite (its own and the third-party ones), in file and frame order."""
+    from harness.analysis import net, pcapio
+
+    data_dir = Path(__file__).resolve().parent / "data"
+    out = []
+    for f in sorted((data_dir / "pcaps").glob("*.pcap*")) + sorted(
+        (data_dir / "thirdparty").glob("*.pcap*")
+    ):
+        data = f.read_bytes()
+        idx = pcapio.index_frames(data, pcapio.ReadStats())
+        for off, n, link in zip(
+            idx.offsets.tolist(), idx.lengths.tolist(), idx.links.tolist(), strict=True
+        ):
+            seg = net.decode(link, data[off : off + n])
+            if type(seg) is tuple:
+                out.append(seg[2])
+    return out
+
+
 def pcap_image(frames: list[tuple[int, bytes]]) -> bytes:
     """A pcap of `frames` (all of the first one's link type)."""
     link = frames[0][0] if frames else 1

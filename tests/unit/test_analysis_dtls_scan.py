@@ -18,12 +18,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.analysis import dtls, net, pcapio, stun
+from harness.analysis import dtls, stun
 from harness.analysis.model import DtlsEvent
-from harness.analysis.pcapio import ReadStats
 from harness.analysis.report import summarize_file, summary
 from harness.analysis.session import build
-from tests.fuzzing import examples, mutate_packet
+from tests.fuzzing import examples, mutate_packet, segment_payloads
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 compiled = pytest.mark.skipif(
@@ -36,22 +35,11 @@ compiled = pytest.mark.skipif(
 def real_datagrams() -> list[bytes]:
     """Every distinct DTLS datagram of the captures, as the analyser is given them."""
     found: dict[bytes, None] = {}
-    for f in sorted((DATA / "pcaps").glob("*.pcap*")) + sorted(
-        (DATA / "thirdparty").glob("*.pcap*")
-    ):
-        data = f.read_bytes()
-        idx = pcapio.index_frames(data, ReadStats())
-        for off, n, link in zip(
-            idx.offsets.tolist(), idx.lengths.tolist(), idx.links.tolist(), strict=True
-        ):
-            seg = net.decode(link, data[off : off + n])
-            if type(seg) is not tuple:
-                continue
-            p = seg[2]
-            m = stun.parse_py(p)
-            for c in (p, p[4:], m.data if m and m.data else b""):  # UDP, ChannelData, Send
-                if dtls.is_dtls(c):
-                    found[c] = None
+    for p in segment_payloads():
+        m = stun.parse_py(p)
+        for c in (p, p[4:], m.data if m and m.data else b""):  # UDP, ChannelData, Send
+            if dtls.is_dtls(c):
+                found[c] = None
     return list(found)
 
 

@@ -18,9 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.analysis import net, pcapio, stun
-from harness.analysis.pcapio import ReadStats
-from tests.fuzzing import examples
+from harness.analysis import stun
+from tests.fuzzing import examples, segment_payloads
 
 pytestmark = pytest.mark.skipif(
     stun._stunparse is None,
@@ -47,26 +46,15 @@ TYPES = [
 def real_messages() -> list[bytes]:
     """One message of each (kind, attribute list) in the captures, plus RFC 5769's."""
     shapes: dict[tuple[str, tuple[int, ...]], bytes] = {}
-    for f in sorted((DATA / "pcaps").glob("*.pcap*")) + sorted(
-        (DATA / "thirdparty").glob("*.pcap*")
-    ):
-        data = f.read_bytes()
-        idx = pcapio.index_frames(data, ReadStats())
-        for off, n, link in zip(
-            idx.offsets.tolist(), idx.lengths.tolist(), idx.links.tolist(), strict=True
-        ):
-            seg = net.decode(link, data[off : off + n])
-            if type(seg) is not tuple:
-                continue
-            p = seg[2]
-            for c in (p, p[4:], p[2:]):  # UDP, in ChannelData, RFC 4571 framed on TCP
-                m = stun.parse_py(c) or stun.parse_classic_py(c)
-                found = [(c, m)] if m else []
-                if m and m.data:  # relayed inside a Send or Data indication
-                    found.append((m.data, stun.parse_py(m.data)))
-                for q, mm in found:
-                    if mm is not None:
-                        shapes.setdefault((mm.kind, tuple(mm.attributes)), q)
+    for p in segment_payloads():
+        for c in (p, p[4:], p[2:]):  # UDP, in ChannelData, RFC 4571 framed on TCP
+            m = stun.parse_py(c) or stun.parse_classic_py(c)
+            found = [(c, m)] if m else []
+            if m and m.data:  # relayed inside a Send or Data indication
+                found.append((m.data, stun.parse_py(m.data)))
+            for q, mm in found:
+                if mm is not None:
+                    shapes.setdefault((mm.kind, tuple(mm.attributes)), q)
     for vector in ("REQUEST", "RESPONSE_V4", "RESPONSE_V6", "LONG_TERM"):
         shapes[(vector, ())] = vector_bytes(vector)
     return list(shapes.values())
