@@ -256,6 +256,32 @@ def segment_payloads() -> list[bytes]:
     return out
 
 
+def sip_call_pcap(body: bytes) -> bytes:
+    """One SIP INVITE over UDP carrying `body`, then RTP of payload type 96."""
+
+    def udp(sport: int, dport: int, payload: bytes) -> bytes:
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0,
+            bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]),
+        )  # fmt: skip
+        head = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
+        return bytes(12) + b"\x08\x00" + ip + head + payload
+
+    sip = (
+        b"INVITE sip:b@10.0.0.2 SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+        b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    )
+    frames = [udp(5060, 5060, sip)]
+    frames += [
+        udp(5000, 6000, struct.pack("!BBHII", 0x80, 96, i, i * 960, 0x1234) + bytes(40))
+        for i in range(20)
+    ]
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    for i, f in enumerate(frames):
+        data += struct.pack("<IIII", i, i * 20000, len(f), len(f)) + f
+    return data
+
+
 def pcap_image(frames: list[tuple[int, bytes]]) -> bytes:
     """A pcap of `frames` (all of the first one's link type)."""
     link = frames[0][0] if frames else 1

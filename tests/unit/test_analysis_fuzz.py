@@ -37,7 +37,7 @@ from harness.analysis import (
 from harness.analysis.analyzer import analyze_bytes
 from harness.analysis.report import summary
 from harness.analysis.session import build
-from tests.fuzzing import FAST, SLOW
+from tests.fuzzing import FAST, SLOW, sip_call_pcap
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 SMALL = (PCAPS / "aiortc-relayed.pcap").read_bytes()
@@ -393,34 +393,8 @@ def test_malformed_packets_are_counted() -> None:
 
 def test_a_zero_clock_rate_in_sdp_is_ignored() -> None:
     """Found by bench_reliability fuzz-pcap (seed 2): `a=rtpmap:96 opus/0` divided by zero."""
-    import struct
-
-    def udp(sport: int, dport: int, payload: bytes) -> bytes:
-        ip = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0,
-            bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]),
-        )  # fmt: skip
-        return (
-            bytes(12)
-            + b"\x08\x00"
-            + ip
-            + struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
-            + payload
-        )
-
     body = b"v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 5000 RTP/AVP 96\r\na=rtpmap:96 opus/0\r\n"
-    sip = (
-        b"INVITE sip:b@10.0.0.2 SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
-        b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-    )
-    frames = [udp(5060, 5060, sip)]
-    frames += [
-        udp(5000, 6000, struct.pack("!BBHII", 0x80, 96, i, i * 960, 0x1234) + bytes(40))
-        for i in range(20)
-    ]
-    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-    for i, f in enumerate(frames):
-        data += struct.pack("<IIII", i, i * 20000, len(f), len(f)) + f
+    data = sip_call_pcap(body)
     a = analyze_bytes(data)
     out = summary(build(a))
     assert a.packets == 21 and not [k for k in a.malformed if k.startswith("crash:")]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.sdp import media_rtpmaps, parse
+from tests.fuzzing import sip_call_pcap
 
 DATA = Path(__file__).parent.parent / "data" / "sdp"
 TEXTS = [
@@ -64,33 +65,6 @@ def test_parsed_parts_are_read_once() -> None:
     assert sdp.attrs("group") and media[0].attr("mid") is not None
 
 
-def _sip_pcap(body: bytes) -> bytes:
-    """One SIP INVITE over UDP carrying `body`, then RTP of payload type 96."""
-    import struct
-
-    def udp(sport: int, dport: int, payload: bytes) -> bytes:
-        ip = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0,
-            bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]),
-        )  # fmt: skip
-        head = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
-        return bytes(12) + b"\x08\x00" + ip + head + payload
-
-    sip = (
-        b"INVITE sip:b@10.0.0.2 SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
-        b"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % len(body) + body
-    )
-    frames = [udp(5060, 5060, sip)]
-    frames += [
-        udp(5000, 6000, struct.pack("!BBHII", 0x80, 96, i, i * 960, 0x1234) + bytes(40))
-        for i in range(20)
-    ]
-    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
-    for i, f in enumerate(frames):
-        data += struct.pack("<IIII", i, i * 20000, len(f), len(f)) + f
-    return data
-
-
 @pytest.mark.parametrize(
     "body",
     [
@@ -106,7 +80,7 @@ def test_the_walk_counts_an_sdp_it_cannot_read(body: str) -> None:
     from harness.analysis.report import summary
     from harness.analysis.session import build
 
-    a = analyze_bytes(_sip_pcap(body.encode()))
+    a = analyze_bytes(sip_call_pcap(body.encode()))
     assert a.malformed["crash:ValueError"] == 1 and not a.sdp
     rtp = summary(build(a))["rtp"]
     assert [r["clock_rate_known"] for r in rtp] == ["a=rtpmap:97" in body]
