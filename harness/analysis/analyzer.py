@@ -33,6 +33,11 @@ from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
 from harness.analysis.turnrelay import RELAYED, TurnRelay, _datagram
 
+try:
+    from harness.analysis import _walkloop
+except ImportError:  # not built: run() walks the frames in Python
+    _walkloop = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
     from harness.analysis.tlsdecrypt import TlsConnection
 
@@ -83,7 +88,18 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         offs, lens, links = idx.offsets, idx.lengths, idx.links
         frame, udp, tcp = self._frame, self._segment, self._tcp
         segs = segments(data, idx, todo)  # the common frames, decoded in bulk when compiled
-        for i, t, seg in zip(todo, fast.rest_times, segs, strict=True):  # ints, floats
+        walked = NotImplemented
+        if _walkloop is not None and _datagram is not None:  # the loop below, in C
+
+            def decoded(i: int, t: float) -> Segment | None:  # a frame segments() left
+                o = offs[i]
+                return frame(t, links[i], data[o : o + lens[i]])
+
+            walked = _walkloop.walk(
+                self, todo, fast.rest_times, segs, decoded, tcp, udp, _datagram,
+                self.udp_flows, a.stun, a,
+            )  # fmt: skip
+        for i, t, seg in () if walked is None else zip(todo, fast.rest_times, segs, strict=True):
             try:
                 if seg is None:
                     o = offs[i]
