@@ -88,8 +88,9 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         offs, lens, links = idx.offsets, idx.lengths, idx.links
         frame, udp, tcp = self._frame, self._segment, self._tcp
         segs = segments(data, idx, todo)  # the common frames, decoded in bulk when compiled
-        walked = NotImplemented
-        if _walkloop is not None and _datagram is not None:  # the loop below, in C
+        walked = NotImplemented  # the loop below in C when built (None: done), with
+        # _segment's path for a datagram of a known flow (_datagram's) taken there too
+        if _walkloop is not None and _datagram is not None:
 
             def decoded(i: int, t: float) -> Segment | None:  # a frame segments() left
                 o = offs[i]
