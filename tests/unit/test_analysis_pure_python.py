@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, sdp, sip, stun
+from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, sdp, sip, stun, tcpstreams
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXTENSIONS = {
@@ -28,6 +28,7 @@ EXTENSIONS = {
     "harness.analysis._jsonindent": jsonout._jsonindent,
     "harness.analysis._dtlsscan": dtls._dtlsscan,
     "harness.analysis._sdpscan": sdp._sdpscan,
+    "harness.analysis._tcpwalk": tcpstreams._tcpwalk,
 }
 #: RTP and TURN (aiortc), SIP over TCP and fragmented UDP, TLS with a key log, Teams TURN,
 #: classic STUN, STUN over TCP, VLAN HTTP, IPv6, pcapng with several interfaces
@@ -93,9 +94,10 @@ def test_the_blocker_blocks() -> None:
     program = BLOCKED.replace(
         "from harness.cli import main",
         "from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, sdp, sip, stun\n"
+        "from harness.analysis import tcpstreams\n"
         "print(sum(m is not None for m in (pcapio._pcapwalk, fastpath._fastpath,"
         " net._netdecode, stun._stunparse, http._httpsplit, sip._sipparse,"
-        " jsonout._jsonindent, dtls._dtlsscan, sdp._sdpscan)))\n"
+        " jsonout._jsonindent, dtls._dtlsscan, sdp._sdpscan, tcpstreams._tcpwalk)))\n"
         "raise SystemExit(0)",
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
