@@ -152,7 +152,9 @@ static PyObject *http_segment(PyObject *self, PyObject *key, PyObject *d, PyObje
     }
     PyObject *head = Py_NewRef(SLOT(d, o_head)); /* (set: checked by segment) */
     PyObject *args[2] = {src, head};
+    Py_INCREF(read); /* (held: the call may rebind http.read_bodies) */
     res = PyObject_Vectorcall(read, args, 2, NULL);
+    Py_DECREF(read);
     Py_DECREF(head);
     if (res == NULL)
         goto fail;
@@ -172,8 +174,7 @@ static PyObject *http_segment(PyObject *self, PyObject *key, PyObject *d, PyObje
             goto fail;
         if (up || !PyList_CheckExact(bodies)) { /* rare: the Python version follows it */
             PyObject *a[10] = {self, flow, key, d, t, no, Py_False, count, upgrade, bodies};
-            PyObject *r = PyObject_VectorcallMethod(
-                s_http_messages, a, 10, NULL);
+            PyObject *r = PyObject_VectorcallMethod(s_http_messages, a, 10, NULL);
             if (r == NULL)
                 goto fail;
             Py_DECREF(r);
@@ -183,8 +184,7 @@ static PyObject *http_segment(PyObject *self, PyObject *key, PyObject *d, PyObje
             for (Py_ssize_t k = 0; k < PyList_GET_SIZE(bodies); k++) {
                 PyObject *body = Py_NewRef(PyList_GET_ITEM(bodies, k));
                 PyObject *a[6] = {self, flow, body, t, no, s_http};
-                PyObject *r = PyObject_VectorcallMethod(
-                    s_json_body, a, 6, NULL);
+                PyObject *r = PyObject_VectorcallMethod(s_json_body, a, 6, NULL);
                 Py_DECREF(body);
                 if (r == NULL)
                     goto fail;
@@ -216,7 +216,9 @@ static PyObject *sip_segment(PyObject *self, PyObject *flow, PyObject *buf, PyOb
             PyErr_SetString(PyExc_AttributeError, "sip.split_stream");
         goto fail;
     }
+    Py_INCREF(split);
     res = PyObject_CallOneArg(split, p);
+    Py_DECREF(split);
     if (res == NULL)
         goto fail;
     if (!PyTuple_CheckExact(res) || PyTuple_GET_SIZE(res) != 2) {
@@ -232,8 +234,7 @@ static PyObject *sip_segment(PyObject *self, PyObject *flow, PyObject *buf, PyOb
         PyObject *r = NULL;
         if (count_kind(flow, s_sip, one) == 0) {
             PyObject *a[6] = {self, flow, m, t, no, s_tcp_str};
-            r = PyObject_VectorcallMethod(s_sip_message, a, 6,
-                                          NULL);
+            r = PyObject_VectorcallMethod(s_sip_message, a, 6, NULL);
         }
         Py_DECREF(m);
         if (r == NULL) {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -232,3 +232,30 @@ def test_unusual_arguments_go_to_the_python_version() -> None:
     w._tcp(key, b"", 1 << 40, 0x11, 1.0, 3)  # no 32-bit sequence number
     assert d.flow.packets == n + 2
     assert d.pending == {ahead: bytearray(b"x")}
+
+
+@compiled
+@pytest.mark.parametrize("path", CAPTURES[:6], ids=lambda p: p.name)
+def test_a_dissector_that_raises_leaves_the_same_state(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of the segment in place that raises: the segment is kept whole, as in Python."""
+    calls = [0]
+
+    def flaky(real: Callable[..., None]) -> Callable[..., None]:
+        def read(self: Analyzer, *args: object) -> None:
+            calls[0] += 1
+            if calls[0] % 3 == 0:
+                raise ValueError("a dissector bug")
+            real(self, *args)
+
+        return read
+
+    monkeypatch.setattr(Analyzer, "_json_body", flaky(Analyzer._json_body))
+    monkeypatch.setattr(Analyzer, "_sip_message", flaky(Analyzer._sip_message))
+    data, keys = path.read_bytes(), keys_of(path)
+    got = walk(data, keys)
+    calls[0] = 0
+    with python_walk():
+        expected = walk(data, keys)
+    assert got == expected
