@@ -24,11 +24,11 @@ EXTENSIONS = {
     "harness.analysis._netdecode": net._netdecode,
     "harness.analysis._stunparse": stun._stunparse,
     "harness.analysis._httpsplit": http._httpsplit,
+    "harness.analysis._tcpwalk": tcpstreams._tcpwalk,
     "harness.analysis._sipparse": sip._sipparse,
     "harness.analysis._jsonindent": jsonout._jsonindent,
     "harness.analysis._dtlsscan": dtls._dtlsscan,
     "harness.analysis._sdpscan": sdp._sdpscan,
-    "harness.analysis._tcpwalk": tcpstreams._tcpwalk,
 }
 #: RTP and TURN (aiortc), SIP over TCP and fragmented UDP, TLS with a key log, Teams TURN,
 #: classic STUN, STUN over TCP, VLAN HTTP, IPv6, pcapng with several interfaces
