@@ -63,7 +63,7 @@ def walk(data: bytes, keys: dict[tuple[str, bytes], bytes] | None) -> tuple[obje
     w = Analyzer(Analysis(Path("x.pcap"), ReadStats()), keys)
     a = w.run(data)
     flows = [(f.key, f.packets, f.bytes, f.first_t, f.last_t, dict(f.kinds)) for f in a.flows]
-    dirs = []
+    dirs: list[tuple[object, ...]] = []
     for key, d in w.tcp.items():
         inner = d.inner
         dirs.append((key, d.next_seq, bytes(d.buf), d.mode, d.head, d.pending, d.holes))
@@ -227,8 +227,10 @@ def test_unusual_arguments_go_to_the_python_version() -> None:
     key = next(iter(w.tcp))
     d = w.tcp[key]
     n = d.flow.packets
+    assert d.next_seq is not None
     ahead = (d.next_seq + 100) & 0xFFFFFFFF
-    w._tcp(key, bytearray(b"x"), ahead, 0x18, 1.0, 2)  # not bytes: read in Python, as a gap
+    x = bytearray(b"x")  # not bytes: read in Python, here as a segment after a gap
+    w._tcp(key, x, ahead, 0x18, 1.0, 2)  # type: ignore[arg-type]
     w._tcp(key, b"", 1 << 40, 0x11, 1.0, 3)  # no 32-bit sequence number
     assert d.flow.packets == n + 2
     assert d.pending == {ahead: bytearray(b"x")}
