@@ -5,13 +5,13 @@
  * _http_messages cost more than the C that frames the messages.
  *
  * segment is an instance method (PyInstanceMethod): self._tcp(key, p, seq, flags, t, no)
- * runs it. It reads the same TcpDirection and Flow attributes as the Python version
+ * runs it. It changes the same TcpDirection and Flow slots as the Python version
  * (tcpstreams.TcpStreams._tcp_python), in the same order, calling http.read_bodies and
- * sip.split_stream as looked up at each call and self._json_body / self._sip_message for
- * what they find. Any other segment (a new direction, out of order, a retransmission, a
- * gap, bytes held while its mode is not yet known, TLS, WebSocket, TURN-TCP, RFC 4571,
- * an upgrade to WebSocket, an argument of an unexpected type) is handed whole to
- * self._tcp_python before anything is changed.
+ * sip.split_stream as looked up at each call, and self._json_body / self._sip_message
+ * for what they find (self._http_messages for an upgrade to WebSocket). Any other segment
+ * (a new direction, out of order, a retransmission, a gap, bytes held while its mode is
+ * not yet known, TLS, WebSocket, TURN-TCP, RFC 4571, an argument of an unexpected type)
+ * is handed whole to self._tcp_python before anything is changed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,8 +19,8 @@
 
 #define SYN 0x02
 
-static PyObject *s_tcp, *s_http, *s_sip, *s_tcp_str, *s_json_body,
-    *s_sip_message, *s_http_messages, *s_tcp_python, *s_read_bodies, *s_split_stream;
+static PyObject *s_tcp, *s_http, *s_sip, *s_tcp_str, *s_json_body, *s_sip_message,
+    *s_http_messages, *s_tcp_python, *s_read_bodies, *s_split_stream;
 static PyObject *one;
 static PyObject *http_dict, *sip_dict; /* the modules' namespaces, set by tcpstreams.py */
 
