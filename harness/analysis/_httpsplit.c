@@ -15,6 +15,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #define DECLINE (-2)  /* hand the call to the Python version */
@@ -31,18 +32,32 @@ static unsigned char lower(unsigned char c) {
 
 /* First index >= from of "\r\n" (want == 2) or "\r\n\r\n" (want == 4) in b[0:n], or -1. */
 static Py_ssize_t find_crlf(const unsigned char *b, Py_ssize_t n, Py_ssize_t from, int want) {
-    static const unsigned char pat[4] = {'\r', '\n', '\r', '\n'};
     Py_ssize_t i = from;
     while (i <= n - want) {
         const unsigned char *p = memchr(b + i, '\r', (size_t)(n - want + 1 - i));
         if (p == NULL)
             return -1;
-        i = p - b;
-        if (memcmp(b + i, pat, (size_t)want) == 0)
+        i = p - b; /* (b[i + 1] and, for want == 4, b[i + 3] are within b[0:n]) */
+        if (p[1] == '\n' && (want == 2 || (p[2] == '\r' && p[3] == '\n')))
             return i;
         i++;
     }
     return -1;
+}
+
+/* Is any byte of b[s:e] 0x80 or above? Eight at a time. */
+static int any_high(const unsigned char *b, Py_ssize_t s, Py_ssize_t e) {
+    Py_ssize_t i = s;
+    for (; i + 8 <= e; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        if (w & 0x8080808080808080ULL)
+            return 1;
+    }
+    for (; i < e; i++)
+        if (b[i] >= 0x80)
+            return 1;
+    return 0;
 }
 
 /* Case-insensitive: does b[s:e] contain the lower-case ASCII word `w`? */
@@ -58,8 +73,8 @@ static int contains(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, const ch
     return 0;
 }
 
-static int equals(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, const char *w) {
-    Py_ssize_t k = (Py_ssize_t)strlen(w);
+static int equals(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, const char *w,
+                  Py_ssize_t k) {
     if (e - s != k)
         return 0;
     for (Py_ssize_t j = 0; j < k; j++)
@@ -76,14 +91,14 @@ typedef struct {
 
 enum { TE, CL, UP, NAMES };
 static const char *NAME[NAMES] = {"transfer-encoding", "content-length", "upgrade"};
+static const Py_ssize_t NAME_LEN[NAMES] = {17, 14, 7};
 
 /* The head b[off:end] (without its blank line), as http._head reads it; DECLINE or 0. */
 static int parse_head(const unsigned char *b, Py_ssize_t off, Py_ssize_t end, Head *h) {
     Py_ssize_t vs[NAMES] = {0, 0, 0}, ve[NAMES] = {0, 0, 0};
     int found[NAMES] = {0, 0, 0};
-    for (Py_ssize_t i = off; i < end; i++)
-        if (b[i] >= 0x80)
-            return DECLINE;
+    if (any_high(b, off, end))
+        return DECLINE;
     Py_ssize_t eol = find_crlf(b, end, off, 2);
     h->start_end = eol < 0 ? end : eol;
     Py_ssize_t ls = h->start_end;
@@ -104,7 +119,7 @@ static int parse_head(const unsigned char *b, Py_ssize_t off, Py_ssize_t end, He
         while (e > s && is_space(b[e - 1]))
             e--;
         for (int k = 0; k < NAMES; k++)
-            if (equals(b, ks, ke, NAME[k])) {
+            if (equals(b, ks, ke, NAME[k], NAME_LEN[k])) {
                 found[k] = 1;
                 vs[k] = s;
                 ve[k] = e;
@@ -290,18 +305,25 @@ static PyObject *split_http(PyObject *self, PyObject *args) {
 
 /* http.without_jsep: no "jsep", no "\u", no NUL, fewer than 100 '[' and '{'. */
 static int without_jsep(const unsigned char *b, Py_ssize_t n) {
-    Py_ssize_t opens = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = b[i];
-        if (c == '[' || c == '{')
-            opens++;
-        else if (c == 0)
+    const unsigned char *p = b, *e = b + n;
+    if (memchr(b, 0, (size_t)n) != NULL || memmem(b, (size_t)n, "jsep", 4) != NULL)
+        return 0;
+    while ((p = memchr(p, '\\', (size_t)(e - p))) != NULL && ++p < e)
+        if (*p == 'u')
             return 0;
-        else if (c == 'j' && i + 4 <= n && memcmp(b + i, "jsep", 4) == 0)
-            return 0;
-        else if (c == '\\' && i + 1 < n && b[i + 1] == 'u')
-            return 0;
+    /* '[' and '{' counted eight bytes at a time: they differ in bit 0x20 only, so a byte
+     * is one of them when it is 0x7B with that bit set; the zero bytes of w ^ 0x7B.. are
+     * found exactly (no carry crosses a byte) */
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7FULL;
+    Py_ssize_t opens = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        uint64_t t = (w | 0x2020202020202020ULL) ^ 0x7B7B7B7B7B7B7B7BULL;
+        opens += __builtin_popcountll(~(((t & low7) + low7) | t | low7));
     }
+    for (; i < n; i++)
+        opens += (b[i] == '[') | (b[i] == '{');
     return opens < 100;
 }
 
@@ -369,7 +391,21 @@ static PyObject *bodies(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         return PyObject_CallFunctionObjArgs(fallback, obj, args[1], NULL);
     }
-    return Py_BuildValue("(nnONN)", count, off, Py_None, PyBool_FromLong(upgrade), out);
+    PyObject *res = PyTuple_New(5), *messages = PyLong_FromSsize_t(count);
+    PyObject *used = PyLong_FromSsize_t(off);
+    if (res == NULL || messages == NULL || used == NULL) {
+        Py_XDECREF(res);
+        Py_XDECREF(messages);
+        Py_XDECREF(used);
+        Py_DECREF(out);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(res, 0, messages);
+    PyTuple_SET_ITEM(res, 1, used);
+    PyTuple_SET_ITEM(res, 2, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(res, 3, PyBool_FromLong(upgrade));
+    PyTuple_SET_ITEM(res, 4, out);
+    return res;
 }
 
 static PyMethodDef methods[] = {

@@ -337,7 +337,11 @@ static int ci_equal(const unsigned char *b, const char *w, Py_ssize_t k) {
 static int content_length(const unsigned char *b, Py_ssize_t off, Py_ssize_t end,
                           long long *value) {
     for (Py_ssize_t i = off; i + 2 <= end; i++) {
-        if (b[i] != '\r' || b[i + 1] != '\n')
+        const unsigned char *cr = memchr(b + i, '\r', (size_t)(end - 1 - i));
+        if (cr == NULL)
+            break;
+        i = cr - b;
+        if (b[i + 1] != '\n')
             continue;
         Py_ssize_t k = i + 2;
         if (k + 14 <= end && ci_equal(b + k, "content-length", 14))
@@ -382,7 +386,7 @@ static PyObject *split_stream(PyObject *self, PyObject *obj) {
             if (p == NULL)
                 break;
             i = p - b;
-            if (memcmp(p, "\r\n\r\n", 4) == 0) {
+            if (p[1] == '\n' && p[2] == '\r' && p[3] == '\n') {
                 end = i;
                 break;
             }

@@ -14,6 +14,11 @@ from harness.analysis import framing, http, sip
 from harness.analysis.net import reverse
 from harness.analysis.tcp import SYN, TcpDirection
 
+try:
+    from harness.analysis import _tcpwalk
+except ImportError:  # not built: `TcpStreams._tcp_python` reads every segment
+    _tcpwalk = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
     from harness.analysis.model import Analysis, Flow
     from harness.analysis.tlsdecrypt import TlsConnection
@@ -41,7 +46,10 @@ class TcpStreams:
         def _sip_message(self, flow: Flow, p: bytes, t: float, no: int, transport: str) -> None: ...
         def _json_body(self, flow: Flow, body: bytes, t: float, no: int, source: str) -> None: ...
 
-    def _tcp(self, key: bytes, p: bytes, seq: int, flags: int, t: float, no: int) -> None:
+    def _tcp_python(self, key: bytes, p: bytes, seq: int, flags: int, t: float, no: int) -> None:
+        """One TCP segment of the walk. `_tcp` is this, compiled when built
+        (`_tcpwalk.segment`: a bare SYN or FIN, and an in-order segment of an HTTP or SIP
+        direction, run without a Python frame; it hands every other segment here)."""
         d = self.tcp.get(key)
         if d is None:
             d = self.tcp[key] = TcpDirection()
@@ -98,6 +106,8 @@ class TcpStreams:
                 used = self._messages(flow, key, d, t, no, tls=False)
         if used:
             del d.buf[:used]
+
+    _tcp = _tcp_python if _tcpwalk is None else _tcpwalk.segment
 
     def _messages(
         self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int, tls: bool
@@ -235,3 +245,10 @@ class TcpStreams:
                 flow.kinds["turn-channel"] += 1
                 self._channel_data(flow, key, f, t, no)
         return used
+
+
+if _tcpwalk is not None:
+    from harness.analysis.model import Flow
+
+    # it calls http.read_bodies and sip.split_stream as they are at each segment
+    _tcpwalk.setup(http, sip, TcpDirection, Flow)

@@ -15,7 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import analyzer, dtls, fastpath, http, jsonout, net, pcapio, sdp, sip, stun
+from harness.analysis import (
+    analyzer,
+    dtls,
+    fastpath,
+    http,
+    jsonout,
+    net,
+    pcapio,
+    sdp,
+    sip,
+    stun,
+    tcpstreams,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXTENSIONS = {
@@ -24,6 +36,7 @@ EXTENSIONS = {
     "harness.analysis._netdecode": net._netdecode,
     "harness.analysis._stunparse": stun._stunparse,
     "harness.analysis._httpsplit": http._httpsplit,
+    "harness.analysis._tcpwalk": tcpstreams._tcpwalk,
     "harness.analysis._sipparse": sip._sipparse,
     "harness.analysis._jsonindent": jsonout._jsonindent,
     "harness.analysis._dtlsscan": dtls._dtlsscan,
@@ -94,10 +107,11 @@ def test_the_blocker_blocks() -> None:
     program = BLOCKED.replace(
         "from harness.cli import main",
         "from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, sdp, sip, stun\n"
-        "from harness.analysis import analyzer\n"
+        "from harness.analysis import analyzer, tcpstreams\n"
         "print(sum(m is not None for m in (pcapio._pcapwalk, fastpath._fastpath,"
         " net._netdecode, stun._stunparse, http._httpsplit, sip._sipparse,"
-        " jsonout._jsonindent, dtls._dtlsscan, sdp._sdpscan, analyzer._walkloop)))\n"
+        " jsonout._jsonindent, dtls._dtlsscan, sdp._sdpscan, analyzer._walkloop,"
+        " tcpstreams._tcpwalk)))\n"
         "raise SystemExit(0)",
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)

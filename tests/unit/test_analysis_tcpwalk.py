@@ -1,0 +1,263 @@
+"""The TCP walk: the compiled segment reader (`_tcpwalk.c`, `TcpStreams._tcp`) against the
+Python one (`TcpStreams._tcp_python`).
+
+Whole walks are compared: every flow's counters and kinds, every TCP direction's state at
+the end (next sequence number, held bytes, mode, HTTP head, pending segments, holes), the
+crash counts, and what `harness analyze --json` prints. On the captures with TCP (SIP over
+TCP, Janus' REST API, WebSocket, TLS, STUN over TCP) as they are, with their segments
+reordered, repeated, dropped or damaged, and on HTTP and SIP streams cut at random places.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.analysis import jsonout, net, tcpstreams
+from harness.analysis.analyzer import Analyzer
+from harness.analysis.model import Analysis
+from harness.analysis.pcapio import ReadStats, read_frames
+from harness.analysis.report import summary
+from harness.analysis.session import build
+from harness.analysis.tlsdecrypt import read_keylog
+from tests.fuzzing import SLOW, mutate_packet, pcap_image
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURES = [
+    ROOT / "tests" / "data" / "pcaps" / "sipp-tcp.pcap",  # SIP over TCP
+    ROOT / "tests" / "data" / "pcaps" / "sip-ws.pcap",  # an upgrade, SIP over WebSocket
+    ROOT / "tests" / "data" / "pcaps" / "janus-dtmf-sip.pcap",
+    ROOT / "tests" / "data" / "pcaps" / "aiortc-relayed.pcap",  # HTTP
+    ROOT / "tests" / "data" / "pcaps" / "sip-tls12.pcap",  # TLS, decrypted with its keys
+    ROOT / "benchmarks" / "data" / "janus-sip-relayed.pcap",  # Janus' REST API, long polls
+    ROOT / "tests" / "data" / "thirdparty" / "ndpi-stun_tcp_multiple_msgs_same_pkt.pcap",
+    ROOT / "tests" / "data" / "thirdparty" / "ndpi-teams-turn.pcap",  # TLS, TURN over TCP
+    ROOT / "tests" / "data" / "thirdparty" / "zeek-http-vlan-0.pcap",
+]
+compiled = pytest.mark.skipif(
+    tcpstreams._tcpwalk is None,
+    reason="harness/analysis/_tcpwalk.c is not built (pip install -e . builds it)",
+)
+
+
+@contextmanager
+def python_walk() -> Iterator[None]:
+    """TcpStreams._tcp as the Python version, for the time of the block."""
+    real = tcpstreams.TcpStreams.__dict__["_tcp"]
+    tcpstreams.TcpStreams._tcp = tcpstreams.TcpStreams._tcp_python  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        tcpstreams.TcpStreams._tcp = real  # type: ignore[method-assign]
+
+
+def walk(data: bytes, keys: dict[tuple[str, bytes], bytes] | None) -> tuple[object, ...]:
+    """What one walk leaves: flows, TCP directions, counts, and the printed summary."""
+    w = Analyzer(Analysis(Path("x.pcap"), ReadStats()), keys)
+    a = w.run(data)
+    flows = [(f.key, f.packets, f.bytes, f.first_t, f.last_t, dict(f.kinds)) for f in a.flows]
+    dirs: list[tuple[object, ...]] = []
+    for key, d in w.tcp.items():
+        inner = d.inner
+        dirs.append((key, d.next_seq, bytes(d.buf), d.mode, d.head, d.pending, d.holes))
+        if inner is not None:
+            dirs.append((key, bytes(inner.buf), inner.mode, inner.head))
+    counts = (dict(a.malformed), dict(a.skipped))
+    return flows, dirs, counts, jsonout.dumps(summary(build(a)))
+
+
+def same(data: bytes, keys: dict[tuple[str, bytes], bytes] | None = None) -> None:
+    got = walk(data, keys)
+    with python_walk():
+        expected = walk(data, keys)
+    assert got[:3] == expected[:3]
+    assert got[3] == expected[3]
+
+
+def keys_of(path: Path) -> dict[tuple[str, bytes], bytes] | None:
+    keys = path.with_suffix(".keys")
+    return read_keylog(keys) if keys.is_file() else None
+
+
+@compiled
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_captures_walk_the_same(path: Path) -> None:
+    same(path.read_bytes(), keys_of(path))
+
+
+@functools.cache
+def tcp_frames(path: Path) -> list[tuple[int, bytes]]:
+    """The frames of a capture that decode to TCP segments."""
+    out = []
+    for _, _, link, f in read_frames(path.read_bytes(), ReadStats()):
+        seg = net.decode(link, f)
+        if type(seg) is tuple and seg[0] == net.TCP:
+            out.append((link, f))
+    return out
+
+
+@compiled
+@SLOW
+@given(st.data())
+def test_reordered_repeated_dropped_damaged_segments(data: st.DataObject) -> None:
+    path = data.draw(st.sampled_from(CAPTURES))
+    frames = list(tcp_frames(path))
+    if not frames:
+        return
+    for _ in range(data.draw(st.integers(0, 30))):
+        i = data.draw(st.integers(0, len(frames) - 1))
+        op = data.draw(st.integers(0, 4))
+        if op == 0 and i + 1 < len(frames):  # out of order
+            frames[i], frames[i + 1] = frames[i + 1], frames[i]
+        elif op == 1:  # a retransmission, now or later
+            frames.insert(data.draw(st.integers(i, len(frames))), frames[i])
+        elif op == 2:  # lost
+            del frames[i]
+        elif op == 3:  # damaged
+            edits = [(data.draw(st.integers(0, 4)), data.draw(st.floats(0, 1)), 0x1234)]
+            frames[i] = (frames[i][0], mutate_packet(frames[i][1], edits))
+        else:  # the same bytes sent twice, the second time cut short
+            link, f = frames[i]
+            frames.insert(i + 1, (link, f[: data.draw(st.integers(0, len(f)))]))
+    if frames:
+        same(pcap_image(frames), keys_of(path))
+
+
+# -- streams cut at random places -----------------------------------------------------------
+
+
+def frame(sport: int, dport: int, seq: int, flags: int, payload: bytes) -> tuple[int, bytes]:
+    """An Ethernet frame of one TCP segment between 10.0.0.1 and 10.0.0.2."""
+    src, dst = (b"\x0a\x00\x00\x01", b"\x0a\x00\x00\x02")[:: 1 if sport > dport else -1]
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 0x50, flags, 65535, 0, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0, src, dst)
+    return 1, bytes(12) + b"\x08\x00" + ip + tcp + payload
+
+
+REQUEST = (
+    b"GET /janus/1?maxev=10&rid=%d HTTP/1.1\r\nHost: 10.0.0.2:8088\r\nContent-Length: 0\r\n\r\n"
+)
+JSEP = (
+    b'{"janus": "event", "session_id": 1, "sender": 2, "jsep": {"type": "offer", '
+    b'"sdp": "v=0\\r\\no=- 1 1 IN IP4 10.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\n'
+    b'm=audio 9 UDP/TLS/RTP/SAVPF 111\\r\\nc=IN IP4 0.0.0.0\\r\\n"}}'
+)
+REPLIES = [
+    b'[{"janus": "keepalive"}]',
+    b'[{"janus": "event", "session_id": 1, "sender": 2, "plugindata": {"plugin": "x"}}]',
+    JSEP,
+    b"not json",
+    b"",
+]
+SIP = (
+    b"OPTIONS sip:b@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK%d\r\n"
+    b"Call-ID: c%d\r\nCSeq: %d OPTIONS\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+def reply(body: bytes, chunked: bool) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    if not chunked:
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    half = len(body) // 2
+    chunks = b"".join(b"%X\r\n%s\r\n" % (len(c), c) for c in (body[:half], body[half:]) if c)
+    return head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+
+
+def cut(data: st.DataObject, stream: bytes) -> list[bytes]:
+    """`stream` in pieces of random sizes (some only a few bytes, some several messages)."""
+    out, at = [], 0
+    while at < len(stream):
+        n = data.draw(st.sampled_from([1, 2, 5, 40, 90, 200, 700, 1400]))
+        out.append(stream[at : at + n])
+        at += n
+    return out
+
+
+@compiled
+@SLOW
+@given(st.data())
+def test_http_and_sip_streams_cut_anywhere(data: st.DataObject) -> None:
+    requests, replies, sips = b"", b"", b""
+    for i in range(data.draw(st.integers(1, 8))):
+        requests += REQUEST % i
+        replies += reply(data.draw(st.sampled_from(REPLIES)), data.draw(st.booleans()))
+        sips += SIP % (i, i, i)
+    if data.draw(st.booleans()):  # the last reply switches to WebSocket
+        replies += b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+        replies += b"\x81\x05hello"
+    frames = []
+    for sport, dport, stream in (
+        (40000, 8088, requests),
+        (8088, 40000, replies),
+        (40001, 5060, sips),
+    ):
+        seq = data.draw(st.integers(0, 0xFFFFFFFF))
+        if data.draw(st.booleans()):  # a SYN, else the capture starts mid-connection
+            frames.append(frame(sport, dport, seq, 0x02, b""))
+            seq += 1
+        for piece in cut(data, stream):
+            frames.append(frame(sport, dport, seq & 0xFFFFFFFF, 0x18, piece))
+            seq += len(piece)
+        frames.append(frame(sport, dport, seq & 0xFFFFFFFF, 0x11, b""))  # FIN
+    order = data.draw(st.permutations(range(len(frames)))) if data.draw(st.booleans()) else None
+    if order is not None and data.draw(st.booleans()):  # a few swaps, not a shuffle
+        order = list(range(len(frames)))
+        for _ in range(3):
+            i = data.draw(st.integers(0, len(frames) - 2))
+            order[i], order[i + 1] = order[i + 1], order[i]
+    if order is not None:
+        frames = [frames[i] for i in order]
+    same(pcap_image(frames))
+
+
+@compiled
+def test_unusual_arguments_go_to_the_python_version() -> None:
+    """A segment the compiled reader does not take is handed whole to `_tcp_python`."""
+    frames = [frame(40000, 8088, 7, 0x18, REQUEST % 1)]
+    w = Analyzer(Analysis(Path("x.pcap"), ReadStats()))
+    w.run(pcap_image(frames))
+    key = next(iter(w.tcp))
+    d = w.tcp[key]
+    n = d.flow.packets
+    assert d.next_seq is not None
+    ahead = (d.next_seq + 100) & 0xFFFFFFFF
+    x = bytearray(b"x")  # not bytes: read in Python, here as a segment after a gap
+    w._tcp(key, x, ahead, 0x18, 1.0, 2)  # type: ignore[arg-type]
+    w._tcp(key, b"", 1 << 40, 0x11, 1.0, 3)  # no 32-bit sequence number
+    assert d.flow.packets == n + 2
+    assert d.pending == {ahead: bytearray(b"x")}
+
+
+@compiled
+@pytest.mark.parametrize("path", CAPTURES[:6], ids=lambda p: p.name)
+def test_a_dissector_that_raises_leaves_the_same_state(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader of the segment in place that raises: the segment is kept whole, as in Python."""
+    calls = [0]
+
+    def flaky(real: Callable[..., None]) -> Callable[..., None]:
+        def read(self: Analyzer, *args: object) -> None:
+            calls[0] += 1
+            if calls[0] % 3 == 0:
+                raise ValueError("a dissector bug")
+            real(self, *args)
+
+        return read
+
+    monkeypatch.setattr(Analyzer, "_json_body", flaky(Analyzer._json_body))
+    monkeypatch.setattr(Analyzer, "_sip_message", flaky(Analyzer._sip_message))
+    data, keys = path.read_bytes(), keys_of(path)
+    got = walk(data, keys)
+    calls[0] = 0
+    with python_walk():
+        expected = walk(data, keys)
+    assert got == expected
