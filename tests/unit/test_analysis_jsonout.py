@@ -113,6 +113,16 @@ def test_nasty_values(width: int) -> None:
         assert compiled({key: value}, width) == reference({key: value}, width), key
 
 
+def test_escape_at_every_position() -> None:
+    """ASCII text is scanned eight characters at a time: each escape, anywhere in it."""
+    for special in '"\\\x00\n\x1f\x7f~ \u00e9\U0001f600':
+        for n in range(20):
+            for i in range(n):
+                text = "abcdefghijklmnopqrstuvwxyz"[:n]
+                text = text[:i] + special + text[i + 1 :]
+                assert compiled([text, {text: text}]) == reference([text, {text: text}])
+
+
 def random_value(rng: random.Random, depth: int = 0) -> object:
     kind = rng.randrange(12 if depth < 6 else 8)
     if kind == 0:
