@@ -1,8 +1,8 @@
 /* `harness analyze --json` text: json.dumps(obj, indent=width, default=str), byte for byte.
  * With `indent`, Python 3.11's json module runs its pure-Python encoder (the C one serves
- * indent=None only); on a handshake-heavy capture that is 0.07 s of a 1 s run. Its C
- * encoder's compact text re-indented costs half as much as writing the indented text
- * here in one pass into one growing buffer.
+ * indent=None only): 0.076 s for the 4 MB text of a handshake-heavy capture. Its C
+ * encoder's compact text, re-indented, took 0.030 s; writing the indented text here in
+ * one pass into the str returned takes 0.008 s.
  *
  * dumps(obj, width) -> str | None
  *   the text, by the pure encoder's rules (json/encoder.py `_make_iterencode` with

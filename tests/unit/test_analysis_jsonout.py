@@ -175,6 +175,18 @@ class Items(list):
         return iter(["from __iter__"])
 
 
+class Reordered(dict):  # type: ignore[type-arg]
+    def items(self):  # type: ignore[no-untyped-def]
+        return [("b", Items([1])), ("a", 2)]
+
+
+class Hollow(dict):  # type: ignore[type-arg]
+    """True, yet no items: json prints its brackets on two lines."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
 class Claims:
     """An object isinstance() takes for a str: json then fails to encode it."""
 
@@ -196,6 +208,9 @@ class Claims:
         "x",
         [[[[[[[[[[]]]]]]]]]],
         Claims(),
+        Reordered(x=1),
+        Hollow(),
+        [Reordered(), Hollow()],
     ],
     ids=lambda value: type(value).__name__,
 )
