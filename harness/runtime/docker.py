@@ -92,11 +92,17 @@ class ContainerProcess(NodeProcess):
         if self.alive():
             return None
         if self._exit is None:
+            # /proc sees the exit before the engine records it: until containerd reports
+            # it, State still says Running (a CI run once read "exited with status None").
+            # The engine's wait returns once the exit is recorded, bounded here.
             with contextlib.suppress(Exception):
-                self.container.reload()
-                state = self.container.attrs["State"]
-                if not state.get("Running"):
-                    self._exit = int(state.get("ExitCode", -1))
+                self._exit = int(self.container.wait(timeout=5)["StatusCode"])
+            if self._exit is None:
+                with contextlib.suppress(Exception):
+                    self.container.reload()
+                    state = self.container.attrs["State"]
+                    if not state.get("Running"):
+                        self._exit = int(state.get("ExitCode", -1))
             if self._follower is not None:
                 self._follower.join(2.0)  # its last words are in the log before anyone reads
         return self._exit
