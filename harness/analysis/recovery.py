@@ -374,6 +374,10 @@ def _lost(t: np.ndarray, seq: np.ndarray, ssrc: np.ndarray, since: float) -> int
     return lost
 
 
+def _after(s: float | None) -> str:
+    return "not seen" if s is None else f"+{s}s"
+
+
 def describe(rec: Recovery) -> list[str]:
     """Evidence lines for checks and reports."""
     d = rec.to_dict()
@@ -383,8 +387,9 @@ def describe(rec: Recovery) -> list[str]:
     ]
     if rec.restart:
         lines.append(
-            f"ICE restart ({d['restart_trigger']}): offer +{d['restart_offer_s']}s, "
-            f"answer +{d['restart_answer_s']}s, ok={d['restart_ok']}"
+            f"ICE restart ({d['restart_trigger']}): offer {_after(d['restart_offer_s'])}, "
+            f"answer {_after(d['restart_answer_s'])}, ok={d['restart_ok']}"
+            + (f" ({str(rec.restart['error'])[:400]})" if rec.restart.get("error") else "")
         )
     for name in ("up", "down"):
         x = d.get(name, {})

@@ -344,3 +344,41 @@ def test_refused_turn_credentials_are_reported() -> None:
 
     with lab_with_turn("open-internet") as (lab, turn):
         run(scenario(lab, turn))
+
+
+@pytest.mark.lab
+@lab_only
+@pytest.mark.timeout(60)
+def test_event_times_follow_a_wall_clock_step() -> None:
+    """After the machine's clock is stepped, the page's event times still agree with the
+    harness's and the pcaps' clock (CLOCK_REALTIME), so `since` filters find them.
+
+    This steps the real clock +1.5 s and back (the serial phase runs nothing beside it).
+    Stamped from performance.timeOrigin + performance.now(), Chromium's events lagged by
+    the whole step: a CI run lost a connected event and an ICE restart that way.
+    """
+    from harness.lab import Lab
+
+    step_s = 1.5
+
+    async def scenario(lab: Any) -> None:
+        a = await start_peer(lab, "peer-a", "chromium", "chrome-a")
+        try:
+            await a.call("configure", datachannel=True)
+            await a.call("stats")  # the page is up before the step
+            time.clock_settime(time.CLOCK_REALTIME, time.time() + step_s)
+            try:
+                t0 = time.time()
+                await a.call("create_offer")
+                ev = await a.wait_event("signalingstatechange", 10, state="have-local-offer")
+                t1 = time.time()
+            finally:
+                time.clock_settime(time.CLOCK_REALTIME, time.time() - step_s)
+            assert t0 - 0.05 <= ev.t <= t1 + 0.05, (
+                f"event at {ev.t:.3f}, harness clock {t0:.3f}..{t1:.3f} after a +{step_s} s step"
+            )
+        finally:
+            await a.stop()
+
+    with Lab(TOPOLOGIES / "open-internet.yaml") as lab:
+        run(scenario(lab))

@@ -2,8 +2,12 @@
 // The in-page WebRTC peer. The agent calls window.peer.* through page.evaluate;
 // the page reports what it observes through window.__emit(kind, data, t), with t
 // the wall clock in seconds at the moment the browser saw it.
-
-const now = () => (performance.timeOrigin + performance.now()) / 1000;
+//
+// Date.now(), not performance.timeOrigin + performance.now(): the latter is the
+// monotonic clock plus a wall-clock offset Chromium takes once per process, so after
+// the machine's clock is stepped it lags the harness and the pcaps (CLOCK_REALTIME)
+// by the whole step, and `since` filters miss events that did happen.
+const now = () => Date.now() / 1000;
 const emit = (kind, data) => window.__emit(kind, data, now());
 const GATHER_TIMEOUT_MS = 15000;
 const FFT_SIZE = 32768;
