@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.analysis import dtls, fastpath, http, rtp, sdp, sip, stun
+from harness.analysis import dtls, exitkeep, fastpath, http, rtp, sdp, sip, stun
 from harness.analysis.datachannels import DataChannels
 from harness.analysis.ipfrag import Fragment, Reassembler
 from harness.analysis.model import (
@@ -88,6 +88,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         offs, lens, links = idx.offsets, idx.lengths, idx.links
         frame, udp, tcp = self._frame, self._segment, self._tcp
         segs = segments(data, idx, todo)  # the common frames, decoded in bulk when compiled
+        exitkeep.keep((self, idx, fast, segs))
         walked = NotImplemented  # the loop below in C when built (None: done), with
         # _segment's path for a datagram of a known flow (_datagram's) taken there too
         if _walkloop is not None and _datagram is not None:

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from harness.analysis import exitkeep
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `analyze` command to the harness CLI."""
@@ -71,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     for path in args.files:
         from harness.analysis.report import summarize_file  # not for `harness --help`
 
+        exitkeep.release()  # the previous file's
         session, data = summarize_file(path, args.keylog)
+        exitkeep.keep(session)
         if data["errors"] and not data["packets"]:
             status = max(status, 1)
         results = []
@@ -106,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(jsonout.dumps(out if len(out) > 1 else out[0]))
     if args.html:
+        exitkeep.disable()  # the report analyses every file again: keep none of them
         # The command line sits above every layer: it may hand the files to the reports.
         from harness.reports.pcapreport import report_pcaps
 
@@ -119,13 +124,15 @@ def process(argv: list[str]) -> NoReturn:
     """`harness analyze` as a whole process: the summary, then a plain exit.
 
     The walk's objects are acyclic, so the cyclic collector only costs time here, and
-    so does freeing millions of small objects one by one at interpreter shutdown: the
-    process flushes its output and ends, and the OS takes the memory back at once.
+    so does freeing millions of small objects one by one, at interpreter shutdown or
+    when their last reference goes (exitkeep): the process flushes its output and
+    ends, and the OS takes the memory back at once.
     The analyser does no linear algebra: numpy's OpenBLAS need not start a thread per
     core, whose start-up spinning cost ~40 ms of CPU (about a tenth of a run).
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when numpy is first imported
     gc.disable()
+    exitkeep.enable()
     code = main(argv)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -8,6 +8,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.analysis import exitkeep
 from harness.analysis.analyzer import analyze_file, paused_gc
 from harness.analysis.channelsummary import channels, lines
 from harness.analysis.model import SdpEvent, fmt_addr
@@ -42,7 +43,9 @@ def summary(s: Session) -> dict[str, Any]:
     for i, g in enumerate(s.generations):
         for u in g.ufrags:
             generation.setdefault(u, i)
-    for rep in captured(a.sdp):
+    reports = captured(a.sdp)
+    exitkeep.keep(reports)
+    for rep in reports:
         d = rep.description
         ev, findings = first[id(d.sdp)], rep.findings
         sdp = ev.sdp

@@ -61,3 +61,29 @@ def test_html_report_for_any_pcap(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "sipp-udp-fragmented.pcap" in page and "sip_dialog_state" in page
     rows = json.loads((out / "report.json").read_text())["rows"]
     assert [r["verdict"] for r in rows] == ["pass"]
+
+
+def test_exit_keep_holds_one_file_and_only_when_enabled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`harness analyze` as a process keeps the current file's objects to its exit (freeing
+    them costs time it does not need to spend); a library caller keeps nothing, and
+    several files never pile up, nor do the HTML report's own analyses."""
+    from harness.analysis import exitkeep
+    from harness.analysis.report import summarize_file
+
+    pcap = str(PCAPS / "aiortc-relayed.pcap")
+    summarize_file(pcap)
+    assert exitkeep.kept() == 0  # off unless a whole process turned it on
+    exitkeep.enable()
+    try:
+        assert main(["analyze", pcap, "--json"]) == 0
+        one = exitkeep.kept()
+        assert one >= 3  # the analyser's state, the SDP reports, the session
+        assert main(["analyze", pcap, pcap, pcap, "--json"]) == 0
+        assert exitkeep.kept() == one  # the last file's only
+        assert main(["analyze", pcap, "--json", "--html", str(tmp_path / "r")]) == 0
+        assert exitkeep.kept() == 0  # the report analyses again: it keeps nothing
+    finally:
+        exitkeep.disable()
+    capsys.readouterr()
