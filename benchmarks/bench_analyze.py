@@ -14,8 +14,9 @@ DTLS, SIP, HTTP only) repeated to 100k.
 
 The input is built from a real captured 20 s call (tests/data/pcaps/aiortc-long.pcap:
 STUN, DTLS, SRTP, SRTCP, plus the HTTP signalling) repeated with time shifts until it
-holds at least --packets frames; each repetition moves its UDP ports by a fixed
-offset so it is a separate call with its own flows. Timings are best of
+holds at least --packets frames; each repetition moves its UDP ports, and the client
+port of its TCP connections, by a fixed offset so it is a separate call with its own
+flows and connections. Timings are best of
 --repeat runs, wall-clock and CPU time (the machine is shared: CPU time moves less).
 tshark runs twice: plain dissection (`-q`), and the nearest
 equivalent of our summary (RTP found heuristically, `-z rtp,streams`).
@@ -88,12 +89,29 @@ def _is_media(frame: bytes) -> bool:
 
 
 def _move_ports(frame: bytes, rep: int) -> bytes:
-    if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+    """Repetition `rep` of an IPv4 frame: UDP moves both ports (a call of its own), TCP
+    its client's port only (new connections to the same servers: Janus's HTTP, SIP over
+    TCP), with the TCP checksum updated (RFC 1624) so that it stays as right as it was."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] not in (6, 17):
         return frame
     l4 = 14 + (frame[14] & 15) * 4
     sport, dport = struct.unpack_from("!HH", frame, l4)
-    ports = struct.pack("!HH", (sport + rep * 7) % 65536, (dport + rep * 7) % 65536)
-    return frame[:l4] + ports + frame[l4 + 4 : l4 + 6] + b"\x00\x00" + frame[l4 + 8 :]
+    if frame[23] == 17:
+        ports = struct.pack("!HH", (sport + rep * 7) % 65536, (dport + rep * 7) % 65536)
+        return frame[:l4] + ports + frame[l4 + 4 : l4 + 6] + b"\x00\x00" + frame[l4 + 8 :]
+    if len(frame) < l4 + 20:
+        return frame
+    client = 0 if sport > dport else 2  # the ephemeral side
+    old = (sport, dport)[client // 2]
+    new = 1024 + (old - 1024 + rep * 7) % (65536 - 1024)
+    (check,) = struct.unpack_from("!H", frame, l4 + 16)
+    total = (~check & 0xFFFF) + (~old & 0xFFFF) + new
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    out = bytearray(frame)
+    struct.pack_into("!H", out, l4 + client, new)
+    struct.pack_into("!H", out, l4 + 16, ~total & 0xFFFF)
+    return bytes(out)
 
 
 def best(fn, repeat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
