@@ -158,10 +158,10 @@ def compiled_parts() -> dict[str, bool]:
         name = ext["name"]
         try:
             importlib.import_module(name)
+            built = True
         except ImportError:
-            parts[name.rpartition("._")[2]] = False
-        else:
-            parts[name.rpartition("._")[2]] = True
+            built = False
+        parts[name.rpartition("._")[2]] = built
     return parts
 
 
