@@ -27,6 +27,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--checks", action="store_true", help="list the available checks and exit")
     p.add_argument(
+        "--rows",
+        type=_rows,
+        default=None,
+        metavar="N",
+        help="rows of each list in the text summary (default 40, the largest flows first; "
+        "0: all); what is left out is counted",
+    )
+    p.add_argument(
         "--keylog",
         type=Path,
         metavar="FILE",
@@ -39,6 +47,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="also draw the run report (page, ladder, media timeline) of these files into DIR",
     )
     p.set_defaults(func=run)
+
+
+def _rows(text: str) -> int:
+    """--rows: a count of rows, 0 for all."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of rows (0: all), got {text!r}")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         from rich.console import Console
 
-        from harness.analysis.report import render
+        from harness.analysis.textreport import ROWS, render
 
         console = Console() if sys.stdout.isatty() else Console(width=160)
     out, status = [], 0
@@ -98,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         data["checks"] = results
         out.append(data)
         if console is not None:
-            render(data, console)
+            render(data, console, ROWS if args.rows is None else args.rows)
             for r in results:
                 mark = "[green]PASS[/]" if r["passed"] else "[red]FAIL[/]"
                 console.print(f"{mark} {r['check']} {r['params']}: {r['message']}")

@@ -1,4 +1,4 @@
-"""The summary of one capture: a plain dict for `--json`, rich tables for people."""
+"""The summary of one capture: the plain dict `--json` prints (textreport.py draws it for people)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ from collections import Counter
 from itertools import chain
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.analysis import exitkeep
 from harness.analysis.analyzer import analyze_file, paused_gc
-from harness.analysis.channelsummary import channels, lines
+from harness.analysis.channelsummary import channels
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.sdp_conformance import captured
 from harness.analysis.sdplint import Finding
 from harness.analysis.session import Session, build
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 _type, _packets = attrgetter("type"), attrgetter("packets")
 _to_dict = Finding.to_dict
@@ -177,99 +174,3 @@ def summary(s: Session) -> dict[str, Any]:
         ],
         "sdp": sdps,
     }
-
-
-def render(data: dict[str, Any], console: Console) -> None:
-    """Readable tables for one file's summary."""
-    from rich.table import Table
-
-    console.rule(f"[bold]{data['file']}[/] ({data['format']}, {data['packets']} packets)")
-    for err in data["errors"]:
-        console.print(f"[red]file: {err}[/]")
-    if data["skipped"] or data["malformed"]:
-        console.print(f"not analysed: {data['skipped']}  malformed: {data['malformed']}")
-    t = Table("flow", "packets", "first", "last", "kinds", title="Flows")
-    for f in data["flows"]:
-        kinds = ", ".join(f"{k} {v}" for k, v in f["kinds"].items())
-        t.add_row(
-            f["flow"], str(f["packets"]), f"{f['first_time']:.3f}", f"{f['last_time']:.3f}", kinds
-        )
-    console.print(t)
-    if data["stun"]:
-        console.print("STUN: " + ", ".join(f"{k} {v}" for k, v in sorted(data["stun"].items())))
-    for g in data["ice"]["generations"]:
-        t = Table(
-            "pair",
-            "type",
-            "checks",
-            "ok",
-            "nominated",
-            "first media",
-            title=f"ICE generation {'/'.join(g['ufrags'])}",
-        )
-        for p in g["pairs"]:
-            media = f"frame {p['first_media'][0]}" if p["first_media"] else "-"
-            t.add_row(
-                p["pair"],
-                p["type"],
-                str(p["requests"]),
-                str(p["successes"]),
-                "yes" if p["nominated"] else "",
-                media,
-            )
-        console.print(t)
-        console.print(f"  selected: {g['selected']} ({g['selected_type']})")
-    for r in data["ice"]["restarts"]:
-        ttc = f"{r['time_to_connect']:.3f}s" if r["time_to_connect"] is not None else "never"
-        console.print(
-            f"ICE restart {r['index']}: started frame {r['started'][0]}, connected after {ttc}"
-        )
-    for h in data["dtls"]:
-        console.print(
-            f"DTLS {h['client']} -> {h['server']}: complete={h['complete']} srtp={h['srtp_profile']} "
-            f"ems={h['extended_master_secret']} messages={h['messages']}"
-        )
-        for side, fp in h["certificate_fingerprints"].items():
-            console.print(f"  {side} certificate sha-256 {fp}")
-        for alert in h["alerts"]:
-            console.print(f"  [red]alert frame {alert[0]}: {alert[1]} {alert[2]}[/]")
-    if data.get("dtls_decrypted"):
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(data["dtls_decrypted"].items()))
-        console.print(f"DTLS decrypted with the key log: {counts}")
-    for line in lines(data.get("datachannels", [])):
-        console.print(line, markup=False)
-    if data["rtp"]:
-        t = Table(
-            "ssrc",
-            "flow",
-            "pt",
-            "pkts",
-            "lost",
-            "reord",
-            "jitter ms",
-            "max gap ms",
-            "t",
-            title="RTP streams",
-        )
-        for st in data["rtp"]:
-            t.add_row(
-                st["ssrc"], st["flow"], ",".join(map(str, st["payload_types"])), str(st["packets"]),
-                str(st["lost"]), str(st["reordered"]), f"{st['jitter_ms']:.2f}", f"{st['max_gap_s'] * 1000:.1f}",
-                f"{st['first_time']:.2f}-{st['last_time']:.2f}",
-            )  # fmt: skip
-        console.print(t)
-    if data["rtcp"]:
-        console.print("RTCP: " + ", ".join(f"{k} {v}" for k, v in sorted(data["rtcp"].items())))
-    for d in data["sip"]:
-        console.print(f"SIP dialog {d['call_id']}: {d['state']}, re-INVITEs {d['reinvites']}")
-        for m in d["messages"]:
-            console.print(
-                f"  frame {m['frame']} t={m['time']:.3f} [{m['transport']}] {m['summary']}"
-            )
-    for sd in data["sdp"]:
-        console.print(
-            f"SDP {sd['type']} frame {sd['frame']} via {sd['source']} ({sd['profile']} profile): {len(sd['findings'])} finding(s)"
-        )
-        for f in sd["findings"]:
-            where = f"line {f['line_no']}: {f['line']}" if f["line_no"] else "(missing)"
-            console.print(f"  {f['severity']}: {where}: {f['message']} [{f['rfc']}]", markup=False)

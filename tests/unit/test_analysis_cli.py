@@ -87,3 +87,57 @@ def test_exit_keep_holds_one_file_and_only_when_enabled(
     finally:
         exitkeep.disable()
     capsys.readouterr()
+
+
+def test_text_summary_cuts_lists_and_counts_the_rest(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--rows N`: each list shows N entries, problems and the largest first; one line
+    counts the rest (with their packets and findings), `--rows 0` shows everything."""
+    pcap = str(PCAPS / "aiortc-relayed.pcap")
+    assert main(["analyze", pcap, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    packets = sorted(f["packets"] for f in data["flows"])
+    assert len(packets) > 2
+    assert main(["analyze", pcap, "--rows", "1"]) == 0
+    out = capsys.readouterr().out
+    left = f"{len(packets) - 1} more flows ({sum(packets[:-1])} packets, the smallest)"
+    assert left in out, out
+    assert f"│ {packets[-1]} " in out  # the largest flow is the one shown
+    assert main(["analyze", pcap, "--rows", "0"]) == 0
+    out = capsys.readouterr().out
+    assert " more " not in out and all(f["flow"] in out for f in data["flows"])
+
+    sipp = str(PCAPS / "sipp-udp.pcap")
+    assert main(["analyze", sipp, "--json"]) == 0
+    sdps = json.loads(capsys.readouterr().out)["sdp"]
+    worst = max(sdps, key=lambda s: sum(f["severity"] == "error" for f in s["findings"]))
+    assert any(f["severity"] == "error" for f in worst["findings"]) and len(sdps) == 2
+    other = next(s for s in sdps if s is not worst)
+    assert main(["analyze", sipp, "--rows", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"SDP {worst['type']} frame {worst['frame']} " in out  # the one with an error
+    assert f"SDP {other['type']} frame {other['frame']} " not in out
+    severities = sorted({f["severity"] for f in other["findings"]})
+    counts = ", ".join(
+        f"{k} {sum(f['severity'] == k for f in other['findings'])}" for k in severities
+    )
+    assert f"1 more SDP (findings: {counts or 'none'})" in out
+    assert "[udp] INVITE sip:" in out  # the transport is text, not rich markup
+
+
+@pytest.mark.parametrize("bad", ["-1", "all"])
+def test_rows_must_be_a_count(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", str(PCAPS / "sipp-udp.pcap"), "--rows", bad])
+    assert exc.value.code == 2
+    assert (
+        f"--rows: expected a whole number of rows (0: all), got '{bad}'" in capsys.readouterr().err
+    )
+
+
+def test_clip_keeps_the_largest_in_their_order() -> None:
+    from harness.analysis.textreport import clip
+
+    assert clip([3, 9, 1, 7], 2, float) == ([9, 7], [3, 1])
+    assert clip([3, 9, 1, 7], 2) == ([3, 9], [1, 7])
+    assert clip([3, 9], 0) == ([3, 9], []) and clip([3, 9], 5, float) == ([3, 9], [])
+    assert clip([5, 5, 5], 2, float) == ([5, 5], [5])  # ties: the first
