@@ -84,8 +84,8 @@ def find_media(data: bytes, idx: FrameIndex) -> FastPath:
     """RTP directly over UDP and in TURN ChannelData, bare TCP ACKs, non-IP frames.
 
     Compiled (`_fastpath.c`, one loop) when built, else column-wise with numpy; the two
-    give the same frames, groups, group order and columns. Compiled, numpy is imported
-    only when there is media to hand over as numpy columns.
+    give the same frames, groups, group order and columns. Compiled, numpy is not
+    imported: its columns are memoryviews, which RtpStream.finish counts in C.
     """
     if _fastpath is None:
         return find_media_numpy(data, idx)
@@ -103,11 +103,10 @@ def _batch(scanned: tuple) -> RtpBatch:  # type: ignore[type-arg]
     """An RtpBatch from `_fastpath.scan`'s columns (rows already in group order)."""
     frames, keys, bounds, no, t, seq, ts, pt, size, outer = scanned
     batch = RtpBatch(memoryview(frames).cast("q"), keys, outer_bytes=outer or [])
-    if not keys:  # no media: no numpy
+    if not keys:
         return batch
-    i64 = np.int64
-    cols = [np.frombuffer(c, dtype=i64) for c in (no, t, seq, ts, pt, size)]
-    cols[1] = cols[1].view(np.float64)
+    # memoryviews, not numpy: RtpStream.finish counts them in C (_rtpcount.c)
+    cols = [memoryview(c).cast("d" if c is t else "q") for c in (no, t, seq, ts, pt, size)]
     batch.columns = [tuple(c[lo:hi] for c in cols) for lo, hi in pairwise(bounds)]
     return batch
 

@@ -23,6 +23,7 @@ from harness.analysis import (
     jsonout,
     net,
     pcapio,
+    rtp,
     sdp,
     sip,
     stun,
@@ -42,6 +43,7 @@ EXTENSIONS = {
     "harness.analysis._dtlsscan": dtls._dtlsscan,
     "harness.analysis._sdpscan": sdp._sdpscan,
     "harness.analysis._walkloop": analyzer._walkloop,
+    "harness.analysis._rtpcount": rtp._rtpcount,
 }
 #: RTP and TURN (aiortc), SIP over TCP and fragmented UDP, TLS with a key log, Teams TURN,
 #: classic STUN, STUN over TCP, VLAN HTTP, IPv6, pcapng with several interfaces
@@ -107,11 +109,11 @@ def test_the_blocker_blocks() -> None:
     program = BLOCKED.replace(
         "from harness.cli import main",
         "from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, sdp, sip, stun\n"
-        "from harness.analysis import analyzer, tcpstreams\n"
+        "from harness.analysis import analyzer, rtp, tcpstreams\n"
         "print(sum(m is not None for m in (pcapio._pcapwalk, fastpath._fastpath,"
         " net._netdecode, stun._stunparse, http._httpsplit, sip._sipparse,"
         " jsonout._jsonindent, dtls._dtlsscan, sdp._sdpscan, analyzer._walkloop,"
-        " tcpstreams._tcpwalk)))\n"
+        " tcpstreams._tcpwalk, rtp._rtpcount)))\n"
         "raise SystemExit(0)",
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)

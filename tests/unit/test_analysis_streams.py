@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 import struct
+from itertools import pairwise
+
+import pytest
 
 from harness.analysis import http, rtp, sip
 from harness.analysis.rtp import JITTER_WINDOW, RtpStream, jitter_weights
@@ -132,6 +135,94 @@ def test_python_count_is_numpys() -> None:
                 seq += 1 if case == 0 else rnd.choice((1, 1, 0, -1, 3, 700))
                 ts += 160 if case == 0 else rnd.randrange(-(1 << 31), 1 << 31)
             _numpy_and_python(rows, rnd.choice((8000, 48000, 90000)))
+
+
+def _columns(rows: list[tuple[int, float, int, int, int, int]]) -> tuple[memoryview, ...]:
+    """The rows as the compiled fast path hands a stream over: int64/float64 memoryviews."""
+    from array import array
+
+    return tuple(memoryview(array("d" if i == 1 else "q", [r[i] for r in rows])) for i in range(6))
+
+
+@pytest.mark.skipif(rtp._rtpcount is None, reason="_rtpcount.c is not built")
+def test_compiled_count_is_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path's columns are counted in C (_rtpcount.c) without numpy: the same
+    numbers as numpy's and the same columns after, floats to the bit (the cases of
+    test_python_count_is_numpys, and one-packet and all-duplicate streams)."""
+    import numpy as np
+
+    rnd = random.Random(12)
+    cases: list[list[tuple[int, float, int, int, int, int]]] = [
+        [(5, 0.5, 9, 7, 0, 100)],
+        [(i + 1, 0.02 * i, 7, 160, 111, 80) for i in range(40)],
+    ]
+    for n in (2, 3, 7, 8, 9, 16, 17, 128, 129, 130, 300, 1000, 4000, 4001, 4002, 4100):
+        for case in range(3):
+            seq, ts, t, rows = rnd.randrange(0x10000), rnd.randrange(1 << 32), 0.0, []
+            for i in range(n):
+                rows.append(
+                    (3 * i + 1, t, seq & 0xFFFF, ts & 0xFFFFFFFF, rnd.choice((0, 0, 8)), 60 + i % 7)
+                )
+                t += rnd.uniform(0, 0.05) * (1 if case < 2 else rnd.choice((1, -1)))
+                seq += 1 if case == 0 else rnd.choice((1, 1, 0, -1, 3, 700))
+                ts += 160 if case == 0 else rnd.randrange(-(1 << 31), 1 << 31)
+            cases.append(rows)
+    built = rtp._rtpcount
+    for rows in cases:
+        clock = rnd.choice((8000, 48000, 90000))
+        streams = []
+        for compiled in (built, None):
+            monkeypatch.setattr(rtp, "_rtpcount", compiled)
+            s = RtpStream(1, "f", clock, False)
+            s.add_columns(_columns(rows))
+            streams.append(s.finish())
+        a, b = streams
+        fields = [k for k in vars(a) if not k.startswith("_")]
+        got = [(k, repr(getattr(a, k))) for k in fields]
+        assert got == [(k, repr(getattr(b, k))) for k in fields], len(rows)
+        for x, y in zip(a.columns, b.columns, strict=True):
+            assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
+@pytest.mark.skipif(rtp._rtpcount is None, reason="_rtpcount.c is not built")
+def test_compiled_count_merges_rows_as_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relayed stream's first packets arrive in TURN Data indications (read one by one)
+    and the rest in ChannelData (the fast path's columns, one chunk per TURN channel,
+    in any order): C merges them in frame order as numpy's stable sort does, ties to
+    the columns, and counts the same; interleaved chunks are left to numpy."""
+    rnd = random.Random(13)
+    built = rtp._rtpcount
+    for n, parts in ((2, 1), (5, 1), (40, 1), (300, 1), (4100, 1), (300, 3), (4100, 5), (90, -2)):
+        frames = sorted(rnd.randrange(1, 3 * n) for _ in range(n))  # ties: one frame twice
+        t, seq, rows = 0.0, rnd.randrange(0x10000), []
+        for no in frames:
+            rows.append((no, t, seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, 111, 90 + no % 5))
+            t += rnd.uniform(0, 0.04)
+            seq += rnd.choice((1, 1, 1, 2, 0, -1))
+        one_by_one = sorted(rnd.sample(range(n), max(1, n // 10)))
+        chunk = [r for i, r in enumerate(rows) if i not in one_by_one]
+        if parts > 0:  # runs of frames, handed over in a shuffled order
+            cuts = sorted(rnd.sample(range(1, len(chunk)), parts - 1))
+            chunks = [chunk[a:b] for a, b in pairwise([0, *cuts, len(chunk)])]
+            rnd.shuffle(chunks)
+        else:  # interleaved: every other packet
+            chunks = [chunk[k::-parts] for k in range(-parts)]
+        streams = []
+        for compiled in (built, None):
+            monkeypatch.setattr(rtp, "_rtpcount", compiled)
+            s = RtpStream(1, "f", 48000, True)
+            for c in chunks:
+                s.add_columns(_columns(c))
+            for i in one_by_one:
+                r = rows[i]
+                s.add(r[2], r[3], r[4], r[1], r[0], r[5])
+            streams.append(s.finish())
+        a, b = streams
+        fields = [k for k in vars(a) if not k.startswith("_")]
+        got = [(k, repr(getattr(a, k))) for k in fields]
+        assert got == [(k, repr(getattr(b, k))) for k in fields], n
+        # numpy's merge makes pt and size float64 (the rows' array): the same values
+        assert [c.tolist() for c in a.columns] == [c.tolist() for c in b.columns]
 
 
 def test_jitter_matches_rfc3550() -> None:
