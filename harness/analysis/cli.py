@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=_rows,
         default=None,
         metavar="N",
-        help="rows of each list in the text summary (default 40, the largest flows first; "
-        "0: all); what is left out is counted",
+        help="rows of each list in the text summary (default 40; 0: all): problems first, "
+        "then the largest (flows, pairs, streams) or the first; what is left out is counted",
     )
     p.add_argument(
         "--keylog",
