@@ -15,8 +15,9 @@ DTLS, SIP, HTTP only) repeated to 100k.
 The input is built from a real captured 20 s call (tests/data/pcaps/aiortc-long.pcap:
 STUN, DTLS, SRTP, SRTCP, plus the HTTP signalling) repeated with time shifts until it
 holds at least --packets frames; each repetition moves its UDP ports, and the client
-port of its TCP connections, by a fixed offset so it is a separate call with its own
-flows and connections. Timings are best of
+port of its TCP connections, by a fixed offset, and has its own SIP Call-IDs, ICE
+credentials (STUN checks signed again) and SDP session ids (distinct_calls.py), so it
+is a separate call with its own flows, connections, dialogs and ICE generations. Timings are best of
 --repeat runs, wall-clock and CPU time (the machine is shared: CPU time moves less).
 tshark runs twice: plain dissection (`-q`), and the nearest
 equivalent of our summary (RTP found heuristically, `-z rtp,streams`).
@@ -42,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from distinct_calls import Identities  # noqa: E402
+
 from harness.analysis.report import summarize_file  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "pcaps" / "aiortc-long.pcap"
@@ -49,7 +52,9 @@ RELAYED = ROOT / "benchmarks" / "data" / "janus-sip-relayed.pcap"
 
 
 def build_capture(source: Path, target: Path, packets: int, media: bool = True) -> int:
-    """Repeat `source` (classic pcap, Ethernet/IPv4) with time shifts and port offsets.
+    """Repeat `source` (classic pcap, Ethernet/IPv4) with time shifts and port offsets,
+    each repetition with its own Call-IDs, ICE credentials and SDP session ids
+    (distinct_calls.py: a call of its own, as in a capture of many calls).
 
     `media` False leaves out RTP/RTCP, direct or in TURN ChannelData (a handshake-heavy file).
     """
@@ -64,12 +69,13 @@ def build_capture(source: Path, target: Path, packets: int, media: bool = True) 
             records.append((sec + usec / 1e6, frame))
         off += 16 + incl
     t0, span = records[0][0], records[-1][0] - records[0][0] + 0.5
+    ids = Identities([frame for _, frame in records])
     out = bytearray(header)
     n = rep = 0
     while n < packets:
         shift = rep * span
         for t, frame in records:
-            frame = _move_ports(frame, rep)
+            frame = _move_ports(ids.frame(frame, rep), rep)
             ts = t - t0 + shift + 1.8e9
             out += struct.pack("<IIII", int(ts), int((ts % 1) * 1e6), len(frame), len(frame))
             out += frame

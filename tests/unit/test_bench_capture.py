@@ -1,0 +1,45 @@
+"""The benchmarks' repeated captures (bench_analyze.build_capture): each repetition a call
+of its own, read back with the analyser: its own dialogs and ICE generations, every
+re-signed STUN check verified with the repetition's ice-pwd, no finding across calls."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import bench_analyze  # noqa: E402
+
+from harness.analysis.report import summarize_file  # noqa: E402
+
+
+def facts(path: Path) -> dict[str, Any]:
+    data = summarize_file(path)[1]
+    pairs = [p for g in data["ice"]["generations"] for p in g["pairs"]]
+    return {
+        "generations": len(data["ice"]["generations"]),
+        "dialogs": len(data["sip"]),
+        "stun": data["stun"],
+        "checked": sum(p["integrity_checked"] for p in pairs),
+        "failures": sum(len(p["integrity_failures"]) for p in pairs),
+        "fingerprint_failures": len(data["stun_fingerprint_failures"]),
+        "findings": sum(len(s["findings"]) for s in data["sdp"]),
+        "dtls": len(data["dtls"]),
+    }
+
+
+@pytest.mark.parametrize("source", [bench_analyze.RELAYED, bench_analyze.SOURCE])
+def test_each_repetition_is_a_call_of_its_own(source: Path, tmp_path: Path) -> None:
+    once = bench_analyze.build_capture(source, tmp_path / "1.pcap", 1, media=False)
+    bench_analyze.build_capture(source, tmp_path / "3.pcap", 2 * once + 1, media=False)
+    one, three = facts(tmp_path / "1.pcap"), facts(tmp_path / "3.pcap")
+    assert one["checked"] > 0 and one["failures"] == 0 and one["generations"] > 0
+    for key in ("generations", "dialogs", "checked", "findings", "dtls"):
+        assert three[key] == 3 * one[key], (key, one[key], three[key])
+    assert three["stun"] == {kind: 3 * n for kind, n in one["stun"].items()}
+    assert three["failures"] == 0 and three["fingerprint_failures"] == 0
