@@ -21,7 +21,8 @@ import hashlib
 import hmac
 import re
 import struct
-import zlib
+
+from harness.nat.stun import fingerprint_crc
 
 MAGIC = b"\x21\x12\xa4\x42"
 ALPHABET = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -129,7 +130,7 @@ class Identities:
                 msg[integrity + 4 : integrity + 24] = mac.digest()
                 changed = True
         if fingerprint is not None and changed:
-            crc = zlib.crc32(_upto(msg, fingerprint, 8)) ^ 0x5354554E
+            crc = fingerprint_crc(_upto(msg, fingerprint, 8))
             struct.pack_into("!I", msg, fingerprint + 4, crc)
         return bytes(msg) + p[end:]
 

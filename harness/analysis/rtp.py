@@ -19,6 +19,7 @@ from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
 from harness.analysis import rtpstats
 from harness.lazy import lazy
@@ -86,10 +87,9 @@ def _joined(chunks: list[Columns]) -> Columns | None:
     for a, b in pairwise(order):
         if chunks[a][0][-1] == chunks[b][0][0] and a > b:
             return None
-    out = [array("d" if i == 1 else "q") for i in range(6)]
+    out = _new_columns()
     for k in order:
-        for i, column in enumerate(out):
-            column.frombytes(chunks[k][i].cast("B"))
+        _copy(out, chunks[k], 0, None)
     return tuple(map(memoryview, out)) if _rtpcount.ascending(out[0]) else None
 
 
@@ -97,18 +97,26 @@ def _merged(cols: Columns, rows: list[tuple[int, float, int, int, int, int]]) ->
     """A chunk of columns and rows, in frame order as numpy's stable sort of the two puts
     them (on a tie the chunk's first): each is in frame order already, so each row goes
     in where bisect finds its frame, and the chunk's runs between are copied whole."""
-    no = cols[0]
-    out = [array("d" if i == 1 else "q") for i in range(6)]
-    at = 0
+    no, out, at = cols[0], _new_columns(), 0
     for row in rows:
         cut = bisect_right(no, row[0], at)
-        for i, column in enumerate(out):
-            column.frombytes(cols[i][at:cut].cast("B"))
-            column.append(row[i])
+        _copy(out, cols, at, cut)
+        for column, value in zip(out, row, strict=True):
+            column.append(value)
         at = cut
-    for i, column in enumerate(out):
-        column.frombytes(cols[i][at:].cast("B"))
+    _copy(out, cols, at, None)
     return tuple(map(memoryview, out))
+
+
+def _new_columns() -> list[array[Any]]:
+    """Six empty columns as the fast path's: int64, float64 times, int64."""
+    return [array("d" if i == 1 else "q") for i in range(6)]
+
+
+def _copy(out: list[array[Any]], cols: Columns, lo: int, hi: int | None) -> None:
+    """Append rows lo:hi of `cols` to `out`, each column as one copy of its bytes."""
+    for column, src in zip(out, cols, strict=True):
+        column.frombytes(src[lo:hi].cast("B"))
 
 
 class RtpStream:

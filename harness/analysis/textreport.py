@@ -12,7 +12,7 @@ included, so a cut never hides a problem. `--json` and `--rows 0` give everythin
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.analysis.channelsummary import lines
@@ -47,8 +47,9 @@ def _weight(sd: dict[str, Any]) -> int:
     return sum(100 if f["severity"] == "error" else 1 for f in sd["findings"])
 
 
-def _counts(counter: Counter[str]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items()))
+def _counts(counts: Mapping[str, int]) -> str:
+    """'kind n, kind n' in name order."""
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
 
 
 def render(data: dict[str, Any], console: Console, rows: int = ROWS) -> None:
@@ -76,7 +77,7 @@ def render(data: dict[str, Any], console: Console, rows: int = ROWS) -> None:
     console.print(t)
     more(len(hidden), "flow", "flows", f"{sum(f['packets'] for f in hidden)} packets, the smallest")
     if data["stun"]:
-        console.print("STUN: " + ", ".join(f"{k} {v}" for k, v in sorted(data["stun"].items())))
+        console.print("STUN: " + _counts(data["stun"]))
     gens, hidden = clip(data["ice"]["generations"], rows)
     for g in gens:
         pairs, left = clip(g["pairs"], rows, lambda p: p["requests"])
@@ -131,8 +132,7 @@ def render(data: dict[str, Any], console: Console, rows: int = ROWS) -> None:
         f"{sum(len(h['alerts']) for h in hidden)} alerts",
     )
     if data.get("dtls_decrypted"):
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(data["dtls_decrypted"].items()))
-        console.print(f"DTLS decrypted with the key log: {counts}")
+        console.print(f"DTLS decrypted with the key log: {_counts(data['dtls_decrypted'])}")
     for line in lines(data.get("datachannels", [])):
         console.print(line, markup=False)
     if data["rtp"]:
@@ -152,7 +152,7 @@ def render(data: dict[str, Any], console: Console, rows: int = ROWS) -> None:
             f"{sum(st['packets'] for st in hidden)} packets",
         )
     if data["rtcp"]:
-        console.print("RTCP: " + ", ".join(f"{k} {v}" for k, v in sorted(data["rtcp"].items())))
+        console.print("RTCP: " + _counts(data["rtcp"]))
     dialogs, hidden = clip(data["sip"], rows)
     for d in dialogs:
         console.print(

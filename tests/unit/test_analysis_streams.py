@@ -120,20 +120,31 @@ def with_limit(limit: int, run: object) -> None:
         rtp.PYTHON_ROWS = saved
 
 
+Row = tuple[int, float, int, int, int, int]
+
+
+def random_rows(rnd: random.Random, n: int, case: int) -> list[Row]:
+    """n packets (frame, time, seq, timestamp, pt, size): case 0 in order; 1 with lost,
+    repeated, late and far-jumping sequence numbers and random timestamps; 2 also with
+    time going back."""
+    seq, ts, t, rows = rnd.randrange(0x10000), rnd.randrange(1 << 32), 0.0, []
+    for i in range(n):
+        rows.append(
+            (3 * i + 1, t, seq & 0xFFFF, ts & 0xFFFFFFFF, rnd.choice((0, 0, 8)), 60 + i % 7)
+        )
+        t += rnd.uniform(0, 0.05) * (1 if case < 2 else rnd.choice((1, -1)))
+        seq += 1 if case == 0 else rnd.choice((1, 1, 0, -1, 3, 700))
+        ts += 160 if case == 0 else rnd.randrange(-(1 << 31), 1 << 31)
+    return rows
+
+
 def test_python_count_is_numpys() -> None:
     """Streams read packet by packet are counted without numpy: the same numbers, floats
     to the bit (pairwise sums of 1 to 4100 jitter terms, reordering, duplicates, wraps)."""
     rnd = random.Random(11)
     for n in (1, 2, 3, 7, 8, 9, 16, 17, 128, 129, 130, 300, 1000, 4000, 4001, 4002, 4100):
         for case in range(3):
-            seq, ts, t, rows = rnd.randrange(0x10000), rnd.randrange(1 << 32), 0.0, []
-            for i in range(n):
-                rows.append(
-                    (3 * i + 1, t, seq & 0xFFFF, ts & 0xFFFFFFFF, rnd.choice((0, 0, 8)), 60 + i % 7)
-                )
-                t += rnd.uniform(0, 0.05) * (1 if case < 2 else rnd.choice((1, -1)))
-                seq += 1 if case == 0 else rnd.choice((1, 1, 0, -1, 3, 700))
-                ts += 160 if case == 0 else rnd.randrange(-(1 << 31), 1 << 31)
+            rows = random_rows(rnd, n, case)
             _numpy_and_python(rows, rnd.choice((8000, 48000, 90000)))
 
 
@@ -152,21 +163,13 @@ def test_compiled_count_is_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
     rnd = random.Random(12)
-    cases: list[list[tuple[int, float, int, int, int, int]]] = [
+    cases: list[list[Row]] = [
         [(5, 0.5, 9, 7, 0, 100)],
         [(i + 1, 0.02 * i, 7, 160, 111, 80) for i in range(40)],
     ]
     for n in (2, 3, 7, 8, 9, 16, 17, 128, 129, 130, 300, 1000, 4000, 4001, 4002, 4100):
         for case in range(3):
-            seq, ts, t, rows = rnd.randrange(0x10000), rnd.randrange(1 << 32), 0.0, []
-            for i in range(n):
-                rows.append(
-                    (3 * i + 1, t, seq & 0xFFFF, ts & 0xFFFFFFFF, rnd.choice((0, 0, 8)), 60 + i % 7)
-                )
-                t += rnd.uniform(0, 0.05) * (1 if case < 2 else rnd.choice((1, -1)))
-                seq += 1 if case == 0 else rnd.choice((1, 1, 0, -1, 3, 700))
-                ts += 160 if case == 0 else rnd.randrange(-(1 << 31), 1 << 31)
-            cases.append(rows)
+            cases.append(random_rows(rnd, n, case))
     built = rtp._rtpcount
     for rows in cases:
         clock = rnd.choice((8000, 48000, 90000))
