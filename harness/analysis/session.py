@@ -348,28 +348,40 @@ def _media(s: Session) -> None:
 def _restarts(s: Session) -> None:
     """A generation restarts an earlier one when they share a ufrag, a signalling dialog or
     an SSRC (media continues across an ICE restart); unrelated calls stay apart."""
-    for i, g in enumerate(s.generations):
-        prev = next(
-            (
-                o
-                for o in reversed(s.generations[:i])
-                if set(o.ufrags) & set(g.ufrags)
-                or o.sdp_dialogs & g.sdp_dialogs
-                or o.ssrcs & g.ssrcs
-            ),
-            None,
-        )
-        if prev is None:
+    gens = s.generations
+    for g, j in zip(gens, restarted_from(gens), strict=True):
+        if j is None:
             continue
         started = g.first
         if g.sdp_time and g.sdp_time[1] <= started[1]:
             started = g.sdp_time
         s.restarts.append(
             IceRestart(
-                len(s.restarts) + 1, prev.ufrags, g.ufrags, started, g.connected, g.first_media
+                len(s.restarts) + 1, gens[j].ufrags, g.ufrags, started, g.connected, g.first_media
             )
         )
     s.restarts = _fold_half_steps(s.restarts)
+
+
+def restarted_from(gens: list[IceGeneration]) -> list[int | None]:
+    """For each generation, the latest earlier one sharing a ufrag, a dialog or an SSRC.
+
+    The latest generation holding each of them is kept in an index, so a capture of many
+    calls costs one pass, not a scan back over every earlier generation.
+    """
+    latest: dict[tuple[int, object], int] = {}  # (kind, ufrag | dialog | ssrc) -> generation
+    out: list[int | None] = []
+    for i, g in enumerate(gens):
+        keys = [
+            *((0, u) for u in g.ufrags),
+            *((1, d) for d in g.sdp_dialogs),
+            *((2, x) for x in g.ssrcs),
+        ]
+        j = max((latest.get(k, -1) for k in keys), default=-1)
+        out.append(j if j >= 0 else None)
+        for k in keys:
+            latest[k] = i
+    return out
 
 
 def _fold_half_steps(restarts: list[IceRestart], window: float = 5.0) -> list[IceRestart]:

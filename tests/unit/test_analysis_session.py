@@ -6,9 +6,11 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.analysis.analyzer import analyze_bytes, analyze_file
-from harness.analysis.session import Session, build
+from harness.analysis.session import IceGeneration, Session, build, restarted_from
 from harness.assertions.evaluate import check_file, run_expects
 from harness.assertions.registry import CheckError, run_check
 
@@ -166,3 +168,57 @@ def test_run_expects_picks_the_capture() -> None:
     assert [r[3].passed for r in results] == [True, True, False]
     assert results[0][4] == "aiortc-relayed.pcap" and "bad expectation" in results[2][3].message
     assert check_file(files[1], "dtls_handshakes", max=1).passed
+
+
+def _restarted_from_by_scan(gens: list[IceGeneration]) -> list[int | None]:
+    """The rule as first written: the latest earlier generation sharing a ufrag, a dialog or
+    an SSRC, found by scanning back (quadratic in the number of generations)."""
+    out: list[int | None] = []
+    for i, g in enumerate(gens):
+        out.append(
+            next(
+                (
+                    j
+                    for j in range(i - 1, -1, -1)
+                    if set(gens[j].ufrags) & set(g.ufrags)
+                    or gens[j].sdp_dialogs & g.sdp_dialogs
+                    or gens[j].ssrcs & g.ssrcs
+                ),
+                None,
+            )
+        )
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.tuples(st.sampled_from("abcdef"), st.sampled_from("abcdef")),
+            st.sets(st.sampled_from(["d1", "d2", "d3", "a"])),  # "a" is also a ufrag
+            st.sets(st.integers(0, 4)),
+        ),
+        max_size=12,
+    )
+)
+def test_restarts_follow_the_latest_related_generation(
+    spec: list[tuple[tuple[str, str], set[str], set[int]]],
+) -> None:
+    """The index finds what the scan finds: unrelated generations (a dialog named like a
+    ufrag is no match) start no restart."""
+    gens = [
+        IceGeneration(u, (i, float(i)), sdp_dialogs=set(d), ssrcs=set(x))
+        for i, (u, d, x) in enumerate(spec)
+    ]
+    assert restarted_from(gens) == _restarted_from_by_scan(gens)
+
+
+def test_restarts_of_many_calls_take_one_pass() -> None:
+    """2,000 unrelated calls of one restart each: each restart follows its own call's first
+    generation (its speed is benchmarks' business: bench_analyze --cases, case c)."""
+    gens = []
+    for c in range(2000):
+        a, b = f"a{c}", f"b{c}"
+        gens.append(IceGeneration((a, b), (2 * c, 10.0 * c), sdp_dialogs={f"call{c}"}))
+        gens.append(IceGeneration((a, f"c{c}"), (2 * c + 1, 10.0 * c + 1)))
+    assert restarted_from(gens) == [None if i % 2 == 0 else i - 1 for i in range(4000)]
