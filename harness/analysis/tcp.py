@@ -51,17 +51,35 @@ class TcpDirection:
                 return False
             payload, seq, rel = payload[skip:], self.next_seq, 0
         if rel:
-            self.pending[seq] = payload
+            if len(payload) > len(self.pending.get(seq, b"")):  # a longer resend keeps more
+                self.pending[seq] = payload
             if len(self.pending) <= MAX_PENDING:
                 return False
             self.holes += 1
             self.next_seq = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFFFFFF)
             payload = self.pending.pop(self.next_seq)
         self._append(payload)
-        while self.next_seq in self.pending:
-            self._append(self.pending.pop(self.next_seq))
+        self._drain()
         return True
 
     def _append(self, payload: bytes) -> None:
         self.buf += payload
         self.next_seq = (self.next_seq + len(payload)) & 0xFFFFFFFF  # type: ignore[operator]
+
+    def _drain(self) -> None:
+        """Append the waiting segments that now start at or before `next_seq`, each trimmed
+        to its new bytes: a retransmission cut at other places (joined or split segments)
+        may end inside a waiting segment, which then only continues the stream."""
+        pending = self.pending
+        while pending:
+            if self.next_seq in pending:  # the usual case: the next one exactly
+                self._append(pending.pop(self.next_seq))
+                continue
+            reached = [s for s in pending if (s - self.next_seq) & 0xFFFFFFFF >= 0x80000000]
+            if not reached:
+                return
+            for s in reached:
+                payload = pending.pop(s)
+                skip = (self.next_seq - s) & 0xFFFFFFFF
+                if skip < len(payload):
+                    self._append(payload[skip:])

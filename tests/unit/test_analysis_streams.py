@@ -7,6 +7,8 @@ import struct
 from itertools import pairwise
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.analysis import http, rtp, sip
 from harness.analysis.rtp import JITTER_WINDOW, RtpStream, jitter_weights
@@ -308,3 +310,40 @@ def test_sip_response_values_from_headers() -> None:
             "z9hG4bK-7",
         )
     assert (m.method, m.summary) == ("INVITE", "180 Ringing (INVITE)")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_tcp_reassembly_of_repacketized_retransmissions(data: st.DataObject) -> None:
+    """Segments lost, reordered, and sent again cut at other places (a retransmission may
+    join or split segments, RFC 9293 3.10.7.4 trims what overlaps): every byte is read
+    once, in order. A waiting segment that a retransmission overlaps gives its new tail."""
+    stream = bytes(range(256)) * 4
+
+    def segmentation() -> list[tuple[int, bytes]]:
+        cuts = data.draw(st.lists(st.integers(1, len(stream) - 1), max_size=20))
+        bounds = [0, *sorted(set(cuts)), len(stream)]
+        return [(a, stream[a:b]) for a, b in pairwise(bounds)]
+
+    first = [s for s in segmentation() if data.draw(st.booleans())]  # the rest lost
+    again = segmentation()  # every byte again, cut elsewhere
+    order = data.draw(st.permutations(first)) + data.draw(st.permutations(again))
+    d = TcpDirection()
+    d.feed(999, 0x02, b"")  # SYN: the stream starts at 1000
+    for at, chunk in order:
+        d.feed(1000 + at, 0x18, chunk)
+    assert bytes(d.buf) == stream
+    assert not d.pending and d.holes == 0
+
+
+def test_tcp_resend_ending_inside_a_waiting_segment() -> None:
+    """0-100 arrives, 200-300 waits for the hole, the hole comes back as 100-250: the
+    waiting segment's last 50 bytes follow (they were lost to the stream before)."""
+    stream = bytes(range(256)) * 2
+    d = TcpDirection()
+    d.feed(999, 0x02, b"")
+    for at, end in ((0, 100), (200, 300), (100, 250)):
+        d.feed(1000 + at, 0x18, stream[at:end])
+    assert bytes(d.buf) == stream[:300] and not d.pending
+    d.feed(1300, 0x18, stream[300:])
+    assert bytes(d.buf) == stream

@@ -11,7 +11,9 @@ reordered, repeated, dropped or damaged, and on HTTP and SIP streams cut at rand
 from __future__ import annotations
 
 import functools
+import shutil
 import struct
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis import jsonout, net, tcpstreams
-from harness.analysis.analyzer import Analyzer
+from harness.analysis.analyzer import Analyzer, analyze_bytes
 from harness.analysis.model import Analysis
 from harness.analysis.pcapio import ReadStats, read_frames
 from harness.analysis.report import summary
@@ -261,3 +263,36 @@ def test_a_dissector_that_raises_leaves_the_same_state(
     with python_walk():
         expected = walk(data, keys)
     assert got == expected
+
+
+def resent_stream(stream: bytes) -> list[tuple[int, bytes]]:
+    """`stream` in 300-byte segments, every third lost and sent again 60 bytes longer (a
+    retransmission joined with the start of the segment after it, which is waiting)."""
+    frames, seq = [frame(40001, 5060, 99, 0x02, b"")], 100
+    lost = []
+    for n, at in enumerate(range(0, len(stream), 300)):
+        if n % 3 == 1:
+            lost.append(at)
+        else:
+            frames.append(frame(40001, 5060, seq + at, 0x18, stream[at : at + 300]))
+    for at in lost:
+        frames.append(frame(40001, 5060, seq + at, 0x18, stream[at : at + 360]))
+    return frames
+
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark is not installed")
+def test_resent_segments_that_overlap_waiting_ones_as_tshark(tmp_path: Path) -> None:
+    """Every SIP message of a stream whose lost segments came back joined with the next
+    one: as many as tshark reassembles (out-of-order reassembly on), compiled or not."""
+    stream = b"".join(SIP % (i, i, i) for i in range(12))
+    image = pcap_image(resent_stream(stream))
+    path = tmp_path / "resent.pcap"
+    path.write_bytes(image)
+    argv = ["tshark", "-n", "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE"]
+    argv += ["-Y", "sip", "-T", "fields", "-E", "occurrence=a", "-e", "sip.Call-ID"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+    theirs = [c for line in out.split() for c in line.split(",")]
+    assert theirs == [f"c{i}" for i in range(12)]
+    a = analyze_bytes(image)
+    assert [e.msg.call_id for e in a.sip] == theirs
+    same(image)
