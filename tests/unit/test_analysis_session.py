@@ -6,13 +6,14 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis.analyzer import analyze_bytes, analyze_file
 from harness.analysis.session import IceGeneration, Session, build, restarted_from
 from harness.assertions.evaluate import check_file, run_expects
 from harness.assertions.registry import CheckError, run_check
+from tests.fuzzing import FAST
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 
@@ -190,7 +191,7 @@ def _restarted_from_by_scan(gens: list[IceGeneration]) -> list[int | None]:
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@FAST
 @given(
     st.lists(
         st.tuples(

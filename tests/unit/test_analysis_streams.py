@@ -7,12 +7,13 @@ import struct
 from itertools import pairwise
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis import http, rtp, sip
 from harness.analysis.rtp import JITTER_WINDOW, RtpStream, jitter_weights
 from harness.analysis.tcp import TcpDirection
+from tests.fuzzing import FAST
 
 
 def feed(seqs: list[int], times: list[float] | None = None, clock: int = 8000) -> RtpStream:
@@ -312,7 +313,7 @@ def test_sip_response_values_from_headers() -> None:
     assert (m.method, m.summary) == ("INVITE", "180 Ringing (INVITE)")
 
 
-@settings(max_examples=300, deadline=None)
+@FAST
 @given(st.data())
 def test_tcp_reassembly_of_repacketized_retransmissions(data: st.DataObject) -> None:
     """Segments lost, reordered, and sent again cut at other places (a retransmission may
