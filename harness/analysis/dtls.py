@@ -347,11 +347,18 @@ class CertificateAssembler:
                 self._parts.pop(msg_seq, None)
                 return sha256_fingerprint(body[6 : 6 + leaf_len])
         parts = self._parts.setdefault(msg_seq, {})
-        parts[frag_offset] = body
+        if len(body) >= len(parts.get(frag_offset, b"")):  # a shorter resend adds nothing
+            parts[frag_offset] = body
+        # Joined by the bytes they cover: a flight sent again may be cut at other offsets
+        # (a smaller MTU after a timeout, RFC 9147 4.4), its fragments overlapping the first.
         joined, pos = bytearray(), 0
-        while pos in parts and parts[pos]:
-            joined += parts[pos]
-            pos += len(parts[pos])
+        for off in sorted(parts):
+            if off > pos:
+                break  # a hole
+            part = parts[off]
+            if off + len(part) > pos:
+                joined += part[pos - off :]
+                pos = off + len(part)
         if len(joined) < 6:
             return None
         leaf_len = int.from_bytes(joined[3:6], "big")
