@@ -797,7 +797,7 @@ static Py_ssize_t walk_offsets[NWALK];
 static PyTypeObject *flow_type, *event_type;
 static PyObject *one, *s_stun, *s_label, *s_turn_channel, *s_channel_flows, *s_turn_state;
 static PyObject *s_relayed_flows, *s_relayed_addr;
-static PyObject *sip_starts; /* sip._STARTS: datagrams that are SIP, whatever follows */
+static PyObject *sip_starts; /* sip.STARTS: datagrams that are SIP, whatever follows */
 /* StunEvent's fields, in its __init__'s order */
 #define NEVENT 8
 static const char *EVENT_FIELDS[NEVENT] = {"frame", "time", "src", "dst",

@@ -1,15 +1,20 @@
-"""Messages in a TCP byte stream: STUN/TURN over TCP and RFC 4571 (ICE-TCP) framing.
+"""Messages in a TCP byte stream: STUN/TURN over TCP and RFC 4571 (ICE-TCP) framing,
+and where the first whole message is in a stream whose capture began mid-connection.
 
 TURN over TCP (RFC 8656 section 12.5) interleaves STUN messages and ChannelData
 padded to four bytes; ICE-TCP (RFC 6544) frames every STUN, DTLS, RTP or RTCP
 packet with a two-byte length (RFC 4571). A capture that starts mid-connection
 begins anywhere inside such a stream: `sync` finds the first offset from which
 frames chain consistently, so the rest of the stream is read as if it had been
-seen from the start.
+seen from the start. `sync_text` does the same for SIP and HTTP, which a capture of a
+long-lived connection (a SIP trunk, a proxy's TCP link) usually joins mid-message.
 """
 
 from __future__ import annotations
 
+import re
+
+from harness.analysis import http, sip
 from harness.analysis.stun import MAGIC_BYTES
 
 TURN = "turn"
@@ -118,3 +123,65 @@ def split(b: bytearray, framing: str) -> tuple[list[bytes], int]:
             return out, i
         out.append(bytes(b[i + 2 : i + n]) if framing == RFC4571 else bytes(b[i : i + n]))
         i += n
+
+
+#: how far into a text stream we look for the first message's start line
+TEXT_SCAN = 65536
+#: a byte no SIP or HTTP head holds: a stream with one is binary
+_BINARY = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+_WORDS = b"|".join(sorted({*(m.strip() for m in http.METHODS), *(m.encode() for m in sip.METHODS)}))
+#: a start line (RFC 3261 7.1, 7.2; RFC 9112 3, 4) with its CRLF
+_START = re.compile(
+    rb"(?:(?:"
+    + _WORDS
+    + rb") [!-~]+ (SIP/2\.0|HTTP/1\.[01])|(SIP/2\.0|HTTP/1\.[01]) [1-6]\d\d[^\r\n]*)\r\n"
+)
+_HTTP = (*http.METHODS, b"HTTP/1.")
+#: a header line (RFC 3261 7.3.1, RFC 9112 5): a token and a colon, or a folded continuation
+_HEADER = re.compile(rb"[!-9;-~]+[ \t]*:|[ \t]")
+#: RFC 3261 8.1.1: every SIP message has a Call-ID and a CSeq (a sipfrag body has not)
+_CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:", re.IGNORECASE)
+_CSEQ = re.compile(rb"\r\ncseq[ \t]*:", re.IGNORECASE)
+
+
+def is_text(b: bytes | bytearray) -> bool:
+    """No control byte but CR, LF, tab, VT, FF in the first SCAN bytes: SIP or HTTP may be
+    in there (STUN, TURN and RFC 4571 framing always hold some)."""
+    return _BINARY.search(b, 0, SCAN) is None
+
+
+def sync_text(b: bytes | bytearray) -> tuple[str, int] | None:
+    """('sip' or 'http', offset of the first whole message's start line) in a text
+    stream, or None while none is there yet.
+
+    A stream the capture saw open starts with one. Joined mid-message, a start line counts
+    at the start of a line (SIP) or anywhere (HTTP: a JSON body ends without CRLF), once
+    its head is complete; a SIP head also needs its Call-ID and CSeq. A head holds header
+    lines only, so a body's text is no start (a sipfrag's "SIP/2.0 200 OK", RFC 3420).
+    """
+    first = "sip" if b.startswith(sip.STARTS) else "http" if b.startswith(_HTTP) else None
+    if first is not None:  # as the stream's first bytes: any start line the protocol allows
+        end = b.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        if _headers_only(b, b.find(b"\r\n") + 2, end):
+            return first, 0
+    for m in _START.finditer(b, 0, TEXT_SCAN):
+        at, proto = m.start(), m.group(1) or m.group(2)
+        end = b.find(b"\r\n\r\n", m.end() - 2)
+        if end < 0:
+            return None  # its head is still coming
+        if not _headers_only(b, m.end(), end):
+            continue
+        if proto == b"SIP/2.0":
+            head = bytes(b[m.end() - 2 : end + 2])
+            if at and b[at - 1] != 0x0A or not (_CALL_ID.search(head) and _CSEQ.search(head)):
+                continue
+            return "sip", at
+        return "http", at
+    return None
+
+
+def _headers_only(b: bytes | bytearray, start: int, end: int) -> bool:
+    """Are the lines of b[start:end] header lines (none when start > end)?"""
+    return start > end or all(_HEADER.match(x) for x in bytes(b[start:end]).split(b"\r\n"))

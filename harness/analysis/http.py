@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from itertools import repeat
 
-_METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"PATCH ", b"OPTIONS ", b"HEAD ")
+METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"PATCH ", b"OPTIONS ", b"HEAD ")
 _COLON = repeat(":")
 
 try:
@@ -32,10 +32,6 @@ class HttpMessage:
     def headers(self) -> dict[str, str]:
         """Header names lower-cased; the last of repeated names wins."""
         return _headers(self.head)
-
-
-def looks_like_http(p: bytes | bytearray) -> bool:
-    return p.startswith(_METHODS) or p.startswith(b"HTTP/1.")
 
 
 def _headers(head: bytes) -> dict[str, str]:

@@ -25,7 +25,8 @@ METHODS = (
     "MESSAGE",
     "UPDATE",
 )
-_STARTS = tuple(m.encode() + b" " for m in METHODS) + (b"SIP/2.0 ",)
+#: the first bytes of a SIP message: a request's method and space, or a response's version
+STARTS = tuple(m.encode() + b" " for m in METHODS) + (b"SIP/2.0 ",)
 COMPACT = {
     "i": "call-id",
     "m": "contact",
@@ -103,7 +104,7 @@ class SipMessage:
 
 
 def looks_like_sip(p: bytes) -> bool:
-    return p.startswith(_STARTS)
+    return p.startswith(STARTS)
 
 
 def parse(p: bytes) -> SipMessage | None:

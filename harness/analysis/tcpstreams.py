@@ -212,22 +212,21 @@ class TcpStreams:
         return used
 
     def _detect(self, d: TcpDirection) -> None:
+        """The stream's protocol, from its first whole message or frame on: at its first
+        byte when the capture saw the connection open, else wherever one starts."""
         buf = d.buf
-        if sip.looks_like_sip(buf):
-            d.mode = "sip"
-        elif http.looks_like_http(buf):
-            d.mode = "http"
-        elif len(buf) >= 3 and buf[0] in (0x16, 0x17) and buf[1] == 3:
+        if len(buf) >= 3 and buf[0] in (0x16, 0x17) and buf[1] == 3:
             d.mode = "tls"
-        else:
-            found = framing.sync(buf)
-            if found:
-                d.mode, skip = found
-                if skip:
-                    self.a.skipped["tcp-bytes-before-first-frame"] += skip
-                    del buf[:skip]
-            elif len(buf) >= framing.SCAN:
-                d.mode = "other"
+            return
+        text = framing.is_text(buf)
+        found = framing.sync_text(buf) if text else framing.sync(buf)
+        if found:
+            d.mode, skip = found
+            if skip:
+                self.a.skipped["tcp-bytes-before-first-frame"] += skip
+                del buf[:skip]
+        elif len(buf) >= (framing.TEXT_SCAN if text else framing.SCAN):
+            d.mode = "other"
 
     def _framed(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> int:
         """Dispatch whole TURN-TCP or RFC 4571 frames; resynchronise after a gap."""

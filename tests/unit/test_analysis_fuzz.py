@@ -219,6 +219,26 @@ def test_tcp_framing_never_raises(b: bytes) -> None:
         assert 0 <= found[1] <= len(b)
 
 
+#: pieces of SIP and HTTP heads, for text that is nearly a message
+TEXT_PIECES = st.sampled_from(
+    [b"\r\n", b"\r\n\r\n", b"INVITE sip:a@b SIP/2.0\r\n", b"SIP/2.0 200 OK\r\n", b"GET / ",
+     b"HTTP/1.1 200 OK\r\n", b"Call-ID: x\r\n", b"i: y\r\n", b"CSeq: 1 INVITE\r\n", b" ",
+     b"Content-Length: 3\r\n", b"abc", b"\n", b"\x00", b"\xc3\xa9"]
+)  # fmt: skip
+
+
+@FAST
+@given(st.lists(TEXT_PIECES | st.binary(max_size=8), max_size=30).map(b"".join))
+def test_tcp_text_sync_never_raises(b: bytes) -> None:
+    """A start found is a start line of a complete head, at 0 or after a line end (SIP)."""
+    found = framing.sync_text(bytearray(b))
+    if found:
+        mode, at = found
+        assert mode in ("sip", "http") and 0 <= at < len(b)
+        assert b.find(b"\r\n\r\n", at) >= 0
+        assert mode == "http" or at == 0 or b[at - 1] == 0x0A
+
+
 @FAST
 @given(st.binary(max_size=200))
 def test_classic_stun_never_raises(b: bytes) -> None:

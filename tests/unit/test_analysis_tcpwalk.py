@@ -29,7 +29,7 @@ from harness.analysis.pcapio import ReadStats, read_frames
 from harness.analysis.report import summary
 from harness.analysis.session import build
 from harness.analysis.tlsdecrypt import read_keylog
-from tests.fuzzing import SLOW, mutate_packet, pcap_image
+from tests.fuzzing import FAST, SLOW, mutate_packet, pcap_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = [
@@ -296,3 +296,69 @@ def test_resent_segments_that_overlap_waiting_ones_as_tshark(tmp_path: Path) -> 
     a = analyze_bytes(image)
     assert [e.msg.call_id for e in a.sip] == theirs
     same(image)
+
+
+# -- a capture that joined the connection mid-message ---------------------------------------
+
+SDP = b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+MESSAGES = [
+    b"INVITE sip:b@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK%d\r\n"
+    b"Call-ID: m%d\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n"
+    b"Content-Length: %d\r\n\r\n" + SDP,
+    b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK%d\r\n"
+    b"i: m%d\r\nCSeq: 1 INVITE\r\nl: %d\r\n\r\n" + SDP,
+    b"NOTIFY sip:a@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.2;branch=z9hG4bK%d\r\n"
+    b"Call-ID: m%d\r\nCSeq: 2 NOTIFY\r\nContent-Type: message/sipfrag\r\n"
+    b"Content-Length: %d\r\n\r\nSIP/2.0 200 OK\r\n",
+    b"OPTIONS sip:b@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK%d\r\n"
+    b"Call-ID: m%d\r\nCSeq: 3 OPTIONS\r\nContent-Length: %d\r\n\r\n",
+]
+
+
+def sip_message(kind: int, i: int) -> bytes:
+    template = MESSAGES[kind]
+    body = template.split(b"\r\n\r\n", 1)[1]
+    return template.split(b"\r\n\r\n", 1)[0] % (i, i, len(body)) + b"\r\n\r\n" + body
+
+
+@FAST
+@given(st.data())
+def test_a_capture_joined_mid_message_reads_from_the_next_one(data: st.DataObject) -> None:
+    """SIP over TCP seen from any byte on (no SYN): every message that starts after that
+    byte, none before; a sipfrag body's "SIP/2.0 200 OK" is no message start."""
+    kinds = data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=8))
+    msgs = [sip_message(k, i) for i, k in enumerate(kinds)]
+    stream = b"".join(msgs)
+    starts = [sum(map(len, msgs[:i])) for i in range(len(msgs))]
+    at = data.draw(st.integers(0, len(stream) - 1))
+    frames, seq = [], 5000
+    for piece in cut(data, stream[at:]):
+        frames.append(frame(40001, 5060, seq, 0x18, piece))
+        seq += len(piece)
+    a = analyze_bytes(pcap_image(frames))
+    expected = [f"m{i}" for i, s in enumerate(starts) if s >= at]
+    assert [e.msg.call_id for e in a.sip] == expected
+    assert not a.malformed
+    skipped = next((s for s in starts if s >= at), len(stream)) - at
+    assert a.skipped.get("tcp-bytes-before-first-frame", 0) == (skipped if expected else 0)
+    same(pcap_image(frames))
+
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark is not installed")
+def test_joined_mid_message_as_tshark(tmp_path: Path) -> None:
+    """The first segment is the end of an INVITE, each later one a whole message: the
+    messages tshark finds (it reads a message where a segment starts one)."""
+    msgs = [sip_message(i % 4, i) for i in range(12)]
+    frames, seq = [frame(40001, 5060, 7000, 0x18, msgs[0][200:])], 7000 + len(msgs[0]) - 200
+    for m in msgs[1:]:
+        frames.append(frame(40001, 5060, seq, 0x18, m))
+        seq += len(m)
+    image = pcap_image(frames)
+    path = tmp_path / "joined.pcap"
+    path.write_bytes(image)
+    argv = ["tshark", "-n", "-r", str(path), "-Y", "sip", "-T", "fields"]
+    argv += ["-E", "occurrence=a", "-e", "sip.Call-ID"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+    theirs = [c for line in out.split() for c in line.split(",")]
+    assert theirs == [f"m{i}" for i in range(1, 12)]
+    assert [e.msg.call_id for e in analyze_bytes(image).sip] == theirs
