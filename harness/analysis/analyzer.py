@@ -115,6 +115,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             except Exception as exc:  # a dissector bug must not lose the rest of the file
                 a.malformed[f"crash:{type(exc).__name__}"] += 1
         self.fragments.finish()
+        self._tcp_done()
         for conn in self.tls.values():
             if conn.problem:
                 a.skipped[f"tls: {conn.problem}"] += 1

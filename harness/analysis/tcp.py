@@ -18,11 +18,13 @@ MAX_PENDING = 64
 class TcpDirection:
     """One direction of a TCP connection: `buf` holds unread in-order bytes."""
 
-    __slots__ = ("next_seq", "pending", "buf", "holes", "mode", "inner", "head", "flow")
+    __slots__ = ("next_seq", "pending", "when", "buf", "holes", "mode", "inner", "head", "flow")
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
         self.pending: dict[int, bytes] = {}
+        #: (capture time, frame) of each waiting segment, by sequence number as `pending`
+        self.when: dict[int, tuple[float, int]] = {}
         self.buf = bytearray()
         self.holes = 0
         self.mode = "detect"
@@ -31,8 +33,10 @@ class TcpDirection:
         #: the analyser's flow of this direction, set with it (one lookup per segment, not two)
         self.flow: Flow = None  # type: ignore[assignment]
 
-    def feed(self, seq: int, flags: int, payload: bytes) -> bool:
-        """Add a segment; True when new in-order bytes were appended to `buf`."""
+    def feed(self, seq: int, flags: int, payload: bytes, at: tuple[float, int] = (0.0, 0)) -> bool:
+        """Add a segment seen `at` (time, frame); True when new in-order bytes were appended
+        to `buf`. Segments after a hole wait in `pending`; once more than MAX_PENDING do,
+        the reader gives the hole up (`skip_hole`, then `take` one by one)."""
         if flags & SYN:
             self.next_seq = (seq + 1) & 0xFFFFFFFF
             return False
@@ -52,34 +56,40 @@ class TcpDirection:
             payload, seq, rel = payload[skip:], self.next_seq, 0
         if rel:
             if len(payload) > len(self.pending.get(seq, b"")):  # a longer resend keeps more
-                self.pending[seq] = payload
-            if len(self.pending) <= MAX_PENDING:
-                return False
-            self.holes += 1
-            self.next_seq = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFFFFFF)
-            payload = self.pending.pop(self.next_seq)
+                self.pending[seq], self.when[seq] = payload, at
+            return False
         self._append(payload)
-        self._drain()
+        while self.take() is not None:  # what waited for this one: complete at this frame
+            pass
         return True
+
+    def skip_hole(self) -> tuple[float, int]:
+        """Give up the bytes missing before the nearest waiting segment and append it (too
+        many wait behind the hole, or the capture ended); its (time, frame)."""
+        self.holes += 1
+        nearest = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFFFFFF)
+        self.next_seq = nearest
+        self._append(self.pending.pop(nearest))
+        return self.when.pop(nearest, (0.0, 0))
+
+    def take(self) -> tuple[float, int] | None:
+        """Append the waiting segment that continues `buf`, trimmed to its new bytes (a
+        resend cut at other places may end inside a waiting segment); its (time, frame),
+        or None when none continues it."""
+        pending = self.pending
+        while pending:
+            s = self.next_seq
+            if s not in pending:  # one that starts before `next_seq` and reaches past it
+                s = next((x for x in pending if (x - s) & 0xFFFFFFFF >= 0x80000000), None)
+                if s is None:
+                    return None
+            payload, at = pending.pop(s), self.when.pop(s, (0.0, 0))
+            skip = (self.next_seq - s) & 0xFFFFFFFF  # type: ignore[operator]
+            if skip < len(payload):
+                self._append(payload[skip:] if skip else payload)
+                return at
+        return None
 
     def _append(self, payload: bytes) -> None:
         self.buf += payload
         self.next_seq = (self.next_seq + len(payload)) & 0xFFFFFFFF  # type: ignore[operator]
-
-    def _drain(self) -> None:
-        """Append the waiting segments that now start at or before `next_seq`, each trimmed
-        to its new bytes: a retransmission cut at other places (joined or split segments)
-        may end inside a waiting segment, which then only continues the stream."""
-        pending = self.pending
-        while pending:
-            if self.next_seq in pending:  # the usual case: the next one exactly
-                self._append(pending.pop(self.next_seq))
-                continue
-            reached = [s for s in pending if (s - self.next_seq) & 0xFFFFFFFF >= 0x80000000]
-            if not reached:
-                return
-            for s in reached:
-                payload = pending.pop(s)
-                skip = (self.next_seq - s) & 0xFFFFFFFF
-                if skip < len(payload):
-                    self._append(payload[skip:])

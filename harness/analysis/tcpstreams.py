@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness.analysis import framing, http, sip
 from harness.analysis.net import reverse
-from harness.analysis.tcp import SYN, TcpDirection
+from harness.analysis.tcp import MAX_PENDING, SYN, TcpDirection
 
 try:
     from harness.analysis import _tcpwalk
@@ -67,7 +67,9 @@ class TcpStreams:
             d.next_seq = (seq + 1) & 0xFFFFFFFF
             return
         if seq != d.next_seq or d.pending:  # out of order, a retransmission or a gap
-            if not d.feed(seq, flags, p):
+            if not d.feed(seq, flags, p, (t, no)):
+                if len(d.pending) > MAX_PENDING:
+                    self._skip_hole(key, d)
                 return
         else:
             d.next_seq = (seq + n) & 0xFFFFFFFF
@@ -95,6 +97,10 @@ class TcpStreams:
                     buf += p[used:] if used else p
                 return
             d.buf += p
+        self._read(flow, key, d, t, no)
+
+    def _read(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> None:
+        """What `d.buf` holds now, to its reader."""
         if d.mode == "http":  # the usual case (Janus' REST API): straight to its reader
             used = self._http(flow, key, d, t, no, False, d.buf)
         else:
@@ -106,6 +112,32 @@ class TcpStreams:
                 used = self._messages(flow, key, d, t, no, tls=False)
         if used:
             del d.buf[:used]
+
+    def _tcp_done(self) -> None:
+        """End of the capture: segments still waiting behind a hole are read (fewer than
+        tcp.MAX_PENDING waited behind it, so it was never given up)."""
+        for key, d in self.tcp.items():
+            try:
+                while d.pending:
+                    self._skip_hole(key, d)
+            except Exception as exc:  # as in the walk: a dissector bug loses this stream only
+                self.a.malformed[f"crash:{type(exc).__name__}"] += 1
+
+    def _skip_hole(self, key: bytes, d: TcpDirection) -> None:
+        """A hole the capture never filled: the bytes held before it are dropped (what they
+        began cannot end), SIP or HTTP is read on from the next start line, not from a
+        message's middle joined to another's start, and each waiting segment is read at its
+        own frame."""
+        self.a.skipped["tcp-gaps"] += 1
+        if d.buf:
+            self.a.skipped["tcp-bytes-cut-by-a-gap"] += len(d.buf)
+            d.buf.clear()
+        if d.mode in ("sip", "http"):
+            d.mode, d.head = "detect", None
+        at: tuple[float, int] | None = d.skip_hole()
+        while at is not None:
+            self._read(d.flow, key, d, *at)
+            at = d.take()
 
     _tcp = _tcp_python if _tcpwalk is None else _tcpwalk.segment
 
