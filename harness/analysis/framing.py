@@ -137,8 +137,9 @@ _START = re.compile(
     + rb") [!-~]+ (SIP/2\.0|HTTP/1\.[01])|(SIP/2\.0|HTTP/1\.[01]) [1-6]\d\d[^\r\n]*)\r\n"
 )
 _HTTP = (*http.METHODS, b"HTTP/1.")
-#: a header line (RFC 3261 7.3.1, RFC 9112 5): a token and a colon, or a folded continuation
-_HEADER = re.compile(rb"[!-9;-~]+[ \t]*:|[ \t]")
+#: header lines (RFC 3261 7.3.1, RFC 9112 5), each a token and a colon or a folded
+#: continuation, with its CRLF
+_HEADERS = re.compile(rb"(?:(?:[!-9;-~]+[ \t]*:|[ \t])[^\r\n]*\r\n)*")
 #: RFC 3261 8.1.1: every SIP message has a Call-ID and a CSeq (a sipfrag body has not)
 _CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:", re.IGNORECASE)
 _CSEQ = re.compile(rb"\r\ncseq[ \t]*:", re.IGNORECASE)
@@ -150,6 +151,11 @@ def is_text(b: bytes | bytearray) -> bool:
     return _BINARY.search(b, 0, SCAN) is None
 
 
+def text_start(b: bytes | bytearray) -> str | None:
+    """'sip' or 'http' when `b` starts as a message of that protocol does, else None."""
+    return "sip" if b.startswith(sip.STARTS) else "http" if b.startswith(_HTTP) else None
+
+
 def sync_text(b: bytes | bytearray) -> tuple[str, int] | None:
     """('sip' or 'http', offset of the first whole message's start line) in a text
     stream, or None while none is there yet.
@@ -159,7 +165,7 @@ def sync_text(b: bytes | bytearray) -> tuple[str, int] | None:
     its head is complete; a SIP head also needs its Call-ID and CSeq. A head holds header
     lines only, so a body's text is no start (a sipfrag's "SIP/2.0 200 OK", RFC 3420).
     """
-    first = "sip" if b.startswith(sip.STARTS) else "http" if b.startswith(_HTTP) else None
+    first = text_start(b)
     if first is not None:  # as the stream's first bytes: any start line the protocol allows
         end = b.find(b"\r\n\r\n")
         if end < 0:
@@ -183,5 +189,6 @@ def sync_text(b: bytes | bytearray) -> tuple[str, int] | None:
 
 
 def _headers_only(b: bytes | bytearray, start: int, end: int) -> bool:
-    """Are the lines of b[start:end] header lines (none when start > end)?"""
-    return start > end or all(_HEADER.match(x) for x in bytes(b[start:end]).split(b"\r\n"))
+    """Are the lines from `start` to the CRLF at `end` header lines (none: start > end)?"""
+    done = _HEADERS.match(b, start, end + 2)
+    return start > end or (done is not None and done.end() == end + 2)

@@ -18,7 +18,9 @@ MAX_PENDING = 64
 class TcpDirection:
     """One direction of a TCP connection: `buf` holds unread in-order bytes."""
 
-    __slots__ = ("next_seq", "pending", "when", "buf", "holes", "mode", "inner", "head", "flow")
+    __slots__ = (
+        "next_seq", "pending", "when", "buf", "holes", "opened", "mode", "inner", "head", "flow"
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.next_seq: int | None = None
@@ -27,6 +29,9 @@ class TcpDirection:
         self.when: dict[int, tuple[float, int]] = {}
         self.buf = bytearray()
         self.holes = 0
+        #: the capture saw its first byte (a SYN, or the start of TLS plaintext): it starts
+        #: with a message; False when joined mid-connection or after a hole given up
+        self.opened = False
         self.mode = "detect"
         self.inner: TcpDirection | None = None  # the plaintext inside TLS, when decrypted
         self.head: object = None  # the HTTP parser's state between segments (http.read_http)

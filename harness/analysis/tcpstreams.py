@@ -53,6 +53,7 @@ class TcpStreams:
         d = self.tcp.get(key)
         if d is None:
             d = self.tcp[key] = TcpDirection()
+            d.opened = bool(flags & SYN)
             d.flow = self.flows.get(key) or self._new_flow(key, key, "tcp", None, t, no)
         flow = d.flow
         flow.packets += 1
@@ -132,6 +133,7 @@ class TcpStreams:
         if d.buf:
             self.a.skipped["tcp-bytes-cut-by-a-gap"] += len(d.buf)
             d.buf.clear()
+        d.opened = False  # what follows may start anywhere
         if d.mode in ("sip", "http"):
             d.mode, d.head = "detect", None
         at: tuple[float, int] | None = d.skip_hole()
@@ -236,6 +238,7 @@ class TcpStreams:
             if rtype == APPLICATION and plain:
                 if inner is None:
                     inner = d.inner = TcpDirection()
+                    inner.opened = True  # the plaintext from its first byte
                 inner.buf += plain
         if inner is not None and inner.buf:
             done = self._messages(flow, key, inner, t, no, tls=True)
@@ -249,6 +252,10 @@ class TcpStreams:
         buf = d.buf
         if len(buf) >= 3 and buf[0] in (0x16, 0x17) and buf[1] == 3:
             d.mode = "tls"
+            return
+        first = framing.text_start(buf) if d.opened else None
+        if first is not None:  # the usual case: a connection seen from its SYN
+            d.mode = first
             return
         text = framing.is_text(buf)
         found = framing.sync_text(buf) if text else framing.sync(buf)
