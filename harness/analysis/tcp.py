@@ -1,7 +1,8 @@
 """Simple TCP reassembly: in-order bytes per direction, enough for SIP and HTTP.
 
-Retransmissions and overlaps are trimmed, out-of-order segments wait (bounded);
-a hole that never fills is skipped once too much is pending, and counted.
+Retransmissions and overlaps are trimmed, out-of-order segments wait with their frame;
+the reader (tcpstreams.TcpStreams._skip_hole) gives a hole up once MAX_PENDING segments
+wait behind it or the capture ends, and counts it.
 """
 
 from __future__ import annotations
