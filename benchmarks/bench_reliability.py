@@ -8,7 +8,13 @@ Every mode is seeded and bounded in count and time; each prints one JSON summary
     .venv/bin/python benchmarks/bench_reliability.py fuzz-pcap --packets 1000000 --seed 1
 
 `flagship`: the runs of ci/flagship.sh, one `harness run` per seed; a verdict is unexpected
-when a plain cell fails or a known-failure cell passes. `kill`: a gateway scenario killed
+when a plain cell fails or a known-failure cell passes. `--scenario FILE [--only CELL]`
+runs other cells the same way, e.g. to measure how often an intermittent known failure
+happens (the verdicts per cell are counted):
+
+    .venv/bin/python benchmarks/bench_reliability.py flagship --runs 20 \
+        --scenario scenarios/p2p/calls.yaml --only p2p-aiortc-chromium-cgnat-double
+ `kill`: a gateway scenario killed
 with SIGKILL at a random moment, then `harness lab gc`; every leftover is counted.
 """
 
@@ -49,10 +55,13 @@ def flagship(args: argparse.Namespace) -> dict[str, object]:
                 break
             seed = args.seed + k
             js = Path(tmp) / f"{seed}.json"
+            cells_argv = FLAGSHIP
+            if args.scenario:
+                cells_argv = [*args.scenario, *(x for c in args.only for x in ("--only", c))]
             cmd = [
                 *HARNESS,
                 "run",
-                *FLAGSHIP,
+                *cells_argv,
                 "--seed",
                 str(seed),
                 "--no-report",
@@ -67,7 +76,9 @@ def flagship(args: argparse.Namespace) -> dict[str, object]:
             if not results:
                 results = [{"scenario": "(harness run)", "passed": False, "error": "no result"}]
             for r in results:
-                c = cells.setdefault(r["scenario"], {"runs": 0, "unexpected": 0, "seeds": []})
+                c = cells.setdefault(
+                    r["scenario"], {"runs": 0, "unexpected": 0, "seeds": [], "verdicts": {}}
+                )
                 known = bool(r.get("known_failure"))
                 verdict = r.get("verdict") or ("xfail" if known else "pass")
                 # the verdict (harness/scenario/verdict.py) also checks a known failure's signature
@@ -75,6 +86,8 @@ def flagship(args: argparse.Namespace) -> dict[str, object]:
                     verdict not in ("pass", "xfail") if "verdict" in r else r["passed"] == known
                 )
                 c["runs"] += 1  # type: ignore[operator]
+                tally: dict[str, int] = c["verdicts"]  # type: ignore[assignment]
+                tally[verdict] = tally.get(verdict, 0) + 1
                 if unexpected:
                     c["unexpected"] += 1  # type: ignore[operator]
                     c["seeds"].append(seed)  # type: ignore[union-attr]
@@ -203,6 +216,8 @@ def main() -> int:
     f.add_argument("--runs", type=int, default=50)
     f.add_argument("--max-minutes", type=float, default=120)
     f.add_argument("--out", default="reports/reliability-flagship.jsonl")
+    f.add_argument("--scenario", action="append", default=[], help="instead of the flagship's")
+    f.add_argument("--only", action="append", default=[], help="a cell of --scenario")
     k = sub.add_parser("kill")
     k.add_argument("--runs", type=int, default=50)
     k.add_argument("--max-delay", type=float, default=15.0, help="after the lab's state file")

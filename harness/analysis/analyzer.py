@@ -358,8 +358,10 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             if plain and pt.isdigit() and int(pt) in clock:
                 continue  # known already, and int() cannot fail on ASCII digits
             parts = enc.split("/")
-            if pt.isdigit() and len(parts) > 1 and parts[1].isdigit() and int(parts[1]):
-                clock.setdefault(int(pt), int(parts[1]))
+            rate = parts[1] if len(parts) > 1 else ""
+            # ASCII digits only: str.isdigit() is true for more than int() takes ("³")
+            if (pt + rate).isascii() and pt.isdigit() and rate.isdigit() and int(rate):
+                clock.setdefault(int(pt), int(rate))
         ev = SdpEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), source, kind, parsed)
         ev.dialog = dialog
         self.a.sdp.append(ev)

@@ -12,6 +12,11 @@ from typing import NoReturn
 
 from harness.analysis import exitkeep
 
+try:
+    from harness.analysis import _hugearenas
+except ImportError:  # not built: pymalloc's own arenas
+    _hugearenas = None  # type: ignore[assignment]
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `analyze` command to the harness CLI."""
@@ -148,10 +153,14 @@ def process(argv: list[str]) -> NoReturn:
     ends, and the OS takes the memory back at once.
     The analyser does no linear algebra: numpy's OpenBLAS need not start a thread per
     core, whose start-up spinning cost ~40 ms of CPU (about a tenth of a run).
+    The objects' memory comes from huge pages where the kernel has them (`_hugearenas.c`:
+    a fault per 2 MiB, not per 4 KiB page; RTC_HARNESS_PLAIN_ARENAS=1 turns it off).
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when numpy is first imported
     gc.disable()
     exitkeep.enable()
+    if _hugearenas is not None and not os.environ.get("RTC_HARNESS_PLAIN_ARENAS"):
+        _hugearenas.enable()
     code = main(argv)
     sys.stdout.flush()
     sys.stderr.flush()

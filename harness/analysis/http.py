@@ -58,7 +58,7 @@ def _head(raw: bytes) -> _Head:
     n = 0
     if not chunked:
         length = headers.get("content-length", "0").strip()
-        n = int(length) if length.isdigit() else 0
+        n = int(length) if length.isascii() and length.isdigit() else 0
     upgrade = start.split(" ")[1:2] == ["101"] and "websocket" in headers.get("upgrade", "").lower()
     return _Head(raw, start, chunked, n, upgrade)
 
@@ -154,10 +154,10 @@ def _dechunk(buf: bytes | bytearray, pos: int) -> tuple[bytes, int]:
         pos = start + size + 2
 
 
-def split_ws(buf: bytes | bytearray) -> tuple[list[tuple[int, bytes]], int]:
-    """Complete WebSocket frames (RFC 6455) as (opcode, unmasked payload)."""
+def split_ws(buf: bytes | bytearray, off: int = 0) -> tuple[list[tuple[int, bytes]], int]:
+    """Complete WebSocket frames (RFC 6455) from `off` as (opcode, unmasked payload); the
+    offset after the last."""
     out: list[tuple[int, bytes]] = []
-    off = 0
     while off + 2 <= len(buf):
         op = buf[off] & 0x0F
         masked = buf[off + 1] & 0x80
@@ -181,14 +181,28 @@ def split_ws(buf: bytes | bytearray) -> tuple[list[tuple[int, bytes]], int]:
             break
         data = bytes(buf[pos : pos + n])
         if masked and len(mask) == 4:
-            key = (mask * (n // 4 + 1))[:n]
-            data = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+            data = unmask(data, mask)
         out.append((op, data))
         off = pos + n
     return out, off
 
 
+def unmask(data: bytes | bytearray, mask: bytes | bytearray) -> bytes:
+    """A WebSocket payload XORed with its 4-byte masking key (RFC 6455 5.3), in one
+    big-integer operation rather than a byte at a time."""
+    n = len(data)
+    key = (bytes(mask) * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
 _NOT_JSON = object()
+
+
+def is_json(body: bytes) -> bool:
+    """`body` is one JSON document (json.loads would read it)."""
+    return _json(body.strip()) is not _NOT_JSON
+
+
 _scan = json.JSONDecoder().scan_once  # json's C scanner, as json.loads uses it
 
 

@@ -214,7 +214,7 @@ class Sdp:
         for m in self.media:
             for _, v in m.attrs("candidate"):
                 f = v.split()
-                if len(f) >= 8 and f[6] == "typ" and f[5].isdigit():
+                if len(f) >= 8 and f[6] == "typ" and f[5].isascii() and f[5].isdigit():
                     out.append(
                         {
                             "transport": f[2].lower(),

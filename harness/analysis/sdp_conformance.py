@@ -157,7 +157,7 @@ def _subsequent(then: _Version, now: _Version, seen_all: bool) -> list[Finding]:
                     "RFC 3264 8, RFC 8829 5.2.2",
                 )
             )
-        elif o_now[2].isdigit() and o_then[2].isdigit():
+        elif (o_now[2] + o_then[2]).isascii() and o_now[2].isdigit() and o_then[2].isdigit():
             step = int(o_now[2]) - int(o_then[2])
             # a changed SDP must add 1: its body is compared only when the version stayed
             changed = step == 0 and then.sdp.body != now.sdp.body

@@ -255,7 +255,7 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
             continue
         mapped = m.rtpmap_types
         for pt in m.formats:
-            if pt.isdigit() and int(pt) >= 96 and pt not in mapped:
+            if pt.isascii() and pt.isdigit() and int(pt) >= 96 and pt not in mapped:
                 out.append(
                     Finding(
                         "error",

@@ -75,7 +75,7 @@ class SipMessage:
     @property
     def cseq(self) -> tuple[int, str]:
         num, _, method = self.header("cseq").strip().partition(" ")
-        return (int(num) if num.isdigit() else -1, method.strip())
+        return (int(num) if num.isascii() and num.isdigit() else -1, method.strip())
 
     @property
     def from_tag(self) -> str:
@@ -130,7 +130,7 @@ def parse_python(p: bytes) -> SipMessage | None:
     if len(start) < 3:
         return None
     if start[0] == "SIP/2.0":
-        if not start[1].isdigit():
+        if not (start[1].isascii() and start[1].isdigit()):
             return None
         msg = SipMessage("", int(start[1]), start[2], "")
     elif start[0] in METHODS and start[2].startswith("SIP/2.0"):
@@ -149,7 +149,7 @@ def parse_python(p: bytes) -> SipMessage | None:
         name = COMPACT.get(name, name)
         msg.headers.setdefault(name, []).append(value.strip())
     length = msg.header("content-length")
-    if length.isdigit():
+    if length.isascii() and length.isdigit():
         body = body[: int(length)]
     msg.body = body.decode("utf-8", "replace")
     if msg.status is not None:

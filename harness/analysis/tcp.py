@@ -20,7 +20,8 @@ class TcpDirection:
     """One direction of a TCP connection: `buf` holds unread in-order bytes."""
 
     __slots__ = (
-        "next_seq", "pending", "when", "buf", "holes", "opened", "mode", "inner", "head", "flow"
+        "next_seq", "pending", "when", "buf", "holes", "gap", "opened", "mode", "inner", "head",
+        "flow",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -30,6 +31,7 @@ class TcpDirection:
         self.when: dict[int, tuple[float, int]] = {}
         self.buf = bytearray()
         self.holes = 0
+        self.gap = 0  # bytes the last hole given up left out (TLS finds its place by them)
         #: the capture saw its first byte (a SYN, or the start of TLS plaintext): it starts
         #: with a message; False when joined mid-connection or after a hole given up
         self.opened = False
@@ -74,6 +76,7 @@ class TcpDirection:
         many wait behind the hole, or the capture ended); its (time, frame)."""
         self.holes += 1
         nearest = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFFFFFF)
+        self.gap = (nearest - self.next_seq) & 0xFFFFFFFF  # type: ignore[operator]
         self.next_seq = nearest
         self._append(self.pending.pop(nearest))
         return self.when.pop(nearest, (0.0, 0))

@@ -130,31 +130,52 @@ class TcpStreams:
         message's middle joined to another's start, and each waiting segment is read at its
         own frame."""
         self.a.skipped["tcp-gaps"] += 1
-        if d.buf:
-            self.a.skipped["tcp-bytes-cut-by-a-gap"] += len(d.buf)
-            d.buf.clear()
-        d.opened = False  # what follows may start anywhere
-        if d.mode in ("sip", "http"):
-            d.mode, d.head = "detect", None
+        held = self._cut(d, "tcp-bytes-cut-by-a-gap")
         at: tuple[float, int] | None = d.skip_hole()
+        if d.mode == "tls":  # decrypted: read on from the next whole record (_tls)
+            conn = self.tls.get(min(key, reverse(key)))
+            if conn is not None:
+                conn.missed(key, held + d.gap)
+            if d.inner is not None:  # the plaintext of the records lost with it
+                self._cut(d.inner, "tls-plaintext-cut-by-a-gap")
         while at is not None:
             self._read(d.flow, key, d, *at)
             at = d.take()
+
+    def _cut(self, d: TcpDirection, count: str) -> int:
+        """The bytes `d` held before a hole are dropped (what they began cannot end) and
+        counted under `count`; SIP or HTTP is looked for from the next start line, TURN-TCP
+        or RFC 4571 from the next frames that chain (`framing.sync`: not whatever the
+        middle of a frame reads as); the number of bytes dropped."""
+        held = len(d.buf)
+        if held:
+            self.a.skipped[count] += held
+            d.buf.clear()
+        d.opened = False  # what follows may start anywhere
+        if d.mode in ("sip", "http", framing.TURN, framing.RFC4571):
+            d.mode, d.head = "detect", None
+        return held
 
     _tcp = _tcp_python if _tcpwalk is None else _tcpwalk.segment
 
     def _messages(
         self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int, tls: bool
     ) -> int:
-        """Hand the whole messages in `d.buf` to their dissectors; bytes used."""
-        if d.mode == "detect":
-            self._detect(d)
+        """Hand the whole messages in `d.buf` to their dissectors; bytes used (the caller
+        has told the protocol, `_detect`, when it could)."""
         if d.mode == "sip":
             used = self._sip_stream(flow, d.buf, t, no, "tls" if tls else "tcp")
         elif d.mode == "http":
             used = self._http(flow, key, d, t, no, tls, d.buf)
         elif d.mode == "ws":
-            frames, used = http.split_ws(d.buf)
+            start = 0
+            if not d.opened:  # after a gap: from the next frame with a message in it
+                start, d.opened = framing.sync_ws(d.buf)
+                if start:
+                    self.a.skipped["ws-bytes-before-next-frame"] += start
+                if not d.opened:
+                    return start
+            frames, used = http.split_ws(d.buf, start)
             ws = "wss" if tls else "ws"
             for op, data in frames:
                 flow.kinds["websocket"] += 1
@@ -213,12 +234,12 @@ class TcpStreams:
         flow.kinds["http"] += count
         for body in bodies:  # (an empty one says nothing: most requests of a long poll)
             self._json_body(flow, body, t, no, "https" if tls else "http")
-        if upgrade:  # the last message
-            d.mode = "ws"
+        if upgrade:  # the last message: frames follow it, from their first byte
+            d.mode, d.opened = "ws", True
             back = self.tcp.get(reverse(key))
             back = back.inner if back is not None and tls else back
             if back is not None:
-                back.mode = "ws"
+                back.mode, back.opened = "ws", True
 
     def _tls(self, flow: Flow, key: bytes, d: TcpDirection, t: float, no: int) -> int:
         """TLS records: opaque without a key log; with one, the plaintext is read on."""
@@ -231,7 +252,9 @@ class TcpStreams:
         conn = self.tls.get(conn_id)
         if conn is None:
             conn = self.tls[conn_id] = TlsConnection(self.keylog)
-        records, used = conn.records(key, d.buf)
+        records, used, skipped = conn.records(key, d.buf)
+        if skipped:
+            self.a.skipped["tls-bytes-before-next-record"] += skipped
         inner = d.inner
         for rtype, plain in records:
             flow.kinds["tls"] += 1
@@ -241,6 +264,8 @@ class TcpStreams:
                     inner.opened = True  # the plaintext from its first byte
                 inner.buf += plain
         if inner is not None and inner.buf:
+            if inner.mode == "detect":
+                self._detect(inner)
             done = self._messages(flow, key, inner, t, no, tls=True)
             if done:
                 del inner.buf[:done]
@@ -258,6 +283,15 @@ class TcpStreams:
             d.mode = first
             return
         text = framing.is_text(buf)
+        if not text and d.opened:
+            d.mode = framing.first_frame(buf) or "detect"
+            return
+        if text and d.opened:  # its first line, after any CRLF keep-alives (RFC 5626 4.4.1)
+            at = framing.after_crlfs(buf)  # or a proxy's PROXY line (HAProxy's protocol v1)
+            if framing.text_start(buf[at : at + 16]) is None and buf[at : at + 6] != b"PROXY ":
+                if buf.find(b"\n", at) >= 0 or len(buf) >= framing.TEXT_SCAN:
+                    d.mode = "other"  # SMTP, say: no SIP, no HTTP
+                return
         found = framing.sync_text(buf) if text else framing.sync(buf)
         if found:
             d.mode, skip = found
@@ -273,7 +307,7 @@ class TcpStreams:
         for f in frames:
             if not f:  # bytes that fit no frame: look for the next one
                 self.a.malformed[f"{d.mode}-framing"] += 1
-                d.mode = "detect"
+                d.mode, d.opened = "detect", False  # from here, the next frames that chain
                 return used + 1
             if d.mode == framing.RFC4571:
                 self._udp(flow, key, f, t, no, count=False)

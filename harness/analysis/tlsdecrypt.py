@@ -35,6 +35,10 @@ SUITES = {
     0xCCA9: ("chacha", 32, "sha256"),
 }
 HANDSHAKE, APPLICATION, CHANGE_CIPHER_SPEC = 22, 23, 20
+#: the longest record body (RFC 5246 6.2.3: 2^14 + 2048) and the shortest AEAD one (a tag)
+MAX_RECORD, MIN_RECORD = 2**14 + 2048, 16
+#: record sequence numbers tried for the first record after a capture gap, at most
+MAX_TRIES = 4096
 
 
 def read_keylog(path: Path | str) -> dict[tuple[str, bytes], bytes]:
@@ -81,19 +85,22 @@ class _Keys:
     tls13: bool
     seq: int = 0
 
-    def open(self, rtype: int, version: bytes, body: bytes) -> bytes:
+    def open(self, rtype: int, version: bytes, body: bytes, seq: int | None = None) -> bytes:
+        """The plaintext of the record numbered `seq` (default: the next); the count goes
+        on past it, opened or not. InvalidTag when the record is not that one."""
+        seq = self.seq if seq is None else seq
+        self.seq = seq + 1
         if self.tls13:
-            nonce = bytes(a ^ b for a, b in zip(self.iv, self.seq.to_bytes(12, "big"), strict=True))
+            nonce = bytes(a ^ b for a, b in zip(self.iv, seq.to_bytes(12, "big"), strict=True))
             aad = bytes([rtype]) + version + len(body).to_bytes(2, "big")
         elif len(self.iv) == 4:  # AES-GCM: 4 implicit + 8 explicit nonce bytes
             nonce, body = self.iv + body[:8], body[8:]
-            aad = self.seq.to_bytes(8, "big") + bytes([rtype]) + version
+            aad = seq.to_bytes(8, "big") + bytes([rtype]) + version
             aad += (len(body) - 16).to_bytes(2, "big")
         else:  # ChaCha20-Poly1305 (RFC 7905): the TLS 1.3 style nonce
-            nonce = bytes(a ^ b for a, b in zip(self.iv, self.seq.to_bytes(12, "big"), strict=True))
-            aad = self.seq.to_bytes(8, "big") + bytes([rtype]) + version
+            nonce = bytes(a ^ b for a, b in zip(self.iv, seq.to_bytes(12, "big"), strict=True))
+            aad = seq.to_bytes(8, "big") + bytes([rtype]) + version
             aad += (len(body) - 16).to_bytes(2, "big")
-        self.seq += 1
         return self.aead.decrypt(nonce, body, aad)
 
 
@@ -116,11 +123,29 @@ class TlsConnection:
     keys: dict[bytes, _Keys] = field(default_factory=dict)
     app: dict[bytes, bool] = field(default_factory=dict)  # direction uses traffic secret 0
     problem: str = ""
+    #: direction -> [bytes a capture gap took from it, bytes searched since] until its next
+    #: whole record is found ([-1, ...]: none was, and the direction is passed over)
+    lost: dict[bytes, list[int]] = field(default_factory=dict)
 
-    def records(self, key: bytes, buf: bytearray) -> tuple[list[tuple[int, bytes]], int]:
-        """Whole records of `buf` as (content type, plaintext); bytes used."""
+    def missed(self, key: bytes, n: int) -> None:
+        """The capture lost `n` bytes of direction `key` (a TCP hole given up, with the
+        bytes held before it): `records` reads on from the next whole record."""
+        gap = self.lost.setdefault(key, [0, 0])
+        if gap[0] >= 0:
+            gap[0] += n
+
+    def records(self, key: bytes, buf: bytearray) -> tuple[list[tuple[int, bytes]], int, int]:
+        """Whole records of `buf` as (content type, plaintext); bytes used; bytes skipped to
+        find the next record after a capture gap."""
         out: list[tuple[int, bytes]] = []
-        i = 0
+        i = skipped = 0
+        if key in self.lost:
+            if self.lost[key][0] < 0:  # given up after a gap
+                return out, len(buf), 0
+            i, found = self._resync(key, buf)
+            skipped = i
+            if not found:
+                return out, i, skipped
         while i + 5 <= len(buf):
             rtype, version = buf[i], bytes(buf[i + 1 : i + 3])
             n = buf[i + 3] << 8 | buf[i + 4]
@@ -129,7 +154,65 @@ class TlsConnection:
             body = bytes(buf[i + 5 : i + 5 + n])
             i += 5 + n
             out += self._record(key, rtype, version, body)
-        return out, i
+        return out, i, skipped
+
+    def _resync(self, key: bytes, buf: bytearray) -> tuple[int, bool]:
+        """After a capture gap: (offset of the next whole record in `buf`, True), or (bytes
+        known to start none, False) while `buf` cannot tell yet.
+
+        With keys, a record is the one that opens at a sequence number the missing bytes
+        allow (each record lost took at least 5 + MIN_RECORD of them, so at most that many
+        numbers are tried: its tag makes a wrong place or number fail, not mislead); before
+        them, a record header followed by another, or by the end of `buf`. Two longest
+        records searched with none found, decryption of the direction is given up.
+        """
+        k = self.keys.get(key)
+        gap = self.lost[key]
+        tries = min(gap[0] // (5 + MIN_RECORD) + 2, MAX_TRIES)
+        i, wait = 0, None
+        while i + 5 <= len(buf):
+            n = buf[i + 3] << 8 | buf[i + 4]
+            if (
+                buf[i] not in (20, 21, 22, 23)
+                or buf[i + 1] != 3
+                or buf[i + 2] > 4
+                or not (0 < n <= MAX_RECORD)
+            ):
+                i += 1
+                continue
+            end = i + 5 + n
+            if end > len(buf):  # a record may start here: wait for its end, unless (with
+                if k is None:  # keys) a later one opens, and then this was none
+                    gap[1] += i
+                    return i, False
+                wait = i if wait is None else wait
+            elif k is None:  # plaintext yet: another header next, or the end so far
+                if end == len(buf) or (
+                    end + 3 <= len(buf) and buf[end] in (20, 21, 22, 23) and buf[end + 1] == 3
+                ):
+                    del self.lost[key]
+                    return i, True
+            else:
+                from cryptography.exceptions import InvalidTag
+
+                rtype, version, body = buf[i], bytes(buf[i + 1 : i + 3]), bytes(buf[i + 5 : end])
+                first = k.seq
+                for seq in range(first, first + tries):
+                    try:
+                        k.open(rtype, version, body, seq)
+                    except (InvalidTag, ValueError):
+                        continue
+                    k.seq = seq  # `records` opens it again, in its turn
+                    del self.lost[key]
+                    return i, True
+                k.seq = first
+            i += 1
+        i = max(0, len(buf) - 4) if wait is None else wait
+        gap[1] += i
+        if gap[1] > 2 * (5 + MAX_RECORD):
+            self.problem = "decryption lost at a capture gap (no record opens after it)"
+            gap[0] = -1  # the rest of the direction is passed over
+        return i, False
 
     def _record(
         self, key: bytes, rtype: int, version: bytes, body: bytes

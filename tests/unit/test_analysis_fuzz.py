@@ -37,7 +37,7 @@ from harness.analysis import (
 from harness.analysis.analyzer import analyze_bytes
 from harness.analysis.report import summary
 from harness.analysis.session import build
-from tests.fuzzing import FAST, SLOW, sip_call_pcap
+from tests.fuzzing import FAST, SLOW, pcap_image, sip_call_pcap
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 SMALL = (PCAPS / "aiortc-relayed.pcap").read_bytes()
@@ -208,6 +208,64 @@ def test_turn_tcp_framing_from_mid_connection(frames: list[bytes], data: st.Data
         assert stream.endswith(tail) or tail in stream
 
 
+def sync_every_offset(b: bytes) -> tuple[str, int] | None:
+    """framing.sync as it was: every offset tried, the oracle of the one that tries only
+    the offsets where a frame can start."""
+    if len(b) < 4:
+        return None
+    limit = min(len(b) - 4, framing.SCAN)
+    stun_at, chains, full_chain = framing._stun_at, framing._chains, framing._full_chain
+    for i in range(limit + 1):
+        if stun_at(b, i) and chains(b, i, framing.turn_frame):
+            return framing.TURN, i
+        if i + 22 <= len(b) and stun_at(b, i + 2) and (b[i] << 8 | b[i + 1]) == stun_at(b, i + 2):
+            return framing.RFC4571, i
+    for i in range(limit + 1):
+        turn = framing.turn_frame
+        if 0x40 <= b[i] <= 0x4F and chains(b, i, turn) and full_chain(b, i, turn):
+            return framing.TURN, i
+        if full_chain(b, i, framing.rfc4571_frame):
+            return framing.RFC4571, i
+    return None
+
+
+def _rfc4571(first: bytes, body: bytes) -> bytes:
+    return len(first + body).to_bytes(2, "big") + first + body
+
+
+def _stun(body: bytes) -> bytes:
+    body += bytes(-len(body) % 4)
+    return b"\x00\x01" + len(body).to_bytes(2, "big") + stun.MAGIC_BYTES + bytes(12) + body
+
+
+_BODY = st.binary(min_size=2, max_size=40) | st.binary(min_size=250, max_size=700)
+_MEDIA = st.builds(_rfc4571, st.sampled_from([b"\x17\xfe", b"\x80\x00", b"\x90\x60"]), _BODY)
+_CHANNEL = st.builds(
+    lambda c, d: bytes([0x40 | c, 0]) + len(d).to_bytes(2, "big") + d + bytes(-len(d) % 4),
+    st.integers(0, 15),
+    _BODY,
+)
+#: streams of one framing or mixed, with and without STUN (a cookie anchors a frame; without
+#: one, only chains of complete frames do), after junk: where sync looks differs in each
+STREAMS = st.one_of(
+    st.lists(_MEDIA, min_size=1, max_size=6),
+    st.lists(_CHANNEL, min_size=1, max_size=6),
+    st.lists(_MEDIA | st.builds(lambda b: _rfc4571(b"", _stun(b)), _BODY), min_size=1, max_size=6),
+    st.lists(_CHANNEL | st.builds(_stun, _BODY) | st.just(stun.MAGIC_BYTES), max_size=8),
+    st.lists(turn_frame() | _MEDIA | st.binary(max_size=30), max_size=10),
+).map(b"".join)
+
+
+@FAST
+@given(st.binary(max_size=40), STREAMS, st.integers(0, 40))
+def test_sync_tries_only_offsets_where_frames_can_start(
+    junk: bytes, stream: bytes, cut: int
+) -> None:
+    b = junk + stream[cut:]
+    assert framing.sync(b) == sync_every_offset(b)
+    assert framing.sync(bytearray(b)) == sync_every_offset(b)
+
+
 @FAST
 @given(st.binary(max_size=600))
 def test_tcp_framing_never_raises(b: bytes) -> None:
@@ -217,6 +275,9 @@ def test_tcp_framing_never_raises(b: bytes) -> None:
         assert 0 <= used <= len(b)
     if found:
         assert 0 <= found[1] <= len(b)
+    first = framing.first_frame(b)
+    assert first in (None, "other", framing.TURN, framing.RFC4571)
+    assert first is not None or len(b) < framing.SCAN
 
 
 #: pieces of SIP and HTTP heads, for text that is nearly a message
@@ -240,6 +301,34 @@ def test_tcp_text_sync_never_raises(b: bytes) -> None:
 
 
 @FAST
+@given(
+    st.lists(
+        TEXT_PIECES | st.binary(max_size=8) | st.sampled_from([b"\x81", b"\x82", b"\x81\x7e"]),
+        max_size=30,
+    ).map(b"".join)
+)
+def test_websocket_sync_never_raises(b: bytes) -> None:
+    """A frame found after a gap is whole and carries a SIP head or JSON."""
+    at, found = framing.sync_ws(bytearray(b))
+    assert 0 <= at <= len(b)
+    if found:
+        frames, end = http.split_ws(b, at)
+        assert frames and frames[0][0] in (1, 2) and end <= len(b)
+        payload = frames[0][1]
+        assert (payload.startswith(sip.STARTS) and b"\r\n\r\n" in payload) or http.is_json(payload)
+
+
+def test_websocket_sync_is_not_held_by_a_frame_that_never_ends() -> None:
+    """Bytes after a gap that read as the start of a long JSON frame do not hold the search
+    while a whole frame with a SIP message follows (it would lie inside the other)."""
+    sip_ = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+    real = bytes([0x81, len(sip_)]) + sip_
+    junk = bytes([0x81, 126, 0x10, 0x00]) + b'{"a'
+    assert framing.sync_ws(junk + b"xyz" + real) == (len(junk) + 3, True)
+    assert framing.sync_ws(junk + b"xyz") == (0, False)  # alone, it may still be one
+
+
+@FAST
 @given(st.binary(max_size=200))
 def test_classic_stun_never_raises(b: bytes) -> None:
     for head in (b"", b"\x00\x01" + len(b).to_bytes(2, "big") + bytes(16)):
@@ -253,17 +342,22 @@ TLS_KEYS = tlsdecrypt.read_keylog(PCAPS / "sip-tls13.keys")
 
 @FAST
 @given(
-    st.lists(st.tuples(st.sampled_from([20, 21, 22, 23, 24]), st.binary(max_size=80)), max_size=8)
+    st.lists(st.tuples(st.sampled_from([20, 21, 22, 23, 24]), st.binary(max_size=80)), max_size=8),
+    st.integers(0, 3000),
+    st.binary(max_size=40),
 )
-def test_tls_records_never_raise(records: list[tuple[int, bytes]]) -> None:
-    """Random records, a ClientHello/ServerHello-shaped first one included, with real keys."""
+def test_tls_records_never_raise(records: list[tuple[int, bytes]], lost: int, junk: bytes) -> None:
+    """Random records, a ClientHello/ServerHello-shaped first one included, with real keys;
+    and after a capture gap of `lost` bytes, with `junk` (a record's lost head) before them."""
     conn = tlsdecrypt.TlsConnection(TLS_KEYS)
     for key in (b"client", b"server"):
-        buf = bytearray()
+        buf = bytearray(junk if lost else b"")
         for rtype, body in records:
             buf += bytes([rtype, 3, 3]) + len(body).to_bytes(2, "big") + body
-        out, used = conn.records(key, buf)
-        assert used <= len(buf) and all(isinstance(p, bytes) for _, p in out)
+        if lost:
+            conn.missed(key, lost)
+        out, used, skipped = conn.records(key, buf)
+        assert skipped <= used <= len(buf) and all(isinstance(p, bytes) for _, p in out)
 
 
 @SLOW
@@ -419,3 +513,33 @@ def test_a_zero_clock_rate_in_sdp_is_ignored() -> None:
     out = summary(build(a))
     assert a.packets == 21 and not [k for k in a.malformed if k.startswith("crash:")]
     assert out["rtp"] and out["rtp"][0]["clock_rate"] > 0, out["rtp"]
+
+
+def test_digits_int_refuses_are_no_numbers() -> None:
+    """str.isdigit() is true for superscripts and other scripts' digits, which int() refuses:
+    a Content-Length, CSeq, status code, payload type, clock rate, candidate port or o=
+    version written with them is no number (fuzz-pcap seed 12 found the HTTP one as a
+    crash, which loses the rest of the stream)."""
+    from tests.unit.test_analysis_synthetic import A, B, udp
+    from tests.unit.test_analysis_tcpwalk import frame
+
+    sdp = (
+        "v=0\r\no=- 1 \u00b3 IN IP4 198.18.0.10\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 0 \u00b2\r\nc=IN IP4 198.18.0.10\r\n"
+        "a=rtpmap:\u00b3 opus/48\u00b9/2\r\na=rtpmap:0 PCMU/\u00b98000\r\n"
+        "a=candidate:1 1 udp 1 198.18.0.10 \u00b34000 typ host\r\n"
+    ).encode()
+    invite = (
+        b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.10;branch=z9hG4bK1\r\n"
+        b"Call-ID: d1\r\nCSeq: \xc2\xb3 INVITE\r\nContent-Type: application/sdp\r\n"
+        b"Content-Length: \xc2\xb3%d\r\n\r\n" % len(sdp) + sdp
+    )
+    answer = b"SIP/2.0 \xc2\xb200 OK\r\nCall-ID: d1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    http_ = b"HTTP/1.1 200 OK\r\nContent-Length: \xb31357\r\n\r\n{}"
+    frames = [(1, udp(A, 5060, B, 5060, invite)), (1, udp(B, 5060, A, 5060, answer))]
+    frames += [frame(40001, 8088, 999, 0x02, b""), frame(40001, 8088, 1000, 0x18, http_)]
+    a = analyze_bytes(pcap_image(frames))
+    summary(build(a))
+    assert not [k for k in a.malformed if k.startswith("crash:")], dict(a.malformed)
+    assert [e.msg.cseq for e in a.sip] == [(-1, "INVITE")]  # "SIP/2.0 ²00" is no status
+    assert [dict(f.kinds) for f in a.flows if f.proto == "tcp"] == [{"http": 1}]

@@ -17,6 +17,7 @@ import pytest
 
 from harness.analysis import (
     analyzer,
+    cli,
     dtls,
     fastpath,
     http,
@@ -44,6 +45,7 @@ EXTENSIONS = {
     "harness.analysis._sdpscan": sdp._sdpscan,
     "harness.analysis._walkloop": analyzer._walkloop,
     "harness.analysis._rtpcount": rtp._rtpcount,
+    "harness.analysis._hugearenas": cli._hugearenas,
 }
 #: RTP and TURN (aiortc), SIP over TCP and fragmented UDP, TLS with a key log, Teams TURN,
 #: classic STUN, STUN over TCP, VLAN HTTP, IPv6, pcapng with several interfaces
@@ -109,11 +111,11 @@ def test_the_blocker_blocks() -> None:
     program = BLOCKED.replace(
         "from harness.cli import main",
         "from harness.analysis import dtls, fastpath, http, jsonout, net, pcapio, sdp, sip, stun\n"
-        "from harness.analysis import analyzer, rtp, tcpstreams\n"
+        "from harness.analysis import analyzer, cli, rtp, tcpstreams\n"
         "print(sum(m is not None for m in (pcapio._pcapwalk, fastpath._fastpath,"
         " net._netdecode, stun._stunparse, http._httpsplit, sip._sipparse,"
         " jsonout._jsonindent, dtls._dtlsscan, sdp._sdpscan, analyzer._walkloop,"
-        " tcpstreams._tcpwalk, rtp._rtpcount)))\n"
+        " tcpstreams._tcpwalk, rtp._rtpcount, cli._hugearenas)))\n"
         "raise SystemExit(0)",
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
