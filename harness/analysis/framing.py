@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
 from harness.analysis import http, sip
 from harness.analysis.stun import MAGIC_BYTES
@@ -186,6 +187,9 @@ _START = re.compile(
     + rb") [!-~]+ (SIP/2\.0|HTTP/1\.[01])|(SIP/2\.0|HTTP/1\.[01]) [1-6]\d\d[^\r\n]*)\r\n"
 )
 _HTTP = (*http.METHODS, b"HTTP/1.")
+#: where a start line may begin: a method, or a status line's protocol
+_WORD = re.compile(rb"(?:" + _WORDS + rb"|SIP/|HTTP/)")
+_LONGEST = max(len(w) for w in (*_WORDS.split(b"|"), b"HTTP/1.1"))
 #: header lines (RFC 3261 7.3.1, RFC 9112 5), each a token and a colon or a folded
 #: continuation, with its CRLF
 _HEADERS = re.compile(rb"(?:(?:[!-9;-~]+[ \t]*:|[ \t])[^\r\n]*\r\n)*")
@@ -194,10 +198,11 @@ _CALL_ID = re.compile(rb"\r\n(?:call-id|i)[ \t]*:", re.IGNORECASE)
 _CSEQ = re.compile(rb"\r\ncseq[ \t]*:", re.IGNORECASE)
 
 
-def is_text(b: bytes | bytearray) -> bool:
+def is_text(b: bytes | bytearray, start: int = 0) -> bool:
     """No control byte but CR, LF, tab, VT, FF in the first SCAN bytes: SIP or HTTP may be
-    in there (STUN, TURN and RFC 4571 framing always hold some)."""
-    return _BINARY.search(b, 0, SCAN) is None
+    in there (STUN, TURN and RFC 4571 framing always hold some). The bytes before `start`
+    were found text by an earlier call."""
+    return _BINARY.search(b, start, SCAN) is None
 
 
 _CRLFS = re.compile(rb"[\r\n]*")
@@ -214,27 +219,34 @@ def text_start(b: bytes | bytearray) -> str | None:
     return "sip" if b.startswith(sip.STARTS) else "http" if b.startswith(_HTTP) else None
 
 
-def sync_text(b: bytes | bytearray) -> tuple[str, int] | None:
+def sync_text(b: bytes | bytearray, start: int = 0) -> tuple[str | None, int]:
     """('sip' or 'http', offset of the first whole message's start line) in a text
-    stream, or None while none is there yet.
+    stream; (None, offset to search on from) while none is there yet.
 
     A stream the capture saw open starts with one. Joined mid-message, a start line counts
     at the start of a line (SIP) or anywhere (HTTP: a JSON body ends without CRLF), once
     its head is complete; a SIP head also needs its Call-ID and CSeq. A head holds header
     lines only, so a body's text is no start (a sipfrag's "SIP/2.0 200 OK", RFC 3420).
+
+    `start` is what an earlier call returned for the same stream's first bytes: a start
+    line ends at its line's end, so what lies before the last complete line was judged
+    already, and each segment is searched once, not the whole stream again (searching
+    from 0 on every segment cost 3.8 s for 500 connections of text, tshark 0.25 s).
     """
-    first = text_start(b)
-    if first is not None:  # as the stream's first bytes: any start line the protocol allows
-        end = b.find(b"\r\n\r\n")
-        if end < 0:
-            return None
-        if _headers_only(b, b.find(b"\r\n") + 2, end):
-            return first, 0
-    for m in _START.finditer(b, 0, TEXT_SCAN):
+    if start == 0:
+        first = text_start(b)
+        if first is not None:  # as the stream's first bytes: any start line the protocol allows
+            end = b.find(b"\r\n\r\n")
+            if end < 0:
+                return None, 0
+            if _headers_only(b, b.find(b"\r\n") + 2, end):
+                return first, 0
+    limit = min(len(b), TEXT_SCAN)
+    for m in _starts(b, start, limit):
         at, proto = m.start(), m.group(1) or m.group(2)
         end = b.find(b"\r\n\r\n", m.end() - 2)
         if end < 0:
-            return None  # its head is still coming
+            return None, at  # its head is still coming
         if not _headers_only(b, m.end(), end):
             continue
         if proto == b"SIP/2.0":
@@ -243,7 +255,32 @@ def sync_text(b: bytes | bytearray) -> tuple[str, int] | None:
                 continue
             return "sip", at
         return "http", at
-    return None
+    # Judged for good: every offset whose line has ended (a match cannot cross a line
+    # end), up to the first start word in the unfinished line or the last bytes, where a
+    # word may be cut.
+    line = max(start, b.rfind(b"\n", start, limit) + 1)
+    word = _WORD.search(b, line, limit)
+    return None, min(word.start() if word else limit, max(line, limit - _LONGEST))
+
+
+def _starts(b: bytes | bytearray, pos: int, limit: int) -> Iterator[re.Match[bytes]]:
+    """`_START.finditer(b, pos, limit)`, with the regex run only on lines that hold
+    "SIP/2.0" or "HTTP/1." (every start line does), found by a plain byte search: the
+    regex tried at every byte cost 60 ns a byte of a stream with no start line."""
+    while True:
+        sip_at, http_at = b.find(b"SIP/2.0", pos, limit), b.find(b"HTTP/1.", pos, limit)
+        q = min(sip_at, http_at) if sip_at >= 0 and http_at >= 0 else max(sip_at, http_at)
+        if q < 0:
+            return
+        # a start line holding it lies between the line ends before and after it
+        line = max(pos, b.rfind(b"\n", pos, q) + 1, b.rfind(b"\r", pos, q) + 1)
+        end = b.find(b"\r\n", q, limit)
+        m = _START.search(b, line, limit if end < 0 else end + 2)
+        if m is None:
+            pos = q + 1
+            continue
+        yield m
+        pos = m.end()
 
 
 def _headers_only(b: bytes | bytearray, start: int, end: int) -> bool:

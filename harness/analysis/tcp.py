@@ -21,7 +21,7 @@ class TcpDirection:
 
     __slots__ = (
         "next_seq", "pending", "when", "buf", "holes", "gap", "opened", "mode", "inner", "head",
-        "flow",
+        "flow", "scanned",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -36,6 +36,8 @@ class TcpDirection:
         #: with a message; False when joined mid-connection or after a hole given up
         self.opened = False
         self.mode = "detect"
+        #: bytes of `buf` searched for a first start line already (framing.sync_text)
+        self.scanned = 0
         self.inner: TcpDirection | None = None  # the plaintext inside TLS, when decrypted
         self.head: object = None  # the HTTP parser's state between segments (http.read_http)
         #: the analyser's flow of this direction, set with it (one lookup per segment, not two)

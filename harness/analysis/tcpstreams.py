@@ -151,7 +151,7 @@ class TcpStreams:
         if held:
             self.a.skipped[count] += held
             d.buf.clear()
-        d.opened = False  # what follows may start anywhere
+        d.opened, d.scanned = False, 0  # what follows may start anywhere
         if d.mode in ("sip", "http", framing.TURN, framing.RFC4571):
             d.mode, d.head = "detect", None
         return held
@@ -282,7 +282,7 @@ class TcpStreams:
         if first is not None:  # the usual case: a connection seen from its SYN
             d.mode = first
             return
-        text = framing.is_text(buf)
+        text = framing.is_text(buf, d.scanned)
         if not text and d.opened:
             d.mode = framing.first_frame(buf) or "detect"
             return
@@ -292,9 +292,13 @@ class TcpStreams:
                 if buf.find(b"\n", at) >= 0 or len(buf) >= framing.TEXT_SCAN:
                     d.mode = "other"  # SMTP, say: no SIP, no HTTP
                 return
-        found = framing.sync_text(buf) if text else framing.sync(buf)
-        if found:
-            d.mode, skip = found
+        if text:  # searched on from where the last segment's search left off
+            mode, skip = framing.sync_text(buf, d.scanned)
+            d.scanned = 0 if mode else skip
+        else:
+            mode, skip = framing.sync(buf) or (None, 0)
+        if mode:
+            d.mode = mode
             if skip:
                 self.a.skipped["tcp-bytes-before-first-frame"] += skip
                 del buf[:skip]
@@ -307,7 +311,11 @@ class TcpStreams:
         for f in frames:
             if not f:  # bytes that fit no frame: look for the next one
                 self.a.malformed[f"{d.mode}-framing"] += 1
-                d.mode, d.opened = "detect", False  # from here, the next frames that chain
+                d.mode, d.opened, d.scanned = (
+                    "detect",
+                    False,
+                    0,
+                )  # from here, the next frames that chain
                 return used + 1
             if d.mode == framing.RFC4571:
                 self._udp(flow, key, f, t, no, count=False)

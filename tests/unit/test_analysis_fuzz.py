@@ -292,12 +292,52 @@ TEXT_PIECES = st.sampled_from(
 @given(st.lists(TEXT_PIECES | st.binary(max_size=8), max_size=30).map(b"".join))
 def test_tcp_text_sync_never_raises(b: bytes) -> None:
     """A start found is a start line of a complete head, at 0 or after a line end (SIP)."""
-    found = framing.sync_text(bytearray(b))
-    if found:
-        mode, at = found
-        assert mode in ("sip", "http") and 0 <= at < len(b)
+    mode, at = framing.sync_text(bytearray(b))
+    assert 0 <= at <= len(b)
+    if mode:
+        assert mode in ("sip", "http") and at < len(b)
         assert b.find(b"\r\n\r\n", at) >= 0
         assert mode == "http" or at == 0 or b[at - 1] == 0x0A
+
+
+#: whole heads, so that the stream holds a start after other text
+HEADS = st.sampled_from(
+    [b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", b"POST /janus HTTP/1.1\r\n\r\n",
+     b"\nINVITE sip:a@b SIP/2.0\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n",
+     b"\nSIP/2.0 180 Ringing\r\ni: y\r\nCSeq: 1 INVITE\r\n\r\n"]
+)  # fmt: skip
+TEXT = st.lists(TEXT_PIECES | st.binary(max_size=8), max_size=30).map(b"".join)
+
+
+@FAST
+@given(st.lists(TEXT | HEADS, max_size=6).map(b"".join), st.integers(0, 40))
+def test_tcp_start_lines_found_as_the_regex_finds_them(b: bytes, pos: int) -> None:
+    """Start lines looked for only where "SIP/2.0" or "HTTP/1." is: the same matches as
+    the regex run from every byte (the oracle)."""
+    spans = [m.span() for m in framing._starts(b, pos, len(b))]
+    assert spans == [m.span() for m in framing._START.finditer(b, pos, len(b))]
+
+
+@FAST
+@given(
+    TEXT | st.tuples(TEXT, HEADS, TEXT).map(b"".join),
+    st.lists(st.integers(1, 24), max_size=16),
+)
+def test_tcp_text_sync_searched_on_finds_what_a_whole_search_finds(
+    b: bytes, cuts: list[int]
+) -> None:
+    """The stream arriving in pieces, each search going on from where the last one left
+    off: the same start as one search of the whole stream from its first byte (the
+    oracle), at the first piece after which that one finds it."""
+    got, at, end = bytearray(), 0, 0
+    for n in [*cuts, len(b)]:
+        end = min(len(b), end + n)
+        got[:] = b[:end]
+        oracle = framing.sync_text(got)
+        mode, at = framing.sync_text(got, at)
+        assert (mode, at if mode else None) == (oracle[0], oracle[1] if oracle[0] else None)
+        if mode:
+            break
 
 
 @FAST

@@ -522,7 +522,9 @@ def test_a_stream_seen_opening_is_told_by_its_first_bytes(
     searched: list[int] = []
     for name in ("sync", "sync_text"):
         real = getattr(framing, name)
-        monkeypatch.setattr(framing, name, lambda b, real=real: searched.append(len(b)) or real(b))
+        monkeypatch.setattr(
+            framing, name, lambda b, *a, real=real: searched.append(len(b)) or real(b, *a)
+        )
     a = analyze_bytes(connections(syn, text))
     assert len(a.flows) == 20 and not any(f.kinds for f in a.flows)
     assert bool(searched) is not syn
