@@ -10,7 +10,10 @@ to 250k packets; (b) a TURN-relayed WebRTC<->SIP call (benchmarks/data/
 janus-sip-relayed.pcap: coturn's and the Janus/Kamailio server's wires of a
 janus-sip-ice-restart run with iceTransportPolicy relay, merged) repeated to 250k;
 (c) handshake-heavy: the same call with its media taken out (STUN, TURN control,
-DTLS, SIP, HTTP only) repeated to 100k.
+DTLS, SIP, HTTP only) repeated to 100k. Then two cases of TCP streams a capture
+joined mid-connection (500 connections, 12 segments of 1,400 bytes each way, of text
+that is no SIP or HTTP (d) or random bytes (e)), where the analyser searches each
+stream for its first message.
 
 The input is built from a real captured 20 s call (tests/data/pcaps/aiortc-long.pcap:
 STUN, DTLS, SRTP, SRTCP, plus the HTTP signalling) repeated with time shifts until it
@@ -183,12 +186,24 @@ def cases(repeat: int) -> None:
         ("a_plain_rtp", SOURCE, 250_000, True),
         ("b_turn_relayed_webrtc_sip", RELAYED, 250_000, True),
         ("c_handshake_heavy", RELAYED, 100_000, False),
+        # not issue 15's: TCP streams the capture joined mid-connection, 500 connections
+        # of 12 segments each way, text that is no SIP or HTTP, or random bytes
+        # (tests/unit/test_analysis_tcpwalk.py::connections), searched for a first message
+        ("d_joined_text_tcp", None, 500, True),
+        ("e_joined_binary_tcp", None, 500, False),
     ]
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, source, packets, media in plan:
             path = Path(tmp) / f"{name}.pcap"
-            n = build_capture(source, path, packets, media)
+            if source is None:
+                sys.path.insert(0, str(ROOT))
+                from tests.unit.test_analysis_tcpwalk import connections
+
+                path.write_bytes(connections(False, media, packets, 12))
+                n = packets * 24
+            else:
+                n = build_capture(source, path, packets, media)
             tshark = ["tshark", "-n", "-r", str(path), "-q", "--enable-heuristic", "rtp_udp"]
             tshark += ["-z", "rtp,streams"]
             runs: dict[str, list[tuple[float, float]]] = {"harness": [], "tshark": []}
@@ -202,7 +217,7 @@ def cases(repeat: int) -> None:
             out.append(
                 {
                     "case": name,
-                    "source": str(source.relative_to(ROOT)),
+                    "source": str(source.relative_to(ROOT)) if source else "synthetic",
                     "packets": n,
                     "compiled": compiled_parts(),
                     "bytecode_cache": True,

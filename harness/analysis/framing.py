@@ -20,6 +20,11 @@ from collections.abc import Iterator
 from harness.analysis import http, sip
 from harness.analysis.stun import MAGIC_BYTES
 
+try:
+    from harness.analysis import _framesync
+except ImportError:  # not built: sync_python tries each candidate offset
+    _framesync = None  # type: ignore[assignment]
+
 TURN = "turn"
 RFC4571 = "rfc4571"
 #: how far into a stream we look for the first frame before giving up
@@ -76,6 +81,14 @@ def _chains(b: bytes | bytearray, i: int, frame) -> bool:  # type: ignore[no-unt
 
 
 def sync(b: bytes | bytearray) -> tuple[str, int] | None:
+    """(framing, offset of the first frame) of a stream's bytes, or None if neither fits
+    (`sync_python`, compiled when built: `_framesync.c`)."""
+    if _framesync is not None:
+        return _framesync.sync(b, TURN, RFC4571)  # type: ignore[no-any-return]
+    return sync_python(b)
+
+
+def sync_python(b: bytes | bytearray) -> tuple[str, int] | None:
     """(framing, offset of the first frame) of a stream's bytes, or None if neither fits.
 
     A STUN magic cookie anchors a frame on its own; otherwise CHAIN frames must

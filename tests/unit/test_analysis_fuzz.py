@@ -262,14 +262,68 @@ def test_sync_tries_only_offsets_where_frames_can_start(
     junk: bytes, stream: bytes, cut: int
 ) -> None:
     b = junk + stream[cut:]
-    assert framing.sync(b) == sync_every_offset(b)
-    assert framing.sync(bytearray(b)) == sync_every_offset(b)
+    expected = sync_every_offset(b)
+    assert framing.sync_python(b) == expected
+    assert framing.sync(b) == expected  # compiled, when built
+    assert framing.sync(bytearray(b)) == expected
+
+
+def test_compiled_sync_answers_as_python_for_every_first_byte() -> None:
+    """Three frames of each first byte (RFC 4571 type byte, ChannelData channel byte),
+    STUN framed by RFC 4571, after 0 to 3 bytes of junk or next to framing.SCAN, the end
+    cut by 0 to 3 bytes: `_framesync.c` answers as `sync_python` at every boundary."""
+    stuns = [_rfc4571(b"", _stun(bytes(n))) for n in (0, 4)]
+    for t in range(256):
+        for body in (b"", bytes(1), bytes(9)):
+            rfc = _rfc4571(bytes([t]), body)
+            chan = bytes([t, 0]) + len(body).to_bytes(2, "big") + body + bytes(-len(body) % 4)
+            for frames in (rfc * 3, chan * 3, rfc + stuns[t % 2] + rfc):
+                for junk in (0, 1, 2, 3, 4093, 4096, 4099):
+                    for cut in range(4):
+                        b = (b"\xff" * junk + frames)[: junk + len(frames) - cut]
+                        assert framing.sync(b) == framing.sync_python(b), (t, body, junk, cut)
+
+
+#: a frame of either framing with any first byte (so every type-byte range is crossed)
+_ANY_FRAME = st.one_of(
+    st.builds(
+        lambda t, d: _rfc4571(bytes([t]), d),
+        st.sampled_from([0, 3, 4, 19, 20, 63, 64, 127, 128, 191, 192, 255]) | st.integers(0, 255),
+        st.binary(max_size=24),
+    ),
+    st.builds(
+        lambda c, d: bytes([c]) + b"\0" + len(d).to_bytes(2, "big") + d + bytes(-len(d) % 4),
+        st.sampled_from([0x3F, 0x40, 0x4F, 0x50]),
+        st.binary(max_size=24),
+    ),
+    st.builds(_stun, st.binary(max_size=24)),
+)
+
+
+@FAST
+@given(
+    st.integers(0, 2**32),
+    st.sampled_from([0, 3, 40, 4060, 4090, 4100]),
+    st.lists(_ANY_FRAME, max_size=8).map(b"".join)
+    | st.lists(_ANY_FRAME | st.binary(max_size=6), max_size=12).map(b"".join),
+    st.integers(0, 30),
+)
+def test_compiled_sync_answers_as_python(seed: int, junk: int, stream: bytes, cut: int) -> None:
+    """Random bytes (a candidate offset every 40 bytes or so, up to and across
+    framing.SCAN), then frames of any type byte, the end cut anywhere: the same answer
+    from `_framesync.c` as from `sync_python`."""
+    import random
+
+    b = random.Random(seed).randbytes(junk) + stream
+    b = b[: max(0, len(b) - cut)]
+    assert framing.sync(b) == framing.sync_python(b)
 
 
 @FAST
 @given(st.binary(max_size=600))
 def test_tcp_framing_never_raises(b: bytes) -> None:
     found = framing.sync(b)
+    assert found == framing.sync_python(b)  # compiled, when built: the same answer
     for mode in (framing.TURN, framing.RFC4571):
         frames, used = framing.split(bytearray(b), mode)
         assert 0 <= used <= len(b)

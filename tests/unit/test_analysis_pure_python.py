@@ -20,6 +20,7 @@ from harness.analysis import (
     cli,
     dtls,
     fastpath,
+    framing,
     http,
     jsonout,
     net,
@@ -46,6 +47,7 @@ EXTENSIONS = {
     "harness.analysis._walkloop": analyzer._walkloop,
     "harness.analysis._rtpcount": rtp._rtpcount,
     "harness.analysis._hugearenas": cli._hugearenas,
+    "harness.analysis._framesync": framing._framesync,
 }
 #: RTP and TURN (aiortc), SIP over TCP and fragmented UDP, TLS with a key log, Teams TURN,
 #: classic STUN, STUN over TCP, VLAN HTTP, IPv6, pcapng with several interfaces

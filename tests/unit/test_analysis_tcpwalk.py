@@ -485,19 +485,20 @@ def test_turn_over_tcp_after_a_hole_reads_on_from_frames_that_chain(data: st.Dat
     same(pcap_image(frames))
 
 
-def connections(syn: bool, text: bool) -> bytes:
-    """Ten connections of random bytes (a database's, say) or of text lines that are no
-    SIP or HTTP (SMTP's), 4 segments each way."""
+def connections(syn: bool, text: bool, count: int = 10, segments: int = 4) -> bytes:
+    """`count` connections of random bytes (a database's, say) or of text lines that are
+    no SIP or HTTP (SMTP's), `segments` segments each way (benchmarks/bench_analyze.py
+    times 500 of them, joined mid-connection)."""
     import random
 
     rng, frames = random.Random(7), []
-    for c in range(10):
+    for c in range(count):
         if syn:
             frames += [
                 frame(20000 + c, 5432, 999, 0x02, b""),
                 frame(5432, 20000 + c, 4999, 0x12, b""),
             ]
-        for k in range(4):
+        for k in range(segments):
             for sport, dport, seq in ((20000 + c, 5432, 1000), (5432, 20000 + c, 5000)):
                 data = rng.randbytes(1400)
                 if text:
