@@ -218,6 +218,26 @@ def is_text(b: bytes | bytearray, start: int = 0) -> bool:
     return _BINARY.search(b, start, SCAN) is None
 
 
+#: HAProxy's PROXY protocol v2 signature: a load balancer's binary header before the
+#: stream proper (the protocol's spec, 2.2)
+PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(b: bytes | bytearray) -> int | None:
+    """Bytes of the PROXY protocol v2 header that `b` starts with (16 and the length its
+    bytes 14-15 give: addresses and TLVs); 0 when it starts with none; None while it may
+    still be one, not all of it here yet."""
+    head = bytes(b[:16])
+    if not PROXY_V2.startswith(head[:12]):
+        return 0
+    if len(b) < 16:
+        return None
+    if head[12] >> 4 != 2:  # version 2 in the high nibble
+        return 0
+    n = 16 + (head[14] << 8 | head[15])
+    return n if len(b) >= n else None
+
+
 _CRLFS = re.compile(rb"[\r\n]*")
 
 

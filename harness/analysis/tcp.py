@@ -20,7 +20,7 @@ class TcpDirection:
     """One direction of a TCP connection: `buf` holds unread in-order bytes."""
 
     __slots__ = (
-        "next_seq", "pending", "when", "buf", "holes", "gap", "opened", "mode", "inner", "head",
+        "next_seq", "pending", "when", "buf", "gap", "opened", "mode", "inner", "head",
         "flow", "scanned",
     )  # fmt: skip
 
@@ -30,7 +30,6 @@ class TcpDirection:
         #: (capture time, frame) of each waiting segment, by sequence number as `pending`
         self.when: dict[int, tuple[float, int]] = {}
         self.buf = bytearray()
-        self.holes = 0
         self.gap = 0  # bytes the last hole given up left out (TLS finds its place by them)
         #: the capture saw its first byte (a SYN, or the start of TLS plaintext): it starts
         #: with a message; False when joined mid-connection or after a hole given up
@@ -76,7 +75,6 @@ class TcpDirection:
     def skip_hole(self) -> tuple[float, int]:
         """Give up the bytes missing before the nearest waiting segment and append it (too
         many wait behind the hole, or the capture ended); its (time, frame)."""
-        self.holes += 1
         nearest = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFFFFFF)
         self.gap = (nearest - self.next_seq) & 0xFFFFFFFF  # type: ignore[operator]
         self.next_seq = nearest

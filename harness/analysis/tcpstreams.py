@@ -275,6 +275,15 @@ class TcpStreams:
         """The stream's protocol, from its first whole message or frame on: at its first
         byte when the capture saw the connection open, else wherever one starts."""
         buf = d.buf
+        if d.opened and buf[:1] == b"\r":  # a load balancer's binary PROXY header (v2)?
+            n = framing.proxy_v2(buf)
+            if n is None:
+                return  # the rest of it is still coming
+            if n:  # the stream proper starts after it
+                self.a.skipped["tcp-bytes-before-first-frame"] += n
+                del buf[:n]
+                if not buf:
+                    return
         if len(buf) >= 3 and buf[0] in (0x16, 0x17) and buf[1] == 3:
             d.mode = "tls"
             return

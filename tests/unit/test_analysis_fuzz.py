@@ -331,6 +331,8 @@ def test_tcp_framing_never_raises(b: bytes) -> None:
         assert 0 <= found[1] <= len(b)
     first = framing.first_frame(b)
     assert first in (None, "other", framing.TURN, framing.RFC4571)
+    proxy = framing.proxy_v2(framing.PROXY_V2 + b)  # a PROXY v2 header, whole or cut
+    assert proxy in (None, 0) or 16 <= proxy <= len(b) + 12
     assert first is not None or len(b) < framing.SCAN
 
 
