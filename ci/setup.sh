@@ -17,8 +17,8 @@ PACKAGES=(
   chromium firefox-esr
   # container runtime (Debian's engine) and local base images (no registry)
   docker.io debootstrap
-  # python
-  python3 python3-venv python3-dev gcc
+  # python (libssl-dev: OpenSSL's headers, for the STUN parser's HMAC-SHA1)
+  python3 python3-venv python3-dev gcc libssl-dev
   # CI templates run locally: the rsync gitlab-ci-local copies builds with
   rsync
 )

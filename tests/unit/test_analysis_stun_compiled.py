@@ -10,6 +10,9 @@ not 1), or both None.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import re
 from functools import cache
 from pathlib import Path
@@ -250,6 +253,63 @@ def test_verify_matches_python_on_real_messages() -> None:
 
 @examples(500)
 @given(st.data())
+def test_check_matches_python_on_damaged_messages(data: st.DataObject) -> None:
+    """check (OpenSSL's SHA-1 in C when built with it) against stun._verify_py (hashlib)
+    on real messages with bytes changed, cut, and with the integrity offset moved: the
+    same verdict, or NotImplemented exactly where the attribute does not fit."""
+    p, off = data.draw(st.sampled_from(integrity_cases()))
+    m = stun.parse(p)
+    b = bytearray(p)
+    for _ in range(data.draw(st.integers(0, 4))):
+        i = data.draw(st.integers(0, len(b) - 1))
+        b[i] = data.draw(st.integers(0, 255))
+    q = bytes(b[: data.draw(st.integers(off, len(b)))])
+    m = dataclasses.replace(
+        m, integrity_offset=data.draw(st.sampled_from([off, off, off - 4, off + 4, 20, len(q) - 4]))
+    )
+    key = data.draw(st.sampled_from(KEYS) | st.binary(max_size=100))
+    got = stun._stunparse.check(q, key, m, stun._SHA1_PADS, stun._SHA256_PADS)
+    o = m.integrity_offset
+    fits = o >= 20 and o + 4 <= len(q) and o + 4 + (q[o + 2] << 8 | q[o + 3]) <= len(q)
+    if not fits:
+        assert got is NotImplemented
+    elif got is not NotImplemented:
+        assert got is stun._verify_py(q, o, stun._hmac_pads(key, q[o] << 8 | q[o + 1]))
+
+
+@examples(300)
+@given(
+    st.sampled_from(KEYS) | st.binary(max_size=100),
+    st.lists(st.tuples(st.sampled_from([0x0006, 0x0024, 0x8022]), st.binary(max_size=40))),
+    st.integers(0, 200),
+)
+def test_check_accepts_what_hmac_signs(key: bytes, attrs: list, flip: int) -> None:
+    """Messages signed by Python's hmac module (the oracle) with keys of every length, a
+    block's and longer (hashed first) among them: True; a byte changed anywhere in
+    what the MAC covers, or in the MAC: False."""
+    head = message([*attrs, (stun.A_INTEGRITY, bytes(20))])
+    off = len(head) - 24
+    covered = bytearray(head[:off])
+    covered[2:4] = (off + 4).to_bytes(2, "big")  # the length up to MESSAGE-INTEGRITY's end
+    mac = hmac.new(key, bytes(covered), hashlib.sha1).digest()
+    p = head[:off] + head[off : off + 4] + mac
+    m = stun.parse(p)
+    assert m is not None and m.integrity and m.integrity_offset == off
+    assert stun._stunparse.check(p, key, m, stun._SHA1_PADS, stun._SHA256_PADS) is True
+    assert stun.check_integrity(p, key, m) is True
+    assert stun.check_integrity(p[:-1] + bytes([p[-1] ^ 0x80]), key, m) is False  # its last
+    bad = bytearray(p)
+    i = flip % len(bad)
+    if i in (2, 3) or off <= i < off + 4:  # the length and the attribute's header move it
+        return
+    bad[i] ^= 0x01
+    m_bad = stun.parse(bytes(bad))
+    if m_bad is not None and m_bad.integrity and m_bad.integrity_offset == off:
+        assert stun.check_integrity(bytes(bad), key, m_bad) is False
+
+
+@examples(500)
+@given(st.data())
 def test_verify_matches_python_on_damaged_messages(data: st.DataObject) -> None:
     p, off = data.draw(st.sampled_from(integrity_cases()))
     b = bytearray(p)
@@ -264,18 +324,25 @@ def test_verify_matches_python_on_damaged_messages(data: st.DataObject) -> None:
 
 def test_check_is_check_integrity_in_one_call() -> None:
     """_stunparse.check gives check_integrity's verdict, or hands back to Python
-    (NotImplemented) for what it does not take: unmade pads, other types, bad offsets."""
+    (NotImplemented) for what it does not take: unmade pads (HMAC-SHA256, or SHA-1 when
+    built without OpenSSL's headers), other types, bad offsets."""
     sha1, sha256 = stun._SHA1_PADS, stun._SHA256_PADS
     for p, off in integrity_cases():
         m = stun.parse(p)
         m_py = stun.parse_py(p)
+        atype = p[off] << 8 | p[off + 1]
         for key in KEYS:
-            stun._hmac_pads(key, p[off] << 8 | p[off + 1])
-            want = stun._verify_py(p, off, stun._hmac_pads(key, p[off] << 8 | p[off + 1]))
+            stun._hmac_pads(key, atype)
+            want = stun._verify_py(p, off, stun._hmac_pads(key, atype))
             assert stun._stunparse.check(p, key, m, sha1, sha256) is want
             assert stun._stunparse.check(p, key, m_py, sha1, sha256) is want
             assert stun.check_integrity(p, key, m) is want
-        assert stun._stunparse.check(p, b"never made", m, sha1, sha256) is NotImplemented
+        got = stun._stunparse.check(p, b"never made", m, sha1, sha256)
+        if stun._stunparse.OWN_SHA1 and atype == stun.A_INTEGRITY:  # any key: hashed in C
+            assert got is stun._verify_py(p, off, stun._hmac_pads(b"never made", atype))
+            del sha1[b"never made"]
+        else:
+            assert got is NotImplemented
         assert stun._stunparse.check(bytearray(p), KEYS[0], m, sha1, sha256) is NotImplemented
         assert stun._stunparse.check(p[:off], KEYS[0], m, sha1, sha256) is NotImplemented
         assert stun._stunparse.check(p, KEYS[0], None, sha1, sha256) is NotImplemented
