@@ -8,7 +8,10 @@
  * runs it. It changes the same TcpDirection and Flow slots as the Python version
  * (tcpstreams.TcpStreams._tcp_python), in the same order, calling http.read_bodies and
  * sip.split_stream as looked up at each call, and self._json_body / self._sip_message
- * for what they find (self._http_messages for an upgrade to WebSocket). Any other segment
+ * for what they find (self._http_messages for an upgrade to WebSocket). The first data
+ * segment of a direction seen opening that starts as SIP or HTTP does (framing.text_start:
+ * sip.STARTS, then http.METHODS and "HTTP/1.") is told here too, as TcpStreams._detect
+ * tells it: one in each direction of every connection of a long poll. Any other segment
  * (a new direction, out of order, a retransmission, a gap, bytes held while its mode is
  * not yet known, TLS, WebSocket, TURN-TCP, RFC 4571, an argument of an unexpected type)
  * is handed whole to self._tcp_python before anything is changed.
@@ -20,7 +23,8 @@
 #define SYN 0x02
 
 static PyObject *s_tcp, *s_http, *s_sip, *s_tcp_str, *s_json_body, *s_sip_message,
-    *s_http_messages, *s_tcp_python, *s_read_bodies, *s_split_stream;
+    *s_http_messages, *s_tcp_python, *s_read_bodies, *s_split_stream, *s_detect, *s_starts,
+    *s_methods;
 static PyObject *one;
 static PyObject *http_dict, *sip_dict; /* the modules' namespaces, set by tcpstreams.py */
 
@@ -34,7 +38,7 @@ static int mode_is(PyObject *mode, PyObject *name) {
 /* Slots of TcpDirection and Flow read and written in place, as Python 3.11's own
  * specialised attribute access does (the generic getattr costs as much as the rest). */
 static PyTypeObject *dir_type, *flow_type;
-static Py_ssize_t o_next_seq, o_pending, o_buf, o_mode, o_head, o_flow; /* TcpDirection */
+static Py_ssize_t o_next_seq, o_pending, o_buf, o_mode, o_head, o_flow, o_opened; /* TcpDirection */
 static Py_ssize_t o_packets, o_bytes, o_last_t, o_kinds;                /* Flow */
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
@@ -258,6 +262,35 @@ fail:
     return failed_in_place(buf, p);
 }
 
+/* Does p start with one of the bytes in `tuple` (a module's tuple of bytes)? 1 or 0; -1
+ * when the tuple is not one (the Python version then decides). */
+static int starts_with_any(PyObject *p, PyObject *tuple) {
+    if (tuple == NULL || !PyTuple_CheckExact(tuple))
+        return -1;
+    const char *s = PyBytes_AS_STRING(p);
+    Py_ssize_t n = PyBytes_GET_SIZE(p);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *w = PyTuple_GET_ITEM(tuple, i);
+        if (!PyBytes_CheckExact(w))
+            return -1;
+        Py_ssize_t k = PyBytes_GET_SIZE(w);
+        if (k <= n && memcmp(s, PyBytes_AS_STRING(w), (size_t)k) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* framing.text_start(p): 2 for SIP, 1 for HTTP, 0 for neither, -1 to leave it to Python */
+static int text_start(PyObject *p) {
+    int r = starts_with_any(p, PyDict_GetItem(sip_dict, s_starts)); /* sip.STARTS */
+    if (r != 0)
+        return r < 0 ? -1 : 2;
+    r = starts_with_any(p, PyDict_GetItem(http_dict, s_methods)); /* http.METHODS */
+    if (r != 0)
+        return r < 0 ? -1 : 1;
+    return PyBytes_GET_SIZE(p) >= 7 && memcmp(PyBytes_AS_STRING(p), "HTTP/1.", 7) == 0;
+}
+
 static PyObject *python_version(PyObject *const *args) {
     PyObject *a[7] = {args[0], args[1], args[2], args[3], args[4], args[5], args[6]};
     return PyObject_VectorcallMethod(s_tcp_python, a, 7, NULL);
@@ -319,7 +352,7 @@ static PyObject *segment(PyObject *module, PyObject *const *args, Py_ssize_t nar
     if (flow == NULL || !Py_IS_TYPE(flow, flow_type) || !slots_set(d, flow))
         return python_version(args);
     Py_ssize_t n = PyBytes_GET_SIZE(p);
-    int kind = 0; /* 0: SYN or no payload; 1: HTTP; 2: SIP */
+    int kind = 0, told = 0; /* kind 0: SYN or no payload; 1: HTTP; 2: SIP */
     if (n && !(flags & SYN)) { /* decided before anything changes: the rest is Python's */
         long long want;
         if (!small_int(SLOT(d, o_next_seq), 0, 0xFFFFFFFFLL, &want) || want != seq)
@@ -334,6 +367,9 @@ static PyObject *segment(PyObject *module, PyObject *const *args, Py_ssize_t nar
             kind = 1;
         else if (mode_is(mode, s_sip) && PyByteArray_GET_SIZE(buf) == 0)
             kind = 2;
+        else if (mode_is(mode, s_detect) && SLOT(d, o_opened) == Py_True &&
+                 PyByteArray_GET_SIZE(buf) == 0 && (kind = text_start(p)) > 0)
+            told = 1; /* its first bytes, as _detect reads them (not TLS, no PROXY v2) */
         else
             return python_version(args);
     }
@@ -364,6 +400,8 @@ static PyObject *segment(PyObject *module, PyObject *const *args, Py_ssize_t nar
     }
     if (set_next_seq(d, seq + n) < 0)
         goto done;
+    if (told) /* TcpStreams._detect: the mode, then its reader */
+        set_slot(d, o_mode, kind == 1 ? s_http : s_sip);
     PyObject *buf = Py_NewRef(SLOT(d, o_buf));
     if (kind == 1)
         result = http_segment(self, key, d, flow, buf, p, t, no);
@@ -387,7 +425,8 @@ static PyObject *setup(PyObject *module, PyObject *args) {
     if ((o_next_seq = slot_offset(dt, "next_seq")) < 0 ||
         (o_pending = slot_offset(dt, "pending")) < 0 || (o_buf = slot_offset(dt, "buf")) < 0 ||
         (o_mode = slot_offset(dt, "mode")) < 0 || (o_head = slot_offset(dt, "head")) < 0 ||
-        (o_flow = slot_offset(dt, "flow")) < 0 || (o_packets = slot_offset(ft, "packets")) < 0 ||
+        (o_flow = slot_offset(dt, "flow")) < 0 || (o_opened = slot_offset(dt, "opened")) < 0 ||
+        (o_packets = slot_offset(ft, "packets")) < 0 ||
         (o_bytes = slot_offset(ft, "bytes")) < 0 || (o_last_t = slot_offset(ft, "last_t")) < 0 ||
         (o_kinds = slot_offset(ft, "kinds")) < 0)
         return NULL;
@@ -432,6 +471,9 @@ PyMODINIT_FUNC PyInit__tcpwalk(void) {
     NAME(s_tcp_python, "_tcp_python");
     NAME(s_read_bodies, "read_bodies");
     NAME(s_split_stream, "split_stream");
+    NAME(s_detect, "detect");
+    NAME(s_starts, "STARTS");
+    NAME(s_methods, "METHODS");
     if ((one = PyLong_FromLong(1)) == NULL)
         goto error;
     PyObject *func = PyCFunction_New(&segment_def, NULL);

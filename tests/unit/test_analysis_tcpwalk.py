@@ -575,3 +575,20 @@ def test_proxy_v2_header_lengths() -> None:
     assert framing.proxy_v2(PROXY_V2[:9]) is None
     assert framing.proxy_v2(b"\r\n\r\nINVITE sip:a SIP/2.0\r\n") == 0
     assert framing.proxy_v2(PROXY_V2[:12] + b"\x11" + PROXY_V2[13:]) == 0  # version 1
+
+
+@pytest.mark.parametrize("syn", [True, False], ids=["seen-opening", "joined"])
+@pytest.mark.parametrize(
+    "first",
+    [b"POST is a word\r\n\r\n", b"HTTP/1x 200 OK\r\n\r\n", b"OPTIONS sip:a@b SIP/2.0\r\n", b""],
+    ids=["method-word", "not-http-1", "sip-options", "none"],
+)
+def test_a_first_segment_is_told_as_python_tells_it(syn: bool, first: bytes) -> None:
+    """The compiled walk tells a direction's first segment by its first bytes only when
+    the capture saw it open (framing.text_start, SIP's OPTIONS before HTTP's); joined
+    mid-connection, or starting as neither, it is Python's search: the same walk."""
+    stream = first + REQUEST % 1 + REQUEST % 2
+    frames = [frame(40001, 8088, 999, 0x02, b"")] if syn else []
+    frames.append(frame(40001, 8088, 1000, 0x18, stream[:60]))
+    frames.append(frame(40001, 8088, 1060, 0x18, stream[60:]))
+    same(pcap_image(frames))
