@@ -11,10 +11,12 @@
  * for what they find (self._http_messages for an upgrade to WebSocket). The first data
  * segment of a direction seen opening that starts as SIP or HTTP does (framing.text_start:
  * sip.STARTS, then http.METHODS and "HTTP/1.") is told here too, as TcpStreams._detect
- * tells it: one in each direction of every connection of a long poll. Any other segment
- * (a new direction, out of order, a retransmission, a gap, bytes held while its mode is
- * not yet known, TLS, WebSocket, TURN-TCP, RFC 4571, an argument of an unexpected type)
- * is handed whole to self._tcp_python before anything is changed.
+ * tells it: one in each direction of every connection of a long poll; and so is the bare
+ * SYN (or SYN-ACK) that opens a direction, made here as _tcp_python makes it
+ * (open_direction). Any other segment (a new direction's first segment with data, out of
+ * order, a retransmission, a gap, bytes held while its mode is not yet known, TLS,
+ * WebSocket, TURN-TCP, RFC 4571, an argument of an unexpected type) is handed whole to
+ * self._tcp_python before anything is changed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,7 +26,7 @@
 
 static PyObject *s_tcp, *s_http, *s_sip, *s_tcp_str, *s_json_body, *s_sip_message,
     *s_http_messages, *s_tcp_python, *s_read_bodies, *s_split_stream, *s_detect, *s_starts,
-    *s_methods;
+    *s_methods, *s_flows, *s_get, *s_new_flow;
 static PyObject *one;
 static PyObject *http_dict, *sip_dict; /* the modules' namespaces, set by tcpstreams.py */
 
@@ -291,6 +293,39 @@ static int text_start(PyObject *p) {
     return PyBytes_GET_SIZE(p) >= 7 && memcmp(PyBytes_AS_STRING(p), "HTTP/1.", 7) == 0;
 }
 
+/* TcpStreams._tcp_python's new direction for a SYN: d = self.tcp[key] = TcpDirection(),
+ * d.opened = True, d.flow = self.flows.get(key) or self._new_flow(key, key, "tcp", None,
+ * t, no); d (a new reference), or NULL with an exception. */
+static PyObject *open_direction(PyObject *self, PyObject *tcp, PyObject *key, PyObject *t,
+                                PyObject *no) {
+    PyObject *d = PyObject_CallNoArgs((PyObject *)dir_type), *flows = NULL, *flow = NULL;
+    if (d == NULL || PyDict_SetItem(tcp, key, d) < 0)
+        goto fail;
+    set_slot(d, o_opened, Py_True);
+    if ((flows = PyObject_GetAttr(self, s_flows)) == NULL)
+        goto fail;
+    flow = PyObject_CallMethodOneArg(flows, s_get, key);
+    Py_DECREF(flows);
+    if (flow == NULL)
+        goto fail;
+    int truth = PyObject_IsTrue(flow);
+    if (truth < 0)
+        goto fail;
+    if (!truth) {
+        Py_DECREF(flow);
+        PyObject *a[7] = {self, key, key, s_tcp_str, Py_None, t, no};
+        if ((flow = PyObject_VectorcallMethod(s_new_flow, a, 7, NULL)) == NULL)
+            goto fail;
+    }
+    set_slot(d, o_flow, flow);
+    Py_DECREF(flow);
+    return d;
+fail:
+    Py_XDECREF(flow);
+    Py_XDECREF(d);
+    return NULL;
+}
+
 static PyObject *python_version(PyObject *const *args) {
     PyObject *a[7] = {args[0], args[1], args[2], args[3], args[4], args[5], args[6]};
     return PyObject_VectorcallMethod(s_tcp_python, a, 7, NULL);
@@ -331,7 +366,8 @@ static PyObject *segment(PyObject *module, PyObject *const *args, Py_ssize_t nar
     if (!PyBytes_CheckExact(p) || !small_int(args[3], 0, 0xFFFFFFFFLL, &seq) ||
         !small_int(args[4], 0, 0xFFFF, &flags))
         return python_version(args);
-    /* d = self.tcp.get(key): a new direction is made in Python */
+    /* d = self.tcp.get(key): a new direction is made here for a bare SYN (or SYN-ACK),
+     * in Python for anything else */
     PyObject *tcp = PyObject_GetAttr(self, s_tcp);
     if (tcp == NULL)
         return NULL;
@@ -340,6 +376,14 @@ static PyObject *segment(PyObject *module, PyObject *const *args, Py_ssize_t nar
         return python_version(args);
     }
     PyObject *d = PyDict_GetItemWithError(tcp, key);
+    if (d == NULL && !PyErr_Occurred() && PyBytes_GET_SIZE(p) == 0 && (flags & SYN)) {
+        d = open_direction(self, tcp, key, t, no);
+        Py_XDECREF(d); /* self.tcp holds it, as it holds any other */
+        if (d == NULL) {
+            Py_DECREF(tcp);
+            return NULL;
+        }
+    }
     Py_DECREF(tcp);
     if (d == NULL) {
         if (PyErr_Occurred())
@@ -474,6 +518,9 @@ PyMODINIT_FUNC PyInit__tcpwalk(void) {
     NAME(s_detect, "detect");
     NAME(s_starts, "STARTS");
     NAME(s_methods, "METHODS");
+    NAME(s_flows, "flows");
+    NAME(s_get, "get");
+    NAME(s_new_flow, "_new_flow");
     if ((one = PyLong_FromLong(1)) == NULL)
         goto error;
     PyObject *func = PyCFunction_New(&segment_def, NULL);

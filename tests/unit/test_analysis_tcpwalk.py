@@ -2,10 +2,11 @@
 Python one (`TcpStreams._tcp_python`).
 
 Whole walks are compared: every flow's counters and kinds, every TCP direction's state at
-the end (next sequence number, held bytes, mode, HTTP head, pending segments, gap), the
-crash counts, and what `harness analyze --json` prints. On the captures with TCP (SIP over
-TCP, Janus' REST API, WebSocket, TLS, STUN over TCP) as they are, with their segments
-reordered, repeated, dropped or damaged, and on HTTP and SIP streams cut at random places.
+the end (next sequence number, held bytes, mode, HTTP head, pending segments, gap, whether
+it was seen opening), the crash counts, and what `harness analyze --json` prints. On the
+captures with TCP (SIP over TCP, Janus' REST API, WebSocket, TLS, STUN over TCP) as they
+are, with their segments reordered, repeated, dropped or damaged, and on HTTP and SIP
+streams cut at random places.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def walk(data: bytes, keys: dict[tuple[str, bytes], bytes] | None) -> tuple[obje
     dirs: list[tuple[object, ...]] = []
     for key, d in w.tcp.items():
         inner = d.inner
-        dirs.append((key, d.next_seq, bytes(d.buf), d.mode, d.head, d.pending, d.gap))
+        dirs.append((key, d.next_seq, bytes(d.buf), d.mode, d.head, d.pending, d.gap, d.opened))
         if inner is not None:
             dirs.append((key, bytes(inner.buf), inner.mode, inner.head))
     counts = (dict(a.malformed), dict(a.skipped))
@@ -591,4 +592,20 @@ def test_a_first_segment_is_told_as_python_tells_it(syn: bool, first: bytes) -> 
     frames = [frame(40001, 8088, 999, 0x02, b"")] if syn else []
     frames.append(frame(40001, 8088, 1000, 0x18, stream[:60]))
     frames.append(frame(40001, 8088, 1060, 0x18, stream[60:]))
+    same(pcap_image(frames))
+
+
+def test_directions_opened_by_a_syn_as_python_opens_them() -> None:
+    """A SYN and its SYN-ACK open their directions in the compiled walk; a SYN sent again,
+    a SYN with data (TCP Fast Open), a direction whose first segment has data: Python's.
+    The same walk either way."""
+    frames = [
+        frame(40001, 8088, 999, 0x02, b""),
+        frame(40001, 8088, 999, 0x02, b""),  # sent again
+        frame(8088, 40001, 4999, 0x12, b""),
+        frame(40001, 8088, 1000, 0x18, REQUEST % 1),
+        frame(40002, 8088, 1999, 0x02, REQUEST % 2),  # Fast Open: data on the SYN
+        frame(40003, 8088, 3000, 0x18, REQUEST % 3),  # joined: no SYN seen
+        frame(8088, 40002, 7999, 0x12, b""),
+    ]
     same(pcap_image(frames))
