@@ -40,8 +40,9 @@ static int mode_is(PyObject *mode, PyObject *name) {
 /* Slots of TcpDirection and Flow read and written in place, as Python 3.11's own
  * specialised attribute access does (the generic getattr costs as much as the rest). */
 static PyTypeObject *dir_type, *flow_type;
-static Py_ssize_t o_next_seq, o_pending, o_buf, o_mode, o_head, o_flow, o_opened; /* TcpDirection */
-static Py_ssize_t o_packets, o_bytes, o_last_t, o_kinds;                /* Flow */
+/* TcpDirection's, then Flow's */
+static Py_ssize_t o_next_seq, o_pending, o_buf, o_mode, o_head, o_flow, o_opened;
+static Py_ssize_t o_packets, o_bytes, o_last_t, o_kinds;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 

@@ -320,11 +320,8 @@ class TcpStreams:
         for f in frames:
             if not f:  # bytes that fit no frame: look for the next one
                 self.a.malformed[f"{d.mode}-framing"] += 1
-                d.mode, d.opened, d.scanned = (
-                    "detect",
-                    False,
-                    0,
-                )  # from here, the next frames that chain
+                # from here, the next frames that chain
+                d.mode, d.opened, d.scanned = "detect", False, 0
                 return used + 1
             if d.mode == framing.RFC4571:
                 self._udp(flow, key, f, t, no, count=False)
