@@ -148,11 +148,15 @@ def best(fn, repeat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def
     return min(walls), min(cpus)
 
 
-def whole_process(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+def whole_process(
+    argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None
+) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one run of `argv` as its own process."""
     c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env)
+    subprocess.run(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env, cwd=cwd
+    )
     wall = time.perf_counter() - start
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, sum(getattr(c1, f) - getattr(c0, f) for f in ("ru_utime", "ru_stime"))

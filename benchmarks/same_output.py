@@ -27,6 +27,24 @@ import bench_analyze  # noqa: E402
 CAPTURES = (".pcap", ".pcapng", ".cap")
 
 
+def export(ref: str, into: Path, build: bool = False) -> Path:
+    """The tree of git `ref` in `into` (git archive); with `build`, its C extensions built
+    in place as an install builds them, and its bytecode compiled."""
+    into.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    if build:
+        setup = "from setuptools import setup; setup()"
+        subprocess.run(
+            [sys.executable, "-c", setup, "build_ext", "--inplace", "-q"],
+            cwd=into, capture_output=True, check=True,
+        )  # fmt: skip
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "harness"], cwd=into, check=True)
+    return into
+
+
 def analyze(src: Path, path: Path) -> bytes:
     keys = path.with_suffix(".keys")
     argv = [sys.executable, "-m", "harness.cli", "analyze", "--json", str(path)]
@@ -49,12 +67,7 @@ def main() -> int:
         if f.suffix in CAPTURES
     )
     with tempfile.TemporaryDirectory() as tmp:
-        ref = Path(tmp) / "ref"
-        ref.mkdir()
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", args.ref], capture_output=True, check=True
-        )
-        subprocess.run(["tar", "-x", "-C", str(ref)], input=archive.stdout, check=True)
+        ref = export(args.ref, Path(tmp) / "ref")
         if args.cases:
             plan = [
                 ("a", bench_analyze.SOURCE, 250_000, True),
