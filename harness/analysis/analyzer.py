@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from harness.analysis import dtls, exitkeep, fastpath, http, rtp, sdp, sip, stun
 from harness.analysis.datachannels import DataChannels
-from harness.analysis.ipfrag import Fragment, Reassembler
+from harness.analysis.ipfrag import Reassembler
 from harness.analysis.model import (
     Address,
     Analysis,
@@ -27,7 +27,7 @@ from harness.analysis.model import (
     SdpEvent,
     SipEvent,
 )
-from harness.analysis.net import TCP, Segment, decode, endpoints, reverse, segments, transport
+from harness.analysis.net import TCP, Segment, decode, endpoints, reassembled, reverse, segments
 from harness.analysis.pcapio import ReadStats, index_frames, read_capture
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
@@ -153,12 +153,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
 
     def _frame(self, t: float, link: int, f: bytes) -> Segment | None:
         """Decode one frame fully: its segment, or None (a fragment held, or skipped)."""
-        seg = decode(link, f)
-        if type(seg) is Fragment:
-            whole = self.fragments.feed(seg, t)
-            if whole is None:
-                return None
-            seg = transport(seg.key[1], seg.key[0], whole)
+        seg = reassembled(decode(link, f), t, self.fragments)
         if type(seg) is str:
             self.a.skipped[seg] += 1
             return None

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.analysis import net
+from harness.analysis.ipfrag import Reassembler
 from harness.analysis.pcapio import ReadStats, read_frames
 
 DIGITS = "0123456789*#ABCD"
@@ -49,10 +50,11 @@ def read_events(path: Path, pts: set[int], encrypted: bool = False) -> list[Tone
     """Every telephone-event of payload types `pts` in `path`, in order of first packet."""
     events: dict[tuple[bytes, int], ToneEvent] = {}
     start = None
+    fragments = Reassembler()  # a datagram is read at its last fragment
     for no, t, link, frame in read_frames(path.read_bytes(), ReadStats()):
         start = t if start is None else start
-        seg = net.decode(link, frame)
-        if isinstance(seg, str) or seg[0] != net.UDP:
+        seg = net.reassembled(net.decode(link, frame), t, fragments)
+        if seg is None or isinstance(seg, str) or seg[0] != net.UDP:
             continue
         _, key, p, _, _ = seg
         if len(p) < 16 or p[0] >> 6 != 2 or (p[1] & 0x7F) not in pts:

@@ -12,7 +12,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
-from harness.analysis.ipfrag import Fragment
+from harness.analysis.ipfrag import Fragment, Reassembler
 
 try:
     from harness.analysis import _netdecode
@@ -116,6 +116,18 @@ def segments(data: bytes, idx: FrameIndex, todo: np.ndarray) -> Sequence[Segment
     if _netdecode is None:
         return [None] * len(todo)
     return _netdecode.segments(data, idx.offsets, idx.lengths, idx.links, todo)
+
+
+def reassembled(seg: Segment | Fragment | str, t: float, held: Reassembler) -> Segment | str | None:
+    """`decode`'s answer at capture time `t` with IP fragments put back together: a
+    fragment is held in `held` (None) until its datagram is whole, and that is read as its
+    transport's segment, as if it had arrived in one piece."""
+    if type(seg) is not Fragment:
+        return seg  # type: ignore[return-value]
+    datagram = held.feed(seg, t)
+    if datagram is None:
+        return None
+    return transport(seg.key[1], seg.key[0], datagram)
 
 
 def transport(proto: int, addrs: bytes, datagram: bytes) -> Segment | str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analysis import net
+from harness.analysis.ipfrag import Reassembler
 from harness.analysis.pcapio import ReadStats, read_frames
 
 HANDSHAKES = {
@@ -91,10 +92,11 @@ def read_connections(path: Path, port: int) -> list[TlsConnection]:
     streams: dict[bytes, dict[int, bytes]] = {}
     first: dict[bytes, tuple[int, float]] = {}
     start = None
+    fragments = Reassembler()  # a datagram is read at its last fragment
     for no, t, link, frame in read_frames(path.read_bytes(), ReadStats()):
         start = t if start is None else start
-        seg = net.decode(link, frame)
-        if isinstance(seg, str) or seg[0] != net.TCP:
+        seg = net.reassembled(net.decode(link, frame), t, fragments)
+        if seg is None or isinstance(seg, str) or seg[0] != net.TCP:
             continue
         _, key, payload, seq, _ = seg
         s, sp, d, dp = net.endpoints(key)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.dtmf import read_events
+from tests.refragment import fragmented
 
 PCAP = Path(__file__).resolve().parents[1] / "data" / "pcaps" / "janus-dtmf-sip.pcap"
 
@@ -26,6 +27,21 @@ def test_digits_and_ends() -> None:
         ("198.18.0.12", "9", True),
         ("198.18.0.11", "4", True),
     ]
+
+
+def test_fragmented_datagrams_read_whole(tmp_path: Path) -> None:
+    """A capture whose RTP arrives in IP fragments (each datagram in 8-byte pieces) has the
+    same events: each read at its datagram's last fragment (it crashed on a fragment)."""
+    moved = tmp_path / "fragmented.pcap"
+    assert fragmented(PCAP, moved, 8) > 300  # every datagram of the capture, in pieces
+
+    def seen(path: Path) -> list[tuple[object, ...]]:
+        return [
+            (e.src, e.dst, e.pt, e.timestamp, e.t, e.packets, e.code, e.end, e.duration)
+            for e in read_events(path, {126})
+        ]
+
+    assert seen(moved) == seen(PCAP) and len(seen(PCAP)) == 4
 
 
 def test_encrypted_reads_no_digits() -> None:

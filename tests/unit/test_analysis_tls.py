@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.tls import ALERTS, HANDSHAKES, read_connections
+from tests.refragment import fragmented
 
 PCAP = (
     Path(__file__).resolve().parents[1] / "data" / "pcaps" / "tls" / "sip-tls-untrusted-proxy.pcap"
@@ -31,6 +32,19 @@ def test_refused_and_established() -> None:
     ]
     (sip,) = read_connections(PCAP, 5061)
     assert sip.established and sip.c.app_records > 2 and sip.s.app_records > 2
+
+
+@pytest.mark.parametrize("port", [8443, 5061])
+def test_fragmented_datagrams_read_whole(tmp_path: Path, port: int) -> None:
+    """The same capture with every TCP segment in IP fragments of 64 bytes reads the same
+    connections (it crashed on a fragment)."""
+    moved = tmp_path / "fragmented.pcap"
+    assert fragmented(PCAP, moved, 64) > 20
+
+    def seen(path: Path) -> list[tuple[object, ...]]:
+        return [(c.client, c.server, c.t, c.c, c.s) for c in read_connections(path, port)]
+
+    assert seen(moved) == seen(PCAP) and seen(PCAP)
 
 
 @pytest.mark.skipif(not shutil.which("tshark"), reason="tshark is not installed")
