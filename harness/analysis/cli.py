@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         from harness.assertions.registry import REGISTRY, CheckError, run_check
 
     if args.checks:
+        print("(* required)")
         for name, spec in sorted(REGISTRY.items()):
-            params = ", ".join(spec.params) or "-"
+            params = ", ".join(f"{p}*" if p in spec.required else p for p in spec.params) or "-"
             print(f"{name} ({params}): {spec.doc}")
         return 0
     expects = []

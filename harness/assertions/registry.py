@@ -39,6 +39,8 @@ class Check:
     fn: CheckFn
     params: dict[str, type | tuple[type, ...]]
     doc: str
+    required: tuple[str, ...] = ()
+    """Parameters it cannot run without (said when a scenario is validated, not mid-run)."""
 
 
 _A = "harness.assertions."
@@ -80,11 +82,15 @@ CHECK_MODULES: dict[str, str] = {
 REGISTRY: LazyRegistry[Check] = LazyRegistry("check", CHECK_MODULES)
 
 
-def check(name: str, **params: type | tuple[type, ...]) -> Callable[[CheckFn], CheckFn]:
-    """Register a check under `name` with the parameters it accepts and their types."""
+def check(
+    name: str, *, required: tuple[str, ...] = (), **params: type | tuple[type, ...]
+) -> Callable[[CheckFn], CheckFn]:
+    """Register a check under `name` with the parameters it accepts and their types, and
+    those of them it `required`."""
+    assert set(required) <= set(params), f"{name}: required {required} not among its parameters"
 
     def wrap(fn: CheckFn) -> CheckFn:
-        REGISTRY[name] = Check(name, fn, params, (fn.__doc__ or "").strip())
+        REGISTRY[name] = Check(name, fn, params, (fn.__doc__ or "").strip(), required)
         return fn
 
     return wrap
@@ -107,7 +113,8 @@ def run_check(name: str, session: Session, params: dict[str, Any] | None = None)
 
 
 def check_params(name: str, params: dict[str, Any]) -> None:
-    """Raise CheckError for a parameter the check does not take or of the wrong type."""
+    """Raise CheckError for a parameter the check does not take, of the wrong type, or one
+    it needs that is missing."""
     spec = REGISTRY[name]
     for key, value in params.items():
         if key not in spec.params:
@@ -117,6 +124,9 @@ def check_params(name: str, params: dict[str, Any]) -> None:
             raise CheckError(f"{name}: {key} must be a number, not {value!r}")
         if not isinstance(value, want):
             raise CheckError(f"{name}: {key} has the wrong type ({type(value).__name__})")
+    for key in spec.required:
+        if key not in params:
+            raise CheckError(f"{name} needs `{key}`")
 
 
 def bounds(value: float, params: dict[str, Any], lo: str = "min", hi: str = "max") -> str | None:

@@ -7,16 +7,23 @@ from typing import Any
 
 from harness.analysis.session import Session
 from harness.analysis.tls import read_connections
-from harness.assertions.registry import CheckError, Outcome, bounds, check
+from harness.assertions.registry import Outcome, bounds, check
 
 
-@check("tls_connections", port=int, established=bool, alert=str, min=int, max=int, count=int)
+@check(
+    "tls_connections",
+    required=("port",),
+    port=int,
+    established=bool,
+    alert=str,
+    min=int,
+    max=int,
+    count=int,
+)
 def tls_connections(s: Session, p: dict[str, Any]) -> Outcome:
     """TLS connections to TCP `port`: those `established` (both sides changed cipher, no alert)
     or, with `alert`, those where one side sent that alert (e.g. certificate_unknown);
     their number within min/max/count (default at least one)."""
-    if "port" not in p:
-        raise CheckError("tls_connections needs `port`")
     conns = read_connections(Path(s.analysis.path), p["port"])
     if "alert" in p:
         chosen = [c for c in conns if p["alert"] in c.c.alerts + c.s.alerts]

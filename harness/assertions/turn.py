@@ -14,7 +14,7 @@ from harness.analysis.session import Session
 from harness.assertions.registry import Outcome, bounds, check
 
 
-@check("turn_relayed_address", address=str, min=int)
+@check("turn_relayed_address", required=("address",), address=str, min=int)
 def turn_relayed_address(s: Session, p: dict[str, Any]) -> Outcome:
     """Every Allocate success response carries XOR-RELAYED-ADDRESS with IP `address`,
     and there are at least `min` (default 1) of them."""
@@ -46,7 +46,7 @@ def turn_relayed_address(s: Session, p: dict[str, Any]) -> Outcome:
     return Outcome(True, f"{len(allocs)} allocation(s), all relayed at {want}", ev, "RFC 8656 7.3")
 
 
-@check("rtp_through", address=str, min_packets=int)
+@check("rtp_through", required=("address",), address=str, min_packets=int)
 def rtp_through(s: Session, p: dict[str, Any]) -> Outcome:
     """RTP on the wire (not inside a TURN tunnel) both to and from `address` (an address or
     address:port prefix), each way at least `min_packets` (default 10)."""

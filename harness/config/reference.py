@@ -83,7 +83,10 @@ def scenario_reference() -> str:
     for name, c in sorted(checks.items()):
         out += [f"### `{name}`", "", _doc(c.doc), ""]
         if c.params:
-            params = ", ".join(f"`{p}` ({param_schema(t)['type']})" for p, t in c.params.items())
+            params = ", ".join(
+                f"`{p}` ({param_schema(t)['type']}{', required' if p in c.required else ''})"
+                for p, t in c.params.items()
+            )
             out += [f"Parameters: {params}.", ""]
     out += ["## Checks on the peers' own stats (`expect[]`)", ""]
     for name, c in sorted(peer_checks.items()):

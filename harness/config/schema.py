@@ -87,6 +87,7 @@ def scenario_schema() -> dict[str, Any]:
                     "capture": {"type": "string", "description": "`node.iface` or `node`"},
                     **{p: param_schema(t) for p, t in c.params.items()},
                 },
+                **({"required": list(c.required)} if c.required else {}),
                 "additionalProperties": False,
             },
             c.doc,
