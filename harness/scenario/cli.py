@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--jobs",
         "-j",
         nargs="?",
+        type=_jobs_arg,
         const="auto",
         default="1",
         help="labs at once (default 1; `--jobs` alone: as many as this machine holds)",
@@ -166,6 +167,13 @@ def _expand(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
+def _jobs_arg(text: str) -> str:
+    """--jobs: a number >= 1, or `auto` (what `--jobs` alone means)."""
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"takes a number >= 1 or nothing, not {text!r}")
+    return text
+
+
 def _shard(text: str) -> tuple[int, int]:
     from harness.scenario.shard import parse_shard
 
@@ -218,11 +226,8 @@ def _jobs(scenarios: list[Scenario], repeat: int | None, seed: int | None) -> li
 
 def _how_many(jobs_arg: str, scenarios: list[Scenario], runs: int) -> int:
     """--jobs: a number, or `auto` (what this machine holds); warn when it oversubscribes."""
-    from harness.errors import ConfigError
     from harness.scenario.parallel import holds, oversubscribed
 
-    if jobs_arg != "auto" and not (jobs_arg.isdigit() and int(jobs_arg) >= 1):
-        raise ConfigError(f"--jobs takes a number >= 1 or nothing, not {jobs_arg!r}")
     cap = holds(scenarios)
     n = cap.jobs if jobs_arg == "auto" else int(jobs_arg)
     warning = oversubscribed("--jobs", n, cap)

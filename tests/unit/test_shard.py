@@ -53,6 +53,18 @@ def test_bad_shard_is_refused(bad: str) -> None:
         parse_shard(bad)
 
 
+@pytest.mark.parametrize("bad", ["abc", "0", "-1", "1.5"])
+def test_bad_jobs_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`harness run --jobs abc` is refused as argparse refuses any bad option (exit 2, the
+    option named) before anything is read or started; it raised TypeError."""
+    from harness.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "no-such-scenario.yaml", "--jobs", bad])
+    assert exc.value.code == 2
+    assert f"--jobs/-j: takes a number >= 1 or nothing, not {bad!r}" in capsys.readouterr().err
+
+
 def test_durations_from_junit_and_results(tmp_path: Path) -> None:
     (tmp_path / "j.xml").write_text(
         '<testsuite><testcase classname="tests.unit.test_x" name="test_a" time="2.5"/>'
