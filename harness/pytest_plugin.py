@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from harness.errors import ConfigError
 from harness.scenario.verdict import FAIL, UNSUPPORTED, XFAIL, XPASS, verdict_of
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr  # what pytest's own repr_failure returns
 
 REPO_TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 
@@ -155,7 +158,9 @@ class ScenarioItem(pytest.Item):
         if v.state == FAIL:
             raise ScenarioFailed(result.failure_text())
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
         if isinstance(excinfo.value, ConfigError | ScenarioFailed):
             return str(excinfo.value)
         return super().repr_failure(excinfo)

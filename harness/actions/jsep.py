@@ -69,7 +69,7 @@ class Jsep(Action):
         started = time.time()
         for i, op in enumerate(self.script):
             kind = ctx.peer_spec(op.peer).kind
-            what = op.op
+            what: str = op.op
             if op.op == "set_remote":
                 what = f"set_remote {made.get(op.from_ or '', {}).get('type')}"
             lacks, why = LACKS.get(kind, (set(), ""))
@@ -77,9 +77,9 @@ class Jsep(Action):
                 raise UnsupportedError(f"jsep script[{i}]: {what} on {op.peer} ({kind}): {why}")
             peer = ctx.peer(op.peer)
             if op.op in COMMANDS:
-                out = await peer.call(COMMANDS[op.op], timeout=self.timeout)
+                sdp = await peer.call(COMMANDS[op.op], timeout=self.timeout)
                 if op.op != "rollback":
-                    made[op.peer] = out
+                    made[op.peer] = sdp
             elif op.op == "remote_rollback":
                 await peer.call("set_remote", type="rollback", sdp="", timeout=self.timeout)
             else:

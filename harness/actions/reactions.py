@@ -112,10 +112,10 @@ class Reaction:
                 if ev.signal and ev.node == self.node and "network_change" in self.spec.restart_on:
                     trigger = ("network_change", ev.t)
             seen_log = len(log.events)
-            for ev in peer.events[seen_events:]:
-                state = ev.data.get("state")
-                if ev.kind == "iceconnectionstatechange" and state in self.spec.restart_on:
-                    trigger = trigger or (str(state), ev.t)
+            for pev in peer.events[seen_events:]:
+                state = pev.data.get("state")
+                if pev.kind == "iceconnectionstatechange" and state in self.spec.restart_on:
+                    trigger = trigger or (str(state), pev.t)
             seen_events = len(peer.events)
             if trigger is None:
                 continue

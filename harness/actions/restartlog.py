@@ -49,8 +49,8 @@ def read(run_dir: Path) -> list[RestartRecord]:
     if not path.is_file():
         return []
     out = []
-    for e in json.loads(path.read_text()):
-        e: dict[str, Any]
+    entries: list[dict[str, Any]] = json.loads(path.read_text())
+    for e in entries:
         e["states"] = [tuple(x) for x in e["states"]]
         out.append(RestartRecord(**e))
     return out

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from harness.analysis import dtls, exitkeep, fastpath, http, rtp, sdp, sip, stun
 from harness.analysis.datachannels import DataChannels
@@ -34,7 +34,7 @@ from harness.analysis.tcpstreams import TcpStreams
 from harness.analysis.turnrelay import RELAYED, TurnRelay, _datagram
 
 try:
-    from harness.analysis import _walkloop
+    from harness.analysis import _walkloop  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: run() walks the frames in Python
     _walkloop = None  # type: ignore[assignment]
 
@@ -64,7 +64,8 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         self.channels: dict[tuple[bytes, int], Address] = {}  # (client->server key, ch) -> peer
         self.certs: dict[bytes, dtls.CertificateAssembler] = {}
         self.clock: dict[int, int] = {}  # payload type -> clock rate from SDP rtpmap
-        self.offers: dict[str, bool] = {}  # SIP Call-ID -> an offer is outstanding
+        #: (SIP Call-ID, the hop's two addresses) -> an offer is outstanding on that leg
+        self.offers: dict[tuple[str, frozenset[str]], bool] = {}
         self.fragments = Reassembler()
         #: (TURN flow key, peer) -> (relayed address it was resolved with, relayed flow)
         self.relayed_flows: dict[tuple[bytes, Address], tuple[Address | None, Flow]] = {}
@@ -289,8 +290,9 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         only_data, srtp, steps, certificates = scanned
         if only_data:
             return
+        parsed: list[dtls.Record] = records  # type: ignore[assignment]  # None: when read
         event = DtlsEvent(
-            no, t, flow.src, flow.dst, flow.label, bool(flow.via), records, None, p, steps
+            no, t, flow.src, flow.dst, flow.label, bool(flow.via), parsed, None, p, steps
         )
         for msg_seq, offset, body in certificates:
             asm = self.certs.get(key) or self.certs.setdefault(key, dtls.CertificateAssembler())
@@ -391,7 +393,7 @@ def analyze_file(path: Path | str, keylog: Path | str | None = None) -> Analysis
     """Analyse one pcap or pcapng file; unreadable files give an Analysis with errors."""
     path = Path(path)
     try:
-        data = read_capture(path)  # mapped, not copied
+        data = cast(bytes, read_capture(path))  # mapped, not copied: read as bytes are
     except OSError as exc:
         result = Analysis(path, ReadStats())
         result.read.errors.append(f"cannot read: {exc}")

@@ -8,12 +8,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from harness.analysis import exitkeep
 
 try:
-    from harness.analysis import _hugearenas
+    from harness.analysis import _hugearenas  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: pymalloc's own arenas
     _hugearenas = None  # type: ignore[assignment]
 
@@ -73,17 +73,21 @@ def run(args: argparse.Namespace) -> int:
     if args.checks:
         print("(* required)")
         for name, spec in sorted(REGISTRY.items()):
-            params = ", ".join(f"{p}*" if p in spec.required else p for p in spec.params) or "-"
-            print(f"{name} ({params}): {spec.doc}")
+            takes = ", ".join(f"{p}*" if p in spec.required else p for p in spec.params) or "-"
+            print(f"{name} ({takes}): {spec.doc}")
         return 0
-    expects = []
+    expects: list[tuple[str, dict[str, Any]]] = []
     for item in args.expect:
         name, _, raw = item.partition(":")
         try:
-            expects.append((name, json.loads(raw) if raw else {}))
+            params = json.loads(raw) if raw else {}
         except json.JSONDecodeError as exc:
             print(f"--expect {item}: bad JSON: {exc}", file=sys.stderr)
             return 2
+        if not isinstance(params, dict):
+            print(f"--expect {item}: the parameters are a JSON object ({{...}})", file=sys.stderr)
+            return 2
+        expects.append((name, params))
     if args.keylog and not args.keylog.is_file():
         print(f"--keylog {args.keylog}: no such file", file=sys.stderr)
         return 2
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         exitkeep.keep(session)
         if data["errors"] and not data["packets"]:
             status = max(status, 1)
-        results = []
+        results: list[dict[str, Any]] = []
         for name, params in expects:
             try:
                 o = run_check(name, session, params)
@@ -139,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
         # The command line sits above every layer: it may hand the files to the reports.
         from harness.reports.pcapreport import report_pcaps
 
-        checks = [c for d in out for c in d["checks"]]
-        index = report_pcaps(list(args.files), args.html, checks, args.keylog)
+        verdicts = [c for d in out for c in d["checks"]]
+        index = report_pcaps(list(args.files), args.html, verdicts, args.keylog)
         print(f"report: {index}", file=sys.stderr if args.json else sys.stdout)
     return status
 

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 try:  # the compiled scan (pip install -e . builds it); scan_py is the same in Python
-    from harness.analysis import _dtlsscan
+    from harness.analysis import _dtlsscan  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:
     _dtlsscan = None  # type: ignore[assignment]
 

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 from harness.analysis.pcapio import Column, FrameIndex
 from harness.analysis.rtp import Columns
 from harness.lazy import lazy
 
 try:
-    from harness.analysis import _fastpath
+    from harness.analysis import _fastpath  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built (no compiler at install time): the numpy version below
     _fastpath = None
 
-np = lazy("numpy")  # imported on first use: `harness validate` never needs it
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 ETH = 14
 UDP_PAYLOAD = 42
@@ -121,7 +125,8 @@ def find_media_numpy(data: bytes, idx: FrameIndex) -> FastPath:
         rest[taken] = False
     todo = np.flatnonzero(rest).astype(np.int64)
     # memoryviews, as compiled: iterating them gives Python ints and floats, not numpy's
-    fast.rest, fast.rest_times = memoryview(todo), memoryview(np.ascontiguousarray(times[todo]))
+    fast.rest = memoryview(todo)  # type: ignore[arg-type]  # an ndarray is a buffer
+    fast.rest_times = memoryview(np.ascontiguousarray(times[todo]))  # type: ignore[arg-type]
     return fast
 
 
@@ -189,11 +194,10 @@ def _keys(h: np.ndarray, cols_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     if np.array_equal(words, np.take(words[first], inverse, axis=0)):
         # Groups in the order of the byte-wise digest (the order flows list their
         # streams in, so the JSON output stays the same as before).
-        rank = np.zeros(len(first), dtype=np.uint64)
+        ranks = np.zeros(len(first), dtype=np.uint64)
         for c in range(width):
-            rank = rank * np.uint64(1099511628211) + keys[first, c]
-        if len(np.unique(rank)) < len(rank):
-            rank = None
+            ranks = ranks * np.uint64(1099511628211) + keys[first, c]
+        rank = ranks if len(np.unique(ranks)) == len(ranks) else None
     else:
         rank = None  # a digest collision: group on the bytes themselves
     if rank is None:

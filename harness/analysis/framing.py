@@ -21,7 +21,7 @@ from harness.analysis import http, sip
 from harness.analysis.stun import MAGIC_BYTES
 
 try:
-    from harness.analysis import _framesync
+    from harness.analysis import _framesync  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: sync_python tries each candidate offset
     _framesync = None  # type: ignore[assignment]
 

@@ -14,7 +14,7 @@ METHODS = (b"GET ", b"POST ", b"PUT ", b"DELETE ", b"PATCH ", b"OPTIONS ", b"HEA
 _COLON = repeat(":")
 
 try:
-    from harness.analysis import _httpsplit
+    from harness.analysis import _httpsplit  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: the Python version below reads the same
     _httpsplit = None  # type: ignore[assignment]
 
@@ -203,7 +203,7 @@ def is_json(body: bytes) -> bool:
     return _json(body.strip()) is not _NOT_JSON
 
 
-_scan = json.JSONDecoder().scan_once  # json's C scanner, as json.loads uses it
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json's C scanner, as loads uses
 
 
 def _json(body: bytes) -> object:

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 try:
-    from harness.analysis import _jsonindent
+    from harness.analysis import _jsonindent  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built (no compiler at install time): the pure-Python encoder
     _jsonindent = None  # type: ignore[assignment]
 

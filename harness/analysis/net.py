@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from harness.analysis.ipfrag import Fragment, Reassembler
 
 try:
-    from harness.analysis import _netdecode
+    from harness.analysis import _netdecode  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built (no compiler at install time): decode() frame by frame
     _netdecode = None  # type: ignore[assignment]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import mmap
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from harness.lazy import lazy
 
 try:  # the compiled record walk (pip install -e . builds it); _walk is the same in Python
-    from harness.analysis import _pcapwalk
+    from harness.analysis import _pcapwalk  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # pragma: no cover - a checkout without a C compiler
     _pcapwalk = None
 
@@ -132,7 +132,7 @@ def _index_pcap(data: bytes, stats: ReadStats, endian: str, scale: float) -> Fra
         raw_starts, raw_lens, raw_times, off, broke = _pcapwalk.walk(
             data, endian == ">", MAX_FRAME, scale
         )
-        starts = memoryview(raw_starts).cast("q")
+        starts: Sequence[int] = memoryview(raw_starts).cast("q")
         idx = FrameIndex(
             starts, memoryview(raw_lens).cast("q"), memoryview(raw_times).cast("d"), None
         )

@@ -17,14 +17,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.analysis.model import Address, Flow
 from harness.analysis.rtp import RtpStream
 from harness.analysis.session import Session
 from harness.lazy import lazy
 
-np = lazy("numpy")  # imported on first use: `harness validate` never needs it
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 LOG_NAME = "mobility.json"
 """The run's mobility log in its run directory (written by harness/actions/mobility.py)."""
@@ -340,7 +343,7 @@ def _checks(
     base = s.analysis.start_time
     want = {ends[0], ends[1]}
     first: float | None = None
-    sent: dict[bytes, tuple[Address, bool]] = {}  # txid -> (requester, nominating)
+    sent: dict[str, tuple[Address, bool]] = {}  # txid -> (requester, nominating)
     valid: dict[Address, float] = {}  # requester -> first success seen
     nominated: float | None = None
     for ev in s.analysis.stun:

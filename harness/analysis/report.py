@@ -49,9 +49,9 @@ def summary(s: Session) -> dict[str, Any]:
         ufrags = sdp.ice_ufrags
         gen = None  # the first generation any of its ufrags started
         for u in ufrags:
-            g = generation.get(u)
-            if g is not None and (gen is None or g < gen):
-                gen = g
+            first_gen = generation.get(u)
+            if first_gen is not None and (gen is None or first_gen < gen):
+                gen = first_gen
         sdps.append(
             {
                 "frame": ev.frame,

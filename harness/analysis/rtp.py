@@ -19,17 +19,20 @@ from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.analysis import rtpstats
 from harness.lazy import lazy
 
 try:
-    from harness.analysis import _rtpcount
+    from harness.analysis import _rtpcount  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: the fast path's columns are counted with numpy
     _rtpcount = None  # type: ignore[assignment]
 
-np = lazy("numpy")  # imported on first use: `harness validate` never needs it
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
 
 STATIC_CLOCK = {0: 8000, 3: 8000, 4: 8000, 8: 8000, 9: 8000, 13: 8000, 18: 8000, 26: 90000}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
 try:
-    from harness.analysis import _sdpscan
+    from harness.analysis import _sdpscan  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # built without the C extension (optional in pyproject.toml)
     _sdpscan = None  # type: ignore[assignment]
 

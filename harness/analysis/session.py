@@ -298,14 +298,14 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
         s.stun_kinds[name] = s.stun_kinds.get(name, 0) + n
     s.generations = sorted(gens.values(), key=lambda g: g.first[1])
     by_ufrag = {u: g for g in s.generations for u in g.ufrags}
-    for ev in s.analysis.sdp:
-        for u in ev.sdp.ice_ufrags:
+    for sdp_ev in s.analysis.sdp:
+        for u in sdp_ev.sdp.ice_ufrags:
             g = by_ufrag.get(u)
             if g is not None:
                 if g.sdp_time is None:
-                    g.sdp_time = (ev.frame, ev.time)
-                if ev.dialog:
-                    g.sdp_dialogs.add(ev.dialog)
+                    g.sdp_time = (sdp_ev.frame, sdp_ev.time)
+                if sdp_ev.dialog:
+                    g.sdp_dialogs.add(sdp_ev.dialog)
 
 
 def _from_sdp(s: Session) -> dict[str, str]:
@@ -506,6 +506,6 @@ def _sip(s: Session) -> None:
                 t.requests += 1
         elif key in txs:
             txs[key].responses.append((ev.frame, m.status or 0))
-    for ev in s.analysis.sdp:
-        if ev.dialog in dialogs:
-            dialogs[ev.dialog].sdps.append(ev)
+    for sdp_ev in s.analysis.sdp:
+        if sdp_ev.dialog in dialogs:
+            dialogs[sdp_ev.dialog].sdps.append(sdp_ev)

@@ -18,7 +18,7 @@ from typing import Any
 from harness.nat.stun import StunError, decode_address, fingerprint_crc
 
 try:  # the compiled parsers (pip install -e . builds them); parse_py is the same in Python
-    from harness.analysis import _stunparse
+    from harness.analysis import _stunparse  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:
     _stunparse = None  # type: ignore[assignment]
 

@@ -75,7 +75,7 @@ class TcpDirection:
     def skip_hole(self) -> tuple[float, int]:
         """Give up the bytes missing before the nearest waiting segment and append it (too
         many wait behind the hole, or the capture ended); its (time, frame)."""
-        nearest = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFFFFFF)
+        nearest = min(self.pending, key=lambda s: (s - self.next_seq) & 0xFFFFFFFF)  # type: ignore[operator]
         self.gap = (nearest - self.next_seq) & 0xFFFFFFFF  # type: ignore[operator]
         self.next_seq = nearest
         self._append(self.pending.pop(nearest))
@@ -88,6 +88,7 @@ class TcpDirection:
         pending = self.pending
         while pending:
             s = self.next_seq
+            assert s is not None  # set before any segment waits
             if s not in pending:  # one that starts before `next_seq` and reaches past it
                 s = next((x for x in pending if (x - s) & 0xFFFFFFFF >= 0x80000000), None)
                 if s is None:

@@ -15,7 +15,7 @@ from harness.analysis.net import reverse
 from harness.analysis.tcp import MAX_PENDING, SYN, TcpDirection
 
 try:
-    from harness.analysis import _tcpwalk
+    from harness.analysis import _tcpwalk  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: `TcpStreams._tcp_python` reads every segment
     _tcpwalk = None  # type: ignore[assignment]
 

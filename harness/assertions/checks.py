@@ -195,12 +195,12 @@ def dtls_handshakes(s: Session, p: dict[str, Any]) -> Outcome:
 def dtls_fingerprint_matches_sdp(s: Session, p: dict[str, Any]) -> Outcome:
     """Every certificate in a DTLS handshake hashes to an a=fingerprint of a captured SDP."""
     sdp_fps: dict[str, tuple[SdpEvent, int]] = {}
-    for ev in s.analysis.sdp:
-        for m in [None, *ev.sdp.media]:
-            for no, v in m.attrs("fingerprint") if m else ev.sdp.attrs("fingerprint"):
+    for sdp_ev in s.analysis.sdp:
+        for m in [None, *sdp_ev.sdp.media]:
+            for no, v in m.attrs("fingerprint") if m else sdp_ev.sdp.attrs("fingerprint"):
                 algo, _, fp = v.partition(" ")
                 if algo.lower() == "sha-256":
-                    sdp_fps.setdefault(fp.upper(), (ev, no))
+                    sdp_fps.setdefault(fp.upper(), (sdp_ev, no))
     if not s.handshakes:
         return Outcome(False, "no DTLS handshake in the capture", [], "RFC 8122 5")
     if not sdp_fps:

@@ -32,7 +32,7 @@ def telephone_events(s: Session, p: dict[str, Any]) -> Outcome:
     ]
     who = f" from {p['from_host']}" if "from_host" in p else ""
     if p.get("encrypted"):
-        limits = {k: p[k] for k in ("count", "min") if k in p} or {"min": 1}
+        limits: dict[str, Any] = {k: p[k] for k in ("count", "min") if k in p} or {"min": 1}
         why = bounds(len(events), limits)
         msg = f"{len(events)} telephone-event(s){who} (pt {sorted(pts)}, encrypted)"
         return Outcome(why is None, msg + (f": {why}" if why else ""), ev, "RFC 4733")

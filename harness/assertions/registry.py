@@ -6,7 +6,7 @@ evidence lines say where to look: frame numbers, times, addresses, SDP lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +129,7 @@ def check_params(name: str, params: dict[str, Any]) -> None:
             raise CheckError(f"{name} needs `{key}`")
 
 
-def bounds(value: float, params: dict[str, Any], lo: str = "min", hi: str = "max") -> str | None:
+def bounds(value: float, params: Mapping[str, Any], lo: str = "min", hi: str = "max") -> str | None:
     """Why `value` is outside params[min]..params[max] (and params['count']), or None."""
     if "count" in params and value != params["count"]:
         return f"{value} != {params['count']}"

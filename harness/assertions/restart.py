@@ -62,9 +62,6 @@ def _limits(value: float, p: dict[str, Any]) -> str | None:
     return None
 
 
-CELL_PARAMS = {"cell": str, "cells": dict}
-
-
 @check(
     "restart_peer_ice",
     peer=str,
@@ -72,7 +69,8 @@ CELL_PARAMS = {"cell": str, "cells": dict}
     disconnected=(bool, str),
     min_s=NUM,
     max_s=NUM,
-    **CELL_PARAMS,
+    cell=str,
+    cells=dict,
 )
 def restart_peer_ice(s: Session, p: dict[str, Any]) -> Outcome:
     """The peer's ICE state timeline after an ICE restart: whether (`disconnected`: true,
@@ -117,7 +115,8 @@ def _hosts(run_dir: Path) -> dict[str, str]:
     min_s=NUM,
     max_s=NUM,
     grace_s=NUM,
-    **CELL_PARAMS,
+    cell=str,
+    cells=dict,
 )
 def restart_media_stop(s: Session, p: dict[str, Any]) -> Outcome:
     """Per direction: when the RTP that `sender` (node or address) sends on this capture stopped,

@@ -79,7 +79,7 @@ def sip_messages(s: Session, p: dict[str, Any]) -> Outcome:
             for e in found[:5]
             if (m := rx["body"].search(e.msg.body))
         ]
-    limits = {k: p[k] for k in ("min", "max", "count") if k in p} or {"min": 1}
+    limits: dict[str, Any] = {k: p[k] for k in ("min", "max", "count") if k in p} or {"min": 1}
     why = bounds(len(found), limits)
     msg = f"{len(found)} SIP message(s) with {what or 'any'}" + (f": {why}" if why else "")
     return Outcome(why is None, msg, ev, "RFC 3261")

@@ -39,7 +39,7 @@ def tls_connections(s: Session, p: dict[str, Any]) -> Outcome:
         f"{c.c.app_records}/{c.s.app_records}"
         for c in conns[:20]
     ]
-    limits = {k: p[k] for k in ("min", "max", "count") if k in p} or {"min": 1}
+    limits: dict[str, Any] = {k: p[k] for k in ("min", "max", "count") if k in p} or {"min": 1}
     why = bounds(len(chosen), limits)
     msg = f"{len(chosen)} of {len(conns)} TLS connection(s) to port {p['port']} {what}"
     return Outcome(why is None, msg + (f": {why}" if why else ""), ev, "RFC 5246 7")

@@ -147,7 +147,7 @@ class Baresip(Component):
             "video_source none",
             # relative to the work directory (its cwd): baresip builds each file name in a
             # 128-byte buffer, and deep run directories cut `.wav` off (seen under pytest)
-            f"snd_path {self.recordings.relative_to(self.workdir)}",
+            f"snd_path {self.recordings.relative_to(self.workdir)}",  # type: ignore[arg-type]
             *(
                 [f"ctrl_tcp_listen {self.listen_address()}:{o.control_port}"]
                 if o.control_port

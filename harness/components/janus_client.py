@@ -199,9 +199,9 @@ class JanusSession:
                 await asyncio.sleep(0.2)
                 continue
             for msg in reply if isinstance(reply, list) else [reply]:
-                handle = self.handles.get(msg.get("sender", -1))
-                if handle is not None:
-                    handle.dispatch(msg)
+                to = self.handles.get(msg.get("sender", -1))
+                if to is not None:
+                    to.dispatch(msg)
 
 
 class JanusHandle:

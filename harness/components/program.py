@@ -91,8 +91,8 @@ class Program(Component):
     probe: Probe | None = None
     env: dict[str, str] = {}  # noqa: RUF012 - replaced per instance in configure()
 
-    @property  # type: ignore[override]
-    def ready_timeout(self) -> float:
+    @property
+    def ready_timeout(self) -> float:  # type: ignore[override]
         return self.options.ready.timeout
 
     def ports(self) -> list[Endpoint]:

@@ -157,7 +157,7 @@ class Relay:
                 timeout = min(timeout, (heap[0][0] - now) / 1e9)
             if self.scheduled:
                 timeout = min(timeout, (self.scheduled[0][0] - now) / 1e9)
-            fds = [pkt_fd, tap, ctl, *self.clients]
+            fds: list[Any] = [pkt_fd, tap, ctl, *self.clients]  # fds and sockets
             ready = select.select(fds, [], [], max(timeout, 0.0))[0] if timeout > 0 else fds
             for fd in ready:
                 if fd == pkt_fd:

@@ -13,6 +13,7 @@ import ast
 import inspect
 import textwrap
 from functools import cache
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -70,7 +71,7 @@ def document() -> None:
     if not changed:
         return
     # a model embeds the schemas of the models its fields hold: rebuild until none changes
-    before: list[object] = []
+    before: list[Any] = []
     for _ in range(10):
         for m in models:
             m.model_rebuild(force=True)

@@ -307,10 +307,10 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
     for name, peer in spec.peers.items():
         check_node(("peers", name, "node"), peer.node)
         for i, ref in enumerate(peer.ice_servers):
-            comp = ref if isinstance(ref, str) else ref.component
-            if comp is not None and comp not in spec.components:
+            server = ref if isinstance(ref, str) else ref.component
+            if server is not None and server not in spec.components:
                 raise src.error(
-                    ("peers", name, "ice_servers", i), f"no component {comp!r} in this scenario"
+                    ("peers", name, "ice_servers", i), f"no component {server!r} in this scenario"
                 )
     from harness.conditions.model import LinkSpec
     from harness.config.validate import check_scenario, iface_ref
@@ -351,7 +351,7 @@ def scenario_from_source(src: YamlSource, path: Path) -> Scenario:
                 )
         for comp in act.components():
             if comp not in spec.components:
-                raise src.error(where + (kind,), f"no component {comp!r} in this scenario")
+                raise src.error(where + (kind,), f"no component {server!r} in this scenario")
         steps.append(Step(i, kind, act, src.line_of(where)))
 
     expects = []

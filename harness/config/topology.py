@@ -330,8 +330,8 @@ class _Resolver:
         for rname, r in spec.routers.items():
             nodes[rname].forwards = resolve_forwards(self.src, rname, r, nodes)
         sinks = {}
-        for net_name, net in spec.networks.items():
-            sink = IPv4Address(int(net.subnet.broadcast_address) - 1)
+        for net_name, net_spec in spec.networks.items():
+            sink = IPv4Address(int(net_spec.subnet.broadcast_address) - 1)
             if net_name not in lan_router and sink not in self.used[net_name]:
                 sinks[net_name] = sink
         return Topology(

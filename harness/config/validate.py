@@ -64,11 +64,11 @@ def capture_points(spec: ScenarioSpec, topology: Topology) -> list[tuple[str, st
             out.append((node, iface or topology.nodes[node].iface().name))
         return out
     points = []
-    for node in topology.nodes.values():
-        if node.is_router:
-            points.append((node.name, "wan"))
+    for n in topology.nodes.values():
+        if n.is_router:
+            points.append((n.name, "wan"))
         else:
-            points += [(node.name, i) for i in node.interfaces]
+            points += [(n.name, i) for i in n.interfaces]
     return points
 
 

@@ -162,11 +162,12 @@ def lifetimes(server: Address, bind: str, idle: list[float], wait: float) -> dic
         alive: dict[str, bool | None] = {}
         with _socket(bind) as other:
             for t, s in socks:
-                if mapped[t] is None:
+                seen = mapped[t]
+                if seen is None:
                     alive[str(t)] = None
                     continue
                 time.sleep(max(0.0, start + t - time.monotonic()))
-                req = Message(BINDING_REQUEST).add(Attr.RESPONSE_PORT, response_port(mapped[t][1]))
+                req = Message(BINDING_REQUEST).add(Attr.RESPONSE_PORT, response_port(seen[1]))
                 alive[str(t)] = exchange(other, server, req, s, wait) is not None
     finally:
         for _, s in socks:

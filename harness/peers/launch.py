@@ -65,7 +65,8 @@ async def start_peer(
         python = AGENT_PROGRAM
         env = {"PYTHONPATH": str(HARNESS_SOURCE.parent), "PYTHONDONTWRITEBYTECODE": "1"}
         mounts.append(HARNESS_SOURCE)
-    argv = [python, "-m", f"harness.peers.{kind}_agent", "--control", sock, "--name", name]
+    argv: list[str | Path] = [python, "-m", f"harness.peers.{kind}_agent", "--control", sock]
+    argv += ["--name", name]
     try:
         proc = lab.spawn(node, argv, name=name, cwd=workdir, env=env, image=image, mounts=mounts)
     except HarnessError as exc:

@@ -101,4 +101,4 @@ class ToneMeter:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            self.feed(frame)
+            self.feed(frame)  # type: ignore[arg-type]  # an audio track's: AudioFrames

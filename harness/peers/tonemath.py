@@ -31,12 +31,13 @@ def dominant_frequency(samples: np.ndarray, rate: int = SAMPLE_RATE) -> float | 
         return None
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     k = int(np.argmax(spectrum[1:])) + 1
+    peak = float(k)
     # Parabolic interpolation on the log magnitude: sub-bin accuracy.
     if 1 <= k < len(spectrum) - 1:
         a, b, c = np.log(spectrum[k - 1 : k + 2] + 1e-12)
         denom = a - 2 * b + c
-        k += 0.5 * (a - c) / denom if denom else 0.0
-    return float(k * rate / len(x))
+        peak += 0.5 * (a - c) / denom if denom else 0.0
+    return float(peak * rate / len(x))
 
 
 def rms_dbfs(samples: np.ndarray) -> float:

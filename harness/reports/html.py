@@ -143,7 +143,8 @@ def build_report(
         [*results, *(missing or [])],
         key=lambda r: (r.file, r.scenario, r.attempt, r.run_dir.name),
     )
-    rows, details, columns = [], [], ["steps"]
+    rows, columns = [], ["steps"]
+    details: list[tuple[Any, RunResult, list[Any]]] = []
     for r in results:
         if id(r) in absent:
             row = Row(r.run_dir.name, r.scenario, r.file, 0, "missing", "?", "", "")

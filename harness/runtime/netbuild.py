@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from ipaddress import IPv4Address
 
 from harness.config.topology import Node, Topology
@@ -69,15 +70,14 @@ def build(
     # has its own ifindex as a non-urgent link event and brings it to operstate UP up to
     # 1 s later, dropping the first packets (seen: a first ARP lost).
     ifindex = {key: NODE_IFINDEX_BASE + i for i, key in enumerate(links)}
-    jobs = [lambda: _naming("the switch", lambda: _build_switch(topology, switch))]
-    jobs += [
-        (
-            lambda n=node: _naming(
-                n.name, lambda: _build_node(topology, n, netns(n.name), switch, links, ifindex)
-            )
-        )
-        for node in topology.nodes.values()
+    jobs: list[Callable[[], None]] = [
+        lambda: _naming("the switch", lambda: _build_switch(topology, switch))
     ]
+
+    def build(n: Node) -> None:
+        _naming(n.name, lambda: _build_node(topology, n, netns(n.name), switch, links, ifindex))
+
+    jobs += [partial(build, node) for node in topology.nodes.values()]
     parallel(jobs, workers=len(jobs))  # a node waits for the switch: none may queue
 
 

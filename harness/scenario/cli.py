@@ -245,11 +245,12 @@ async def _run_all(
     results = []
     for job in jobs:
         with console.status(f"{job.label}: starting") as status:
+
+            def progress(msg: str, label: str = job.label) -> None:
+                status.update(f"{label}: {msg}")
+
             r = await run_scenario(
-                by_name[job.scenario],
-                seed=job.seed,
-                attempt=job.attempt,
-                progress=lambda msg, label=job.label: status.update(f"{label}: {msg}"),
+                by_name[job.scenario], seed=job.seed, attempt=job.attempt, progress=progress
             )
         _print_result(job.label, r, report, alluredir)
         results.append(r)

@@ -171,7 +171,7 @@ def _runtime_of(scenario: Scenario) -> str:
     spec = scenario.spec
     if spec.runtime == "docker":
         return "docker"
-    own = [x.image for x in [*spec.components.values(), *spec.peers.values()]]
+    own = [c.image for c in spec.components.values()] + [p.image for p in spec.peers.values()]
     return "mixed" if any(own) else "process"
 
 

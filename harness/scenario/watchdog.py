@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from harness.errors import ComponentError, HarnessError
 
@@ -31,7 +31,7 @@ def dead(ctx: ScenarioContext) -> HarnessError | None:
                 comp.name, f"died with status {proc.returncode} during the step", proc.log_tail(30)
             )
     for name, peer in ctx.peers.items():
-        proc: Any = getattr(peer, "process", None)
+        proc = getattr(peer, "process", None)
         if proc is not None and proc.died():
             return HarnessError(
                 f"peer {name}: its agent died with status {proc.returncode} during the step"

@@ -45,6 +45,19 @@ def test_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "dtls_fingerprint_matches_sdp" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    ("expect", "says"),
+    [
+        ("dtls_handshakes:[1]", "the parameters are a JSON object"),  # was a TypeError
+        ("dtls_handshakes:{", "bad JSON"),
+        ("turn_relayed_address", "turn_relayed_address needs `address`"),  # was a KeyError
+    ],
+)
+def test_bad_expect_says_what(capsys: pytest.CaptureFixture[str], expect: str, says: str) -> None:
+    assert main(["analyze", str(PCAPS / "sipp-udp.pcap"), "--expect", expect]) == 2
+    assert says in capsys.readouterr().err
+
+
 def test_html_report_for_any_pcap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--html DIR` draws a run's page, ladder and media timeline for a capture made elsewhere."""
     pcap = PCAPS / "sipp-udp-fragmented.pcap"  # its INVITE arrives in two IP fragments

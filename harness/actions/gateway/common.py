@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from harness.actions.steps import StepError
 
 if TYPE_CHECKING:
-    from harness.components.base import Component
     from harness.components.kamailio import Kamailio
     from harness.peers.client import PeerClient
     from harness.scenario.context import ScenarioContext
@@ -72,7 +71,7 @@ async def wait_connected(peer: PeerClient, since: float, timeout: float) -> floa
 
 async def callee_uri(ctx: ScenarioContext, registrar: Kamailio, callee: str, timeout: float) -> str:
     """SIP URI of extension `callee`: its AOR at `registrar` once it registered, else direct."""
-    ext: Component = ctx.components[callee]
+    ext: Any = ctx.components[callee]  # a SIP extension or PBX: options and address vary
     if hasattr(ext, "wait_registered") and getattr(ext.options, "registrar", None):
         await asyncio.to_thread(ext.wait_registered, min(timeout, 10.0))
         return f"sip:{ext.options.user}@{registrar.listen_address()}"

@@ -36,7 +36,7 @@ class SipOfferWebrtcSdp(Action):
         from harness.analysis import sdp as sdpmod
         from harness.analysis import sdplint
 
-        ext = ctx.components[self.callee]
+        ext: Any = ctx.components[self.callee]  # a SIP extension or PBX: its address varies
         offer = await ctx.peer(self.peer).call("create_offer")
         node = ctx.peer_spec(self.peer).node
         local = str(ctx.lab.topology.node(node).iface().address)

@@ -80,8 +80,8 @@ class SipWsRegister(Action):
                 raise StepError(f"sip_ws_register: {error}{want}") from None
             return {"failed_after_s": round(time.time() - t0, 3), "error": str(exc)}
         if self.expect_status is not None or self.expect_error is not None:
-            want = self.expect_status or f"an error /{self.expect_error}/"
-            raise StepError(f"sip_ws_register: {user} registered over {ws_uri}, expected {want}")
+            wanted = self.expect_status or f"an error /{self.expect_error}/"
+            raise StepError(f"sip_ws_register: {user} registered over {ws_uri}, expected {wanted}")
         contacts = await asyncio.to_thread(kam.contacts, user)
         if not contacts:
             raise StepError(f"sip_ws_register: {self.registrar} holds no contact for {user!r}")

@@ -183,7 +183,7 @@ class AiortcPeer:
                 pc.addTrack(ToneTrack(float(audio["tone_hz"])))
             elif "file" in audio:
                 self._player = MediaPlayer(audio["file"])
-                pc.addTrack(self._player.audio)
+                pc.addTrack(self._player.audio)  # type: ignore[arg-type]  # a file with audio
             else:
                 raise ValueError("audio needs tone_hz or file")
         if video:
@@ -213,7 +213,7 @@ class AiortcPeer:
         if type == "offer" and pc.remoteDescription is not None:
             parsed = SessionDescription.parse(sdp)
             ufrags = {m.ice.usernameFragment for m in parsed.media if m.ice}
-            if ice_restart.remote_restarts(pc, ufrags):
+            if ice_restart.remote_restarts(pc, ufrags):  # type: ignore[arg-type]
                 await ice_restart_local(pc, offerer=False)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type))
         self._watch_transports()
@@ -384,7 +384,7 @@ class AiortcPeer:
         await self.cmd_hangup()
         if self._player is not None:
             with contextlib.suppress(Exception):
-                self._player.audio.stop()
+                self._player.audio.stop()  # type: ignore[union-attr]  # suppressed if None
 
 
 async def ice_restart_local(pc: RTCPeerConnection, offerer: bool) -> None:
@@ -427,7 +427,7 @@ async def turn_probe(kwargs: dict[str, Any]) -> str:
     try:
         transport, _ = await asyncio.wait_for(
             turn.create_turn_endpoint(
-                Sink,  # type: ignore[arg-type]
+                Sink,  # type: ignore[type-var]
                 server_addr=kwargs["turn_server"],
                 username=kwargs.get("turn_username"),
                 password=kwargs.get("turn_password"),

@@ -95,7 +95,7 @@ class ChromiumEngine:
             args=args,
             ignore_default_args=DROPPED_DEFAULTS,
             permissions=["microphone", "camera"],
-            env=env,
+            env=env,  # type: ignore[arg-type]  # str values are among the ones it takes
         )
         page = context.pages[0] if context.pages else await context.new_page()
         await page.expose_binding("__emit", lambda _src, kind, data, t: emit(kind, data, t))
