@@ -7,7 +7,7 @@ from typing import Any
 from harness.analysis import sdp_conformance as sdp_conformance_mod
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.rtp import RtpStream
-from harness.analysis.session import Session
+from harness.analysis.session import IceGeneration, Session
 from harness.assertions.registry import Outcome, bounds, check
 
 NUM = (int, float)
@@ -85,12 +85,24 @@ def _generations(s: Session) -> list[str]:
     return out or ["no ICE connectivity checks in the capture"]
 
 
+def _generation(s: Session, p: dict[str, Any], rfc: str) -> IceGeneration | Outcome:
+    """The generation `generation` asks for (default: the last; -1, -2: from the end), or
+    the failed outcome that says the capture has none, or not that one."""
+    if not s.generations:
+        return Outcome(False, "no ICE connectivity checks in the capture", [], rfc)
+    i = p.get("generation", -1)
+    if not -len(s.generations) <= i < len(s.generations):
+        n = len(s.generations)
+        return Outcome(False, f"no ICE generation {i}: the capture has {n}", _generations(s), rfc)
+    return s.generations[i]
+
+
 @check("ice_connected", generation=int)
 def ice_connected(s: Session, p: dict[str, Any]) -> Outcome:
     """The ICE generation (default: the last) has a candidate pair that succeeded."""
-    if not s.generations:
-        return Outcome(False, "no ICE connectivity checks in the capture", [], "RFC 8445 7.2.5")
-    g = s.generations[p.get("generation", -1)]
+    g = _generation(s, p, "RFC 8445 7.2.5")
+    if isinstance(g, Outcome):
+        return g
     ok = bool(g.succeeded)
     return Outcome(
         ok,
@@ -113,9 +125,9 @@ def selected_pair_type(s: Session, p: dict[str, Any]) -> Outcome:
     else:
         want = p.get("type", "relay")
         want = [want] if isinstance(want, str) else want
-    if not s.generations:
-        return Outcome(False, "no ICE connectivity checks in the capture", [], "RFC 8445 8")
-    g = s.generations[p.get("generation", -1)]
+    g = _generation(s, p, "RFC 8445 8")
+    if isinstance(g, Outcome):
+        return g
     sel = g.selected
     if sel is None:
         return Outcome(False, "no selected pair", _generations(s), "RFC 8445 8")

@@ -104,6 +104,27 @@ def test_checks_pass(name: str, check: str, params: dict[str, object]) -> None:
     assert o.passed, (o.message, o.evidence)
 
 
+@pytest.mark.parametrize("check", ["ice_connected", "selected_pair_type"])
+@pytest.mark.parametrize("generation", [1, -2, 0])
+def test_a_generation_the_capture_lacks_fails(check: str, generation: int) -> None:
+    """A capture without an ICE restart has one generation: asking for the second (a
+    restart that never happened) is a failed check that says so, not an IndexError."""
+    s = session("aiortc-direct.pcap")
+    assert len(s.generations) == 1
+    o = run_check(
+        check,
+        s,
+        {"generation": generation, "type": "host"}
+        if "pair" in check
+        else {"generation": generation},
+    )
+    if generation == 0:
+        assert o.passed, o.message
+    else:
+        assert not o.passed and f"no ICE generation {generation}: the capture has 1" in o.message
+        assert any("generation" in line for line in o.evidence)
+
+
 def test_failed_checks_carry_evidence() -> None:
     s = session("aiortc-direct.pcap")
     o = run_check("selected_pair_type", s, {"type": "relay"})
