@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     if args.keylog and not args.keylog.is_file():
         print(f"--keylog {args.keylog}: no such file", file=sys.stderr)
         return 2
+    if args.html and args.html.exists() and not args.html.is_dir():
+        print(f"--html {args.html}: not a directory", file=sys.stderr)
+        return 2
     console = None
     if not args.json:
         from rich.console import Console

@@ -78,9 +78,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=cmd_run)
 
 
+def _outputs(args: argparse.Namespace) -> None:
+    """Where results go, checked before anything runs: a directory option that names a
+    file, or a file option that names a directory, is refused now, not after the labs."""
+    from harness.errors import HarnessError
+
+    for opt, path in (
+        ("--out", args.out),
+        ("--report", args.report),
+        ("--alluredir", args.alluredir),
+    ):
+        if path is not None and path.exists() and not path.is_dir():
+            raise HarnessError(f"{opt} {path}: not a directory")
+    for opt, path in (("--junit", args.junit), ("--json", args.json)):
+        if path is not None and path.is_dir():
+            raise HarnessError(f"{opt} {path}: a directory, not a file")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config.scenario import load_scenarios
 
+    _outputs(args)
     files = [f for p in args.scenarios for f in _expand(p)]
     scenarios: list[Scenario] = [sc for f in files for sc in load_scenarios(f)]
     for sc in scenarios:

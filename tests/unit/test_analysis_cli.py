@@ -58,6 +58,16 @@ def test_bad_expect_says_what(capsys: pytest.CaptureFixture[str], expect: str, s
     assert says in capsys.readouterr().err
 
 
+def test_html_into_a_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--html names a directory: a file there is refused before anything is read (it raised
+    FileExistsError once the report was drawn)."""
+    taken = tmp_path / "report"
+    taken.write_text("mine")
+    assert main(["analyze", str(PCAPS / "sipp-udp.pcap"), "--html", str(taken)]) == 2
+    assert f"--html {taken}: not a directory" in capsys.readouterr().err
+    assert taken.read_text() == "mine"
+
+
 def test_html_report_for_any_pcap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--html DIR` draws a run's page, ladder and media timeline for a capture made elsewhere."""
     pcap = PCAPS / "sipp-udp-fragmented.pcap"  # its INVITE arrives in two IP fragments

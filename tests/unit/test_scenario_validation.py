@@ -132,6 +132,31 @@ def test_each_mistake_names_file_line_key_and_starts_nothing(
     assert [s.name for s in all_states() if s.owner_pid == os.getpid()] == []
 
 
+@pytest.mark.parametrize(
+    ("option", "kind", "says"),
+    [
+        ("--report", "file", "not a directory"),
+        ("--alluredir", "file", "not a directory"),
+        ("--out", "file", "not a directory"),
+        ("--junit", "dir", "a directory, not a file"),
+        ("--json", "dir", "a directory, not a file"),
+    ],
+)
+def test_an_output_of_the_wrong_kind_starts_nothing(
+    outside: Path, capsys: pytest.CaptureFixture[str], option: str, kind: str, says: str
+) -> None:
+    """Results cannot go where a file (or a directory) already is: said before any lab,
+    not after the runs (--report raised FileExistsError once every scenario had run)."""
+    f = outside / "base.yaml"
+    f.write_text(BASE)
+    there = outside / "taken"
+    there.mkdir() if kind == "dir" else there.write_text("x")
+    assert main(["run", str(f), option, str(there)]) == 2
+    assert f"{option} {there}: {says}" in capsys.readouterr().err
+    assert not (outside / "captures").exists()
+    assert [s.name for s in all_states() if s.owner_pid == os.getpid()] == []
+
+
 def _matrix(values: str) -> str:
     return (
         "name: m-${n}\ntopology: open-internet\ndescription: ${text}\n"
