@@ -33,6 +33,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     t = time.perf_counter()
     dirs: list[Path] = args.results
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"--out {args.out}: not a directory")
     sharded = any((d / MANIFEST).is_file() for d in dirs)
     if not sharded and len(dirs) == 1 and not dirs[0].is_dir():
         from harness.reports.html import find_results

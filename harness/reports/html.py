@@ -21,7 +21,7 @@ from harness.reports.evidence import telling
 from harness.reports.ladder import ladder_svg
 from harness.reports.runview import RunView
 from harness.reports.timeline import timeline_svg
-from harness.scenario.result import CheckResult, RunResult, check_label
+from harness.scenario.result import CheckResult, RunResult, check_label, read_result
 from harness.scenario.verdict import verdict_of
 
 STATES = {
@@ -64,13 +64,13 @@ class Row:
 def find_results(root: Path) -> list[RunResult]:
     """Every result.json under `root` (a run directory or a directory of them)."""
     if not root.is_dir():
-        return [RunResult.load(root)]
+        return [read_result(root)]
     paths = sorted(
         Path(d) / "result.json"
         for d, _, files in os.walk(root, followlinks=True)  # results may be linked in
         if "result.json" in files
     )
-    return [RunResult.load(p) for p in paths]
+    return [read_result(p) for p in paths]
 
 
 def versions(r: RunResult) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.scenario.result import RunResult
+from harness.scenario.result import RunResult, read_result
 
 MANIFEST = "manifest.json"
 
@@ -36,7 +36,7 @@ def load_results(root: Path) -> list[RunResult]:
     for d, _, files in sorted(os.walk(root, followlinks=True)):
         if "result.json" not in files:
             continue
-        r = RunResult.load(Path(d) / "result.json")
+        r = read_result(Path(d) / "result.json")
         here = Path(d).absolute()
         if r.run_dir != here:
             old = r.run_dir

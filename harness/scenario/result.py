@@ -117,3 +117,16 @@ class RunResult:
         path = self.run_dir / "result.json"
         path.write_text(json.dumps(self.to_json(), indent=1, default=str))
         return path
+
+
+def read_result(path: Path) -> RunResult:
+    """`RunResult.load` for a user's path (`harness report`): a missing or unreadable
+    result says which file and why, as a HarnessError, not as a traceback."""
+    from harness.errors import HarnessError
+
+    try:
+        return RunResult.load(path)
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such file or directory") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise HarnessError(f"{path}: not a run's result.json ({exc})") from None
