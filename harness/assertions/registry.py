@@ -85,8 +85,8 @@ REGISTRY: LazyRegistry[Check] = LazyRegistry("check", CHECK_MODULES)
 def check(
     name: str, *, required: tuple[str, ...] = (), **params: type | tuple[type, ...]
 ) -> Callable[[CheckFn], CheckFn]:
-    """Register a check under `name` with the parameters it accepts and their types, and
-    those of them it `required`."""
+    """Register a check under `name` with the parameters it accepts and their types;
+    `required`: those it cannot run without."""
     assert set(required) <= set(params), f"{name}: required {required} not among its parameters"
 
     def wrap(fn: CheckFn) -> CheckFn:
