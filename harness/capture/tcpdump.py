@@ -1,9 +1,16 @@
 """tcpdump on lab interfaces: confirmed listening before we go on, no lost tail.
 
-lab-facts: without --immediate-mode the last ~0.35 s is lost; with
-`-U --immediate-mode -B 65536` nothing is dropped at 100k packets. We capture one
+lab-facts: without --immediate-mode the last ~0.35 s is lost. We capture one
 interface per process (never `-i any`, which lost tail packets) and stop with a
 short grace period so packets in flight reach the file.
+
+The kernel ring is RING_KIB, not lab-facts' 64 MiB: the kernel allocates and zeroes a
+packet ring in one non-preemptible stretch, and on these VMs (free memory handed back
+to the host) six 64 MiB rings starting at once held both CPUs for ~1.5 s, stalling
+every other process, another lab's call included (a 1.6 s media gap on both legs of a
+Janus call in CI). 8 MiB rings start in ~10 ms and dropped nothing at 2,500 packets/s
+of 1,200 bytes with four CPU hogs running (`benchmarks/bench_capture.py`). What a
+ring still drops is counted (`dropped`) and a scenario run refuses to judge it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from harness.runtime.base import NodeProcess
 if TYPE_CHECKING:
     from harness.lab.lab import Lab
 
+RING_KIB = 8192
+"""tcpdump's -B: the kernel packet ring per capture point, in KiB."""
 _STATS = re.compile(r"(\d+) packets? (captured|received by filter|dropped by kernel)")
 
 
@@ -44,9 +53,11 @@ class Capture:
         bpf: str = "",
         suffix: str | None = None,
         ready_timeout: float = 5.0,
+        ring_kib: int = RING_KIB,
     ) -> None:
         self.lab = lab
         self.bpf = bpf
+        self.ring_kib = ring_kib
         self.ready_timeout = ready_timeout
         self.points: list[CapturePoint] = []
         for node, iface in points:
@@ -73,7 +84,7 @@ class Capture:
         self.lab.run_dir.mkdir(parents=True, exist_ok=True)
         for p in self.points:
             argv = ["tcpdump", "-i", p.iface, "-n", "-s", "0", "-U", "--immediate-mode"]
-            argv += ["-B", "65536", "-Z", "root", "-w", str(p.path)]
+            argv += ["-B", str(self.ring_kib), "-Z", "root", "-w", str(p.path)]
             if self.bpf:
                 argv.append(self.bpf)
             p.proc = self.lab.spawn(p.node, argv, name=f"tcpdump-{p.path.stem}")
@@ -111,6 +122,16 @@ class Capture:
             }
         self.lab.forget_capture(self)
         return self.files
+
+    def losses(self) -> list[str]:
+        """After stop: one line per file whose ring overflowed (the kernel dropped packets
+        tcpdump never saw), so nothing judges a capture with holes as the wire."""
+        return [
+            f"{p.path.name}: the kernel dropped {p.stats['dropped']} packet(s) before tcpdump"
+            f" read them ({p.stats.get('captured', '?')} captured, ring {self.ring_kib} KiB)"
+            for p in self.points
+            if p.stats.get("dropped", 0) > 0
+        ]
 
     def __enter__(self) -> Capture:
         return self

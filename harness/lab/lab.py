@@ -243,12 +243,19 @@ class Lab:
         return self.runtime.prepare_images(wanted)
 
     def capture(
-        self, points: Iterable[tuple[str, str] | str], *, bpf: str = "", name: str | None = None
+        self,
+        points: Iterable[tuple[str, str] | str],
+        *,
+        bpf: str = "",
+        name: str | None = None,
+        ring_kib: int | None = None,
     ) -> Any:
         """Start tcpdump on each (node, iface) or `node.iface`; returns once every one listens."""
-        from harness.capture.tcpdump import Capture
+        from harness.capture.tcpdump import RING_KIB, Capture
 
-        cap = Capture(self, [_point(p) for p in points], bpf=bpf, suffix=name)
+        cap = Capture(
+            self, [_point(p) for p in points], bpf=bpf, suffix=name, ring_kib=ring_kib or RING_KIB
+        )
         cap.start()
         self._captures.append(cap)
         return cap

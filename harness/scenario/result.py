@@ -69,6 +69,8 @@ class RunResult:
     """Per link: engine, seed and every condition change (to replay a failing run)."""
     peer_stats: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     peer_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    capture_stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per pcap, tcpdump's own counts: captured, received (by filter), dropped (by the kernel)."""
     t0: float = 0.0
     """Wall-clock time of the first step: step and peer-event times count from here."""
 

@@ -149,6 +149,10 @@ async def _run(
     for name in list(ctx.peers):
         await _stop_peer(ctx, result, name)
     result.pcaps = [str(p) for p in capture.stop()]
+    result.capture_stats = {p.path.name: p.stats for p in capture.points}
+    lost = capture.losses()
+    if lost:
+        result.error = "incomplete capture, so no verdict on the wire: " + "; ".join(lost)
     t = time.perf_counter()
     if not any(s.status == "failed" for s in result.steps):
         progress("checking expectations")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.capture import tcpdump
 from harness.config.scenario import parse_scenario
 from harness.runtime.nsutil import list_netns
 from harness.scenario.runner import run_scenario_sync
@@ -91,3 +92,18 @@ def test_a_peer_that_dies_ends_its_step_at_once() -> None:
     assert wait.status == "failed", result.failure_text()
     assert "peer bob: its agent died" in wait.error and wait.duration_s < 5, wait
     assert no_lab_left(lab[0])
+
+
+def test_a_capture_the_kernel_dropped_packets_from_gets_no_verdict(monkeypatch) -> None:
+    """A ring too small to hold what arrives while tcpdump waits for the CPU drops
+    packets; the checks would see gaps and losses that never happened on the wire."""
+    monkeypatch.setattr(tcpdump, "RING_KIB", 1)  # one block: a call's bursts overflow it
+    text = BASE + "  - wait: {seconds: 2}\nexpect:\n  - rtp_flowing: {capture: peer-a}\n"
+    result = run_scenario_sync(parse_scenario(text, HERE))
+    dropped = {f: st["dropped"] for f, st in result.capture_stats.items() if st.get("dropped")}
+    assert dropped, result.capture_stats  # 5-44 per file in every run seen
+    assert result.verdict == "fail", result.verdict
+    assert result.error.startswith("incomplete capture, so no verdict on the wire"), result.error
+    for name, n in dropped.items():
+        assert f"{name}: the kernel dropped {n} packet(s)" in result.error, result.error
+    assert no_lab_left(result.run_dir.name.split("-", 2)[-1])
