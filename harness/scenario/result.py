@@ -71,6 +71,9 @@ class RunResult:
     peer_events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     capture_stats: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per pcap, tcpdump's own counts: captured, received (by filter), dropped (by the kernel)."""
+    host: dict[str, Any] = field(default_factory=dict)
+    """What the machine did during the steps (scenario/stallwatch.py): its stalls, CPU
+    pressure and steal time, and a one-line summary when it stalled."""
     t0: float = 0.0
     """Wall-clock time of the first step: step and peer-event times count from here."""
 
@@ -81,6 +84,8 @@ class RunResult:
             out.append(f"verdict: {self.verdict}: {self.verdict_reason}")
         if self.error:
             out.append(f"error: {self.error}")
+        if self.host.get("summary"):
+            out.append(f"host: {self.host['summary']}")
         for s in self.steps:
             if s.status == "failed":
                 where = f" (line {s.line})" if s.line else ""

@@ -23,6 +23,7 @@ from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
 from harness.scenario.needs import unsupported_reasons
 from harness.scenario.result import CheckResult, RunResult, StepResult
+from harness.scenario.stallwatch import StallWatch
 from harness.scenario.verdict import decide
 from harness.scenario.watchdog import guarded
 
@@ -136,7 +137,13 @@ async def _run(
     ctx.t0 = result.t0 = time.time()
     await _start_timeline(ctx, result)
     t = time.perf_counter()
-    await _run_steps(ctx, result, progress)
+    watch = StallWatch()
+    watch.start()
+    try:
+        await _run_steps(ctx, result, progress)
+    finally:
+        seen = watch.stop()
+        result.host = {**seen.to_json(), "summary": seen.summary(ctx.t0)}
     result.timings["steps"] = time.perf_counter() - t
     result.peer_stats = ctx.peer_stats
     result.peer_events = {
