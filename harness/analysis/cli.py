@@ -161,13 +161,16 @@ def process(argv: list[str]) -> NoReturn:
     ends, and the OS takes the memory back at once.
     The analyser does no linear algebra: numpy's OpenBLAS need not start a thread per
     core, whose start-up spinning cost ~40 ms of CPU (about a tenth of a run).
-    The objects' memory comes from huge pages where the kernel has them (`_hugearenas.c`:
-    a fault per 2 MiB, not per 4 KiB page; RTC_HARNESS_PLAIN_ARENAS=1 turns it off).
+    RTC_HARNESS_HUGE_ARENAS=1 takes the objects' memory from huge pages (`_hugearenas.c`:
+    a fault per 2 MiB, not per 4 KiB page). Not by default: on a VM that hands freed
+    memory back to its host (virtio-balloon), a fresh huge page can cost far more than
+    its 512 small ones (a handshake-heavy run, alternating with tshark: 0.99 s median CPU
+    with them, 0.52 s without, and up to 1.6 s).
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # read when numpy is first imported
     gc.disable()
     exitkeep.enable()
-    if _hugearenas is not None and not os.environ.get("RTC_HARNESS_PLAIN_ARENAS"):
+    if _hugearenas is not None and os.environ.get("RTC_HARNESS_HUGE_ARENAS") == "1":
         _hugearenas.enable()
     code = main(argv)
     sys.stdout.flush()

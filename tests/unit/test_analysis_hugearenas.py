@@ -1,4 +1,5 @@
-"""pymalloc's arenas from huge pages (`_hugearenas.c`), as `harness analyze` runs with them.
+"""pymalloc's arenas from huge pages (`_hugearenas.c`), as `harness analyze` runs with them
+when RTC_HARNESS_HUGE_ARENAS=1 asks for them (off by default: cli.process says why).
 
 Each test runs in a process of its own: the allocator, once installed, stays for the
 life of the process. Objects must keep their values through arenas handed out, let go
@@ -85,12 +86,31 @@ print(h.stats()[2], [l for l in rollup.splitlines() if l.startswith("AnonHugePag
 @pytest.mark.parametrize(
     "name", ["pcaps/aiortc-relayed.pcap", "pcaps/sipp-tcp.pcap", "pcaps/sip-ws.pcap"]
 )
-def test_the_command_prints_the_same_without_them(name: str) -> None:
+def test_the_command_prints_the_same_with_them(name: str) -> None:
     argv = [sys.executable, "-m", "harness", "analyze", "--json", str(DATA / name)]
-    huge = subprocess.run(argv, capture_output=True, timeout=120)
-    plain = subprocess.run(
-        argv, capture_output=True, timeout=120, env=dict(os.environ, RTC_HARNESS_PLAIN_ARENAS="1")
+    plain = subprocess.run(argv, capture_output=True, timeout=120)
+    huge = subprocess.run(
+        argv, capture_output=True, timeout=120, env=dict(os.environ, RTC_HARNESS_HUGE_ARENAS="1")
     )
     assert huge.returncode == plain.returncode == 0, plain.stderr[-2000:]
     assert b'"packets"' in huge.stdout
     assert huge.stdout == plain.stdout
+
+
+@pytest.mark.parametrize(("value", "on"), [(None, False), ("0", False), ("1", True)])
+def test_only_asked_for(value: str | None, on: bool) -> None:
+    """`harness analyze` as a process (cli.process) turns them on for
+    RTC_HARNESS_HUGE_ARENAS=1 only."""
+    program = """
+from harness.analysis import _hugearenas as h, cli
+cli.main = lambda argv: print(h.stats()[0]) or 0
+cli.process(["analyze"])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "RTC_HARNESS_HUGE_ARENAS"}
+    if value is not None:
+        env["RTC_HARNESS_HUGE_ARENAS"] = value
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(on)
