@@ -30,8 +30,9 @@ class Stall:
     """Wall-clock time the thread woke at (time.time())."""
     late_s: float
     cpu_pressure_s: float | None = None
-    """CPU pressure over the stall: close to late_s when the CPUs were the bottleneck, near
-    zero when this process was (its own interpreter lock held by the run's thread)."""
+    """The machine's CPU pressure over the stall (time some task waited for a CPU): as long
+    as the stall when the CPUs were the bottleneck; shorter means something else held the
+    thread back (the kernel, the hypervisor, this process's own interpreter lock)."""
 
 
 @dataclass

@@ -38,9 +38,10 @@ def test_a_held_back_wakeup_is_a_stall_with_its_time() -> None:
     line = seen.summary(t0=t_before)
     assert f"worst {seen.worst_s * 1000:.0f} ms late" in line, line
     assert "t=0.3" in line or "t=0.4" in line, line
-    if stall.cpu_pressure_s is not None:  # /proc/pressure exists: the CPUs were not the cause
-        assert stall.cpu_pressure_s < stall.late_s, stall
-        assert "CPU pressure in it" in line
+    # the machine's pressure, not this process's: on a busy machine it is as long as the stall
+    if stall.cpu_pressure_s is not None:
+        assert 0 <= stall.cpu_pressure_s <= stall.late_s + 0.1, stall
+        assert f"CPU pressure in it {stall.cpu_pressure_s * 1000:.0f} ms" in line, line
 
 
 def test_a_window_without_stalls_adds_no_evidence() -> None:
