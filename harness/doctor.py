@@ -154,7 +154,7 @@ def _docker_check() -> Check:
 def _engine_checks() -> list[Check]:
     """Which impairment engine links get (from harness.conditions, when present)."""
     try:
-        from harness.conditions import engines  # type: ignore[attr-defined]
+        from harness.conditions import engines
     except ImportError:
         return []
     describe = getattr(engines, "describe", None)

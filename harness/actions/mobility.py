@@ -64,7 +64,7 @@ def mobility_log(ctx: ScenarioContext) -> MobilityLog:
     log = ctx.extras.get("mobility")
     if log is None:
         log = ctx.extras["mobility"] = MobilityLog(ctx.lab.run_dir / LOG_NAME)
-    return log  # type: ignore[no-any-return]
+    return log
 
 
 # -- host interfaces and routes, as a phone's OS changes them ------------------------------
@@ -119,7 +119,7 @@ async def iface_up(lab: Lab, node: str, name: str, *, default: bool) -> None:
 
 async def _default_routes(lab: Lab, node: str) -> list[dict[str, Any]]:
     out = await asyncio.to_thread(lab.run, node, ["ip", "-j", "route", "show", "default"])
-    return json.loads(out.stdout or "[]")  # type: ignore[no-any-return]
+    return json.loads(out.stdout or "[]")
 
 
 async def set_default(lab: Lab, node: str, name: str) -> list[str]:

@@ -42,7 +42,7 @@ class ReactionSpec(BaseModel):
 
 def start_reaction(ctx: ScenarioContext, peer: str) -> asyncio.Task[None] | None:
     """The runner's hook: start `peer`'s reaction task (None when it has none)."""
-    spec: ReactionSpec = ctx.peer_spec(peer).reaction  # type: ignore[attr-defined]
+    spec: ReactionSpec = ctx.peer_spec(peer).reaction
     if not spec.restart_on:
         return None
     reaction = Reaction(ctx, peer, spec)

@@ -36,7 +36,7 @@ from harness.analysis.turnrelay import RELAYED, TurnRelay, _datagram
 try:
     from harness.analysis import _walkloop  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: run() walks the frames in Python
-    _walkloop = None  # type: ignore[assignment]
+    _walkloop = None
 
 if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
     from harness.analysis.tlsdecrypt import TlsConnection

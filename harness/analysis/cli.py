@@ -15,10 +15,10 @@ from harness.analysis import exitkeep
 try:
     from harness.analysis import _hugearenas  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: pymalloc's own arenas
-    _hugearenas = None  # type: ignore[assignment]
+    _hugearenas = None
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     """Add the `analyze` command to the harness CLI."""
     p = sub.add_parser("analyze", help="dissect pcap/pcapng files: ICE, DTLS, RTP, SIP, SDP lint")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")

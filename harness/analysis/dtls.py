@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 try:  # the compiled scan (pip install -e . builds it); scan_py is the same in Python
     from harness.analysis import _dtlsscan  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:
-    _dtlsscan = None  # type: ignore[assignment]
+    _dtlsscan = None
 
 CONTENT_TYPES = {20: "ChangeCipherSpec", 21: "Alert", 22: "Handshake", 23: "ApplicationData"}
 HANDSHAKE_TYPES = {

@@ -103,7 +103,7 @@ def find_media(data: bytes, idx: FrameIndex) -> FastPath:
     return fast
 
 
-def _batch(scanned: tuple) -> RtpBatch:  # type: ignore[type-arg]
+def _batch(scanned: tuple) -> RtpBatch:
     """An RtpBatch from `_fastpath.scan`'s columns (rows already in group order)."""
     frames, keys, bounds, no, t, seq, ts, pt, size, outer = scanned
     batch = RtpBatch(memoryview(frames).cast("q"), keys, outer_bytes=outer or [])
@@ -259,7 +259,7 @@ def _group(
     for g, row in enumerate(order[bounds[:-1]].tolist()):
         lo, hi = starts[g], starts[g + 1]
         batch.keys.append(keys[row].tobytes())
-        batch.columns.append(tuple(c[lo:hi] for c in cols))  # type: ignore[arg-type]
+        batch.columns.append(tuple(c[lo:hi] for c in cols))
         if outer is not None:
             batch.outer_bytes.append(int(outer_sums[g]))
     return batch

@@ -23,7 +23,7 @@ from harness.analysis.stun import MAGIC_BYTES
 try:
     from harness.analysis import _framesync  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: sync_python tries each candidate offset
-    _framesync = None  # type: ignore[assignment]
+    _framesync = None
 
 TURN = "turn"
 RFC4571 = "rfc4571"
@@ -84,7 +84,7 @@ def sync(b: bytes | bytearray) -> tuple[str, int] | None:
     """(framing, offset of the first frame) of a stream's bytes, or None if neither fits
     (`sync_python`, compiled when built: `_framesync.c`)."""
     if _framesync is not None:
-        return _framesync.sync(b, TURN, RFC4571)  # type: ignore[no-any-return]
+        return _framesync.sync(b, TURN, RFC4571)
     return sync_python(b)
 
 

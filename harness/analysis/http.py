@@ -16,7 +16,7 @@ _COLON = repeat(":")
 try:
     from harness.analysis import _httpsplit  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: the Python version below reads the same
-    _httpsplit = None  # type: ignore[assignment]
+    _httpsplit = None
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 try:
     from harness.analysis import _jsonindent  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built (no compiler at install time): the pure-Python encoder
-    _jsonindent = None  # type: ignore[assignment]
+    _jsonindent = None
 
 
 def dumps(obj: Any, indent: int = 1) -> str:

@@ -17,7 +17,7 @@ from harness.analysis.ipfrag import Fragment, Reassembler
 try:
     from harness.analysis import _netdecode  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built (no compiler at install time): decode() frame by frame
-    _netdecode = None  # type: ignore[assignment]
+    _netdecode = None
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

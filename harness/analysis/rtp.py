@@ -27,7 +27,7 @@ from harness.lazy import lazy
 try:
     from harness.analysis import _rtpcount  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: the fast path's columns are counted with numpy
-    _rtpcount = None  # type: ignore[assignment]
+    _rtpcount = None
 
 if TYPE_CHECKING:
     import numpy as np
@@ -166,7 +166,7 @@ class RtpStream:
                 cols[i] = cols[i].astype(np.int64)
             self._rows, self._chunks = [], [tuple(cols)]  # as finish() with numpy leaves them
         if not self._chunks:
-            return tuple(np.empty(0) for _ in range(6))  # type: ignore[return-value]
+            return tuple(np.empty(0) for _ in range(6))
         return self._chunks[0]
 
     @property
@@ -200,7 +200,7 @@ class RtpStream:
         chunks = [tuple(np.asarray(c) for c in chunk) for chunk in self._chunks]
         if self._rows:
             rows = np.array(self._rows, dtype=np.float64)
-            chunks.append(tuple(rows[:, i] for i in range(6)))  # type: ignore[arg-type]
+            chunks.append(tuple(rows[:, i] for i in range(6)))
         if len(chunks) == 1:  # the common case: one chunk, used as it is
             no, t, seq, ts, pt, size = chunks[0]
         else:

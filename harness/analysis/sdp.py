@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar, overload
 try:
     from harness.analysis import _sdpscan  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # built without the C extension (optional in pyproject.toml)
-    _sdpscan = None  # type: ignore[assignment]
+    _sdpscan = None
 
 Line = tuple[int, str]
 intern = sys.intern

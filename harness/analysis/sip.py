@@ -46,7 +46,7 @@ _LENGTH = re.compile(rb"\r\n(?:content-length|l)\s*:\s*(\d+)", re.I)
 try:
     from harness.analysis import _sipparse  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: the Python version below reads the same
-    _sipparse = None  # type: ignore[assignment]
+    _sipparse = None
 
 
 @dataclass

@@ -20,7 +20,7 @@ from harness.nat.stun import StunError, decode_address, fingerprint_crc
 try:  # the compiled parsers (pip install -e . builds them); parse_py is the same in Python
     from harness.analysis import _stunparse  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:
-    _stunparse = None  # type: ignore[assignment]
+    _stunparse = None
 
 MAGIC = 0x2112A442
 MAGIC_BYTES = b"\x21\x12\xa4\x42"

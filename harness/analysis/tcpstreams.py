@@ -17,7 +17,7 @@ from harness.analysis.tcp import MAX_PENDING, SYN, TcpDirection
 try:
     from harness.analysis import _tcpwalk  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: `TcpStreams._tcp_python` reads every segment
-    _tcpwalk = None  # type: ignore[assignment]
+    _tcpwalk = None
 
 if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
     from harness.analysis.model import Analysis, Flow

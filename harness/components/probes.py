@@ -115,7 +115,7 @@ def bound_ports(netns: str, proto: Proto) -> set[int]:
 def ports_in_use(lab: Lab, node: str, wanted: list[tuple[str, str, int]]) -> list[str]:
     """Which of `wanted` (proto, address, port) something in the node already binds."""
     netns = lab.netns(node)
-    taken = {p: bound_ports(netns, p) for p in ("tcp", "udp")}  # type: ignore[arg-type]
+    taken = {p: bound_ports(netns, p) for p in ("tcp", "udp")}
     return [
         f"{proto} {addr if addr != WILDCARD else '*'}:{port}"
         for proto, addr, port in wanted

@@ -66,7 +66,7 @@ def scenario_schema() -> dict[str, Any]:
     defs = top["$defs"]
 
     def ref(model: Any) -> dict[str, Any]:
-        return keys[(model, "validation")]  # type: ignore[no-any-return]
+        return keys[(model, "validation")]
 
     root = defs.pop(ScenarioSpec.__name__)
     if "MustFail" in defs:  # `must_fail: REGEX` is short for `must_fail: {error: REGEX}`

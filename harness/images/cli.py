@@ -10,7 +10,7 @@ from harness.ui import LazyConsole
 console = LazyConsole()
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     images = sub.add_parser("images", help="build and list container images").add_subparsers(
         dest="images_cmd", required=True
     )

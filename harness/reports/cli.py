@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="HTML conformance report (and JSON) from run results")
     p.add_argument(
         "results",

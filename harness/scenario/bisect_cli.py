@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 console = LazyConsole() if sys.stdout.isatty() else LazyConsole(width=120)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bisect", help="find the first image (oldest to newest) at which a verdict changes"
     )

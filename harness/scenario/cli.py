@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 console = LazyConsole()
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run YAML scenarios against a fresh lab each")
     p.add_argument("scenarios", nargs="+", type=Path, help="scenario files, or directories of them")
     p.add_argument(

@@ -59,7 +59,7 @@ class BiDiSession:
         try:
             async for raw in self._ws:
                 msg = json.loads(raw)
-                fut = self._pending.get(msg.get("id"))  # type: ignore[arg-type]
+                fut = self._pending.get(msg.get("id"))
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
                 elif msg.get("type") == "event":
