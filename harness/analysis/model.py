@@ -6,6 +6,7 @@ frame.time_relative); frame numbers count from 1 as in tshark.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ Address = tuple[str, int]
 
 def fmt_addr(a: Address) -> str:
     return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
+
+
+def wall_clock(t: float) -> str:
+    """A Unix time as HH:MM:SS.mmm (local time): how evidence from captures, logs and the
+    run's own watch is lined up by a reader."""
+    ms = int(round(t * 1000))
+    return time.strftime("%H:%M:%S", time.localtime(ms // 1000)) + f".{ms % 1000:03d}"
 
 
 class Flow:

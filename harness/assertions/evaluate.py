@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.analyzer import analyze_file
+from harness.analysis.model import wall_clock
 from harness.analysis.session import Session, build
 from harness.assertions.registry import CheckError, Outcome, run_check
 from harness.capture import files_at
@@ -53,14 +54,20 @@ def run_expects(
     caps = Captures(files)
     out = []
     for name, params, line in expects:
-        where = ""
+        where, header = "", "capture: -"
         try:
             path = caps.pick(params.get("capture"))
             where = path.name
-            outcome = run_check(name, caps.session(path), params)
+            session = caps.session(path)
+            header = f"capture: {where}" + (
+                f" (t=0 at {wall_clock(session.analysis.start_time)})"
+                if session.analysis.packets
+                else ""
+            )
+            outcome = run_check(name, session, params)
         except CheckError as exc:
             outcome = Outcome(False, f"bad expectation: {exc}")
-        outcome.evidence.insert(0, f"capture: {where or '-'}")
+        outcome.evidence.insert(0, header)
         out.append((name, params, line, outcome, where))
     return out
 

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.model import wall_clock
+
 PERIOD_S = 0.01
 STALL_S = 0.1
 """A wake-up this late is a stall: ten periods, far beyond scheduling noise (~1 ms)."""
@@ -65,13 +67,10 @@ class HostWatch:
             whole.append(f"CPU pressure {self.cpu_pressure_s:.2f} s")
         if self.steal_s is not None:
             whole.append(f"steal {self.steal_s:.2f} s")
-        clock = (
-            time.strftime("%H:%M:%S", time.localtime(worst.t)) + f".{int(worst.t % 1 * 1000):03d}"
-        )
         return (
             f"a thread of the harness sleeping {PERIOD_S * 1000:.0f} ms at a time woke over"
             f" {STALL_S * 1000:.0f} ms late {len(self.stalls)} time(s) during the steps; worst"
-            f" {worst.late_s * 1000:.0f} ms late at t={worst.t - t0:.2f}s ({clock}){inside}"
+            f" {worst.late_s * 1000:.0f} ms late at t={worst.t - t0:.2f}s ({wall_clock(worst.t)}){inside}"
             + (f"; over the {self.seconds:.1f} s of steps: {', '.join(whole)}" if whole else "")
         )
 

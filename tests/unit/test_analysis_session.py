@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis.analyzer import analyze_bytes, analyze_file
+from harness.analysis.model import wall_clock
 from harness.analysis.session import IceGeneration, Session, build, restarted_from
 from harness.assertions.evaluate import check_file, run_expects
 from harness.assertions.registry import CheckError, run_check
@@ -190,6 +192,16 @@ def test_run_expects_picks_the_capture() -> None:
     assert [r[3].passed for r in results] == [True, True, False]
     assert results[0][4] == "aiortc-relayed.pcap" and "bad expectation" in results[2][3].message
     assert check_file(files[1], "dtls_handshakes", max=1).passed
+    # each verdict's evidence says when its capture's t=0 was, to line it up with logs
+    first = analyze_file(files[1]).start_time
+    assert results[0][3].evidence[0] == f"capture: aiortc-relayed.pcap (t=0 at {wall_clock(first)})"
+    assert results[2][3].evidence[0] == "capture: -"
+
+
+def test_wall_clock_rounds_to_the_millisecond() -> None:
+    t = time.mktime((2026, 12, 2, 1, 45, 30, 0, 0, -1))
+    assert wall_clock(t + 0.5414) == "01:45:30.541"
+    assert wall_clock(t + 0.9996) == "01:45:31.000"
 
 
 def _restarted_from_by_scan(gens: list[IceGeneration]) -> list[int | None]:
