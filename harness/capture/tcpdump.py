@@ -9,7 +9,9 @@ packet ring in one non-preemptible stretch, and on these VMs (free memory handed
 to the host) six 64 MiB rings starting at once held both CPUs for ~1.5 s, stalling
 every other process, another lab's call included (a 1.6 s media gap on both legs of a
 Janus call in CI). 8 MiB rings start in ~10 ms and dropped nothing at 2,500 packets/s
-of 1,200 bytes with four CPU hogs running (`benchmarks/bench_capture.py`). What a
+of 1,200 bytes with four CPU hogs running (`benchmarks/bench_capture.py`). They hold
+~5,000 packets because lab links have segmentation offloads off (runtime/ethtool.py);
+with them on, libpcap gives each packet a 64 KiB frame and the ring holds 128. What a
 ring still drops is counted (`dropped`) and a scenario run refuses to judge it.
 """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from ipaddress import IPv4Address
 
 from harness.config.topology import Node, Topology
 from harness.runtime.base import LinkRef
+from harness.runtime.ethtool import segmentation_off
 from harness.runtime.nftlib import load_ruleset
 from harness.runtime.nsutil import create_netns, netns_path, parallel, setns_fd, write_sysctls
 from harness.runtime.rtnl import IF_OPER_UP, Rtnl
@@ -134,12 +136,15 @@ def _build_node(
         nl.set_link("lo", up=True)
         if not switch.ready.wait(10.0) or len(switch.index) < len(switch.bridges):
             raise OSError("the switch namespace was not built")
-        with _rtnl_in(switch.name) as (sw_fd, swnl):
+        with _rtnl_in(switch.name) as (sw_fd, swnl, sw_sock):
             ports = []
             for iface in node.interfaces.values():
                 key = (node.name, iface.name)
                 port = links[key].ifname
                 nl.add_veth(iface.name, ifindex[key], port, sw_fd)
+                # MTU-sized packets on the wire and in every capture (runtime/ethtool.py)
+                segmentation_off(iface.name)
+                segmentation_off(port, sw_sock)
                 alias = f"{node.name}.{iface.name}"
                 swnl.set_link(port, alias=alias, master=switch.index[iface.network], up=True)
                 ports.append(port)
@@ -148,19 +153,20 @@ def _build_node(
 
 
 @contextlib.contextmanager
-def _rtnl_in(ns: str) -> Iterator[tuple[int, Rtnl]]:
-    """Namespace `ns` open as a file, and a netlink socket in it, made from a thread
-    that stays in its own namespace."""
+def _rtnl_in(ns: str) -> Iterator[tuple[int, Rtnl, socket.socket]]:
+    """Namespace `ns` open as a file, a netlink socket and a UDP socket (for ioctls) in
+    it, made from a thread that stays in its own namespace."""
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     fd = os.open(netns_path(ns), os.O_RDONLY | os.O_CLOEXEC)
     try:
         setns_fd(fd, ns)
         try:
             nl = Rtnl()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         finally:
             setns_fd(own, "own namespace")
-        with nl:
-            yield fd, nl
+        with nl, sock:
+            yield fd, nl, sock
     finally:
         os.close(own)
         os.close(fd)

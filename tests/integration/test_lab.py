@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +177,41 @@ def test_lab_name_collision_is_refused(make_lab) -> None:
     make_lab("open-internet", name="samename")
     with pytest.raises(LabError, match="exists already"):
         Lab("topologies/open-internet.yaml", name="samename").up()
+
+
+def test_lab_links_carry_mtu_sized_packets(make_lab) -> None:
+    """Segmentation offloads are off on both ends of every link (runtime/ethtool.py)."""
+    lab = make_lab("port-restricted")
+    show = (
+        "from harness.runtime.ethtool import segmentation as s; import sys; print(s(sys.argv[1]))"
+    )
+    for node in lab.topology.nodes.values():
+        for iface in node.interfaces:
+            out = lab.run(node.name, [sys.executable, "-c", show, iface]).stdout.strip()
+            assert out == "{'tso': False, 'gso': False}", f"{node.name}.{iface}: {out}"
+            port = lab.link(node.name, iface).ifname
+            out = lab.run(Lab.SWITCH, [sys.executable, "-c", show, port]).stdout.strip()
+            assert out == "{'tso': False, 'gso': False}", f"switch port {port}: {out}"
+
+
+def test_a_stopped_tcpdump_loses_nothing_of_a_thousand_packets(make_lab) -> None:
+    """What a stalled machine does to tcpdump: its ring must hold what arrives meanwhile
+    (with 64 KiB frames, as offloads make libpcap choose, it held 128 packets)."""
+    lab = make_lab("open-internet")
+    cap = lab.capture(["server"], bpf="udp port 40000")
+    (point,) = cap.points
+    assert point.proc is not None
+    os.kill(point.proc.pid, signal.SIGSTOP)
+    try:
+        send = (
+            "import socket, sys, time\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "for i in range(1000):\n"
+            "    s.sendto(b'x' * 200, (sys.argv[1], 40000)); time.sleep(0.0005)\n"
+        )
+        server = str(lab.topology.node("server").iface().address)
+        lab.run("peer-a", [sys.executable, "-c", send, server])
+    finally:
+        os.kill(point.proc.pid, signal.SIGCONT)
+    cap.stop()
+    assert point.stats.get("captured") == 1000 and point.stats.get("dropped") == 0, point.stats
