@@ -42,6 +42,7 @@ class CapturePoint:
     path: Path
     proc: NodeProcess | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    ended_early: str = ""
 
 
 class Capture:
@@ -113,6 +114,9 @@ class Capture:
         self.stopped = True
         time.sleep(grace)
         for p in self.points:
+            if p.proc is not None and not p.proc.alive():  # ended before we asked it to
+                p.ended_early = f"tcpdump exited with status {p.proc.returncode} mid-capture"
+        for p in self.points:
             if p.proc is not None:
                 p.proc.send_signal(signal.SIGINT)
         for p in self.points:
@@ -126,14 +130,23 @@ class Capture:
         return self.files
 
     def losses(self) -> list[str]:
-        """After stop: one line per file whose ring overflowed (the kernel dropped packets
-        tcpdump never saw), so nothing judges a capture with holes as the wire."""
-        return [
-            f"{p.path.name}: the kernel dropped {p.stats['dropped']} packet(s) before tcpdump"
-            f" read them ({p.stats.get('captured', '?')} captured, ring {self.ring_kib} KiB)"
-            for p in self.points
-            if p.stats.get("dropped", 0) > 0
-        ]
+        """After stop: one line per file with holes, so nothing judges it as the wire: the
+        ring overflowed (the kernel dropped packets tcpdump never saw), or tcpdump ended
+        before the capture did, or left no counts to tell."""
+        out = []
+        for p in self.points:
+            tail = p.proc.log_tail(3).strip().splitlines()[-1:] if p.proc is not None else []
+            if p.ended_early:
+                out.append(f"{p.path.name}: {p.ended_early}: {' '.join(tail)}")
+            elif "dropped" not in p.stats:
+                out.append(f"{p.path.name}: tcpdump reported no counts: {' '.join(tail)}")
+            elif p.stats["dropped"] > 0:
+                out.append(
+                    f"{p.path.name}: the kernel dropped {p.stats['dropped']} packet(s) before"
+                    f" tcpdump read them ({p.stats.get('captured', '?')} captured,"
+                    f" ring {self.ring_kib} KiB)"
+                )
+        return out
 
     def __enter__(self) -> Capture:
         return self

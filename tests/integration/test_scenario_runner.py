@@ -5,6 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -94,16 +99,59 @@ def test_a_peer_that_dies_ends_its_step_at_once() -> None:
     assert no_lab_left(lab[0])
 
 
-def test_a_capture_the_kernel_dropped_packets_from_gets_no_verdict(monkeypatch) -> None:
-    """A ring too small to hold what arrives while tcpdump waits for the CPU drops
-    packets; the checks would see gaps and losses that never happened on the wire."""
-    monkeypatch.setattr(tcpdump, "RING_KIB", 1)  # one block: a call's bursts overflow it
-    text = BASE + "  - wait: {seconds: 2}\nexpect:\n  - rtp_flowing: {capture: peer-a}\n"
-    result = run_scenario_sync(parse_scenario(text, HERE))
+def _signal_captures_later(root: Path, sigs: list[tuple[int, float]]) -> None:
+    """From a thread: once media flows (a capture under `root` past 30 kB), send each
+    (signal, then wait) to every tcpdump writing under `root`: the run's own captures,
+    a stand-in for a stalled machine."""
+
+    def run() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(f.stat().st_size > 30_000 for f in root.rglob("*.pcap")):
+                break
+            time.sleep(0.05)
+        pids = []
+        for proc in Path("/proc").iterdir():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[0].endswith(b"tcpdump") and any(str(root).encode() in a for a in argv):
+                pids.append(int(proc.name))
+        for sig, wait in sigs:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            time.sleep(wait)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+CALL_4S = BASE + "  - wait: {seconds: 4}\nexpect:\n  - rtp_flowing: {capture: peer-a}\n"
+
+
+def test_a_capture_the_kernel_dropped_packets_from_gets_no_verdict(
+    monkeypatch, tmp_path: Path
+) -> None:
+    """tcpdump stopped for 1.5 s mid-call with a ring of a few frames: the kernel drops
+    what arrives meanwhile, and the checks would see gaps that never happened."""
+    monkeypatch.setenv("HARNESS_CAPTURES", str(tmp_path))
+    monkeypatch.setattr(tcpdump, "RING_KIB", 16)  # ~10 frames
+    _signal_captures_later(tmp_path, [(signal.SIGSTOP, 1.5), (signal.SIGCONT, 0)])
+    result = run_scenario_sync(parse_scenario(CALL_4S, HERE))
     dropped = {f: st["dropped"] for f, st in result.capture_stats.items() if st.get("dropped")}
-    assert dropped, result.capture_stats  # 5-44 per file in every run seen
+    assert dropped, result.capture_stats
     assert result.verdict == "fail", result.verdict
     assert result.error.startswith("incomplete capture, so no verdict on the wire"), result.error
     for name, n in dropped.items():
         assert f"{name}: the kernel dropped {n} packet(s)" in result.error, result.error
     assert no_lab_left(result.run_dir.name.split("-", 2)[-1])
+
+
+def test_a_capture_whose_tcpdump_died_gets_no_verdict(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HARNESS_CAPTURES", str(tmp_path))
+    _signal_captures_later(tmp_path, [(signal.SIGKILL, 0)])
+    result = run_scenario_sync(parse_scenario(CALL_4S, HERE))
+    assert result.verdict == "fail", result.verdict
+    assert result.error.startswith("incomplete capture, so no verdict on the wire"), result.error
+    assert "tcpdump exited with status -9 mid-capture" in result.error, result.error
