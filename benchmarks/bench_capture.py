@@ -24,12 +24,12 @@ import multiprocessing
 import os
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
 from harness.config.topology import load_topology
 from harness.lab import Lab
+from harness.scenario.stallwatch import StallWatch
 
 TOPOLOGY = Path(__file__).parent.parent / "topologies" / "open-internet.yaml"
 HZ = os.sysconf("SC_CLK_TCK")
@@ -43,23 +43,6 @@ for i in range(n):
         pass
     s.sendto(data, (dst, 40000))
 """
-
-
-class Sleeper(threading.Thread):
-    """Sleeps 10 ms at a time and keeps the worst lateness: how long the machine stalled."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.worst = 0.0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        prev = time.monotonic()
-        while not self.done.is_set():
-            time.sleep(0.01)
-            now = time.monotonic()
-            self.worst = max(self.worst, now - prev - 0.01)
-            prev = now
 
 
 def _hog(until: float) -> None:
@@ -76,8 +59,8 @@ def churn(mb: int) -> None:
 
 def start_cost(lab: Lab, ring: int, points: int, churn_mb: int) -> dict[str, float]:
     churn(churn_mb)
-    sleeper = Sleeper()
-    sleeper.start()
+    watch = StallWatch()  # the watch every scenario run has: how late a sleeper woke
+    watch.start()
     time.sleep(0.05)
     cap = lab.capture([("peer-a", "eth0")] * points, ring_kib=ring)
     time.sleep(0.3)
@@ -86,10 +69,9 @@ def start_cost(lab: Lab, ring: int, points: int, churn_mb: int) -> dict[str, flo
         assert p.proc is not None
         stat = Path(f"/proc/{p.proc.pid}/stat").read_text()
         sys_s += int(stat[stat.rindex(")") + 2 :].split()[12]) / HZ
-    sleeper.done.set()
-    sleeper.join()
+    seen = watch.stop()
     cap.stop()
-    return {"stall_ms": 1000 * sleeper.worst, "tcpdump_sys_ms": 1000 * sys_s}
+    return {"stall_ms": 1000 * seen.worst_s, "tcpdump_sys_ms": 1000 * sys_s}
 
 
 def drops(lab: Lab, ring: int, pps: int, size: int, seconds: float, hogs: int) -> int:

@@ -11,10 +11,12 @@ the network namespace of the socket they are sent on.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import socket
 import struct
+from collections.abc import Iterator
 
 SIOCETHTOOL = 0x8946
 ETHTOOL_GTSO, ETHTOOL_STSO = 0x1E, 0x1F
@@ -31,25 +33,27 @@ def _ethtool(sock: socket.socket, ifname: str, cmd: int, data: int = 0) -> int:
     return int(struct.unpack("II", value.raw[:8])[1])
 
 
+@contextlib.contextmanager
+def _socket(sock: socket.socket | None) -> Iterator[socket.socket]:
+    """`sock`, or a socket of the calling thread's namespace for the time of one call."""
+    if sock is not None:
+        yield sock
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as own:
+        yield own
+
+
 def segmentation_off(ifname: str, sock: socket.socket | None = None) -> None:
     """TSO and GSO off on `ifname`, in `sock`'s namespace (default: the calling thread's)."""
-    own = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
+    with _socket(sock) as s:
         for cmd in (ETHTOOL_STSO, ETHTOOL_SGSO):
-            _ethtool(own, ifname, cmd, 0)
-    finally:
-        if sock is None:
-            own.close()
+            _ethtool(s, ifname, cmd, 0)
 
 
 def segmentation(ifname: str, sock: socket.socket | None = None) -> dict[str, bool]:
     """{"tso": on?, "gso": on?} of `ifname` (for checks and tests)."""
-    own = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
+    with _socket(sock) as s:
         return {
-            "tso": bool(_ethtool(own, ifname, ETHTOOL_GTSO)),
-            "gso": bool(_ethtool(own, ifname, ETHTOOL_GGSO)),
+            "tso": bool(_ethtool(s, ifname, ETHTOOL_GTSO)),
+            "gso": bool(_ethtool(s, ifname, ETHTOOL_GGSO)),
         }
-    finally:
-        if sock is None:
-            own.close()

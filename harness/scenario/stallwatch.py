@@ -12,6 +12,7 @@ the gap happened on the wire.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,6 +44,7 @@ class HostWatch:
 
     stalls: list[Stall] = field(default_factory=list)
     worst_s: float = 0.0
+    """The latest wake-up of all, stall or not (a few ms on a quiet machine)."""
     seconds: float = 0.0
     cpu_pressure_s: float | None = None
     """/proc/pressure/cpu `some`: time at least one runnable task waited for a CPU."""
@@ -86,8 +88,6 @@ def _cpu_pressure() -> float | None:
 
 
 def _steal() -> float | None:
-    import os
-
     try:
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
         return int(fields[8]) / os.sysconf("SC_CLK_TCK")
@@ -119,12 +119,11 @@ class StallWatch(threading.Thread):
             now = time.monotonic()
             psi = _cpu_pressure()
             late = now - prev - PERIOD_S
-            if late > STALL_S:
-                seen.worst_s = max(seen.worst_s, late)
-                if len(seen.stalls) < MAX_KEPT:
-                    seen.stalls.append(
-                        Stall(round(time.time(), 3), round(late, 3), _delta(psi_prev, psi))
-                    )
+            seen.worst_s = max(seen.worst_s, late)
+            if late > STALL_S and len(seen.stalls) < MAX_KEPT:
+                seen.stalls.append(
+                    Stall(round(time.time(), 3), round(late, 3), _delta(psi_prev, psi))
+                )
             prev, psi_prev = now, psi
 
     def stop(self) -> HostWatch:
