@@ -97,4 +97,9 @@ def recovery(s: Session, p: dict[str, Any]) -> Outcome:
         f"{n}: gap {d[n]['largest_gap_s']} s, recovered {d[n]['recovered']}" for n in ("up", "down")
     )
     msg = f"after {d['event']}: {summary}" + (f" -- {'; '.join(problems)}" if problems else "")
-    return Outcome(not problems, msg, describe(rec), RFC)
+    checked = ("up", "down") if direction == "both" else (direction,)
+    gaps = [rec.directions[n] for n in checked if n in rec.directions]
+    spans = [
+        (g.gap_from, g.gap_to) for g in gaps if g.gap_from is not None and g.gap_to is not None
+    ]
+    return Outcome(not problems, msg, describe(rec), RFC, spans)

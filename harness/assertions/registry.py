@@ -24,6 +24,9 @@ class Outcome:
     message: str
     evidence: list[str] = field(default_factory=list)
     rfc: str = ""
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    """The spans (Unix times, from the capture's clock) of what a failed check found wrong,
+    such as its media gaps: a scenario run says which of them the host stalled in."""
 
 
 class CheckError(ValueError):

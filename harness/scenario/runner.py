@@ -23,7 +23,7 @@ from harness.lab import Lab
 from harness.scenario.context import ScenarioContext
 from harness.scenario.needs import unsupported_reasons
 from harness.scenario.result import CheckResult, RunResult, StepResult
-from harness.scenario.stallwatch import StallWatch
+from harness.scenario.stallwatch import StallWatch, stalls_inside
 from harness.scenario.verdict import decide
 from harness.scenario.watchdog import guarded
 
@@ -464,7 +464,11 @@ def _run_checks(scenario: Scenario, ctx: ScenarioContext, result: RunResult) -> 
                 o = Outcome(False, f"bad expectation: {exc}")
         else:
             _, _, _, o, _ = next(wire_out)
-        out.append(CheckResult(name, o.passed, o.message, o.evidence, dict(params), line, o.rfc))
+        evidence = list(o.evidence)
+        if not o.passed:  # did the host stall inside what the check found wrong?
+            for start, end in o.windows:
+                evidence += stalls_inside(result.host, start, end)
+        out.append(CheckResult(name, o.passed, o.message, evidence, dict(params), line, o.rfc))
     return out
 
 

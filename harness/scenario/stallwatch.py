@@ -77,6 +77,26 @@ class HostWatch:
         )
 
 
+def stalls_inside(host: dict[str, Any], start: float, end: float) -> list[str]:
+    """Evidence lines for the stalls a run's watch saw (`host`, RunResult.host) that overlap
+    the span start-end (Unix times): a thread that woke `late_s` late at `t` was held back
+    from about t - late_s to t."""
+    lines = []
+    for st in host.get("stalls", []):
+        t, late = st["t"], st["late_s"]
+        if t - late < end and t > start:
+            pressure = st.get("cpu_pressure_s")
+            inside = (
+                f", CPU pressure in it {pressure * 1000:.0f} ms" if pressure is not None else ""
+            )
+            lines.append(
+                f"host stall inside {wall_clock(start)}-{wall_clock(end)}: the harness's watch"
+                f" thread was held back {late * 1000:.0f} ms, {wall_clock(t - late)}-"
+                f"{wall_clock(t)}{inside} (the machine stalled, the components with it)"
+            )
+    return lines
+
+
 def _cpu_pressure() -> float | None:
     try:
         for line in Path("/proc/pressure/cpu").read_text().splitlines():

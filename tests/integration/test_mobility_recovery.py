@@ -58,6 +58,10 @@ def test_bounds_fail_with_the_measured_value(tmp_path: Path) -> None:
     out = run_check("recovery", s, {"fixed": dst, "max_gap_s": 0.001, "direction": "up"})
     assert not out.passed and "up: largest gap" in out.message and "> 0.001 s" in out.message
     assert any(line.startswith("up: old udp") for line in out.evidence), out.evidence
+    # the gap's span, for a run to name a host stall inside it: the checked direction's only
+    up = analyse(s, read_log(tmp_path), fixed=dst).directions["up"]
+    assert out.windows == [(up.gap_from, up.gap_to)], out.windows
+    assert up.gap_to - up.gap_from == pytest.approx(up.largest_gap_s)  # type: ignore[operator]
 
 
 def test_both_ends_keeping_their_ports_need_fixed(tmp_path: Path) -> None:
