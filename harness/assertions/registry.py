@@ -30,7 +30,14 @@ class Outcome:
 
 
 class CheckError(ValueError):
-    """A check was named or parameterised wrongly (a scenario mistake, not a failure)."""
+    """A check was named or parameterised wrongly (a scenario mistake, not a failure).
+
+    `path`: where in the check's parameters, when deeper than a top-level key
+    (`("cells", "nat-chromium", "stopped")`), for the scenario's error to name its line."""
+
+    def __init__(self, message: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 CheckFn = Callable[["Session", dict[str, Any]], Outcome]
@@ -117,19 +124,52 @@ def run_check(name: str, session: Session, params: dict[str, Any] | None = None)
 
 def check_params(name: str, params: dict[str, Any]) -> None:
     """Raise CheckError for a parameter the check does not take, of the wrong type, or one
-    it needs that is missing."""
+    it needs that is missing; a check that takes `cells` has each cell's overrides checked
+    alike, and what it needs is looked for after its `cell`'s overrides (`for_cell`)."""
     spec = REGISTRY[name]
     for key, value in params.items():
-        if key not in spec.params:
-            raise CheckError(f"{name}: unknown parameter {key!r}; takes {', '.join(spec.params)}")
-        want = spec.params[key]
-        if isinstance(value, bool) and want in (int, float, (int, float)):
-            raise CheckError(f"{name}: {key} must be a number, not {value!r}")
-        if not isinstance(value, want):
-            raise CheckError(f"{name}: {key} has the wrong type ({type(value).__name__})")
+        _check_value(spec, key, value, (key,))
+    if "cells" in spec.params and "cells" in params:
+        for cell, overrides in _cells(params).items():
+            for key, value in overrides.items():
+                path = ("cells", cell, key)
+                if key in ("cell", "cells"):
+                    raise CheckError(f"{name}: a cell's overrides cannot set {key}", path)
+                _check_value(spec, key, value, path)
+    merged = for_cell(params) if "cells" in spec.params else params
     for key in spec.required:
-        if key not in params:
+        if key not in merged:
             raise CheckError(f"{name} needs `{key}`")
+
+
+def _check_value(spec: Check, key: str, value: Any, path: tuple[str, ...]) -> None:
+    where = ".".join(path)
+    if key not in spec.params:
+        raise CheckError(
+            f"{spec.name}: unknown parameter {where!r}; takes {', '.join(spec.params)}", path
+        )
+    want = spec.params[key]
+    if isinstance(value, bool) and want in (int, float, (int, float)):
+        raise CheckError(f"{spec.name}: {where} must be a number, not {value!r}", path)
+    if not isinstance(value, want):
+        raise CheckError(f"{spec.name}: {where} has the wrong type ({type(value).__name__})", path)
+
+
+def _cells(p: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    cells = p.get("cells") or {}
+    if not isinstance(cells, dict) or not all(isinstance(v, dict) for v in cells.values()):
+        raise CheckError("`cells` maps a cell name to a mapping of parameters", ("cells",))
+    return cells
+
+
+def for_cell(p: dict[str, Any]) -> dict[str, Any]:
+    """`cells: {NAME: {param: value}}` overrides the parameters for the matrix cell `cell`.
+
+    A matrix shares one `expect:` list; the symptoms differ per cell (only the report's
+    cells fail), so each names its cell (`cell: ${a}-${b}`) and the overrides say what
+    that cell must show.
+    """
+    return {**p, **_cells(p).get(p.get("cell", ""), {})}
 
 
 def bounds(value: float, params: Mapping[str, Any], lo: str = "min", hi: str = "max") -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from harness.actions import restartlog
 from harness.analysis.model import fmt_addr
 from harness.analysis.session import Session
-from harness.assertions.registry import CheckError, Outcome, check
+from harness.assertions.registry import CheckError, Outcome, check, for_cell
 
 NUM = (int, float)
 
@@ -28,19 +28,6 @@ def _restart(s: Session, p: dict[str, Any]) -> restartlog.RestartRecord:
             f"the run logged no ICE restart{' of ' + p['peer'] if 'peer' in p else ''}"
         )
     return recs[p.get("index", 0)]
-
-
-def for_cell(p: dict[str, Any]) -> dict[str, Any]:
-    """`cells: {NAME: {param: value}}` overrides the parameters for the matrix cell `cell`.
-
-    A matrix shares one `expect:` list; the symptoms differ per cell (only the report's
-    cells fail), so each names its cell (`cell: ${a}-${b}`) and the overrides say what
-    that cell must show.
-    """
-    cells = p.get("cells") or {}
-    if not isinstance(cells, dict) or not all(isinstance(v, dict) for v in cells.values()):
-        raise CheckError("`cells` maps a cell name to a mapping of parameters")
-    return {**p, **cells.get(p.get("cell", ""), {})}
 
 
 def _want(p: dict[str, Any], key: str) -> bool | None:
@@ -108,6 +95,7 @@ def _hosts(run_dir: Path) -> dict[str, str]:
 
 @check(
     "restart_media_stop",
+    required=("sender",),
     peer=str,
     index=int,
     sender=str,
@@ -124,8 +112,6 @@ def restart_media_stop(s: Session, p: dict[str, Any]) -> Outcome:
     than `grace_s` (1 s) before the call does (first BYE after the answer, else the capture's
     end), or `either`; when it stops, min_s..max_s bound the time. `cell`/`cells` as above."""
     p = for_cell(p)
-    if "sender" not in p:
-        raise CheckError("restart_media_stop needs `sender` (a node name or an address)")
     rec = _restart(s, p)
     a = s.analysis
     addr = _hosts(Path(a.path).parent).get(p["sender"], p["sender"])

@@ -83,8 +83,13 @@ def scenario_reference() -> str:
     for name, c in sorted(checks.items()):
         out += [f"### `{name}`", "", _doc(c.doc), ""]
         if c.params:
+            must = (
+                ", required: here or in its cell's overrides"
+                if "cells" in c.params
+                else ", required"
+            )
             params = ", ".join(
-                f"`{p}` ({param_schema(t)['type']}{', required' if p in c.required else ''})"
+                f"`{p}` ({param_schema(t)['type']}{must if p in c.required else ''})"
                 for p, t in c.params.items()
             )
             out += [f"Parameters: {params}.", ""]

@@ -197,8 +197,9 @@ def _expectation(
     try:
         check_params(name, {k: v for k, v in params.items() if k != "capture"})
     except CheckError as exc:
-        key = next((k for k in params if f" {k} " in f" {exc} "), None)
-        raise src.error(where + ((key,) if key else ()), str(exc)) from None
+        path = exc.path or next(((k,) for k in params if f" {k} " in f" {exc} "), ())
+        hint = did_you_mean(path[-1], check.params) if "unknown parameter" in str(exc) else ""
+        raise src.error(where + path, f"{exc}{hint}") from None
     if "capture" in params:
         pick_point(src, where + ("capture",), params["capture"], points)
     if "mobile" in params:

@@ -37,6 +37,7 @@ expect:
   - peer_received_tone: {peer: bob, hz: 440}
 """
 
+RESTART = "  - restart_media_stop: {sender: bob, cell: x, cells: "
 # (case id, text replaced, replacement, line, key, message fragment)
 CASES = [
     ("component-option-unknown", "node: server}\n  kam", "node: server, options: {prot: 1}}\n  kam",
@@ -89,6 +90,19 @@ CASES = [
      "no topology"),
     ("check-param-not-a-name", "{count: 1,", "{false: 1,", 16, "expect[0].dtls_handshakes.False",
      "unknown parameter False"),
+    # a matrix cell's overrides of a check's parameters: checked as the parameters are, and
+    # what the check needs looked for after the cell's own (a typo there once ran silently)
+    ("check-cell-override-typo", "  - peer_received_tone:", f"{RESTART}{{x: {{stoped: true}}}}}}\n"
+     "  - peer_received_tone:", 17, "expect[1].restart_media_stop.cells.x.stoped",
+     "did you mean 'stopped'"),
+    ("check-cell-override-type", "  - peer_received_tone:", f"{RESTART}{{x: {{min_s: soon}}}}}}\n"
+     "  - peer_received_tone:", 17, "expect[1].restart_media_stop.cells.x.min_s", "wrong type"),
+    ("check-cell-override-cell", "  - peer_received_tone:", f"{RESTART}{{x: {{cell: y}}}}}}\n"
+     "  - peer_received_tone:", 17, "expect[1].restart_media_stop.cells.x.cell",
+     "a cell's overrides cannot set cell"),
+    ("check-cell-needs", "  - peer_received_tone:",
+     "  - restart_media_stop: {cell: x, cells: {y: {sender: bob}}}\n  - peer_received_tone:", 17,
+     "expect[1].restart_media_stop", "restart_media_stop needs `sender`"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
@@ -105,6 +119,17 @@ def outside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_base_scenario_is_valid(outside: Path) -> None:
     f = outside / "base.yaml"
     f.write_text(BASE)
+    assert main(["validate", str(f)]) == 0
+
+
+def test_a_cell_may_supply_what_a_check_needs(outside: Path) -> None:
+    f = outside / "cell.yaml"
+    f.write_text(
+        BASE.replace(
+            "  - peer_received_tone:",
+            "  - restart_media_stop: {cell: x, cells: {x: {sender: bob}}}\n  - peer_received_tone:",
+        )
+    )
     assert main(["validate", str(f)]) == 0
 
 
