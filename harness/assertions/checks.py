@@ -8,9 +8,7 @@ from harness.analysis import sdp_conformance as sdp_conformance_mod
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.rtp import RtpStream
 from harness.analysis.session import IceGeneration, Session
-from harness.assertions.registry import Outcome, bounds, check
-
-NUM = (int, float)
+from harness.assertions.registry import NUM, Choice, Outcome, bounds, check
 
 
 def _at(frame: int, t: float) -> str:
@@ -112,7 +110,10 @@ def ice_connected(s: Session, p: dict[str, Any]) -> Outcome:
     )
 
 
-@check("selected_pair_type", type=(str, list), not_type=(str, list), generation=int)
+PAIR_TYPES = Choice(("host", "srflx", "prflx", "relay"), many=True)
+
+
+@check("selected_pair_type", type=PAIR_TYPES, not_type=PAIR_TYPES, generation=int)
 def selected_pair_type(s: Session, p: dict[str, Any]) -> Outcome:
     """The selected pair (nominated, else first with media) is of this type: host, srflx,
     prflx or relay; with not_type, of any type but these (a type that must not be selected)."""
@@ -381,7 +382,9 @@ def sip_dialog_state(s: Session, p: dict[str, Any]) -> Outcome:
     )
 
 
-@check("sdp_conformance", profile=str, max_errors=int, warnings=bool, ignore=list)
+@check(
+    "sdp_conformance", profile=Choice(("webrtc", "sip")), max_errors=int, warnings=bool, ignore=list
+)
 def sdp_conformance(s: Session, p: dict[str, Any]) -> Outcome:
     """Captured SDPs pass the lint and the offer/answer rules (harness/analysis/
     sdp_conformance.py) for profile webrtc or sip (default: each SDP's own), with at

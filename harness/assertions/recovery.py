@@ -13,10 +13,9 @@ from typing import Any
 from harness.analysis.analyzer import analyze_file
 from harness.analysis.recovery import Recovery, RecoveryError, analyse, describe, read_log
 from harness.analysis.session import Session, build
-from harness.assertions.registry import CheckError, Outcome, check
+from harness.assertions.registry import NUM, CheckError, Choice, Outcome, check
 from harness.capture import files_at
 
-NUM = (int, float)
 RFC = "RFC 8445 9, RFC 7675"
 
 
@@ -47,7 +46,7 @@ def recovery_of(s: Session, p: dict[str, Any]) -> Recovery:
     index=int,
     fixed=str,
     exclude=str,
-    direction=str,
+    direction=Choice(("up", "down", "both")),
     recovered=bool,
     max_gap_s=NUM,
     min_gap_s=NUM,
@@ -62,8 +61,6 @@ def recovery(s: Session, p: dict[str, Any]) -> Outcome:
     gap, time to first media on the new path, packets lost, per direction (up/down/both);
     DTLS handshakes, re-INVITEs, whether an app restarted ICE."""
     direction = p.get("direction", "both")
-    if direction not in ("up", "down", "both"):
-        raise CheckError("recovery: direction is up, down or both")
     try:
         rec = recovery_of(s, p)
     except RecoveryError as exc:

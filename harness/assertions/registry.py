@@ -43,11 +43,37 @@ class CheckError(ValueError):
 CheckFn = Callable[["Session", dict[str, Any]], Outcome]
 
 
+@dataclass(frozen=True)
+class Choice:
+    """A parameter that takes one of a few values (with `many`, also a list of them).
+
+    A value outside them is a scenario mistake said before the run: a check reading a
+    misspelt `not_type: rellay` or `profile: webrct` would otherwise judge by a default."""
+
+    values: tuple[str | bool, ...]
+    many: bool = False
+
+    def allows(self, value: Any) -> bool:
+        if self.many and isinstance(value, list):
+            return bool(value) and all(self.allows(v) for v in value)
+        return any(type(value) is type(v) and value == v for v in self.values)
+
+    def __str__(self) -> str:
+        names = ", ".join(str(v).lower() if isinstance(v, bool) else v for v in self.values)
+        return f"one of {names}" + (" (or a list of them)" if self.many else "")
+
+
+ParamSpec = type | tuple[type, ...] | Choice
+NUM = (int, float)
+YES_NO_EITHER = Choice((True, False, "either"))
+"""true, false, or either: an intermittent matrix cell, reported but not judged on it."""
+
+
 @dataclass
 class Check:
     name: str
     fn: CheckFn
-    params: dict[str, type | tuple[type, ...]]
+    params: dict[str, ParamSpec]
     doc: str
     required: tuple[str, ...] = ()
     """Parameters it cannot run without (said when a scenario is validated, not mid-run)."""
@@ -93,7 +119,7 @@ REGISTRY: LazyRegistry[Check] = LazyRegistry("check", CHECK_MODULES)
 
 
 def check(
-    name: str, *, required: tuple[str, ...] = (), **params: type | tuple[type, ...]
+    name: str, *, required: tuple[str, ...] = (), **params: ParamSpec
 ) -> Callable[[CheckFn], CheckFn]:
     """Register a check under `name` with the parameters it accepts and their types;
     `required`: those it cannot run without."""
@@ -149,6 +175,10 @@ def _check_value(spec: Check, key: str, value: Any, path: tuple[str, ...]) -> No
             f"{spec.name}: unknown parameter {where!r}; takes {', '.join(spec.params)}", path
         )
     want = spec.params[key]
+    if isinstance(want, Choice):
+        if not want.allows(value):
+            raise CheckError(f"{spec.name}: {where} is {want}, not {value!r}", path)
+        return
     if isinstance(value, bool) and want in (int, float, (int, float)):
         raise CheckError(f"{spec.name}: {where} must be a number, not {value!r}", path)
     if not isinstance(value, want):

@@ -14,9 +14,7 @@ from typing import Any
 from harness.actions import restartlog
 from harness.analysis.model import fmt_addr
 from harness.analysis.session import Session
-from harness.assertions.registry import CheckError, Outcome, check, for_cell
-
-NUM = (int, float)
+from harness.assertions.registry import NUM, YES_NO_EITHER, CheckError, Outcome, check, for_cell
 
 
 def _restart(s: Session, p: dict[str, Any]) -> restartlog.RestartRecord:
@@ -33,12 +31,8 @@ def _restart(s: Session, p: dict[str, Any]) -> restartlog.RestartRecord:
 def _want(p: dict[str, Any], key: str) -> bool | None:
     """The expected yes/no of `key`: a bool, or None for `either` (an intermittent cell:
     reported, and bounded by min_s/max_s when it happens, but not judged on whether)."""
-    v = p.get(key, False)
-    if v == "either":
-        return None
-    if not isinstance(v, bool):
-        raise CheckError(f"{key} is true, false or either")
-    return v
+    v = p.get(key, False)  # true, false or either: check_params saw to it
+    return None if v == "either" else bool(v)
 
 
 def _limits(value: float, p: dict[str, Any]) -> str | None:
@@ -53,7 +47,7 @@ def _limits(value: float, p: dict[str, Any]) -> str | None:
     "restart_peer_ice",
     peer=str,
     index=int,
-    disconnected=(bool, str),
+    disconnected=YES_NO_EITHER,
     min_s=NUM,
     max_s=NUM,
     cell=str,
@@ -99,7 +93,7 @@ def _hosts(run_dir: Path) -> dict[str, str]:
     peer=str,
     index=int,
     sender=str,
-    stopped=(bool, str),
+    stopped=YES_NO_EITHER,
     min_s=NUM,
     max_s=NUM,
     grace_s=NUM,

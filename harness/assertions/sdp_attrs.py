@@ -7,10 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.session import Session
-from harness.assertions.registry import Outcome, check
+from harness.assertions.registry import Choice, Outcome, check
 
 
-@check("sdp_attribute", required=("attr",), attr=str, role=str, present=bool, proto=str, rfc=str)
+@check(
+    "sdp_attribute",
+    required=("attr",),
+    attr=str,
+    role=Choice(("offer", "answer", "pranswer", "any")),
+    present=bool,
+    proto=str,
+    rfc=str,
+)
 def sdp_attribute(s: Session, p: dict[str, Any]) -> Outcome:
     """Every captured SDP of `role` (offer, answer or any) has a=`attr` in each m= section
     whose protocol contains `proto` (default: every section); `present: false` inverts."""

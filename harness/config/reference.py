@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from harness.assertions.registry import Choice, ParamSpec
+from harness.config.schema import param_schema
+
 HEADER = """# Scenario reference
 
 Generated from the models and registries (`python -m harness.config.schema` rewrites
@@ -62,7 +65,7 @@ def scenario_reference() -> str:
     from harness.conditions.model import LinkSpec
     from harness.conditions.timeline import TimelineStep
     from harness.config.scenario import ComponentSpec, IceServerRef, PeerSpec, ScenarioSpec
-    from harness.config.schema import param_schema, registries
+    from harness.config.schema import registries
 
     actions, checks, peer_checks, components = registries()
     out = [HEADER, "## Top-level keys", "", *fields_table(ScenarioSpec), ""]
@@ -89,8 +92,7 @@ def scenario_reference() -> str:
                 else ", required"
             )
             params = ", ".join(
-                f"`{p}` ({param_schema(t)['type']}{must if p in c.required else ''})"
-                for p, t in c.params.items()
+                f"`{p}` ({_kind(t)}{must if p in c.required else ''})" for p, t in c.params.items()
             )
             out += [f"Parameters: {params}.", ""]
     out += ["## Checks on the peers' own stats (`expect[]`)", ""]
@@ -101,3 +103,10 @@ def scenario_reference() -> str:
             "",
         ]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _kind(want: ParamSpec) -> str:
+    """A check parameter's type as the reference prints it."""
+    if isinstance(want, Choice):
+        return str(want)
+    return str(param_schema(want)["type"])

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from harness.assertions.registry import Choice, ParamSpec
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 MATRIX_VAR = {"type": "string", "pattern": r"^\$\{\w+\}$", "description": "a matrix variable"}
 _TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array"}
@@ -35,7 +37,10 @@ def registries() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[s
     return dict(ACTIONS), dict(REGISTRY), dict(PEER_CHECKS), dict(COMPONENTS)
 
 
-def param_schema(want: type | tuple[type, ...]) -> dict[str, Any]:
+def param_schema(want: ParamSpec) -> dict[str, Any]:
+    if isinstance(want, Choice):
+        one = {"enum": list(want.values)}
+        return {"anyOf": [one, {"type": "array", "items": one}]} if want.many else one
     types = want if isinstance(want, tuple) else (want,)
     names = sorted({_TYPES.get(t, "string") for t in types})
     if names == ["integer", "number"]:

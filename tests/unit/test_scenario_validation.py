@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.assertions.registry import YES_NO_EITHER, Choice
 from harness.cli import main
 from harness.config.scenario import load_scenarios, parse_scenario
 from harness.errors import ConfigError
@@ -103,6 +104,16 @@ CASES = [
     ("check-cell-needs", "  - peer_received_tone:",
      "  - restart_media_stop: {cell: x, cells: {y: {sender: bob}}}\n  - peer_received_tone:", 17,
      "expect[1].restart_media_stop", "restart_media_stop needs `sender`"),
+    # a parameter of a few values: a misspelt one would have judged by the check's default
+    ("check-param-choice", "  - peer_received_tone:",
+     "  - selected_pair_type: {not_type: rellay}\n  - peer_received_tone:", 17,
+     "expect[1].selected_pair_type.not_type", "is one of host, srflx, prflx, relay"),
+    ("check-param-choice-list", "  - peer_received_tone:",
+     "  - selected_pair_type: {type: [relay, hots]}\n  - peer_received_tone:", 17,
+     "expect[1].selected_pair_type.type", "not ['relay', 'hots']"),
+    ("check-cell-override-choice", "  - peer_received_tone:",
+     f"{RESTART}{{x: {{stopped: maybe}}}}}}\n  - peer_received_tone:", 17,
+     "expect[1].restart_media_stop.cells.x.stopped", "is one of true, false, either"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
@@ -297,3 +308,13 @@ def main_load(f: Path) -> object:
     from harness.config.loader import load_any
 
     return load_any(f)
+
+
+def test_a_choice_takes_its_values_not_their_lookalikes() -> None:
+    yes_no = YES_NO_EITHER
+    assert yes_no.allows(True) and yes_no.allows(False) and yes_no.allows("either")
+    assert not yes_no.allows(1) and not yes_no.allows("true") and not yes_no.allows([True])
+    types = Choice(("host", "relay"), many=True)
+    assert types.allows("relay") and types.allows(["host", "relay"])
+    assert not types.allows([]) and not types.allows(["relay", "srflx"])
+    assert str(types) == "one of host, relay (or a list of them)"
