@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.assertions.registry import CheckError, Outcome
+from harness.assertions.registry import CheckError, Choice, Outcome
 
 PeerSnapshots = dict[str, list[dict[str, Any]]]
 """peer name -> stats snapshots in step order, each with `step` (index) and `stats`."""
@@ -30,19 +30,64 @@ class PeerCheck:
     rfc: str
     on_events: bool = False
     """True: `fn` reads the peers' events (PeerEvents), not their stats snapshots."""
+    choices: dict[str, Choice] | None = None
+    """Parameters that take one of a few values."""
 
 
 PEER_CHECKS: dict[str, PeerCheck] = {}
+BY_KIND = "by_kind"
+"""`by_kind: {KIND: {param: value}}`: the overrides of a peer's implementation (`kind`)."""
 
 
 def peer_check(
-    name: str, *params: str, rfc: str = "", on_events: bool = False
+    name: str,
+    *params: str,
+    rfc: str = "",
+    on_events: bool = False,
+    choices: dict[str, Choice] | None = None,
 ) -> Callable[[PeerCheckFn], PeerCheckFn]:
     def wrap(fn: PeerCheckFn) -> PeerCheckFn:
-        PEER_CHECKS[name] = PeerCheck(name, fn, {"peer", "at_step", *params}, rfc, on_events)
+        PEER_CHECKS[name] = PeerCheck(
+            name, fn, {"peer", "at_step", *params}, rfc, on_events, choices
+        )
         return fn
 
     return wrap
+
+
+def check_peer_params(name: str, params: dict[str, Any]) -> None:
+    """Raise CheckError (with the parameter's path) for a parameter the peer check does not
+    take, a value outside its choices, or a `by_kind` override that is either; an override
+    misspelt would leave the expectation it meant to change silently unchanged."""
+    spec = PEER_CHECKS[name]
+    for key, value in params.items():
+        _check_peer_value(spec, key, value, (key,))
+    overrides = params.get(BY_KIND)
+    if BY_KIND in params:
+        if not isinstance(overrides, dict) or not all(
+            isinstance(v, dict) for v in overrides.values()
+        ):
+            raise CheckError(
+                f"{name}: by_kind maps a peer kind to a mapping of parameters", (BY_KIND,)
+            )
+        for kind, over in overrides.items():
+            for key, value in over.items():
+                path = (BY_KIND, str(kind), key)
+                if key in ("peer", "at_step", "kind", BY_KIND):
+                    raise CheckError(f"{name}: a by_kind override cannot set {key}", path)
+                _check_peer_value(spec, key, value, path)
+
+
+def _check_peer_value(spec: PeerCheck, key: str, value: Any, path: tuple[str, ...]) -> None:
+    where = ".".join(path)
+    if key not in spec.params:
+        raise CheckError(
+            f"unknown parameter {where!r} of {spec.name} (takes: {', '.join(sorted(spec.params))})",
+            path,
+        )
+    choice = (spec.choices or {}).get(key)
+    if choice is not None and not choice.allows(value):
+        raise CheckError(f"{spec.name}: {where} is {choice}, not {value!r}", path)
 
 
 def run_peer_check(
@@ -52,9 +97,7 @@ def run_peer_check(
     events: PeerEvents | None = None,
 ) -> Outcome:
     spec = PEER_CHECKS[name]
-    unknown = set(params) - spec.params
-    if unknown:
-        raise CheckError(f"{name}: unknown parameter(s) {', '.join(sorted(unknown))}")
+    check_peer_params(name, params)
     if "peer" not in params:
         raise CheckError(f"{name}: needs `peer`")
     out = spec.fn((events or {}) if spec.on_events else snapshots, params)
@@ -93,6 +136,9 @@ def _pair_text(pair: dict[str, Any] | None) -> str:
     )
 
 
+CANDIDATE_TYPES = Choice(("host", "srflx", "prflx", "relay"), many=True)
+
+
 @peer_check(
     "peer_selected_pair",
     "local",
@@ -101,8 +147,9 @@ def _pair_text(pair: dict[str, Any] | None) -> str:
     "relay_protocol",
     "local_address",
     "kind",
-    "by_kind",
+    BY_KIND,
     rfc="RFC 8445 §8",
+    choices=dict.fromkeys(("local", "remote", "either"), CANDIDATE_TYPES),
 )
 def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
     """The candidate types (and for relays, the TURN transport) of the pair the peer selected;
@@ -113,7 +160,7 @@ def peer_selected_pair(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
     may be a list (say the caller's kind and "callee-<kind>"): the overrides of
     every listed kind apply, later ones over earlier ones.
     """
-    by_kind = p.get("by_kind") or {}
+    by_kind = p.get(BY_KIND) or {}
     for kind in _as_list(p.get("kind") or []):
         if kind in by_kind:
             p = {**p, **by_kind[kind]}

@@ -160,20 +160,17 @@ def _expectation(
     points: list[tuple[str, str]],
     n_steps: int,
 ) -> None:
-    from harness.assertions.peer import PEER_CHECKS
+    from harness.assertions.peer import PEER_CHECKS, check_peer_params
     from harness.assertions.registry import REGISTRY, CheckError, check_params
 
     if not isinstance(params, dict):
         raise src.error(where, "a check's parameters are a mapping")
     if name in PEER_CHECKS:
         allowed = PEER_CHECKS[name].params
-        for key in params:
-            if key not in allowed:
-                raise src.error(
-                    where + (key,),
-                    f"unknown parameter {key!r} of {name}{did_you_mean(key, allowed)}"
-                    f" (takes: {', '.join(sorted(allowed))})",
-                )
+        try:
+            check_peer_params(name, params)
+        except CheckError as exc:
+            raise _at(src, where, exc, params, allowed) from None
         peer = params.get("peer")
         if not isinstance(peer, str) or peer not in spec.peers:
             raise src.error(
@@ -197,9 +194,7 @@ def _expectation(
     try:
         check_params(name, {k: v for k, v in params.items() if k != "capture"})
     except CheckError as exc:
-        path = exc.path or next(((k,) for k in params if f" {k} " in f" {exc} "), ())
-        hint = did_you_mean(path[-1], check.params) if "unknown parameter" in str(exc) else ""
-        raise src.error(where + path, f"{exc}{hint}") from None
+        raise _at(src, where, exc, params, check.params) from None
     if "capture" in params:
         pick_point(src, where + ("capture",), params["capture"], points)
     if "mobile" in params:
@@ -209,6 +204,14 @@ def _expectation(
                 where + ("mobile",),
                 f"no capture of node {node!r} (captured: {_points_text(points)})",
             )
+
+
+def _at(src: YamlSource, where: Where, exc: Any, params: dict[str, Any], takes: Any) -> Exception:
+    """A check's CheckError as the scenario's error, at the parameter it names (its path,
+    else the top-level key its message names), with a did-you-mean for an unknown one."""
+    path = exc.path or next(((k,) for k in params if f" {k} " in f" {exc} "), ())
+    hint = did_you_mean(path[-1], takes) if path and "unknown parameter" in str(exc) else ""
+    return src.error(where + path, f"{exc}{hint}")
 
 
 def _points_text(points: list[tuple[str, str]]) -> str:

@@ -114,6 +114,17 @@ CASES = [
     ("check-cell-override-choice", "  - peer_received_tone:",
      f"{RESTART}{{x: {{stopped: maybe}}}}}}\n  - peer_received_tone:", 17,
      "expect[1].restart_media_stop.cells.x.stopped", "is one of true, false, either"),
+    ("peer-check-choice", "  - peer_received_tone:",
+     "  - peer_selected_pair: {peer: alice, local: rellay}\n  - peer_received_tone:", 17,
+     "expect[1].peer_selected_pair.local", "is one of host, srflx, prflx, relay"),
+    ("peer-check-by-kind-typo", "  - peer_received_tone:",
+     "  - peer_selected_pair: {peer: alice, kind: aiortc, by_kind: {aiortc: {locl: [relay]}}}\n"
+     "  - peer_received_tone:", 17, "expect[1].peer_selected_pair.by_kind.aiortc.locl",
+     "did you mean 'local'"),
+    ("peer-check-by-kind-choice", "  - peer_received_tone:",
+     "  - peer_selected_pair: {peer: alice, by_kind: {aiortc: {either: [relay, srfx]}}}\n"
+     "  - peer_received_tone:", 17, "expect[1].peer_selected_pair.by_kind.aiortc.either",
+     "is one of host, srflx, prflx, relay"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
