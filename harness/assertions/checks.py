@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis import sdp_conformance as sdp_conformance_mod
+from harness.analysis import stun
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.rtp import RtpStream
 from harness.analysis.session import IceGeneration, Session
@@ -156,7 +157,14 @@ def ice_integrity(s: Session, p: dict[str, Any]) -> Outcome:
     )
 
 
-@check("stun_errors", method=str, code=int, max=int, min=int, count=int)
+#: STUN methods by name, as the analyser names them (an unnamed one as 0xNNN)
+STUN_METHODS = Choice(
+    tuple(dict.fromkeys([*stun.METHODS.values(), *stun.CLASSIC_METHODS.values()])),
+    pattern=("0x[0-9a-f]{3}", "0xNNN"),
+)
+
+
+@check("stun_errors", method=STUN_METHODS, code=int, max=int, min=int, count=int)
 def stun_errors(s: Session, p: dict[str, Any]) -> Outcome:
     """Count STUN error responses (optionally of one method and code) against min/max."""
     hits = [

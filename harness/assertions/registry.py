@@ -6,6 +6,7 @@ evidence lines say where to look: frame numbers, times, addresses, SDP lines.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,14 +53,19 @@ class Choice:
 
     values: tuple[str | bool, ...]
     many: bool = False
+    pattern: tuple[str, str] | None = None
+    """(regex, how to say it): text that also matches, such as an unnamed STUN method."""
 
     def allows(self, value: Any) -> bool:
         if self.many and isinstance(value, list):
             return bool(value) and all(self.allows(v) for v in value)
+        if self.pattern and isinstance(value, str) and re.fullmatch(self.pattern[0], value):
+            return True
         return any(type(value) is type(v) and value == v for v in self.values)
 
     def __str__(self) -> str:
         names = ", ".join(str(v).lower() if isinstance(v, bool) else v for v in self.values)
+        names += f" or {self.pattern[1]}" if self.pattern else ""
         return f"one of {names}" + (" (or a list of them)" if self.many else "")
 
 

@@ -39,7 +39,9 @@ def registries() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[s
 
 def param_schema(want: ParamSpec) -> dict[str, Any]:
     if isinstance(want, Choice):
-        one = {"enum": list(want.values)}
+        one: dict[str, Any] = {"enum": list(want.values)}
+        if want.pattern:
+            one = {"anyOf": [one, {"type": "string", "pattern": f"^{want.pattern[0]}$"}]}
         return {"anyOf": [one, {"type": "array", "items": one}]} if want.many else one
     types = want if isinstance(want, tuple) else (want,)
     names = sorted({_TYPES.get(t, "string") for t in types})

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.assertions.checks import STUN_METHODS
 from harness.assertions.registry import YES_NO_EITHER, Choice
 from harness.cli import main
 from harness.config.scenario import load_scenarios, parse_scenario
@@ -125,6 +126,9 @@ CASES = [
      "  - peer_selected_pair: {peer: alice, by_kind: {aiortc: {either: [relay, srfx]}}}\n"
      "  - peer_received_tone:", 17, "expect[1].peer_selected_pair.by_kind.aiortc.either",
      "is one of host, srflx, prflx, relay"),
+    ("check-param-stun-method", "  - peer_received_tone:",
+     "  - stun_errors: {method: Alocate, max: 0}\n  - peer_received_tone:", 17,
+     "expect[1].stun_errors.method", "is one of Binding, Allocate"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
@@ -329,3 +333,6 @@ def test_a_choice_takes_its_values_not_their_lookalikes() -> None:
     assert types.allows("relay") and types.allows(["host", "relay"])
     assert not types.allows([]) and not types.allows(["relay", "srflx"])
     assert str(types) == "one of host, relay (or a list of them)"
+    methods = STUN_METHODS  # named, or unnamed as the analyser writes them
+    assert methods.allows("Allocate") and methods.allows("0x00d")
+    assert not methods.allows("allocate") and not methods.allows("0x00D1")
