@@ -6,8 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.session import Session
-from harness.analysis.tls import read_connections
-from harness.assertions.registry import Outcome, bounds, check
+from harness.analysis.tls import ALERTS, read_connections
+from harness.assertions.registry import Choice, Outcome, bounds, check
+
+#: a TLS alert as the analyser names it: by its name, its number when unnamed, or
+#: "encrypted" when it was sent after the handshake's keys took over
+ALERT_NAMES = Choice((*ALERTS.values(), "encrypted"), pattern=("[0-9]{1,3}", "its number"))
 
 
 @check(
@@ -15,7 +19,7 @@ from harness.assertions.registry import Outcome, bounds, check
     required=("port",),
     port=int,
     established=bool,
-    alert=str,
+    alert=ALERT_NAMES,
     min=int,
     max=int,
     count=int,

@@ -129,6 +129,10 @@ CASES = [
     ("check-param-stun-method", "  - peer_received_tone:",
      "  - stun_errors: {method: Alocate, max: 0}\n  - peer_received_tone:", 17,
      "expect[1].stun_errors.method", "is one of Binding, Allocate"),
+    ("check-param-tls-alert", "  - peer_received_tone:",
+     "  - tls_connections: {port: 5061, alert: certificate_unkown, count: 0}\n"
+     "  - peer_received_tone:", 17, "expect[1].tls_connections.alert",
+     "is one of close_notify"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
