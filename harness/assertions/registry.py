@@ -69,7 +69,25 @@ class Choice:
         return f"one of {names}" + (" (or a list of them)" if self.many else "")
 
 
-ParamSpec = type | tuple[type, ...] | Choice
+@dataclass(frozen=True)
+class Regex:
+    """A parameter that is a regular expression (Python's `re`, multiline): one that does
+    not compile is a scenario mistake said before the run, not a failure after it."""
+
+    def problem(self, value: Any) -> str | None:
+        if not isinstance(value, str):
+            return f"is a regex, not {type(value).__name__}"
+        try:
+            re.compile(value, re.M)
+        except re.error as exc:
+            return f"is a bad regex {value!r}: {exc}"
+        return None
+
+    def __str__(self) -> str:
+        return "a regex"
+
+
+ParamSpec = type | tuple[type, ...] | Choice | Regex
 NUM = (int, float)
 YES_NO_EITHER = Choice((True, False, "either"))
 """true, false, or either: an intermittent matrix cell, reported but not judged on it."""
@@ -184,6 +202,11 @@ def _check_value(spec: Check, key: str, value: Any, path: tuple[str, ...]) -> No
     if isinstance(want, Choice):
         if not want.allows(value):
             raise CheckError(f"{spec.name}: {where} is {want}, not {value!r}", path)
+        return
+    if isinstance(want, Regex):
+        bad = want.problem(value)
+        if bad:
+            raise CheckError(f"{spec.name}: {where} {bad}", path)
         return
     if isinstance(value, bool) and want in (int, float, (int, float)):
         raise CheckError(f"{spec.name}: {where} must be a number, not {value!r}", path)

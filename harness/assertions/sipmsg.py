@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.analysis.model import SipEvent, fmt_addr
 from harness.analysis.session import Session
-from harness.assertions.registry import CheckError, Outcome, bounds, check
+from harness.assertions.registry import Outcome, Regex, bounds, check
 
 
 def _line(e: SipEvent) -> str:
@@ -48,8 +48,8 @@ def _matches(e: SipEvent, p: dict[str, Any], rx: dict[str, re.Pattern[str]]) -> 
     method=str,
     status=int,
     request=bool,
-    header=str,
-    body=str,
+    header=Regex(),
+    body=Regex(),
     from_host=str,
     min=int,
     max=int,
@@ -59,13 +59,9 @@ def sip_messages(s: Session, p: dict[str, Any]) -> Outcome:
     """SIP messages of `method` (a response's CSeq method), `status` (a response code) or
     `request: true`, whose `header` ("Name: regex") and `body` (regex) match, sent from
     `from_host`; their number within min/max/count (default at least one)."""
-    rx: dict[str, re.Pattern[str]] = {}
-    for key in ("header", "body"):
-        if key in p:
-            try:
-                rx[key] = re.compile(p[key], re.M)
-            except re.error as exc:
-                raise CheckError(f"sip_messages: bad {key} regex {p[key]!r}: {exc}") from None
+    rx: dict[str, re.Pattern[str]] = {
+        k: re.compile(p[k], re.M) for k in ("header", "body") if k in p
+    }
     found = [e for e in s.analysis.sip if _matches(e, p, rx)]
     what = " ".join(
         f"{k}={p[k]}"

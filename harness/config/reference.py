@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from harness.assertions.registry import Choice, ParamSpec
+from harness.assertions.registry import Choice, ParamSpec, Regex
 from harness.config.schema import param_schema
 
 HEADER = """# Scenario reference
@@ -107,6 +107,6 @@ def scenario_reference() -> str:
 
 def _kind(want: ParamSpec) -> str:
     """A check parameter's type as the reference prints it."""
-    if isinstance(want, Choice):
+    if isinstance(want, Choice | Regex):
         return str(want)
     return str(param_schema(want)["type"])

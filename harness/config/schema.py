@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from harness.assertions.registry import Choice, ParamSpec
+from harness.assertions.registry import Choice, ParamSpec, Regex
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 MATRIX_VAR = {"type": "string", "pattern": r"^\$\{\w+\}$", "description": "a matrix variable"}
@@ -43,6 +43,8 @@ def param_schema(want: ParamSpec) -> dict[str, Any]:
         if want.pattern:
             one = {"anyOf": [one, {"type": "string", "pattern": f"^{want.pattern[0]}$"}]}
         return {"anyOf": [one, {"type": "array", "items": one}]} if want.many else one
+    if isinstance(want, Regex):
+        return {"type": "string", "format": "regex"}
     types = want if isinstance(want, tuple) else (want,)
     names = sorted({_TYPES.get(t, "string") for t in types})
     if names == ["integer", "number"]:

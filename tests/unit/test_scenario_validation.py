@@ -133,6 +133,9 @@ CASES = [
      "  - tls_connections: {port: 5061, alert: certificate_unkown, count: 0}\n"
      "  - peer_received_tone:", 17, "expect[1].tls_connections.alert",
      "is one of close_notify"),
+    ("check-param-regex", "  - peer_received_tone:",
+     "  - sip_messages: {header: 'Contact: <sip:(bob'}\n  - peer_received_tone:", 17,
+     "expect[1].sip_messages.header", "is a bad regex"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
