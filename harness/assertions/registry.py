@@ -65,6 +65,8 @@ class Choice:
 
     def __str__(self) -> str:
         names = ", ".join(str(v).lower() if isinstance(v, bool) else v for v in self.values)
+        if not names and self.pattern:  # text of a shape, no named values
+            return self.pattern[1]
         names += f" or {self.pattern[1]}" if self.pattern else ""
         return f"one of {names}" + (" (or a list of them)" if self.many else "")
 

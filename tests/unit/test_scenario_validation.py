@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.assertions.checks import STUN_METHODS
+from harness.assertions.negative import ADDRESS_PREFIX
 from harness.assertions.registry import YES_NO_EITHER, Choice
 from harness.cli import main
 from harness.config.scenario import load_scenarios, parse_scenario
@@ -136,6 +137,9 @@ CASES = [
     ("check-param-regex", "  - peer_received_tone:",
      "  - sip_messages: {header: 'Contact: <sip:(bob'}\n  - peer_received_tone:", 17,
      "expect[1].sip_messages.header", "is a bad regex"),
+    ("check-param-address", "  - peer_received_tone:",
+     "  - no_rtp: {src: alice}\n  - peer_received_tone:", 17, "expect[1].no_rtp.src",
+     "is an address or address:port prefix, not 'alice'"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
@@ -340,6 +344,9 @@ def test_a_choice_takes_its_values_not_their_lookalikes() -> None:
     assert types.allows("relay") and types.allows(["host", "relay"])
     assert not types.allows([]) and not types.allows(["relay", "srflx"])
     assert str(types) == "one of host, relay (or a list of them)"
+    prefix = ADDRESS_PREFIX
+    assert prefix.allows("198.18.0.11") and prefix.allows("[2001:db8::1]:5000")
+    assert prefix.allows("198.18.") and not prefix.allows("alice") and not prefix.allows("")
     methods = STUN_METHODS  # named, or unnamed as the analyser writes them
     assert methods.allows("Allocate") and methods.allows("0x00d")
     assert not methods.allows("allocate") and not methods.allows("0x00D1")
