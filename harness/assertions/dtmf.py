@@ -7,10 +7,18 @@ from typing import Any
 
 from harness.analysis.dtmf import read_events, telephone_event_pts
 from harness.analysis.session import Session
-from harness.assertions.registry import CheckError, Outcome, bounds, check
+from harness.assertions.registry import IP_ADDRESS, CheckError, Outcome, bounds, check
 
 
-@check("telephone_events", digits=str, from_host=str, pt=int, encrypted=bool, count=int, min=int)
+@check(
+    "telephone_events",
+    digits=str,
+    from_host=IP_ADDRESS,
+    pt=int,
+    encrypted=bool,
+    count=int,
+    min=int,
+)
 def telephone_events(s: Session, p: dict[str, Any]) -> Outcome:
     """RFC 4733 events sent by `from_host`: their digits in order equal `digits` (each with
     an end packet), or with `encrypted: true` (SRTP) their number is `count`/`min`."""

@@ -13,7 +13,7 @@ from typing import Any
 from harness.analysis.model import fmt_addr
 from harness.analysis.session import Session
 from harness.assertions.checks import _generations
-from harness.assertions.registry import Choice, Outcome, check
+from harness.assertions.registry import ADDRESS_PREFIX, Outcome, check
 
 
 @check("ice_not_connected", min_checks=int)
@@ -47,11 +47,6 @@ def ice_not_connected(s: Session, p: dict[str, Any]) -> Outcome:
         ev,
         "RFC 8445 7.2.5",
     )
-
-
-#: what no_rtp's src and dst take: the start of an address as the analyser prints it
-#: (a node's name matched nothing, so the check passed whatever flowed)
-ADDRESS_PREFIX = Choice((), pattern=(r"[0-9a-fA-F.:\[\]]+", "an address or address:port prefix"))
 
 
 @check("no_rtp", src=ADDRESS_PREFIX, dst=ADDRESS_PREFIX)

@@ -93,6 +93,10 @@ ParamSpec = type | tuple[type, ...] | Choice | Regex
 NUM = (int, float)
 YES_NO_EITHER = Choice((True, False, "either"))
 """true, false, or either: an intermittent matrix cell, reported but not judged on it."""
+IP_ADDRESS = Choice((), pattern=(r"[0-9a-fA-F.:]+", "an IP address"))
+ADDRESS_PREFIX = Choice((), pattern=(r"[0-9a-fA-F.:\[\]]+", "an address or address:port prefix"))
+"""The start of an address as the analyser prints it (a node's name, matching nothing,
+would make a check about who sent what pass whatever was sent)."""
 
 
 @dataclass

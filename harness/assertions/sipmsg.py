@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.analysis.model import SipEvent, fmt_addr
 from harness.analysis.session import Session
-from harness.assertions.registry import Outcome, Regex, bounds, check
+from harness.assertions.registry import IP_ADDRESS, Outcome, Regex, bounds, check
 
 
 def _line(e: SipEvent) -> str:
@@ -50,7 +50,7 @@ def _matches(e: SipEvent, p: dict[str, Any], rx: dict[str, re.Pattern[str]]) -> 
     request=bool,
     header=Regex(),
     body=Regex(),
-    from_host=str,
+    from_host=IP_ADDRESS,
     min=int,
     max=int,
     count=int,

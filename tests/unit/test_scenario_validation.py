@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.assertions.checks import STUN_METHODS
-from harness.assertions.negative import ADDRESS_PREFIX
-from harness.assertions.registry import YES_NO_EITHER, Choice
+from harness.assertions.registry import ADDRESS_PREFIX, YES_NO_EITHER, Choice
 from harness.cli import main
 from harness.config.scenario import load_scenarios, parse_scenario
 from harness.errors import ConfigError
@@ -140,6 +139,9 @@ CASES = [
     ("check-param-address", "  - peer_received_tone:",
      "  - no_rtp: {src: alice}\n  - peer_received_tone:", 17, "expect[1].no_rtp.src",
      "is an address or address:port prefix, not 'alice'"),
+    ("check-param-host", "  - peer_received_tone:",
+     "  - sip_messages: {from_host: kam, request: true, count: 0}\n  - peer_received_tone:", 17,
+     "expect[1].sip_messages.from_host", "is an IP address, not 'kam'"),
     ("yaml-syntax", "state: up}", "state: up}}", 14, "", "invalid YAML"),
     ("duplicate-key", "  bob: {kind", "  alice: {kind", 8, "peers.alice", "duplicate key"),
 ]  # fmt: skip
