@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from harness.analysis.report import summarize_file
-from harness.assertions.registry import REGISTRY, CheckError, Outcome, load_checks, run_check
+from harness.assertions.registry import (
+    REGISTRY,
+    CheckError,
+    Choice,
+    Outcome,
+    Regex,
+    load_checks,
+    run_check,
+)
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 load_checks()
@@ -57,10 +65,15 @@ def test_sample_parameters_give_an_outcome_or_a_check_error(session: object, nam
     spec = REGISTRY[name]
 
     def samples(key: str) -> list[Any]:
-        types = spec.params[key]
-        return [v for t in (types if isinstance(types, tuple) else (types,)) for v in SAMPLES[t]]
+        want = spec.params[key]
+        if isinstance(want, Choice):  # its values (and a list of them), then other text
+            many = [list(want.values[:2])] if want.many and want.values else []
+            return [*want.values, *many, *SAMPLES[str], "0x00d", "[2001:db8::1]:5000"]
+        if isinstance(want, Regex):
+            return ["", "INVITE", "Contact: .*bob", "(unclosed"]
+        return [v for t in (want if isinstance(want, tuple) else (want,)) for v in SAMPLES[t]]
 
-    base = {k: samples(k)[1] for k in spec.required}
+    base = {k: next(v for v in samples(k) if _allowed(spec.params[k], v)) for k in spec.required}
     for key in spec.params:
         for value in samples(key):
             try:
@@ -68,3 +81,12 @@ def test_sample_parameters_give_an_outcome_or_a_check_error(session: object, nam
             except CheckError:
                 continue
             assert isinstance(out, Outcome), (key, value)
+
+
+def _allowed(want: Any, value: Any) -> bool:
+    """A value check_params takes for this parameter (a required one's base value)."""
+    if isinstance(want, Choice):
+        return want.allows(value)
+    if isinstance(want, Regex):
+        return want.problem(value) is None
+    return isinstance(value, want) and bool(value)
