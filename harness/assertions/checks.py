@@ -9,7 +9,7 @@ from harness.analysis import stun
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.rtp import RtpStream
 from harness.analysis.session import IceGeneration, Session
-from harness.assertions.registry import NUM, Choice, Outcome, bounds, check
+from harness.assertions.registry import NUM, Choice, Outcome, bounds, check, limits, unseen
 
 
 def _at(frame: int, t: float) -> str:
@@ -29,7 +29,8 @@ def _stream_line(s: RtpStream) -> str:
 
 @check("ice_restarts", min=int, max=int, count=int)
 def ice_restarts(s: Session, p: dict[str, Any]) -> Outcome:
-    """Number of ICE restarts (new ufrag generations after the first)."""
+    """Number of ICE restarts (new ufrag generations after the first), within min/max/count
+    (default at least one); zero needs ICE checks in the capture to tell."""
     ev = [
         f"restart {r.index}: {'/'.join(r.old_ufrags)} -> {'/'.join(r.new_ufrags)} started "
         f"{_at(*r.started)}, connected "
@@ -41,7 +42,10 @@ def ice_restarts(s: Session, p: dict[str, Any]) -> Outcome:
         )
         for r in s.restarts
     ]
-    why = bounds(len(s.restarts), p)
+    bound = limits(p)
+    why = unseen(bound, bool(s.generations), "ICE connectivity check") or bounds(
+        len(s.restarts), bound
+    )
     return Outcome(
         why is None,
         f"{len(s.restarts)} ICE restart(s)" + (f": {why}" if why else ""),
@@ -166,7 +170,8 @@ STUN_METHODS = Choice(
 
 @check("stun_errors", method=STUN_METHODS, code=int, max=int, min=int, count=int)
 def stun_errors(s: Session, p: dict[str, Any]) -> Outcome:
-    """Count STUN error responses (optionally of one method and code) against min/max."""
+    """Count STUN error responses (optionally of one method and code) against min/max/count
+    (default max 0: none); zero needs STUN in the capture to tell."""
     hits = [
         e
         for e in s.analysis.stun
@@ -178,7 +183,8 @@ def stun_errors(s: Session, p: dict[str, Any]) -> Outcome:
         f"{_at(e.frame, e.time)} {fmt_addr(e.src)} > {fmt_addr(e.dst)} {e.msg.method} error {e.msg.error_code} {e.msg.error_reason}"
         for e in hits[:20]
     ]
-    why = bounds(len(hits), {"max": 0, **p} if "min" not in p and "count" not in p else p)
+    bound = limits(p, {"max": 0})
+    why = unseen(bound, bool(s.analysis.stun), "STUN") or bounds(len(hits), bound)
     return Outcome(
         why is None,
         f"{len(hits)} STUN error response(s)" + (f": {why}" if why else ""),
@@ -201,9 +207,12 @@ def _hs_line(h: Any) -> str:
 
 @check("dtls_handshakes", min=int, max=int, count=int, complete=bool)
 def dtls_handshakes(s: Session, p: dict[str, Any]) -> Outcome:
-    """Number of DTLS handshakes (distinct ClientHello randoms); complete: true counts only finished ones."""
+    """Number of DTLS handshakes (distinct ClientHello randoms) within min/max/count (default
+    at least one); complete: true counts only finished ones; zero needs UDP in the capture."""
     hs = [h for h in s.handshakes if h.complete or not p.get("complete")]
-    why = bounds(len(hs), p)
+    bound = limits(p)
+    udp = any(f.proto == "udp" for f in s.analysis.flows)
+    why = unseen(bound, udp, "UDP") or bounds(len(hs), bound)
     return Outcome(
         why is None,
         f"{len(hs)} DTLS handshake(s)" + (f": {why}" if why else ""),

@@ -237,6 +237,21 @@ def for_cell(p: dict[str, Any]) -> dict[str, Any]:
     return {**p, **_cells(p).get(p.get("cell", ""), {})}
 
 
+def limits(p: Mapping[str, Any], default: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The count bounds a check was given (min, max, count), else `default`: at least one
+    (a count check with no bounds would pass whatever it counted)."""
+    given = {k: p[k] for k in ("min", "max", "count") if k in p}
+    return given or dict(default if default is not None else {"min": 1})
+
+
+def unseen(bound: Mapping[str, Any], seen: bool, what: str) -> str | None:
+    """Why a count that may be zero proves nothing here: the capture holds no `what` at all,
+    so a wrong capture point or a dead link would pass the expectation (else None)."""
+    if seen or bounds(0, bound) is not None:
+        return None
+    return f"no {what} at all in the capture: cannot tell none happened from none captured"
+
+
 def bounds(value: float, params: Mapping[str, Any], lo: str = "min", hi: str = "max") -> str | None:
     """Why `value` is outside params[min]..params[max] (and params['count']), or None."""
     if "count" in params and value != params["count"]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.analysis.model import SipEvent, fmt_addr
 from harness.analysis.session import Session
-from harness.assertions.registry import IP_ADDRESS, Outcome, Regex, bounds, check
+from harness.assertions.registry import IP_ADDRESS, Outcome, Regex, bounds, check, limits, unseen
 
 
 def _line(e: SipEvent) -> str:
@@ -58,7 +58,8 @@ def _matches(e: SipEvent, p: dict[str, Any], rx: dict[str, re.Pattern[str]]) -> 
 def sip_messages(s: Session, p: dict[str, Any]) -> Outcome:
     """SIP messages of `method` (a response's CSeq method), `status` (a response code) or
     `request: true`, whose `header` ("Name: regex") and `body` (regex) match, sent from
-    `from_host`; their number within min/max/count (default at least one)."""
+    `from_host`; their number within min/max/count (default at least one); zero needs SIP in
+    the capture to tell."""
     rx: dict[str, re.Pattern[str]] = {
         k: re.compile(p[k], re.M) for k in ("header", "body") if k in p
     }
@@ -75,7 +76,7 @@ def sip_messages(s: Session, p: dict[str, Any]) -> Outcome:
             for e in found[:5]
             if (m := rx["body"].search(e.msg.body))
         ]
-    limits: dict[str, Any] = {k: p[k] for k in ("min", "max", "count") if k in p} or {"min": 1}
-    why = bounds(len(found), limits)
+    bound = limits(p)
+    why = unseen(bound, bool(s.analysis.sip), "SIP") or bounds(len(found), bound)
     msg = f"{len(found)} SIP message(s) with {what or 'any'}" + (f": {why}" if why else "")
     return Outcome(why is None, msg, ev, "RFC 3261")

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.analysis.session import Session
 from harness.analysis.tls import ALERTS, read_connections
-from harness.assertions.registry import Choice, Outcome, bounds, check
+from harness.assertions.registry import Choice, Outcome, bounds, check, limits
 
 #: a TLS alert as the analyser names it: by its name, its number when unnamed, or
 #: "encrypted" when it was sent after the handshake's keys took over
@@ -43,7 +43,6 @@ def tls_connections(s: Session, p: dict[str, Any]) -> Outcome:
         f"{c.c.app_records}/{c.s.app_records}"
         for c in conns[:20]
     ]
-    limits: dict[str, Any] = {k: p[k] for k in ("min", "max", "count") if k in p} or {"min": 1}
-    why = bounds(len(chosen), limits)
+    why = bounds(len(chosen), limits(p))
     msg = f"{len(chosen)} of {len(conns)} TLS connection(s) to port {p['port']} {what}"
     return Outcome(why is None, msg + (f": {why}" if why else ""), ev, "RFC 5246 7")
