@@ -368,14 +368,16 @@ def jitter(s: Session, p: dict[str, Any]) -> Outcome:
 
 @check("sip_reinvite", min=int, max=int, count=int)
 def sip_reinvite(s: Session, p: dict[str, Any]) -> Outcome:
-    """Number of re-INVITEs (in-dialog INVITEs) across SIP dialogs; default at least one."""
+    """Number of re-INVITEs (in-dialog INVITEs) across SIP dialogs; default at least one;
+    zero needs a SIP dialog in the capture to tell."""
     re = [e for d in s.dialogs for e in d.reinvites]
     ev = [
         f"{_at(e.frame, e.time)} {fmt_addr(e.src)} > {fmt_addr(e.dst)} {e.msg.summary} Call-ID {e.msg.call_id}"
         for e in re
     ]
     ev += [f"dialog {d.call_id}: {d.state}, {len(d.events)} messages" for d in s.dialogs]
-    why = bounds(len(re), p if p else {"min": 1})
+    bound = limits(p)
+    why = unseen(bound, bool(s.dialogs), "SIP dialog") or bounds(len(re), bound)
     return Outcome(
         why is None, f"{len(re)} re-INVITE(s)" + (f": {why}" if why else ""), ev, "RFC 3261 14"
     )

@@ -7,7 +7,15 @@ from typing import Any
 
 from harness.analysis.dtmf import read_events, telephone_event_pts
 from harness.analysis.session import Session
-from harness.assertions.registry import IP_ADDRESS, CheckError, Outcome, bounds, check
+from harness.assertions.registry import (
+    IP_ADDRESS,
+    CheckError,
+    Outcome,
+    bounds,
+    check,
+    limits,
+    unseen,
+)
 
 
 @check(
@@ -21,7 +29,8 @@ from harness.assertions.registry import IP_ADDRESS, CheckError, Outcome, bounds,
 )
 def telephone_events(s: Session, p: dict[str, Any]) -> Outcome:
     """RFC 4733 events sent by `from_host`: their digits in order equal `digits` (each with
-    an end packet), or with `encrypted: true` (SRTP) their number is `count`/`min`."""
+    an end packet), or with `encrypted: true` (SRTP) their number is `count`/`min` (zero needs
+    RTP in the capture to tell)."""
     pts = {p["pt"]} if "pt" in p else telephone_event_pts([e.sdp.text for e in s.analysis.sdp])
     if not pts:
         raise CheckError("no telephone-event payload type in the capture's SDPs (give `pt`)")
@@ -40,8 +49,9 @@ def telephone_events(s: Session, p: dict[str, Any]) -> Outcome:
     ]
     who = f" from {p['from_host']}" if "from_host" in p else ""
     if p.get("encrypted"):
-        limits: dict[str, Any] = {k: p[k] for k in ("count", "min") if k in p} or {"min": 1}
-        why = bounds(len(events), limits)
+        bound = limits(p)
+        rtp = any(f.streams for f in s.analysis.flows)
+        why = unseen(bound, rtp, "RTP") or bounds(len(events), bound)
         msg = f"{len(events)} telephone-event(s){who} (pt {sorted(pts)}, encrypted)"
         return Outcome(why is None, msg + (f": {why}" if why else ""), ev, "RFC 4733")
     got = "".join(e.digit for e in events)

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.analysis.session import Session
 from harness.analysis.tls import ALERTS, read_connections
-from harness.assertions.registry import Choice, Outcome, bounds, check, limits
+from harness.assertions.registry import Choice, Outcome, bounds, check, limits, unseen
 
 #: a TLS alert as the analyser names it: by its name, its number when unnamed, or
 #: "encrypted" when it was sent after the handshake's keys took over
@@ -27,7 +27,8 @@ ALERT_NAMES = Choice((*ALERTS.values(), "encrypted"), pattern=("[0-9]{1,3}", "it
 def tls_connections(s: Session, p: dict[str, Any]) -> Outcome:
     """TLS connections to TCP `port`: those `established` (both sides changed cipher, no alert)
     or, with `alert`, those where one side sent that alert (e.g. certificate_unknown);
-    their number within min/max/count (default at least one)."""
+    their number within min/max/count (default at least one); zero needs a TLS connection to
+    the port in the capture to tell."""
     conns = read_connections(Path(s.analysis.path), p["port"])
     if "alert" in p:
         chosen = [c for c in conns if p["alert"] in c.c.alerts + c.s.alerts]
@@ -43,6 +44,9 @@ def tls_connections(s: Session, p: dict[str, Any]) -> Outcome:
         f"{c.c.app_records}/{c.s.app_records}"
         for c in conns[:20]
     ]
-    why = bounds(len(chosen), limits(p))
+    bound = limits(p)
+    why = unseen(bound, bool(conns), f"TLS connection to port {p['port']}") or bounds(
+        len(chosen), bound
+    )
     msg = f"{len(chosen)} of {len(conns)} TLS connection(s) to port {p['port']} {what}"
     return Outcome(why is None, msg + (f": {why}" if why else ""), ev, "RFC 5246 7")

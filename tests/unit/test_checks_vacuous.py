@@ -39,6 +39,9 @@ ZERO_ALLOWED = [
     ("ice_restarts", {"max": 1}, "ICE connectivity check"),
     ("dtls_handshakes", {"count": 0}, "UDP"),
     ("sip_messages", {"method": "REFER", "count": 0}, "SIP"),
+    ("sip_reinvite", {"count": 0}, "SIP dialog"),
+    ("tls_connections", {"port": 5061, "count": 0}, "TLS connection to port 5061"),
+    ("telephone_events", {"pt": 101, "encrypted": True, "count": 0}, "RTP"),
 ]
 
 
