@@ -218,12 +218,14 @@ def peer_received_tone(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
 
 @peer_check("peer_media", "min_packets_received", "min_packets_sent")
 def peer_media(snaps: PeerSnapshots, p: dict[str, Any]) -> Outcome:
-    """Audio packet counters as the peer reports them."""
+    """Audio packet counters as the peer reports them, at least min_packets_received and
+    min_packets_sent (neither given: at least one each way)."""
     snap = _snapshot(snaps, p)
     audio = snap["stats"].get("media", {}).get("audio", {})
     ev = [f"{p['peer']} after step {snap['step']}: {audio}"]
+    given = "min_packets_received" in p or "min_packets_sent" in p
     for key in ("packets_received", "packets_sent"):
-        want = p.get(f"min_{key}")
+        want = p.get(f"min_{key}", None if given else 1)
         if want is not None and (audio.get(key) or 0) < want:
             return Outcome(
                 False, f"{p['peer']} {key.replace('_', ' ')} {audio.get(key)} < {want}", ev
