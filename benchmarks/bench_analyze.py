@@ -2,6 +2,10 @@
 
     .venv/bin/python benchmarks/bench_analyze.py [--packets 200000] [--keep FILE]
     .venv/bin/python benchmarks/bench_analyze.py --cases [--repeat 5]
+    .venv/bin/python benchmarks/bench_analyze.py --sizes [--repeat 5]
+
+`--sizes` runs case (c) at 0 (a file of no packets), 50k, 100k and 200k packets: each
+tool's fixed cost and cost per packet, and the ratio a larger file converges to.
 
 `--cases` runs the three acceptance cases of issue 15, each as whole processes
 (`harness analyze --json FILE` against `tshark -z rtp,streams`, alternating, medians of
@@ -178,14 +182,80 @@ def compiled_parts() -> dict[str, bool]:
     return parts
 
 
+def as_installed() -> tuple[list[str], dict[str, str]]:
+    """`harness analyze --json` and its environment, as installed on a user's machine: modules
+    load from their bytecode cache, which a PYTHONDONTWRITEBYTECODE environment (this lab's
+    shell sets it) would leave unwritten, so every run would compile the modules changed
+    since the cache was last written. One run writes the cache."""
+    harness = [str(ROOT / ".venv" / "bin" / "harness"), "analyze", "--json"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    whole_process([*harness, str(SOURCE)], env)
+    return harness, env
+
+
+def side_by_side(
+    path: Path, repeat: int, harness: list[str], env: dict[str, str]
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, tuple[float, float]]]:
+    """`harness analyze --json` and `tshark -z rtp,streams` on `path`, alternating (so both
+    see the same machine load): every (wall, CPU) run, and their medians."""
+    tshark = ["tshark", "-n", "-r", str(path), "-q", "--enable-heuristic", "rtp_udp"]
+    tshark += ["-z", "rtp,streams"]
+    runs: dict[str, list[tuple[float, float]]] = {"harness": [], "tshark": []}
+    for _ in range(repeat):
+        runs["harness"].append(whole_process([*harness, str(path)], env))
+        runs["tshark"].append(whole_process(tshark))
+    med = {
+        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
+        for k, v in runs.items()
+    }
+    return runs, med
+
+
+def sizes(repeat: int) -> None:
+    """Case (c) at several sizes, and a file of no packets: each tool's fixed cost (start-up,
+    imports) and its cost per packet (the slope between the sizes), CPU medians. The ratio
+    of the slopes is what a larger file converges to."""
+    harness, env = as_installed()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for packets in (0, 50_000, 100_000, 200_000):
+            path = Path(tmp) / f"c{packets}.pcap"
+            if packets:
+                n = build_capture(RELAYED, path, packets, False)
+            else:  # the file header only
+                path.write_bytes(RELAYED.read_bytes()[:24])
+                n = 0
+            _, med = side_by_side(path, repeat, harness, env)
+            row = {
+                "packets": n,
+                "harness_cpu_s": med["harness"][1],
+                "tshark_cpu_s": med["tshark"][1],
+            }
+            rows.append(row)
+            print(json.dumps({k: round(v, 3) for k, v in row.items()}), flush=True)
+    big, small = rows[-1], rows[1]
+    per = {
+        tool: (big[f"{tool}_cpu_s"] - small[f"{tool}_cpu_s"]) / (big["packets"] - small["packets"])
+        for tool in ("harness", "tshark")
+    }
+    print(
+        json.dumps(
+            {
+                "fixed_cpu_s": {t: round(rows[0][f"{t}_cpu_s"], 3) for t in ("harness", "tshark")},
+                "cpu_us_per_packet": {t: round(v * 1e6, 2) for t, v in per.items()},
+                "ratio_per_packet": round(per["tshark"] / per["harness"], 2),
+                "ratio_at": {
+                    r["packets"]: round(r["tshark_cpu_s"] / r["harness_cpu_s"], 2) for r in rows
+                },
+            },
+            indent=1,
+        )
+    )
+
+
 def cases(repeat: int) -> None:
     """The three cases, side by side in one run; medians and ratios as JSON."""
-    harness = [str(ROOT / ".venv" / "bin" / "harness"), "analyze", "--json"]
-    # As installed on a user's machine: modules load from their bytecode cache, which a
-    # PYTHONDONTWRITEBYTECODE environment (this lab's shell sets it) would leave unwritten,
-    # so every run would compile the modules changed since the cache was last written.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    whole_process([*harness, str(SOURCE)], env)  # writes the cache
+    harness, env = as_installed()
     plan = [
         ("a_plain_rtp", SOURCE, 250_000, True),
         ("b_turn_relayed_webrtc_sip", RELAYED, 250_000, True),
@@ -208,16 +278,7 @@ def cases(repeat: int) -> None:
                 n = packets * 24
             else:
                 n = build_capture(source, path, packets, media)
-            tshark = ["tshark", "-n", "-r", str(path), "-q", "--enable-heuristic", "rtp_udp"]
-            tshark += ["-z", "rtp,streams"]
-            runs: dict[str, list[tuple[float, float]]] = {"harness": [], "tshark": []}
-            for _ in range(repeat):  # alternate, so both see the same machine load
-                runs["harness"].append(whole_process([*harness, str(path)], env))
-                runs["tshark"].append(whole_process(tshark))
-            med = {
-                k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v))
-                for k, v in runs.items()
-            }
+            runs, med = side_by_side(path, repeat, harness, env)
             out.append(
                 {
                     "case": name,
@@ -244,6 +305,9 @@ def cases(repeat: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cases", action="store_true", help="the three cases of issue 15")
+    p.add_argument(
+        "--sizes", action="store_true", help="case (c) at 0-200k packets: fixed and per-packet cost"
+    )
     p.add_argument("--packets", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--keep", type=Path)
@@ -251,6 +315,9 @@ def main() -> None:
     args = p.parse_args()
     if args.cases:
         cases(args.repeat)
+        return
+    if args.sizes:
+        sizes(args.repeat)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "mixed.pcap"
