@@ -9,7 +9,8 @@ from harness.analysis import stun
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.rtp import RtpStream
 from harness.analysis.session import IceGeneration, Session
-from harness.assertions.registry import NUM, Choice, Outcome, bounds, check, limits, unseen
+from harness.assertions.params import NUM, Choice, bounds, limits, unseen
+from harness.assertions.registry import Outcome, check
 
 
 def _at(frame: int, t: float) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 
 from harness.analysis.model import SdpEvent
 from harness.analysis.session import Session
-from harness.assertions.registry import NUM, Outcome, check
+from harness.assertions.params import NUM
+from harness.assertions.registry import Outcome, check
 from harness.lazy import lazy
 
 np = lazy("numpy")  # imported on first use: `harness validate` registers checks only

@@ -7,15 +7,8 @@ from typing import Any
 
 from harness.analysis.dtmf import read_events, telephone_event_pts
 from harness.analysis.session import Session
-from harness.assertions.registry import (
-    IP_ADDRESS,
-    CheckError,
-    Outcome,
-    bounds,
-    check,
-    limits,
-    unseen,
-)
+from harness.assertions.params import IP_ADDRESS, bounds, limits, unseen
+from harness.assertions.registry import CheckError, Outcome, check
 
 
 @check(

@@ -13,7 +13,8 @@ from typing import Any
 from harness.analysis.model import fmt_addr
 from harness.analysis.session import Session
 from harness.assertions.checks import _generations
-from harness.assertions.registry import ADDRESS_PREFIX, Outcome, check
+from harness.assertions.params import ADDRESS_PREFIX
+from harness.assertions.registry import Outcome, check
 
 
 @check("ice_not_connected", min_checks=int)

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.assertions.registry import CheckError, Choice, Outcome
+from harness.assertions.params import Choice, refuse
+from harness.assertions.registry import CheckError, Outcome
 
 PeerSnapshots = dict[str, list[dict[str, Any]]]
 """peer name -> stats snapshots in step order, each with `step` (index) and `stats`."""
@@ -86,8 +87,8 @@ def _check_peer_value(spec: PeerCheck, key: str, value: Any, path: tuple[str, ..
             path,
         )
     choice = (spec.choices or {}).get(key)
-    if choice is not None and not choice.allows(value):
-        raise CheckError(f"{spec.name}: {where} is {choice}, not {value!r}", path)
+    if choice is not None:  # the others take any value
+        refuse(spec.name, choice, value, path)
 
 
 def run_peer_check(

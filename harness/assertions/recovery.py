@@ -13,7 +13,8 @@ from typing import Any
 from harness.analysis.analyzer import analyze_file
 from harness.analysis.recovery import Recovery, RecoveryError, analyse, describe, read_log
 from harness.analysis.session import Session, build
-from harness.assertions.registry import NUM, CheckError, Choice, Outcome, check
+from harness.assertions.params import NUM, Choice
+from harness.assertions.registry import CheckError, Outcome, check
 from harness.capture import files_at
 
 RFC = "RFC 8445 9, RFC 7675"

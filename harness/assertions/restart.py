@@ -14,7 +14,8 @@ from typing import Any
 from harness.actions import restartlog
 from harness.analysis.model import fmt_addr
 from harness.analysis.session import Session
-from harness.assertions.registry import NUM, YES_NO_EITHER, CheckError, Outcome, check, for_cell
+from harness.assertions.params import NUM, YES_NO_EITHER, for_cell
+from harness.assertions.registry import CheckError, Outcome, check
 
 
 def _restart(s: Session, p: dict[str, Any]) -> restartlog.RestartRecord:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.analysis.session import Session
-from harness.assertions.registry import Choice, Outcome, check
+from harness.assertions.params import Choice
+from harness.assertions.registry import Outcome, check
 
 
 @check(

@@ -12,7 +12,8 @@ from typing import Any
 
 from harness.analysis.model import SipEvent, fmt_addr
 from harness.analysis.session import Session
-from harness.assertions.registry import IP_ADDRESS, Outcome, Regex, bounds, check, limits, unseen
+from harness.assertions.params import IP_ADDRESS, Regex, bounds, limits, unseen
+from harness.assertions.registry import Outcome, check
 
 
 def _line(e: SipEvent) -> str:

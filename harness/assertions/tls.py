@@ -7,7 +7,8 @@ from typing import Any
 
 from harness.analysis.session import Session
 from harness.analysis.tls import ALERTS, read_connections
-from harness.assertions.registry import Choice, Outcome, bounds, check, limits, unseen
+from harness.assertions.params import Choice, bounds, limits, unseen
+from harness.assertions.registry import Outcome, check
 
 #: a TLS alert as the analyser names it: by its name, its number when unnamed, or
 #: "encrypted" when it was sent after the handshake's keys took over

@@ -11,7 +11,8 @@ from typing import Any
 
 from harness.analysis.model import fmt_addr
 from harness.analysis.session import Session
-from harness.assertions.registry import Outcome, bounds, check
+from harness.assertions.params import bounds
+from harness.assertions.registry import Outcome, check
 
 
 @check("turn_relayed_address", required=("address",), address=str, min=int)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from harness.assertions.registry import Choice, ParamSpec, Regex
+from harness.assertions.params import Choice, ParamSpec, Regex
 from harness.config.schema import param_schema
 
 HEADER = """# Scenario reference

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from harness.assertions.registry import Choice, ParamSpec, Regex
+from harness.assertions.params import Choice, ParamSpec, Regex
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 MATRIX_VAR = {"type": "string", "pattern": r"^\$\{\w+\}$", "description": "a matrix variable"}

@@ -10,15 +10,8 @@ from typing import Any
 import pytest
 
 from harness.analysis.report import summarize_file
-from harness.assertions.registry import (
-    REGISTRY,
-    CheckError,
-    Choice,
-    Outcome,
-    Regex,
-    load_checks,
-    run_check,
-)
+from harness.assertions.params import Choice, Regex
+from harness.assertions.registry import REGISTRY, CheckError, Outcome, load_checks, run_check
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 load_checks()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.assertions.checks import STUN_METHODS
-from harness.assertions.registry import ADDRESS_PREFIX, YES_NO_EITHER, Choice
+from harness.assertions.params import ADDRESS_PREFIX, YES_NO_EITHER, Choice
 from harness.cli import main
 from harness.config.scenario import load_scenarios, parse_scenario
 from harness.errors import ConfigError
