@@ -99,7 +99,12 @@ def scenario_reference() -> str:
     for name, c in sorted(peer_checks.items()):
         out += [f"### `{name}`", "", _doc(c.fn.__doc__), ""]
         out += [
-            f"Parameters: {', '.join(f'`{p}`' for p in sorted(c.params))} (`peer` required).",
+            "Parameters: "
+            + ", ".join(
+                f"`{p}` ({c.choices[p]})" if p in (c.choices or {}) else f"`{p}`"
+                for p in sorted(c.params)
+            )
+            + " (`peer` required).",
             "",
         ]
     return "\n".join(out).rstrip() + "\n"

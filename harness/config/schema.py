@@ -112,7 +112,10 @@ def scenario_schema() -> dict[str, Any]:
             name,
             {
                 "type": "object",
-                "properties": {p: {} for p in sorted(c.params)},
+                "properties": {
+                    p: param_schema(c.choices[p]) if p in (c.choices or {}) else {}
+                    for p in sorted(c.params)
+                },
                 "required": ["peer"],
                 "additionalProperties": False,
             },

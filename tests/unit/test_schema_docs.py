@@ -66,8 +66,17 @@ def test_the_schema_catches_what_validate_catches() -> None:
     bad_option = json.loads(json.dumps(good)) | {
         "components": {"turn": {"kind": "coturn", "node": "server", "options": {"prot": 1}}}
     }
-    for bad in (bad_step, bad_check, bad_option):
+    # a value outside a check's choices, wire and peer alike (a matrix variable is not)
+    bad_choice = json.loads(json.dumps(good))
+    bad_choice["expect"].append({"selected_pair_type": {"not_type": "rellay"}})
+    bad_peer_choice = json.loads(json.dumps(good))
+    bad_peer_choice["expect"].append({"peer_selected_pair": {"peer": "alice", "local": "rellay"}})
+    for bad in (bad_step, bad_check, bad_option, bad_choice, bad_peer_choice):
         assert list(scen.iter_errors(bad))
+    as_variable = json.loads(json.dumps(good))
+    as_variable["expect"].append({"peer_selected_pair": {"peer": "alice", "local": "${local}"}})
+    as_variable["expect"].append({"selected_pair_type": {"not_type": ["relay", "srflx"]}})
+    assert not list(scen.iter_errors(as_variable))
 
 
 def test_the_reference_names_every_step_check_and_component() -> None:
