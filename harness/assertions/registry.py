@@ -113,8 +113,8 @@ def run_check(name: str, session: Session, params: dict[str, Any] | None = None)
 
 
 def check_params(name: str, params: dict[str, Any]) -> None:
-    """Raise CheckError for a parameter the check does not take, of the wrong type, or one
-    it needs that is missing; a check that takes `cells` has each cell's overrides checked
+    """Raise CheckError for a parameter the check does not take, of the wrong type or outside
+    its choices, or one it needs that is missing; a check that takes `cells` has each cell's overrides checked
     alike, and what it needs is looked for after its `cell`'s overrides (`for_cell`)."""
     spec = REGISTRY[name]
     for key, value in params.items():

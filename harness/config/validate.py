@@ -16,6 +16,7 @@ from harness.config.topology import Topology
 from harness.config.yamlsource import YamlSource
 
 if TYPE_CHECKING:
+    from harness.assertions.params import CheckError
     from harness.config.scenario import ScenarioSpec, Step
 
 Where = tuple[str | int, ...]
@@ -170,7 +171,7 @@ def _expectation(
         try:
             check_peer_params(name, params)
         except CheckError as exc:
-            raise _at(src, where, exc, params, allowed) from None
+            raise _at(src, where, exc, allowed) from None
         peer = params.get("peer")
         if not isinstance(peer, str) or peer not in spec.peers:
             raise src.error(
@@ -194,7 +195,7 @@ def _expectation(
     try:
         check_params(name, {k: v for k, v in params.items() if k != "capture"})
     except CheckError as exc:
-        raise _at(src, where, exc, params, check.params) from None
+        raise _at(src, where, exc, check.params) from None
     if "capture" in params:
         pick_point(src, where + ("capture",), params["capture"], points)
     if "mobile" in params:
@@ -206,10 +207,10 @@ def _expectation(
             )
 
 
-def _at(src: YamlSource, where: Where, exc: Any, params: dict[str, Any], takes: Any) -> Exception:
-    """A check's CheckError as the scenario's error, at the parameter it names (its path,
-    else the top-level key its message names), with a did-you-mean for an unknown one."""
-    path = exc.path or next(((k,) for k in params if f" {k} " in f" {exc} "), ())
+def _at(src: YamlSource, where: Where, exc: CheckError, takes: Any) -> Exception:
+    """A check's CheckError as the scenario's error, at the parameter its path names (none:
+    the check itself, e.g. one it needs is missing), with a did-you-mean for an unknown one."""
+    path = exc.path
     hint = did_you_mean(path[-1], takes) if path and "unknown parameter" in str(exc) else ""
     return src.error(where + path, f"{exc}{hint}")
 
