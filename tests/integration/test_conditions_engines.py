@@ -12,13 +12,13 @@ from harness.conditions.model import LinkSpec
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 
-def test_auto_is_the_relay_and_netem_fails_loudly():
+def test_auto_is_the_relay_and_netem_fails_loudly() -> None:
     assert choose_engine(LinkSpec()) == "relay"
     with pytest.raises(EngineError, match="netem is not implemented"):
         choose_engine(LinkSpec(engine="netem"))
 
 
-def test_doctor_line_matches_the_kernel():
+def test_doctor_line_matches_the_kernel() -> None:
     line = describe()
     assert "relay" in line
     assert ("kernel netem present" in line) == kernel_has_netem()

@@ -137,7 +137,7 @@ def test_a_dead_engine_leaves_the_link_dark(lab, shape):
     lab.run(Lab.SWITCH, ["ip", "link", "set", sh.link.ifname, "master", "b0internet"])
 
 
-def test_engine_goes_with_the_lab():
+def test_engine_goes_with_the_lab() -> None:
     with Lab("topologies/open-internet.yaml") as lab:
         sh = shape_link(lab, "peer-a", "eth0", {"delay": 5})
     assert not sh.process.alive()

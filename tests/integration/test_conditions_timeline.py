@@ -56,7 +56,7 @@ def one_run() -> tuple[float, float, float, bool]:
     )
 
 
-def test_changes_land_within_10_ms_of_schedule():
+def test_changes_land_within_10_ms_of_schedule() -> None:
     for attempt in range(1, ATTEMPTS + 1):
         change, b_start, b_end, restored = one_run()
         print(

@@ -17,7 +17,7 @@ def udp(payload: bytes, sport: int = 40000, dport: int = 3478) -> bytes:
     )
 
 
-def stun_msg(method, cls, username: str | None = None) -> bytes:
+def stun_msg(method: stun.Method, cls: stun.Class, username: str | None = None) -> bytes:
     msg = stun.Message(message_method=method, message_class=cls)
     if username:
         msg.attributes["USERNAME"] = username
@@ -64,33 +64,36 @@ BYE_OK = sip("SIP/2.0 200 OK\nVia: SIP/2.0/UDP 198.18.0.10\ncseq: 2 BYE\n\n")
     # --shard runners must collect the same test names
     ids=lambda v: "payload" if isinstance(v, bytes) else None,
 )
-def test_kinds(payload, kind, message):
+def test_kinds(payload: bytes, kind: str, message: str) -> None:
     pc = classify(udp(payload))
     assert (pc.kind, pc.message) == (kind, message)
 
 
-def test_indication_and_unknown_payloads_are_not_classified():
+def test_indication_and_unknown_payloads_are_not_classified() -> None:
     assert classify(udp(stun_msg(stun.Method.SEND, stun.Class.INDICATION))).kind is None
     assert classify(udp(b"\x10hello")).kind is None  # ZRTP range
     assert classify(udp(b"")).kind is None
 
 
-def test_rtp_inside_turn_channel_data():
+def test_rtp_inside_turn_channel_data() -> None:
     rtp = RtpPacket(payload_type=96, sequence_number=9, ssrc=1, payload=b"y" * 20).serialize()
     channel = b"\x40\x00" + len(rtp).to_bytes(2, "big") + rtp
     assert classify(udp(channel)).kind == "rtp"
 
 
-def test_ufrag_matches_either_side_of_username():
+def test_ufrag_matches_either_side_of_username() -> None:
     pc = classify(udp(stun_msg(stun.Method.BINDING, stun.Class.REQUEST, "remote1:local22")))
-    base = {"kind": "stun-binding", "message": "request"}
-    assert matches(FaultMatch(**base, ufrag="remote1"), pc)
-    assert matches(FaultMatch(**base, ufrag="local22"), pc)
-    assert not matches(FaultMatch(**base, ufrag="remote"), pc)
+
+    def request(ufrag: str) -> FaultMatch:
+        return FaultMatch(kind="stun-binding", message="request", ufrag=ufrag)
+
+    assert matches(request("remote1"), pc)
+    assert matches(request("local22"), pc)
+    assert not matches(request("remote"), pc)
     assert not matches(FaultMatch(kind="stun-binding", message="response"), pc)
 
 
-def test_sip_method_from_request_line_or_cseq():
+def test_sip_method_from_request_line_or_cseq() -> None:
     assert matches(FaultMatch(kind="sip", method="invite"), classify(udp(INVITE, dport=5060)))
     assert matches(
         FaultMatch(kind="sip", method="INVITE", message="response"), classify(udp(RINGING))
@@ -99,7 +102,7 @@ def test_sip_method_from_request_line_or_cseq():
     assert not matches(FaultMatch(kind="sip", method="BYE"), classify(udp(INVITE)))
 
 
-def test_tcp_by_port_and_sip_over_tcp():
+def test_tcp_by_port_and_sip_over_tcp() -> None:
     syn = bytes(Ether() / IP() / TCP(sport=50000, dport=443, flags="S"))
     assert matches(FaultMatch(kind="tcp", port=443), classify(syn))
     assert not matches(FaultMatch(kind="tcp", port=80), classify(syn))
@@ -108,7 +111,7 @@ def test_tcp_by_port_and_sip_over_tcp():
     assert matches(FaultMatch(kind="tcp", port=5060), classify(seg))
 
 
-def test_vnet_header_offset_and_fragments():
+def test_vnet_header_offset_and_fragments() -> None:
     frame = udp(INVITE)
     assert classify(b"\x00" * 10 + frame, 10).kind == "sip"
     frag = bytes(Ether() / IP(frag=100) / UDP() / INVITE)

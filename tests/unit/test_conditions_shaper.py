@@ -10,16 +10,19 @@ from harness.conditions.shaper import MS, ActiveFault, Shaper
 FRAME = bytes(14 + 20 + 8 + 172)  # an all-zero Ethernet frame of a probe's size
 
 
-def run(cond: LinkConditions, n: int, pps: float = 1000, seed: int = 7, frame: bytes = FRAME):
+def run(
+    cond: LinkConditions, n: int, pps: float = 1000, seed: int = 7, frame: bytes = FRAME
+) -> tuple[Shaper, list[tuple[int, tuple[int, ...]]]]:
+    """The shaper and, per frame sent, (arrival time, release times: () if dropped)."""
     sh = Shaper("up", seed, cond=cond)
-    out = []
+    out: list[tuple[int, tuple[int, ...]]] = []
     for i in range(n):
         now = int(i * 1e9 / pps)
         out.append((now, sh.admit(frame, now)))
     return sh, out
 
 
-def test_same_seed_same_loss_pattern_other_seed_other():
+def test_same_seed_same_loss_pattern_other_seed_other() -> None:
     cond = LinkConditions(loss=5, jitter=3)
     a = [bool(r) for _, r in run(cond, 5000, seed=1)[1]]
     b = [bool(r) for _, r in run(LinkConditions(loss=5), 5000, seed=1)[1]]
@@ -28,13 +31,13 @@ def test_same_seed_same_loss_pattern_other_seed_other():
     assert a != c
 
 
-def test_loss_rate():
+def test_loss_rate() -> None:
     sh, out = run(LinkConditions(loss=5), 20000)
     assert sh.stats.lost / 20000 == pytest.approx(0.05, abs=0.006)
 
 
-def test_gilbert_elliott_mean_and_burst_length():
-    sh, out = run(LinkConditions(burst_loss={"loss": 10, "burst": 4}), 50000)
+def test_gilbert_elliott_mean_and_burst_length() -> None:
+    sh, out = run(LinkConditions.model_validate({"burst_loss": {"loss": 10, "burst": 4}}), 50000)
     lost = [not r for _, r in out]
     bursts, run_len = [], 0
     for x in lost:
@@ -47,7 +50,7 @@ def test_gilbert_elliott_mean_and_burst_length():
     assert statistics.mean(bursts) == pytest.approx(4, rel=0.15)
 
 
-def test_jitter_without_reordering_is_fifo_and_with_it_reorders():
+def test_jitter_without_reordering_is_fifo_and_with_it_reorders() -> None:
     _, fifo = run(LinkConditions(delay=50, jitter=10), 5000)
     times = [r[0] for _, r in fifo]
     assert times == sorted(times)
@@ -57,7 +60,7 @@ def test_jitter_without_reordering_is_fifo_and_with_it_reorders():
     assert [r[0] for _, r in free] != sorted(r[0] for _, r in free)
 
 
-def test_jitter_without_reordering_keeps_its_median_and_spread():
+def test_jitter_without_reordering_keeps_its_median_and_spread() -> None:
     """The slowly varying delay: centred on `delay`, spread `jitter`, never reordered
     (the old FIFO clamp of independent draws measured 62 ms for 45 +- 15 at 500 pps)."""
     _, out = run(LinkConditions(delay=45, jitter=15), 100_000, pps=500)  # 200 s
@@ -68,7 +71,7 @@ def test_jitter_without_reordering_keeps_its_median_and_spread():
     assert times == sorted(times)
 
 
-def test_rate_serialises_and_queue_tail_drops():
+def test_rate_serialises_and_queue_tail_drops() -> None:
     # 1000 pps of 214-byte frames = 1712 kbit/s into a 856 kbit/s bottleneck
     sh, out = run(LinkConditions(rate=856, queue=10), 2000)
     sent = [r[0] for _, r in out if r]
@@ -77,7 +80,7 @@ def test_rate_serialises_and_queue_tail_drops():
     assert sh.stats.queue_full == pytest.approx(1000, abs=15)
 
 
-def test_duplicates_blackout_mtu():
+def test_duplicates_blackout_mtu() -> None:
     sh, out = run(LinkConditions(duplicate=10), 10000)
     assert sum(len(r) == 2 for _, r in out) / 10000 == pytest.approx(0.10, abs=0.01)
     sh, out = run(LinkConditions(blackout=True), 10)
@@ -87,7 +90,7 @@ def test_duplicates_blackout_mtu():
     assert run(LinkConditions(mtu=200), 10)[0].stats.too_big == 0
 
 
-def test_fault_count_and_window():
+def test_fault_count_and_window() -> None:
     stun = bytearray(FRAME)
     stun[12:14] = b"\x08\x00"
     stun[14] = 0x45
