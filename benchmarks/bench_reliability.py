@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = [sys.executable, "-m", "harness"]
@@ -44,9 +45,19 @@ FLAGSHIP = [
 KILL_SCENARIO = ["scenarios/gateway/janus-sip-call.yaml", "--only", "janus-sip-call-aiortc"]
 
 
+class Cell(TypedDict):
+    """One cell's tally in the flagship summary."""
+
+    runs: int
+    unexpected: int
+    seeds: list[int]  # the seeds of the unexpected verdicts
+    verdicts: dict[str, int]
+    failure_rate: NotRequired[float]  # unexpected / runs, once all runs are done
+
+
 def flagship(args: argparse.Namespace) -> dict[str, object]:
     """Run the flagship cells once per seed; count verdicts per cell."""
-    cells: dict[str, dict[str, object]] = {}
+    cells: dict[str, Cell] = {}
     deadline = time.monotonic() + args.max_minutes * 60
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,19 +96,19 @@ def flagship(args: argparse.Namespace) -> dict[str, object]:
                 unexpected = (
                     verdict not in ("pass", "xfail") if "verdict" in r else r["passed"] == known
                 )
-                c["runs"] += 1  # type: ignore[operator]
-                tally: dict[str, int] = c["verdicts"]  # type: ignore[assignment]
+                c["runs"] += 1
+                tally = c["verdicts"]
                 tally[verdict] = tally.get(verdict, 0) + 1
                 if unexpected:
-                    c["unexpected"] += 1  # type: ignore[operator]
-                    c["seeds"].append(seed)  # type: ignore[union-attr]
+                    c["unexpected"] += 1
+                    c["seeds"].append(seed)
                 with out.open("a") as f:
                     line = {"seed": seed, "scenario": r["scenario"], "passed": r["passed"]}
                     line |= {"verdict": r.get("verdict", ""), "reason": r.get("verdict_reason", "")}
                     line |= {"known": known, "unexpected": unexpected, "error": r.get("error", "")}
                     f.write(json.dumps(line) + "\n")
     for c in cells.values():
-        c["failure_rate"] = round(c["unexpected"] / c["runs"], 3)  # type: ignore[operator]
+        c["failure_rate"] = round(c["unexpected"] / c["runs"], 3)
     return {"mode": "flagship", "seed": args.seed, "cells": cells}
 
 
@@ -233,9 +244,11 @@ def main() -> int:
     summary = mode[args.mode](args)
     print(json.dumps(summary, indent=1))
     bad = summary.get("tracebacks") or summary.get("crashes")
-    bad = bad or any(summary.get("leftovers", {}).values())  # type: ignore[union-attr]
-    cells = summary.get("cells", {})
-    bad = bad or any(c["unexpected"] for c in cells.values())  # type: ignore[union-attr]
+    leftovers = summary.get("leftovers", {})  # kill: leftovers by kind
+    cells = summary.get("cells", {})  # flagship: Cell by name
+    assert isinstance(leftovers, dict) and isinstance(cells, dict)
+    bad = bad or any(leftovers.values())
+    bad = bad or any(c["unexpected"] for c in cells.values())
     return 1 if bad else 0
 
 

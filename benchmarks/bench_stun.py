@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from harness.analysis import analyzer, session, stun, turnrelay  # noqa: E402
+from harness.analysis.model import Analysis, Flow  # noqa: E402
 
 CASES = (("b", 250_000, True), ("c", 100_000, False))
 
@@ -59,29 +60,35 @@ def measure(path: Path, repeat: int) -> dict[str, object]:
     real = turnrelay.TurnRelay._stun
     messages: list[bytes] = []
 
-    def record(self, flow, key, p, t, no):  # type: ignore[no-untyped-def]
+    def record(
+        self: turnrelay.TurnRelay, flow: Flow, key: bytes, p: bytes, t: float, no: int
+    ) -> None:
         messages.append(p)
         real(self, flow, key, p, t, no)
 
-    def counted(self, flow, key, p, t, no):  # type: ignore[no-untyped-def]
+    def counted(
+        self: turnrelay.TurnRelay, flow: Flow, key: bytes, p: bytes, t: float, no: int
+    ) -> None:
         flow.kinds["stun"] += 1
 
     relay = turnrelay.TurnRelay._inner
 
-    def dropped(self, *args):  # type: ignore[no-untyped-def]
+    def dropped(self: turnrelay.TurnRelay, *args: object) -> None:
         pass
 
+    # the variants replace TurnRelay's methods for a run: mypy forbids assigning to a
+    # method (method-assign), which is the point here
     def walk(
         stun_side: Callable[..., None], inner: Callable[..., None] = relay
-    ) -> Callable[[], object]:
-        def run() -> object:
-            turnrelay.TurnRelay._stun = stun_side  # type: ignore[method-assign]
-            turnrelay.TurnRelay._inner = inner  # type: ignore[method-assign]
+    ) -> Callable[[], Analysis]:
+        def run() -> Analysis:
+            turnrelay.TurnRelay._stun = stun_side  # type: ignore[method-assign]  # see above
+            turnrelay.TurnRelay._inner = inner  # type: ignore[method-assign]  # see above
             try:
                 return analyzer.analyze_bytes(data, path)
             finally:
-                turnrelay.TurnRelay._stun = real  # type: ignore[method-assign]
-                turnrelay.TurnRelay._inner = relay  # type: ignore[method-assign]
+                turnrelay.TurnRelay._stun = real  # type: ignore[method-assign]  # see above
+                turnrelay.TurnRelay._inner = relay  # type: ignore[method-assign]  # see above
 
         return run
 
@@ -99,7 +106,7 @@ def measure(path: Path, repeat: int) -> dict[str, object]:
     if hasattr(stun, "parse_py"):  # this branch: the compiled parsers and the Python ones
         parsers["parse_py"] = (stun.parse_py, stun.parse_classic_py)
 
-    def loop(parse: Callable, classic: Callable) -> Callable[[], object]:  # type: ignore[type-arg]
+    def loop(parse: Callable[..., object], classic: Callable[..., object]) -> Callable[[], object]:
         return lambda: [parse(p) or classic(p) for p in messages]
 
     parse = medians({k: loop(*v) for k, v in parsers.items()}, repeat)
@@ -108,7 +115,7 @@ def measure(path: Path, repeat: int) -> dict[str, object]:
 
     def build(check: Callable[..., bool | None]) -> Callable[[], object]:
         def run() -> object:
-            session.check_integrity = check  # type: ignore[assignment]
+            session.check_integrity = check
             try:
                 return session.build(result)
             finally:

@@ -357,4 +357,4 @@ def fuzz_pcap_packets(n: int, seed: int, batch: int = 20_000) -> dict[str, Any]:
 def _seeded(fn: Callable[[], None], seed: int) -> Callable[[], None]:
     from hypothesis import seed as hseed
 
-    return hseed(seed)(fn)  # type: ignore[no-any-return]
+    return hseed(seed)(fn)

@@ -15,7 +15,7 @@ T = TypeVar("T")
 
 
 def run(coro: Awaitable[T], timeout: float = 60.0) -> T:
-    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
+    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 @contextmanager

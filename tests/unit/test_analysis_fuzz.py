@@ -157,7 +157,9 @@ def test_fragments_reassemble_in_any_order(datagram: bytes, data: st.DataObject)
     ),
     st.floats(0, 100),
 )
-def test_fragment_garbage_is_bounded(frags: list, step: float) -> None:  # type: ignore[type-arg]
+def test_fragment_garbage_is_bounded(
+    frags: list[tuple[int, int, bool, bytes]], step: float
+) -> None:
     r = ipfrag.Reassembler()
     for i, (ident, off, more, payload) in enumerate(frags):
         r.feed(ipfrag.Fragment((b"x", 17, ident), off, more, payload), i * step)

@@ -40,22 +40,26 @@ def streams() -> list[bytes]:
     seen: dict[bytes, None] = {}
     real, real_bodies = http.read_http, http.read_bodies
 
-    def record(buf: bytes | bytearray, head: object) -> object:
+    def record(
+        buf: bytes | bytearray, head: http._Head | None
+    ) -> tuple[list[HttpMessage], int, http._Head | None]:
         seen.setdefault(bytes(buf))
-        return real(buf, head)  # type: ignore[arg-type]
+        return real(buf, head)
 
-    def record_bodies(buf: bytes | bytearray, head: object) -> object:
+    def record_bodies(
+        buf: bytes | bytearray, head: http._Head | None
+    ) -> tuple[int, int, http._Head | None, bool, list[bytes]]:
         seen.setdefault(bytes(buf))
-        return real_bodies(buf, head)  # type: ignore[arg-type]
+        return real_bodies(buf, head)
 
-    http.read_http = record  # type: ignore[assignment]
-    http.read_bodies = record_bodies  # type: ignore[assignment]
+    http.read_http = record
+    http.read_bodies = record_bodies
     try:
         for path in CAPTURES:
             analyze_file(path)
     finally:
-        http.read_http = real  # type: ignore[assignment]
-        http.read_bodies = real_bodies  # type: ignore[assignment]
+        http.read_http = real
+        http.read_bodies = real_bodies
     whole = [b for b in seen if read_http_python(b, None)[0]]  # a message or more
     return whole[:: max(1, len(whole) // 300)]
 
@@ -93,7 +97,8 @@ def damaged(draw: st.DrawFn) -> bytes:
         ends = [i for i in range(len(b)) if b[i : i + 4] == b"\r\n\r\n"]
         lines = [i for i in range(len(b)) if b[i : i + 2] == b"\r\n"]
         if what == "header" and lines:  # a header line: the last of a head, or anywhere
-            at = draw(st.sampled_from(ends if ends and draw(st.booleans()) else lines))
+            last_of_head = bool(ends) and draw(st.booleans())  # drawn only if there are ends
+            at = draw(st.sampled_from(ends if last_of_head else lines))
             b[at:at] = b"\r\n" + draw(HEADERS)
         elif what == "set" and at < len(b):
             b[at : at + len(piece)] = piece[: len(b) - at]

@@ -141,7 +141,9 @@ def random_value(rng: random.Random, depth: int = 0) -> object:
     if kind in (8, 9):
         items = [random_value(rng, depth + 1) for _ in range(rng.randrange(5))]
         return tuple(items) if rng.random() < 0.3 else items
-    keys = [rng.choice(["k", "\u00e9", '"', ""]) + str(i) for i in range(rng.randrange(5))]
+    keys: list[object] = [
+        rng.choice(["k", "\u00e9", '"', ""]) + str(i) for i in range(rng.randrange(5))
+    ]
     keys += rng.sample([1, 2.5, True, None, -7], rng.randrange(3))
     return {k: random_value(rng, depth + 1) for k in keys}
 
@@ -175,12 +177,12 @@ class Items(list):
         return iter(["from __iter__"])
 
 
-class Reordered(dict):  # type: ignore[type-arg]
+class Reordered(dict):
     def items(self):  # type: ignore[no-untyped-def]
         return [("b", Items([1])), ("a", 2)]
 
 
-class Hollow(dict):  # type: ignore[type-arg]
+class Hollow(dict):
     """True, yet no items: json prints its brackets on two lines."""
 
     def __bool__(self) -> bool:

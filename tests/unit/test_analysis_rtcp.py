@@ -34,7 +34,9 @@ packets = st.one_of(
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(packets, min_size=1, max_size=4), st.booleans())
-def test_reports_read_back_as_aiortc_wrote_them(compound: list, encrypted: bool) -> None:  # type: ignore[type-arg]
+def test_reports_read_back_as_aiortc_wrote_them(
+    compound: list[RtcpRrPacket | RtcpSrPacket], encrypted: bool
+) -> None:
     got = rtp.parse_rtcp(b"".join(bytes(p) for p in compound), encrypted)
     want = compound[:1] if encrypted else compound
     assert [(g.type, g.ssrc) for g in got] == [

@@ -49,13 +49,13 @@ def messages() -> list[bytes]:
         seen.setdefault(bytes(p))
         return real(p)
 
-    sip.parse = record  # type: ignore[assignment]
+    sip.parse = record
     try:
         for path in CAPTURES:
             keys = path.with_suffix(".keys")
             analyze_file(path, keys if keys.is_file() else None)
     finally:
-        sip.parse = real  # type: ignore[assignment]
+        sip.parse = real
     return list(seen)
 
 

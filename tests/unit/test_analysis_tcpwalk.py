@@ -55,11 +55,11 @@ compiled = pytest.mark.skipif(
 def python_walk() -> Iterator[None]:
     """TcpStreams._tcp as the Python version, for the time of the block."""
     real = tcpstreams.TcpStreams.__dict__["_tcp"]
-    tcpstreams.TcpStreams._tcp = tcpstreams.TcpStreams._tcp_python  # type: ignore[method-assign]
+    tcpstreams.TcpStreams._tcp = tcpstreams.TcpStreams._tcp_python
     try:
         yield
     finally:
-        tcpstreams.TcpStreams._tcp = real  # type: ignore[method-assign]
+        tcpstreams.TcpStreams._tcp = real
 
 
 def walk(data: bytes, keys: dict[tuple[str, bytes], bytes] | None) -> tuple[object, ...]:
@@ -521,11 +521,16 @@ def test_a_stream_seen_opening_is_told_by_its_first_bytes(
     per text one. Joined mid-connection, it is searched."""
 
     searched: list[int] = []
+
+    def spy(real: Callable[..., object]) -> Callable[..., object]:
+        def counted(b: bytes, *a: object) -> object:
+            searched.append(len(b))
+            return real(b, *a)
+
+        return counted
+
     for name in ("sync", "sync_text"):
-        real = getattr(framing, name)
-        monkeypatch.setattr(
-            framing, name, lambda b, *a, real=real: searched.append(len(b)) or real(b, *a)
-        )
+        monkeypatch.setattr(framing, name, spy(getattr(framing, name)))
     a = analyze_bytes(connections(syn, text))
     assert len(a.flows) == 20 and not any(f.kinds for f in a.flows)
     assert bool(searched) is not syn

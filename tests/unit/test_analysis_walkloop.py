@@ -108,11 +108,11 @@ def test_the_compiled_loop_walks_the_captures() -> None:
             answers.append(walk(*args))
             return answers[-1]
 
-    analyzer._walkloop = Spy  # type: ignore[assignment]
+    analyzer._walkloop = Spy
     try:
         a = analyze_bytes((DATA / "pcaps/aiortc-relayed.pcap").read_bytes())
     finally:
-        analyzer._walkloop = walk.__self__  # type: ignore[attr-defined]
+        analyzer._walkloop = walk.__self__
     assert answers == [None] and a.stun
 
 

@@ -21,7 +21,9 @@ def add(r: Reassembler, frame: bytes) -> bytes | None:
 
 
 def datagram(whole: bytes) -> tuple[int, bytes]:
-    proto, _key, data, _seq, _flags = transport(UDP_PROTO, bytes(8), whole)  # type: ignore[misc]
+    seg = transport(UDP_PROTO, bytes(8), whole)
+    assert not isinstance(seg, str), seg  # a reason the datagram could not be read
+    proto, _key, data, _seq, _flags = seg
     return proto, data
 
 
