@@ -112,13 +112,13 @@ def _oracle(name: str, tmp: Path) -> dict[str, Counter[object]]:
         "-e", "sctp.data_sid", "-e", "sctp.data_payload_proto_id", "-e", "sctp.data_e_bit",
         "-e", "rtcdc.message_type", "-e", "rtcdc.label",
     ):  # fmt: skip
-        types, lengths, tsns, sids, ppids, ends, dcep_types, labels = row
+        types, lengths, tsns, sids, ppids, e_bits, dcep_types, labels = row
         data_lengths = []
         for t, n in zip(types.split(","), lengths.split(","), strict=True):
             counts["chunks"][CHUNK_TYPES.get(int(t), t)] += 1
             if t == "0":
                 data_lengths.append(int(n) - 16)  # chunk header 4 + TSN, SID, SSN, PPID 12
-        fields = [x.split(",") if x else [] for x in (tsns, sids, ppids, ends)]
+        fields = [x.split(",") if x else [] for x in (tsns, sids, ppids, e_bits)]
         for tsn, sid, ppid, end, n in zip(*fields, data_lengths, strict=True):
             if (tsn, sid) in seen:  # a retransmission, or the relay's second leg
                 continue
@@ -135,12 +135,14 @@ def _oracle(name: str, tmp: Path) -> dict[str, Counter[object]]:
 def _ours(name: str) -> dict[str, Counter[object]]:
     a = analyze_file(PCAPS / f"{name}.pcap", PCAPS / f"{name}.keys")
     ppid = {"open": 50, "ack": 50, "string": 51, "binary": 53, "empty-string": 56}
-    msgs = Counter((e.stream, ppid.get(e.kind, -1)) for e in a.datachannel)
+    msgs: Counter[object] = Counter((e.stream, ppid.get(e.kind, -1)) for e in a.datachannel)
     sizes: Counter[object] = Counter()
     for e in a.datachannel:
         sizes[(e.stream, ppid.get(e.kind, -1))] += e.size
-    opens = Counter(e.label for e in a.datachannel if e.kind == "open")
-    chunks = Counter({k[5:]: v for k, v in a.decrypted.items() if k[5:] in CHUNK_TYPES.values()})
+    opens: Counter[object] = Counter(e.label for e in a.datachannel if e.kind == "open")
+    chunks: Counter[object] = Counter(
+        {k[5:]: v for k, v in a.decrypted.items() if k[5:] in CHUNK_TYPES.values()}
+    )
     return {
         "records": Counter({"dtls-records": a.decrypted["dtls-records"]}),
         "chunks": chunks,

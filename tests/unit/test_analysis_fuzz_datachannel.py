@@ -7,6 +7,7 @@ and rebuilds any message from its fragments in any order, with repeats.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from hypothesis import given
@@ -60,7 +61,7 @@ def test_sctp_never_raises(p: bytes) -> None:
     st.integers(0, 0xFFFFFFFF),
     st.randoms(use_true_random=False),
 )
-def test_fragments_in_any_order(message: bytes, parts: int, tsn0: int, rnd: object) -> None:
+def test_fragments_in_any_order(message: bytes, parts: int, tsn0: int, rnd: random.Random) -> None:
     """A message cut in `parts` DATA chunks, shuffled, some sent twice: rebuilt once, whole."""
     size = -(-len(message) // parts)
     pieces = [message[i : i + size] for i in range(0, len(message), size)]
@@ -70,7 +71,7 @@ def test_fragments_in_any_order(message: bytes, parts: int, tsn0: int, rnd: obje
         raw = data_chunk((tsn0 + i) & 0xFFFFFFFF, 3, flags, piece)
         chunks.append(sctp.Chunk(0, flags, raw[4 : 4 + 12 + len(piece)]))
     order = chunks + chunks[: len(chunks) // 2]  # repeats, as retransmissions
-    rnd.shuffle(order)  # type: ignore[attr-defined]
+    rnd.shuffle(order)
     reasm = sctp.Reassembler()
     done = [r for c in order if (d := sctp.data(c)) and (r := reasm.add(d))]
     assert [m for _, m in done] == [message]
@@ -91,7 +92,7 @@ def idata_chunk(
     st.integers(1, 5),
     st.randoms(use_true_random=False),
 )
-def test_idata_interleaved(messages: list[bytes], parts: int, rnd: object) -> None:
+def test_idata_interleaved(messages: list[bytes], parts: int, rnd: random.Random) -> None:
     """I-DATA (RFC 8260): fragments of messages on several streams, interleaved, shuffled,
     some twice: each message rebuilt once, whole."""
     chunks, tsn = [], 7
@@ -103,11 +104,14 @@ def test_idata_interleaved(messages: list[bytes], parts: int, rnd: object) -> No
             chunks.append(idata_chunk(tsn, n, 100 + n, fsn, flags, piece))
             tsn += 1
     order = chunks + chunks[: len(chunks) // 2]
-    rnd.shuffle(order)  # type: ignore[attr-defined]
+    rnd.shuffle(order)
     reasm = sctp.Reassembler()
     done = [r for c in order if (d := sctp.data(c)) and (r := reasm.add(d))]
     assert sorted(m for _, m in done) == sorted(messages)
-    assert all(first.ppid == 51 and first.stream == first.mid - 100 for first, _ in done)
+    assert all(
+        first.ppid == 51 and first.mid is not None and first.stream == first.mid - 100
+        for first, _ in done
+    )
     assert not reasm.messages and reasm.held_bytes == 0
 
 

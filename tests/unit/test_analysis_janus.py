@@ -57,8 +57,8 @@ def test_log_says_what_decoding_in_the_walk_said() -> None:
         decoded += sum(isinstance(body, list) for *_, body in log._seen)
         got = [(*said(ev), ev.session, ev.has_jsep) for ev in log]
         assert got == eager(path)
-        got = list(log)
-        assert len(log) == len(got) and log[:2] == got[:2] and log == list(log)
+        events = list(log)
+        assert len(log) == len(events) and log[:2] == events[:2] and log == list(log)
     assert kept >= 10 and decoded >= 3  # long polls kept whole, JSEP bodies read at once
 
 

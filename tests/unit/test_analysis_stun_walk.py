@@ -77,11 +77,12 @@ def test_the_real_captures_take_the_compiled_path() -> None:
     """record() really handles the captures' STUN (else the comparisons compare nothing)."""
     calls: list[tuple[int, object]] = []
     record, datagram = turnrelay._record, analyzer._datagram
+    assert record is not None and datagram is not None  # built: the module's skipif
 
     def counting(f: Callable[..., object], at: int) -> Callable[..., object]:
         def call(*args: object) -> object:
             r = f(*args)
-            calls.append((args[at][0], r))  # type: ignore[index]
+            calls.append((args[at][0], r))  # type: ignore[index]  # args[at]: the datagram's bytes
             return r
 
         return call
@@ -125,7 +126,8 @@ def flow() -> Flow:
 
 
 def test_record_hands_back_what_it_does_not_take() -> None:
-    record, events = stun._stunparse.record, []
+    record = stun._stunparse.record
+    events: list[StunEvent] = []
     binding = bytes.fromhex("000100002112a442") + bytes(12)
     for f, p in [
         (flow(), bytearray(binding)),
@@ -140,7 +142,9 @@ def test_record_hands_back_what_it_does_not_take() -> None:
     assert (f.packets, f.bytes, f.last_t, f.kinds) == (1, 19, 1.5, {})
     assert record(f, binding, 2.5, 8, events, False) is True  # a Binding: all done
     assert (f.packets, f.bytes, f.kinds) == (1, 19, {"stun": 1})
-    want = StunEvent(8, 2.5, f.src, f.dst, f.label, False, stun.parse_py(binding), b"")
+    parsed = stun.parse_py(binding)
+    assert parsed is not None
+    want = StunEvent(8, 2.5, f.src, f.dst, f.label, False, parsed, b"")
     assert repr(events) == repr([want])
     allocate = bytes.fromhex("000300002112a442") + bytes(12)
     relayed = flow()
@@ -160,7 +164,8 @@ def test_record_hands_back_what_it_does_not_take() -> None:
 def test_datagram_takes_stun_and_known_channels_only() -> None:
     """SIP (even in ChannelData's range), short or overlong ChannelData, other first bytes:
     NotImplemented, nothing counted; an unknown channel: counted, None (_channel_data's)."""
-    datagram, events = stun._stunparse.datagram, []
+    datagram = stun._stunparse.datagram
+    events: list[StunEvent] = []
 
     class Walker:
         channel_flows: dict[bytes, tuple[int, Flow]] = {}

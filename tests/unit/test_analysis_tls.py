@@ -72,7 +72,7 @@ def test_same_as_tshark(port: int) -> None:
     ]
     argv += ["-e", "tls.record.content_type"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
-    hs = {True: [], False: []}  # to the server?
+    hs: dict[bool, list[str]] = {True: [], False: []}  # to the server?
     alerts: list[str] = []
     app = {True: 0, False: 0}
     for line in out.splitlines():

@@ -88,10 +88,10 @@ def session(
 
         done = set()
         for _ in range(10):  # the handshake, flight by flight
-            for end in (c, s):
+            for side in (c, s):
                 try:
-                    end.do_handshake()
-                    done.add(id(end))
+                    side.do_handshake()
+                    done.add(id(side))
                 except ssl.SSLWantReadError:
                     pass
             pump()

@@ -54,8 +54,11 @@ def test_zero_on_a_capture_without_the_protocol_fails(
 
 
 def test_zero_where_the_protocol_was_captured_passes(sip_call: Session) -> None:
-    for name, params in [("sip_messages", {"method": "REFER", "count": 0}),
-                         ("dtls_handshakes", {"count": 0})]:  # fmt: skip
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("sip_messages", {"method": "REFER", "count": 0}),
+        ("dtls_handshakes", {"count": 0}),
+    ]
+    for name, params in cases:
         out = run_check(name, sip_call, params)
         assert out.passed, (name, out)
     # the call has no STUN and no ICE: zero of those still proves nothing

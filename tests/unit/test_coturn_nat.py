@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from harness.components.coturn import Coturn
-from harness.config.topology import load_topology, parse_topology
+from harness.config.topology import Topology, load_topology, parse_topology
 from harness.errors import ComponentError
+from harness.lab.lab import Lab
 
 TOPOLOGY = Path(__file__).parents[2] / "topologies" / "turn-behind-nat.yaml"
 
 
-def coturn(options: dict, topo=None) -> Coturn:
+def coturn(options: dict[str, Any], topo: Topology | None = None) -> Coturn:
     c = Coturn("turn", "turn", options)
-    c.lab = SimpleNamespace(topology=topo or load_topology(TOPOLOGY), run_dir=Path("/nonexistent"))
+    # a Lab object only: nothing is brought up (that is Lab.__enter__'s)
+    c.lab = Lab(topo or load_topology(TOPOLOGY), run_dir=Path("/nonexistent"))
     return c
 
 

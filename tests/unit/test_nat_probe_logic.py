@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def answer(mapped: list[Any] | None) -> dict[str, Any]:
 
 
 def observations(
-    mapped: list[list[Any]],
+    mapped: Sequence[list[Any] | None],  # None: no answer
     filtering: tuple[bool, bool],
     hairpin: bool,
     filter_port: int = 41000,

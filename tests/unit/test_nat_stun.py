@@ -141,5 +141,6 @@ def test_server_answers_from_the_socket_change_request_asks_for() -> None:
         )
         assert resp.address(Attr.OTHER_ADDRESS) == ("198.18.0.254", 3479)
     req = Message(BINDING_REQUEST).add(Attr.RESPONSE_PORT, response_port(50000))
-    assert server.response(req.encode(), client, (0, 0))[2] == ("198.18.0.10", 50000)
+    answer = server.response(req.encode(), client, (0, 0))
+    assert answer is not None and answer[2] == ("198.18.0.10", 50000)
     assert server.response(b"not stun at all", client, (0, 0)) is None

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from types import SimpleNamespace
+from typing import Any, cast
 
 from harness.actions.reactions import ReactionSpec, settle_reactions
 from harness.actions.registry import ACTIONS
+from harness.scenario.context import ScenarioContext
 
 
 def test_hangup_steps_end_the_call() -> None:
@@ -15,8 +17,14 @@ def test_hangup_steps_end_the_call() -> None:
     assert not ACTIONS["wait"].ends_call
 
 
-def _ctx(*reactions: SimpleNamespace) -> SimpleNamespace:
-    return SimpleNamespace(extras={"reactions": {f"p{i}": r for i, r in enumerate(reactions)}})
+def _context(extras: dict[str, Any]) -> ScenarioContext:
+    # settle_reactions reads ctx.extras only; a real context needs a scenario and a lab
+    return cast(ScenarioContext, SimpleNamespace(extras=extras))
+
+
+def _ctx(*reactions: SimpleNamespace) -> ScenarioContext:
+    """Reactions as doubles too: settle_reactions reads their `idle` and `spec` only."""
+    return _context({"reactions": {f"p{i}": r for i, r in enumerate(reactions)}})
 
 
 def test_settle_waits_for_the_restart_in_flight() -> None:
@@ -46,4 +54,4 @@ def test_settle_is_bounded_by_the_restarts_budget() -> None:
 
 
 def test_settle_without_reactions_returns_at_once() -> None:
-    asyncio.run(settle_reactions(SimpleNamespace(extras={})))
+    asyncio.run(settle_reactions(_context({})))

@@ -38,7 +38,8 @@ def test_good_topology_resolves_addresses_and_gateways() -> None:
     assert str(t.node("peer-a").iface("eth0").gateway) == "192.168.1.1"
     assert t.node("peer-a").default_route == "eth0"
     assert t.node("server").iface().gateway is None
-    assert t.node("nat-a").nat is not None and t.node("nat-a").nat.label == "symmetric"
+    nat = t.node("nat-a").nat
+    assert nat is not None and nat.label == "symmetric"
 
 
 def test_malformed_yaml_names_the_line() -> None:
