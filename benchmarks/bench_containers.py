@@ -119,16 +119,18 @@ def main() -> None:
     ap.add_argument("--suite", default="bookworm")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    results = {"components": bench_components(args.repeat, args.suite)}
+    components = bench_components(args.repeat, args.suite)
+    flagship = bench_flagship(args.flagship, args.suite) if args.flagship else {}
+    results: dict[str, object] = {"components": components}
     if args.flagship:
-        results["flagship"] = bench_flagship(args.flagship, args.suite)
+        results["flagship"] = flagship
     print("\nstart-to-ready, median of", args.repeat)
     print(f"{'component':10} {'process':>9} {'container':>10} {'added':>7}")
-    for kind, r in results["components"].items():
-        print(f"{kind:10} {r['process_s']:9.3f} {r['container_s']:10.3f} {r['added_s']:7.3f}")
+    for kind, c in components.items():
+        print(f"{kind:10} {c['process_s']:9.3f} {c['container_s']:10.3f} {c['added_s']:7.3f}")
     if args.flagship:
         print("\nflagship wall time, median of", args.flagship)
-        for name, r in results["flagship"].items():
+        for name, r in flagship.items():
             print(
                 f"{name}: process {r['process_s']:.2f} s, containers {r['docker_s']:.2f} s, "
                 f"added {r['added_s']:+.2f} s, ratio {r['ratio']:.2f}  {r['verdicts']}"

@@ -183,7 +183,8 @@ def cost_of(kind: str, file: str, name: str) -> dict[str, object]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    peak_kb, ticks, stop = 0, {}, threading.Event()
+    peak_kb, stop = 0, threading.Event()
+    ticks: dict[int, int] = {}  # CPU ticks by pid, the most seen
 
     def sample() -> None:
         nonlocal peak_kb
@@ -245,8 +246,9 @@ def main() -> int:
             or (tmp / "matrix-j1" / "runs" if (tmp / "matrix-j1").exists() else None),
         )
     if "suite" in args.what:
-        res["suite"] = bench_suite(jobs_list, args.suite_paths.split(","))
-        res["suite"]["paths"] = args.suite_paths
+        suite = bench_suite(jobs_list, args.suite_paths.split(","))
+        suite["paths"] = args.suite_paths
+        res["suite"] = suite
     res["loadavg_at_end"] = [round(x, 1) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
