@@ -7,9 +7,9 @@ rtc-harness gets `lab` / `make_lab` fixtures and can keep scenarios as YAML.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -18,6 +18,8 @@ from harness.scenario.verdict import FAIL, UNSUPPORTED, XFAIL, XPASS, verdict_of
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr  # what pytest's own repr_failure returns
+
+    from harness.lab import Lab
 
 REPO_TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 
@@ -77,8 +79,15 @@ def resolve_topology(ref: str | Path) -> Path:
     raise FileNotFoundError(f"no topology {ref!r} (a path, or a name in topologies/)")
 
 
+class MakeLab(Protocol):
+    """The `make_lab` fixture: the lab of `topology` (a path, or a name in topologies/), up;
+    `kwargs` go to Lab (name, run_dir, seed, ...)."""
+
+    def __call__(self, topology: str | Path, **kwargs: Any) -> Lab: ...
+
+
 @pytest.fixture
-def make_lab(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def make_lab(tmp_path: Path) -> Iterator[MakeLab]:
     """Factory: `lab = make_lab("port-restricted")`; every lab is torn down after the test."""
     from harness.lab import Lab
 
@@ -100,7 +109,7 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def lab(request: pytest.FixtureRequest, make_lab: Callable[..., Any]) -> Any:
+def lab(request: pytest.FixtureRequest, make_lab: MakeLab) -> Lab:
     """The lab of the test's `@pytest.mark.topology(...)` (default: open-internet)."""
     marker = request.node.get_closest_marker("topology")
     return make_lab(marker.args[0] if marker else "open-internet")

@@ -7,20 +7,23 @@ import os
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aioice import stun
 from aiortc.rtp import RtcpByePacket, RtpPacket
 from OpenSSL import SSL
 
-from harness.conditions.apply import shape_link
+from harness.conditions.apply import LinkShaper, shape_link
 from harness.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 EACH = 20  # packets of every class per flow
 
 
-def _stun(method, cls, username=None) -> bytes:
+def _stun(method: stun.Method, cls: stun.Class, username: str | None = None) -> bytes:
     msg = stun.Message(message_method=method, message_class=cls)
     if username:
         msg.attributes["USERNAME"] = username
@@ -83,31 +86,32 @@ HELPER = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with Lab("topologies/open-internet.yaml") as lab:
         lab.run("peer-a", ["ping", "-c1", "-W2", "198.18.0.11"], check=False)
         yield lab
 
 
 @pytest.fixture(scope="module")
-def shaper(lab):
+def shaper(lab: Lab) -> Iterator[LinkShaper]:
     sh = shape_link(lab, "peer-a", "eth0", {})
     yield sh
     sh.close()
 
 
-def flow(lab, tmp_path) -> dict[str, int]:
+def flow(lab: Lab, tmp_path: Path) -> dict[str, int]:
     """Send EACH packets of every class peer-a -> peer-b; return arrivals per class."""
     script = tmp_path / "helper.py"
     script.write_text(HELPER)
     out = tmp_path / f"counts-{time.monotonic_ns()}.json"
-    recv = lab.spawn("peer-b", [sys.executable, script, "recv", 41000, out], name=out.stem)
+    recv = lab.spawn("peer-b", [sys.executable, script, "recv", "41000", out], name=out.stem)
     deadline = time.monotonic() + 10
     while not (tmp_path / (out.name + ".ready")).exists():
         assert recv.alive() and time.monotonic() < deadline, recv.log_tail()
         time.sleep(0.01)
     payloads = json.dumps({k: v.hex() for k, v in CLASSES.items()})
-    lab.run("peer-a", [sys.executable, script, "send", 41000, "198.18.0.11", EACH], input=payloads)
+    send = [sys.executable, str(script), "send", "41000", "198.18.0.11", str(EACH)]
+    lab.run("peer-a", send, input=payloads)
     time.sleep(0.3)
     recv.stop()
     counts = json.loads(out.read_text())
@@ -130,7 +134,9 @@ def flow(lab, tmp_path) -> dict[str, int]:
     ],
     ids=lambda v: "-".join(map(str, v.values())) if isinstance(v, dict) else "",
 )
-def test_drop_one_class_for_a_count(lab, shaper, tmp_path, match, hit):
+def test_drop_one_class_for_a_count(
+    lab: Lab, shaper: LinkShaper, tmp_path: Path, match: dict[str, Any], hit: set[str]
+) -> None:
     shaper.clear_faults()
     shaper.fault({"match": match, "count": 5, "direction": "up"})
     got = flow(lab, tmp_path)
@@ -139,7 +145,7 @@ def test_drop_one_class_for_a_count(lab, shaper, tmp_path, match, hit):
     assert all(got[k] == EACH for k in CLASSES if k not in hit), got
 
 
-def test_drop_for_a_time_window(lab, shaper, tmp_path):
+def test_drop_for_a_time_window(lab: Lab, shaper: LinkShaper, tmp_path: Path) -> None:
     shaper.clear_faults()
     shaper.fault({"match": {"kind": "rtp"}, "duration": 30})
     got = flow(lab, tmp_path)
@@ -148,7 +154,7 @@ def test_drop_for_a_time_window(lab, shaper, tmp_path):
     assert flow(lab, tmp_path)["rtp"] == EACH
 
 
-def test_tcp_to_a_port_drop_and_delay(lab, shaper):
+def test_tcp_to_a_port_drop_and_delay(lab: Lab, shaper: LinkShaper) -> None:
     """A dropped SYN costs the client its initial retransmission timeout (1 s on Linux).
     Each phase uses its own port, so packets of an earlier connection cannot use up a count."""
     server = lab.spawn(

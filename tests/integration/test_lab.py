@@ -13,6 +13,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.utils import rdpcap
 
 from harness.lab import Lab
+from harness.pytest_plugin import MakeLab
 from tests.integration.sockets import tcp_try, udp_exchange
 
 pytestmark = pytest.mark.lab
@@ -29,7 +30,7 @@ def public_host(lab: Lab) -> str:
 
 
 @pytest.mark.parametrize("topology", SHIPPED)
-def test_every_host_reaches_the_public_server(make_lab, topology: str) -> None:
+def test_every_host_reaches_the_public_server(make_lab: MakeLab, topology: str) -> None:
     lab = make_lab(topology)
     target = public_host(lab)
     for node in lab.topology.nodes.values():
@@ -43,7 +44,7 @@ def test_every_host_reaches_the_public_server(make_lab, topology: str) -> None:
         assert replies == ["echo:probe-0", "echo:probe-1"]
 
 
-def test_hosts_have_their_addresses_and_no_ipv6(make_lab) -> None:
+def test_hosts_have_their_addresses_and_no_ipv6(make_lab: MakeLab) -> None:
     lab = make_lab("port-restricted")
     out = lab.run("peer-a", ["ip", "-br", "addr", "show", "eth0"]).stdout
     assert "192.168.1.10/24" in out and "fe80" not in out
@@ -53,7 +54,7 @@ def test_hosts_have_their_addresses_and_no_ipv6(make_lab) -> None:
     assert lab.run("nat-a", ["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip() == "1"
 
 
-def test_nothing_routes_outside_the_lab(make_lab) -> None:
+def test_nothing_routes_outside_the_lab(make_lab: MakeLab) -> None:
     lab = make_lab("port-restricted")
     sink = str(lab.topology.sinks["internet"])
     # public nodes send what has no route to the internet's sink ...
@@ -69,7 +70,7 @@ def test_nothing_routes_outside_the_lab(make_lab) -> None:
     assert int(after) == int(before) + 1  # dropped at the sink, silently
 
 
-def test_spawned_process_gets_the_lab_resolv_conf_and_hosts(make_lab) -> None:
+def test_spawned_process_gets_the_lab_resolv_conf_and_hosts(make_lab: MakeLab) -> None:
     lab = make_lab("open-internet")
     proc = lab.spawn("server", ["sh", "-c", "cat /etc/resolv.conf /etc/hosts; pwd"], name="etc")
     proc.wait(5)
@@ -80,7 +81,7 @@ def test_spawned_process_gets_the_lab_resolv_conf_and_hosts(make_lab) -> None:
     assert "rtc-harness" not in Path("/etc/resolv.conf").read_text()  # host untouched
 
 
-def test_cgnat_double_translates_twice(make_lab) -> None:
+def test_cgnat_double_translates_twice(make_lab: MakeLab) -> None:
     lab = make_lab("cgnat-double")
     cap = lab.capture([("home", "wan"), ("cgn", "wan"), ("server", "eth0")])
     received, replies = udp_exchange(lab, "peer-a", "server", 3478, sport=41000, count=3)
@@ -99,7 +100,7 @@ def test_cgnat_double_translates_twice(make_lab) -> None:
     assert peer not in {home_wan, cgn_wan}
 
 
-def test_udp_blocked_drops_udp_and_passes_tcp_443(make_lab) -> None:
+def test_udp_blocked_drops_udp_and_passes_tcp_443(make_lab: MakeLab) -> None:
     lab = make_lab("udp-blocked")
     received, replies = udp_exchange(lab, "peer-a", "server", 3478, count=2, timeout=0.3)
     assert received == [] and replies == []
@@ -111,7 +112,7 @@ def test_udp_blocked_drops_udp_and_passes_tcp_443(make_lab) -> None:
     assert len(received) == 1
 
 
-def test_dual_homed_answers_from_each_interface(make_lab) -> None:
+def test_dual_homed_answers_from_each_interface(make_lab: MakeLab) -> None:
     lab = make_lab("dual-homed")
     default = lab.run("peer-a", ["ip", "route", "get", "198.18.0.13"]).stdout
     assert "dev wifi" in default
@@ -121,7 +122,7 @@ def test_dual_homed_answers_from_each_interface(make_lab) -> None:
         assert out.returncode == 0, f"{iface}: {out.stdout}{out.stderr}"
 
 
-def test_capture_files_are_named_by_node_and_interface(make_lab) -> None:
+def test_capture_files_are_named_by_node_and_interface(make_lab: MakeLab) -> None:
     lab = make_lab("port-restricted")
     cap = lab.capture(["nat-a.wan", "peer-a"], bpf="icmp")
     lab.run("peer-a", ["ping", "-c3", "-i", "0.05", "198.18.0.12"])
@@ -162,7 +163,7 @@ def test_lab_cli_up_exec_down() -> None:
     assert not any(p.name.startswith(f"rh-{name}.") for p in Path("/run/netns").glob("*"))
 
 
-def test_two_labs_side_by_side(make_lab) -> None:
+def test_two_labs_side_by_side(make_lab: MakeLab) -> None:
     a = make_lab("port-restricted")
     b = make_lab("port-restricted")
     assert a.netns("peer-a") != b.netns("peer-a")
@@ -171,7 +172,7 @@ def test_two_labs_side_by_side(make_lab) -> None:
         assert len(received) == 1
 
 
-def test_lab_name_collision_is_refused(make_lab) -> None:
+def test_lab_name_collision_is_refused(make_lab: MakeLab) -> None:
     from harness.errors import LabError
 
     make_lab("open-internet", name="samename")
@@ -179,7 +180,7 @@ def test_lab_name_collision_is_refused(make_lab) -> None:
         Lab("topologies/open-internet.yaml", name="samename").up()
 
 
-def test_lab_links_carry_mtu_sized_packets(make_lab) -> None:
+def test_lab_links_carry_mtu_sized_packets(make_lab: MakeLab) -> None:
     """Segmentation offloads are off on both ends of every link (runtime/ethtool.py)."""
     lab = make_lab("port-restricted")
     show = (
@@ -194,7 +195,7 @@ def test_lab_links_carry_mtu_sized_packets(make_lab) -> None:
             assert out == "{'tso': False, 'gso': False}", f"switch port {port}: {out}"
 
 
-def test_a_stopped_tcpdump_loses_nothing_of_a_thousand_packets(make_lab) -> None:
+def test_a_stopped_tcpdump_loses_nothing_of_a_thousand_packets(make_lab: MakeLab) -> None:
     """What a stalled machine does to tcpdump: its ring must hold what arrives meanwhile
     (with 64 KiB frames, as offloads make libpcap choose, it held 128 packets)."""
     lab = make_lab("open-internet")

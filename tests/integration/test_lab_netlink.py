@@ -17,6 +17,7 @@ import pytest
 from harness.config.topology import Node
 from harness.lab import Lab
 from harness.nat.ruleset import router_ruleset
+from harness.pytest_plugin import MakeLab
 from harness.runtime.netbuild import POLICY_TABLE_BASE
 
 pytestmark = pytest.mark.lab
@@ -91,7 +92,7 @@ def state(ns: str, ifnames: list[str]) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("topology", SHIPPED)
-def test_nodes_equal_what_ip_and_nft_build(make_lab, topology: str) -> None:
+def test_nodes_equal_what_ip_and_nft_build(make_lab: MakeLab, topology: str) -> None:
     lab = make_lab(topology)
     for i, node in enumerate(lab.topology.nodes.values()):
         ref = f"rh-{lab.name}.ref{i}"  # a namespace of the lab: its tear-down removes it
@@ -109,7 +110,7 @@ def test_nodes_equal_what_ip_and_nft_build(make_lab, topology: str) -> None:
         assert state(lab.netns(node.name), names) == state(ref, names), f"{topology}: {node.name}"
 
 
-def test_switch_ports_are_named_enslaved_and_up(make_lab) -> None:
+def test_switch_ports_are_named_enslaved_and_up(make_lab: MakeLab) -> None:
     lab = make_lab("dual-homed")
     out = lab.run(Lab.SWITCH, ["ip", "-j", "-d", "link", "show"]).stdout
     links = {link["ifname"]: link for link in json.loads(out)}

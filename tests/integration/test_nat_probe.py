@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
 from harness.config.topology import parse_topology
 from harness.lab import Lab
 from harness.nat.behaviour import Dependence, NatBehaviour
-from harness.nat.probe import probe_mapping_lifetime, probe_nat
+from harness.nat.probe import NatProbeResult, probe_mapping_lifetime, probe_nat
+from harness.pytest_plugin import MakeLab
 
 pytestmark = pytest.mark.lab
 
@@ -25,7 +28,7 @@ ADM = Dependence.ADDRESS_DEPENDENT
 APDM = Dependence.ADDRESS_AND_PORT_DEPENDENT
 
 
-def assert_measured(result, nat: NatBehaviour) -> None:
+def assert_measured(result: NatProbeResult, nat: NatBehaviour) -> None:
     """Field by field (clear failure messages), then the result's own comparison."""
     assert result.udp and result.nat, result.summary()
     measured = (
@@ -43,10 +46,10 @@ def assert_measured(result, nat: NatBehaviour) -> None:
 @pytest.mark.parametrize(
     "preset", ["full-cone", "address-restricted", "port-restricted", "symmetric"]
 )
-def test_shipped_preset_is_what_the_probe_measures(make_lab, preset: str) -> None:
+def test_shipped_preset_is_what_the_probe_measures(make_lab: MakeLab, preset: str) -> None:
     lab = make_lab(preset)
     nat = lab.topology.node("nat-a").nat
-    assert nat == NatBehaviour.preset(preset)
+    assert nat is not None and nat == NatBehaviour.preset(preset)
     result = probe_nat(lab, "peer-a")
     assert_measured(result, nat)
     wan = str(lab.topology.node("nat-a").wan.address)
@@ -55,7 +58,7 @@ def test_shipped_preset_is_what_the_probe_measures(make_lab, preset: str) -> Non
         assert result.evidence["hairpin_from"][0] == wan
 
 
-def test_open_internet_has_no_nat(make_lab) -> None:
+def test_open_internet_has_no_nat(make_lab: MakeLab) -> None:
     lab = make_lab("open-internet")
     result = probe_nat(lab, "peer-a")
     assert result.udp and result.nat is False
@@ -64,22 +67,31 @@ def test_open_internet_has_no_nat(make_lab) -> None:
     assert result.matches(NatBehaviour.preset("port-restricted")) != []
 
 
+class Knobs(TypedDict):
+    """NatBehaviour's fields a custom NAT sets (written into the topology's YAML too)."""
+
+    mapping: Dependence
+    filtering: Dependence
+    port_preservation: bool
+    hairpinning: bool
+
+
 CUSTOM = {
-    "eim-no-port-preservation": dict(
+    "eim-no-port-preservation": Knobs(
         mapping=EIM, filtering=APDM, port_preservation=False, hairpinning=False
     ),
-    "adm-adf-hairpin": dict(mapping=ADM, filtering=ADM, port_preservation=True, hairpinning=True),
-    "adm-apdf-random": dict(
+    "adm-adf-hairpin": Knobs(mapping=ADM, filtering=ADM, port_preservation=True, hairpinning=True),
+    "adm-apdf-random": Knobs(
         mapping=ADM, filtering=APDM, port_preservation=False, hairpinning=False
     ),
-    "apdm-eif-preserving": dict(
+    "apdm-eif-preserving": Knobs(
         mapping=APDM, filtering=EIM, port_preservation=True, hairpinning=True
     ),
 }
 
 
 @pytest.mark.parametrize("name", CUSTOM)
-def test_custom_knobs_are_what_the_probe_measures(name: str, tmp_path) -> None:
+def test_custom_knobs_are_what_the_probe_measures(name: str, tmp_path: Path) -> None:
     knobs = CUSTOM[name]
     nat_yaml = "{" + ", ".join(f"{k}: {str(v).lower()}" for k, v in knobs.items()) + "}"
     topo = parse_topology(
@@ -100,7 +112,7 @@ hosts:
     assert_measured(result, NatBehaviour(**knobs))
 
 
-def test_nat_chain_probes_as_the_combination(make_lab) -> None:
+def test_nat_chain_probes_as_the_combination(make_lab: MakeLab) -> None:
     """Home (port-restricted) behind a CGN (port-restricted): the pair acts as one."""
     lab = make_lab("cgnat-double")
     result = probe_nat(lab, "peer-a")
@@ -108,7 +120,7 @@ def test_nat_chain_probes_as_the_combination(make_lab) -> None:
     assert result.evidence["mapped"][0] == str(lab.topology.node("cgn").wan.address)
 
 
-def test_dual_homed_probes_each_interface(make_lab) -> None:
+def test_dual_homed_probes_each_interface(make_lab: MakeLab) -> None:
     lab = make_lab("dual-homed")
     wifi = probe_nat(lab, "peer-a", iface="wifi")
     lte = probe_nat(lab, "peer-a", iface="lte")
@@ -118,7 +130,7 @@ def test_dual_homed_probes_each_interface(make_lab) -> None:
     assert lte.evidence["mapped"][0] == str(lab.topology.node("cgn").wan.address)
 
 
-def test_udp_blocked_network_gets_no_answer(make_lab) -> None:
+def test_udp_blocked_network_gets_no_answer(make_lab: MakeLab) -> None:
     lab = make_lab("udp-blocked")
     result = probe_nat(lab, "peer-a")
     assert result.udp is False and result.mapping is None
@@ -128,7 +140,7 @@ def test_udp_blocked_network_gets_no_answer(make_lab) -> None:
     assert addrs.count(" inet ") == 1
 
 
-def test_udp_timeout_is_measured(tmp_path) -> None:
+def test_udp_timeout_is_measured(tmp_path: Path) -> None:
     """A 3 s mapping timeout is gone after 4.5 s idle; the default 120 s one is not."""
     topo = parse_topology(
         """
@@ -153,7 +165,7 @@ hosts:
     assert default == {4.5: True}
 
 
-def test_cli_probe_of_a_running_lab(make_lab) -> None:
+def test_cli_probe_of_a_running_lab(make_lab: MakeLab) -> None:
     lab = make_lab("full-cone")
     cmd = [sys.executable, "-m", "harness", "nat", "probe", lab.name, "peer-a"]
     out = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=60)

@@ -10,8 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from scapy.all import UDP, rdpcap
+from scapy.all import rdpcap
+from scapy.layers.inet import UDP
 
+from harness.pytest_plugin import MakeLab
 from tests.integration.sockets import udp_exchange
 
 pytestmark = pytest.mark.lab
@@ -27,7 +29,7 @@ def _payloads(pcaps: list[Path]) -> list[str]:
     return out
 
 
-def test_concurrent_labs_see_none_of_each_others_traffic(make_lab) -> None:
+def test_concurrent_labs_see_none_of_each_others_traffic(make_lab: MakeLab) -> None:
     """Two labs with the same addresses exchange UDP at the same time; each captures only its own."""
     labs = [make_lab("open-internet"), make_lab("open-internet")]
     assert labs[0].name != labs[1].name and labs[0].run_dir != labs[1].run_dir
