@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def test_aiortc_call(tmp_path: Path, relayed: bool) -> None:
     s = build(analyze_file(path))
     assert s.analysis.rtp_streams, "no RTP captured"
     media_start = min(st.first_t for st in s.analysis.rtp_streams)
-    for name, params in [
+    checks: list[tuple[str, dict[str, Any]]] = [
         ("ice_connected", {}),
         ("selected_pair_type", {"type": "relay" if relayed else "host"}),
         ("dtls_handshakes", {"count": 1, "complete": True}),
@@ -49,7 +50,8 @@ def test_aiortc_call(tmp_path: Path, relayed: bool) -> None:
         ("rtp_flowing", {"after_s": media_start + 1.5}),  # the call lasts 3 s
         ("max_media_gap", {"max_s": 1.0}),  # a smoke bound: the box is shared
         ("sdp_conformance", {"profile": "webrtc"}),
-    ]:
+    ]
+    for name, params in checks:
         o = run_check(name, s, params)
         assert o.passed, (name, o.message, o.evidence)
     if shutil.which("tshark"):

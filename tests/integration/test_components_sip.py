@@ -270,6 +270,7 @@ def test_aiortc_peer_calls_baresip_through_janus_sip_plugin(gw: Gateway) -> None
                 await peer.wait_event("iceconnectionstatechange", 10, state="completed")
                 await sip.handle.wait_event("webrtcup", 10)
                 await asyncio.sleep(2.0)
+                assert session.id is not None  # created on entering the session
                 state = await admin.handle_state(session.id, sip.handle.id)
                 stats = await peer.call("stats")
                 await sip.hangup()

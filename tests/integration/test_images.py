@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ SUITE = "sid"  # the base CI builds anyway (for the Asterisk image)
 
 
 @pytest.fixture
-def builder() -> Builder:
+def builder() -> Iterator[Builder]:
     from harness.runtime import engine
 
     try:
@@ -27,7 +28,7 @@ def builder() -> Builder:
         pytest.skip(f"unsupported here: {exc}")
     lines: list[str] = []
     b = Builder(lines.append)
-    b.lines = lines  # type: ignore[attr-defined]
+    b.lines = lines  # type: ignore[attr-defined]  # its progress lines, kept for the tests
     b.base(SUITE)  # a no-op when the base is up to date
     yield b
     for tag in ("rtc-harness/tiny-test:sid", "rtc-harness/broken-test:sid"):
@@ -43,7 +44,7 @@ def test_unchanged_context_is_not_rebuilt_and_a_change_is(builder: Builder, tmp_
     spec = Kind("tiny-test", suites=(SUITE,), folder=tmp_path)
     first = builder.kind("tiny-test", SUITE, spec)
     assert first.action == "built"
-    assert any("Step 3/" in line for line in builder.lines)  # type: ignore[attr-defined]
+    assert any("Step 3/" in line for line in builder.lines)  # type: ignore[attr-defined]  # see builder()
     again = builder.kind("tiny-test", SUITE, spec)
     assert again.action == "up to date" and again.seconds == 0.0
     (tmp_path / "note.txt").write_text("two\n")

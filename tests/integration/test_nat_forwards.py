@@ -7,6 +7,7 @@ The lab is topologies/turn-behind-nat.yaml: `turn` (192.168.5.10) behind nat-t
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ WAN = "198.18.0.20"
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab() -> Iterator[Lab]:
     with Lab(TOPOLOGY, name=f"tfwd-{secrets.token_hex(2)}") as lab:
         yield lab
 

@@ -135,8 +135,9 @@ def test_allure_from_harness_run(results: dict[str, RunResult], tmp_path: Path) 
 
 def test_allure_under_pytest(scenario_file: Path, tmp_path: Path) -> None:
     """The YAML scenario as a pytest item with allure-pytest: the same steps and attachments."""
-    if lab_unavailable():
-        pytest.skip(lab_unavailable())
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
     alluredir = tmp_path / "allure"
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(scenario_file), "-k", "good", "-q",
@@ -194,10 +195,10 @@ def test_timeline_has_both_streams(results: dict[str, RunResult]) -> None:
     rates = [
         float(pt.split(",")[1])
         for p in root.iter(f"{ns}polyline")
-        for pt in p.get("points").split()
+        for pt in p.attrib["points"].split()
     ]
     assert min(rates) < max(rates)  # the rate is drawn, not a flat line at zero
-    marks = [g.get("data-label") for g in root.iter(f"{ns}g") if g.get("class") == "marker"]
+    marks = [g.attrib["data-label"] for g in root.iter(f"{ns}g") if g.get("class") == "marker"]
     assert [m.split(":")[0] for m in marks] == ["step 1", "step 2", "step 3"]
 
 

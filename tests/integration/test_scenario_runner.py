@@ -131,7 +131,7 @@ CALL_4S = BASE + "  - wait: {seconds: 4}\nexpect:\n  - rtp_flowing: {capture: pe
 
 
 def test_a_capture_the_kernel_dropped_packets_from_gets_no_verdict(
-    monkeypatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """tcpdump stopped for 1.5 s mid-call with a ring of a few frames: the kernel drops
     what arrives meanwhile, and the checks would see gaps that never happened."""
@@ -148,7 +148,9 @@ def test_a_capture_the_kernel_dropped_packets_from_gets_no_verdict(
     assert no_lab_left(result.run_dir.name.split("-", 2)[-1])
 
 
-def test_a_capture_whose_tcpdump_died_gets_no_verdict(monkeypatch, tmp_path: Path) -> None:
+def test_a_capture_whose_tcpdump_died_gets_no_verdict(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("HARNESS_CAPTURES", str(tmp_path))
     _signal_captures_later(tmp_path, [(signal.SIGKILL, 0)])
     result = run_scenario_sync(parse_scenario(CALL_4S, HERE))

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ with Lab("topologies/port-restricted.yaml", name=sys.argv[1]) as lab:
 """
 
 
-def leftovers(name: str, pids: list[int] = ()) -> list[str]:
+def leftovers(name: str, pids: Sequence[int] = ()) -> list[str]:
     """Every trace a lab can leave: namespaces, state file, processes, host veths."""
     found = [f"netns {p.name}" for p in Path("/run/netns").glob(f"rh-{name}.*")]
     if (STATE_DIR / f"{name}.json").exists():
