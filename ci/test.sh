@@ -15,7 +15,7 @@ bash ci/setup.sh
 .venv/bin/harness images build asterisk
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy harness
+.venv/bin/mypy harness tests benchmarks
 .venv/bin/actionlint -config-file ci/actionlint.yaml ci/github-actions.yml
 bash ci/gitlab-local.sh
 
