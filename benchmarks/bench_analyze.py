@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +128,7 @@ def _move_ports(frame: bytes, rep: int) -> bytes:
     return bytes(out)
 
 
-def best(fn, repeat: int) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def best(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process and its children), best of `repeat`."""
     walls, cpus = [], []
     for _ in range(repeat):

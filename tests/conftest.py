@@ -3,12 +3,14 @@
 import os
 import tempfile
 
+import pytest
+
 os.environ.setdefault(
     "HARNESS_CAPTURES", os.path.join(tempfile.gettempdir(), "rtc-harness-test-captures")
 )
 
 
-def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After the whole suite, no lab of this test run may remain."""
     from harness.lab.registry import all_states
 
@@ -18,10 +20,8 @@ def pytest_sessionfinish(session, exitstatus):  # type: ignore[no-untyped-def]
         session.exitstatus = 1
 
 
-def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `lab` skip, with the reason, where labs cannot run (not root, no iproute2)."""
-    import pytest
-
     from harness.pytest_plugin import lab_unavailable
 
     reason = lab_unavailable()

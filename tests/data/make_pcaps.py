@@ -21,7 +21,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: the script runs before sys.path has the repo
+    from aiortc.mediastreams import MediaStreamTrack
+
+    from harness.lab import Lab
+    from harness.runtime.base import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests" / "data" / "pcaps"
@@ -61,11 +67,11 @@ async def _peer(role: str, addr: str, turn: str | None, seconds: float) -> None:
     done = asyncio.Event()
 
     @pc.on("track")
-    def _on_track(track: object) -> None:
+    def _on_track(track: MediaStreamTrack) -> None:
         async def drain() -> None:
             while True:
                 try:
-                    await track.recv()  # type: ignore[attr-defined]
+                    await track.recv()
                 except Exception:
                     return
 
@@ -168,14 +174,14 @@ async def _ws_register(addr: str) -> None:
 # ------------------------------------------------------------------ the lab side (root)
 
 
-def _lab(topology: str):  # type: ignore[no-untyped-def]
+def _lab(topology: str) -> Lab:
     sys.path.insert(0, str(ROOT))
     from harness.lab import Lab
 
     return Lab(ROOT / "topologies" / f"{topology}.yaml")
 
 
-def _addr(lab, node: str) -> str:  # type: ignore[no-untyped-def]
+def _addr(lab: Lab, node: str) -> str:
     return str(lab.topology.node(node).iface("eth0").address)
 
 
@@ -186,7 +192,7 @@ def _keep(files: list[Path], target: Path) -> Path:
     return target
 
 
-def _wait(proc, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _wait(proc: NodeProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while proc.alive() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -220,7 +226,7 @@ def make_aiortc(target: Path, relayed: bool, seconds: float = CALL_SECONDS) -> P
         answer = lab.spawn(
             "peer-b", [PY, script, "peer", "answer", f"{b}:8088", "--seconds", secs], name="ans"
         )
-        argv = [PY, script, "peer", "offer", f"{b}:8088", "--seconds", secs]
+        argv: list[str | Path] = [PY, script, "peer", "offer", f"{b}:8088", "--seconds", secs]
         if turn:
             argv += ["--turn", turn]
         offer = lab.spawn("peer-a", argv, name="off")

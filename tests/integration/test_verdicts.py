@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config.scenario import load_scenarios, parse_scenario
+from harness.config.scenario import Scenario, load_scenarios, parse_scenario
+from harness.scenario.result import RunResult
 from harness.scenario.runner import run_scenario, run_scenario_sync
 from harness.scenario.verdict import FAIL, UNSUPPORTED, XFAIL, decide
 from tests.integration.test_teardown import leftovers
@@ -24,13 +25,13 @@ CELL = "janus-sip-ice-restart-notrickle-relay-nat-aiortc"
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
-def cell(name: str = CELL):  # type: ignore[no-untyped-def]
+def cell(name: str = CELL) -> Scenario:
     return {
         s.name: s for s in load_scenarios(ROOT / "scenarios/gateway/janus-sip-ice-restart.yaml")
     }[name]
 
 
-def lab_name(result) -> str:  # type: ignore[no-untyped-def]
+def lab_name(result: RunResult) -> str:
     return result.run_dir.name.split("-", 2)[-1]
 
 
@@ -232,7 +233,7 @@ def test_negative_control_fails_when_the_thing_happens() -> None:
     assert not outcomes["no_rtp"].passed and "RTP flows 198.18.0.12" in outcomes["no_rtp"].message
 
 
-def load_scenarios_text(text: str, folder: Path):  # type: ignore[no-untyped-def]
+def load_scenarios_text(text: str, folder: Path) -> list[Scenario]:
     """Scenarios of `text` as if it were a file in `folder` (topologies resolve alike)."""
     import tempfile
 

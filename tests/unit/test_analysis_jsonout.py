@@ -13,6 +13,7 @@ import enum
 import json
 import random
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -173,12 +174,12 @@ class FloatKind(float):
 
 
 class Items(list):
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(["from __iter__"])
 
 
 class Reordered(dict):
-    def items(self):  # type: ignore[no-untyped-def]
+    def items(self) -> list[tuple[str, object]]:  # type: ignore[override]  # not a view: json iterates it
         return [("b", Items([1])), ("a", 2)]
 
 
@@ -192,8 +193,8 @@ class Hollow(dict):
 class Claims:
     """An object isinstance() takes for a str: json then fails to encode it."""
 
-    @property  # type: ignore[misc]
-    def __class__(self):  # type: ignore[no-untyped-def]
+    @property  # type: ignore[misc]  # __class__ as a property is the trick under test
+    def __class__(self) -> type[str]:  # type: ignore[override]  # see above
         return str
 
 

@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis.analyzer import analyze_bytes, analyze_file
+from harness.analysis.model import Analysis, Flow
 from harness.analysis.report import summary
 from harness.analysis.session import build
 from harness.analysis.stun import MAGIC_BYTES
@@ -57,7 +58,7 @@ def relink(frame: bytes, link: int) -> bytes | None:
     return ip  # 101, raw IP
 
 
-def fingerprint(a) -> tuple:  # type: ignore[no-untyped-def]
+def fingerprint(a: Analysis) -> tuple[object, ...]:
     d = summary(build(a))
     return (
         d["stun"],
@@ -291,14 +292,16 @@ def turn_channel_frames() -> list[bytes]:
     ]
 
 
-def resolving_every_message(self, flow, key, p, t, no):  # type: ignore[no-untyped-def]
+def resolving_every_message(
+    self: TurnRelay, flow: Flow, key: bytes, p: bytes, t: float, no: int
+) -> None:
     """TurnRelay._channel_data before relayed flows were kept per channel."""
     inner = self._channel_flow(flow, key, p[0] << 8 | p[1], t, no, 1)
     if inner is not None:
         self._udp(inner, inner.key, p[4 : 4 + (p[2] << 8 | p[3])], t, no)
 
 
-def turn_view(a) -> tuple:  # type: ignore[no-untyped-def]
+def turn_view(a: Analysis) -> tuple[object, ...]:
     flows = [(f.label, f.packets, f.bytes, f.first_frame, dict(f.kinds)) for f in a.flows]
     return flows, dict(a.malformed), [(e.frame, e.flow, e.msg.kind) for e in a.stun]
 
