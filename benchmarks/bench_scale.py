@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.lab.registry import all_states
 from harness.runtime.nsutil import list_netns, netns_pids
@@ -36,9 +37,10 @@ COST_CELLS = {
 }
 
 
-def timed(argv: list[str], **kw: object) -> tuple[float, int, str]:
+def timed(argv: list[str], **kw: Any) -> tuple[float, int, str]:
+    """Wall seconds, exit status and output tail of argv; kw: subprocess.run's (cwd, env, ...)."""
     t = time.perf_counter()
-    p = subprocess.run(argv, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    p = subprocess.run(argv, capture_output=True, text=True, **kw)
     return time.perf_counter() - t, p.returncode, p.stdout[-2000:] + p.stderr[-2000:]
 
 
@@ -71,7 +73,7 @@ def bench_matrix(jobs_list: list[int], tmp: Path) -> dict[str, object]:
     runs = [run_matrix(n, tmp / f"matrix-j{n}") for n in [1, *jobs_list]]
     base = runs[0]["wall_s"]
     for r in runs:
-        r["speedup"] = round(base / r["wall_s"], 2)  # type: ignore[operator]
+        r["speedup"] = round(base / r["wall_s"], 2)  # type: ignore[operator]  # wall_s: float
         r["same_verdicts_as_jobs_1"] = r["verdicts"] == runs[0]["verdicts"]
     return {"runs": runs}
 
@@ -152,7 +154,7 @@ def bench_suite(jobs_list: list[int], paths: list[str]) -> dict[str, object]:
         )
     base = runs[0]["wall_s"]
     for r in runs:
-        r["speedup"] = round(base / r["wall_s"], 2)  # type: ignore[operator]
+        r["speedup"] = round(base / r["wall_s"], 2)  # type: ignore[operator]  # wall_s: float
     return {"runs": runs}
 
 

@@ -76,7 +76,7 @@ def test_container_sees_only_the_lab_and_nothing_leaves_it() -> None:
             assert select.select([lab_rx], [], [], 2.0)[0], "the in-lab probe never arrived"
             assert lab_rx.recv(100) == b"probe\n"
             time.sleep(1.0)
-            cont = proc.container  # type: ignore[attr-defined]
+            cont = proc.container  # type: ignore[attr-defined]  # a container's process (image=)
             assert cont.attrs["NetworkSettings"]["Networks"] == {}
             assert cont.attrs["HostConfig"]["NetworkMode"].startswith("container:")
             lab_rx.close()

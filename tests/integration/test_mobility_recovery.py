@@ -61,7 +61,8 @@ def test_bounds_fail_with_the_measured_value(tmp_path: Path) -> None:
     # the gap's span, for a run to name a host stall inside it: the checked direction's only
     up = analyse(s, read_log(tmp_path), fixed=dst).directions["up"]
     assert out.windows == [(up.gap_from, up.gap_to)], out.windows
-    assert up.gap_to - up.gap_from == pytest.approx(up.largest_gap_s)  # type: ignore[operator]
+    assert up.gap_from is not None and up.gap_to is not None  # the windows above hold them
+    assert up.gap_to - up.gap_from == pytest.approx(up.largest_gap_s)
 
 
 def test_both_ends_keeping_their_ports_need_fixed(tmp_path: Path) -> None:

@@ -140,7 +140,7 @@ def test_takes_any_buffer() -> None:
     # the C scanner takes any buffer; scan's type is what the walk hands it (bytes)
     assert dtls.scan(bytearray(p)) == dtls.scan(memoryview(p)) == dtls.scan_py(p)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        dtls.scan("not bytes")  # type: ignore[arg-type]
+        dtls.scan("not bytes")  # type: ignore[arg-type]  # the wrong type on purpose
 
 
 def test_steps_are_the_records() -> None:

@@ -41,11 +41,11 @@ def eager(path: Path) -> list[tuple[object, ...]]:
             )
         real(self, flow, body, t, no, source)
 
-    Analyzer._json_body = decode  # type: ignore[method-assign]
+    Analyzer._json_body = decode  # type: ignore[method-assign]  # patched for the walk
     try:
         analyze_file(path)
     finally:
-        Analyzer._json_body = real  # type: ignore[method-assign]
+        Analyzer._json_body = real  # type: ignore[method-assign]  # and restored
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import struct
+from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
@@ -115,10 +116,10 @@ def _numpy_and_python(rows: list[tuple[int, float, int, int, int, int]], clock: 
         assert x.dtype == y.dtype and np.array_equal(x, y)
 
 
-def with_limit(limit: int, run: object) -> None:
+def with_limit(limit: int, run: Callable[[], object]) -> None:
     saved, rtp.PYTHON_ROWS = rtp.PYTHON_ROWS, limit
     try:
-        run()  # type: ignore[operator]
+        run()
     finally:
         rtp.PYTHON_ROWS = saved
 

@@ -185,7 +185,7 @@ def test_fields_are_filled_like_python() -> None:
     assert stun.parse_classic_py(classic) is not None
     same(classic)
     with pytest.raises(TypeError):
-        stun.parse("not bytes")  # type: ignore[arg-type]
+        stun.parse("not bytes")  # type: ignore[arg-type]  # the wrong type on purpose
     rfc = vector_bytes("REQUEST")
     # any buffer; the walk: bytes (what the type says)
     assert stun.parse(bytearray(rfc)) == stun.parse_py(rfc)  # type: ignore[arg-type]  # see above

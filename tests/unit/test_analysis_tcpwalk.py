@@ -234,7 +234,7 @@ def test_unusual_arguments_go_to_the_python_version() -> None:
     assert d.next_seq is not None
     ahead = (d.next_seq + 100) & 0xFFFFFFFF
     x = bytearray(b"x")  # not bytes: read in Python, here as a segment after a gap
-    w._tcp(key, x, ahead, 0x18, 1.0, 2)  # type: ignore[arg-type]
+    w._tcp(key, x, ahead, 0x18, 1.0, 2)  # type: ignore[arg-type]  # bytearray on purpose: see x
     w._tcp(key, b"", 1 << 40, 0x11, 1.0, 3)  # no 32-bit sequence number
     assert d.flow.packets == n + 2
     assert d.pending == {ahead: bytearray(b"x")}

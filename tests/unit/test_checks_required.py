@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from harness.analysis.report import summarize_file
+from harness.analysis.session import Session
 from harness.assertions.params import Choice, Regex
 from harness.assertions.registry import REGISTRY, CheckError, Outcome, load_checks, run_check
 
@@ -35,15 +36,15 @@ SAMPLES: dict[type, list[Any]] = {
         "janus-dtmf-sip.pcap",
     ],
 )
-def session(request: pytest.FixtureRequest) -> object:
+def session(request: pytest.FixtureRequest) -> Session:
     return summarize_file(PCAPS / request.param)[0]
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_no_parameters_give_an_outcome_or_a_check_error(session: object, name: str) -> None:
+def test_no_parameters_give_an_outcome_or_a_check_error(session: Session, name: str) -> None:
     spec = REGISTRY[name]
     try:
-        out = run_check(name, session, {})  # type: ignore[arg-type]
+        out = run_check(name, session, {})
     except CheckError as exc:
         if spec.required:
             assert f"needs `{spec.required[0]}`" in str(exc)
@@ -53,7 +54,7 @@ def test_no_parameters_give_an_outcome_or_a_check_error(session: object, name: s
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_sample_parameters_give_an_outcome_or_a_check_error(session: object, name: str) -> None:
+def test_sample_parameters_give_an_outcome_or_a_check_error(session: Session, name: str) -> None:
     """Each parameter in turn with each sample value of its type (the required ones set)."""
     spec = REGISTRY[name]
 
@@ -70,7 +71,7 @@ def test_sample_parameters_give_an_outcome_or_a_check_error(session: object, nam
     for key in spec.params:
         for value in samples(key):
             try:
-                out = run_check(name, session, {**base, key: value})  # type: ignore[arg-type]
+                out = run_check(name, session, {**base, key: value})
             except CheckError:
                 continue
             assert isinstance(out, Outcome), (key, value)

@@ -144,7 +144,7 @@ def test_a_topology_file_is_read_once_per_version_and_each_caller_owns_its_copy(
     a, b = load_topology(path), load_topology(path)
     assert a == b and a is not b
     node = next(iter(a.nodes))
-    a.nodes[node].routes.append(("x", "y"))  # type: ignore[arg-type]
+    a.nodes[node].routes.append(("x", "y"))  # type: ignore[arg-type]  # any change will do
     a.nodes[node].interfaces.clear()
     assert b.nodes[node].interfaces and ("x", "y") not in b.nodes[node].routes
     assert load_topology(path) == b

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.config.knownfailure import KnownFailure
-from harness.config.scenario import parse_scenario
+from harness.config.scenario import IceServerRef, parse_scenario
 from harness.errors import ConfigError
 from harness.scenario.result import CheckResult, RunResult, StepResult
 from harness.scenario.verdict import (
@@ -148,7 +148,8 @@ def test_rate_band_over_repeated_runs() -> None:
         return out
 
     assert judge_rate(sig, runs(2, 4)) is None  # fewer than min_runs (5)
-    assert judge_rate(sig, runs(2, 5)).state == XFAIL  # type: ignore[union-attr]
+    judged = judge_rate(sig, runs(2, 5))
+    assert judged is not None and judged.state == XFAIL
     low = judge_rate(sig, runs(0, 5))
     assert low is not None and low.state == FAIL and "possibly fixed" in low.reason
     high = judge_rate(sig, runs(5, 5))
@@ -170,8 +171,9 @@ def test_reports_use_the_one_verdict(tmp_path: Path) -> None:
     assert (suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("1", "2", "0")
     cases = suite.findall("testcase")
     assert cases[0].find("skipped") is not None
-    assert "possibly fixed" in cases[1].find("failure").get("message", "")  # type: ignore[union-attr]
-    assert cases[2].find("skipped").get("message", "").startswith("unsupported: ")  # type: ignore[union-attr]
+    failure, skipped = cases[1].find("failure"), cases[2].find("skipped")
+    assert failure is not None and "possibly fixed" in failure.get("message", "")
+    assert skipped is not None and skipped.get("message", "").startswith("unsupported: ")
     from harness.scenario.verdict import Verdict
 
     band = {"cell": Verdict(FAIL, "failure rate 0% of 10 runs outside 5%-90% (possibly fixed)")}
@@ -216,7 +218,8 @@ def test_known_failure_needs_a_signature_naming_what_exists() -> None:
 
 def test_ice_server_use_and_must_fail_and_triggers_are_checked() -> None:
     sc = parse_scenario(BASE, HERE)
-    assert sc.spec.peers["alice"].ice_servers[0].use == "stun"  # type: ignore[union-attr]
+    ref = sc.spec.peers["alice"].ice_servers[0]
+    assert isinstance(ref, IceServerRef) and ref.use == "stun"  # not a bare component name
     with pytest.raises(ConfigError, match=r":6: peers.alice.ice_servers\[0\]"):
         parse_scenario(BASE.replace("use: stun", "use: relay"), HERE)
     with pytest.raises(ConfigError, match="is no STUN server"):
@@ -233,7 +236,8 @@ def test_ice_server_use_and_must_fail_and_triggers_are_checked() -> None:
     trig = (
         '\nconditions:\n  - {"on": {peer: %s, ice: disconnected}, link: peer-a.eth0, blackout: 1}\n'
     )
-    assert parse_scenario(BASE + trig % "alice", HERE).spec.conditions[0].on.peer == "alice"  # type: ignore[union-attr]
+    trigger = parse_scenario(BASE + trig % "alice", HERE).spec.conditions[0].on
+    assert trigger is not None and trigger.peer == "alice"
     with pytest.raises(ConfigError, match="no peer 'carol'"):
         parse_scenario(BASE + trig % "carol", HERE)
     step_trig = '\nconditions:\n  - {"on": {step: 4}, link: peer-a.eth0, blackout: 1}\n'
