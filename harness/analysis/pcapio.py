@@ -1,7 +1,7 @@
 """Index pcap and pcapng files: where each frame is, its time and link type.
 
-The file is held in memory; one loop (compiled in _pcapwalk.c, else struct arithmetic:
-scapy's readers are ~100x slower) finds the records, their lengths and times. The
+The file is held in memory; one loop per format (compiled in _pcapwalk.c, else struct
+arithmetic: scapy's readers are ~100x slower) finds the records, their lengths and times. The
 index lets the analyser read frames in place. Its columns are plain typed buffers
 (memoryview or array.array), not numpy arrays: a capture without media is analysed
 without importing numpy at all (~0.05 s of a ~0.65 s run); `FrameIndex.numpy()` gives
@@ -176,13 +176,42 @@ def _walk(
 
 
 def _index_pcapng(data: bytes, stats: ReadStats) -> FrameIndex:
+    if _pcapwalk is not None:
+        raw_starts, raw_lens, raw_times, raw_links, linktypes, errors, truncated = (
+            _pcapwalk.walk_ng(data)
+        )
+        idx = FrameIndex(
+            memoryview(raw_starts).cast("q"),
+            memoryview(raw_lens).cast("q"),
+            memoryview(raw_times).cast("d"),
+            memoryview(raw_links).cast("q"),
+        )
+    else:
+        offs, lens, times, links, linktypes, errors, truncated = _walk_ng(data)
+        idx = FrameIndex(array("q", offs), array("q", lens), array("d", times), array("q", links))
+    stats.linktypes.update(linktypes)
+    stats.errors += errors
+    stats.truncated += truncated
+    stats.frames = len(idx)
+    return idx
+
+
+def _walk_ng(
+    data: bytes,
+) -> tuple[list[int], list[int], list[float], list[int], list[int], list[str], int]:
+    """The block chain in Python (`walk_ng` in _pcapwalk.c mirrors it): frame offsets,
+    lengths, times and link types, every interface's link type, damage seen, and 1 if the
+    chain broke or left bytes over."""
     n, off = len(data), 0
     endian = "<"
-    ifaces: list[tuple[int, float]] = []  # (link type, seconds per tick)
+    ifaces: list[tuple[int, float, int]] = []  # (link type, seconds per tick, snap length)
     offs: list[int] = []
     lens: list[int] = []
     times: list[float] = []
     links: list[int] = []
+    linktypes: list[int] = []
+    errors: list[str] = []
+    truncated = 0
     while off + 12 <= n:
         btype, blen = struct.unpack_from(endian + "II", data, off)
         if btype == 0x0A0D0D0A:
@@ -191,35 +220,38 @@ def _index_pcapng(data: bytes, stats: ReadStats) -> FrameIndex:
             btype, blen = struct.unpack_from(endian + "II", data, off)
             ifaces = []
         if blen < 12 or blen % 4 or off + blen > n:
-            stats.truncated += 1
-            stats.errors.append(f"block at offset {off}: bad length {blen}")
+            truncated = 1
+            errors.append(f"block at offset {off}: bad length {blen}")
             break
         body = off + 8
         if btype == 1 and blen >= 20:
-            (link,) = struct.unpack_from(endian + "H", data, body)
-            ifaces.append((link, _if_tsresol(data, body + 8, off + blen - 4, endian)))
-            stats.linktypes.add(link)
+            link, _, snap = struct.unpack_from(endian + "HHI", data, body)
+            ifaces.append((link, _if_tsresol(data, body + 8, off + blen - 4, endian), snap))
+            linktypes.append(link)
         elif btype == 6 and blen >= 32:
             ifid, hi, lo, cap, _orig = struct.unpack_from(endian + "IIIII", data, body)
             if ifid >= len(ifaces) or body + 20 + cap > off + blen - 4:
-                stats.errors.append(f"packet block at offset {off}: bad interface or length")
+                errors.append(f"packet block at offset {off}: bad interface or length")
             else:
-                link, tick = ifaces[ifid]
+                link, tick, _ = ifaces[ifid]
                 offs.append(body + 20)
                 lens.append(cap)
                 times.append(((hi << 32) | lo) * tick)
                 links.append(link)
         elif btype == 3 and blen >= 16 and ifaces:
+            # the packet as long as it was, or as the first interface's snap length cut it
+            # (the block's padding is not the packet's)
             (orig,) = struct.unpack_from(endian + "I", data, body)
+            snap = ifaces[0][2]
             offs.append(body + 4)
-            lens.append(min(orig, blen - 16))
+            lens.append(min(orig, blen - 16, snap) if snap else min(orig, blen - 16))
             times.append(0.0)
             links.append(ifaces[0][0])
         off += blen
-    if off < n and not stats.truncated:
-        stats.truncated += 1
-        stats.errors.append(f"{n - off} trailing bytes after block at offset {off}")
-    return _finish(stats, offs, lens, times, links)
+    if off < n and not truncated:
+        truncated = 1
+        errors.append(f"{n - off} trailing bytes after block at offset {off}")
+    return offs, lens, times, links, linktypes, errors, truncated
 
 
 def _if_tsresol(data: bytes, off: int, end: int, endian: str) -> float:

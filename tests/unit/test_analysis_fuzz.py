@@ -641,3 +641,88 @@ def test_digits_int_refuses_are_no_numbers() -> None:
     assert not [k for k in a.malformed if k.startswith("crash:")], dict(a.malformed)
     assert [e.msg.cseq for e in a.sip] == [(-1, "INVITE")]  # "SIP/2.0 ²00" is no status
     assert [dict(f.kinds) for f in a.flows if f.proto == "tcp"] == [{"http": 1}]
+
+
+def _ng_block(endian: str, btype: int, body: bytes) -> bytes:
+    body += bytes(-len(body) % 4)
+    size = 12 + len(body)
+    return struct.pack(endian + "II", btype, size) + body + struct.pack(endian + "I", size)
+
+
+def _ng_section(endian: str, tsresols: list[int | None], packets: list[tuple[int, int]]) -> bytes:
+    """A pcapng section: its header, one Ethernet interface per `tsresols` entry (None: no
+    if_tsresol option, microseconds), then (interface, ticks) enhanced packet blocks of a
+    small frame, a simple packet block and an interface statistics block between them."""
+    out = _ng_block(endian, 0x0A0D0D0A, struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    for res in tsresols:
+        opts = b"" if res is None else struct.pack(endian + "HHB3x", 9, 1, res)
+        out += _ng_block(endian, 1, struct.pack(endian + "HHI", 1, 0, 42) + opts)  # snap 42
+    frame = bytes(SMALL[40:82])  # the first frame's first 42 bytes: Ethernet, IPv4, UDP
+    for k, (ifid, ticks) in enumerate(packets):
+        head = struct.pack(endian + "IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF, 42, 60)
+        out += _ng_block(endian, 6, head + frame)
+        if k == 0:
+            # cut to the interface's snap length: 60 bytes on the wire, 42 in the block
+            out += _ng_block(endian, 3, struct.pack(endian + "I", 60) + frame)
+            out += _ng_block(endian, 5, struct.pack(endian + "III", ifid, 0, 0))
+    return out
+
+
+#: two sections (little-, then big-endian) whose interfaces count time in microseconds,
+#: nanoseconds and 2^-20 s: the units pcapng writers use
+NG_IMAGE = _ng_section(
+    "<", [None, 9], [(0, 1_700_000_000_123_456), (1, 1_700_000_000_123_456_789)]
+) + _ng_section(
+    ">", [0x80 | 20, 6], [(0, 1_782_579_200 << 20 | 12_345), (1, 1_700_000_001_000_001)]
+)
+
+
+def test_pcapng_units_and_sections_against_tshark(tmp_path: Path) -> None:
+    """The hand-built image's frames and times as tshark reads them (both walks)."""
+    if not shutil.which("tshark"):
+        pytest.skip("tshark is not installed (ci/setup.sh installs it)")
+    path = tmp_path / "units.pcapng"
+    path.write_bytes(NG_IMAGE)
+    fields = ["-e", "frame.time_epoch", "-e", "frame.cap_len"]
+    out = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-T", "fields", *fields],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.splitlines()  # fmt: skip
+    theirs = [line.split("\t") for line in out]
+    walks = [pcapio._walk_ng(NG_IMAGE)]
+    if pcapio._pcapwalk is not None:
+        c = pcapio._pcapwalk.walk_ng(NG_IMAGE)
+        kinds = (np.int64, np.int64, np.float64, np.int64)
+        walks.append(
+            (*(np.frombuffer(c[i], dtype=k).tolist() for i, k in enumerate(kinds)), *c[4:])
+        )
+    for offs, lens, times, links, linktypes, errors, truncated in walks:
+        assert (links, linktypes, errors, truncated) == ([1] * 6, [1] * 4, [], 0)
+        assert {NG_IMAGE[o : o + 42] for o in offs} == {SMALL[40:82]}  # each block's frame
+        assert lens == [int(n) for _, n in theirs] == [42] * 6
+        # tshark prints nanoseconds; a simple packet block has no time (tshark: none, ours 0)
+        assert times == pytest.approx([float(t or 0) for t, _ in theirs], abs=1e-6)
+        assert times[2] != times[0] and times[1] == times[4] == 0.0
+    assert walks[-1][2][3] == 1_782_579_200 + 12_345 / 2**20
+
+
+@SLOW
+@given(st.data(), st.sampled_from(["editcap", "units"]))
+def test_compiled_pcapng_walk_matches_python(data: st.DataObject, which: str) -> None:
+    """The C block walk (`walk_ng`) and the Python loop agree on damaged pcapng files: the
+    same frames, times to the bit, link types, damage texts and truncation."""
+    if pcapio._pcapwalk is None:
+        pytest.skip("harness/analysis/_pcapwalk.c is not built (pip install -e . builds it)")
+    image = NG_IMAGE if which == "units" else pcapng_image()
+    buf = bytearray(image[: data.draw(st.integers(0, len(image)))])
+    for _ in range(data.draw(st.integers(0, 20))):
+        if buf:
+            buf[data.draw(st.integers(0, len(buf) - 1))] = data.draw(st.integers(0, 255))
+    raw = bytes(buf)
+    starts, lengths, times, links, *rest = pcapio._pcapwalk.walk_ng(raw)
+    offs, lens, py_times, py_links, *py_rest = pcapio._walk_ng(raw)
+    assert np.frombuffer(starts, dtype=np.int64).tolist() == offs
+    assert np.frombuffer(lengths, dtype=np.int64).tolist() == lens
+    assert np.frombuffer(times, dtype=np.float64).tolist() == py_times  # the same floats
+    assert np.frombuffer(links, dtype=np.int64).tolist() == py_links
+    assert rest == py_rest
