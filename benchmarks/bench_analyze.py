@@ -14,7 +14,8 @@ to 250k packets; (b) a TURN-relayed WebRTC<->SIP call (benchmarks/data/
 janus-sip-relayed.pcap: coturn's and the Janus/Kamailio server's wires of a
 janus-sip-ice-restart run with iceTransportPolicy relay, merged) repeated to 250k;
 (c) handshake-heavy: the same call with its media taken out (STUN, TURN control,
-DTLS, SIP, HTTP only) repeated to 100k, and the same as pcapng (editcap). Then two cases of TCP streams a capture
+DTLS, SIP, HTTP only) repeated to 100k, and the same as pcapng (editcap); (a) as
+`tcpdump -i any` writes it (Linux cooked headers: tests/relink.py). Then two cases of TCP streams a capture
 joined mid-connection (500 connections, 12 segments of 1,400 bytes each way, of text
 that is no SIP or HTTP (d) or random bytes (e)), where the analyser searches each
 stream for its first message.
@@ -264,6 +265,8 @@ def cases(repeat: int) -> None:
         # not issue 15's: (c) as pcapng, the format Wireshark and dumpcap write (most users'
         # captures), converted by editcap
         ("c_handshake_heavy_pcapng", RELAYED, 100_000, False),
+        # not issue 15's: (a) as `tcpdump -i any` writes it (Linux cooked v1 headers)
+        ("a_plain_rtp_linux_cooked", SOURCE, 250_000, True),
         # not issue 15's: TCP streams the capture joined mid-connection, 500 connections
         # of 12 segments each way, text that is no SIP or HTTP, or random bytes
         # (tests/unit/test_analysis_tcpwalk.py::connections), searched for a first message
@@ -282,6 +285,10 @@ def cases(repeat: int) -> None:
                 n = packets * 24
             else:
                 n = build_capture(source, path, packets, media)
+            if name.endswith("_linux_cooked"):
+                from tests.relink import relinked
+
+                path.write_bytes(relinked(path.read_bytes(), "sll"))
             if name.endswith("_pcapng"):
                 ng = path.with_suffix(".pcapng")
                 subprocess.run(["editcap", "-F", "pcapng", str(path), str(ng)], check=True)

@@ -1,8 +1,9 @@
-/* net.decode's common case for many frames in one call: Ethernet (with VLAN tags)
- * carrying an unfragmented IPv4 or IPv6 (no extension headers) UDP or TCP segment.
+/* net.decode's common case for many frames in one call: an unfragmented IPv4 or IPv6
+ * (no extension headers) UDP or TCP segment after any link layer net.decode reads:
+ * Ethernet (with VLAN tags), Linux cooked v1 and v2, raw IP, BSD loopback.
  * On a handshake-heavy capture the per-frame walk starts each of its ~70k frames by
  * slicing the frame out of the file and decoding it in Python; here the segment comes
- * out directly. Every other frame (other links, fragments, extension headers, damaged
+ * out directly. Every other frame (unknown links, fragments, extension headers, damaged
  * or truncated headers) gets None and goes through net.decode as before, so this file
  * only has to be exact for the frames it answers, which the tests check against
  * net.decode on damaged real captures.
@@ -20,16 +21,48 @@
 #define UDP 17
 #define TCP 6
 
-static PyObject *segment(const unsigned char *f, Py_ssize_t len) {
-    if (len < 14)
-        return NULL;
-    unsigned et = f[12] << 8 | f[13];
-    Py_ssize_t o = 14;
-    while (et == 0x8100 || et == 0x88A8) {
-        if (o + 4 > len)
+static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
+    unsigned et;
+    Py_ssize_t o;
+    switch (link) {
+    case 1: /* Ethernet, with any VLAN tags */
+        if (len < 14)
             return NULL;
-        et = f[o + 2] << 8 | f[o + 3];
-        o += 4;
+        et = f[12] << 8 | f[13];
+        o = 14;
+        while (et == 0x8100 || et == 0x88A8) {
+            if (o + 4 > len)
+                return NULL;
+            et = f[o + 2] << 8 | f[o + 3];
+            o += 4;
+        }
+        break;
+    case 113: /* Linux cooked v1: the protocol at 14 */
+        if (len < 16)
+            return NULL;
+        et = f[14] << 8 | f[15];
+        o = 16;
+        break;
+    case 276: /* Linux cooked v2: the protocol first */
+        if (len < 20)
+            return NULL;
+        et = f[0] << 8 | f[1];
+        o = 20;
+        break;
+    case 101: case 12: case 14: case 228: case 229: /* raw IP: the version says which */
+        if (len < 1)
+            return NULL;
+        et = f[0] >> 4 == 4 ? 0x0800 : 0x86DD;
+        o = 0;
+        break;
+    case 0: case 108: /* BSD loopback: the address family, in either byte order */
+        if (len < 4)
+            return NULL;
+        et = (f[0] ? f[0] : f[3]) == 2 ? 0x0800 : 0x86DD;
+        o = 4;
+        break;
+    default:
+        return NULL;
     }
     unsigned char key[36];
     Py_ssize_t alen, l4, end;
@@ -132,12 +165,10 @@ static PyObject *segments(PyObject *self, PyObject *args) {
             Py_CLEAR(out);
             goto done;
         }
-        if (links[i] == 1) {
-            item = segment(d + o, (Py_ssize_t)n);
-            if (!item && PyErr_Occurred()) {
-                Py_CLEAR(out);
-                goto done;
-            }
+        item = segment(d + o, (Py_ssize_t)n, links[i]);
+        if (!item && PyErr_Occurred()) {
+            Py_CLEAR(out);
+            goto done;
         }
         if (!item)
             item = Py_NewRef(Py_None);

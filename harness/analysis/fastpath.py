@@ -1,4 +1,4 @@
-"""The vectorised fast path: RTP over Ethernet/IPv4/UDP found and grouped with numpy.
+"""The vectorised fast path: RTP over IPv4/UDP found and grouped with numpy.
 
 Media is most of any call capture; reading its headers column-wise (one numpy gather
 per field over every frame) instead of frame by frame is what makes `harness analyze`
@@ -7,6 +7,9 @@ types (RFC 5761), the same demultiplexing the per-frame path applies. RTP relaye
 TURN ChannelData (RFC 8656 section 12.4) is found the same way, four bytes further in;
 which peer a channel stands for is known only after the per-frame walk has read the
 ChannelBind requests, so those groups carry their channel number and are resolved then.
+The IPv4 header may follow Ethernet (up to two VLAN tags), Linux cooked v1 or v2 (what
+`tcpdump -i any` writes), BSD loopback or nothing (raw IP): each frame is read as if its
+IP header were at Ethernet's offset, so the header window and key columns are the same.
 """
 
 from __future__ import annotations
@@ -82,6 +85,10 @@ class FastPath:
 
 HEAD = UDP_PAYLOAD + 4 + 12  # bytes read per frame: up to an RTP header inside ChannelData
 IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8)
+VLAN = (0x8100, 0x88A8)
+LINK_SLL, LINK_SLL2 = 113, 276
+LINK_RAW = (101, 12, 14, 228, 229)  # raw IP: the version nibble says which
+LINK_NULL = (0, 108)  # BSD loopback: the address family in either byte order
 
 
 def find_media(data: bytes, idx: FrameIndex) -> FastPath:
@@ -131,30 +138,34 @@ def find_media_numpy(data: bytes, idx: FrameIndex) -> FastPath:
 
 
 def _find_media_numpy(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
-    """Ethernet/IPv4 frames without options or fragmentation only.
+    """IPv4 frames without options or fragmentation only (after any link layer _ip_offsets
+    knows).
 
     One gather reads the first HEAD bytes of every candidate frame, the tests below are
     column operations.
     """
     raw = np.frombuffer(data, dtype=np.uint8)
-    eth = np.flatnonzero((idx.links == 1) & (idx.lengths >= ETH))
+    eth = np.flatnonzero((idx.links == 1) & (idx.lengths >= ETH) & (idx.offsets <= len(raw) - ETH))
     et = _be16(np.stack((raw[idx.offsets[eth] + 12], raw[idx.offsets[eth] + 13]), axis=1), 0)
     not_ip = eth[~np.isin(et, IP_ETHERTYPES)]
     if len(raw) < HEAD:
         none = np.empty(0, dtype=np.int64)
         return FastPath(RtpBatch(none), RtpBatch(none), FlowCounts(none), not_ip)
-    ok = (idx.links == 1) & (idx.lengths >= UDP_PAYLOAD + 12) & (idx.offsets <= len(raw) - HEAD)
+    ip = _ip_offsets(raw, idx)
+    # each frame shifted so that its IP header is where Ethernet's would be
+    base, lb = idx.offsets + ip - ETH, idx.lengths - (ip - ETH)
+    ok = (ip >= 0) & (base >= 0) & (lb >= UDP_PAYLOAD + 12) & (base <= len(raw) - HEAD)
     cand = np.flatnonzero(ok)
     # Every HEAD-byte window of the file as a row (a view, no copy); taking the rows at
     # the frame offsets copies only the headers.
     windows = np.lib.stride_tricks.as_strided(
         raw, shape=(len(raw) - HEAD + 1, HEAD), strides=(1, 1)
     )
-    h = windows[idx.offsets[cand]]
-    ok = (h[:, 12] == 8) & (h[:, 13] == 0) & (h[:, 14] == 0x45)
-    ok &= ((h[:, 20] & 0x3F) | h[:, 21]) == 0
+    h = windows[base[cand]]
+    lengths = lb[cand]
+    ok = (h[:, 14] == 0x45) & (((h[:, 20] & 0x3F) | h[:, 21]) == 0)
     total = _be16(h, 16)
-    ok &= (total <= idx.lengths[cand] - ETH) & (total >= 40)
+    ok &= (total <= lengths - ETH) & (total >= 40)
     doff = (h[:, 46] >> 4).astype(np.int64) * 4
     bare = ok & (h[:, 23] == 6) & (h[:, 47] & 0x07 == 0) & (doff >= 20) & (total == 20 + doff)
     acks = _count(h[bare], cand[bare])
@@ -171,6 +182,38 @@ def _find_media_numpy(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPa
     channel = [UDP_PAYLOAD, UDP_PAYLOAD + 1]
     relayed = _group(h[ch], cand[ch], size[ch], times, UDP_PAYLOAD + 4, channel, total[ch] - 28)
     return FastPath(plain, relayed, acks, not_ip)
+
+
+def _ip_offsets(raw: np.ndarray, idx: FrameIndex) -> np.ndarray:
+    """Where each frame's IPv4 header starts, as net.decode finds it, or -1: not IPv4, or
+    an encapsulation left to the per-frame walk (more than two VLAN tags)."""
+    off, links = idx.offsets, idx.links
+    avail = np.maximum(np.minimum(idx.lengths, len(raw) - off), 0)  # bytes in the file
+    ip = np.full(len(off), -1, dtype=np.int64)
+
+    def be16(at: int, where: np.ndarray) -> np.ndarray:
+        """The 16-bit value at `at` of each frame (0 where the frame is shorter)."""
+        ok = where & (avail >= at + 2)
+        pos = np.where(ok, off + at, 0)
+        return np.where(ok, raw[pos].astype(np.int64) << 8 | raw[pos + 1], 0)
+
+    def byte(at: int, where: np.ndarray) -> np.ndarray:
+        ok = where & (avail >= at + 1)
+        return np.where(ok, raw[np.where(ok, off + at, 0)], 0)
+
+    tagged = links == 1  # Ethernet, then up to two VLAN tags
+    for at in (12, 16, 20):
+        et = be16(at, tagged)
+        ip[tagged & (et == 0x0800)] = at + 2
+        tagged &= np.isin(et, VLAN)
+    ip[(links == LINK_SLL) & (be16(14, links == LINK_SLL) == 0x0800)] = 16
+    ip[(links == LINK_SLL2) & (be16(0, links == LINK_SLL2) == 0x0800)] = 20
+    bare = np.isin(links, LINK_RAW)
+    ip[bare & (avail >= 1) & (byte(0, bare) >> 4 == 4)] = 0
+    loop = np.isin(links, LINK_NULL) & (avail >= 4)
+    family = np.where(byte(0, loop) != 0, byte(0, loop), byte(3, loop))
+    ip[loop & (family == 2)] = 4
+    return ip
 
 
 def _keys(h: np.ndarray, cols_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -107,7 +107,7 @@ def decode(link: int, f: bytes) -> Segment | Fragment | str:
 
 
 def segments(data: bytes, idx: FrameIndex, todo: np.ndarray) -> Sequence[Segment | None]:
-    """decode() of the frames `todo` where it gives a UDP/TCP segment from Ethernet.
+    """decode() of the frames `todo` where it gives an unfragmented UDP/TCP segment.
 
     Compiled (_netdecode.c) it answers the common case for all frames in one call and
     None for the rest, which the caller decodes frame by frame; without the extension

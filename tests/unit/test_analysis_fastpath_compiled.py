@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from harness.analysis import fastpath, pcapio
 from harness.analysis.pcapio import FrameIndex, ReadStats
 from tests.fuzzing import SLOW, damaged_frames
+from tests.relink import relinked
 
 pytestmark = pytest.mark.skipif(
     fastpath._fastpath is None,
@@ -82,3 +83,23 @@ def test_many_groups_and_tiny_files() -> None:
         tiny.lengths[0], tiny.links[0] = size, 1
         data = bytes(size)
         same(fastpath.find_media(data, tiny), fastpath.find_media_numpy(data, tiny))
+
+
+#: the relayed call as `tcpdump -i any` (Linux cooked v1 and v2), behind VLAN tags, and
+#: as raw IP and loopback captures would have recorded it
+RELINKED = {
+    kind: relinked(IMAGES["aiortc-relayed.pcap"], kind)
+    for kind in ("sll", "sll2", "vlan", "qinq", "raw", "loop", "null")
+}
+
+
+@SLOW
+@given(st.sampled_from(sorted(RELINKED)), st.data())
+def test_compiled_fast_path_matches_numpy_on_other_links(kind: str, data: st.DataObject) -> None:
+    image = RELINKED[kind]
+    idx = pcapio.index_frames(image, ReadStats()).numpy()
+    headers = [0, 1, 2, 6, 8, 0x40, 0x45, 0x80, 0x81, 0x88, 0xA8, 0xFF]
+    links = [0, 1, 12, 101, 108, 113, 228, 229, 276, int(idx.links[0])]
+    image, lengths, links = damaged_frames(data, image, idx, 60, headers, links)
+    damaged = FrameIndex(idx.offsets, lengths, idx.times, links)
+    same(fastpath.find_media(image, damaged), fastpath.find_media_numpy(image, damaged))
