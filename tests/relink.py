@@ -35,7 +35,7 @@ def relinked(image: bytes, kind: str, ip_only: bool = False) -> bytes:
         f = image[off + 16 : off + 16 + incl]
         off += 16 + incl
         src, et, ip = f[6:12], f[12:14], f[14:]
-        if et != b"\x08\x00" and (ip_only or kind in ("raw", "loop", "null")):
+        if et not in (b"\x08\x00", b"\x86\xdd") and (ip_only or kind in ("raw", "loop", "null")):
             continue
         if kind == "ether":
             new = f
@@ -48,7 +48,27 @@ def relinked(image: bytes, kind: str, ip_only: bool = False) -> bytes:
             new = f[:12] + tags + f[12:]
         elif kind == "raw":
             new = ip
-        else:  # BSD loopback: AF_INET in network (loop) or host (null) byte order
-            new = struct.pack(">I" if kind == "loop" else "<I", 2) + ip
+        else:  # BSD loopback: AF_INET (or BSD's AF_INET6) in network (loop) or host order
+            family = 2 if et == b"\x08\x00" else 24
+            new = struct.pack(">I" if kind == "loop" else "<I", family) + ip
         out += struct.pack("<IIII", sec, frac, len(new), len(new) + orig - incl) + new
+    return bytes(out)
+
+
+def ipv6(image: bytes) -> bytes:
+    """The same Ethernet capture with every IPv4 datagram carried by IPv6 instead: each
+    address mapped into 2001:db8::/96, the payload (UDP, TCP, ...) unchanged, so a call
+    over IPv6 with the same flows, ports and media."""
+    out, off = bytearray(image[:24]), 24
+    while off + 16 <= len(image):
+        sec, frac, incl, orig = struct.unpack_from("<IIII", image, off)
+        f = image[off + 16 : off + 16 + incl]
+        off += 16 + incl
+        if f[12:14] == b"\x08\x00" and f[14] >> 4 == 4 and not (f[20] & 0x3F) | f[21]:
+            end = 14 + (f[16] << 8 | f[17])
+            payload = f[14 + (f[14] & 15) * 4 : end]
+            src, dst = (b"\x20\x01\x0d\xb8" + bytes(8) + f[a : a + 4] for a in (26, 30))
+            head = struct.pack(">IHBB", 0x6 << 28, len(payload), f[23], f[22]) + src + dst
+            f = f[:12] + b"\x86\xdd" + head + payload + f[end:]
+        out += struct.pack("<IIII", sec, frac, len(f), len(f) + orig - incl) + f
     return bytes(out)

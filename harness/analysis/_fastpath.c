@@ -1,5 +1,5 @@
-/* fastpath.find_media in one compiled pass: RTP over IPv4/UDP, direct and in TURN
- * ChannelData, bare TCP ACKs and non-IP frames, found and grouped per key. The IPv4
+/* fastpath.find_media in one compiled pass: RTP over IPv4 or IPv6 UDP, direct and in
+ * TURN ChannelData, bare TCP ACKs and non-IP frames, found and grouped per key. The IP
  * header may follow Ethernet (with up to two VLAN tags), Linux cooked v1 or v2, BSD
  * loopback or nothing (raw IP): each frame is read as if its IP header were at 14, the
  * Ethernet offset, so the header window and the key columns are the same for all. numpy
@@ -9,7 +9,8 @@
  * compare this with, so every test and grouping order below mirrors it exactly,
  * including the 58-byte header window read at each frame's offset.
  *
- * scan(data, offsets, lengths, links, times) -> (not_ip, acks, plain, relayed, rest, rest_times)
+ * scan(data, offsets, lengths, links, times)
+ *   -> (not_ip, acks, plain, relayed, acks6, plain6, relayed6, rest, rest_times)
  *   offsets, lengths, links: native int64 buffers; times: float64 (absolute: each is
  *   made capture-relative here, times[i] - times[0], the subtraction numpy did);
  *   not_ip:  int64 buffer of frame indices;
@@ -17,6 +18,7 @@
  *   plain, relayed: (frames, keys, bounds, frame+1, time, seq, ts, pt, size, outer sums),
  *   columns as int64/float64 buffers with rows in group order; bounds[g]..bounds[g+1]
  *   are group g's rows. Groups are ordered as fastpath._keys orders them;
+ *   acks6, plain6, relayed6: the same of IPv6 frames (keys of 16-byte addresses);
  *   rest, rest_times: the frames none of the above took (int64, ascending) and their
  *   relative times (float64), which the per-frame walk reads without numpy.
  */
@@ -29,42 +31,59 @@
 #define ETH 14
 #define UDP_PAYLOAD 42
 #define HEAD (UDP_PAYLOAD + 4 + 12)
-#define KEY_MAX 24 /* widest key (18 bytes) rounded up to 8-byte words */
+#define UDP_PAYLOAD6 (ETH + 40 + 8)
+#define HEAD6 (UDP_PAYLOAD6 + 4 + 12)
+#define KEY_MAX 48 /* widest key (IPv6 relayed: 42 bytes) rounded up to 8-byte words */
 #define FNV 1099511628211ULL
 
 static const int SERVICE_PORTS[] = {53, 67, 68, 123, 137, 138, 5353, 5355};
 
 static int be16(const unsigned char *h, int at) { return h[at] << 8 | h[at + 1]; }
 
-/* Where an IPv4 header starts in a frame of `avail` bytes of link type `link`, as
- * net.decode finds it (fastpath._ip_offsets is the same column-wise), or -1: not IPv4,
- * or an encapsulation left to the per-frame walk (more than two VLAN tags). */
-static int ip_offset(const unsigned char *f, int64_t avail, int64_t link) {
+/* Where the IP header starts in a frame of `avail` bytes of link type `link`, as
+ * net.decode finds it (fastpath._ip_offsets is the same column-wise), and `*v6` whether
+ * it is IPv6; -1: no IP, or an encapsulation left to the per-frame walk (more than two
+ * VLAN tags). The version is the link's word (net.decode's), checked later. */
+static int ip_offset(const unsigned char *f, int64_t avail, int64_t link, int *v6) {
+    int et, at;
     switch (link) {
-    case 1: { /* Ethernet */
-        int at = 12;
-        for (int tags = 0; tags <= 2; tags++, at += 4) {
+    case 1: /* Ethernet */
+        for (at = 12; at <= 20; at += 4) {
             if (avail < at + 2)
                 return -1;
-            int et = be16(f, at);
-            if (et == 0x0800)
-                return at + 2;
+            et = be16(f, at);
             if (et != 0x8100 && et != 0x88A8)
-                return -1;
+                break;
         }
-        return -1;
-    }
+        if (at > 20)
+            return -1;
+        at += 2;
+        break;
     case 113: /* Linux cooked v1: the protocol at 14 */
-        return avail >= 16 && be16(f, 14) == 0x0800 ? 16 : -1;
+        if (avail < 16)
+            return -1;
+        et = be16(f, 14), at = 16;
+        break;
     case 276: /* Linux cooked v2: the protocol first */
-        return avail >= 20 && be16(f, 0) == 0x0800 ? 20 : -1;
+        if (avail < 20)
+            return -1;
+        et = be16(f, 0), at = 20;
+        break;
     case 101: case 12: case 14: case 228: case 229: /* raw IP: the version says which */
-        return avail >= 1 && f[0] >> 4 == 4 ? 0 : -1;
+        if (avail < 1)
+            return -1;
+        et = f[0] >> 4 == 4 ? 0x0800 : 0x86DD, at = 0;
+        break;
     case 0: case 108: /* BSD loopback: the address family, in either byte order */
-        return avail >= 4 && (f[0] ? f[0] : f[3]) == 2 ? 4 : -1;
+        if (avail < 4)
+            return -1;
+        et = (f[0] ? f[0] : f[3]) == 2 ? 0x0800 : 0x86DD, at = 4;
+        break;
     default:
         return -1;
     }
+    *v6 = et == 0x86DD;
+    return et == 0x0800 || et == 0x86DD ? at : -1;
 }
 
 static int service(int port) {
@@ -400,7 +419,7 @@ done:
     return out;
 }
 
-enum { NOT_IP, ACK, PLAIN, RELAYED };
+enum { NOT_IP, ACK, PLAIN, RELAYED, ACK6, PLAIN6, RELAYED6, SETS };
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer data, offs, lens, links, tbuf;
@@ -408,9 +427,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "y*y*y*y*y*", &data, &offs, &lens, &links, &tbuf))
         return NULL;
     PyObject *out = NULL, *not_ip = NULL, *acks = NULL, *plain = NULL, *relayed = NULL;
-    PyObject *rest = NULL, *rest_times = NULL;
+    PyObject *acks6 = NULL, *plain6 = NULL, *relayed6 = NULL, *rest = NULL, *rest_times = NULL;
     unsigned char *taken = NULL;
-    Set sets[4];
+    Set sets[SETS];
     memset(sets, 0, sizeof sets);
     Py_ssize_t n = offs.len / 8;
     static const int flow[12] = {26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37};
@@ -418,6 +437,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                                      34, 35, 36, 37, 50, 51, 52, 53};
     static const int relayed_at[18] = {26, 27, 28, 29, 30, 31, 32, 33, 34,
                                        35, 36, 37, 42, 43, 54, 55, 56, 57};
+    /* IPv6: addresses 22-53, ports 54-57; SSRC at 70 (direct) or 74 (in ChannelData,
+     * its channel number at 62) */
+    int flow6[36], plain6_at[40], relayed6_at[42];
+    for (int c = 0; c < 36; c++)
+        flow6[c] = plain6_at[c] = relayed6_at[c] = 22 + c;
+    for (int c = 0; c < 4; c++)
+        plain6_at[36 + c] = 70 + c, relayed6_at[38 + c] = 74 + c;
+    relayed6_at[36] = 62, relayed6_at[37] = 63;
     const unsigned char *raw = data.buf;
     const int64_t *off = offs.buf, *len = lens.buf, *link = links.buf;
     const double *times = tbuf.buf;
@@ -430,7 +457,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (!(taken = PyMem_Calloc(n ? n : 1, 1)))
         goto nomem;
     if (set_init(&sets[NOT_IP], 0, flow) || set_init(&sets[ACK], 12, flow) ||
-        set_init(&sets[PLAIN], 16, plain_at) || set_init(&sets[RELAYED], 18, relayed_at))
+        set_init(&sets[PLAIN], 16, plain_at) || set_init(&sets[RELAYED], 18, relayed_at) ||
+        set_init(&sets[ACK6], 36, flow6) || set_init(&sets[PLAIN6], 40, plain6_at) ||
+        set_init(&sets[RELAYED6], 42, relayed6_at))
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (i + 8 < n && off[i + 8] >= 0 && off[i + 8] < size) /* headers ahead, to cache */
@@ -449,37 +478,48 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 continue;
             }
         }
-        int ip = ip_offset(raw + o, l < size - o ? l : size - o, link[i]);
+        int v6 = 0, ip = ip_offset(raw + o, l < size - o ? l : size - o, link[i], &v6);
         /* the frame shifted so that its IP header is where Ethernet's would be */
         int64_t base = o + ip - ETH, lb = l - (ip - ETH);
         if (ip < 0 || base < 0)
             continue;
         const unsigned char *h = raw + base;
-        if (size < HEAD || lb < UDP_PAYLOAD + 12 || base > size - HEAD)
-            continue;
-        if (h[14] != 0x45 || ((h[20] & 0x3F) | h[21]) != 0)
-            continue;
-        int total = be16(h, 16);
-        if (total > lb - ETH || total < 40)
-            continue;
-        if (h[23] == 6) {
-            int doff = (h[46] >> 4) * 4;
-            if ((h[47] & 0x07) == 0 && doff >= 20 && total == 20 + doff) {
-                if (!set_add(&sets[ACK], i, h))
+        int l4, pay, proto; /* where TCP/UDP starts in h, the IP payload's length */
+        if (!v6) {
+            if (size < HEAD || lb < UDP_PAYLOAD + 12 || base > size - HEAD)
+                continue;
+            if (h[14] != 0x45 || ((h[20] & 0x3F) | h[21]) != 0)
+                continue;
+            int total = be16(h, 16);
+            if (total > lb - ETH || total < 40)
+                continue;
+            l4 = ETH + 20, pay = total - 20, proto = h[23];
+        } else { /* no extension header: the next header is the transport */
+            if (size < HEAD6 || lb < UDP_PAYLOAD6 + 12 || base > size - HEAD6)
+                continue;
+            int plen = be16(h, 18);
+            if (h[14] >> 4 != 6 || plen > lb - ETH - 40 || plen < 20)
+                continue;
+            l4 = ETH + 40, pay = plen, proto = h[20];
+        }
+        if (proto == 6) {
+            int doff = (h[l4 + 12] >> 4) * 4;
+            if ((h[l4 + 13] & 0x07) == 0 && doff >= 20 && pay == doff) {
+                if (!set_add(&sets[v6 ? ACK6 : ACK], i, h))
                     goto nomem;
                 taken[i] = 1;
             }
             continue;
         }
-        if (h[23] != 17 || service(be16(h, 34)) || service(be16(h, 36)))
+        if (proto != 17 || service(be16(h, l4)) || service(be16(h, l4 + 2)))
             continue;
-        int b0 = h[UDP_PAYLOAD], b1 = h[UDP_PAYLOAD + 1], at, k;
-        int chsize = be16(h, UDP_PAYLOAD + 2), i0 = h[UDP_PAYLOAD + 4], i1 = h[UDP_PAYLOAD + 5];
+        int up = l4 + 8, b0 = h[up], b1 = h[up + 1], at, k;
+        int chsize = be16(h, up + 2), i0 = h[up + 4], i1 = h[up + 5];
         if (b0 >= 128 && b0 <= 191 && !(b1 >= 192 && b1 <= 223)) {
-            k = PLAIN, at = UDP_PAYLOAD;
-        } else if (b0 >= 0x40 && b0 <= 0x4F && chsize >= 12 && chsize + 4 <= total - 28 &&
+            k = v6 ? PLAIN6 : PLAIN, at = up;
+        } else if (b0 >= 0x40 && b0 <= 0x4F && chsize >= 12 && chsize + 4 <= pay - 8 &&
                    i0 >= 128 && i0 <= 191 && !(i1 >= 192 && i1 <= 223)) {
-            k = RELAYED, at = UDP_PAYLOAD + 4;
+            k = v6 ? RELAYED6 : RELAYED, at = up + 4;
         } else {
             continue;
         }
@@ -490,16 +530,20 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         r->seq = (uint16_t)be16(h, at + 2);
         r->ts = (uint32_t)be16(h, at + 4) << 16 | (uint32_t)be16(h, at + 6);
         r->pt = h[at + 1] & 0x7F;
-        r->size = k == PLAIN ? total - 28 : chsize;
-        r->outer = total - 28;
+        r->size = k == PLAIN || k == PLAIN6 ? pay - 8 : chsize;
+        r->outer = pay - 8;
     }
     acks = acks_result(&sets[ACK]);
     plain = acks ? rtp_result(&sets[PLAIN], times, t0, 0) : NULL;
     relayed = plain ? rtp_result(&sets[RELAYED], times, t0, 1) : NULL;
-    not_ip = relayed ? frames_of(&sets[NOT_IP]) : NULL;
+    acks6 = relayed ? acks_result(&sets[ACK6]) : NULL;
+    plain6 = acks6 ? rtp_result(&sets[PLAIN6], times, t0, 0) : NULL;
+    relayed6 = plain6 ? rtp_result(&sets[RELAYED6], times, t0, 1) : NULL;
+    not_ip = relayed6 ? frames_of(&sets[NOT_IP]) : NULL;
     if (not_ip) {
-        Py_ssize_t left = n - sets[NOT_IP].rows - sets[ACK].rows - sets[PLAIN].rows -
-                          sets[RELAYED].rows;
+        Py_ssize_t left = n;
+        for (int k = 0; k < SETS; k++)
+            left -= sets[k].rows;
         rest = PyBytes_FromStringAndSize(NULL, left * 8);
         rest_times = rest ? PyBytes_FromStringAndSize(NULL, left * 8) : NULL;
     }
@@ -511,7 +555,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 ri[j] = i;
                 rt[j++] = times[i] - t0;
             }
-        out = PyTuple_Pack(6, not_ip, acks, plain, relayed, rest, rest_times);
+        out = PyTuple_Pack(9, not_ip, acks, plain, relayed, acks6, plain6, relayed6, rest,
+                           rest_times);
     }
     goto done;
 nomem:
@@ -521,10 +566,13 @@ done:
     Py_XDECREF(acks);
     Py_XDECREF(plain);
     Py_XDECREF(relayed);
+    Py_XDECREF(acks6);
+    Py_XDECREF(plain6);
+    Py_XDECREF(relayed6);
     Py_XDECREF(rest);
     Py_XDECREF(rest_times);
     PyMem_Free(taken);
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < SETS; k++)
         set_free(&sets[k]);
     PyBuffer_Release(&data);
     PyBuffer_Release(&offs);

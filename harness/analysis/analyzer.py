@@ -123,9 +123,9 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         self._datachannels_done()
         for why, n in self.fragments.dropped.items():
             a.skipped[f"ip-fragment-{why}"] += n
-        for key, cols in zip(batch.keys, batch.columns, strict=True):
-            flow = self._flow(key[:12], float(cols[1][0]), int(cols[0][0]))
-            self._add_rtp(flow, key[12:], cols)
+        for key, cols in zip(batch.keys, batch.columns, strict=True):  # flow key + SSRC
+            flow = self._flow(key[:-4], float(cols[1][0]), int(cols[0][0]))
+            self._add_rtp(flow, key[-4:], cols)
         a.skipped["not-ip"] += len(fast.not_ip)
         if not a.skipped["not-ip"]:
             del a.skipped["not-ip"]
@@ -134,7 +134,8 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             first_t, last_t = float(idx.times[first]) - t0, float(idx.times[last]) - t0
             self._count_tcp(key, n, first + 1, first_t, last_t)
         for key, cols, size in zip(relayed.keys, relayed.columns, relayed.outer_bytes, strict=True):
-            self._relayed_rtp(key[:12], key[12] << 8 | key[13], key[14:], cols, size)
+            # flow key + channel number + SSRC
+            self._relayed_rtp(key[:-6], key[-6] << 8 | key[-5], key[-4:], cols, size)
         a.packets = a.read.frames
         a.flows = sorted(self.flows.values(), key=lambda f: f.first_frame)
         for flow in a.flows:  # RTP is counted per stream, after the walk

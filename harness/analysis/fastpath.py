@@ -1,4 +1,4 @@
-"""The vectorised fast path: RTP over IPv4/UDP found and grouped with numpy.
+"""The vectorised fast path: RTP over IPv4 or IPv6 UDP found and grouped with numpy.
 
 Media is most of any call capture; reading its headers column-wise (one numpy gather
 per field over every frame) instead of frame by frame is what makes `harness analyze`
@@ -7,16 +7,18 @@ types (RFC 5761), the same demultiplexing the per-frame path applies. RTP relaye
 TURN ChannelData (RFC 8656 section 12.4) is found the same way, four bytes further in;
 which peer a channel stands for is known only after the per-frame walk has read the
 ChannelBind requests, so those groups carry their channel number and are resolved then.
-The IPv4 header may follow Ethernet (up to two VLAN tags), Linux cooked v1 or v2 (what
+The IP header may follow Ethernet (up to two VLAN tags), Linux cooked v1 or v2 (what
 `tcpdump -i any` writes), BSD loopback or nothing (raw IP): each frame is read as if its
-IP header were at Ethernet's offset, so the header window and key columns are the same.
+IP header were at Ethernet's offset, so the header window and key columns are the same
+for every link. IPv6 (without extension headers) has its own columns and groups, listed
+after IPv4's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from harness.analysis.pcapio import Column, FrameIndex
 from harness.analysis.rtp import Columns
@@ -32,12 +34,16 @@ if TYPE_CHECKING:
 else:
     np = lazy("numpy")  # imported on first use: `harness validate` never needs it
 
+T = TypeVar("T", "RtpBatch", "FlowCounts")
+
 ETH = 14
 UDP_PAYLOAD = 42
+UDP_PAYLOAD6 = ETH + 40 + 8
 #: DNS, DHCP, NTP, NetBIOS, mDNS, LLMNR: their first byte can fall in RTP's range
 SERVICE_PORTS = (53, 67, 68, 123, 137, 138, 5353, 5355)
-#: flow key (addresses and ports, as net.decode builds it)
+#: flow key (addresses and ports, as net.decode builds it), IPv4 and IPv6
 FLOW_COLUMNS = tuple(range(26, 38))
+FLOW_COLUMNS6 = tuple(range(22, 58))
 
 
 @dataclass
@@ -84,6 +90,7 @@ class FastPath:
 
 
 HEAD = UDP_PAYLOAD + 4 + 12  # bytes read per frame: up to an RTP header inside ChannelData
+HEAD6 = UDP_PAYLOAD6 + 4 + 12
 IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8)
 VLAN = (0x8100, 0x88A8)
 LINK_SLL, LINK_SLL2 = 113, 276
@@ -100,25 +107,40 @@ def find_media(data: bytes, idx: FrameIndex) -> FastPath:
     """
     if _fastpath is None:
         return find_media_numpy(data, idx)
-    not_ip, acks, plain, relayed, rest, rest_times = _fastpath.scan(
+    not_ip, acks, plain, relayed, acks6, plain6, relayed6, rest, rest_times = _fastpath.scan(
         data, idx.offsets, idx.lengths, idx.links, idx.times
     )
-    frames, keys, counts, first, last = acks
-    counted = FlowCounts(memoryview(frames).cast("q"), keys, counts, first, last)
-    fast = FastPath(_batch(plain), _batch(relayed), counted, memoryview(not_ip).cast("q"))
+    counted = _counts(acks, acks6)
+    fast = FastPath(
+        _batch(plain, plain6), _batch(relayed, relayed6), counted, memoryview(not_ip).cast("q")
+    )
     fast.rest, fast.rest_times = memoryview(rest).cast("q"), memoryview(rest_times).cast("d")
     return fast
 
 
-def _batch(scanned: tuple) -> RtpBatch:
-    """An RtpBatch from `_fastpath.scan`'s columns (rows already in group order)."""
-    frames, keys, bounds, no, t, seq, ts, pt, size, outer = scanned
-    batch = RtpBatch(memoryview(frames).cast("q"), keys, outer_bytes=outer or [])
-    if not keys:
-        return batch
-    # memoryviews, not numpy: RtpStream.finish counts them in C (_rtpcount.c)
-    cols = [memoryview(c).cast("d" if c is t else "q") for c in (no, t, seq, ts, pt, size)]
-    batch.columns = [tuple(c[lo:hi] for c in cols) for lo, hi in pairwise(bounds)]
+def _counts(*scanned: tuple) -> FlowCounts:
+    """FlowCounts from `_fastpath.scan`'s acks of IPv4 and of IPv6, in that order."""
+    out = FlowCounts(memoryview(b"".join(s[0] for s in scanned)).cast("q"))
+    for _, keys, counts, first, last in scanned:
+        out.keys += keys
+        out.counts += counts
+        out.first += first
+        out.last += last
+    return out
+
+
+def _batch(*scanned: tuple) -> RtpBatch:
+    """An RtpBatch from `_fastpath.scan`'s columns of IPv4 and of IPv6 (rows already in
+    group order; IPv6's groups after IPv4's)."""
+    batch = RtpBatch(memoryview(b"".join(s[0] for s in scanned)).cast("q"))
+    for _, keys, bounds, no, t, seq, ts, pt, size, outer in scanned:
+        batch.outer_bytes += outer or []
+        if not keys:
+            continue
+        batch.keys += keys
+        # memoryviews, not numpy: RtpStream.finish counts them in C (_rtpcount.c)
+        cols = [memoryview(c).cast("d" if c is t else "q") for c in (no, t, seq, ts, pt, size)]
+        batch.columns += [tuple(c[lo:hi] for c in cols) for lo, hi in pairwise(bounds)]
     return batch
 
 
@@ -138,58 +160,88 @@ def find_media_numpy(data: bytes, idx: FrameIndex) -> FastPath:
 
 
 def _find_media_numpy(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPath:
-    """IPv4 frames without options or fragmentation only (after any link layer _ip_offsets
-    knows).
+    """IP frames without options, extension headers or fragmentation only, after any
+    link layer _ip_offsets knows; IPv4's groups, then IPv6's.
 
-    One gather reads the first HEAD bytes of every candidate frame, the tests below are
-    column operations.
+    One gather reads the first HEAD (HEAD6) bytes of every candidate frame, the tests
+    below are column operations.
     """
     raw = np.frombuffer(data, dtype=np.uint8)
     eth = np.flatnonzero((idx.links == 1) & (idx.lengths >= ETH) & (idx.offsets <= len(raw) - ETH))
     et = _be16(np.stack((raw[idx.offsets[eth] + 12], raw[idx.offsets[eth] + 13]), axis=1), 0)
     not_ip = eth[~np.isin(et, IP_ETHERTYPES)]
-    if len(raw) < HEAD:
-        none = np.empty(0, dtype=np.int64)
-        return FastPath(RtpBatch(none), RtpBatch(none), FlowCounts(none), not_ip)
-    ip = _ip_offsets(raw, idx)
+    none = np.empty(0, dtype=np.int64)
+    found = [(RtpBatch(none), RtpBatch(none), FlowCounts(none))] * 2
+    ip, v6 = _ip_offsets(raw, idx)
     # each frame shifted so that its IP header is where Ethernet's would be
     base, lb = idx.offsets + ip - ETH, idx.lengths - (ip - ETH)
-    ok = (ip >= 0) & (base >= 0) & (lb >= UDP_PAYLOAD + 12) & (base <= len(raw) - HEAD)
-    cand = np.flatnonzero(ok)
-    # Every HEAD-byte window of the file as a row (a view, no copy); taking the rows at
-    # the frame offsets copies only the headers.
-    windows = np.lib.stride_tricks.as_strided(
-        raw, shape=(len(raw) - HEAD + 1, HEAD), strides=(1, 1)
+    for version, head, up in ((0, HEAD, UDP_PAYLOAD), (1, HEAD6, UDP_PAYLOAD6)):
+        if len(raw) < head:
+            continue
+        ok = (ip >= 0) & (v6 == version) & (base >= 0) & (lb >= up + 12)
+        cand = np.flatnonzero(ok & (base <= len(raw) - head))
+        # Every head-byte window of the file as a row (a view, no copy); taking the rows
+        # at the frame offsets copies only the headers.
+        windows = np.lib.stride_tricks.as_strided(
+            raw, shape=(len(raw) - head + 1, head), strides=(1, 1)
+        )
+        found[version] = _transports(windows[base[cand]], cand, lb[cand], times, version)
+    (plain, relayed, acks), (plain6, relayed6, acks6) = found
+    return FastPath(
+        _joined(plain, plain6), _joined(relayed, relayed6), _joined(acks, acks6), not_ip
     )
-    h = windows[base[cand]]
-    lengths = lb[cand]
-    ok = (h[:, 14] == 0x45) & (((h[:, 20] & 0x3F) | h[:, 21]) == 0)
-    total = _be16(h, 16)
-    ok &= (total <= lengths - ETH) & (total >= 40)
-    doff = (h[:, 46] >> 4).astype(np.int64) * 4
-    bare = ok & (h[:, 23] == 6) & (h[:, 47] & 0x07 == 0) & (doff >= 20) & (total == 20 + doff)
-    acks = _count(h[bare], cand[bare])
-    ok &= h[:, 23] == 17
-    ok &= ~np.isin(_be16(h, 34), SERVICE_PORTS) & ~np.isin(_be16(h, 36), SERVICE_PORTS)
-    cand, h, total = cand[ok], h[ok], total[ok]
-    b0, b1 = h[:, UDP_PAYLOAD], h[:, UDP_PAYLOAD + 1]
-    direct = (b0 >= 128) & (b0 <= 191) & ~((b1 >= 192) & (b1 <= 223)) & (total >= 40)
-    plain = _group(h[direct], cand[direct], total[direct] - 28, times, UDP_PAYLOAD, [])
-    size = _be16(h, UDP_PAYLOAD + 2)
-    i0, i1 = h[:, UDP_PAYLOAD + 4], h[:, UDP_PAYLOAD + 5]
-    ch = (b0 >= 0x40) & (b0 <= 0x4F) & (size >= 12) & (size + 4 <= total - 28)
+
+
+def _transports(
+    h: np.ndarray, cand: np.ndarray, lengths: np.ndarray, times: np.ndarray, v6: int
+) -> tuple[RtpBatch, RtpBatch, FlowCounts]:
+    """Direct RTP, relayed RTP and bare ACKs among frames whose header windows are `h`
+    (their IP header at ETH), IPv4 or IPv6."""
+    if v6:
+        plen = _be16(h, 18)
+        ok = (h[:, 14] >> 4 == 6) & (plen <= lengths - ETH - 40) & (plen >= 20)
+        l4, pay, proto, flow = ETH + 40, plen, h[:, 20], FLOW_COLUMNS6
+    else:
+        ok = (h[:, 14] == 0x45) & (((h[:, 20] & 0x3F) | h[:, 21]) == 0)
+        total = _be16(h, 16)
+        ok &= (total <= lengths - ETH) & (total >= 40)
+        l4, pay, proto, flow = ETH + 20, total - 20, h[:, 23], FLOW_COLUMNS
+    doff = (h[:, l4 + 12] >> 4).astype(np.int64) * 4
+    bare = ok & (proto == 6) & (h[:, l4 + 13] & 0x07 == 0) & (doff >= 20) & (pay == doff)
+    acks = _count(h[bare], cand[bare], flow)
+    ok &= proto == 17
+    ok &= ~np.isin(_be16(h, l4), SERVICE_PORTS) & ~np.isin(_be16(h, l4 + 2), SERVICE_PORTS)
+    cand, h, pay = cand[ok], h[ok], pay[ok]
+    up = l4 + 8
+    b0, b1 = h[:, up], h[:, up + 1]
+    direct = (b0 >= 128) & (b0 <= 191) & ~((b1 >= 192) & (b1 <= 223)) & (pay >= 20)
+    plain = _group(h[direct], cand[direct], pay[direct] - 8, times, up, [], flow)
+    size = _be16(h, up + 2)
+    i0, i1 = h[:, up + 4], h[:, up + 5]
+    ch = (b0 >= 0x40) & (b0 <= 0x4F) & (size >= 12) & (size + 4 <= pay - 8)
     ch &= (i0 >= 128) & (i0 <= 191) & ~((i1 >= 192) & (i1 <= 223))
-    channel = [UDP_PAYLOAD, UDP_PAYLOAD + 1]
-    relayed = _group(h[ch], cand[ch], size[ch], times, UDP_PAYLOAD + 4, channel, total[ch] - 28)
-    return FastPath(plain, relayed, acks, not_ip)
+    relayed = _group(h[ch], cand[ch], size[ch], times, up + 4, [up, up + 1], flow, pay[ch] - 8)
+    return plain, relayed, acks
 
 
-def _ip_offsets(raw: np.ndarray, idx: FrameIndex) -> np.ndarray:
-    """Where each frame's IPv4 header starts, as net.decode finds it, or -1: not IPv4, or
-    an encapsulation left to the per-frame walk (more than two VLAN tags)."""
+def _joined(a: T, b: T) -> T:
+    """IPv4's RtpBatch or FlowCounts followed by IPv6's: frames, then every list."""
+    joined: dict[str, Any] = {
+        f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(a)[1:]
+    }
+    return replace(a, frames=np.concatenate((a.frames, b.frames)).astype(np.int64), **joined)
+
+
+def _ip_offsets(raw: np.ndarray, idx: FrameIndex) -> tuple[np.ndarray, np.ndarray]:
+    """Where each frame's IP header starts, as net.decode finds it, or -1 (no IP, or an
+    encapsulation left to the per-frame walk: more than two VLAN tags), and whether the
+    link says IPv6 (1) or IPv4 (0); the header's own version is checked later."""
     off, links = idx.offsets, idx.links
     avail = np.maximum(np.minimum(idx.lengths, len(raw) - off), 0)  # bytes in the file
     ip = np.full(len(off), -1, dtype=np.int64)
+    et = np.zeros(len(off), dtype=np.int64)
+    if len(raw) < 2:  # no frame with a header fits
+        return ip, et
 
     def be16(at: int, where: np.ndarray) -> np.ndarray:
         """The 16-bit value at `at` of each frame (0 where the frame is shorter)."""
@@ -201,19 +253,24 @@ def _ip_offsets(raw: np.ndarray, idx: FrameIndex) -> np.ndarray:
         ok = where & (avail >= at + 1)
         return np.where(ok, raw[np.where(ok, off + at, 0)], 0)
 
-    tagged = links == 1  # Ethernet, then up to two VLAN tags
+    def found(where: np.ndarray, at: int, types: np.ndarray) -> None:
+        ip[where], et[where] = at, types[where]
+
+    tagged = (links == 1) & (avail >= 14)  # Ethernet, then up to two VLAN tags
     for at in (12, 16, 20):
-        et = be16(at, tagged)
-        ip[tagged & (et == 0x0800)] = at + 2
-        tagged &= np.isin(et, VLAN)
-    ip[(links == LINK_SLL) & (be16(14, links == LINK_SLL) == 0x0800)] = 16
-    ip[(links == LINK_SLL2) & (be16(0, links == LINK_SLL2) == 0x0800)] = 20
-    bare = np.isin(links, LINK_RAW)
-    ip[bare & (avail >= 1) & (byte(0, bare) >> 4 == 4)] = 0
+        types = be16(at, tagged)
+        found(tagged & ~np.isin(types, VLAN), at + 2, types)
+        tagged &= np.isin(types, VLAN) & (avail >= at + 6)
+    sll, sll2 = (links == LINK_SLL) & (avail >= 16), (links == LINK_SLL2) & (avail >= 20)
+    found(sll, 16, be16(14, sll))
+    found(sll2, 20, be16(0, sll2))
+    bare = np.isin(links, LINK_RAW) & (avail >= 1)
+    found(bare, 0, np.where(byte(0, bare) >> 4 == 4, 0x0800, 0x86DD))
     loop = np.isin(links, LINK_NULL) & (avail >= 4)
     family = np.where(byte(0, loop) != 0, byte(0, loop), byte(3, loop))
-    ip[loop & (family == 2)] = 4
-    return ip
+    found(loop, 4, np.where(family == 2, 0x0800, 0x86DD))
+    ip[(et != 0x0800) & (et != 0x86DD)] = -1
+    return ip, (et == 0x86DD).astype(np.int64)
 
 
 def _keys(h: np.ndarray, cols_at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -264,11 +321,11 @@ def _sorted(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.argsort(small, kind="stable"), bounds
 
 
-def _count(h: np.ndarray, frames: np.ndarray) -> FlowCounts:
+def _count(h: np.ndarray, frames: np.ndarray, flow: tuple[int, ...]) -> FlowCounts:
     out = FlowCounts(frames)
     if not len(frames):
         return out
-    keys, order, bounds = _keys(h, np.array(FLOW_COLUMNS))
+    keys, order, bounds = _keys(h, np.array(flow))
     ordered = frames[order]  # ascending within each group
     out.keys = [keys[i].tobytes() for i in order[bounds[:-1]]]
     out.counts = np.diff(bounds).tolist()
@@ -284,13 +341,14 @@ def _group(
     times: np.ndarray,
     at: int,
     extra: list[int],
+    flow: tuple[int, ...],
     outer: np.ndarray | None = None,
 ) -> RtpBatch:
     """Split frames per (flow key + `extra` key bytes + SSRC) into RTP columns."""
     batch = RtpBatch(frames)
     if not len(frames):
         return batch
-    cols_at = np.array([*FLOW_COLUMNS, *extra, *range(at + 8, at + 12)], dtype=np.int64)
+    cols_at = np.array([*flow, *extra, *range(at + 8, at + 12)], dtype=np.int64)
     keys, order, bounds = _keys(h, cols_at)
     seq = _be16(h, at + 2)
     ts = (_be16(h, at + 4) << 16) | _be16(h, at + 6)

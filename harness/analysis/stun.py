@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.analysis.net import ipv6_text
 from harness.nat.stun import StunError, decode_address, fingerprint_crc
 
 try:  # the compiled parsers (pip install -e . builds them); parse_py is the same in Python
@@ -404,7 +404,7 @@ def channel_data(p: bytes) -> tuple[int, bytes]:
 
 def _ipv6_text(raw: bytes) -> str:
     """An IPv6 address as `decode_address` writes it, for the compiled parser."""
-    return str(ipaddress.IPv6Address(raw))
+    return ipv6_text(raw)
 
 
 #: the Python parsers: the fallback, and the reference the compiled ones are tested against

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from harness.analysis import fastpath, pcapio
 from harness.analysis.pcapio import FrameIndex, ReadStats
 from tests.fuzzing import SLOW, damaged_frames
-from tests.relink import relinked
+from tests.relink import ipv6, relinked
 
 pytestmark = pytest.mark.skipif(
     fastpath._fastpath is None,
@@ -91,6 +91,9 @@ RELINKED = {
     kind: relinked(IMAGES["aiortc-relayed.pcap"], kind)
     for kind in ("sll", "sll2", "vlan", "qinq", "raw", "loop", "null")
 }
+#: and both calls over IPv6, on Ethernet and as `tcpdump -i any` writes them
+RELINKED |= {f"{name} ipv6": ipv6(image) for name, image in IMAGES.items()}
+RELINKED["sll ipv6"] = relinked(RELINKED["aiortc-relayed.pcap ipv6"], "sll")
 
 
 @SLOW
@@ -98,8 +101,8 @@ RELINKED = {
 def test_compiled_fast_path_matches_numpy_on_other_links(kind: str, data: st.DataObject) -> None:
     image = RELINKED[kind]
     idx = pcapio.index_frames(image, ReadStats()).numpy()
-    headers = [0, 1, 2, 6, 8, 0x40, 0x45, 0x80, 0x81, 0x88, 0xA8, 0xFF]
+    headers = [0, 1, 2, 6, 8, 0x11, 0x40, 0x45, 0x60, 0x80, 0x81, 0x86, 0x88, 0xA8, 0xDD, 0xFF]
     links = [0, 1, 12, 101, 108, 113, 228, 229, 276, int(idx.links[0])]
-    image, lengths, links = damaged_frames(data, image, idx, 60, headers, links)
+    image, lengths, links = damaged_frames(data, image, idx, 80, headers, links)
     damaged = FrameIndex(idx.offsets, lengths, idx.times, links)
     same(fastpath.find_media(image, damaged), fastpath.find_media_numpy(image, damaged))

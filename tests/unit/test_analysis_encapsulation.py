@@ -1,25 +1,33 @@
-"""The same call captured on another link layer reads the same, and as fast.
+"""The same call captured on another link layer, or carried by IPv6, reads the same, and
+as fast.
 
 `tcpdump -i any` on a gateway writes Linux cooked headers, a trunk port VLAN tags, a tun
 device raw IP: the analysis of each must equal the Ethernet capture's (tests/relink.py
 rewrites only the link header), and its RTP must be taken by the fast path (a frame the
-fast path leaves goes through the per-frame walk: the same answer, ~4x slower).
+fast path leaves goes through the per-frame walk: the same answer, ~4x slower). A call
+over IPv6 must read as the per-frame walk reads it, the fast path taking its media too.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from array import array
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from harness.analysis import fastpath, net, pcapio
+from harness.analysis import analyzer, fastpath, net, pcapio
 from harness.analysis.analyzer import analyze_bytes
-from harness.analysis.pcapio import ReadStats
+from harness.analysis.fastpath import FastPath, FlowCounts, RtpBatch
+from harness.analysis.pcapio import FrameIndex, ReadStats
 from harness.analysis.report import summary
 from harness.analysis.session import build
-from tests.relink import LINKS, relinked
+from tests.fuzzing import FAST
+from tests.relink import LINKS, ipv6, relinked
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 #: plain RTP with HTTP signalling over TCP, and RTP in TURN ChannelData with STUN and DTLS
@@ -75,3 +83,51 @@ def test_the_bulk_decode_answers_every_link(kind: str) -> None:
     segments = sum(type(d) is tuple for d in decoded)
     assert segments > 100
     assert sum(a is not None for a in answers) == segments
+
+
+def nothing_taken(data: bytes, idx: FrameIndex) -> FastPath:
+    """A fast path that takes no frame: every frame goes through the per-frame walk."""
+    none = memoryview(array("q"))
+    fast = FastPath(RtpBatch(none), RtpBatch(none), FlowCounts(none), none)
+    t0 = float(idx.times[0])
+    fast.rest = memoryview(array("q", range(len(idx))))
+    fast.rest_times = memoryview(array("d", [float(t) - t0 for t in idx.times]))
+    return fast
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("kind", ["ether", "ipv6", "sll-ipv6", "raw-ipv6", "vlan-ipv6"])
+def test_the_fast_path_reads_as_the_walk(
+    call: str, kind: str, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """IPv4 and IPv6, on Ethernet and other links: the fast path's media and ACKs give
+    the analysis the per-frame walk gives them, and it takes them all (the C scan and
+    its numpy reference alike)."""
+    if compiled and fastpath._fastpath is None:
+        pytest.skip("harness/analysis/_fastpath.c is not built")
+    if not compiled:
+        monkeypatch.setattr(fastpath, "_fastpath", None)
+    image = (PCAPS / call).read_bytes()
+    if "ipv6" in kind:
+        image = ipv6(image)
+    if kind != "ether" and kind != "ipv6":
+        image = relinked(image, kind.split("-")[0])
+    fast = fastpath.find_media(image, pcapio.index_frames(image, ReadStats()))
+    assert len(fast.rtp.frames) + len(fast.relayed.frames) > 200
+    want = analysed(image)
+    with monkeypatch.context() as m:
+        m.setattr(analyzer.fastpath, "find_media", nothing_taken)
+        assert analysed(image) == want
+    if "ipv6" in kind:
+        assert all(":" in f["src"] for f in want["flows"])
+
+
+@FAST
+@given(
+    st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x2001, 0xDB8, 0xABC]), min_size=8, max_size=8)
+)
+def test_ipv6_text_is_ipaddress_text(words: list[int]) -> None:
+    """inet_ntop where it agrees with `ipaddress` (RFC 5952), `ipaddress` where not."""
+    raw = b"".join(w.to_bytes(2, "big") for w in words)
+    assert net.ipv6_text(raw) == str(ipaddress.IPv6Address(raw))
