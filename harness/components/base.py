@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -42,6 +43,16 @@ def register(cls: type[Component]) -> type[Component]:
     """Class decorator: make a component kind usable from scenario YAML."""
     COMPONENTS[cls.kind] = cls
     return cls
+
+
+@dataclass
+class LogFinding:
+    """What a component's log shows about its run, for a failed run's verdict."""
+
+    text: str
+    known_race: bool = False
+    """A documented intermittent bug of the program under test, its evidence in `text`:
+    the run's failures are its consequences (verdict.py makes the run an XFAIL)."""
 
 
 class ComponentOptions(BaseModel):
@@ -170,3 +181,17 @@ class Component(ABC):
 
     def log_tail(self, lines: int = 40) -> str:
         return self.proc.log_tail(lines) if self.proc else ""
+
+    def log_findings(self) -> list[LogFinding]:
+        """What the program's whole log says about this run (read as it stops): a kind
+        that knows its program's bugs by their log lines names them (Janus: janus_diag)."""
+        return []
+
+    def log_text(self) -> str:
+        """The program's whole log so far ("" if it has none)."""
+        if self.proc is None:
+            return ""
+        try:
+            return self.proc.log_path.read_text(errors="replace")
+        except OSError:
+            return ""

@@ -8,13 +8,15 @@ the SIP plugin is pinned to the node's address so it never needs DNS.
 
 from __future__ import annotations
 
+import os
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from harness.components.base import Component, ComponentOptions, register
+from harness.components import janus_diag
+from harness.components.base import Component, ComponentOptions, LogFinding, register
 from harness.components.ports import (
     WILDCARD,
     Endpoint,
@@ -256,6 +258,19 @@ class Janus(Component):
             )
         )
         return [self.binary, "-C", str(conf / "janus.jcfg"), "-F", str(conf), "-o"]
+
+    def spawn_env(self) -> dict[str, str]:
+        # sofia-sip's TPORT_LOG: every SIP message the SIP plugin sends and receives goes
+        # to Janus's log with a microsecond time, so a run that hits its ACK race (a 180
+        # relayed after the 200: janus_diag.py) says so. A container keeps its image's
+        # environment plus this; a host process inherits the harness's.
+        extra = {"TPORT_LOG": "1"}
+        return extra if self.image else {**os.environ, **extra}
+
+    def log_findings(self) -> list[LogFinding]:
+        """Its SIP stack's ACK race (janus_diag.py), when the log shows it."""
+        found = janus_diag.diagnose(self.log_text())
+        return [found] if found else []
 
     def is_ready(self) -> bool:
         assert self.proc is not None

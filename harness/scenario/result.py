@@ -76,6 +76,15 @@ class RunResult:
     pressure and steal time, and a one-line summary when it stalled."""
     t0: float = 0.0
     """Wall-clock time of the first step: step and peer-event times count from here."""
+    log_findings: list[str] = field(default_factory=list)
+    """What the components' logs say about the run (Component.log_findings), per line
+    `component: text`."""
+    races: list[str] = field(default_factory=list)
+    """The documented intermittent bugs of components under test their logs show happened
+    (LogFinding.known_race): a failed run is theirs, an XFAIL (verdict.py)."""
+    race_verdict: bool = False
+    """The verdict is an XFAIL because of `races`, not the scenario's own known failure
+    (verdict.judge_rate leaves such runs out of a failure rate)."""
 
     def failure_text(self) -> str:
         """What a person needs first: the failed step or checks and their evidence."""
@@ -86,6 +95,7 @@ class RunResult:
             out.append(f"error: {self.error}")
         if self.host.get("summary"):
             out.append(f"host: {self.host['summary']}")
+        out += [f"log: {line}" for line in self.races + self.log_findings]
         for s in self.steps:
             if s.status == "failed":
                 where = f" (line {s.line})" if s.line else ""

@@ -92,7 +92,7 @@ async def run_scenario(
         and all(c.passed for c in result.checks)
     )
     v = decide(result, spec.known_failure)
-    result.verdict, result.verdict_reason = v.state, v.reason
+    result.verdict, result.verdict_reason, result.race_verdict = v.state, v.reason, v.race
     if result.passed:
         result.logs = {}
     result.save()
@@ -265,6 +265,9 @@ async def _start_components(ctx: ScenarioContext, result: RunResult, progress: P
 
         def stop(comp: Any = comp) -> None:
             result.logs.setdefault(comp.name, comp.log_tail(20))
+            for found in comp.log_findings():
+                into = result.races if found.known_race else result.log_findings
+                into.append(f"{comp.name}: {found.text}")
             comp.stop()
 
         ctx.teardown.callback(_quietly(stop))  # registered first: a failed start is stopped too

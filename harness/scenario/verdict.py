@@ -6,6 +6,12 @@ fail the way the signature says. Any other failure is a FAIL saying what was
 expected and what was seen; a pass is reported as "possibly fixed" (strict, as
 pytest's strict xfail), unless the bug is intermittent (a failure-rate band),
 whose rate is judged over repeated runs instead.
+
+A component under test can also show one of its own documented intermittent bugs in its
+log (Component.log_findings, e.g. Janus's SIP stack's ACK race: janus_diag.py): a failed
+run whose log proves one is an XFAIL naming it, whatever step or check failed after it,
+since the bug broke the call (a run error, the harness's own failure, is still a FAIL); a
+log finding without that proof is only named in the FAIL's reason.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ BAD = (FAIL, XPASS)
 class Verdict:
     state: str  # PASS, FAIL, XFAIL, XPASS or UNSUPPORTED
     reason: str = ""
+    race: bool = False
+    """An XFAIL for a component's known race (RunResult.races), not the scenario's bug."""
 
     @property
     def bad(self) -> bool:
@@ -130,19 +138,25 @@ def decide(r: RunResult, kf: KnownFailure | None = None) -> Verdict:
     if r.skipped:
         return Verdict(UNSUPPORTED, r.skip_reason)
     failed = bool(_failures(r))
-    if kf is None:
-        return Verdict(FAIL, "") if failed else Verdict(PASS)
     if not failed:
+        if kf is None:
+            return Verdict(PASS)
         if kf.rate is not None:
             return Verdict(PASS, f"intermittent known failure did not show: {kf.reason}")
         return Verdict(
             XPASS,
             f"known failure passed, possibly fixed: update the scenario ({kf.reason})",
         )
-    why = match(kf, r)
-    if why is not None:
-        return Verdict(FAIL, why)
-    return Verdict(XFAIL, f"known failure: {kf.reason}")
+    why: str | None = ""
+    if kf is not None:
+        why = match(kf, r)
+        if why is None:
+            return Verdict(XFAIL, f"known failure: {kf.reason}")
+    if r.races and not r.error:  # the run itself went wrong: never excused by a race
+        return Verdict(
+            XFAIL, "known race of a component under test: " + "; ".join(r.races), race=True
+        )
+    return Verdict(FAIL, "; ".join(filter(None, [why, *r.log_findings])))
 
 
 def judge_rate(kf: KnownFailure | None, runs: Sequence[RunResult]) -> Verdict | None:
@@ -150,7 +164,8 @@ def judge_rate(kf: KnownFailure | None, runs: Sequence[RunResult]) -> Verdict | 
     when there is no band or too few runs to judge it."""
     if kf is None or kf.rate is None:
         return None
-    counted = [r for r in runs if r.verdict in (PASS, XFAIL)]
+    # a run a component's race decided says nothing of the scenario's own bug
+    counted = [r for r in runs if r.verdict in (PASS, XFAIL) and not r.race_verdict]
     if len(counted) < kf.rate.min_runs:
         return None
     rate = sum(r.verdict == XFAIL for r in counted) / len(counted)
