@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from harness.components.versions import PROBES, VersionProbe, host_version, image_version
 from harness.errors import ComponentError, LabError
 from harness.lazy import LazyRegistry
+from harness.logfinding import LogFinding
 
 if TYPE_CHECKING:
     from harness.lab.lab import Lab
@@ -43,16 +43,6 @@ def register(cls: type[Component]) -> type[Component]:
     """Class decorator: make a component kind usable from scenario YAML."""
     COMPONENTS[cls.kind] = cls
     return cls
-
-
-@dataclass
-class LogFinding:
-    """What a component's log shows about its run, for a failed run's verdict."""
-
-    text: str
-    known_race: bool = False
-    """A documented intermittent bug of the program under test, its evidence in `text`:
-    the run's failures are its consequences (verdict.py makes the run an XFAIL)."""
 
 
 class ComponentOptions(BaseModel):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from harness.components import janus_diag
-from harness.components.base import Component, ComponentOptions, LogFinding, register
+from harness.components.base import Component, ComponentOptions, register
 from harness.components.ports import (
     WILDCARD,
     Endpoint,
@@ -26,6 +26,7 @@ from harness.components.ports import (
     port_range,
 )
 from harness.lazy import lazy
+from harness.logfinding import LogFinding
 
 pki = lazy("harness.components.pki")  # cryptography loads when a run issues a certificate
 

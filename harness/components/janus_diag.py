@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from harness.components.base import LogFinding
+from harness.logfinding import LogFinding
 
 REFUSED = "No response to ACK"
 """sofia-sip's nua_i_error phrase, logged by Janus (WARN) as `[user][nua_i_error]: 900 ...`."""

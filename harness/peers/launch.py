@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+from harness.logfinding import LogFinding
 from harness.peers.client import PeerClient, PeerError
 
 if TYPE_CHECKING:
@@ -23,9 +24,24 @@ HARNESS_SOURCE = Path(__file__).resolve().parents[1]
 class LaunchedPeer(PeerClient):
     """A PeerClient that also owns the agent process it talks to."""
 
-    def __init__(self, name: str, socket_path: Path, process: NodeProcess) -> None:
+    def __init__(self, name: str, socket_path: Path, process: NodeProcess, kind: str = "") -> None:
         super().__init__(name, socket_path)
         self.process = process
+        self.kind = kind
+
+    def log_findings(self) -> list[LogFinding]:
+        """What the agent's whole log shows about the run: its stack's documented races
+        (aiortc: aioice's nomination race, aioice_diag.py)."""
+        if self.kind != "aiortc":
+            return []
+        from harness.peers.aioice_diag import nomination_race
+
+        try:
+            text = self.process.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        found = nomination_race(text)
+        return [found] if found else []
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Ask the agent to shut down, then make sure the process is gone."""
@@ -71,7 +87,7 @@ async def start_peer(
         proc = lab.spawn(node, argv, name=name, cwd=workdir, env=env, image=image, mounts=mounts)
     except HarnessError as exc:
         raise PeerError(f"{name}: {exc}") from None
-    client = LaunchedPeer(name, sock, proc)
+    client = LaunchedPeer(name, sock, proc, kind)
     try:
         await client.connect(timeout=timeout, alive=proc.alive)
     except PeerError as exc:

@@ -79,9 +79,10 @@ class RunResult:
     log_findings: list[str] = field(default_factory=list)
     """What the components' logs say about the run (Component.log_findings), per line
     `component: text`."""
-    races: list[str] = field(default_factory=list)
-    """The documented intermittent bugs of components under test their logs show happened
-    (LogFinding.known_race): a failed run is theirs, an XFAIL (verdict.py)."""
+    races: list[dict[str, Any]] = field(default_factory=list)
+    """The documented intermittent bugs of the components and peers under test that their
+    logs prove happened (harness/logfinding.py's LogFinding.to_dict): a failed run whose
+    failures are all their consequences is an XFAIL naming them (verdict.py)."""
     race_verdict: bool = False
     """The verdict is an XFAIL because of `races`, not the scenario's own known failure
     (verdict.judge_rate leaves such runs out of a failure rate)."""
@@ -95,7 +96,8 @@ class RunResult:
             out.append(f"error: {self.error}")
         if self.host.get("summary"):
             out.append(f"host: {self.host['summary']}")
-        out += [f"log: {line}" for line in self.races + self.log_findings]
+        out += [f"log: {r['source']}: {r['text']}" for r in self.races]
+        out += [f"log: {line}" for line in self.log_findings]
         for s in self.steps:
             if s.status == "failed":
                 where = f" (line {s.line})" if s.line else ""

@@ -20,6 +20,7 @@ from harness.config.scenario import IceServerRef, Scenario
 from harness.config.validate import capture_points
 from harness.errors import ComponentError, HarnessError, UnsupportedError
 from harness.lab import Lab
+from harness.logfinding import LogFinding
 from harness.scenario.context import ScenarioContext
 from harness.scenario.needs import unsupported_reasons
 from harness.scenario.result import CheckResult, RunResult, StepResult
@@ -265,9 +266,7 @@ async def _start_components(ctx: ScenarioContext, result: RunResult, progress: P
 
         def stop(comp: Any = comp) -> None:
             result.logs.setdefault(comp.name, comp.log_tail(20))
-            for found in comp.log_findings():
-                into = result.races if found.known_race else result.log_findings
-                into.append(f"{comp.name}: {found.text}")
+            _note_findings(result, comp.name, comp.log_findings())
             comp.stop()
 
         ctx.teardown.callback(_quietly(stop))  # registered first: a failed start is stopped too
@@ -432,6 +431,17 @@ async def _snapshot_stats(ctx: ScenarioContext, step: int) -> None:
         )
 
 
+def _note_findings(result: RunResult, source: str, found: list[LogFinding]) -> None:
+    """A component's or peer's log findings into the result: proven races for the verdict,
+    the rest as evidence."""
+    for f in found:
+        f.source = source
+        if f.known_race:
+            result.races.append(f.to_dict())
+        else:
+            result.log_findings.append(f"{source}: {f.text}")
+
+
 def _recent_events(ctx: ScenarioContext) -> str:
     lines = []
     for name, peer in ctx.peers.items():
@@ -446,6 +456,7 @@ async def _stop_peer(ctx: ScenarioContext, result: RunResult, name: str) -> None
     if peer is None:
         return
     result.logs.setdefault(name, peer.process.log_tail(20))  # type: ignore[attr-defined]
+    _note_findings(result, name, peer.log_findings())  # type: ignore[attr-defined]
     with contextlib.suppress(Exception):
         await peer.stop()  # type: ignore[attr-defined]
 

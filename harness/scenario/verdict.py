@@ -7,11 +7,12 @@ expected and what was seen; a pass is reported as "possibly fixed" (strict, as
 pytest's strict xfail), unless the bug is intermittent (a failure-rate band),
 whose rate is judged over repeated runs instead.
 
-A component under test can also show one of its own documented intermittent bugs in its
-log (Component.log_findings, e.g. Janus's SIP stack's ACK race: janus_diag.py): a failed
-run whose log proves one is an XFAIL naming it, whatever step or check failed after it,
-since the bug broke the call (a run error, the harness's own failure, is still a FAIL); a
-log finding without that proof is only named in the FAIL's reason.
+A component or peer under test can also show one of its own documented intermittent bugs
+in its log (harness/logfinding.py; Janus's SIP stack's ACK race, aioice's nomination
+race): a failed run whose log proves one, and whose every failure is one the race may
+cause (its `may_fail`; Janus's ACK race breaks the whole call, so any), is an XFAIL naming
+it; a run error (the harness's own failure) is never excused, and a log finding without
+that proof is only named in the FAIL's reason.
 """
 
 from __future__ import annotations
@@ -152,11 +153,29 @@ def decide(r: RunResult, kf: KnownFailure | None = None) -> Verdict:
         why = match(kf, r)
         if why is None:
             return Verdict(XFAIL, f"known failure: {kf.reason}")
-    if r.races and not r.error:  # the run itself went wrong: never excused by a race
-        return Verdict(
-            XFAIL, "known race of a component under test: " + "; ".join(r.races), race=True
-        )
+    if r.races and not r.error and all(_explained(f, r.races) for f in _failures(r)):
+        named = "; ".join(f"{x['source']}: {x['text']}" for x in r.races)
+        return Verdict(XFAIL, f"known race of a component or peer under test: {named}", race=True)
     return Verdict(FAIL, "; ".join(filter(None, [why, *r.log_findings])))
+
+
+def _explained(failure: tuple[str, str, str], races: list[dict[str, Any]]) -> bool:
+    """A step or check failure that one of the races may cause (a broken expectation or a
+    run error never is)."""
+    kind, ident, text = failure
+    if kind not in ("step", "check"):
+        return False
+    names = ident.split("|") if kind == "check" else ident.split(":")
+    for race in races:
+        may_fail = race.get("may_fail")
+        if may_fail is None:
+            return True
+        for name in names:
+            if name in may_fail:
+                pattern = may_fail[name]
+                if pattern is None or re.search(pattern, text):
+                    return True
+    return False
 
 
 def judge_rate(kf: KnownFailure | None, runs: Sequence[RunResult]) -> Verdict | None:

@@ -87,7 +87,7 @@ def test_janus_logs_its_sip_messages_and_reads_them(tmp_path: Path) -> None:
     assert janus.log_findings() == []
 
 
-def failed_run(races: list[str], findings: list[str] | None = None) -> RunResult:
+def failed_run(races: list[dict[str, Any]], findings: list[str] | None = None) -> RunResult:
     r = RunResult("cell", "x.yaml", 1, Path("/nonexistent"), races=races)
     r.log_findings = findings or []
     error = "janus.plugin.sip: no updated/accepted within 12 s (got updating)"
@@ -96,10 +96,13 @@ def failed_run(races: list[str], findings: list[str] | None = None) -> RunResult
 
 
 def test_a_failed_run_with_the_race_is_its_xfail() -> None:
-    race = "janus: " + diagnose(RACE).text  # type: ignore[union-attr]
+    found = diagnose(RACE)
+    assert found is not None
+    found.source = "janus"
+    race = found.to_dict()
     v = decide(failed_run([race]))
     assert (v.state, v.race) == (XFAIL, True)
-    assert v.reason.startswith("known race of a component under test: janus: Janus's SIP stack")
+    assert v.reason.startswith("known race of a component or peer under test: janus: Janus's SIP")
     # a scenario's own known failure wins when it matches; the race when it does not
     own = KnownFailure(reason="the cell's bug", steps={"janus_restart_ice": "got updating"})
     assert (decide(failed_run([race]), own).state, decide(failed_run([race]), own).race) == (
@@ -114,7 +117,8 @@ def test_without_proof_the_run_fails_and_says_what_the_log_shows() -> None:
     finding = "janus: " + diagnose(REFUSED).text  # type: ignore[union-attr]
     v = decide(failed_run([], [finding]))
     assert v.state == FAIL and "order of the 180 and the 200 at Janus is unknown" in v.reason
-    passed = RunResult("cell", "x.yaml", 1, Path("/nonexistent"), races=["janus: a race"])
+    race = {"source": "janus", "text": "a race", "known_race": True, "may_fail": None}
+    passed = RunResult("cell", "x.yaml", 1, Path("/nonexistent"), races=[race])
     assert decide(passed).state == PASS  # nothing failed: nothing to excuse
 
 
@@ -135,6 +139,6 @@ def test_race_runs_leave_a_failure_rate(raced: int) -> None:
 
 
 def test_a_run_error_is_never_the_race() -> None:
-    run = failed_run(["janus: a race"])
+    run = failed_run([{"source": "janus", "text": "a race", "known_race": True, "may_fail": None}])
     run.error = "TypeError: the harness's own bug"
     assert decide(run).state == FAIL

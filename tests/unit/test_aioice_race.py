@@ -1,0 +1,74 @@
+"""aioice's nomination race (the pair whose check completes last wins), named from the
+aiortc agent's log, excuses exactly what it causes: `peer_selected_pair` finding a relay.
+Real agent logs (tests/data/logs/SOURCES.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+from harness.peers.aioice_diag import nomination_race
+from harness.peers.launch import LaunchedPeer
+from harness.scenario.result import CheckResult, RunResult
+from harness.scenario.verdict import FAIL, XFAIL, decide
+
+LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
+RACE = (LOGS / "aiortc-nomination-race.log").read_text()
+HOST = (LOGS / "aiortc-host-pair.log").read_text()
+
+
+def test_the_race_is_proven_by_the_log() -> None:
+    found = nomination_race(RACE)
+    assert found is not None and found.known_race
+    assert "relay pair 198.18.0.12:49190 -> 198.18.0.11:56759" in found.text
+    assert "completed on 198.18.0.10:54514 -> 198.18.0.11:56759" in found.text
+    assert found.may_fail == {"peer_selected_pair": r"^local is relay, expected"}
+
+
+def test_no_race_when_ice_completed_on_the_only_success() -> None:
+    assert nomination_race(HOST) is None
+
+
+def test_the_restart_starts_a_new_generation() -> None:
+    # a relay success after ICE completed, but in the next generation: not the race
+    lines = RACE.splitlines()
+    completed = next(i for i, line in enumerate(lines) if "ICE completed" in line)
+    restart = next(line for line in lines if "ICE restart" in line)
+    assert (
+        nomination_race("\n".join([*lines[: completed + 1], restart, *lines[completed + 1 :]]))
+        is None
+    )
+
+
+def run(*checks: CheckResult) -> RunResult:
+    found = nomination_race(RACE)
+    assert found is not None
+    found.source = "alice"
+    return RunResult("cell", "x.yaml", 1, Path("/n"), checks=list(checks), races=[found.to_dict()])
+
+
+def pair(message: str) -> CheckResult:
+    return CheckResult("peer_selected_pair", False, message, params={"peer": "alice"})
+
+
+def test_it_excuses_the_pair_it_moved() -> None:
+    v = decide(run(pair("local is relay, expected host")))
+    assert (v.state, v.race) == (XFAIL, True) and "alice: aioice's nomination race" in v.reason
+
+
+def test_it_excuses_nothing_else() -> None:
+    assert decide(run(pair("remote is relay, expected host"))).state == FAIL
+    tone = CheckResult("peer_received_tone", False, "alice received no audio it could measure")
+    assert decide(run(pair("local is relay, expected host"), tone)).state == FAIL
+
+
+def test_the_aiortc_agent_reads_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "peer-a-alice.log"
+    log.write_text(RACE)
+    process = cast(Any, SimpleNamespace(log_path=log))  # what the runtime gives: its log
+    [found] = LaunchedPeer("alice", tmp_path / "s", process, "aiortc").log_findings()
+    assert found.known_race
+    assert LaunchedPeer("alice", tmp_path / "s", process, "chromium").log_findings() == []
+    log.write_text(HOST)
+    assert LaunchedPeer("alice", tmp_path / "s", process, "aiortc").log_findings() == []
