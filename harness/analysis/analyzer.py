@@ -28,7 +28,7 @@ from harness.analysis.model import (
     SipEvent,
 )
 from harness.analysis.net import TCP, Segment, decode, endpoints, reassembled, reverse, segments
-from harness.analysis.pcapio import ReadStats, index_frames, read_capture
+from harness.analysis.pcapio import ReadStats, index_frames, read_capture, uncompressed
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
 from harness.analysis.turnrelay import RELAYED, TurnRelay, _datagram
@@ -386,8 +386,10 @@ def analyze_bytes(
         from harness.analysis.tlsdecrypt import read_keylog
 
         keys = read_keylog(keylog)
+    stats = ReadStats()
+    data = uncompressed(data, stats)
     with paused_gc():
-        return Analyzer(Analysis(Path(path), ReadStats()), keys).run(data)
+        return Analyzer(Analysis(Path(path), stats), keys).run(data)
 
 
 def analyze_file(path: Path | str, keylog: Path | str | None = None) -> Analysis:
