@@ -13,11 +13,12 @@
  *   end:     the offset after the last whole record (the Python loop's `off`);
  *   broke:   True if a record's length ran past the file or over max_frame.
  *
- * walk_ng(data) -> (starts, lengths, times, links, linktypes, errors, truncated)
+ * walk_ng(data) -> (starts, lengths, times, links, linktypes, errors, truncated, secrets)
  *   the same for a pcapng image (the format Wireshark and dumpcap write: most captures
  *   users bring), block by block as pcapio._walk_ng does, which it mirrors line for line:
  *   links are each frame's interface's link type (int64s), linktypes every interface's,
- *   errors the same texts, truncated 0 or 1. Times are ticks * the interface's unit, the
+ *   errors the same texts, truncated 0 or 1, secrets (type, bytes) of every decryption
+ *   secrets block (a key log Wireshark embeds). Times are ticks * the interface's unit, the
  *   unit 2.0 ** -n or 10.0 ** -n as Python computes it (libm's pow, exact for 2).
  */
 #define PY_SSIZE_T_CLEAN
@@ -137,8 +138,8 @@ static PyObject *walk_ng(PyObject *self, PyObject *args) {
     PyObject *lengths = PyBytes_FromStringAndSize(NULL, cap * 8);
     PyObject *times = PyBytes_FromStringAndSize(NULL, cap * 8);
     PyObject *links = PyBytes_FromStringAndSize(NULL, cap * 8);
-    PyObject *linktypes = PyList_New(0), *errors = PyList_New(0);
-    if (!ifaces || !starts || !lengths || !times || !links || !linktypes || !errors)
+    PyObject *linktypes = PyList_New(0), *errors = PyList_New(0), *secrets = PyList_New(0);
+    if (!ifaces || !starts || !lengths || !times || !links || !linktypes || !errors || !secrets)
         goto fail;
     int64_t *s = (int64_t *)PyBytes_AS_STRING(starts), *l = (int64_t *)PyBytes_AS_STRING(lengths);
     int64_t *k = (int64_t *)PyBytes_AS_STRING(links);
@@ -190,6 +191,12 @@ static PyObject *walk_ng(PyObject *self, PyObject *args) {
                 t[count] = (double)(hi << 32 | lo) * ifaces[ifid].tick;
                 k[count++] = ifaces[ifid].link;
             }
+        } else if (btype == 10 && blen >= 20) { /* decryption secrets */
+            Py_ssize_t slen = (Py_ssize_t)rd32(d + body + 4, big);
+            if (slen <= blen - 20 &&
+                note(secrets, Py_BuildValue("(ky#)", (unsigned long)rd32(d + body, big),
+                                            (const char *)d + body + 8, slen)) < 0)
+                goto fail;
         } else if (btype == 3 && blen >= 16 && nif) {
             /* as long as it was, or as the first interface's snap length cut it */
             Py_ssize_t orig = (Py_ssize_t)rd32(d + body, big), snap = ifaces[0].snap;
@@ -218,9 +225,11 @@ static PyObject *walk_ng(PyObject *self, PyObject *args) {
         Py_XDECREF(links);
         Py_DECREF(linktypes);
         Py_DECREF(errors);
+        Py_DECREF(secrets);
         return NULL;
     }
-    return Py_BuildValue("NNNNNNi", starts, lengths, times, links, linktypes, errors, truncated);
+    return Py_BuildValue("NNNNNNiN", starts, lengths, times, links, linktypes, errors, truncated,
+                         secrets);
 fail:
     PyMem_Free(ifaces);
     PyBuffer_Release(&buf);
@@ -230,6 +239,7 @@ fail:
     Py_XDECREF(links);
     Py_XDECREF(linktypes);
     Py_XDECREF(errors);
+    Py_XDECREF(secrets);
     return NULL;
 }
 

@@ -82,6 +82,11 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         idx = index_frames(data, a.read)
         if not len(idx):
             return a
+        if a.read.secrets:  # key logs the file carries: decrypted as with --keylog
+            from harness.analysis.tlsdecrypt import parse_keylog
+
+            embedded = parse_keylog(b"\n".join(a.read.secrets).decode(errors="replace"))
+            self.keylog = {**embedded, **self.keylog}
         a.start_time = t0 = float(idx.times[0])
         fast = fastpath.find_media(data, idx)
         batch, relayed = fast.rtp, fast.relayed

@@ -47,6 +47,10 @@ class ReadStats:
     linktypes: set[int] = field(default_factory=set)
     compression: str = ""
     """"gzip" when the file was compressed (`uncompressed`)."""
+    secrets: list[bytes] = field(default_factory=list)
+    """TLS key logs (NSS format) the file carries in pcapng decryption secrets blocks
+    (`editcap --inject-secrets tls,KEYLOG`): the analyser decrypts with them as with
+    --keylog."""
 
 
 #: an int64 or float64 column: memoryview, array.array or numpy array (any 1-d buffer)
@@ -223,7 +227,7 @@ def _walk(
 
 def _index_pcapng(data: bytes, stats: ReadStats) -> FrameIndex:
     if _pcapwalk is not None:
-        raw_starts, raw_lens, raw_times, raw_links, linktypes, errors, truncated = (
+        raw_starts, raw_lens, raw_times, raw_links, linktypes, errors, truncated, secrets = (
             _pcapwalk.walk_ng(data)
         )
         idx = FrameIndex(
@@ -233,21 +237,27 @@ def _index_pcapng(data: bytes, stats: ReadStats) -> FrameIndex:
             memoryview(raw_links).cast("q"),
         )
     else:
-        offs, lens, times, links, linktypes, errors, truncated = _walk_ng(data)
+        offs, lens, times, links, linktypes, errors, truncated, secrets = _walk_ng(data)
         idx = FrameIndex(array("q", offs), array("q", lens), array("d", times), array("q", links))
     stats.linktypes.update(linktypes)
     stats.errors += errors
+    stats.secrets += [blob for kind, blob in secrets if kind == TLS_KEY_LOG]
     stats.truncated += truncated
     stats.frames = len(idx)
     return idx
 
 
+TLS_KEY_LOG = 0x544C534B  # a decryption secrets block's type for an NSS key log ("TLSK")
+
+
 def _walk_ng(
     data: bytes,
-) -> tuple[list[int], list[int], list[float], list[int], list[int], list[str], int]:
+) -> tuple[
+    list[int], list[int], list[float], list[int], list[int], list[str], int, list[tuple[int, bytes]]
+]:
     """The block chain in Python (`walk_ng` in _pcapwalk.c mirrors it): frame offsets,
-    lengths, times and link types, every interface's link type, damage seen, and 1 if the
-    chain broke or left bytes over."""
+    lengths, times and link types, every interface's link type, damage seen, 1 if the
+    chain broke or left bytes over, and every decryption secrets block's (type, data)."""
     n, off = len(data), 0
     endian = "<"
     ifaces: list[tuple[int, float, int]] = []  # (link type, seconds per tick, snap length)
@@ -257,6 +267,7 @@ def _walk_ng(
     links: list[int] = []
     linktypes: list[int] = []
     errors: list[str] = []
+    secrets: list[tuple[int, bytes]] = []
     truncated = 0
     while off + 12 <= n:
         btype, blen = struct.unpack_from(endian + "II", data, off)
@@ -284,6 +295,10 @@ def _walk_ng(
                 lens.append(cap)
                 times.append(((hi << 32) | lo) * tick)
                 links.append(link)
+        elif btype == 10 and blen >= 20:  # decryption secrets
+            kind, size = struct.unpack_from(endian + "II", data, body)
+            if size <= blen - 20:
+                secrets.append((kind, bytes(data[body + 8 : body + 8 + size])))
         elif btype == 3 and blen >= 16 and ifaces:
             # the packet as long as it was, or as the first interface's snap length cut it
             # (the block's padding is not the packet's)
@@ -297,7 +312,7 @@ def _walk_ng(
     if off < n and not truncated:
         truncated = 1
         errors.append(f"{n - off} trailing bytes after block at offset {off}")
-    return offs, lens, times, links, linktypes, errors, truncated
+    return offs, lens, times, links, linktypes, errors, truncated, secrets
 
 
 def _if_tsresol(data: bytes, off: int, end: int, endian: str) -> float:

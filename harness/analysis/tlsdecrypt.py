@@ -42,9 +42,14 @@ MAX_TRIES = 4096
 
 
 def read_keylog(path: Path | str) -> dict[tuple[str, bytes], bytes]:
-    """(label, client random) -> secret, from an NSS key log; bad lines are skipped."""
+    """(label, client random) -> secret, from an NSS key log file; bad lines are skipped."""
+    return parse_keylog(Path(path).read_text(errors="replace"))
+
+
+def parse_keylog(text: str) -> dict[tuple[str, bytes], bytes]:
+    """(label, client random) -> secret, from an NSS key log's text; bad lines are skipped."""
     keys: dict[tuple[str, bytes], bytes] = {}
-    for line in Path(path).read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         parts = line.split()
         if len(parts) == 3 and not line.startswith("#"):
             try:

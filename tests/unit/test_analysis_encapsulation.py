@@ -194,3 +194,30 @@ def test_a_gzip_bomb_stops_at_the_limit() -> None:
         stats = ReadStats()
         assert pcapio.uncompressed(packed, stats, limit=1000) == image[:1000]
         assert stats.errors == ["gzip: more than 1000 bytes uncompressed: read no further"]
+
+
+@pytest.mark.parametrize("name", ["sip-tls12", "sip-tls13"])
+def test_key_logs_the_file_carries_decrypt_as_keylog(name: str, tmp_path: Path) -> None:
+    """A pcapng with the TLS key log embedded (`editcap --inject-secrets tls,KEYS`, what
+    Wireshark's "export with secrets" writes) reads as the capture with --keylog KEYS."""
+    keys = PCAPS / f"{name}.keys"
+    packed = tmp_path / f"{name}.pcapng"
+    subprocess.run(["editcap", "--inject-secrets", f"tls,{keys}", str(PCAPS / f"{name}.pcap"),
+                    str(packed)], check=True, timeout=30)  # fmt: skip
+    embedded = summary(build(analyze_bytes(packed.read_bytes())))
+    given = summary(build(analyze_bytes((PCAPS / f"{name}.pcap").read_bytes(), keylog=keys)))
+    plain = summary(build(analyze_bytes((PCAPS / f"{name}.pcap").read_bytes())))
+    assert embedded["sip"] and not plain["sip"]  # read only with the keys
+    for key in ("sip", "sdp", "flows", "packets"):  # times: pcapng counts ns ticks, pcap s+ns
+        assert rounded(embedded[key]) == rounded(given[key]), key
+
+
+def rounded(value: Any) -> Any:
+    """A summary's part with its floats to the microsecond."""
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v) for v in value]
+    return value

@@ -662,6 +662,8 @@ def _ng_section(endian: str, tsresols: list[int | None], packets: list[tuple[int
         head = struct.pack(endian + "IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF, 42, 60)
         out += _ng_block(endian, 6, head + frame)
         if k == 0:
+            # a key log Wireshark embeds (editcap --inject-secrets tls,FILE)
+            out += _ng_block(endian, 10, struct.pack(endian + "II", 0x544C534B, 8) + b"# a key\n")
             # cut to the interface's snap length: 60 bytes on the wire, 42 in the block
             out += _ng_block(endian, 3, struct.pack(endian + "I", 60) + frame)
             out += _ng_block(endian, 5, struct.pack(endian + "III", ifid, 0, 0))
@@ -696,8 +698,9 @@ def test_pcapng_units_and_sections_against_tshark(tmp_path: Path) -> None:
         walks.append(
             (*(np.frombuffer(c[i], dtype=k).tolist() for i, k in enumerate(kinds)), *c[4:])
         )
-    for offs, lens, times, links, linktypes, errors, truncated in walks:
+    for offs, lens, times, links, linktypes, errors, truncated, secrets in walks:
         assert (links, linktypes, errors, truncated) == ([1] * 6, [1] * 4, [], 0)
+        assert secrets == [(0x544C534B, b"# a key\n")] * 2  # one block per section
         assert {NG_IMAGE[o : o + 42] for o in offs} == {SMALL[40:82]}  # each block's frame
         assert lens == [int(n) for _, n in theirs] == [42] * 6
         # tshark prints nanoseconds; a simple packet block has no time (tshark: none, ours 0)
