@@ -77,8 +77,8 @@ class RunResult:
     t0: float = 0.0
     """Wall-clock time of the first step: step and peer-event times count from here."""
     log_findings: list[str] = field(default_factory=list)
-    """What the components' logs say about the run (Component.log_findings), per line
-    `component: text`."""
+    """What the components' and peers' logs say about the run without proving a known race
+    (Component.log_findings, LaunchedPeer.log_findings), per line `name: text`."""
     races: list[dict[str, Any]] = field(default_factory=list)
     """The documented intermittent bugs of the components and peers under test that their
     logs prove happened (harness/logfinding.py's LogFinding.to_dict): a failed run whose
