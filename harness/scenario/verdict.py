@@ -71,6 +71,12 @@ def _failures(r: RunResult) -> list[tuple[str, str, str]]:
     return out
 
 
+def _names(kind: str, ident: str) -> list[str]:
+    """The names a signature may give a failure: a check's name and label, a step's number
+    and kind (`_failures`' identities)."""
+    return ident.split("|") if kind == "check" else ident.split(":")
+
+
 def _first(text: str) -> str:
     return text.strip().splitlines()[0][:160] if text.strip() else ""
 
@@ -100,7 +106,7 @@ def match(kf: KnownFailure, r: RunResult) -> str | None:
         if kind == "broken":
             unexpected.append(f"check {ident.split('|')[1]}: {_first(text)}")
             continue
-        names = ident.split("|") if kind == "check" else ident.split(":")
+        names = _names(kind, ident)
         table = wanted_checks if kind == "check" else wanted_steps
         key = next((n for n in names if n in table), None)
         if key is None and kind == "check":
@@ -165,7 +171,7 @@ def _explained(failure: tuple[str, str, str], races: list[dict[str, Any]]) -> bo
     kind, ident, text = failure
     if kind not in ("step", "check"):
         return False
-    names = ident.split("|") if kind == "check" else ident.split(":")
+    names = _names(kind, ident)
     for race in races:
         may_fail = race.get("may_fail")
         if may_fail is None:
