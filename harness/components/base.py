@@ -179,9 +179,4 @@ class Component(ABC):
 
     def log_text(self) -> str:
         """The program's whole log so far ("" if it has none)."""
-        if self.proc is None:
-            return ""
-        try:
-            return self.proc.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return self.proc.log_text() if self.proc else ""

@@ -36,11 +36,7 @@ class LaunchedPeer(PeerClient):
             return []
         from harness.peers.aioice_diag import nomination_race
 
-        try:
-            text = self.process.log_path.read_text(errors="replace")
-        except OSError:
-            return []
-        found = nomination_race(text)
+        found = nomination_race(self.process.log_text())
         return [found] if found else []
 
     async def stop(self, timeout: float = 5.0) -> None:

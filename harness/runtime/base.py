@@ -82,6 +82,14 @@ class NodeProcess(ABC):
     def stop(self, timeout: float = 3.0, sig: int = signal.SIGTERM) -> int | None:
         """Ask politely, then kill. Returns the exit status."""
 
+    def log_text(self) -> str:
+        """The whole log so far ("" if there is none): what a kind that knows its
+        program's bugs by their log lines reads (log findings)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             with self.log_path.open("rb") as f:

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from harness.peers.aioice_diag import nomination_race
 from harness.peers.launch import LaunchedPeer
+from harness.runtime.base import NodeProcess
 from harness.scenario.result import CheckResult, RunResult
 from harness.scenario.verdict import FAIL, XFAIL, decide
 
@@ -66,7 +67,9 @@ def test_it_excuses_nothing_else() -> None:
 def test_the_aiortc_agent_reads_its_log(tmp_path: Path) -> None:
     log = tmp_path / "peer-a-alice.log"
     log.write_text(RACE)
-    process = cast(Any, SimpleNamespace(log_path=log))  # what the runtime gives: its log
+    proc = SimpleNamespace(log_path=log)  # what the runtime gives: its log
+    proc.log_text = lambda: NodeProcess.log_text(cast(Any, proc))
+    process = cast(Any, proc)
     [found] = LaunchedPeer("alice", tmp_path / "s", process, "aiortc").log_findings()
     assert found.known_race
     assert LaunchedPeer("alice", tmp_path / "s", process, "chromium").log_findings() == []

@@ -14,6 +14,7 @@ import pytest
 from harness.components.janus import Janus
 from harness.components.janus_diag import diagnose, late_provisionals, tport_messages
 from harness.config.knownfailure import KnownFailure
+from harness.runtime.base import NodeProcess
 from harness.scenario.result import RunResult, StepResult
 from harness.scenario.verdict import FAIL, PASS, XFAIL, decide, judge_rate
 
@@ -80,7 +81,9 @@ def test_janus_logs_its_sip_messages_and_reads_them(tmp_path: Path) -> None:
     assert janus.log_findings() == []  # not started: no log
     log = tmp_path / "server-janus.log"
     log.write_text(RACE)
-    janus.proc = cast(Any, SimpleNamespace(log_path=log))  # what the runtime gives: its log
+    proc = SimpleNamespace(log_path=log)  # what the runtime gives: its log
+    proc.log_text = lambda: NodeProcess.log_text(cast(Any, proc))
+    janus.proc = cast(Any, proc)
     [found] = janus.log_findings()
     assert found.known_race and "0.123 ms" in found.text
     log.write_text(CONTROL)
