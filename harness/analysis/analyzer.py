@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from harness.analysis import dtls, exitkeep, fastpath, http, rtp, sdp, sip, stun
-from harness.analysis.datachannels import DataChannels
+from harness.analysis.datachannels import DataChannels, NotSctp
 from harness.analysis.ipfrag import Reassembler
 from harness.analysis.model import (
     Address,
@@ -58,6 +58,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         self.associations = {}  # DTLS, decrypted when keylog names them (datachannels.py)
         self.sctp_in = {}
         self.labels = {}
+        self.not_sctp = NotSctp()
         self.flows: dict[bytes, Flow] = {}
         self.tcp: dict[bytes, TcpDirection] = {}
         self.relayed_addr: dict[bytes, Address] = {}  # client->server key -> relayed address

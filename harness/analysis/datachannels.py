@@ -6,10 +6,16 @@ its SCTP packet read (sctp.py), DATA chunks joined per direction, and every whol
 message becomes a `DataChannelEvent` named by the channel's label from its
 DATA_CHANNEL_OPEN (dcep.py). Counters in `Analysis.decrypted` are what the
 tests compare with tshark.
+
+DTLS carries more than WebRTC's SCTP (CoAP, VPN tunnels, a test program's text): a
+plaintext that is no SCTP packet is malformed SCTP only in an association that carried
+SCTP; in one that never did, it is another protocol's application data
+(`decrypted["application-data-not-sctp"]`), which no check reads as a fault.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from harness.analysis import dtls
@@ -35,6 +41,32 @@ def association_key(key: bytes) -> bytes:
     return min(key, back_key(key))
 
 
+@dataclass
+class NotSctp:
+    """Plaintexts that were no SCTP packet, held per association until it shows whether it
+    carries SCTP: malformed SCTP if it does, another protocol's data if it never does."""
+
+    held: dict[bytes, int] = field(default_factory=dict)  # association -> count; -1: SCTP
+
+    def other(self, akey: bytes) -> int:
+        """A plaintext of `akey` that is no SCTP packet: 1 if it is malformed SCTP now."""
+        n = self.held.get(akey, 0)
+        if n < 0:
+            return 1
+        self.held[akey] = n + 1
+        return 0
+
+    def sctp(self, akey: bytes) -> int:
+        """An SCTP packet of `akey`: how many plaintexts held for it were malformed SCTP."""
+        n = self.held.get(akey, 0)
+        self.held[akey] = -1
+        return max(n, 0)
+
+    def others(self) -> int:
+        """Once the walk is over: the plaintexts of associations that never carried SCTP."""
+        return sum(n for n in self.held.values() if n > 0)
+
+
 class DataChannels:
     """Mixin of `Analyzer`: the decrypted side of DTLS."""
 
@@ -43,6 +75,7 @@ class DataChannels:
     associations: dict[bytes, DtlsAssociation]
     sctp_in: dict[bytes, sctp.Reassembler]  # direction key -> its DATA reassembly
     labels: dict[tuple[bytes, int], tuple[str, str]]  # (association, stream) -> label, protocol
+    not_sctp: NotSctp
 
     def _dtls_payload(
         self, flow: Flow, key: bytes, p: bytes, t: float, no: int
@@ -63,8 +96,10 @@ class DataChannels:
                 assoc.adopt_tries += 1
         for plain in assoc.plaintexts(key, p):
             pkt = sctp.parse(plain)
+            malformed = self.not_sctp.other(akey) if pkt is None else self.not_sctp.sctp(akey)
+            if malformed:
+                self.a.malformed["sctp"] += malformed
             if pkt is None:
-                self.a.malformed["sctp"] += 1
                 continue
             self.a.decrypted["sctp-packets"] += 1
             for chunk in pkt.chunks:
@@ -122,6 +157,8 @@ class DataChannels:
                 self.a.decrypted["dtls-records-failed"] += assoc.failed
             if assoc.problem:
                 self.a.skipped[f"dtls: {assoc.problem}"] += 1
+        if others := self.not_sctp.others():
+            self.a.decrypted["application-data-not-sctp"] += others
         for reasm in self.sctp_in.values():
             if reasm.duplicates:
                 self.a.decrypted["sctp-data-repeated"] += reasm.duplicates

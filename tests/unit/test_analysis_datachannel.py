@@ -39,6 +39,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.analyzer import analyze_file
+from harness.analysis.datachannels import NotSctp
 from harness.analysis.dtls import ALERTS
 from harness.analysis.sctp import CHUNK_TYPES
 
@@ -260,3 +261,25 @@ def test_firefox_dtls13_idata() -> None:
     assert strings[0].text == long_text[:200] and strings[1].text == doc
     assert [e.kind for e in a.datachannel].count("open") == 1 and not a.malformed
     assert not [k for k in a.skipped if k.startswith("dtls:")], a.skipped
+
+
+def test_dtls_of_another_protocol_is_no_malformed_sctp() -> None:
+    """ndpi-dtls.pcap's DTLS 1.3 session (wolfSSL's example client and server, keys in the
+    pcapng) carries "hello wolfssl!" and its answer: no SCTP, and nothing malformed."""
+    a = analyze_file(PCAPS.parent / "thirdparty" / "ndpi-dtls.pcap")
+    assert a.decrypted["dtls-records"] == 2
+    assert a.decrypted["application-data-not-sctp"] == 2
+    assert "sctp" not in a.malformed and "sctp-packets" not in a.decrypted
+
+
+def test_no_sctp_in_an_association_of_sctp_is_malformed() -> None:
+    """Held until the association shows what it carries, in either order."""
+    kinds = NotSctp()
+    assert kinds.other(b"A") == 0 and kinds.other(b"A") == 0  # held: nothing known yet
+    assert kinds.sctp(b"A") == 2  # SCTP after all: the two were malformed SCTP
+    assert kinds.other(b"A") == 1 and kinds.sctp(b"A") == 0  # now at once
+    assert kinds.other(b"B") == 0  # another association, never SCTP
+    assert kinds.others() == 1
+    # the walk's own counters, on a capture whose associations all carry SCTP
+    a = analyze_file(PCAPS / "aiortc-datachannel.pcap", PCAPS / "aiortc-datachannel.keys")
+    assert "application-data-not-sctp" not in a.decrypted and "sctp" not in a.malformed
