@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from harness.analysis import dtls, exitkeep, fastpath, http, rtp, sdp, sip, stun
+from harness.analysis.compression import uncompressed
 from harness.analysis.datachannels import DataChannels, NotSctp
 from harness.analysis.ipfrag import Reassembler
 from harness.analysis.model import (
@@ -28,7 +29,7 @@ from harness.analysis.model import (
     SipEvent,
 )
 from harness.analysis.net import TCP, Segment, decode, endpoints, reassembled, reverse, segments
-from harness.analysis.pcapio import ReadStats, index_frames, read_capture, uncompressed
+from harness.analysis.pcapio import ReadStats, index_frames, read_capture
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
 from harness.analysis.turnrelay import RELAYED, TurnRelay, _datagram

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import mmap
 import struct
-import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ class ReadStats:
     errors: list[str] = field(default_factory=list)
     linktypes: set[int] = field(default_factory=set)
     compression: str = ""
-    """"gzip" when the file was compressed (`uncompressed`)."""
+    """"gzip", "zstd" or "lz4" when the file was compressed (compression.py)."""
     secrets: list[bytes] = field(default_factory=list)
     """TLS key logs (NSS format) the file carries in pcapng decryption secrets blocks
     (`editcap --inject-secrets tls,KEYLOG`): the analyser decrypts with them as with
@@ -95,49 +94,6 @@ def read_capture(path: Path) -> bytes | mmap.mmap:
             return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError):  # empty (ValueError), or not a regular file
             return f.read()
-
-
-GZIP = b"\x1f\x8b"
-MAX_UNCOMPRESSED = 8 << 30  # a gzip bomb stops here, named, instead of taking the memory
-#: other compressions Wireshark reads, which need a module the standard library lacks
-OTHER_COMPRESSION = {b"\x28\xb5\x2f\xfd": "zstd", b"\x04\x22\x4d\x18": "lz4"}
-
-
-def uncompressed(data: bytes, stats: ReadStats, limit: int = MAX_UNCOMPRESSED) -> bytes:
-    """The capture inside a gzip-compressed file (what `tshark -w x.pcapng.gz`, `editcap`
-    and many a bug report give; Wireshark reads it as it is), or `data` as it is. A cut or
-    damaged stream gives what came before the damage, and the damage goes into `stats`;
-    zstd and lz4, which Wireshark reads too, are named in `stats`, not read."""
-    head = bytes(data[:4])
-    if head[:2] != GZIP:
-        if head in OTHER_COMPRESSION:
-            stats.errors.append(
-                f"compressed with {OTHER_COMPRESSION[head]}: decompress it first "
-                f"({OTHER_COMPRESSION[head]} -d FILE)"
-            )
-        return data
-    stats.compression = "gzip"
-    out: list[bytes] = []
-    rest, room = bytes(data), limit
-    while rest[:2] == GZIP:  # one member after another (`cat a.gz b.gz` is valid gzip)
-        if room <= 0:  # (a max_length of 0 is no limit)
-            stats.errors.append(f"gzip: more than {limit} bytes uncompressed: read no further")
-            break
-        inflate = zlib.decompressobj(wbits=31)
-        try:
-            out.append(inflate.decompress(rest, room))
-        except zlib.error as exc:
-            stats.errors.append(f"gzip: {exc} after {sum(map(len, out))} bytes")
-            break
-        room -= len(out[-1])
-        if inflate.unconsumed_tail:
-            stats.errors.append(f"gzip: more than {limit} bytes uncompressed: read no further")
-            break
-        if not inflate.eof:
-            stats.errors.append(f"gzip: the stream is cut after {sum(map(len, out))} bytes")
-            break
-        rest = inflate.unused_data
-    return b"".join(out)
 
 
 def index_frames(data: bytes, stats: ReadStats) -> FrameIndex:

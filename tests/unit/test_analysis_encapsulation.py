@@ -1,5 +1,5 @@
-"""The same call captured on another link layer, carried by IPv6 or gzip-compressed reads
-the same, and as fast.
+"""The same call captured on another link layer or carried by IPv6 reads the same, and as
+fast; a pcapng's own TLS key log decrypts as --keylog.
 
 `tcpdump -i any` on a gateway writes Linux cooked headers, a trunk port VLAN tags, a tun
 device raw IP: the analysis of each must equal the Ethernet capture's (tests/relink.py
@@ -10,7 +10,6 @@ over IPv6 must read as the per-frame walk reads it, the fast path taking its med
 
 from __future__ import annotations
 
-import gzip
 import ipaddress
 import json
 import subprocess
@@ -133,67 +132,6 @@ def test_ipv6_text_is_ipaddress_text(words: list[int]) -> None:
     """inet_ntop where it agrees with `ipaddress` (RFC 5952), `ipaddress` where not."""
     raw = b"".join(w.to_bytes(2, "big") for w in words)
     assert net.ipv6_text(raw) == str(ipaddress.IPv6Address(raw))
-
-
-def frames_tshark_reads(path: Path) -> int:
-    out = subprocess.run(
-        ["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "frame.number"],
-        capture_output=True, text=True, timeout=60,
-    ).stdout.split()  # fmt: skip
-    return len(out)
-
-
-@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
-def test_a_gzip_compressed_capture_reads_as_the_capture(kind: str, tmp_path: Path) -> None:
-    """`tshark -w x.pcapng.gz`, `gzip x.pcap`: read as they are, as Wireshark reads them."""
-    plain = tmp_path / f"x.{kind}"
-    if kind == "pcap":
-        plain.write_bytes((PCAPS / "aiortc-relayed.pcap").read_bytes())
-    else:
-        subprocess.run(["editcap", "-F", "pcapng", str(PCAPS / "aiortc-relayed.pcap"), str(plain)],
-                       check=True, timeout=30)  # fmt: skip
-    packed = tmp_path / f"x.{kind}.gz"
-    packed.write_bytes(gzip.compress(plain.read_bytes()))
-    want, got = analysed(plain.read_bytes()), analysed(packed.read_bytes())
-    assert got.pop("format") == f"{want.pop('format')} (gzip)"
-    assert got == want and want["packets"] == frames_tshark_reads(packed)
-
-
-def test_a_cut_or_multi_member_gzip(tmp_path: Path) -> None:
-    image = (PCAPS / "aiortc-relayed.pcap").read_bytes()
-    members = gzip.compress(image[:5000]) + gzip.compress(image[5000:])  # `cat a.gz b.gz`
-    assert analysed(members) == analysed(gzip.compress(image))
-    cut = tmp_path / "cut.pcap.gz"
-    cut.write_bytes(gzip.compress(image)[:9000])
-    a = analyze_bytes(cut.read_bytes())
-    assert a.packets == frames_tshark_reads(cut) > 100  # what came before the cut
-    assert a.read.errors[0].startswith("gzip: the stream is cut after")
-
-
-def test_other_compressions_are_named() -> None:
-    a = analyze_bytes(b"\x28\xb5\x2f\xfd" + bytes(100))
-    assert (
-        a.packets == 0
-        and a.read.errors[0] == "compressed with zstd: decompress it first (zstd -d FILE)"
-    )
-
-
-@FAST
-@given(st.data())
-def test_damaged_gzip_never_crashes(data: st.DataObject) -> None:
-    buf = bytearray(gzip.compress((PCAPS / "aiortc-relayed.pcap").read_bytes()))
-    for _ in range(data.draw(st.integers(1, 10))):
-        buf[data.draw(st.integers(0, len(buf) - 1))] = data.draw(st.integers(0, 255))
-    a = analyze_bytes(bytes(buf[: data.draw(st.integers(0, len(buf)))]))
-    assert not [k for k in a.malformed if k.startswith("crash:")]
-
-
-def test_a_gzip_bomb_stops_at_the_limit() -> None:
-    image = (PCAPS / "aiortc-relayed.pcap").read_bytes()
-    for packed in (gzip.compress(image), gzip.compress(image[:1000]) + gzip.compress(image)):
-        stats = ReadStats()
-        assert pcapio.uncompressed(packed, stats, limit=1000) == image[:1000]
-        assert stats.errors == ["gzip: more than 1000 bytes uncompressed: read no further"]
 
 
 @pytest.mark.parametrize("name", ["sip-tls12", "sip-tls13"])
