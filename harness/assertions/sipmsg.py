@@ -44,6 +44,20 @@ def _matches(e: SipEvent, p: dict[str, Any], rx: dict[str, re.Pattern[str]]) -> 
     return not ("from_host" in p and e.src[0] != p["from_host"])
 
 
+def _after(sip: list[SipEvent], found: list[SipEvent], status: int) -> list[SipEvent]:
+    """The messages of `found` captured after a `status` response to the same request."""
+    first: dict[tuple[str, tuple[int, str]], int] = {}  # (Call-ID, CSeq) -> its frame
+    for e in sip:
+        if e.msg.status == status:
+            first.setdefault((e.msg.call_id, e.msg.cseq), e.frame)
+    out = []
+    for e in found:
+        frame = first.get((e.msg.call_id, e.msg.cseq))
+        if frame is not None and frame < e.frame:
+            out.append(e)
+    return out
+
+
 @check(
     "sip_messages",
     method=str,
@@ -52,6 +66,7 @@ def _matches(e: SipEvent, p: dict[str, Any], rx: dict[str, re.Pattern[str]]) -> 
     header=Regex(),
     body=Regex(),
     from_host=IP_ADDRESS,
+    after_status=int,
     min=int,
     max=int,
     count=int,
@@ -59,15 +74,18 @@ def _matches(e: SipEvent, p: dict[str, Any], rx: dict[str, re.Pattern[str]]) -> 
 def sip_messages(s: Session, p: dict[str, Any]) -> Outcome:
     """SIP messages of `method` (a response's CSeq method), `status` (a response code) or
     `request: true`, whose `header` ("Name: regex") and `body` (regex) match, sent from
-    `from_host`; their number within min/max/count (default at least one); zero needs SIP in
-    the capture to tell."""
+    `from_host`, and (`after_status`) captured after a response of that status to the same
+    request (Call-ID and CSeq: a 180 behind its 200, reordered on the way); their number
+    within min/max/count (default at least one); zero needs SIP in the capture to tell."""
     rx: dict[str, re.Pattern[str]] = {
         k: re.compile(p[k], re.M) for k in ("header", "body") if k in p
     }
     found = [e for e in s.analysis.sip if _matches(e, p, rx)]
+    if "after_status" in p:
+        found = _after(s.analysis.sip, found, p["after_status"])
     what = " ".join(
         f"{k}={p[k]}"
-        for k in ("method", "status", "request", "header", "body", "from_host")
+        for k in ("method", "status", "request", "header", "body", "from_host", "after_status")
         if k in p
     )
     ev = [_line(e) for e in found[:20]]

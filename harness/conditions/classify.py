@@ -33,6 +33,7 @@ class PacketClass:
     message: str = ""  # "request" / "response" (STUN/TURN/SIP), "" otherwise
     username: bytes = b""  # STUN USERNAME
     method: str = ""  # SIP method (request line or CSeq)
+    status: int = 0  # SIP response status code
 
 
 def classify(frame: bytes, offset: int = 0) -> PacketClass:
@@ -118,6 +119,8 @@ def _sip(pc: PacketClass, p: memoryview) -> bool:
         m = _SIP_CSEQ.search(head)
         pc.kind, pc.message = "sip", "response"
         pc.method = m.group(1).decode().upper() if m else ""
+        code = head[8:11]
+        pc.status = int(code) if code.isdigit() and head[11:12] in (b" ", b"\r", b"\n") else 0
         return True
     m = _SIP_REQUEST.match(head)
     if m:
@@ -137,6 +140,8 @@ def matches(fm: FaultMatch, pc: PacketClass) -> bool:
     if fm.message != "any" and pc.message != fm.message:
         return False
     if fm.method is not None and pc.method != fm.method.upper():
+        return False
+    if fm.status is not None and pc.status != fm.status:
         return False
     if fm.ufrag is not None:
         local, _, remote = pc.username.partition(b":")

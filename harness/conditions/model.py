@@ -194,6 +194,8 @@ class FaultMatch(Strict):
     """stun-binding only: USERNAME is "<ufrag>:<ufrag>"; matches either side."""
     method: str | None = None
     """sip only: e.g. INVITE, BYE, REGISTER (case-insensitive)."""
+    status: int | None = Field(default=None, ge=100, le=699)
+    """sip only: responses with this status code (e.g. 180, 200)."""
     port: int | None = Field(default=None, ge=1, le=65535)
     """tcp only (and optional for the others): source or destination port."""
 
@@ -203,18 +205,25 @@ class FaultMatch(Strict):
             raise ValueError("ufrag only applies to kind stun-binding")
         if self.method is not None and self.kind != "sip":
             raise ValueError("method only applies to kind sip")
+        if self.status is not None and (self.kind != "sip" or self.message == "request"):
+            raise ValueError("status only applies to kind sip responses")
         if self.kind == "tcp" and self.port is None:
             raise ValueError("kind tcp needs a port")
         return self
 
 
 class Fault(Strict):
-    """Drop or delay the packets of one class on a link, for a time window or a count."""
+    """Drop, delay or hold back the packets of one class on a link, for a time window or a
+    count. `hold` reorders on purpose: a held packet leaves right behind the next packet
+    of class `until` in its direction (a 180 delivered after its 200), or after `delay` ms
+    if none comes."""
 
     match: FaultMatch
-    action: Literal["drop", "delay"] = "drop"
+    action: Literal["drop", "delay", "hold"] = "drop"
     delay: float = Field(default=0.0, ge=0, le=60_000)
-    """Extra ms for action delay."""
+    """Extra ms for action delay; for hold, the longest a packet is held."""
+    until: FaultMatch | None = None
+    """hold only: the class whose next packet releases the held ones, right behind it."""
     direction: Direction = "both"
     duration: float | None = Field(default=None, gt=0)
     """Seconds from when the fault starts; None: until cleared or `count` is used up."""
@@ -223,6 +232,8 @@ class Fault(Strict):
 
     @model_validator(mode="after")
     def _delay_needs_ms(self) -> Fault:
-        if self.action == "delay" and self.delay <= 0:
-            raise ValueError("action delay needs delay (ms) > 0")
+        if self.action in ("delay", "hold") and self.delay <= 0:
+            raise ValueError(f"action {self.action} needs delay (ms) > 0")
+        if (self.action == "hold") != (self.until is not None):
+            raise ValueError("action hold needs until (the class that releases), and only it")
         return self

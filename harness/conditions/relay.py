@@ -157,6 +157,8 @@ class Relay:
                 timeout = min(timeout, (heap[0][0] - now) / 1e9)
             if self.scheduled:
                 timeout = min(timeout, (self.scheduled[0][0] - now) / 1e9)
+            for shaper in self.holding():
+                timeout = min(timeout, (min(h.deadline for h in shaper.held) - now) / 1e9)
             fds: list[Any] = [pkt_fd, tap, ctl, *self.clients]  # fds and sockets
             ready = select.select(fds, [], [], max(timeout, 0.0))[0] if timeout > 0 else fds
             for fd in ready:
@@ -176,6 +178,8 @@ class Relay:
                         for t in up_admit(frame, now):
                             self.seq += 1
                             push(heap, (t, self.seq, 1, frame))
+                        if self.up.released:
+                            self._schedule(self.up, 1)
                 elif fd == tap:
                     for _ in range(DRAIN):
                         try:
@@ -188,6 +192,8 @@ class Relay:
                         for t in down_admit(frame, now):
                             self.seq += 1
                             push(heap, (t, self.seq, 0, frame))
+                        if self.down.released:
+                            self._schedule(self.down, 0)
                 elif fd is ctl or fd == ctl.fileno():
                     self._accept()
                 else:
@@ -195,6 +201,9 @@ class Relay:
             now = now_ns()
             if sched and sched[0][0] <= now:
                 self._run_due(now)
+            for shaper in self.holding():
+                shaper.expire(now)
+                self._schedule(shaper, shaper is self.up)
             while heap and heap[0][0] <= now:
                 t, _, to_bridge, frame = pop(heap)
                 try:
@@ -212,6 +221,16 @@ class Relay:
                 if late > self.late_max:
                     self.late_max = late
                 now = now_ns()
+
+    def holding(self) -> list[Shaper]:
+        """The directions holding packets back (a hold fault's)."""
+        return [s for s in (self.up, self.down) if s.held] if self.up.held or self.down.held else []
+
+    def _schedule(self, shaper: Shaper, to_bridge: int) -> None:
+        """Put the held packets `shaper` let go on the release heap."""
+        for t, frame in shaper.take_released():
+            self.seq += 1
+            heapq.heappush(self.heap, (t, self.seq, to_bridge, frame))
 
     def _run_due(self, now: int) -> None:
         """Apply scheduled changes due by `now`, each as of its own time (even if late)."""
@@ -293,6 +312,8 @@ class Relay:
         if op == "clear_faults":
             for shaper in (self.up, self.down):
                 shaper.faults.clear()
+                shaper.release_all(now)  # nothing stays held once the faults are gone
+                self._schedule(shaper, shaper is self.up)
             return {"ok": True, "applied": applied}
         if op == "stats":
             return {
@@ -300,6 +321,7 @@ class Relay:
                 "up": self.up.stats.as_dict(),
                 "down": self.down.stats.as_dict(),
                 "queued": len(self.heap),
+                "held": len(self.up.held) + len(self.down.held),
                 "released": self.released,
                 "late_max_us": self.late_max / 1000,
                 "late_mean_us": self.late_sum / max(1, self.released) / 1000,

@@ -1,4 +1,4 @@
-"""The decisions of one link direction: drop, duplicate, and when to release each packet.
+"""The decisions of one link direction: drop, duplicate, hold, and when to release each packet.
 
 Pure logic, no I/O: the relay feeds it arrival times and frames, it answers with
 release times. Every random choice draws from its own stream seeded from
@@ -14,11 +14,12 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 
 from harness.conditions.classify import PacketClass, classify, matches
-from harness.conditions.model import PERFECT, Fault, LinkConditions
+from harness.conditions.model import PERFECT, Fault, FaultMatch, LinkConditions
 
 JITTER_TAU_NS = 250_000_000
 """Correlation time of jitter without reordering (0.25 s)."""
 MS = 1_000_000  # ns
+DROP, HOLD = -1, -2  # _apply_faults' answers besides an extra delay
 
 
 @dataclass
@@ -32,6 +33,7 @@ class DirectionStats:
     too_big: int = 0
     fault_dropped: int = 0
     fault_delayed: int = 0
+    fault_held: int = 0
     duplicated: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -52,6 +54,15 @@ class ActiveFault:
 
 
 @dataclass
+class Held:
+    """A packet a hold fault keeps back: what releases it, and when it goes regardless."""
+
+    until: FaultMatch
+    deadline: int
+    frame: bytes
+
+
+@dataclass
 class Shaper:
     name: str  # "up" / "down"
     seed: int
@@ -61,6 +72,9 @@ class Shaper:
     stats: DirectionStats = field(default_factory=DirectionStats)
     faults: list[ActiveFault] = field(default_factory=list)
     blackout_until: int = 0
+    held: list[Held] = field(default_factory=list)
+    released: list[tuple[int, bytes]] = field(default_factory=list)
+    """(release time, frame) of held packets let go, for the relay to schedule."""
 
     def __post_init__(self) -> None:
         def rng(purpose: str) -> random.Random:
@@ -93,16 +107,21 @@ class Shaper:
         """Release times (ns, same clock as `now`) for this frame's copies; () means dropped."""
         st = self.stats
         st.received += 1
-        if self._perfect and not self.faults and now >= self.blackout_until:
+        if self._perfect and not self.faults and not self.held and now >= self.blackout_until:
             return (now,)
         if now < self.blackout_until or self.cond.blackout:
             st.blackout += 1
             return ()
         extra = 0
+        pc = classify(frame, self.offset) if self.faults or self.held else None
         if self.faults:
-            extra = self._apply_faults(classify(frame, self.offset), now)
-            if extra < 0:
+            assert pc is not None
+            extra = self._apply_faults(pc, frame, now)
+            if extra == DROP:
                 st.fault_dropped += 1
+                return ()
+            if extra == HOLD:
+                st.fault_held += 1
                 return ()
         c = self.cond
         size = len(frame) - self.offset
@@ -141,7 +160,36 @@ class Shaper:
                     t = self._last
                 self._last = t
             out.append(t)
+        if self.held and out and pc is not None:
+            self._release_behind(pc, max(out))
         return tuple(out)
+
+    def _release_behind(self, pc: PacketClass, t: int) -> None:
+        """Let the packets held for class `pc` go right behind this one (released at `t`)."""
+        keep = []
+        for h in self.held:
+            if matches(h.until, pc):
+                t += 1
+                self.released.append((t, h.frame))
+            else:
+                keep.append(h)
+        self.held = keep
+        self._last = max(self._last, t)
+
+    def expire(self, now: int) -> None:
+        """Let go of held packets whose longest hold is over (nothing released them)."""
+        if any(h.deadline <= now for h in self.held):
+            self.released += [(h.deadline, h.frame) for h in self.held if h.deadline <= now]
+            self.held = [h for h in self.held if h.deadline > now]
+
+    def release_all(self, now: int) -> None:
+        """Let go of every held packet now (the faults are cleared)."""
+        self.released += [(now, h.frame) for h in self.held]
+        self.held = []
+
+    def take_released(self) -> list[tuple[int, bytes]]:
+        out, self.released = self.released, []
+        return out
 
     def _jitter_offset(self, reorder: bool, now: int) -> int:
         """The delay's variation for a packet sent at `now`.
@@ -177,8 +225,8 @@ class Shaper:
             return hdr_len - 14 + gso_size
         return size - 14
 
-    def _apply_faults(self, pc: PacketClass, now: int) -> int:
-        """-1: drop; otherwise extra delay in ns."""
+    def _apply_faults(self, pc: PacketClass, frame: bytes, now: int) -> int:
+        """DROP, HOLD (the frame is held), or an extra delay in ns."""
         extra = 0
         for af in list(self.faults):
             if af.expired(now):
@@ -190,7 +238,10 @@ class Shaper:
             if af.remaining is not None:
                 af.remaining -= 1
             if af.fault.action == "drop":
-                return -1
+                return DROP
+            if af.fault.until is not None:  # hold
+                self.held.append(Held(af.fault.until, now + int(af.fault.delay * MS), frame))
+                return HOLD
             self.stats.fault_delayed += 1
             extra += int(af.fault.delay * MS)
         return extra

@@ -8,7 +8,8 @@ SDPs are in the capture too), a 20 s one for the benchmark, the same relayed thr
 coturn (offerer relay-only),
 sipp UAC->UAS with G.711 RTP over UDP and over TCP, an INVITE with a WebRTC-sized SDP
 over UDP (fragmented by the kernel), REGISTER/OPTIONS to Kamailio over WebSocket, and
-RFC 4733 DTMF on Janus's SIP leg (a gateway scenario's capture). The same file runs the
+RFC 4733 DTMF on Janus's SIP leg (a gateway scenario's capture), and the SIP of Janus's ACK
+race forced by janus-sip-late-180.yaml (the run of its known failure). The same file runs the
 aiortc peers inside the lab nodes: `make_pcaps.py peer offer|answer ...`.
 """
 
@@ -306,6 +307,27 @@ def from_scenario(file: str, cell: str, capture: str, out: Path) -> None:
     shutil.copy(next(p for p in map(Path, result.pcaps) if p.name == capture), out)
 
 
+def from_known_failure(file: str, cell: str, captures: dict[str, Path], tries: int = 10) -> None:
+    """The SIP of captures of a gateway scenario's cell, from its first run (seeds 1, 2, ...)
+    whose verdict is the cell's known failure."""
+    import subprocess
+
+    from harness.config.scenario import load_scenarios
+    from harness.scenario.runner import run_scenario_sync
+    from harness.scenario.verdict import XFAIL, decide
+
+    sc = next(s for s in load_scenarios(ROOT / "scenarios" / "gateway" / file) if s.name == cell)
+    for seed in range(1, tries + 1):
+        result = run_scenario_sync(sc, seed=seed)
+        if decide(result, sc.spec.known_failure).state == XFAIL:
+            break
+    else:
+        raise SystemExit(f"{cell}: no known failure in {tries} runs")
+    for capture, out in captures.items():
+        pcap = next(p for p in map(Path, result.pcaps) if p.name == capture)
+        subprocess.run(["tshark", "-r", pcap, "-Y", "sip", "-w", out], check=True)
+
+
 MAKERS = {
     "direct": lambda: make_aiortc(OUT / "aiortc-direct.pcap", relayed=False),
     "relayed": lambda: make_aiortc(OUT / "aiortc-relayed.pcap", relayed=True),
@@ -322,6 +344,17 @@ MAKERS = {
         "janus-dtmf-rfc4733-chromium",
         "peer-b-eth0.pcap",
         OUT / "janus-dtmf-sip.pcap",
+    ),
+    # Janus's ACK race, forced (the 180 held until its 200 passed): SIP on Janus's wire
+    # (200, 180, 200 retransmitted, no ACK, the BYE straight to the extension) and on
+    # Kamailio's (180 and 200 in order)
+    "janus-late-180": lambda: from_known_failure(
+        "janus-sip-late-180.yaml",
+        "janus-sip-late-180-aiortc",
+        {
+            "janus-eth0.pcap": OUT / "janus-late-180.pcap",
+            "proxy-eth0.pcap": OUT / "janus-late-180-proxy.pcap",
+        },
     ),
     # a refused wss:// certificate and SIP over TLS, on Kamailio's wire (not in the corpus
     # every analyser test reads: tls/ is only for tests/unit/test_analysis_tls.py)

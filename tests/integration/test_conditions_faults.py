@@ -185,3 +185,64 @@ def test_tcp_to_a_port_drop_and_delay(lab: Lab, shaper: LinkShaper) -> None:
     finally:
         shaper.clear_faults()
         server.stop()
+
+
+ORDER = textwrap.dedent(
+    """
+    import json, socket, sys, time
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("", 41001))
+    s.settimeout(3)
+    open(sys.argv[1] + ".ready", "w").close()
+    got = []
+    try:
+        while len(got) < int(sys.argv[2]):
+            data = s.recv(65536)
+            got.append([data.split(b" ")[1].decode(), time.monotonic()])
+    except socket.timeout:
+        pass
+    json.dump(got, open(sys.argv[1], "w"))
+    """
+)
+
+
+def arrivals(lab: Lab, tmp_path: Path, codes: list[int], gap: float) -> list[tuple[int, float]]:
+    """Send SIP responses with these codes peer-a -> peer-b, `gap` s apart: (code, arrival)."""
+    script, out = tmp_path / "order.py", tmp_path / f"order-{time.monotonic_ns()}.json"
+    script.write_text(ORDER)
+    recv = lab.spawn("peer-b", [sys.executable, script, out, str(len(codes))], name=out.stem)
+    deadline = time.monotonic() + 10
+    while not (tmp_path / (out.name + ".ready")).exists():
+        assert recv.alive() and time.monotonic() < deadline, recv.log_tail()
+        time.sleep(0.01)
+    send = (
+        "import socket, sys, time\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "for code in sys.argv[2:]:\n"
+        "    s.sendto(f'SIP/2.0 {code} X\\r\\nCSeq: 1 INVITE\\r\\n\\r\\n'.encode(),"
+        " ('198.18.0.11', 41001))\n"
+        "    time.sleep(float(sys.argv[1]))\n"
+    )
+    lab.run("peer-a", [sys.executable, "-c", send, str(gap), *map(str, codes)])
+    recv.wait(timeout=10)
+    return [(int(code), t) for code, t in json.loads(out.read_text())]
+
+
+def test_hold_delivers_a_180_right_behind_its_200(
+    lab: Lab, shaper: LinkShaper, tmp_path: Path
+) -> None:
+    """The reorder Janus's SIP stack trips on: a 180 sent 50 ms before the 200 arrives
+    just after it; with the fault cleared, in the order sent."""
+    shaper.clear_faults()
+    shaper.fault({"match": {"kind": "sip", "status": 180}, "action": "hold", "delay": 2000,
+                  "until": {"kind": "sip", "status": 200}, "count": 1, "direction": "up"})  # fmt: skip
+    got = arrivals(lab, tmp_path, [100, 180, 200, 180], 0.05)
+    assert [c for c, _ in got] == [100, 200, 180, 180], got  # the count holds one only
+    assert got[2][1] - got[1][1] < 0.005, got  # right behind: well within the 50 ms gap
+    stats = shaper.stats()
+    assert stats["up"]["fault_held"] == 1 and stats["held"] == 0, stats
+    shaper.fault({"match": {"kind": "sip", "status": 180}, "action": "hold", "delay": 300,
+                  "until": {"kind": "sip", "status": 200}, "direction": "up"})  # fmt: skip
+    got = arrivals(lab, tmp_path, [180, 183], 0.01)  # no 200: the hold ends at 300 ms
+    assert [c for c, _ in got] == [183, 180] and 0.25 < got[1][1] - got[0][1] < 0.4, got
+    shaper.clear_faults()
+    assert [c for c, _ in arrivals(lab, tmp_path, [180, 200], 0.05)] == [180, 200]

@@ -102,6 +102,18 @@ def test_sip_method_from_request_line_or_cseq() -> None:
     assert not matches(FaultMatch(kind="sip", method="BYE"), classify(udp(INVITE)))
 
 
+def test_sip_status_of_responses() -> None:
+    ringing = classify(udp(RINGING))
+    assert ringing.status == 180 and classify(udp(BYE_OK)).status == 200
+    assert classify(udp(INVITE)).status == 0
+    assert matches(FaultMatch(kind="sip", status=180), ringing)
+    assert matches(FaultMatch(kind="sip", status=180, method="INVITE"), ringing)
+    assert not matches(FaultMatch(kind="sip", status=200), ringing)
+    assert not matches(FaultMatch(kind="sip", status=180, method="BYE"), ringing)
+    for odd in (b"SIP/2.0 1800 Odd\r\n\r\n", b"SIP/2.0 18 Odd\r\n\r\n"):
+        assert classify(udp(odd)).status == 0  # three digits, then a space or the line's end
+
+
 def test_tcp_by_port_and_sip_over_tcp() -> None:
     syn = bytes(Ether() / IP() / TCP(sport=50000, dport=443, flags="S"))
     assert matches(FaultMatch(kind="tcp", port=443), classify(syn))

@@ -63,6 +63,18 @@ def test_fault_fields_must_fit_the_kind() -> None:
         Fault.model_validate({"match": {"kind": "tcp"}})
     with pytest.raises(ValidationError, match="needs delay"):
         Fault.model_validate({"match": {"kind": "rtp"}, "action": "delay"})
+    ringing, ok = {"kind": "sip", "status": 180}, {"kind": "sip", "status": 200}
+    Fault.model_validate({"match": ringing, "action": "hold", "until": ok, "delay": 500})
+    with pytest.raises(ValidationError, match="needs delay"):
+        Fault.model_validate({"match": ringing, "action": "hold", "until": ok})
+    with pytest.raises(ValidationError, match="hold needs until"):
+        Fault.model_validate({"match": ringing, "action": "hold", "delay": 500})
+    with pytest.raises(ValidationError, match="hold needs until"):
+        Fault.model_validate({"match": ringing, "until": ok})  # a drop releases nothing
+    with pytest.raises(ValidationError, match="status only applies"):
+        Fault.model_validate({"match": {"kind": "rtp", "status": 180}})
+    with pytest.raises(ValidationError, match="status only applies"):
+        Fault.model_validate({"match": {"kind": "sip", "message": "request", "status": 180}})
 
 
 def test_timeline_step_needs_one_when_and_one_what() -> None:

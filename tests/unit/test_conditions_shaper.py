@@ -103,3 +103,48 @@ def test_fault_count_and_window() -> None:
     assert got == [False, False, False, True, True, True]
     sh.add_fault(ActiveFault(af.fault, 10 * MS, None))
     assert [bool(sh.admit(bytes(stun), t * MS)) for t in (8, 9, 10, 11)] == [False] * 2 + [True] * 2
+
+
+def sip_frame(first_line: str) -> bytes:
+    """An Ethernet/IPv4/UDP frame carrying a SIP message (enough for the classifier)."""
+    payload = f"{first_line}\r\nCSeq: 1 INVITE\r\n\r\n".encode()
+    frame = bytearray(42) + payload
+    frame[12:14] = b"\x08\x00"
+    frame[14] = 0x45
+    frame[23] = 17  # UDP
+    return bytes(frame)
+
+
+RINGING, OK, TRYING = (sip_frame(f"SIP/2.0 {s}") for s in ("180 Ringing", "200 OK", "100 Trying"))
+HOLD_180 = {
+    "match": {"kind": "sip", "status": 180},
+    "action": "hold",
+    "until": {"kind": "sip", "status": 200},
+    "delay": 500,
+    "count": 1,
+}
+
+
+def test_hold_releases_right_behind_the_until_packet() -> None:
+    sh = Shaper("down", 1, cond=LinkConditions(delay=20))
+    sh.add_fault(ActiveFault(Fault.model_validate(HOLD_180), None, 1))
+    assert sh.admit(TRYING, 0) == (20 * MS,)
+    assert sh.admit(RINGING, 1 * MS) == () and sh.stats.fault_held == 1
+    assert sh.admit(TRYING, 2 * MS) == (22 * MS,)  # another class passes, releases nothing
+    assert not sh.take_released()
+    assert sh.admit(OK, 3 * MS) == (23 * MS,)
+    assert sh.take_released() == [(23 * MS + 1, RINGING)]  # the 180 right behind the 200
+    assert sh.admit(RINGING, 4 * MS) == (24 * MS,)  # the count is used up: no more holding
+    assert sh.admit(TRYING, 5 * MS)[0] > 23 * MS + 1  # and the link stays in order
+
+
+def test_hold_ends_at_its_longest_and_when_cleared() -> None:
+    sh = Shaper("down", 1)
+    sh.add_fault(ActiveFault(Fault.model_validate({**HOLD_180, "count": None}), None, None))
+    assert sh.admit(RINGING, 0) == () and sh.admit(RINGING, 1 * MS) == ()
+    sh.expire(499 * MS)
+    assert not sh.released
+    sh.expire(500 * MS)  # nothing released the first: it goes when its hold is over
+    assert sh.take_released() == [(500 * MS, RINGING)] and len(sh.held) == 1
+    sh.release_all(600 * MS)
+    assert sh.take_released() == [(600 * MS, RINGING)] and not sh.held
