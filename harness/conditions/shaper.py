@@ -151,7 +151,7 @@ class Shaper:
                 self._link_free = max(now, self._link_free) + int(size * self._ns_per_byte)
                 q.append(self._link_free)
                 t = self._link_free
-            d = self._delay + extra
+            d = self._delay
             if self._jitter_ns:
                 d = max(0, d + self._jitter_offset(c.reorder, now))
             t += d
@@ -159,7 +159,9 @@ class Shaper:
                 if t < self._last:
                     t = self._last
                 self._last = t
-            out.append(t)
+            # a fault's delay is its class's alone: added after the link's own order, so
+            # the packets behind it are not held up, and none overtakes the link's queue
+            out.append(t + extra)
         if self.held and out and pc is not None:
             self._release_behind(pc, max(out))
         return tuple(out)

@@ -148,3 +148,17 @@ def test_hold_ends_at_its_longest_and_when_cleared() -> None:
     assert sh.take_released() == [(500 * MS, RINGING)] and len(sh.held) == 1
     sh.release_all(600 * MS)
     assert sh.take_released() == [(600 * MS, RINGING)] and not sh.held
+
+
+def test_a_delay_fault_delays_its_class_only() -> None:
+    """The 200 waits 300 ms; the 180 and 100 behind it leave at once (a fault is no
+    head-of-line block), and on a slow link they keep the link's own order."""
+    delay_200 = {"match": {"kind": "sip", "status": 200}, "action": "delay", "delay": 300}
+    for cond, base in ((LinkConditions(), 0), (LinkConditions(delay=20, jitter=5), 20 * MS)):
+        sh = Shaper("down", 1, cond=cond)
+        sh.add_fault(ActiveFault(Fault.model_validate(delay_200), None, 1))
+        (t200,) = sh.admit(OK, 0)
+        (t180,) = sh.admit(RINGING, 1 * MS)
+        (t100,) = sh.admit(TRYING, 2 * MS)
+        assert t200 >= 300 * MS and t180 < t100 < 300 * MS, (t200, t180, t100)
+        assert t180 >= base - 15 * MS
