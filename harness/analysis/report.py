@@ -165,6 +165,7 @@ def summary(s: Session) -> dict[str, Any]:
                         "branch": t.branch,
                         "requests": t.requests,
                         "final": t.final,
+                        "late_provisional": t.late_provisional,
                     }
                     for t in d.transactions
                 ],

@@ -149,6 +149,20 @@ class Transaction:
         finals = [s for _, s in self.responses if s >= 200]
         return finals[-1] if finals else None
 
+    @property
+    def late_provisional(self) -> list[int]:
+        """Frames of 1xx responses captured after a final one: reordered on the way (a
+        proxy's workers, a lossy path). A stack that takes them may reset the request's
+        state: Janus's SIP stack then refuses its own ACK (scenarios/gateway/README.md)."""
+        out: list[int] = []
+        final = False
+        for frame, status in self.responses:
+            if status >= 200:
+                final = True
+            elif final and status >= 100:
+                out.append(frame)
+        return out
+
 
 @dataclass
 class Dialog:

@@ -165,6 +165,14 @@ def render(data: dict[str, Any], console: Console, rows: int = ROWS) -> None:
                 markup=False,
             )
         more(len(left), "message in this dialog", "messages in this dialog")
+        for t in d["transactions"]:
+            if t["late_provisional"]:
+                frames = ", ".join(map(str, t["late_provisional"]))
+                console.print(
+                    f"  {t['method']} {t['branch']}: provisional response(s) after the final "
+                    f"{t['final']}, frame(s) {frames} (reordered on the way)",
+                    markup=False,
+                )
     more(len(hidden), "SIP dialog", "SIP dialogs", _counts(Counter(d["state"] for d in hidden)))
     sdps, hidden = clip(data["sdp"], rows, _weight)
     for sd in sdps:

@@ -1,6 +1,7 @@
-"""`sip_messages` on the SIP of Janus's ACK race, forced by janus-sip-late-180.yaml
-(tests/data/make_pcaps.py janus-late-180): on Janus's wire the extension's 180 arrives
-behind its 200, and Janus never sends the ACK; on Kamailio's wire both came in order."""
+"""`sip_messages` and the analysis on the SIP of Janus's ACK race, forced by
+janus-sip-late-180.yaml (tests/data/make_pcaps.py janus-late-180): on Janus's wire the
+extension's 180 arrives behind its 200, and Janus never sends the ACK; on Kamailio's wire
+both came in order."""
 
 from __future__ import annotations
 
@@ -55,3 +56,25 @@ def test_the_race_leaves_no_ack(janus: Session, proxy: Session) -> None:
     assert outcome(janus, {"method": "ACK", "request": True, "count": 0})[0]
     assert outcome(janus, {"method": "INVITE", "status": 200, "min": 3})[0]  # retransmitted
     assert outcome(proxy, {"method": "ACK", "request": True, "count": 0})[0]
+
+
+def test_the_analysis_names_the_late_180(janus: Session, proxy: Session) -> None:
+    """`harness analyze` shows the reorder on Janus's wire, and none on Kamailio's."""
+    from harness.analysis.report import summary
+
+    late = [
+        (t["method"], t["final"], t["late_provisional"])
+        for d in summary(janus)["sip"]
+        for t in d["transactions"]
+        if t["late_provisional"]
+    ]
+    assert late == [("INVITE", 200, [9])]  # frame 9: the 180, behind the 200 of frame 8
+    assert not any(t["late_provisional"] for d in summary(proxy)["sip"] for t in d["transactions"])
+
+
+def test_harness_analyze_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.analysis.cli import main
+
+    assert main(["analyze", str(PCAPS / "janus-late-180.pcap")]) == 0
+    out = capsys.readouterr().out
+    assert "provisional response(s) after the final 200, frame(s) 9 (reordered on the way)" in out
