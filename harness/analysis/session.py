@@ -143,6 +143,7 @@ class Transaction:
     request_frame: int
     requests: int = 1
     responses: list[tuple[int, int]] = field(default_factory=list)  # (frame, status)
+    retransmissions: list[int] = field(default_factory=list)  # frames of the request's copies
 
     @property
     def final(self) -> int | None:
@@ -151,15 +152,19 @@ class Transaction:
 
     @property
     def late_provisional(self) -> list[int]:
-        """Frames of 1xx responses captured after a final one: reordered on the way (a
-        proxy's workers, a lossy path). A stack that takes them may reset the request's
-        state: Janus's SIP stack then refuses its own ACK (scenarios/gateway/README.md)."""
+        """Frames of 1xx responses captured after a final one, with no copy of the request
+        in between (a 100 Trying answering a retransmitted INVITE is no reorder): reordered
+        on the way (a proxy's workers, a lossy path). A stack that takes one may reset the
+        request's state: Janus's SIP stack then refuses its own ACK
+        (scenarios/gateway/README.md)."""
         out: list[int] = []
-        final = False
+        final = 0  # frame of the last final response
         for frame, status in self.responses:
             if status >= 200:
-                final = True
-            elif final and status >= 100:
+                final = frame
+            elif (
+                final and status >= 100 and not any(final < r < frame for r in self.retransmissions)
+            ):
                 out.append(frame)
         return out
 
@@ -518,6 +523,7 @@ def _sip(s: Session) -> None:
                 d.transactions.append(t)
             else:
                 t.requests += 1
+                t.retransmissions.append(ev.frame)
         elif key in txs:
             txs[key].responses.append((ev.frame, m.status or 0))
     for sdp_ev in s.analysis.sdp:

@@ -170,7 +170,7 @@ def render(data: dict[str, Any], console: Console, rows: int = ROWS) -> None:
                 frames = ", ".join(map(str, t["late_provisional"]))
                 console.print(
                     f"  {t['method']} {t['branch']}: provisional response(s) after the final "
-                    f"{t['final']}, frame(s) {frames} (reordered on the way)",
+                    f"{t['final']}, frame(s) {frames}: reordered on the way",
                     markup=False,
                 )
     more(len(hidden), "SIP dialog", "SIP dialogs", _counts(Counter(d["state"] for d in hidden)))

@@ -77,4 +77,13 @@ def test_harness_analyze_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["analyze", str(PCAPS / "janus-late-180.pcap")]) == 0
     out = capsys.readouterr().out
-    assert "provisional response(s) after the final 200, frame(s) 9 (reordered on the way)" in out
+    assert "provisional response(s) after the final 200, frame(s) 9: reordered on the way" in out
+
+
+def test_a_100_answering_a_retransmitted_invite_is_no_reorder() -> None:
+    """nDPI's T.38 call: an INVITE copy after the 200 (frame 176) is answered 100 Trying
+    (177) and 200 again: hop by hop, not a response that overtook another."""
+    _, fax = summarize_file(PCAPS.parent / "thirdparty" / "ndpi-FAX-Call-t38-CA-TDM-SIP-FB-1.pcap")
+    (invite,) = [t for d in fax["sip"] for t in d["transactions"] if t["branch"].endswith("o0.1")]
+    assert invite["requests"] == 3 and invite["final"] == 200  # two copies, 200 OK
+    assert not any(t["late_provisional"] for d in fax["sip"] for t in d["transactions"])
