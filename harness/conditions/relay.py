@@ -203,7 +203,7 @@ class Relay:
                 self._run_due(now)
             for shaper in self.holding():
                 shaper.expire(now)
-                self._schedule(shaper, shaper is self.up)
+                self._schedule(shaper, 1 if shaper is self.up else 0)
             while heap and heap[0][0] <= now:
                 t, _, to_bridge, frame = pop(heap)
                 try:
@@ -313,7 +313,7 @@ class Relay:
             for shaper in (self.up, self.down):
                 shaper.faults.clear()
                 shaper.release_all(now)  # nothing stays held once the faults are gone
-                self._schedule(shaper, shaper is self.up)
+                self._schedule(shaper, 1 if shaper is self.up else 0)
             return {"ok": True, "applied": applied}
         if op == "stats":
             return {

@@ -104,7 +104,8 @@ class Shaper:
         self.faults.append(fault)
 
     def admit(self, frame: bytes, now: int) -> tuple[int, ...]:
-        """Release times (ns, same clock as `now`) for this frame's copies; () means dropped."""
+        """Release times (ns, same clock as `now`) for this frame's copies; () means dropped,
+        or held (a hold fault's: `released` gives it back later)."""
         st = self.stats
         st.received += 1
         if self._perfect and not self.faults and not self.held and now >= self.blackout_until:

@@ -325,7 +325,7 @@ def from_known_failure(file: str, cell: str, captures: dict[str, Path], tries: i
         raise SystemExit(f"{cell}: no known failure in {tries} runs")
     for capture, out in captures.items():
         pcap = next(p for p in map(Path, result.pcaps) if p.name == capture)
-        subprocess.run(["tshark", "-r", pcap, "-Y", "sip", "-w", out], check=True)
+        subprocess.run(["tshark", "-r", pcap, "-Y", "sip", "-F", "pcap", "-w", out], check=True)
 
 
 MAKERS = {
