@@ -1,7 +1,7 @@
 """Packet classes for targeted faults: RFC 7983 first-byte demux plus light parsing.
 
-The engine calls `classify` only while a fault is active, so a link without
-faults never pays for it. Parsing is by index arithmetic on the raw Ethernet
+The engine calls `classify` only while a fault is active or a packet is held, so a link
+without faults never pays for it. Parsing is by index arithmetic on the raw Ethernet
 frame; anything that does not parse cleanly is simply "not that class".
 """
 
