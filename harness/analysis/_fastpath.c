@@ -40,6 +40,18 @@ static const int SERVICE_PORTS[] = {53, 67, 68, 123, 137, 138, 5353, 5355};
 
 static int be16(const unsigned char *h, int at) { return h[at] << 8 | h[at + 1]; }
 
+/* rtp.header_fits: the CSRC list and any header extension of the RTP header at p lie
+ * within its n bytes. A packet that fails is left to the walk (malformed RTP there). */
+static int header_fits(const unsigned char *p, int n) {
+    int hl = 12 + 4 * (p[0] & 0x0F);
+    if (p[0] & 0x10) {
+        if (hl + 4 > n)
+            return 0;
+        hl += 4 + 4 * be16(p, hl + 2);
+    }
+    return hl <= n;
+}
+
 /* Where the IP header starts in a frame of `avail` bytes of link type `link`, as
  * net.decode finds it (fastpath._ip_offsets is the same column-wise), and `*v6` whether
  * it is IPv6; -1: no IP, or an encapsulation left to the per-frame walk (more than two
@@ -516,9 +528,12 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         int up = l4 + 8, b0 = h[up], b1 = h[up + 1], at, k;
         int chsize = be16(h, up + 2), i0 = h[up + 4], i1 = h[up + 5];
         if (b0 >= 128 && b0 <= 191 && !(b1 >= 192 && b1 <= 223)) {
+            if (!header_fits(h + up, pay - 8))
+                continue;
             k = v6 ? PLAIN6 : PLAIN, at = up;
         } else if (b0 >= 0x40 && b0 <= 0x4F && chsize >= 12 && chsize + 4 <= pay - 8 &&
-                   i0 >= 128 && i0 <= 191 && !(i1 >= 192 && i1 <= 223)) {
+                   i0 >= 128 && i0 <= 191 && !(i1 >= 192 && i1 <= 223) &&
+                   header_fits(h + up + 4, chsize)) {
             k = v6 ? RELAYED6 : RELAYED, at = up + 4;
         } else {
             continue;

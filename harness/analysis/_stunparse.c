@@ -633,7 +633,7 @@ static PyObject *decode_classic(const unsigned char *p, Py_ssize_t n) {
     while (off + 4 <= n) {
         unsigned atype = be16(p + off);
         Py_ssize_t alen = be16(p + off + 2);
-        if (off + 4 + alen > n || (0x0030 < atype && atype < 0x8000))
+        if (off + 4 + alen > n)
             Py_RETURN_NONE;
         if (count < MEMO_MAX / 2)
             memcpy(types + 2 * count, p + off, 2);

@@ -30,6 +30,7 @@ from harness.analysis.model import (
 )
 from harness.analysis.net import TCP, Segment, decode, endpoints, reassembled, reverse, segments
 from harness.analysis.pcapio import ReadStats, index_frames, read_capture
+from harness.analysis.rtp import header_fits
 from harness.analysis.tcp import TcpDirection
 from harness.analysis.tcpstreams import TcpStreams
 from harness.analysis.turnrelay import RELAYED, TurnRelay, _datagram
@@ -226,7 +227,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
 
     def _udp(self, flow: Flow, key: bytes, p: bytes, t: float, no: int, count: bool = True) -> None:
         """One datagram (or one RFC 4571 frame: `count` False, TCP counted the segment)."""
-        if len(p) >= 12 and 128 <= p[0] <= 191 and not 192 <= p[1] <= 223:
+        if len(p) >= 12 and 128 <= p[0] <= 191 and not 192 <= p[1] <= 223 and header_fits(p):
             stream = flow.streams.get(p[8:12]) or self._new_stream(flow, p[8:12], p[1] & 0x7F)
             seq, ts = _seq_ts(p, 2)
             stream.add(seq, ts, p[1] & 0x7F, t, no, len(p))
@@ -240,7 +241,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
             return
         b = p[0]
         if 128 <= b <= 191:
-            if len(p) < 12:
+            if len(p) < 12 or not 192 <= p[1] <= 223:  # short, or an RTP header overruns
                 flow.kinds["malformed"] += 1
                 self.a.malformed["rtp"] += 1
             else:
@@ -273,7 +274,7 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
     # -- DTLS --------------------------------------------------------------------------------
 
     def _dtls(self, flow: Flow, key: bytes, p: bytes, t: float, no: int) -> None:
-        if len(p) < 2 or p[1] != 0xFE:  # not a DTLS version byte
+        if len(p) < 2 or p[1] != 0xFE and p[1:3] != dtls.BAD_VERSION:  # no DTLS version
             # RFC 9147 4: DTLS 1.3 protected records start 001CSLEE (Firefox negotiates 1.3)
             flow.kinds["dtls13-ciphertext" if p[0] & 0xE0 == 0x20 else "other"] += 1
             if self.keylog and p[0] & 0xE0 == 0x20:

@@ -87,9 +87,14 @@ class Record:
     encrypted: bool = False
 
 
+#: DTLS1_BAD_VER: DTLS 1.0 as OpenSSL wrote it before 0.9.8f, which it still speaks
+#: (and Cisco AnyConnect sends); tshark reads it as DTLS 1.0
+BAD_VERSION = b"\x01\x00"
+
+
 def is_dtls(p: bytes) -> bool:
     """RFC 7983: first byte 20..63 and a DTLS version."""
-    return len(p) >= 13 and 20 <= p[0] <= 63 and p[1] == 0xFE
+    return len(p) >= 13 and 20 <= p[0] <= 63 and (p[1] == 0xFE or p[1:3] == BAD_VERSION)
 
 
 def parse(p: bytes) -> list[Record]:
@@ -127,7 +132,7 @@ def parse(p: bytes) -> list[Record]:
     return out
 
 
-VERSIONS = {0xFEFF: "DTLS1.0", 0xFEFD: "DTLS1.2", 0xFEFC: "DTLS1.3"}
+VERSIONS = {0xFEFF: "DTLS1.0", 0xFEFD: "DTLS1.2", 0xFEFC: "DTLS1.3", 0x0100: "DTLS1.0 (pre-RFC)"}
 
 
 def _version(a: int, b: int) -> str:

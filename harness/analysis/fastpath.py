@@ -185,7 +185,9 @@ def _find_media_numpy(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPa
         windows = np.lib.stride_tricks.as_strided(
             raw, shape=(len(raw) - head + 1, head), strides=(1, 1)
         )
-        found[version] = _transports(windows[base[cand]], cand, lb[cand], times, version)
+        found[version] = _transports(
+            windows[base[cand]], cand, lb[cand], times, version, raw, base[cand]
+        )
     (plain, relayed, acks), (plain6, relayed6, acks6) = found
     return FastPath(
         _joined(plain, plain6), _joined(relayed, relayed6), _joined(acks, acks6), not_ip
@@ -193,10 +195,16 @@ def _find_media_numpy(data: bytes, idx: FrameIndex, times: np.ndarray) -> FastPa
 
 
 def _transports(
-    h: np.ndarray, cand: np.ndarray, lengths: np.ndarray, times: np.ndarray, v6: int
+    h: np.ndarray,
+    cand: np.ndarray,
+    lengths: np.ndarray,
+    times: np.ndarray,
+    v6: int,
+    raw: np.ndarray,
+    base: np.ndarray,
 ) -> tuple[RtpBatch, RtpBatch, FlowCounts]:
     """Direct RTP, relayed RTP and bare ACKs among frames whose header windows are `h`
-    (their IP header at ETH), IPv4 or IPv6."""
+    (their IP header at ETH, the window at `base` in `raw`), IPv4 or IPv6."""
     if v6:
         plen = _be16(h, 18)
         ok = (h[:, 14] >> 4 == 6) & (plen <= lengths - ETH - 40) & (plen >= 20)
@@ -211,17 +219,33 @@ def _transports(
     acks = _count(h[bare], cand[bare], flow)
     ok &= proto == 17
     ok &= ~np.isin(_be16(h, l4), SERVICE_PORTS) & ~np.isin(_be16(h, l4 + 2), SERVICE_PORTS)
-    cand, h, pay = cand[ok], h[ok], pay[ok]
+    cand, h, pay, base = cand[ok], h[ok], pay[ok], base[ok]
     up = l4 + 8
     b0, b1 = h[:, up], h[:, up + 1]
     direct = (b0 >= 128) & (b0 <= 191) & ~((b1 >= 192) & (b1 <= 223)) & (pay >= 20)
+    direct = _header_fits(raw, direct, base + up, b0, pay - 8)
     plain = _group(h[direct], cand[direct], pay[direct] - 8, times, up, [], flow)
     size = _be16(h, up + 2)
     i0, i1 = h[:, up + 4], h[:, up + 5]
     ch = (b0 >= 0x40) & (b0 <= 0x4F) & (size >= 12) & (size + 4 <= pay - 8)
     ch &= (i0 >= 128) & (i0 <= 191) & ~((i1 >= 192) & (i1 <= 223))
+    ch = _header_fits(raw, ch, base + up + 4, i0, size)
     relayed = _group(h[ch], cand[ch], size[ch], times, up + 4, [up, up + 1], flow, pay[ch] - 8)
     return plain, relayed, acks
+
+
+def _header_fits(
+    raw: np.ndarray, rows: np.ndarray, at: np.ndarray, b0: np.ndarray, n: np.ndarray
+) -> np.ndarray:
+    """rows & rtp.header_fits of each row: the RTP header at raw[at], whose first byte is
+    b0, in a packet of n bytes that `rows` says lies in the frame (an extension's length
+    is read past the header window, in the frame, so only there)."""
+    hl = 12 + 4 * (b0 & 0x0F).astype(np.int64)
+    x = (b0 & 0x10) != 0
+    readable = rows & x & (hl + 4 <= n)
+    pos = np.where(readable, at + hl + 2, 0)
+    ext = np.where(readable, raw[pos].astype(np.int64) << 8 | raw[pos + 1], 0)
+    return rows & np.where(x, readable & (hl + 4 + 4 * ext <= n), hl <= n)
 
 
 def _joined(a: T, b: T) -> T:

@@ -81,6 +81,22 @@ def is_rtcp(p: bytes) -> bool:
     return 192 <= p[1] <= 223
 
 
+def header_fits(p: bytes) -> bool:
+    """RFC 3550 5.1: the CSRC list and any header extension lie within the packet.
+
+    What a receiver checks before anything else (rtpengine's rtp_payload, libsrtp's
+    header validation): a datagram in RTP's first-byte range that fails is no RTP
+    packet of its stream but malformed, as encrypted traffic of other protocols often is.
+    Under SRTP these fields stay in the clear (RFC 3711 3.1), so the test holds there too.
+    """
+    n = 12 + 4 * (p[0] & 0x0F)
+    if p[0] & 0x10:
+        if n + 4 > len(p):
+            return False
+        n += 4 + 4 * (p[n + 2] << 8 | p[n + 3])
+    return n <= len(p)
+
+
 def _joined(chunks: list[Columns]) -> Columns | None:
     """Chunks (each in frame order: one TURN channel's, say) one after another by their
     first frames, if that puts every frame in the order numpy's stable sort of the chunks

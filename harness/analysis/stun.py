@@ -158,8 +158,10 @@ def parse_classic(p: bytes) -> StunMessage | None:
     """Decode an RFC 3489 message (libnice still sends them), or None.
 
     Without a magic cookie the test is stricter than for RFC 8489: the length must
-    cover the datagram exactly and the attributes must tile it, with types from the
-    comprehension-required range of RFC 3489 and its TURN drafts or the optional one.
+    cover the datagram exactly and the attributes must tile it. Their types may be any
+    (Zoom's 0x0101 and 0x0103 are in no RFC): an unknown comprehension-required one is
+    the receiver's 420 to send (RFC 3489 11.1), not a reason to read the datagram as
+    something else.
     """
     if len(p) < 20 or p[0] >= 4 or p[4:8] == MAGIC_BYTES:
         return None
@@ -175,7 +177,7 @@ def parse_classic(p: bytes) -> StunMessage | None:
     attributes = []
     while off + 4 <= len(p):
         atype, alen = struct.unpack_from("!HH", p, off)
-        if off + 4 + alen > len(p) or 0x0030 < atype < 0x8000:
+        if off + 4 + alen > len(p):
             return None
         attributes.append(atype)
         v = p[off + 4 : off + 4 + alen]

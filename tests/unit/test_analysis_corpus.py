@@ -18,10 +18,11 @@ from typing import TypeVar
 
 import pytest
 
-from harness.analysis import stun
-from harness.analysis.analyzer import analyze_file
+from harness.analysis import analyzer, fastpath, stun
+from harness.analysis.analyzer import analyze_bytes, analyze_file
 from harness.analysis.dtls import HANDSHAKE_TYPES
 from harness.analysis.model import Analysis, fmt_addr
+from tests.unit.test_analysis_encapsulation import nothing_taken
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "thirdparty"
 FILES = sorted(p for p in CORPUS.iterdir() if p.suffix in (".pcap", ".pcapng"))
@@ -56,10 +57,13 @@ KNOWN: dict[tuple[str, str], tuple[dict[object, int], dict[object, int]]] = {
     # 3 ClientHellos travel inside GTP-U (3GPP user-plane tunnels, UDP 2152) behind two
     # VLAN tags; mobile-core tunnels are out of scope for a WebRTC/SIP analyser.
     ("ndpi-dtls.pcap", "dtls"): ({}, {1: 3}),
-    # STUN quoted inside ICMP port-unreachable errors (tshark dissects the quoted
-    # datagram): failed deliveries, not messages on the wire, so we do not count them.
+    # STUN (classic too) quoted inside ICMP destination-unreachable errors (port unreachable,
+    # Zoom's: host prohibited), which tshark dissects: failed deliveries, not messages on
+    # the wire, so we do not count them.
     ("ndpi-stun_signal.pcapng", "stun"): ({}, {0x001: 31, 0x003: 16, 0x104: 6}),
     ("ndpi-stun.pcap", "stun"): ({}, {0x104: 1}),
+    ("ndpi-telegram_videocall-p2p.pcapng", "stun"): ({}, {0x104: 6}),
+    ("ndpi-zoom_p2p-stun.pcapng", "classic"): ({}, {0x001: 13}),
     # SRTP packets with the padding bit set: the padding count (the last byte) is
     # encrypted, so it often exceeds the payload and tshark's RTP heuristic rejects the
     # packet as "data". We classify by RFC 7983's first byte, as the receiver does.
@@ -71,6 +75,17 @@ KNOWN: dict[tuple[str, str], tuple[dict[object, int], dict[object, int]]] = {
         {
             (0, "142.250.82.76:19305 > 192.168.12.156:38152"): 6,
             (0, "[2001:4860:4864:6::81]:19305 > [2001:b07:a3d:c112:48a1:1094:1227:281e]:45572"): 11,
+        },
+        {},
+    ),
+    # Telegram's own encrypted datagrams: those in RTP's first-byte range whose CSRC list
+    # or header extension overruns them are malformed RTP for both of us (rtp.header_fits),
+    # but these two have the padding bit set and a CSRC list that fits, so only tshark's
+    # padding test rejects them (the padding count, as above, is not ours to read).
+    ("ndpi-telegram_videocall-p2p.pcapng", "rtp"): (
+        {
+            (702453022, "93.36.13.115:35393 > 192.168.12.169:42405"): 1,
+            (1773894545, "93.36.13.115:35393 > 192.168.12.169:42405"): 1,
         },
         {},
     ),
@@ -198,3 +213,31 @@ def test_dtls_handshake_messages(path: Path) -> None:
         for hs in rec.handshakes
     )
     compare(path, "dtls", mine, theirs)
+
+
+#: datagrams in RTP's first-byte range whose header overruns them (rtp.header_fits)
+OVERRUN = {"ndpi-discord.pcap": 3, "ndpi-telegram_videocall-p2p.pcapng": 10}
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("name", sorted(OVERRUN))
+def test_an_rtp_header_that_overruns_is_malformed_on_every_path(
+    name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path (C or numpy) leaves such a datagram to the per-frame walk, which
+    counts it as malformed RTP: the streams are those of a walk without the fast path."""
+    if compiled and fastpath._fastpath is None:
+        pytest.skip("harness/analysis/_fastpath.c is not built")
+    if not compiled:
+        monkeypatch.setattr(fastpath, "_fastpath", None)
+    image = (CORPUS / name).read_bytes()
+    fast = analyze_bytes(image)
+    with monkeypatch.context() as m:
+        m.setattr(analyzer.fastpath, "find_media", nothing_taken)
+        walked = analyze_bytes(image)
+    assert fast.malformed["rtp"] == walked.malformed["rtp"] == OVERRUN[name]
+    streams = [
+        {(s.ssrc, f.label): (s.packets, s.first_frame) for f in a.flows for s in f.streams.values()}
+        for a in (fast, walked)
+    ]
+    assert streams[0] == streams[1] and streams[0]
