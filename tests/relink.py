@@ -1,5 +1,6 @@
 """A capture as another link layer would have recorded it: the same IP datagrams after a
-Linux cooked header (`tcpdump -i any`), VLAN tags, a BSD loopback header or none at all.
+Linux cooked header (`tcpdump -i any`), VLAN tags, MPLS labels, a BSD loopback header or
+none at all; or as a tunnel carried it (`tunneled`).
 
 For the readers that must not depend on the link layer (the fast path, the bulk decode):
 the same call, captured another way, must read the same.
@@ -16,6 +17,7 @@ LINKS = {
     "sll2": 276,
     "vlan": 1,
     "qinq": 1,
+    "mpls": 1,
     "raw": 101,
     "loop": 108,
     "null": 0,
@@ -43,6 +45,8 @@ def relinked(image: bytes, kind: str, ip_only: bool = False) -> bytes:
             new = struct.pack(">HHH", 0, 1, 6) + src + bytes(2) + et + ip
         elif kind == "sll2":  # protocol, reserved, interface index, ARPHRD, type, length
             new = et + bytes(2) + struct.pack(">IHBB", 2, 1, 0, 6) + src + bytes(2) + ip
+        elif kind == "mpls":  # two labels, the second the bottom of the stack
+            new = f[:12] + b"\x88\x47" + b"\x00\x01\x00\x40\x00\x02\x01\x40" + ip
         elif kind in ("vlan", "qinq"):
             tags = b"\x81\x00\x00\x07" if kind == "vlan" else b"\x88\xa8\x00\x03\x81\x00\x00\x07"
             new = f[:12] + tags + f[12:]
@@ -70,5 +74,49 @@ def ipv6(image: bytes) -> bytes:
             src, dst = (b"\x20\x01\x0d\xb8" + bytes(8) + f[a : a + 4] for a in (26, 30))
             head = struct.pack(">IHBB", 0x6 << 28, len(payload), f[23], f[22]) + src + dst
             f = f[:12] + b"\x86\xdd" + head + payload + f[end:]
+        out += struct.pack("<IIII", sec, frac, len(f), len(f) + orig - incl) + f
+    return bytes(out)
+
+
+#: tunnel kind -> what tunneled() wraps each datagram (or frame) in
+TUNNELS = ("ipip", "gre", "gre-eth", "erspan2", "erspan3", "vxlan", "geneve")
+
+
+def tunneled(image: bytes, kind: str) -> bytes:
+    """The same Ethernet capture as a tunnel between 198.18.0.1 and 198.18.0.2 carries it,
+    as port mirroring (ERSPAN), cloud traffic mirroring (VXLAN) or IP tunnels deliver it:
+    each IP datagram (or, for the kinds that carry Ethernet, each whole frame) inside an
+    outer IPv4 header, the frames that are not IP unchanged. `gre-eth` carries the
+    optional checksum, key and sequence number fields (RFC 2890); `erspan3` the optional
+    platform subheader."""
+    out, off, seq = bytearray(image[:24]), 24, 0
+    while off + 16 <= len(image):
+        sec, frac, incl, orig = struct.unpack_from("<IIII", image, off)
+        f = image[off + 16 : off + 16 + incl]
+        off += 16 + incl
+        if f[12:14] in (b"\x08\x00", b"\x86\xdd"):
+            v6, ip, seq = f[12:14] == b"\x86\xdd", f[14:], seq + 1
+            if kind == "ipip":
+                proto, inner = 41 if v6 else 4, ip
+            elif kind == "gre":
+                proto, inner = 47, b"\x00\x00" + f[12:14] + ip
+            elif kind == "gre-eth":  # C, K and S set: checksum + reserved, key, sequence
+                proto, inner = 47, b"\xb0\x00\x65\x58" + bytes(4) + struct.pack(">II", 7, seq) + f
+            elif kind == "erspan2":  # S set; version 1, VLAN, session id; index
+                erspan = struct.pack(">HHI", 0x1000, 0x0001, 0)
+                proto, inner = 47, b"\x10\x00\x88\xbe" + struct.pack(">I", seq) + erspan + f
+            elif kind == "erspan3":  # version 2, timestamp, SGT/flags with O set, subheader
+                erspan = struct.pack(">HHIHH", 0x2000, 0x0001, seq, 0, 0x0001) + bytes(8)
+                proto, inner = 47, b"\x10\x00\x22\xeb" + struct.pack(">I", seq) + erspan + f
+            else:  # VXLAN to 4789 (VNI 42); Geneve to 6081 with one 8-byte option
+                if kind == "vxlan":
+                    port, tunnel = 4789, b"\x08\x00\x00\x00" + (42 << 8).to_bytes(4, "big") + f
+                else:
+                    option = struct.pack(">HBB", 0x0108, 0x01, 1) + bytes(4)
+                    port, tunnel = 6081, b"\x02\x00\x65\x58" + (42 << 8).to_bytes(4, "big")
+                    tunnel += option + f
+                proto, inner = 17, struct.pack(">HHHH", 49152, port, 8 + len(tunnel), 0) + tunnel
+            head = struct.pack(">BBHHHBBH", 0x45, 0, 20 + len(inner), seq & 0xFFFF, 0, 64, proto, 0)
+            f = f[:12] + b"\x08\x00" + head + bytes([198, 18, 0, 1, 198, 18, 0, 2]) + inner
         out += struct.pack("<IIII", sec, frac, len(f), len(f) + orig - incl) + f
     return bytes(out)

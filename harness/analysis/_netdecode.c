@@ -1,10 +1,10 @@
 /* net.decode's common case for many frames in one call: an unfragmented IPv4 or IPv6
  * (no extension headers) UDP or TCP segment after any link layer net.decode reads:
- * Ethernet (with VLAN tags), Linux cooked v1 and v2, raw IP, BSD loopback.
+ * Ethernet (with VLAN tags, and MPLS labels), Linux cooked v1 and v2, raw IP, BSD loopback.
  * On a handshake-heavy capture the per-frame walk starts each of its ~70k frames by
  * slicing the frame out of the file and decoding it in Python; here the segment comes
- * out directly. Every other frame (unknown links, fragments, extension headers, damaged
- * or truncated headers) gets None and goes through net.decode as before, so this file
+ * out directly. Every other frame (unknown links, fragments, extension headers, tunnels,
+ * UDP of a tunnel's port (VXLAN, Geneve, GRE, GTP-U), damaged or truncated headers) gets None and goes through net.decode as before, so this file
  * only has to be exact for the frames it answers, which the tests check against
  * net.decode on damaged real captures.
  *
@@ -64,6 +64,16 @@ static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
     default:
         return NULL;
     }
+    if (et == 0x8847 || et == 0x8848) { /* MPLS: labels to the bottom of the stack, then IP */
+        do {
+            if (o + 4 > len)
+                return NULL;
+            o += 4;
+        } while (!(f[o - 2] & 1));
+        if (o >= len)
+            return NULL;
+        et = f[o] >> 4 == 4 ? 0x0800 : f[o] >> 4 == 6 ? 0x86DD : 0;
+    }
     unsigned char key[36];
     Py_ssize_t alen, l4, end;
     int proto;
@@ -92,7 +102,12 @@ static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
         return NULL;
     }
     if (proto == UDP) {
+        /* UDP to 4789 may be VXLAN, to 6081 Geneve, to 4754 GRE, from or to 2152 GTP-U:
+         * tunnels, whose packets net.decode unwraps */
         if (l4 + 8 > end)
+            return NULL;
+        unsigned sport = f[l4] << 8 | f[l4 + 1], dport = f[l4 + 2] << 8 | f[l4 + 3];
+        if (dport == 4789 || dport == 6081 || dport == 4754 || dport == 2152 || sport == 2152)
             return NULL;
         memcpy(key + alen, f + l4, 4);
         return Py_BuildValue("(iy#y#ii)", UDP, key, alen + 4, f + l4 + 8, end - l4 - 8, 0, 0);

@@ -154,8 +154,9 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
                 )
                 st.finish()
                 flow.kinds["rtp"] += st.packets
-                flow.packets += st.packets
-                flow.bytes += st.bytes
+                if flow.proto == "udp":  # a TCP flow counted the segments that carry them
+                    flow.packets += st.packets
+                    flow.bytes += st.bytes
                 flow.last_t = max(flow.last_t, st.last_t)
                 if st.first_frame < flow.first_frame:
                     flow.first_t, flow.first_frame = st.first_t, st.first_frame

@@ -45,8 +45,34 @@ _u32 = struct.Struct("!I").unpack_from
 _ports = struct.Struct("!HH").pack
 
 
-def decode(link: int, f: bytes) -> Segment | Fragment | str:
-    """Decode one frame: a UDP/TCP segment, an IP fragment to reassemble, or why neither."""
+#: tunnels inside tunnels read at most (each level is one more decode())
+TUNNELS = 4
+#: VXLAN's UDP port (RFC 7348), what cloud traffic mirroring sends (AWS, Azure), and
+#: Geneve's (RFC 8926: AWS Gateway Load Balancer's)
+VXLAN_PORT, GENEVE_PORT = (4789).to_bytes(2, "big"), (6081).to_bytes(2, "big")
+#: what an MPLS label stack carries, by its first nibble (a pseudowire's is 0: not read)
+MPLS_PAYLOAD = {4: 0x0800, 6: 0x86DD}
+#: GTP-U's UDP port (3GPP TS 29.281): user plane in mobile cores (VoLTE's SIP and RTP)
+GTPU_PORT = (2152).to_bytes(2, "big")
+#: GRE in UDP (RFC 8086)
+GRE_UDP_PORT = (4754).to_bytes(2, "big")
+#: a VXLAN-GPE header's next protocol (its P flag set) -> the link it is read as
+_GPE = {1: LINK_IPV4, 2: LINK_IPV6, 3: LINK_ETHERNET}
+#: a GRE payload type -> the link its payload is read as
+_GRE = {0x0800: LINK_IPV4, 0x86DD: LINK_IPV6, 0x6558: LINK_ETHERNET}
+#: ERSPAN (port mirroring over GRE): type II's 8-byte header (none in type I, which has no
+#: sequence number), type III's 12 bytes and an optional 8-byte subheader
+ERSPAN2, ERSPAN3 = 0x88BE, 0x22EB
+
+
+def decode(link: int, f: bytes, depth: int = 0) -> Segment | Fragment | str:
+    """Decode one frame: a UDP/TCP segment, an IP fragment to reassemble, or why neither.
+
+    A tunnel's packet is read as what it carries: IP in IP (RFC 2003, RFC 4213), GRE
+    (RFC 2784, RFC 2890: IP, Ethernet, ERSPAN port mirroring; in UDP, RFC 8086), VXLAN
+    (RFC 7348, and VXLAN-GPE), Geneve (RFC 8926) and GTP-U (a mobile core's user plane), and MPLS labels are skipped, so a
+    capture of mirrored or tunnelled traffic shows the calls inside it, as tshark does.
+    """
     try:
         if link == LINK_ETHERNET:
             et = f[12] << 8 | f[13]
@@ -69,6 +95,11 @@ def decode(link: int, f: bytes) -> Segment | Fragment | str:
             o = 4
         else:
             return "unknown-link"
+        if et == 0x8847 or et == 0x8848:  # MPLS: labels to the bottom of the stack, then IP
+            while not f[o + 2] & 1:
+                o += 4
+            o += 4
+            et = MPLS_PAYLOAD.get(f[o] >> 4, 0)
         if et == 0x0800:
             ihl = (f[o] & 15) * 4
             if f[o] >> 4 != 4 or ihl < 20:
@@ -101,9 +132,46 @@ def decode(link: int, f: bytes) -> Segment | Fragment | str:
                 return Fragment(key, v & 0xFFF8, bool(v & 1), f[l4 + 8 : end])
         else:
             return "not-ip"
-        return _transport(proto, addrs, f, l4, end)
+        return _transport(proto, addrs, f, l4, end, depth)
     except (IndexError, struct.error):
         return "truncated"
+
+
+GENEVE, GTPU = -1, -2  # _tunnel's names for a Geneve, GTP-U payload (VXLAN's: UDP's)
+
+
+def _tunnel(proto: int, p: bytes, depth: int) -> Segment | Fragment | str:
+    """What an IP-in-IP (`proto` 4 or 41), GRE (47), VXLAN (17), Geneve or GTP-U payload
+    carries."""
+    if depth >= TUNNELS:
+        return "tunnel-depth"
+    if proto == 4 or proto == 41:
+        return decode(LINK_IPV4 if proto == 4 else LINK_IPV6, p, depth + 1)
+    if proto == UDP:  # VXLAN: flags (I; P: VXLAN-GPE's next protocol in byte 3), VNI
+        link = _GPE.get(p[3], 0) if p[0] & 0x04 else LINK_ETHERNET
+        return decode(link, p[8:], depth + 1) if link else "other-transport"
+    flags, ptype = p[0], p[2] << 8 | p[3]
+    if proto == GTPU:  # flags, type, length, TEID; with E, S or PN set 4 more bytes and,
+        at = 8  # with E, extension headers (a length in words, the next one's type last)
+        if flags & 7:
+            at, ext = 12, p[11]
+            while ext:
+                size = 4 * p[at]
+                if not size:
+                    return "malformed-gtp"
+                at, ext = at + size, p[at + size - 1]
+        return decode(LINK_IPV4, p[at:], depth + 1)  # raw IP: its version says which
+    link = _GRE.get(ptype, 0)
+    if proto == GENEVE:  # version 0, options' length in words, flags, its payload's type
+        return decode(link, p[8 + 4 * (flags & 0x3F) :], depth + 1) if link else "other-transport"
+    if p[1] & 7 or flags & 0x40:  # GRE version 1 is PPTP's (PPP); source routes (RFC 1701)
+        return "other-transport"
+    at = 4 + 4 * ((flags >> 7) + (flags >> 5 & 1) + (flags >> 4 & 1))  # checksum, key, seq
+    if ptype == ERSPAN2:
+        return decode(LINK_ETHERNET, p[at + 8 if flags & 0x10 else at :], depth + 1)
+    if ptype == ERSPAN3:
+        return decode(LINK_ETHERNET, p[at + (20 if p[at + 11] & 1 else 12) :], depth + 1)
+    return decode(link, p[at:], depth + 1) if link else "other-transport"
 
 
 def segments(data: bytes, idx: FrameIndex, todo: np.ndarray) -> Sequence[Segment | None]:
@@ -122,32 +190,50 @@ def reassembled(seg: Segment | Fragment | str, t: float, held: Reassembler) -> S
     """`decode`'s answer at capture time `t` with IP fragments put back together: a
     fragment is held in `held` (None) until its datagram is whole, and that is read as its
     transport's segment, as if it had arrived in one piece."""
-    if type(seg) is not Fragment:
-        return seg  # type: ignore[return-value]
-    datagram = held.feed(seg, t)
-    if datagram is None:
-        return None
-    return transport(seg.key[1], seg.key[0], datagram)
+    while type(seg) is Fragment:  # a tunnel's whole datagram may carry a fragment again
+        datagram = held.feed(seg, t)
+        if datagram is None:
+            return None
+        seg = transport(seg.key[1], seg.key[0], datagram)
+    return seg  # type: ignore[return-value]
 
 
-def transport(proto: int, addrs: bytes, datagram: bytes) -> Segment | str:
-    """The UDP or TCP segment in a reassembled IP payload."""
+def transport(proto: int, addrs: bytes, datagram: bytes) -> Segment | Fragment | str:
+    """The UDP or TCP segment in a reassembled IP payload (or what its tunnel carries)."""
     try:
         return _transport(proto, addrs, datagram, 0, len(datagram))
     except (IndexError, struct.error):
         return "truncated"
 
 
-def _transport(proto: int, addrs: bytes, f: bytes, l4: int, end: int) -> Segment | str:
+def _transport(
+    proto: int, addrs: bytes, f: bytes, l4: int, end: int, depth: int = 0
+) -> Segment | Fragment | str:
     if proto == UDP:
         if l4 + 8 > end:
             return "truncated"
+        port = f[l4 + 2 : l4 + 4]
+        if port == VXLAN_PORT and f[l4 + 8] & 0xC8 == 0x08 and not f[l4 + 15] and end - l4 >= 30:
+            return _tunnel(UDP, f[l4 + 8 : end], depth)  # a VXLAN header (I set) and a frame
+        if port == GRE_UDP_PORT and end - l4 >= 12:
+            return _tunnel(47, f[l4 + 8 : end], depth)
+        if port == GENEVE_PORT and f[l4 + 8] >> 6 == 0 and end - l4 >= 16:
+            return _tunnel(GENEVE, f[l4 + 8 : end], depth)
+        if (
+            GTPU_PORT in (f[l4 : l4 + 2], f[l4 + 2 : l4 + 4])
+            and f[l4 + 8] & 0xF8 == 0x30  # version 1, GTP (not GTP')
+            and f[l4 + 9] == 0xFF  # G-PDU: a user's packet
+            and end - l4 >= 16
+        ):
+            return _tunnel(GTPU, f[l4 + 8 : end], depth)
         return UDP, addrs + f[l4 : l4 + 4], f[l4 + 8 : end], 0, 0
     if proto == TCP:
         off = (f[l4 + 12] >> 4) * 4
         if off < 20 or l4 + off > end:
             return "malformed-tcp"
         return TCP, addrs + f[l4 : l4 + 4], f[l4 + off : end], _u32(f, l4 + 4)[0], f[l4 + 13]
+    if proto == 4 or proto == 41 or proto == 47:
+        return _tunnel(proto, f[l4:end], depth)
     return "other-transport"
 
 

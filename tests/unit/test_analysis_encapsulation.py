@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import subprocess
 from array import array
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,14 @@ from harness.analysis.pcapio import FrameIndex, ReadStats
 from harness.analysis.report import summary
 from harness.analysis.session import build
 from tests.fuzzing import FAST
-from tests.relink import LINKS, ipv6, relinked
+from tests.relink import LINKS, TUNNELS, ipv6, relinked, tunneled
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 #: plain RTP with HTTP signalling over TCP, and RTP in TURN ChannelData with STUN and DTLS
 CALLS = ("aiortc-long.pcap", "aiortc-relayed.pcap")
 KINDS = sorted(set(LINKS) - {"ether"})
+#: the links whose media the fast path takes (MPLS goes through the walk)
+FAST_KINDS = sorted(set(KINDS) - {"mpls"})
 
 
 def analysed(image: bytes) -> dict[str, Any]:
@@ -55,7 +59,7 @@ def test_same_analysis_on_every_link(call: str, kind: str) -> None:
         assert got[key] == want[key], key
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", FAST_KINDS)
 def test_the_fast_path_takes_the_media(kind: str) -> None:
     """Compiled or not, every RTP frame the fast path takes from Ethernet it takes here."""
     for call in CALLS:
@@ -122,6 +126,36 @@ def test_the_fast_path_reads_as_the_walk(
         assert analysed(image) == want
     if "ipv6" in kind:
         assert all(":" in f["src"] for f in want["flows"])
+
+
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize("kind", TUNNELS)
+def test_a_tunnel_reads_as_the_call_it_carries(call: str, kind: str, tmp_path: Path) -> None:
+    """IP in IP, GRE, ERSPAN and VXLAN (tests/relink.py): the call inside reads as the
+    capture without the tunnel, and tshark finds the same RTP, STUN and DTLS in the direct
+    call (the relayed one's TURN is compared with tshark in test_analysis_corpus.py)."""
+    image = (PCAPS / call).read_bytes()
+    inside = tunneled(image, kind)
+    want, got = analysed(image), analysed(inside)
+    assert got == want and want["rtp"]
+    if not shutil.which("tshark") or call != "aiortc-long.pcap":
+        return
+    path = tmp_path / f"{kind}.pcap"
+    path.write_bytes(inside)
+    argv = ["tshark", "-n", "-r", str(path), "--enable-heuristic", "rtp_udp"]
+    argv += ["-T", "fields", "-E", "occurrence=l", "-e", "rtp.ssrc", "-e", "stun.type"]
+    argv += ["-e", "dtls.record.content_type"]
+    rows = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60)
+    theirs = Counter[tuple[str, str]]()
+    for line in rows.stdout.splitlines():
+        for what, cell in zip(("rtp", "stun", "dtls"), line.split("\t"), strict=False):
+            theirs.update([(what, cell if what == "rtp" else "")] if cell else [])
+    ours = Counter[tuple[str, str]]()
+    for s in got["rtp"]:
+        ours[("rtp", f"0x{int(s['ssrc'], 16):08x}")] += s["packets"]
+    ours[("stun", "")] = sum(got["stun"].values())
+    ours[("dtls", "")] = sum(f["kinds"].get("dtls", 0) for f in got["flows"])
+    assert ours == theirs
 
 
 @FAST

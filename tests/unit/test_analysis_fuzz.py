@@ -3,7 +3,7 @@
 HARNESS_FUZZ_SCALE=20 multiplies the number of examples for a longer hunt. The newer
 parsers are covered too: IP fragment reassembly (any order, duplicates, garbage, bounded
 state), TURN-TCP / RFC 4571 framing (random bytes, streams cut mid-connection), classic
-STUN, and damaged captures that cross them.
+STUN, tunnels (IP in IP, GRE, ERSPAN, VXLAN), and damaged captures that cross them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from harness.analysis.analyzer import analyze_bytes
 from harness.analysis.report import summary
 from harness.analysis.session import build
 from tests.fuzzing import FAST, SLOW, pcap_image, sip_call_pcap
+from tests.relink import TUNNELS, tunneled
 
 PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 SMALL = (PCAPS / "aiortc-relayed.pcap").read_bytes()
@@ -111,6 +112,42 @@ def test_http_and_websocket_never_raise(p: bytes) -> None:
 def test_link_decode_never_raises(link: int, frame: bytes) -> None:
     r = net.decode(link, frame)
     assert isinstance(r, (str, tuple, ipfrag.Fragment))
+
+
+#: the first frames of a call in each tunnel tests/relink.py makes (GRE, ERSPAN, VXLAN, ...)
+TUNNELED = [
+    frame
+    for kind in TUNNELS
+    for _, _, _, frame in list(pcapio.read_frames(tunneled(SMALL, kind), pcapio.ReadStats()))[:40]
+]
+
+
+@FAST
+@given(
+    st.sampled_from(TUNNELED),
+    st.lists(st.tuples(st.integers(14, 110), st.integers(0, 255)), max_size=6),
+    st.integers(0, 120),
+)
+def test_tunnel_decode_never_raises(frame: bytes, edits: list[tuple[int, int]], cut: int) -> None:
+    """Tunnel headers (IP in IP, GRE and its optional fields, ERSPAN, VXLAN) damaged, and
+    frames cut short: an answer, never an exception."""
+    f = bytearray(frame)
+    for at, value in edits:
+        if at < len(f):
+            f[at] = value
+    r = net.decode(1, bytes(f[: max(len(f) - cut, 0)]))
+    assert isinstance(r, (str, tuple, ipfrag.Fragment))
+
+
+def test_tunnels_inside_tunnels_stop() -> None:
+    """IP in IP in IP ...: read TUNNELS levels deep, then named, never a recursion error."""
+    inner = bytes.fromhex("4500001c0000000040110000c6120001c6120002") + bytes(8)
+    for _ in range(400):
+        inner = (
+            struct.pack(">BBHHHBBH", 0x45, 0, 20 + len(inner), 0, 0, 64, 4, 0) + bytes(8) + inner
+        )
+    assert net.decode(101, inner) == "tunnel-depth"
+    assert type(net.decode(101, inner[(400 - net.TUNNELS) * 20 :])) is tuple
 
 
 MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1", "0a0d0d0a")}

@@ -22,7 +22,7 @@ def add(r: Reassembler, frame: bytes) -> bytes | None:
 
 def datagram(whole: bytes) -> tuple[int, bytes]:
     seg = transport(UDP_PROTO, bytes(8), whole)
-    assert not isinstance(seg, str), seg  # a reason the datagram could not be read
+    assert type(seg) is tuple, seg  # not a reason the datagram could not be read
     proto, _key, data, _seq, _flags = seg
     return proto, data
 
