@@ -354,13 +354,21 @@ _report_block = struct.Struct("!IIxxxxI").unpack_from  # SSRC, lost (8+24 bits),
 
 
 def parse_rtcp(p: bytes, encrypted: bool) -> list[RtcpPacket]:
-    """Decode an RTCP compound; for SRTCP only the first header is in the clear."""
+    """Decode an RTCP compound; for SRTCP only the first header is in the clear.
+
+    A compound ends where its next packet is none: a version other than 2, a type
+    outside RTCP's 192-223 (RFC 5761 4) or a length past the datagram. That is where the
+    encrypted part of an SRTCP packet starts when its flow's DTLS handshake was not
+    captured (a capture that starts mid-call), and its bytes are not read as packets.
+    """
     out: list[RtcpPacket] = []
     off = 0
     end = len(p)
     while off + 8 <= end and p[off] >> 6 == 2:
         first, pt, words, ssrc = _rtcp_head(p, off)
         ln = (words + 1) * 4
+        if out and (not 192 <= pt <= 223 or off + ln > end):
+            break
         reports: list[dict[str, int]] = []
         out.append(RtcpPacket(RTCP_TYPES.get(pt) or str(pt), ssrc, reports))
         if encrypted or off + ln > end:
