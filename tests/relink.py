@@ -1,6 +1,6 @@
 """A capture as another link layer would have recorded it: the same IP datagrams after a
-Linux cooked header (`tcpdump -i any`), VLAN tags, MPLS labels, a BSD loopback header or
-none at all; or as a tunnel carried it (`tunneled`).
+Linux cooked header (`tcpdump -i any`), VLAN tags, MPLS labels, PPPoE, a BSD loopback
+header or none at all; or as a tunnel carried it (`tunneled`).
 
 For the readers that must not depend on the link layer (the fast path, the bulk decode):
 the same call, captured another way, must read the same.
@@ -18,10 +18,14 @@ LINKS = {
     "vlan": 1,
     "qinq": 1,
     "mpls": 1,
+    "pppoe": 1,
     "raw": 101,
     "loop": 108,
     "null": 0,
 }
+
+
+IP = (b"\x08\x00", b"\x86\xdd")  # the ethertypes of IPv4 and IPv6
 
 
 def relinked(image: bytes, kind: str, ip_only: bool = False) -> bytes:
@@ -46,7 +50,12 @@ def relinked(image: bytes, kind: str, ip_only: bool = False) -> bytes:
         elif kind == "sll2":  # protocol, reserved, interface index, ARPHRD, type, length
             new = et + bytes(2) + struct.pack(">IHBB", 2, 1, 0, 6) + src + bytes(2) + ip
         elif kind == "mpls":  # two labels, the second the bottom of the stack
-            new = f[:12] + b"\x88\x47" + b"\x00\x01\x00\x40\x00\x02\x01\x40" + ip
+            labels = b"\x00\x01\x00\x40\x00\x02\x01\x40"
+            new = f[:12] + b"\x88\x47" + labels + ip if et in IP else f
+        elif kind == "pppoe":  # a PPPoE session (RFC 2516), PPP's protocol (IPv4 or IPv6)
+            ppp = b"\x00\x21" if et == b"\x08\x00" else b"\x00\x57"
+            session = struct.pack(">BBHH", 0x11, 0, 0x1234, len(ip) + 2)
+            new = f[:12] + b"\x88\x64" + session + ppp + ip if et in IP else f
         elif kind in ("vlan", "qinq"):
             tags = b"\x81\x00\x00\x07" if kind == "vlan" else b"\x88\xa8\x00\x03\x81\x00\x00\x07"
             new = f[:12] + tags + f[12:]

@@ -484,7 +484,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                 continue;
             int et = be16(raw + o, 12);
             if (et != 0x0800 && et != 0x86DD && et != 0x8100 && et != 0x88A8 && et != 0x8847 &&
-                et != 0x8848) { /* MPLS carries IP: the walk reads it */
+                et != 0x8848 && et != 0x8864) { /* MPLS, PPPoE carry IP: the walk reads it */
                 if (!set_add(&sets[NOT_IP], i, raw + o))
                     goto nomem;
                 taken[i] = 1;

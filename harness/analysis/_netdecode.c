@@ -1,10 +1,11 @@
 /* net.decode's common case for many frames in one call: an unfragmented IPv4 or IPv6
  * (no extension headers) UDP or TCP segment after any link layer net.decode reads:
- * Ethernet (with VLAN tags, and MPLS labels), Linux cooked v1 and v2, raw IP, BSD loopback.
+ * Ethernet (with VLAN tags, MPLS labels, PPPoE), Linux cooked v1 and v2, raw IP, BSD
+ * loopback.
  * On a handshake-heavy capture the per-frame walk starts each of its ~70k frames by
  * slicing the frame out of the file and decoding it in Python; here the segment comes
  * out directly. Every other frame (unknown links, fragments, extension headers, tunnels,
- * UDP of a tunnel's port (VXLAN, Geneve, GRE, GTP-U), damaged or truncated headers) gets None and goes through net.decode as before, so this file
+ * UDP of a tunnel's port (VXLAN, Geneve, GRE, MPLS, GTP-U), damaged or truncated headers) gets None and goes through net.decode as before, so this file
  * only has to be exact for the frames it answers, which the tests check against
  * net.decode on damaged real captures.
  *
@@ -64,6 +65,13 @@ static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
     default:
         return NULL;
     }
+    if (et == 0x8864) { /* a PPPoE session: its 6-byte header, PPP's protocol (IPv4, IPv6) */
+        if (o + 8 > len)
+            return NULL;
+        unsigned ppp = f[o + 6] << 8 | f[o + 7];
+        et = ppp == 0x0021 ? 0x0800 : ppp == 0x0057 ? 0x86DD : 0;
+        o += 8;
+    }
     if (et == 0x8847 || et == 0x8848) { /* MPLS: labels to the bottom of the stack, then IP */
         do {
             if (o + 4 > len)
@@ -80,8 +88,8 @@ static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
     if (et == 0x0800) {
         if (o + 20 > len || f[o] >> 4 != 4)
             return NULL;
-        Py_ssize_t ihl = (f[o] & 15) * 4;
-        end = o + (f[o + 2] << 8 | f[o + 3]);
+        Py_ssize_t ihl = (f[o] & 15) * 4, size = f[o + 2] << 8 | f[o + 3];
+        end = size ? o + size : len; /* 0: a segmentation offload's (BIG TCP) */
         l4 = o + ihl;
         if (ihl < 20 || end > len || l4 > end || ((f[o + 6] << 8 | f[o + 7]) & 0x3FFF))
             return NULL;
@@ -91,7 +99,8 @@ static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
     } else if (et == 0x86DD) {
         if (o + 40 > len)
             return NULL;
-        end = o + 40 + (f[o + 4] << 8 | f[o + 5]);
+        Py_ssize_t size = f[o + 4] << 8 | f[o + 5];
+        end = size ? o + 40 + size : len; /* 0: a jumbogram's, BIG TCP's */
         l4 = o + 40;
         if (end > len)
             return NULL;
@@ -102,12 +111,13 @@ static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
         return NULL;
     }
     if (proto == UDP) {
-        /* UDP to 4789 may be VXLAN, to 6081 Geneve, to 4754 GRE, from or to 2152 GTP-U:
-         * tunnels, whose packets net.decode unwraps */
+        /* UDP to 4789 may be VXLAN, to 6081 Geneve, to 4754 GRE, to 6635 MPLS, from or to
+         * 2152 GTP-U: tunnels, whose packets net.decode unwraps */
         if (l4 + 8 > end)
             return NULL;
         unsigned sport = f[l4] << 8 | f[l4 + 1], dport = f[l4 + 2] << 8 | f[l4 + 3];
-        if (dport == 4789 || dport == 6081 || dport == 4754 || dport == 2152 || sport == 2152)
+        if (dport == 4789 || dport == 6081 || dport == 4754 || dport == 6635 || dport == 2152 ||
+            sport == 2152)
             return NULL;
         memcpy(key + alen, f + l4, 4);
         return Py_BuildValue("(iy#y#ii)", UDP, key, alen + 4, f + l4 + 8, end - l4 - 8, 0, 0);

@@ -91,7 +91,8 @@ class FastPath:
 
 HEAD = UDP_PAYLOAD + 4 + 12  # bytes read per frame: up to an RTP header inside ChannelData
 HEAD6 = UDP_PAYLOAD6 + 4 + 12
-IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8, 0x8847, 0x8848)  # MPLS: left to the walk
+#: ethertypes that carry IP (MPLS and PPPoE sessions: read by the walk, not here)
+IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8, 0x8847, 0x8848, 0x8864)
 VLAN = (0x8100, 0x88A8)
 LINK_SLL, LINK_SLL2 = 113, 276
 LINK_RAW = (101, 12, 14, 228, 229)  # raw IP: the version nibble says which

@@ -39,9 +39,15 @@ LINK_IPV6 = 229
 LINK_NULL = (0, 108)
 LINK_SLL = 113
 LINK_SLL2 = 276
+LINK_PPP = (9, 50)  # PPP, PPP in HDLC framing
+LINK_NFLOG = 239  # `tcpdump -i nflog:N`: what an iptables NFLOG rule logged
+LINK_PKTAP = 258  # macOS `tcpdump -i pktap` / `-k`: per-packet metadata, then the frame
+#: PPP protocol -> the ethertype of what it carries
+PPP_PROTOCOLS = {0x0021: 0x0800, 0x0057: 0x86DD, 0x0281: 0x8847}
 
 _IPV6_EXT = {0, 43, 60, 51}
 _u32 = struct.Struct("!I").unpack_from
+_u32le, _u16le = struct.Struct("<I").unpack_from, struct.Struct("<H").unpack_from
 _ports = struct.Struct("!HH").pack
 
 
@@ -54,8 +60,8 @@ VXLAN_PORT, GENEVE_PORT = (4789).to_bytes(2, "big"), (6081).to_bytes(2, "big")
 MPLS_PAYLOAD = {4: 0x0800, 6: 0x86DD}
 #: GTP-U's UDP port (3GPP TS 29.281): user plane in mobile cores (VoLTE's SIP and RTP)
 GTPU_PORT = (2152).to_bytes(2, "big")
-#: GRE in UDP (RFC 8086)
-GRE_UDP_PORT = (4754).to_bytes(2, "big")
+#: GRE in UDP (RFC 8086), MPLS in UDP (RFC 7510)
+GRE_UDP_PORT, MPLS_UDP_PORT = (4754).to_bytes(2, "big"), (6635).to_bytes(2, "big")
 #: a VXLAN-GPE header's next protocol (its P flag set) -> the link it is read as
 _GPE = {1: LINK_IPV4, 2: LINK_IPV6, 3: LINK_ETHERNET}
 #: a GRE payload type -> the link its payload is read as
@@ -70,8 +76,10 @@ def decode(link: int, f: bytes, depth: int = 0) -> Segment | Fragment | str:
 
     A tunnel's packet is read as what it carries: IP in IP (RFC 2003, RFC 4213), GRE
     (RFC 2784, RFC 2890: IP, Ethernet, ERSPAN port mirroring; in UDP, RFC 8086), VXLAN
-    (RFC 7348, and VXLAN-GPE), Geneve (RFC 8926) and GTP-U (a mobile core's user plane), and MPLS labels are skipped, so a
-    capture of mirrored or tunnelled traffic shows the calls inside it, as tshark does.
+    (RFC 7348, and VXLAN-GPE), Geneve (RFC 8926) and GTP-U (a mobile core's user plane);
+    MPLS labels (also in UDP, RFC 7510) are skipped, so a capture of mirrored or tunnelled
+    traffic shows the calls inside it, as tshark does. Besides Ethernet, cooked, raw and
+    loopback links: PPP (and PPPoE on Ethernet), macOS's PKTAP, Linux's NFLOG.
     """
     try:
         if link == LINK_ETHERNET:
@@ -93,18 +101,34 @@ def decode(link: int, f: bytes, depth: int = 0) -> Segment | Fragment | str:
             fam = f[0] if f[0] else f[3]
             et = 0x0800 if fam == 2 else 0x86DD
             o = 4
+        elif link in LINK_PPP:  # RFC 1662: address and control (may be left out), protocol
+            o = 2 if f[0] == 0xFF and f[1] == 0x03 else 0
+            et, o = _ppp(f, o)
+        elif link == LINK_PKTAP:  # Apple's: the header's length and the link after it
+            if depth >= TUNNELS:
+                return "tunnel-depth"
+            return decode(_u32le(f, 4)[0], f[_u32le(f, 0)[0] :], depth + 1)
+        elif link == LINK_NFLOG:  # netfilter's log: TLVs, the packet in NFULA_PAYLOAD (9)
+            o = 4
+            while _u16le(f, o + 2)[0] != 9:
+                size = _u16le(f, o)[0]
+                if size < 4:
+                    return "malformed-nflog"
+                o += (size + 3) & ~3
+            end = o + _u16le(f, o)[0]
+            return decode(LINK_IPV4, f[o + 4 : end], depth) if end <= len(f) else "truncated"
         else:
             return "unknown-link"
-        if et == 0x8847 or et == 0x8848:  # MPLS: labels to the bottom of the stack, then IP
-            while not f[o + 2] & 1:
-                o += 4
-            o += 4
-            et = MPLS_PAYLOAD.get(f[o] >> 4, 0)
+        if et == 0x8864:  # PPPoE session (RFC 2516): its 6-byte header, then PPP's protocol
+            et, o = _ppp(f, o + 6)
+        if et == 0x8847 or et == 0x8848:
+            et, o = _mpls(f, o)
         if et == 0x0800:
             ihl = (f[o] & 15) * 4
             if f[o] >> 4 != 4 or ihl < 20:
                 return "malformed-ip"
-            end = o + (f[o + 2] << 8 | f[o + 3])
+            size = f[o + 2] << 8 | f[o + 3]
+            end = o + size if size else len(f)  # 0: a segmentation offload's (BIG TCP)
             if end > len(f):
                 return "truncated"
             proto = f[o + 9]
@@ -117,7 +141,8 @@ def decode(link: int, f: bytes, depth: int = 0) -> Segment | Fragment | str:
                     (addrs, proto, ident), (frag & 0x1FFF) * 8, bool(frag & 0x2000), f[l4:end]
                 )
         elif et == 0x86DD:
-            end = o + 40 + (f[o + 4] << 8 | f[o + 5])
+            size = f[o + 4] << 8 | f[o + 5]
+            end = o + 40 + size if size else len(f)  # 0: a jumbogram's (RFC 2675), BIG TCP
             if end > len(f):
                 return "truncated"
             proto = f[o + 6]
@@ -137,7 +162,23 @@ def decode(link: int, f: bytes, depth: int = 0) -> Segment | Fragment | str:
         return "truncated"
 
 
-GENEVE, GTPU = -1, -2  # _tunnel's names for a Geneve, GTP-U payload (VXLAN's: UDP's)
+#: _tunnel's names for a Geneve, GTP-U, MPLS payload (VXLAN's is UDP's number)
+GENEVE, GTPU, MPLS = -1, -2, -3
+
+
+def _mpls(f: bytes, o: int) -> tuple[int, int]:
+    """MPLS: labels to the bottom of the stack; then IP's ethertype by its version (else
+    0: a pseudowire's control word) and where it starts."""
+    while not f[o + 2] & 1:
+        o += 4
+    return MPLS_PAYLOAD.get(f[o + 4] >> 4, 0), o + 4
+
+
+def _ppp(f: bytes, o: int) -> tuple[int, int]:
+    """The ethertype a PPP protocol field at `o` stands for (IP, IPv6, MPLS: else 0), and
+    where its payload starts; a protocol compressed to one byte (RFC 1661 6.5) is odd."""
+    proto, o = (f[o], o + 1) if f[o] & 1 else (f[o] << 8 | f[o + 1], o + 2)
+    return PPP_PROTOCOLS.get(proto, 0), o
 
 
 def _tunnel(proto: int, p: bytes, depth: int) -> Segment | Fragment | str:
@@ -150,6 +191,9 @@ def _tunnel(proto: int, p: bytes, depth: int) -> Segment | Fragment | str:
     if proto == UDP:  # VXLAN: flags (I; P: VXLAN-GPE's next protocol in byte 3), VNI
         link = _GPE.get(p[3], 0) if p[0] & 0x04 else LINK_ETHERNET
         return decode(link, p[8:], depth + 1) if link else "other-transport"
+    if proto == MPLS:
+        et, o = _mpls(p, 0)
+        return decode(LINK_IPV4, p[o:], depth + 1) if et else "other-transport"
     flags, ptype = p[0], p[2] << 8 | p[3]
     if proto == GTPU:  # flags, type, length, TEID; with E, S or PN set 4 more bytes and,
         at = 8  # with E, extension headers (a length in words, the next one's type last)
@@ -217,6 +261,8 @@ def _transport(
             return _tunnel(UDP, f[l4 + 8 : end], depth)  # a VXLAN header (I set) and a frame
         if port == GRE_UDP_PORT and end - l4 >= 12:
             return _tunnel(47, f[l4 + 8 : end], depth)
+        if port == MPLS_UDP_PORT and end - l4 >= 12:
+            return _tunnel(MPLS, f[l4 + 8 : end], depth)
         if port == GENEVE_PORT and f[l4 + 8] >> 6 == 0 and end - l4 >= 16:
             return _tunnel(GENEVE, f[l4 + 8 : end], depth)
         if (

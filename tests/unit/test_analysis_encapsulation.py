@@ -36,8 +36,8 @@ PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 #: plain RTP with HTTP signalling over TCP, and RTP in TURN ChannelData with STUN and DTLS
 CALLS = ("aiortc-long.pcap", "aiortc-relayed.pcap")
 KINDS = sorted(set(LINKS) - {"ether"})
-#: the links whose media the fast path takes (MPLS goes through the walk)
-FAST_KINDS = sorted(set(KINDS) - {"mpls"})
+#: the links whose media the fast path takes (MPLS and PPPoE go through the walk)
+FAST_KINDS = sorted(set(KINDS) - {"mpls", "pppoe"})
 
 
 def analysed(image: bytes) -> dict[str, Any]:

@@ -108,7 +108,10 @@ def test_http_and_websocket_never_raise(p: bytes) -> None:
 
 
 @FAST
-@given(st.sampled_from([0, 1, 12, 101, 113, 228, 229, 276, 147]), st.binary(max_size=120))
+@given(
+    st.sampled_from([0, 1, 9, 12, 50, 101, 113, 228, 229, 239, 258, 276, 147]),
+    st.binary(max_size=120),
+)
 def test_link_decode_never_raises(link: int, frame: bytes) -> None:
     r = net.decode(link, frame)
     assert isinstance(r, (str, tuple, ipfrag.Fragment))
