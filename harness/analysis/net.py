@@ -12,6 +12,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
+from harness.analysis import tunnels
 from harness.analysis.ipfrag import Fragment, Reassembler
 
 try:
@@ -53,33 +54,17 @@ _ports = struct.Struct("!HH").pack
 
 #: tunnels inside tunnels read at most (each level is one more decode())
 TUNNELS = 4
-#: VXLAN's UDP port (RFC 7348), what cloud traffic mirroring sends (AWS, Azure), and
-#: Geneve's (RFC 8926: AWS Gateway Load Balancer's)
-VXLAN_PORT, GENEVE_PORT = (4789).to_bytes(2, "big"), (6081).to_bytes(2, "big")
-#: what an MPLS label stack carries, by its first nibble (a pseudowire's is 0: not read)
-MPLS_PAYLOAD = {4: 0x0800, 6: 0x86DD}
-#: GTP-U's UDP port (3GPP TS 29.281): user plane in mobile cores (VoLTE's SIP and RTP)
-GTPU_PORT = (2152).to_bytes(2, "big")
-#: GRE in UDP (RFC 8086), MPLS in UDP (RFC 7510)
-GRE_UDP_PORT, MPLS_UDP_PORT = (4754).to_bytes(2, "big"), (6635).to_bytes(2, "big")
-#: a VXLAN-GPE header's next protocol (its P flag set) -> the link it is read as
-_GPE = {1: LINK_IPV4, 2: LINK_IPV6, 3: LINK_ETHERNET}
-#: a GRE payload type -> the link its payload is read as
-_GRE = {0x0800: LINK_IPV4, 0x86DD: LINK_IPV6, 0x6558: LINK_ETHERNET}
-#: ERSPAN (port mirroring over GRE): type II's 8-byte header (none in type I, which has no
-#: sequence number), type III's 12 bytes and an optional 8-byte subheader
-ERSPAN2, ERSPAN3 = 0x88BE, 0x22EB
+#: a tunnel's payload (tunnels.py names it by ethertype) -> the link it is read as
+_CARRIED = {tunnels.IPV4: LINK_IPV4, tunnels.IPV6: LINK_IPV6, tunnels.ETHERNET: LINK_ETHERNET}
 
 
 def decode(link: int, f: bytes, depth: int = 0) -> Segment | Fragment | str:
     """Decode one frame: a UDP/TCP segment, an IP fragment to reassemble, or why neither.
 
-    A tunnel's packet is read as what it carries: IP in IP (RFC 2003, RFC 4213), GRE
-    (RFC 2784, RFC 2890: IP, Ethernet, ERSPAN port mirroring; in UDP, RFC 8086), VXLAN
-    (RFC 7348, and VXLAN-GPE), Geneve (RFC 8926) and GTP-U (a mobile core's user plane);
-    MPLS labels (also in UDP, RFC 7510) are skipped, so a capture of mirrored or tunnelled
-    traffic shows the calls inside it, as tshark does. Besides Ethernet, cooked, raw and
-    loopback links: PPP (and PPPoE on Ethernet), macOS's PKTAP, Linux's NFLOG.
+    A tunnel's packet is read as what it carries (tunnels.py reads their headers), at
+    most TUNNELS deep, so a capture of mirrored or tunnelled traffic shows the calls inside
+    it, as tshark does. Besides Ethernet (VLAN tags, MPLS labels, PPPoE), cooked, raw and
+    loopback links: PPP, macOS's PKTAP, Linux's NFLOG.
     """
     try:
         if link == LINK_ETHERNET:
@@ -121,8 +106,11 @@ def decode(link: int, f: bytes, depth: int = 0) -> Segment | Fragment | str:
             return "unknown-link"
         if et == 0x8864:  # PPPoE session (RFC 2516): its 6-byte header, then PPP's protocol
             et, o = _ppp(f, o + 6)
-        if et == 0x8847 or et == 0x8848:
-            et, o = _mpls(f, o)
+        if et == 0x8847 or et == 0x8848:  # MPLS: a label stack, then IP
+            carried = tunnels.mpls(f, o)
+            if isinstance(carried, str):
+                return "not-ip"
+            et, o = carried
         if et == 0x0800:
             ihl = (f[o] & 15) * 4
             if f[o] >> 4 != 4 or ihl < 20:
@@ -162,18 +150,6 @@ def decode(link: int, f: bytes, depth: int = 0) -> Segment | Fragment | str:
         return "truncated"
 
 
-#: _tunnel's names for a Geneve, GTP-U, MPLS payload (VXLAN's is UDP's number)
-GENEVE, GTPU, MPLS = -1, -2, -3
-
-
-def _mpls(f: bytes, o: int) -> tuple[int, int]:
-    """MPLS: labels to the bottom of the stack; then IP's ethertype by its version (else
-    0: a pseudowire's control word) and where it starts."""
-    while not f[o + 2] & 1:
-        o += 4
-    return MPLS_PAYLOAD.get(f[o + 4] >> 4, 0), o + 4
-
-
 def _ppp(f: bytes, o: int) -> tuple[int, int]:
     """The ethertype a PPP protocol field at `o` stands for (IP, IPv6, MPLS: else 0), and
     where its payload starts; a protocol compressed to one byte (RFC 1661 6.5) is odd."""
@@ -181,41 +157,14 @@ def _ppp(f: bytes, o: int) -> tuple[int, int]:
     return PPP_PROTOCOLS.get(proto, 0), o
 
 
-def _tunnel(proto: int, p: bytes, depth: int) -> Segment | Fragment | str:
-    """What an IP-in-IP (`proto` 4 or 41), GRE (47), VXLAN (17), Geneve or GTP-U payload
-    carries."""
+def _inner(carried: tunnels.Carried, p: bytes, depth: int) -> Segment | Fragment | str:
+    """What a tunnel's payload `p` holds, from `tunnels.py`'s answer for its header."""
+    if isinstance(carried, str):
+        return carried
     if depth >= TUNNELS:
         return "tunnel-depth"
-    if proto == 4 or proto == 41:
-        return decode(LINK_IPV4 if proto == 4 else LINK_IPV6, p, depth + 1)
-    if proto == UDP:  # VXLAN: flags (I; P: VXLAN-GPE's next protocol in byte 3), VNI
-        link = _GPE.get(p[3], 0) if p[0] & 0x04 else LINK_ETHERNET
-        return decode(link, p[8:], depth + 1) if link else "other-transport"
-    if proto == MPLS:
-        et, o = _mpls(p, 0)
-        return decode(LINK_IPV4, p[o:], depth + 1) if et else "other-transport"
-    flags, ptype = p[0], p[2] << 8 | p[3]
-    if proto == GTPU:  # flags, type, length, TEID; with E, S or PN set 4 more bytes and,
-        at = 8  # with E, extension headers (a length in words, the next one's type last)
-        if flags & 7:
-            at, ext = 12, p[11]
-            while ext:
-                size = 4 * p[at]
-                if not size:
-                    return "malformed-gtp"
-                at, ext = at + size, p[at + size - 1]
-        return decode(LINK_IPV4, p[at:], depth + 1)  # raw IP: its version says which
-    link = _GRE.get(ptype, 0)
-    if proto == GENEVE:  # version 0, options' length in words, flags, its payload's type
-        return decode(link, p[8 + 4 * (flags & 0x3F) :], depth + 1) if link else "other-transport"
-    if p[1] & 7 or flags & 0x40:  # GRE version 1 is PPTP's (PPP); source routes (RFC 1701)
-        return "other-transport"
-    at = 4 + 4 * ((flags >> 7) + (flags >> 5 & 1) + (flags >> 4 & 1))  # checksum, key, seq
-    if ptype == ERSPAN2:
-        return decode(LINK_ETHERNET, p[at + 8 if flags & 0x10 else at :], depth + 1)
-    if ptype == ERSPAN3:
-        return decode(LINK_ETHERNET, p[at + (20 if p[at + 11] & 1 else 12) :], depth + 1)
-    return decode(link, p[at:], depth + 1) if link else "other-transport"
+    kind, at = carried
+    return decode(_CARRIED[kind], p[at:], depth + 1)
 
 
 def segments(data: bytes, idx: FrameIndex, todo: np.ndarray) -> Sequence[Segment | None]:
@@ -256,31 +205,18 @@ def _transport(
     if proto == UDP:
         if l4 + 8 > end:
             return "truncated"
-        port = f[l4 + 2 : l4 + 4]
-        if port == VXLAN_PORT and f[l4 + 8] & 0xC8 == 0x08 and not f[l4 + 15] and end - l4 >= 30:
-            return _tunnel(UDP, f[l4 + 8 : end], depth)  # a VXLAN header (I set) and a frame
-        if port == GRE_UDP_PORT and end - l4 >= 12:
-            return _tunnel(47, f[l4 + 8 : end], depth)
-        if port == MPLS_UDP_PORT and end - l4 >= 12:
-            return _tunnel(MPLS, f[l4 + 8 : end], depth)
-        if port == GENEVE_PORT and f[l4 + 8] >> 6 == 0 and end - l4 >= 16:
-            return _tunnel(GENEVE, f[l4 + 8 : end], depth)
-        if (
-            GTPU_PORT in (f[l4 : l4 + 2], f[l4 + 2 : l4 + 4])
-            and f[l4 + 8] & 0xF8 == 0x30  # version 1, GTP (not GTP')
-            and f[l4 + 9] == 0xFF  # G-PDU: a user's packet
-            and end - l4 >= 16
-        ):
-            return _tunnel(GTPU, f[l4 + 8 : end], depth)
-        return UDP, addrs + f[l4 : l4 + 4], f[l4 + 8 : end], 0, 0
+        payload = f[l4 + 8 : end]
+        carried = tunnels.udp_payload(f[l4 : l4 + 4], payload)
+        if carried is not None:
+            return _inner(carried, payload, depth)
+        return UDP, addrs + f[l4 : l4 + 4], payload, 0, 0
     if proto == TCP:
         off = (f[l4 + 12] >> 4) * 4
         if off < 20 or l4 + off > end:
             return "malformed-tcp"
         return TCP, addrs + f[l4 : l4 + 4], f[l4 + off : end], _u32(f, l4 + 4)[0], f[l4 + 13]
-    if proto == 4 or proto == 41 or proto == 47:
-        return _tunnel(proto, f[l4:end], depth)
-    return "other-transport"
+    carried = tunnels.ip_payload(proto, f[l4:end])
+    return "other-transport" if carried is None else _inner(carried, f[l4:end], depth)
 
 
 _ntoa = socket.inet_ntoa

@@ -1,6 +1,8 @@
 """Third-party captures (tests/data/thirdparty/, sources and licences in SOURCES.md) read
 as tshark reads them: SIP messages, STUN by method and class (classic RFC 3489 STUN on its
-own), RTP packets per stream and direction, DTLS handshake messages, frames.
+own, and STUN inside TURN per frame), RTP packets per stream and direction, the packets of
+each RTCP compound, DTLS handshake messages, frames per UDP and TCP flow (through any
+tunnel), frames; and each gets its HTML report.
 
 tshark runs once per file with every field we compare (-T fields, one row per frame).
 A difference that is not ours to fix is listed in KNOWN with the reason beside it, and the
@@ -20,6 +22,7 @@ import pytest
 
 from harness.analysis import analyzer, fastpath, stun
 from harness.analysis.analyzer import analyze_bytes, analyze_file
+from harness.analysis.cli import main
 from harness.analysis.dtls import HANDSHAKE_TYPES
 from harness.analysis.model import Analysis, fmt_addr
 from harness.analysis.rtp import RTCP_TYPES
@@ -49,6 +52,7 @@ FIELDS = [
     "tcp.dstport",
     "frame.protocols",
     "rtcp.pt",
+    "data.data",
 ]
 #: tshark options a file needs to see what a user would point it at
 DECODE_AS = {
@@ -101,6 +105,10 @@ KNOWN: dict[tuple[str, str], tuple[dict[object, int], dict[object, int]]] = {
         },
         {},
     ),
+    # Teams' server wraps two Binding answers in [MS-TURN]'s multiplexed channel 0xFF10:
+    # its first byte, 0xFF, is outside RFC 7983's ranges, and we count the datagrams as
+    # "other" on their flow rather than guess which relayed flow they belong to.
+    ("ndpi-teams-turn.pcap", "stun-in-turn"): ({}, {195: 1, 198: 1}),
     # Frame 3 sends offset 0 again, longer, over the hole between frames 1 and 2: we keep
     # a fragment's first copy (a retransmission's bytes are the same), tshark the longer
     # one, which completes its datagram (Linux drops datagrams whose fragments overlap).
@@ -223,6 +231,21 @@ def test_stun_by_method_and_class(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_stun_inside_turn(path: Path) -> None:
+    """STUN relayed by TURN (ICE checks to and from a relayed candidate), per frame: tshark
+    leaves the data of a ChannelData message or a Send or Data indication undissected, so
+    the data that starts as an RFC 8489 message does (its type's top bits 0, the cookie)."""
+    theirs: Counter[int] = Counter()
+    for r in tshark(path):
+        turn = r["stun.channel"] or {"0x0016", "0x0017", "0x0115"} & set(r["stun.type"])
+        for data in r["data.data"] if turn else []:
+            if data[:1] in "0123" and data[8:16] == "2112a442":
+                theirs[int(r["frame.number"][0])] += 1
+    mine = Counter(e.frame for e in ours(path).stun if e.relayed and not e.msg.classic)
+    compare(path, "stun-in-turn", mine, theirs)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_classic_stun(path: Path) -> None:
     theirs = Counter(int(t, 16) for r in tshark(path) for t in r["classicstun.type"])
     events = [e for e in ours(path).stun if e.msg.classic]
@@ -336,3 +359,17 @@ def test_rtcp_compounds(path: Path) -> None:
     both = {no for no, types in theirs.items() if types and no in mine}
     differ = {no: theirs[no] for no in both if mine[no] != theirs[no]}
     assert differ == RTCP_KNOWN.get(path.name, {})
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_every_capture_gets_its_report(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`harness analyze FILE --html DIR` on a capture made elsewhere: the page, its
+    ladder and media timeline, whatever the file holds (tunnels, odd links, no call)."""
+    out = tmp_path / "report"
+    assert main(["analyze", str(path), "--html", str(out)]) == 0
+    assert path.name in capsys.readouterr().out
+    assert path.name in (out / "index.html").read_text()
+    for drawing in ("ladder.svg", "timeline.svg"):
+        assert (out / "runs" / "capture" / drawing).read_text().startswith("<svg")
