@@ -7,7 +7,8 @@ types (RFC 5761), the same demultiplexing the per-frame path applies. RTP relaye
 TURN ChannelData (RFC 8656 section 12.4) is found the same way, four bytes further in;
 which peer a channel stands for is known only after the per-frame walk has read the
 ChannelBind requests, so those groups carry their channel number and are resolved then.
-The IP header may follow Ethernet (up to two VLAN tags), Linux cooked v1 or v2 (what
+The IP header may follow Ethernet (up to two VLAN tags, then up to two MPLS labels or a
+PPPoE session header), Linux cooked v1 or v2 (what
 `tcpdump -i any` writes), BSD loopback or nothing (raw IP): each frame is read as if its
 IP header were at Ethernet's offset, so the header window and key columns are the same
 for every link. IPv6 (without extension headers) has its own columns and groups, listed
@@ -91,7 +92,7 @@ class FastPath:
 
 HEAD = UDP_PAYLOAD + 4 + 12  # bytes read per frame: up to an RTP header inside ChannelData
 HEAD6 = UDP_PAYLOAD6 + 4 + 12
-#: ethertypes that carry IP (MPLS and PPPoE sessions: read by the walk, not here)
+#: ethertypes that carry IP (VLAN tags, MPLS labels and PPPoE sessions before it)
 IP_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x88A8, 0x8847, 0x8848, 0x8864)
 VLAN = (0x8100, 0x88A8)
 LINK_SLL, LINK_SLL2 = 113, 276
@@ -286,6 +287,31 @@ def _ip_offsets(raw: np.ndarray, idx: FrameIndex) -> tuple[np.ndarray, np.ndarra
         types = be16(at, tagged)
         found(tagged & ~np.isin(types, VLAN), at + 2, types)
         tagged &= np.isin(types, VLAN) & (avail >= at + 6)
+
+    def at_ip(extra: int, where: np.ndarray) -> np.ndarray:
+        """The byte `extra` past each frame's IP offset so far (0 where it is past the end)."""
+        ok = where & (avail >= ip + extra + 1)
+        return np.where(ok, raw[np.where(ok, off + ip + extra, 0)], 0)
+
+    # On Ethernet, MPLS: one or two labels, then IP by its version; a PPPoE session: PPP's
+    # protocol (on other links, and deeper stacks, the walk reads them)
+    ether = links == 1
+    mpls = (et == 0x8847) & (ip >= 0) & ether
+    for _ in range(2):
+        mpls &= avail >= ip + 5
+        bottom = mpls & (at_ip(2, mpls) & 1 == 1)
+        ip[mpls] += 4
+        et[bottom] = np.select(
+            [at_ip(0, bottom)[bottom] >> 4 == 4, at_ip(0, bottom)[bottom] >> 4 == 6],
+            [0x0800, 0x86DD],
+            0,
+        )
+        mpls &= ~bottom
+    et[mpls] = 0  # a third label: left to the walk
+    pppoe = (et == 0x8864) & (ip >= 0) & ether & (avail >= ip + 8)
+    ppp = at_ip(6, pppoe).astype(np.int64) << 8 | at_ip(7, pppoe)
+    et[pppoe] = np.select([ppp[pppoe] == 0x0021, ppp[pppoe] == 0x0057], [0x0800, 0x86DD], 0)
+    ip[pppoe] += 8
     sll, sll2 = (links == LINK_SLL) & (avail >= 16), (links == LINK_SLL2) & (avail >= 20)
     found(sll, 16, be16(14, sll))
     found(sll2, 20, be16(0, sll2))

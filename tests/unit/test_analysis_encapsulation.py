@@ -36,8 +36,6 @@ PCAPS = Path(__file__).resolve().parents[1] / "data" / "pcaps"
 #: plain RTP with HTTP signalling over TCP, and RTP in TURN ChannelData with STUN and DTLS
 CALLS = ("aiortc-long.pcap", "aiortc-relayed.pcap")
 KINDS = sorted(set(LINKS) - {"ether"})
-#: the links whose media the fast path takes (MPLS and PPPoE go through the walk)
-FAST_KINDS = sorted(set(KINDS) - {"mpls", "pppoe"})
 
 
 def analysed(image: bytes) -> dict[str, Any]:
@@ -59,7 +57,7 @@ def test_same_analysis_on_every_link(call: str, kind: str) -> None:
         assert got[key] == want[key], key
 
 
-@pytest.mark.parametrize("kind", FAST_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_fast_path_takes_the_media(kind: str) -> None:
     """Compiled or not, every RTP frame the fast path takes from Ethernet it takes here."""
     for call in CALLS:

@@ -85,11 +85,11 @@ def test_many_groups_and_tiny_files() -> None:
         same(fastpath.find_media(data, tiny), fastpath.find_media_numpy(data, tiny))
 
 
-#: the relayed call as `tcpdump -i any` (Linux cooked v1 and v2), behind VLAN tags, and
-#: as raw IP and loopback captures would have recorded it
+#: the relayed call as `tcpdump -i any` (Linux cooked v1 and v2), behind VLAN tags, MPLS
+#: labels or in a PPPoE session, and as raw IP and loopback captures would have recorded it
 RELINKED = {
     kind: relinked(IMAGES["aiortc-relayed.pcap"], kind)
-    for kind in ("sll", "sll2", "vlan", "qinq", "raw", "loop", "null")
+    for kind in ("sll", "sll2", "vlan", "qinq", "mpls", "pppoe", "raw", "loop", "null")
 }
 #: and both calls over IPv6, on Ethernet and as `tcpdump -i any` writes them
 RELINKED |= {f"{name} ipv6": ipv6(image) for name, image in IMAGES.items()}
@@ -101,7 +101,8 @@ RELINKED["sll ipv6"] = relinked(RELINKED["aiortc-relayed.pcap ipv6"], "sll")
 def test_compiled_fast_path_matches_numpy_on_other_links(kind: str, data: st.DataObject) -> None:
     image = RELINKED[kind]
     idx = pcapio.index_frames(image, ReadStats()).numpy()
-    headers = [0, 1, 2, 6, 8, 0x11, 0x40, 0x45, 0x60, 0x80, 0x81, 0x86, 0x88, 0xA8, 0xDD, 0xFF]
+    headers = [0, 1, 2, 6, 8, 0x11, 0x21, 0x40, 0x45, 0x47, 0x57, 0x60, 0x64, 0x80, 0x81, 0x86]
+    headers += [0x88, 0xA8, 0xDD, 0xFF]
     links = [0, 1, 12, 101, 108, 113, 228, 229, 276, int(idx.links[0])]
     image, lengths, links = damaged_frames(data, image, idx, 80, headers, links)
     damaged = FrameIndex(idx.offsets, lengths, idx.times, links)
