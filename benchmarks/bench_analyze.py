@@ -3,9 +3,13 @@
     .venv/bin/python benchmarks/bench_analyze.py [--packets 200000] [--keep FILE]
     .venv/bin/python benchmarks/bench_analyze.py --cases [--repeat 5]
     .venv/bin/python benchmarks/bench_analyze.py --sizes [--repeat 5]
+    .venv/bin/python benchmarks/bench_analyze.py --encapsulations [--repeat 5]
 
 `--sizes` runs case (c) at 0 (a file of no packets), 50k, 100k and 200k packets: each
 tool's fixed cost and cost per packet, and the ratio a larger file converges to.
+
+`--encapsulations` runs case (a) as it is, behind two MPLS labels, in a PPPoE session
+(both read by the fast path), and inside VXLAN and ERSPAN (read by the per-frame walk).
 
 `--cases` runs the three acceptance cases of issue 15, each as whole processes
 (`harness analyze --json FILE` against `tshark -z rtp,streams`, alternating, medians of
@@ -55,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 from distinct_calls import Identities  # noqa: E402
 
 from harness.analysis.report import summarize_file  # noqa: E402
+from tests.relink import relinked, tunneled  # noqa: E402
 
 SOURCE = ROOT / "tests" / "data" / "pcaps" / "aiortc-long.pcap"
 RELAYED = ROOT / "benchmarks" / "data" / "janus-sip-relayed.pcap"
@@ -255,10 +260,25 @@ def sizes(repeat: int) -> None:
     )
 
 
-def cases(repeat: int) -> None:
-    """The three cases, side by side in one run; medians and ratios as JSON."""
+#: how a case's capture is rewritten, by the end of its name (tests/relink.py)
+WRAPS: dict[str, Callable[[bytes], bytes]] = {
+    "_linux_cooked": lambda b: relinked(b, "sll"),  # as `tcpdump -i any` writes it
+    "_mpls": lambda b: relinked(b, "mpls"),  # behind two MPLS labels
+    "_pppoe": lambda b: relinked(b, "pppoe"),  # in a PPPoE session
+    "_vxlan": lambda b: tunneled(b, "vxlan"),  # as cloud traffic mirroring delivers it
+    "_erspan": lambda b: tunneled(b, "erspan2"),  # as port mirroring (ERSPAN II) delivers it
+}
+#: `--encapsulations`: case (a) plain, then wrapped each way
+ENCAPSULATIONS: list[tuple[str, Path | None, int, bool]] = [
+    (name, SOURCE, 250_000, True)
+    for name in ("a_plain_rtp", "a_mpls", "a_pppoe", "a_vxlan", "a_erspan")
+]
+
+
+def cases(repeat: int, plan: list[tuple[str, Path | None, int, bool]] | None = None) -> None:
+    """The three cases (or `plan`), side by side in one run; medians and ratios as JSON."""
     harness, env = as_installed()
-    plan = [
+    plan = plan or [
         ("a_plain_rtp", SOURCE, 250_000, True),
         ("b_turn_relayed_webrtc_sip", RELAYED, 250_000, True),
         ("c_handshake_heavy", RELAYED, 100_000, False),
@@ -285,10 +305,9 @@ def cases(repeat: int) -> None:
                 n = packets * 24
             else:
                 n = build_capture(source, path, packets, media)
-            if name.endswith("_linux_cooked"):
-                from tests.relink import relinked
-
-                path.write_bytes(relinked(path.read_bytes(), "sll"))
+            for suffix, wrap in WRAPS.items():
+                if name.endswith(suffix):
+                    path.write_bytes(wrap(path.read_bytes()))
             if name.endswith("_pcapng"):
                 ng = path.with_suffix(".pcapng")
                 subprocess.run(["editcap", "-F", "pcapng", str(path), str(ng)], check=True)
@@ -321,6 +340,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cases", action="store_true", help="the three cases of issue 15")
     p.add_argument(
+        "--encapsulations", action="store_true", help="case (a) behind MPLS, PPPoE, in tunnels"
+    )
+    p.add_argument(
         "--sizes", action="store_true", help="case (c) at 0-200k packets: fixed and per-packet cost"
     )
     p.add_argument("--packets", type=int, default=200_000)
@@ -328,8 +350,8 @@ def main() -> None:
     p.add_argument("--keep", type=Path)
     p.add_argument("--source", type=Path, default=SOURCE, help="the real call to repeat")
     args = p.parse_args()
-    if args.cases:
-        cases(args.repeat)
+    if args.cases or args.encapsulations:
+        cases(args.repeat, ENCAPSULATIONS if args.encapsulations else None)
         return
     if args.sizes:
         sizes(args.repeat)
