@@ -207,8 +207,12 @@ def _transport(
             return "truncated"
         payload = f[l4 + 8 : end]
         carried = tunnels.udp_payload(f[l4 : l4 + 4], payload)
-        if carried is not None:
-            return _inner(carried, payload, depth)
+        if carried is not None and not isinstance(carried, str):
+            inner = _inner(carried, payload, depth)
+            if f[l4 + 2 : l4 + 4] not in tunnels.UNMARKED or not (
+                inner == "truncated" or inner == "malformed-ip"
+            ):
+                return inner  # else no packet inside: the datagram is itself (RTP to 6635)
         return UDP, addrs + f[l4 : l4 + 4], payload, 0, 0
     if proto == TCP:
         off = (f[l4 + 12] >> 4) * 4

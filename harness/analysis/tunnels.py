@@ -17,6 +17,9 @@ Carried = tuple[int, int] | str
 #: VXLAN (RFC 7348), Geneve (RFC 8926), GRE in UDP (RFC 8086), MPLS in UDP (RFC 7510)
 VXLAN_PORT, GENEVE_PORT = (4789).to_bytes(2, "big"), (6081).to_bytes(2, "big")
 GRE_UDP_PORT, MPLS_UDP_PORT = (4754).to_bytes(2, "big"), (6635).to_bytes(2, "big")
+#: the ports of tunnels with no marker of their own in their header: a datagram to one is
+#: the tunnel's only if a packet is inside (MPLS reads the first nibble of an RTP header)
+UNMARKED = frozenset((GRE_UDP_PORT, MPLS_UDP_PORT))
 #: GTP-U (3GPP TS 29.281), either port
 GTPU_PORT = (2152).to_bytes(2, "big")
 #: a VXLAN-GPE header's next protocol (its P flag set) -> what follows
@@ -45,7 +48,16 @@ def ip_payload(proto: int, p: bytes) -> Carried | None:
 def udp_payload(ports: bytes, p: bytes) -> Carried | None:
     """A UDP payload `p` (source and destination port: `ports`) if it is a tunnel's:
     VXLAN (and VXLAN-GPE), Geneve, GRE, MPLS or GTP-U; None if it is none's. The header
-    tests keep datagrams of other protocols that use these ports from being unwrapped."""
+    tests keep datagrams of other protocols that use these ports from being unwrapped, and
+    the caller reads one whose header names nothing we read (a reason) as plain UDP: a STUN
+    check to port 6081 looks like Geneve's version 0; so is one cut short of its header."""
+    try:
+        return _udp_payload(ports, p)
+    except IndexError:
+        return None
+
+
+def _udp_payload(ports: bytes, p: bytes) -> Carried | None:
     port = ports[2:]
     if port == VXLAN_PORT and len(p) >= 22 and p[0] & 0xC8 == 0x08 and not p[7]:
         carried = _GPE.get(p[3]) if p[0] & 0x04 else ETHERNET  # flags (I, P), VNI
@@ -96,5 +108,5 @@ def mpls(f: bytes, o: int) -> Carried:
     version (a pseudowire's control word, 0, is not read)."""
     while not f[o + 2] & 1:
         o += 4
-    carried = _MPLS_PAYLOAD.get(f[o + 4] >> 4)
+    carried = _MPLS_PAYLOAD.get(f[o + 4] >> 4)  # IndexError: no bottom, or nothing after it
     return (carried, o + 4) if carried else "other-transport"
