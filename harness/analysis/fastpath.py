@@ -301,11 +301,8 @@ def _ip_offsets(raw: np.ndarray, idx: FrameIndex) -> tuple[np.ndarray, np.ndarra
         mpls &= avail >= ip + 5
         bottom = mpls & (at_ip(2, mpls) & 1 == 1)
         ip[mpls] += 4
-        et[bottom] = np.select(
-            [at_ip(0, bottom)[bottom] >> 4 == 4, at_ip(0, bottom)[bottom] >> 4 == 6],
-            [0x0800, 0x86DD],
-            0,
-        )
+        version = at_ip(0, bottom)[bottom] >> 4
+        et[bottom] = np.select([version == 4, version == 6], [0x0800, 0x86DD], 0)
         mpls &= ~bottom
     et[mpls] = 0  # a third label: left to the walk
     pppoe = (et == 0x8864) & (ip >= 0) & ether & (avail >= ip + 8)

@@ -54,6 +54,8 @@ _ports = struct.Struct("!HH").pack
 
 #: tunnels inside tunnels read at most (each level is one more decode())
 TUNNELS = 4
+#: what decode says of bytes that hold no packet (a tunnel port's datagram of its own)
+NO_PACKET = ("truncated", "malformed-ip")
 #: a tunnel's payload (tunnels.py names it by ethertype) -> the link it is read as
 _CARRIED = {tunnels.IPV4: LINK_IPV4, tunnels.IPV6: LINK_IPV6, tunnels.ETHERNET: LINK_ETHERNET}
 
@@ -209,10 +211,9 @@ def _transport(
         carried = tunnels.udp_payload(f[l4 : l4 + 4], payload)
         if carried is not None and not isinstance(carried, str):
             inner = _inner(carried, payload, depth)
-            if f[l4 + 2 : l4 + 4] not in tunnels.UNMARKED or not (
-                inner == "truncated" or inner == "malformed-ip"
-            ):
-                return inner  # else no packet inside: the datagram is itself (RTP to 6635)
+            unmarked = f[l4 + 2 : l4 + 4] in tunnels.UNMARKED
+            if not (unmarked and inner in NO_PACKET):
+                return inner  # else the datagram is itself (an RTP packet to 6635)
         return UDP, addrs + f[l4 : l4 + 4], payload, 0, 0
     if proto == TCP:
         off = (f[l4 + 12] >> 4) * 4
