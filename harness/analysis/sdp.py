@@ -9,9 +9,11 @@ capture's SDPs then look things up instead of walking every line again.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
+
+from harness.analysis.sdp_codecs import Codecs, codecs
 
 try:
     from harness.analysis import _sdpscan  # type: ignore[attr-defined]  # compiled: no stub
@@ -90,21 +92,13 @@ class Media:
     @property
     def codecs(self) -> dict[str, str]:
         """payload type -> 'opus/48000/2' from a=rtpmap, static types named by number."""
-        return dict(self.codec_map)
+        return dict(self.codec_lines.codec_map)
 
     @cached_property
-    def rtpmap_types(self) -> frozenset[str]:
-        """The payload types the section's a=rtpmap lines name (lint and rules share it)."""
-        return frozenset([v.partition(" ")[0] for _, v in self.attrs("rtpmap")])
-
-    @cached_property
-    def codec_map(self) -> Mapping[str, str]:
-        """`codecs` worked out once, for the rules to share (not to be changed)."""
-        out = {pt: pt for pt in self.formats}
-        for _, v in self.attrs("rtpmap"):
-            pt, _, enc = v.partition(" ")
-            out[pt] = enc.strip()
-        return out
+    def codec_lines(self) -> Codecs:
+        """The section's formats and codec lines read (`sdp_codecs`: once per distinct set
+        in a process), for lint and the rules to share (not to be changed)."""
+        return codecs(self.formats, self._index)
 
 
 @dataclass

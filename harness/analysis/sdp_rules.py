@@ -85,51 +85,12 @@ def direction(sdp: Sdp, m: Media) -> str:
     return "sendrecv"
 
 
-_NAMED_PTS = (("rtpmap", "RFC 8866 6.6"), ("fmtp", "RFC 8866 6.15"), ("rtcp-fb", "RFC 4585 4.2"))
-
-
 def payload_types(m: Media) -> list[Finding]:
-    """rtpmap, fmtp and rtcp-fb name formats of the m= line; rtx's apt names a real codec."""
-    out: list[Finding] = []
+    """rtpmap, fmtp and rtcp-fb name formats of the m= line; rtx's apt names a real codec
+    (read once per distinct set of a section's codec lines: `sdp_codecs`)."""
     if m.kind not in ("audio", "video") or m.port == 0:
-        return out
-    formats = set(m.formats)
-    index = m._index
-    for attr, rfc in _NAMED_PTS:
-        if attr == "rtpmap" and m.rtpmap_types <= formats:
-            continue  # every one is on the m= line
-        for no, v in index.get(attr, ()):
-            pt = v.partition(" ")[0]
-            if pt not in formats and not (attr == "rtcp-fb" and pt == "*"):
-                out.append(
-                    finding(
-                        "payload-types",
-                        "error",
-                        (no, f"a={attr}:{v}"),
-                        f"payload type {pt} is not on the m= line",
-                        rfc,
-                    )
-                )
-    fmtps = index.get("fmtp", ())
-    codecs = m.codec_map if fmtps else {}
-    for no, v in fmtps:
-        pt, _, params = v.partition(" ")
-        codec = codecs.get(pt)
-        if codec is None or not codec.lower().startswith("rtx/"):
-            continue
-        apt = dict(p.strip().partition("=")[::2] for p in params.split(";")).get("apt")
-        target = codecs.get(apt or "", "")
-        if apt is None or apt not in formats or target.lower().startswith("rtx/"):
-            out.append(
-                finding(
-                    "payload-types",
-                    "error",
-                    (no, f"a=fmtp:{v}"),
-                    f"rtx apt={apt} does not name a codec of this m= line",
-                    "RFC 4588 8.6",
-                )
-            )
-    return out
+        return []
+    return [finding("payload-types", "error", *f) for f in m.codec_lines.stray]
 
 
 def placeholders(sdp: Sdp, m: Media, role: str) -> list[Finding]:

@@ -18,8 +18,6 @@ FINGERPRINT = re.compile(
 WEBRTC_RTP_PROTO = "UDP/TLS/RTP/SAVPF"
 WEBRTC_DATA_PROTO = "UDP/DTLS/SCTP"
 SIP_PROTOS = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
-#: static payload types by number (RFC 3551)
-_STATIC = {"0": "pcmu", "8": "pcma", "9": "g722", "18": "g729", "13": "cn", "3": "gsm"}
 #: formats that carry no media of their own: no codec in common if only these are
 _NOT_CODECS = frozenset({"telephone-event", "red", "rtx", "ulpfec", "cn"})
 SIP_COMMON_CODECS = {"pcmu", "pcma", "g722", "g729", "opus", "telephone-event"}
@@ -253,18 +251,16 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
         no, text = m.line
         if m.kind not in ("audio", "video"):
             continue
-        mapped = m.rtpmap_types
-        for pt in m.formats:
-            if pt.isascii() and pt.isdigit() and int(pt) >= 96 and pt not in mapped:
-                out.append(
-                    Finding(
-                        "error",
-                        no,
-                        text,
-                        f"dynamic payload type {pt} has no a=rtpmap",
-                        "RFC 8866 6.6",
-                    )
+        for pt in m.codec_lines.unmapped:
+            out.append(
+                Finding(
+                    "error",
+                    no,
+                    text,
+                    f"dynamic payload type {pt} has no a=rtpmap",
+                    "RFC 8866 6.6",
                 )
+            )
         if not m.formats:
             out.append(Finding("error", no, text, "m= line lists no formats", "RFC 8866 5.14"))
         if offer is None:
@@ -275,16 +271,11 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
             other = next((o for o in offer.media if o.kind == m.kind), None)
         if other is None:
             continue
-        if _codec_names(m) & _codec_names(other) <= _NOT_CODECS:
+        if m.codec_lines.names & other.codec_lines.names <= _NOT_CODECS:
             out.append(
                 Finding("error", no, text, "no codec in common with the offer", "RFC 3264 6.1")
             )
     return out
-
-
-def _codec_names(m: Media) -> set[str]:
-    """The codecs of a section by name: 'opus/48000/2' -> 'opus'; static '0' -> 'pcmu'."""
-    return {_STATIC.get(v) or v.partition("/")[0].lower() for v in m.codec_map.values()}
 
 
 def _line(sdp: Sdp, m: Media, name: str) -> int | None:
