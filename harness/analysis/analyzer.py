@@ -359,16 +359,9 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         self, flow: Flow, text: str, t: float, no: int, source: str, kind: str, dialog: str | None
     ) -> None:
         parsed = sdp.parse(text)  # read after the walk, when first used
-        clock, plain = self.clock, text.isascii()
-        for v in sdp.media_rtpmaps(text):
-            pt, _, enc = v.partition(" ")
-            if plain and pt.isdigit() and int(pt) in clock:
-                continue  # known already, and int() cannot fail on ASCII digits
-            parts = enc.split("/")
-            rate = parts[1] if len(parts) > 1 else ""
-            # ASCII digits only: str.isdigit() is true for more than int() takes ("³")
-            if (pt + rate).isascii() and pt.isdigit() and rate.isdigit() and int(rate):
-                clock.setdefault(int(pt), int(rate))
+        clock = self.clock
+        for pt, rate in sdp.rtp_clocks(text):
+            clock.setdefault(pt, rate)
         ev = SdpEvent(no, t, flow.src, flow.dst, flow.label, bool(flow.via), source, kind, parsed)
         ev.dialog = dialog
         self.a.sdp.append(ev)

@@ -106,7 +106,7 @@ class Sdp:
     """A session description with its session-level lines and media sections.
 
     The text is parsed on first use: the analyzer keeps an SDP's text during its walk
-    (`media_rtpmaps` is all it reads there) and the SDPs of a capture are parsed after
+    (`rtp_clocks` is all it reads there) and the SDPs of a capture are parsed after
     it, one after another, instead of each among thousands of packets.
     """
 
@@ -261,17 +261,30 @@ def parse(text: str) -> Sdp:
     return Sdp(text)
 
 
-def media_rtpmaps(text: str) -> list[str]:
-    """The values of the m= sections' a=rtpmap: lines, in order, found in the text as it is
-    (what `Media.attrs("rtpmap")` gives but for a bare 'a=rtpmap', which maps nothing)."""
-    out: list[str] = []
+def rtp_clocks(text: str) -> list[tuple[int, int]]:
+    """(payload type, clock rate) of the m= sections' a=rtpmap lines that give both in
+    digits, in order, found in the text as it is (`_sdpscan.clocks` when built): the
+    analyzer's walk reads no more of an SDP."""
+    found = _sdpscan.clocks(text) if _sdpscan is not None else None
+    return found if found is not None else clocks_python(text)
+
+
+def clocks_python(text: str) -> list[tuple[int, int]]:
+    """`rtp_clocks` in Python: the values of the rtpmap lines `Media.attrs("rtpmap")` gives
+    (but for a bare 'a=rtpmap', which maps nothing), type and rate read off each."""
+    out: list[tuple[int, int]] = []
     i = 0 if text.startswith("m=") else text.find("\nm=")  # the first m= line
     while i >= 0:
         i = text.find("\na=rtpmap:", i)
         if i < 0:
             break
         end = text.find("\n", i + 10)
-        out.append(text[i + 10 : end if end >= 0 else len(text)].rstrip("\r"))
+        pt, _, enc = text[i + 10 : end if end >= 0 else len(text)].rstrip("\r").partition(" ")
+        parts = enc.split("/")
+        rate = parts[1] if len(parts) > 1 else ""
+        # ASCII digits only: str.isdigit() is true for more than int() takes ("³")
+        if (pt + rate).isascii() and pt.isdigit() and rate.isdigit() and int(rate):
+            out.append((int(pt), int(rate)))
         i = end
     return out
 

@@ -2,8 +2,9 @@
 real captures and of tests/data/sdp, as they are and damaged.
 
 Wherever the compiled scanner answers it must give what `sdp.scan_python` gives (line count,
-attribute indexes in their keys' order, types, o=/c= lines, malformed lines, sections);
-for a non-ASCII text it declines and the Python one reads.
+attribute indexes in their keys' order, types, o=/c= lines, malformed lines, sections), and
+its `clocks` what `sdp.clocks_python` gives; for a non-ASCII text both decline and the
+Python ones read.
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ def texts() -> list[str]:
 
 def same(text: str) -> None:
     got, expected = sdp._sdpscan.scan(text), scan_python(text)
+    clocks = sdp._sdpscan.clocks(text)
     if not text.isascii():
-        assert got is None
+        assert got is None and clocks is None
         return
+    assert clocks == sdp.clocks_python(text)
     assert got == expected
     # dicts compare without their order; the rules list attributes in the keys' order
     assert list(got[2]) == list(expected[2])
@@ -77,6 +80,10 @@ ODD = [
     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\no=second\r\nc=IN IP4 1.1.1.1\r\nc=x\r\na=group:BUNDLE 0"
     "\r\r\n\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:9\r\n"
     "a=mid\r\nm=video 0 RTP/AVP 96\ra=mid:1\r\n",
+    "m=audio 1 RTP/AVP 0\na=rtpmap:0 PCMU/8000",
+    "a=rtpmap:0 PCMU/8000\nm=audio 1 RTP/AVP 0\r\na=rtpmap:8 PCMA/8000/1\r\r\na=rtpmap:9 G/0"
+    "\na=rtpmap:10 L/000\na=rtpmap:11 L/44100 \na=rtpmap:12  L/1\na=rtpmap:013 x/08\na=rtpmap:",
+    "m=\na=rtpmap:1234567890123456789012 x/99999999999999999999/2\na=rtpmap:1 /1\na=rtpmap:2 x/",
     "v=0\nm=audio \u00b2 RTP/AVP 0\n",
     "v=0\na=x:\u00e9\n",
 ]
@@ -100,6 +107,7 @@ def test_real_sdps() -> None:
 TRICKY = st.sampled_from(
     ["\r", "\n", "\r\n", "\r\r\n", "\n\n", ":", " ", "\t", "=", "a=", "m=", "c=", "o=", "v="]
     + ["\na=", "\nm=", "\nc=", "\no=", "\nm=audio 9 RTP/AVP 0\n", "\na=mid:", "\x00", "\u00e9"]
+    + ["\na=rtpmap:", "/", "0", "9", " 96 ", "/90000"]
 )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.sdp import media_rtpmaps, parse
+from harness.analysis.sdp import clocks_python, parse
 from tests.fuzzing import sip_call_pcap
 
 DATA = Path(__file__).parent.parent / "data" / "sdp"
@@ -27,10 +27,29 @@ ODD = [
 ]
 
 
-@pytest.mark.parametrize("text", TEXTS + ODD)
-def test_rtpmaps_read_off_the_text_are_the_parsed_ones(text: str) -> None:
-    parsed = [v for m in parse(text).media for _, v in m.attrs("rtpmap")]
-    assert media_rtpmaps(text) == parsed
+def clock(rtpmap: str) -> list[tuple[int, int]]:
+    """What one a=rtpmap value says of its type's clock (as the walk read each before)."""
+    pt, _, enc = rtpmap.partition(" ")
+    parts = enc.split("/")
+    rate = parts[1] if len(parts) > 1 else ""
+    if (pt + rate).isascii() and pt.isdigit() and rate.isdigit() and int(rate):
+        return [(int(pt), int(rate))]
+    return []
+
+
+@pytest.mark.parametrize(
+    "text",
+    TEXTS
+    + ODD
+    + [
+        "m=audio 1 RTP/AVP 96 97 98 99\na=rtpmap:96 x/0\na=rtpmap:97 x/00/2\na=rtpmap:98 y/08000"
+        "\na=rtpmap:99 z/8000 \na=rtpmap:0100 PCMU/8000/1\r\r\na=rtpmap:\u00b9 x/8000",
+        "v=0\nm=audio 1 RTP/AVP 1\na=rtpmap:123456789012345678901234 x/98765432109876543210\n",
+    ],
+)
+def test_clocks_read_off_the_text_are_the_parsed_ones(text: str) -> None:
+    parsed = [c for m in parse(text).media for _, v in m.attrs("rtpmap") for c in clock(v)]
+    assert clocks_python(text) == parsed
 
 
 @pytest.mark.parametrize("text", TEXTS + ODD)
