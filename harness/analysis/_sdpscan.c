@@ -52,6 +52,31 @@ static int ascii_text(PyObject *arg, const char **text, Py_ssize_t *size) {
     return 1;
 }
 
+/* Interned names by their characters: an SDP's a= lines name a few dozen attributes, its
+ * session-level lines a few types, so a name is looked up here instead of made and
+ * hashed again for each line (the dicts and the frozenset then match it by identity). */
+#define NAME_SLOTS 512
+#define NAME_LONGEST 32
+static PyObject *names[NAME_SLOTS];
+
+static PyObject *name_str(const char *s, Py_ssize_t n) {
+    if (n > NAME_LONGEST)
+        return ascii_str(s, n);
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    PyObject **slot = &names[(h ^ (unsigned)n) & (NAME_SLOTS - 1)];
+    PyObject *o = *slot;
+    if (o != NULL && PyUnicode_GET_LENGTH(o) == n &&
+        memcmp(PyUnicode_1BYTE_DATA(o), s, (size_t)n) == 0)
+        return Py_NewRef(o);
+    if ((o = ascii_str(s, n)) == NULL)
+        return NULL;
+    PyUnicode_InternInPlace(&o);
+    Py_XSETREF(*slot, Py_NewRef(o));
+    return o;
+}
+
 /* a (number, text) pair: steals nothing */
 static PyObject *pair(PyObject *no, PyObject *text) { return PyTuple_Pack(2, no, text); }
 
@@ -59,7 +84,7 @@ static PyObject *pair(PyObject *no, PyObject *text) { return PyTuple_Pack(2, no,
 static int file_attr(PyObject *index, const char *s, Py_ssize_t n, PyObject *no) {
     const char *colon = memchr(s, ':', (size_t)n);
     Py_ssize_t nlen = colon ? colon - s : n;
-    PyObject *name = ascii_str(s, nlen);
+    PyObject *name = name_str(s, nlen);
     if (name == NULL)
         return -1;
     PyObject *value = colon ? ascii_str(colon + 1, n - nlen - 1) : ascii_str(s, 0);
@@ -82,7 +107,6 @@ static int file_attr(PyObject *index, const char *s, Py_ssize_t n, PyObject *no)
         if (list != NULL) {
             Py_INCREF(item);
             PyList_SET_ITEM(list, 0, item);
-            PyUnicode_InternInPlace(&name);
             rc = PyDict_SetItem(index, name, list);
             Py_DECREF(list);
         }
@@ -158,7 +182,7 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
                 Py_INCREF(no);
                 Py_INCREF(line);
             } else if (mno == NULL) {
-                PyObject *head = ascii_str(s, n >= 2 ? 2 : n);
+                PyObject *head = name_str(s, n >= 2 ? 2 : n);
                 if (head == NULL)
                     goto done;
                 int rc = PySet_Add(types, head);

@@ -9,7 +9,7 @@ capture's SDPs then look things up instead of walking every line again.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
@@ -21,6 +21,7 @@ except ImportError:  # built without the C extension (optional in pyproject.toml
     _sdpscan = None
 
 Line = tuple[int, str]
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 intern = sys.intern
 T = TypeVar("T")
 
@@ -59,6 +60,31 @@ class Media:
     _text: str = field(default="", repr=False, compare=False)
     """The SDP's text: its lines (`split`) from `line` up to `_end` are this section's."""
     _end: int = field(default=0, repr=False, compare=False)
+    _session: dict[str, list[Line]] = field(default_factory=dict, repr=False, compare=False)
+    """The SDP's session-level attributes, where a media-level one falls back to."""
+
+    @cached_property
+    def transport(self) -> tuple[str | None, str | None, str | None, str | None]:
+        """(ice-ufrag, ice-pwd, fingerprint, setup) as `Sdp.media_attr` reads each, once
+        for lint, the rules and the session model."""
+        index, session = self._index, self._session
+        return (
+            _level(index, session, "ice-ufrag"),
+            _level(index, session, "ice-pwd"),
+            _level(index, session, "fingerprint"),
+            _level(index, session, "setup"),
+        )
+
+    @cached_property
+    def direction(self) -> str:
+        """The section's direction: its own attribute, else the session's, else sendrecv."""
+        for d in DIRECTIONS:
+            if d in self._index:
+                return d
+        for d in DIRECTIONS:
+            if self._session.get(d):
+                return d
+        return "sendrecv"
 
     @cached_property
     def lines(self) -> list[Line]:
@@ -178,11 +204,7 @@ class Sdp:
 
     def media_attr(self, m: Media, name: str) -> str | None:
         """A media-level attribute, falling back to the session level."""
-        found = m._index.get(name)
-        if found and found[0][1]:
-            return found[0][1]
-        found = self._index.get(name)
-        return found[0][1] if found else None
+        return _level(m._index, self._index, name)
 
     @property
     def ice_ufrags(self) -> list[str]:
@@ -190,7 +212,7 @@ class Sdp:
 
     @cached_property
     def _ufrags(self) -> tuple[str, ...]:
-        return tuple(_unique([self.media_attr(m, "ice-ufrag") for m in self.media] or [None]))
+        return tuple(_unique([m.transport[0] for m in self.media] or [None]))
 
     @property
     def fingerprints(self) -> list[str]:
@@ -199,25 +221,46 @@ class Sdp:
 
     @cached_property
     def _fingerprints(self) -> tuple[str, ...]:
-        return tuple(_unique([self.media_attr(m, "fingerprint") for m in self.media] or [None]))
+        return tuple(_unique([m.transport[2] for m in self.media] or [None]))
 
     @property
     def candidates(self) -> list[dict[str, str | int]]:
         """a=candidate lines decoded (RFC 8839 section 5.1)."""
-        out: list[dict[str, str | int]] = []
+        return [
+            {"transport": transport, "address": address, "port": port, "type": kind}
+            for transport, address, port, kind in self.ice_candidates
+        ]
+
+    @property
+    def ice_candidates(self) -> list[tuple[str, str, int, str]]:
+        """(transport, address, port, type) of each a=candidate line that decodes."""
+        out = []
         for m in self.media:
             for _, v in m.attrs("candidate"):
                 f = v.split()
                 if len(f) >= 8 and f[6] == "typ" and f[5].isascii() and f[5].isdigit():
-                    out.append(
-                        {
-                            "transport": f[2].lower(),
-                            "address": f[4],
-                            "port": int(f[5]),
-                            "type": f[7],
-                        }
-                    )
+                    out.append((f[2].lower(), f[4], int(f[5]), f[7]))
         return out
+
+    @cached_property
+    def bundle(self) -> tuple[Line | None, list[str]]:
+        """(the first a=group:BUNDLE line, its mids), or (None, []): lint, the rules and an
+        answer's check against its offer ask (not to be changed)."""
+        for no, v in self.attrs("group"):
+            if v.startswith("BUNDLE"):
+                return (no, f"a=group:{v}"), v.split()[1:]
+        return None, []
+
+
+def _level(
+    media: Mapping[str, list[Line]], session: Mapping[str, list[Line]], name: str
+) -> str | None:
+    """A media-level attribute's first value unless empty, else the session level's."""
+    found = media.get(name)
+    if found and found[0][1]:
+        return found[0][1]
+    found = session.get(name)
+    return found[0][1] if found else None
 
 
 def _well_formed(text: str) -> bool:
@@ -318,7 +361,7 @@ def _parse(sdp: Sdp, into: dict[str, Any]) -> None:
     for no, line, found, cline, end in sections:
         f = line[2:].split()
         kind, proto = f[0] if f else "", f[2] if len(f) > 2 else ""
-        m = Media(kind, _port(f), proto, f[3:], (no, line), text, end)
+        m = Media(kind, _port(f), proto, f[3:], (no, line), text, end, index)
         d = m.__dict__
         d["_index"], d["cline"] = found, cline
         media.append(m)

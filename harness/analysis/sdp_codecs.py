@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from harness.analysis.memo import Memo
+
 Line = tuple[int, str]
 
 #: static payload types by number (RFC 3551)
 STATIC = {"0": "pcmu", "8": "pcma", "9": "g722", "18": "g729", "13": "cn", "3": "gsm"}
 _NAMED_PTS = (("rtpmap", "RFC 8866 6.6"), ("fmtp", "RFC 8866 6.15"), ("rtcp-fb", "RFC 4585 4.2"))
 _NONE: tuple[Line, ...] = ()
-#: distinct sets kept; past it the memo starts again (a capture seldom has more)
-LIMIT = 4096
 
 
 class Codecs(NamedTuple):
@@ -37,34 +37,23 @@ class Codecs(NamedTuple):
     format the m= line lacks, an rtx whose apt names no codec of the line."""
 
 
-_memo: dict[tuple[tuple[str, ...], tuple[Line, ...], tuple[Line, ...], tuple[Line, ...]], Codecs]
-_memo = {}
+Key = tuple[tuple[str, ...], tuple[Line, ...], tuple[Line, ...], tuple[Line, ...]]
 
 
 def codecs(formats: list[str], index: Mapping[str, list[Line]]) -> Codecs:
     """The section's codec lines read (`formats` of its m= line, `index` its attributes);
     keyed by everything the result depends on: the formats and those lines as numbered."""
     get = index.get
-    key = (
+    return _memo[
         tuple(formats),
         tuple(get("rtpmap", _NONE)),
         tuple(get("fmtp", _NONE)),
         tuple(get("rtcp-fb", _NONE)),
-    )
-    found = _memo.get(key)
-    if found is None:
-        if len(_memo) >= LIMIT:
-            _memo.clear()
-        found = _memo[key] = _read(*key)
-    return found
+    ]
 
 
-def _read(
-    formats: tuple[str, ...],
-    rtpmaps: tuple[Line, ...],
-    fmtps: tuple[Line, ...],
-    feedback: tuple[Line, ...],
-) -> Codecs:
+def _read(key: Key) -> Codecs:
+    formats, rtpmaps, fmtps, feedback = key
     codec_map = {pt: pt for pt in formats}
     mapped: set[str] = set()
     for _, v in rtpmaps:
@@ -95,3 +84,6 @@ def _read(
             message = f"rtx apt={apt} does not name a codec of this m= line"
             stray.append(((no, f"a=fmtp:{v}"), message, "RFC 4588 8.6"))
     return Codecs(codec_map, names, unmapped, tuple(stray))
+
+
+_memo: Memo[Key, Codecs] = Memo(_read)

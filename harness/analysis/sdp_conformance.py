@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.analysis.sdp import Sdp
-from harness.analysis.sdp_rules import DIRECTIONS, bundle_group, direction, finding, single
+from harness.analysis.sdp import DIRECTIONS, Sdp
+from harness.analysis.sdp_rules import finding, single
 from harness.analysis.sdplint import Finding, lint
 
 #: RFC 3264 6.1: what an answer may say to each offered direction
@@ -101,23 +101,30 @@ def captured(events: list, profile: str | None = None) -> list[Report]:
     the clock (aiortc) and start in the same second write the same o= line.
     """
     by_dialog: dict[object, list[Description]] = {}
-    for ev in events:
-        o = ev.sdp.origin[1] if ev.sdp.origin else "o="
-        party = f"{' '.join(o[2:].split()[:2])} from {ev.src[0]}"
-        prof = profile or (
-            "webrtc"
-            if any("SAVPF" in m.proto or "DTLS" in m.proto for m in ev.sdp.media)
-            else "sip"
-        )
-        label = f"SDP {ev.type or 'offer'} frame {ev.frame} ({ev.source})"
-        d = Description(party, ev.type or "offer", ev.sdp, label, profile=prof, seen_all=False)
+    order: dict[int, int] = {}  # id of each SDP -> where its (last) event is
+    for i, ev in enumerate(events):
+        sdp, src = ev.sdp, ev.src[0]
+        o = sdp.origin[1] if sdp.origin else "o="
+        party = f"{' '.join(o[2:].split()[:2])} from {src}"
+        prof = profile or _profile(sdp)
+        kind = ev.type or "offer"
+        label = f"SDP {kind} frame {ev.frame} ({ev.source})"
+        d = Description(party, kind, sdp, label, profile=prof, seen_all=False)
         # Janus API requests name their handle in the URL, its events in the body:
         # the JSEP of one client and Janus is one exchange.
         dialog = "jsep" if ev.source.startswith("jsep/") else ev.dialog
-        by_dialog.setdefault((dialog, frozenset((ev.src[0], ev.dst[0]))), []).append(d)
+        by_dialog.setdefault((dialog, frozenset((src, ev.dst[0]))), []).append(d)
+        order[id(sdp)] = i
     reports = [r for descs in by_dialog.values() for r in check_exchange(descs)]
-    order = {id(ev.sdp): i for i, ev in enumerate(events)}
     return sorted(reports, key=lambda r: order.get(id(r.description.sdp), 0))
+
+
+def _profile(sdp: Sdp) -> str:
+    """'webrtc' for an SDP with a secure (SAVPF) or DTLS section, else 'sip'."""
+    for m in sdp.media:
+        if "SAVPF" in m.proto or "DTLS" in m.proto:
+            return "webrtc"
+    return "sip"
 
 
 # -- successive descriptions of one party ----------------------------------------------------
@@ -132,7 +139,7 @@ class _Version:
         self.sdp = sdp
         self.line = sdp.origin
         self.origin = self.line[1][2:].split() if self.line else []
-        self.fingerprints = set(sdp.fingerprints)
+        self.fingerprints = set(sdp._fingerprints)
 
 
 def subsequent(prev: Sdp, cur: Sdp, seen_all: bool = True) -> list[Finding]:
@@ -288,7 +295,7 @@ def answer_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
                     "RFC 5888 9.1, RFC 8829 5.3.1",
                 )
             )
-        od, ad = direction(offer, o), direction(answer, a)
+        od, ad = o.direction, a.direction
         if ad not in ANSWER_DIRECTIONS[od]:
             out.append(
                 finding("direction", "error", a.line, f"answers {od} with {ad}", "RFC 3264 6.1")
@@ -299,8 +306,8 @@ def answer_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
 
 def bundle_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
     out: list[Finding] = []
-    _, offered = bundle_group(offer)
-    line, answered = bundle_group(answer)
+    _, offered = offer.bundle
+    line, answered = answer.bundle
     extra = [m for m in answered if m not in offered]
     if extra:
         out.append(
@@ -326,8 +333,8 @@ def bundle_rules(offer: Sdp, answer: Sdp) -> list[Finding]:
                 )
             )
     live = [m for m in grouped if m.port != 0]
-    for attr in ("ice-ufrag", "fingerprint"):
-        values = {answer.media_attr(m, attr) for m in live}
+    for attr, at in (("ice-ufrag", 0), ("fingerprint", 2)):
+        values = {m.transport[at] for m in live}
         if len(values) > 1:
             out.append(
                 finding(

@@ -8,24 +8,15 @@ from __future__ import annotations
 
 import re
 
-from harness.analysis.sdp import Media, Sdp
+from harness.analysis.sdp import DIRECTIONS, Media, Sdp
 from harness.analysis.sdplint import Finding
 
-DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 MSID = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64}( [!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64})?$")
 
 
 def finding(rule: str, sev: str, line: tuple[int, str] | None, msg: str, rfc: str) -> Finding:
     no, text = line if line else (None, "")
     return Finding(sev, no, text, f"{rule}: {msg}", rfc)
-
-
-def bundle_group(sdp: Sdp) -> tuple[tuple[int, str] | None, list[str]]:
-    """(the a=group:BUNDLE line, its mids), or (None, [])."""
-    for no, v in sdp.attrs("group"):
-        if v.startswith("BUNDLE"):
-            return (no, f"a=group:{v}"), v.split()[1:]
-    return None, []
 
 
 def single(sdp: Sdp, role: str, profile: str) -> list[Finding]:
@@ -48,7 +39,7 @@ def single(sdp: Sdp, role: str, profile: str) -> list[Finding]:
             )
         msids = m.attrs("msid")
         # the section's own direction is the first of `dirs` (`direction` looks in that order)
-        own = (dirs[0][1] if dirs else direction(sdp, m)) if msids else ""
+        own = (dirs[0][1] if dirs else m.direction) if msids else ""
         for no, v in msids:
             if not MSID.match(v):
                 out.append(
@@ -73,16 +64,6 @@ def single(sdp: Sdp, role: str, profile: str) -> list[Finding]:
         if profile == "webrtc":
             out += placeholders(sdp, m, role)
     return out
-
-
-def direction(sdp: Sdp, m: Media) -> str:
-    for d in DIRECTIONS:
-        if m.has(d):
-            return d
-    for d in DIRECTIONS:
-        if sdp.attrs(d):
-            return d
-    return "sendrecv"
 
 
 def payload_types(m: Media) -> list[Finding]:
@@ -113,7 +94,7 @@ def placeholders(sdp: Sdp, m: Media, role: str) -> list[Finding]:
                 "RFC 8843 6, 7.2.1",
             )
         )
-    _, group = bundle_group(sdp)
+    _, group = sdp.bundle
     if m.attr("mid") in group[1:] and not cands:
         return out  # bundled, not the tagged section: its transport is the tagged one's
     if not cands:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from harness.analysis.memo import Memo
 from harness.analysis.sdp import Media, Sdp
 
 ICE_CHAR = re.compile(r"^[A-Za-z0-9+/]+$")
@@ -20,6 +21,9 @@ WEBRTC_DATA_PROTO = "UDP/DTLS/SCTP"
 SIP_PROTOS = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
 #: formats that carry no media of their own: no codec in common if only these are
 _NOT_CODECS = frozenset({"telephone-event", "red", "rtx", "ulpfec", "cn"})
+#: the session-level lines every SDP has, with their RFC 8866 section
+_SESSION_LINES = (("v=", "5.1"), ("o=", "5.2"), ("s=", "5.3"), ("t=", "5.9"))
+_REQUIRED = frozenset(field for field, _ in _SESSION_LINES)
 SIP_COMMON_CODECS = {"pcmu", "pcma", "g722", "g729", "opus", "telephone-event"}
 
 
@@ -65,11 +69,12 @@ def lint(sdp: Sdp, role: str, profile: str = "webrtc", offer: Sdp | None = None)
 def _basics(sdp: Sdp) -> list[Finding]:
     out: list[Finding] = []
     first = sdp.types
-    for field, rfc in (("v=", "5.1"), ("o=", "5.2"), ("s=", "5.3"), ("t=", "5.9")):
-        if field not in first:
-            out.append(
-                Finding("error", None, "", f"session has no {field} line", f"RFC 8866 {rfc}")
-            )
+    if not first >= _REQUIRED:
+        for field, rfc in _SESSION_LINES:
+            if field not in first:
+                out.append(
+                    Finding("error", None, "", f"session has no {field} line", f"RFC 8866 {rfc}")
+                )
     if sdp.text and "\r\n" not in sdp.text:
         out.append(
             Finding(
@@ -78,7 +83,7 @@ def _basics(sdp: Sdp) -> list[Finding]:
         )
     for no, text in sdp.malformed:
         out.append(Finding("error", no, text, "not a <type>=<value> line", "RFC 8866 5"))
-    if not sdp.connection and any(m.cline is None for m in sdp.media):
+    if not sdp.connection and None in [m.cline for m in sdp.media]:
         out.append(
             Finding(
                 "error",
@@ -131,7 +136,7 @@ def _webrtc(sdp: Sdp, active: list[Media], role: str) -> list[Finding]:
             )
         if not m.has("mid"):
             out.append(Finding("error", no, text, "m= section without a=mid", "RFC 8829 5.2.1"))
-        ufrag, pwd = sdp.media_attr(m, "ice-ufrag"), sdp.media_attr(m, "ice-pwd")
+        ufrag, pwd, fp, setup = m.transport
         if not ufrag:
             out.append(Finding("error", no, text, "no a=ice-ufrag", "RFC 8839 5.4"))
         elif not 4 <= len(ufrag) <= 256 or not ICE_CHAR.match(ufrag):
@@ -156,10 +161,9 @@ def _webrtc(sdp: Sdp, active: list[Media], role: str) -> list[Finding]:
                     "RFC 8839 5.4",
                 )
             )
-        fp = sdp.media_attr(m, "fingerprint")
         if not fp:
             out.append(Finding("error", no, text, "no a=fingerprint", "RFC 8827 6.5, RFC 8122 5"))
-        elif not FINGERPRINT.match(fp):
+        elif not _fingerprint_ok[fp]:
             out.append(
                 Finding(
                     "error",
@@ -169,7 +173,6 @@ def _webrtc(sdp: Sdp, active: list[Media], role: str) -> list[Finding]:
                     "RFC 8122 5",
                 )
             )
-        setup = sdp.media_attr(m, "setup")
         if not setup:
             out.append(Finding("error", no, text, "no a=setup", "RFC 8842 5.1"))
         elif role == "offer" and setup != "actpass":
@@ -232,7 +235,7 @@ def _sip(sdp: Sdp, active: list[Media]) -> list[Finding]:
                     "RFC 3551",
                 )
             )
-        if sdp.media_attr(m, "fingerprint"):
+        if m.transport[2]:
             out.append(
                 Finding(
                     "warning",
@@ -276,6 +279,10 @@ def _codecs(sdp: Sdp, active: list[Media], offer: Sdp | None) -> list[Finding]:
                 Finding("error", no, text, "no codec in common with the offer", "RFC 3264 6.1")
             )
     return out
+
+
+#: whether an a=fingerprint value is well formed, by value (an endpoint keeps its certificate)
+_fingerprint_ok: Memo[str, bool] = Memo(lambda fp: FINGERPRINT.match(fp) is not None)
 
 
 def _line(sdp: Sdp, m: Media, name: str) -> int | None:

@@ -331,12 +331,13 @@ def _from_sdp(s: Session) -> dict[str, str]:
     """Candidate types by address (into `s`), and ice-ufrag -> ice-pwd (returned, the
     short-term keys of the checks), from every captured SDP in one pass."""
     pwds: dict[str, str] = {}
+    types = s.candidate_types
     for ev in s.analysis.sdp:
         sdp = ev.sdp
-        for c in sdp.candidates:
-            s.candidate_types[(str(c["address"]), int(c["port"]))] = str(c["type"])
+        for _, address, port, kind in sdp.ice_candidates:
+            types[address, port] = kind
         for m in sdp.media:
-            ufrag, pwd = sdp.media_attr(m, "ice-ufrag"), sdp.media_attr(m, "ice-pwd")
+            ufrag, pwd, _, _ = m.transport
             if ufrag and pwd:
                 pwds.setdefault(ufrag, pwd)
     return pwds

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from harness.analysis import sdp_codecs
+from harness.analysis.memo import Memo
 from harness.analysis.sdp import parse
 from harness.analysis.sdp_rules import payload_types
 from harness.analysis.sdplint import lint
@@ -51,8 +52,7 @@ def test_the_same_lines_at_other_numbers_are_read_again() -> None:
 
 
 def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sdp_codecs, "LIMIT", 3)
-    monkeypatch.setattr(sdp_codecs, "_memo", {})
+    monkeypatch.setattr(sdp_codecs, "_memo", Memo(sdp_codecs._read, limit=3))
     for n in range(10):
         lines = parse(call(1).replace("111", str(100 + n))).media[0].codec_lines
         assert str(100 + n) in lines.codec_map and len(sdp_codecs._memo) <= 3
