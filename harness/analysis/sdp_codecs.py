@@ -11,6 +11,7 @@ lint, the rules and an answer's check against its offer share what was read).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from harness.analysis.memo import Memo
@@ -24,7 +25,7 @@ _NONE: tuple[Line, ...] = ()
 
 
 class Codecs(NamedTuple):
-    """A section's codec lines, read (shared between sections: not to be changed)."""
+    """A section's codec lines, read (shared between sections and captures: read-only)."""
 
     codec_map: Mapping[str, str]
     """payload type -> 'opus/48000/2' from a=rtpmap, static types named by number."""
@@ -83,7 +84,7 @@ def _read(key: Key) -> Codecs:
         if apt is None or apt not in on_line or target.lower().startswith("rtx/"):
             message = f"rtx apt={apt} does not name a codec of this m= line"
             stray.append(((no, f"a=fmtp:{v}"), message, "RFC 4588 8.6"))
-    return Codecs(codec_map, names, unmapped, tuple(stray))
+    return Codecs(MappingProxyType(codec_map), names, unmapped, tuple(stray))
 
 
 _memo: Memo[Key, Codecs] = Memo(_read)

@@ -103,6 +103,17 @@ def test_real_sdps() -> None:
         same(text.replace("\r\n", "\n"))
 
 
+@compiled
+def test_many_names() -> None:
+    """More distinct names, short and long, than the scanner's table of interned names
+    holds, twice over: names it finds there and names it makes are filed alike."""
+    names = [f"x{i}" * (1 + i % 20) for i in range(1500)]
+    text = "v=0\r\n" + "".join(f"a={n}:{i}\r\n" for i, n in enumerate(names))
+    text += "m=audio 9 RTP/AVP 0\r\n" + "".join(f"a={n}\r\n" for n in reversed(names))
+    same(text)
+    same(text)
+
+
 #: pieces that steer the scanner: line ends, types, separators, non-ASCII
 TRICKY = st.sampled_from(
     ["\r", "\n", "\r\n", "\r\r\n", "\n\n", ":", " ", "\t", "=", "a=", "m=", "c=", "o=", "v="]

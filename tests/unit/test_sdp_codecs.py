@@ -34,6 +34,8 @@ def test_calls_that_repeat_codec_lines_share_their_reading() -> None:
     assert a.codec_lines is b.codec_lines
     assert a.codecs == {"111": "opus/48000/2", "0": "0", "97": "rtx/48000", "96": "96"}
     assert a.codec_lines.names == {"opus", "pcmu", "rtx", "96"}
+    with pytest.raises(TypeError):  # shared: no caller may change it
+        a.codec_lines.codec_map["0"] = "x"  # type: ignore[index]
     # a finding about the section quotes each call's own m= line
     for n in (1, 2):
         unmapped = [f for f in lint(parse(call(n)), "offer", "sip") if "dynamic" in f.message]
