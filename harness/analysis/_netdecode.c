@@ -12,7 +12,9 @@
  * segments(data, offsets, lengths, links, todo) -> list
  *   offsets, lengths, links: the frame index's int64 columns (pcapio.FrameIndex);
  *   todo: int64 frame numbers (0-based) to decode;
- *   each item: (proto, key, payload, tcp seq, tcp flags), net.decode's Segment, or None.
+ *   each item: (proto, key, payload, tcp seq, tcp flags), net.decode's Segment; its
+ *   "other-transport" for an IP packet of a protocol it reads no further (ICMP, IGMP,
+ *   ESP...: a capture's background noise, thousands of frames in a long one); or None.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,6 +23,16 @@
 
 #define UDP 17
 #define TCP 6
+
+static PyObject *other_transport; /* net.decode's reason for an IP packet of no transport */
+
+/* An IP protocol net.decode reads further: a tunnel's (IP in IP, IPv6 in IP, GRE), and in
+ * IPv6 an extension header (hop-by-hop, routing, destination options, AH) or a fragment. */
+static int read_further(int proto, int ipv6) {
+    if (proto == 4 || proto == 41 || proto == 47)
+        return 1;
+    return ipv6 && (proto == 0 || proto == 43 || proto == 60 || proto == 51 || proto == 44);
+}
 
 static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
     unsigned et;
@@ -134,7 +146,7 @@ static PyObject *segment(const unsigned char *f, Py_ssize_t len, int64_t link) {
         return Py_BuildValue("(iy#y#ki)", TCP, key, alen + 4, f + l4 + off, end - l4 - off, seq,
                              (int)f[l4 + 13]);
     }
-    return NULL;
+    return read_further(proto, et == 0x86DD) ? NULL : Py_NewRef(other_transport);
 }
 
 static int column(PyObject *obj, Py_buffer *view, Py_ssize_t *n) {
@@ -214,4 +226,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_netdecode", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__netdecode(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__netdecode(void) {
+    if (!other_transport && !(other_transport = PyUnicode_InternFromString("other-transport")))
+        return NULL;
+    return PyModule_Create(&module);
+}

@@ -7,7 +7,8 @@
  *
  * walk(walker, todo, times, segs, decoded, tcp, segment, datagram, udp_flows, events, a)
  *   todo, times: the frames left to walk (int64, 0-based) and their times (float64);
- *   segs: a list, the frames' net.segments answers (a Segment, or None);
+ *   segs: a list, the frames' net.segments answers (a Segment, a reason counted in
+ *   a.skipped, or None);
  *   decoded(i, t): a frame net.segments left (None) decoded in Python: Segment or None;
  *   tcp(key, payload, seq, flags, t, no): walker._tcp; segment(no, t, seg): walker._segment;
  *   datagram: _stunparse.datagram; udp_flows: walker.udp_flows; events: walker.a.stun;
@@ -26,11 +27,25 @@
 
 #define TCP 6
 
-static PyObject *s_udp, *s_recorded, *s_malformed, *one, *tcp_proto;
+static PyObject *s_udp, *s_recorded, *s_malformed, *s_skipped, *one, *tcp_proto;
 
 typedef struct {
-    PyObject *walker, *decoded, *tcp, *segment, *datagram, *udp_flows, *events;
+    PyObject *walker, *decoded, *tcp, *segment, *datagram, *udp_flows, *events, *a;
 } walk_ctx;
+
+/* a.<counts>[key] += 1 (a Counter: a missing key counts 0). */
+static int count_in(PyObject *a, PyObject *counts_name, PyObject *key) {
+    PyObject *counts = NULL, *was = NULL, *now = NULL;
+    int rc = -1;
+    if (!(counts = PyObject_GetAttr(a, counts_name)))
+        return -1;
+    if ((was = PyObject_GetItem(counts, key)) && (now = PyNumber_InPlaceAdd(was, one)))
+        rc = PyObject_SetItem(counts, key, now);
+    Py_XDECREF(now);
+    Py_XDECREF(was);
+    Py_DECREF(counts);
+    return rc;
+}
 
 /* seg[k] as Python reads it (a new reference): a tuple's item, else __getitem__. */
 static PyObject *item(PyObject *seg, Py_ssize_t k) {
@@ -105,6 +120,9 @@ static int step(walk_ctx *w, long long i, PyObject *t, PyObject *seg) {
             rc = 0;
             goto done;
         }
+    } else if (PyUnicode_CheckExact(seg)) { /* a.skipped[seg] += 1: segments' reason */
+        rc = count_in(w->a, s_skipped, seg);
+        goto done;
     }
     if (!(kind = item(seg, 0)))
         goto done;
@@ -152,25 +170,13 @@ static int crashed(PyObject *a) {
     Py_XDECREF(type);
     Py_XDECREF(tb);
 #endif
-    PyObject *name = NULL, *key = NULL, *counts = NULL, *was = NULL, *now = NULL;
+    PyObject *name = NULL, *key = NULL;
     int rc = -1;
     if (!exc) /* cannot happen: a raised exception is normalised to an instance */
         return -1;
-    if (!(name = PyObject_GetAttrString((PyObject *)Py_TYPE(exc), "__name__")))
-        goto done;
-    if (!(key = PyUnicode_FromFormat("crash:%S", name)))
-        goto done;
-    if (!(counts = PyObject_GetAttr(a, s_malformed)))
-        goto done;
-    if (!(was = PyObject_GetItem(counts, key)))
-        goto done;
-    if (!(now = PyNumber_InPlaceAdd(was, one)))
-        goto done;
-    rc = PyObject_SetItem(counts, key, now);
-done:
-    Py_XDECREF(now);
-    Py_XDECREF(was);
-    Py_XDECREF(counts);
+    if ((name = PyObject_GetAttrString((PyObject *)Py_TYPE(exc), "__name__")) &&
+        (key = PyUnicode_FromFormat("crash:%S", name)))
+        rc = count_in(a, s_malformed, key);
     Py_XDECREF(key);
     Py_XDECREF(name);
     Py_DECREF(exc);
@@ -198,7 +204,7 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
                                          "segment, datagram, udp_flows, events, a)");
         return NULL;
     }
-    walk_ctx w = {args[0], args[4], args[5], args[6], args[7], args[8], args[9]};
+    walk_ctx w = {args[0], args[4], args[5], args[6], args[7], args[8], args[9], args[10]};
     PyObject *segs = args[3], *a = args[10];
     if (!PyList_CheckExact(segs) || !PyDict_CheckExact(w.udp_flows))
         Py_RETURN_NOTIMPLEMENTED;
@@ -255,6 +261,8 @@ PyMODINIT_FUNC PyInit__walkloop(void) {
     if (!s_recorded && !(s_recorded = PyUnicode_InternFromString("_recorded")))
         return NULL;
     if (!s_malformed && !(s_malformed = PyUnicode_InternFromString("malformed")))
+        return NULL;
+    if (!s_skipped && !(s_skipped = PyUnicode_InternFromString("skipped")))
         return NULL;
     if (!one && !(one = PyLong_FromLong(1)))
         return NULL;

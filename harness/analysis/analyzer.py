@@ -117,6 +117,9 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
                     seg = frame(t, links[i], data[o : o + lens[i]])
                     if seg is None:
                         continue
+                elif isinstance(seg, str):  # segments' reason: an IP packet of no transport
+                    a.skipped[seg] += 1
+                    continue
                 if seg[0] == TCP:
                     tcp(seg[1], seg[2], seg[3], seg[4], t, i + 1)
                 else:

@@ -169,8 +169,9 @@ def _inner(carried: tunnels.Carried, p: bytes, depth: int) -> Segment | Fragment
     return decode(_CARRIED[kind], p[at:], depth + 1)
 
 
-def segments(data: bytes, idx: FrameIndex, todo: np.ndarray) -> Sequence[Segment | None]:
-    """decode() of the frames `todo` where it gives an unfragmented UDP/TCP segment.
+def segments(data: bytes, idx: FrameIndex, todo: np.ndarray) -> Sequence[Segment | str | None]:
+    """decode() of the frames `todo` where it gives an unfragmented UDP/TCP segment, or
+    "other-transport" (an IP packet of a protocol decode reads no further: ICMP, IGMP...).
 
     Compiled (_netdecode.c) it answers the common case for all frames in one call and
     None for the rest, which the caller decodes frame by frame; without the extension

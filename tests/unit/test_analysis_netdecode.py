@@ -1,7 +1,8 @@
 """The compiled bulk decode (_netdecode.c) answers exactly what net.decode answers.
 
 It answers only the common case (Ethernet, VLAN tags, unfragmented IPv4 or IPv6 without
-extension headers, UDP or TCP) and None for the rest, which the walk decodes in Python.
+extension headers, UDP or TCP, or "other-transport" for any other protocol that is no
+tunnel's) and None for the rest, which the walk decodes in Python.
 Here every answer it gives is compared with net.decode on real captures, damaged where
 the headers are, and the common case must actually be answered (a decoder that always
 said None would be correct and useless).
@@ -55,27 +56,29 @@ IMAGES.update(
 COMPILED_LINKS = {1, 113, 276, 101, 12, 14, 228, 229, 0, 108}
 
 
-def check(data: bytes, idx: FrameIndex) -> tuple[int, int]:
-    """Compare every compiled answer with net.decode: (frames answered, segments)."""
+def check(data: bytes, idx: FrameIndex) -> tuple[int, int, int]:
+    """Compare every compiled answer with net.decode: (segments answered, segments,
+    "other-transport" answers)."""
     todo = np.arange(len(idx), dtype=np.int64)
     answers = net.segments(data, idx, todo)
     assert len(answers) == len(idx)
-    answered = segments = 0
+    answered = segments = others = 0
     for i, seg in enumerate(answers):
         o, n, link = int(idx.offsets[i]), int(idx.lengths[i]), int(idx.links[i])
         decoded = net.decode(link, data[o : o + n])
         segments += type(decoded) is tuple
         if seg is not None:
             assert seg == decoded, f"frame {i + 1}"
-            answered += 1
-    return answered, segments
+            answered += type(seg) is tuple
+            others += seg == "other-transport"
+    return answered, segments, others
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_every_answer_matches_decode(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = path.read_bytes()
     idx = pcapio.index_frames(data, ReadStats())
-    answered, segments = check(data, idx)
+    answered, segments, _ = check(data, idx)
     # Every segment of the common case is answered: on the links the compiled decode reads,
     # with no IPv6 extension header and in no tunnel (net.decode alone reads those: with
     # neither allowed, it gives no segment for them).
@@ -98,6 +101,21 @@ def test_damaged_frames(name: str, data: st.DataObject) -> None:
         data, IMAGES[name], idx, 80, headers, [0, 1, 1, 12, 101, 108, 113, 228, 229, 276]
     )
     check(image, FrameIndex(idx.offsets, lengths, idx.times, links))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    # IGMP (with IP options) and ICMP beside a call (janus-dtmf-sip); ICMP and ICMPv6 on a
+    # Linux cooked v2 link (zeek-linux_dlt_sll2); OSPF between routers (tcpdump-erspan)
+    [("pcaps/janus-dtmf-sip.pcap", 6), ("thirdparty/zeek-linux_dlt_sll2.pcap", 4),
+     ("thirdparty/tcpdump-erspan-type-i-4.pcap", 16)],
+)  # fmt: skip
+def test_an_ip_packet_of_no_transport_is_answered_in_bulk(name: str, expected: int) -> None:
+    """ICMP, IGMP and the like need no decode in Python: their reason comes in bulk (the
+    same as net.decode's, compared in check)."""
+    data = (DATA / name).read_bytes()
+    idx = pcapio.index_frames(data, ReadStats())
+    assert check(data, idx)[2] == expected
 
 
 def test_bad_columns_are_errors_not_crashes() -> None:
