@@ -631,7 +631,6 @@ static PyObject *decode_classic(const unsigned char *p, Py_ssize_t n) {
     Py_ssize_t off = 20, count = 0;
     unsigned char types[MEMO_MAX];
     while (off + 4 <= n) {
-        unsigned atype = be16(p + off);
         Py_ssize_t alen = be16(p + off + 2);
         if (off + 4 + alen > n)
             Py_RETURN_NONE;
