@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "floatrepr.h"
+
 #define MAX_DEPTH 200 /* deeper (or circular) is left to json, which raises past ~990 */
 
 /* The text is written straight into the str returned (grown, then cut to length), so
@@ -203,18 +205,15 @@ static int put_int(Out *o, PyObject *v) {
     return rc;
 }
 
-/* json's floatstr for an exact float: NaN, Infinity, -Infinity, else float.__repr__. */
+/* json's floatstr for an exact float: NaN, Infinity, -Infinity, else float.__repr__
+ * (floatrepr.h: Ryu's digits, not dtoa's). */
 static int put_float(Out *o, double d) {
     if (Py_IS_NAN(d))
         return put(o, "NaN", 3);
     if (Py_IS_INFINITY(d))
         return d > 0 ? put(o, "Infinity", 8) : put(o, "-Infinity", 9);
-    char *r = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (!r)
-        return -1;
-    int rc = put(o, r, (Py_ssize_t)strlen(r));
-    PyMem_Free(r);
-    return rc;
+    char r[32];
+    return put(o, r, float_repr(d, r));
 }
 
 /* A hint (never a read: harmless on any address) that `p` is read soon: the values of a

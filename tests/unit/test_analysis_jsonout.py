@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import random
+import struct
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,6 +157,39 @@ def test_random_structures() -> None:
         value = random_value(rng)
         width = rng.randrange(4)
         assert compiled(value, width) == reference(value, width)
+
+
+#: doubles where a shortest-digits writer can go wrong: the smallest subnormals and
+#: normals, the largest double, powers of ten about where repr turns to exponents (1e16,
+#: 1e-5), integers past 2**53, halfway cases, the times of capture c
+EDGES = [
+    5e-324, 1e-323, 2.2250738585072009e-308, 2.2250738585072014e-308, 1.7976931348623157e308,
+    1e15, 9999999999999998.0, 1e16, 1.0000000000000002e16, 1e17, 1e21, 1e22, 1e23,
+    1e-4, 9.999999999999999e-05, 1e-5, 0.1, 0.2, 0.30000000000000004, 1 / 3, 2.0**53,
+    2.0**53 + 2, 2.0**63, 2.0**-1074 * 3, 4.35, 0.5, 2.5, 1e300, 1e-300, 123456789012345680.0,
+    9.922205924987793, 1800000000.3, 1e308,
+]  # fmt: skip
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(EDGES))
+def test_floats_are_written_as_repr_writes_them(x: float) -> None:
+    """floatrepr.h (Ryu's shortest digits) against float.__repr__ (David Gay's dtoa)."""
+    for v in (x, -x):
+        assert compiled([v, {v: v}]) == reference([v, {v: v}])
+
+
+def test_a_million_doubles_of_every_exponent_written_as_repr() -> None:
+    """Random bit patterns (every exponent and mantissa alike), and times with microsecond
+    steps as a capture holds them, in lists of 10,000."""
+    rng = random.Random(12)
+    unpack = struct.Struct("<d").unpack
+    for _ in range(50):
+        bits = [unpack(rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(10_000)]
+        finite = [x for x in bits if math.isfinite(x)]
+        times = [rng.randrange(10**15) / 1e6 - rng.randrange(10**9) / 1e3 for _ in range(10_000)]
+        for values in (finite, times):
+            assert compiled(values, 0) == reference(values, 0)
 
 
 @pytest.mark.parametrize(
