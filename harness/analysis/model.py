@@ -22,6 +22,9 @@ from harness.analysis.sip import SipMessage
 from harness.analysis.stun import StunMessage
 
 Address = tuple[str, int]
+#: an empty Counter as Counter() makes it, without __init__'s two Python-level calls (a
+#: handshake-heavy capture makes thousands of flows, each with its `kinds`)
+_new_counter = Counter.__new__
 
 
 def fmt_addr(a: Address) -> str:
@@ -66,7 +69,7 @@ class Flow:
         self.bytes = 0
         self.first_t = self.last_t = 0.0
         self.first_frame = 0
-        self.kinds: Counter[str] = Counter()
+        self.kinds: Counter[str] = _new_counter(Counter)
         self.streams: dict[bytes, RtpStream] = {}
         self.turn_client = False
         self.srtp = False
@@ -77,8 +80,11 @@ class Flow:
     @property
     def label(self) -> str:
         """'udp 10.0.0.1:5000 > 10.0.0.2:6000 (in ...)'; made once, every event names it."""
-        if not self._label:
-            src, dst = self._ends = (fmt_addr(self.src), fmt_addr(self.dst))
+        if not self._label:  # fmt_addr's, inline: every flow is labelled once
+            (s, sp), (d, dp) = self.src, self.dst
+            src = f"[{s}]:{sp}" if ":" in s else f"{s}:{sp}"
+            dst = f"[{d}]:{dp}" if ":" in d else f"{d}:{dp}"
+            self._ends = (src, dst)
             base = f"{self.proto} {src} > {dst}"
             self._label = f"{base} (in {self.via})" if self.via else base
         return self._label

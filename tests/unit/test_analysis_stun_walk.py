@@ -211,6 +211,19 @@ def test_endpoints_of_ipv4_keys_read_as_ipaddress_does(key: bytes) -> None:
     assert repr(net.endpoints(key)) == repr(slow)
 
 
+def test_endpoints_names_stay_right_when_their_cache_is_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The IPv4 names net.endpoints keeps are cleared when full, and read again."""
+    monkeypatch.setattr(net, "_IPV4_NAMES", 8)
+    monkeypatch.setattr(net, "_ipv4_names", {})
+    for i in range(40):
+        a, b = bytes([10, 0, i % 5, i]), bytes([192, 168, i, 255 - i])
+        want = (str(ipaddress.ip_address(a)), i, str(ipaddress.ip_address(b)), 7)
+        assert net.endpoints(a + b + bytes([0, i, 0, 7])) == want
+        assert len(net._ipv4_names) <= 8 + 1  # cleared at 8, then the two of a key
+
+
 def test_send_and_data_indications_take_the_compiled_path() -> None:
     """A Send/Data indication of a kept relayed flow with STUN inside: all in C (True)."""
     calls: list[bool] = []
