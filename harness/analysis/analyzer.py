@@ -350,13 +350,17 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         if http.without_jsep(body):  # its Janus messages are decoded if they are read
             self.a.janus.add(no, t, flow, body)
             return
+        read = http.jsep_read(body)  # one message with a JSEP: its SDP, the rest as above
+        if read is not None:
+            self.a.janus.add(no, t, flow, body)
+            self._sdp(flow, read[1], t, no, f"jsep/{source}", read[0], read[2])
+            return
         messages, found = http.signalling(body)
         if messages:
             self.a.janus.add(no, t, flow, messages)
         if found:
             kind, text, doc = found
-            session = doc.get("session_id") or doc.get("sender")
-            self._sdp(flow, text, t, no, f"jsep/{source}", kind, str(session) if session else None)
+            self._sdp(flow, text, t, no, f"jsep/{source}", kind, http.session_text(doc))
 
     def _sdp(
         self, flow: Flow, text: str, t: float, no: int, source: str, kind: str, dialog: str | None

@@ -17,6 +17,10 @@ try:
     from harness.analysis import _httpsplit  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: the Python version below reads the same
     _httpsplit = None
+try:  # what _json_body needs of a body with a JSEP, read without decoding it all
+    from harness.analysis import _jsepscan  # type: ignore[attr-defined]  # compiled: no stub
+except ImportError:  # not built: `signalling` decodes every such body
+    _jsepscan = None
 
 
 @dataclass(slots=True)
@@ -258,6 +262,28 @@ def signalling(body: bytes) -> tuple[list[dict[str, object]], JsepFound | None]:
 
 
 JsepFound = tuple[str, str, dict[str, object]]
+#: a JSEP as the walk reads it: type, SDP, the Janus session as text (`session_text`)
+JsepRead = tuple[str, str, str | None]
+
+
+def session_text(doc: dict[str, object]) -> str | None:
+    """The session a Janus message names (its session_id, else its sender), as text."""
+    session = doc.get("session_id") or doc.get("sender")
+    return str(session) if session else None
+
+
+def jsep_read_python(body: bytes) -> JsepRead | None:
+    """What `jsep_read` answers, from `signalling`: for a JSON body carrying a JSEP, its
+    type, SDP and session (else None). `jsep_read` is the compiled scan (`_jsepscan.jsep`:
+    the same answer, or None for what it leaves to `signalling`), and without it nothing
+    (`signalling` reads every body): this is its reference."""
+    found = signalling(body)[1]
+    return None if found is None else (found[0], found[1], session_text(found[2]))
+
+
+def _not_read(body: bytes) -> JsepRead | None:
+    """`jsep_read` when `_jsepscan` is not built: `signalling` reads the body."""
+    return None
 
 
 def jsep(body: bytes) -> JsepFound | None:
@@ -306,6 +332,8 @@ def janus_label(msg: dict[str, object]) -> str:
             return f"{verb} error {data.get('error_code', '')}".rstrip()
     return verb
 
+
+jsep_read = _not_read if _jsepscan is None else _jsepscan.jsep
 
 if _httpsplit is not None:
     _httpsplit.set_fallback(read_bodies_python)

@@ -39,6 +39,7 @@ EXTENSIONS = {
     "harness.analysis._netdecode": net._netdecode,
     "harness.analysis._stunparse": stun._stunparse,
     "harness.analysis._httpsplit": http._httpsplit,
+    "harness.analysis._jsepscan": http._jsepscan,
     "harness.analysis._tcpwalk": tcpstreams._tcpwalk,
     "harness.analysis._sipparse": sip._sipparse,
     "harness.analysis._jsonindent": jsonout._jsonindent,
