@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from harness.analysis import dtls
 from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
-from harness.analysis.stun import StunMessage, check_integrity
+from harness.analysis.stun import check_integrity, kind_name
 
 _INDIRECTNESS = {"host": 0, "unknown": 0, "srflx": 1, "prflx": 1, "relay": 2}
 
@@ -48,6 +48,10 @@ class CandidatePair:
 
     def has(self, src: Address, dst: Address) -> bool:
         return {src, dst} == {self.a, self.b}
+
+
+_Seen = tuple[Address, Address, CandidatePair]
+"""A flow's ends and the pair a USERNAME's checks on it go to (`_ice`)."""
 
 
 @dataclass
@@ -240,29 +244,28 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
     """Checks grouped by ufrag pair, then pairs by 5-tuple; each check and answer verified.
 
     Work that depends on the USERNAME only (its generation, the receiver's key) is done
-    once per distinct USERNAME, not per check. The same pass counts every STUN
-    message by kind for the summary.
+    once per distinct USERNAME, not per check, and a check's pair is looked up by its
+    flow's label within its USERNAME (a string whose hash is kept) rather than by a new
+    tuple of two addresses. The same pass counts every STUN message by kind for the
+    summary.
     """
     gens: dict[tuple[str, str], IceGeneration] = {}
-    users: dict[str, tuple[IceGeneration, bytes | None]] = {}
+    # USERNAME -> (generation, the receiver's key, flow label -> (src, dst, pair))
+    users: dict[str, tuple[IceGeneration, bytes | None, dict[str, _Seen]]] = {}
     keys: dict[str, bytes | None] = {}  # ufrag -> its ice-pwd, encoded once
     # txid -> (pair, USE-CANDIDATE, the receiver's key): answers go with their check
     pending: dict[str, tuple[CandidatePair, bool, bytes | None]] = {}
     types = s.candidate_types
     kinds: dict[tuple[bool, str, str, bool | None], int] = {}
-    one: dict[tuple[bool, str, str, bool | None], StunMessage] = {}  # a message of each
+    failures = s.stun_fingerprint_failures
     for ev in s.analysis.stun:
         m = ev.msg
         # STUN counted by kind in the same pass (the messages are many: one pass less)
         kind = (m.classic, m.method, m.cls, m.fingerprint_ok)
-        n = kinds.get(kind)
-        if n is None:
-            kinds[kind], one[kind] = 1, m
-        else:
-            kinds[kind] = n + 1
+        kinds[kind] = kinds.get(kind, 0) + 1
         if kind[3] is False:
-            s.stun_fingerprint_failures.append(ev.frame)
-        if m.method != "Binding":
+            failures.append(ev.frame)
+        if kind[1] != "Binding":
             continue
         cls = m.cls
         if cls == "request":
@@ -279,15 +282,21 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
                 if u1 not in keys:
                     pwd = pwds.get(u1)
                     keys[u1] = pwd.encode() if pwd is not None else None
-                user = users[username] = (gen, keys[u1])
-            gen, key = user
+                user = users[username] = (gen, keys[u1], {})
+            gen, key, flows = user
             src, dst = ev.src, ev.dst
-            pair = gen.index.get((src, dst))
-            if pair is None:
-                pair = CandidatePair(src, dst, ev.relayed, first_check=(ev.frame, ev.time))
-                pair.types = (types.get(src, "unknown"), types.get(dst, "unknown"))
-                gen.pairs.append(pair)
-                gen.index[(src, dst)] = gen.index[(dst, src)] = pair
+            seen = flows.get(ev.flow)
+            if seen is not None and seen[0] is src and seen[1] is dst:
+                pair = seen[2]
+            else:  # the first check of this USERNAME on this flow (or odd events)
+                found = gen.index.get((src, dst))
+                if found is None:
+                    found = CandidatePair(src, dst, ev.relayed, first_check=(ev.frame, ev.time))
+                    found.types = (types.get(src, "unknown"), types.get(dst, "unknown"))
+                    gen.pairs.append(found)
+                    gen.index[(src, dst)] = gen.index[(dst, src)] = found
+                pair = found
+                flows[ev.flow] = (src, dst, pair)
             pair.requests += 1
             pending[m.txid] = (pair, m.use_candidate, key)
         elif cls == "success" or cls == "error":
@@ -312,8 +321,8 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
             pair.nominated = pair.nominated or use
         elif cls == "error":
             pair.errors.append((ev.frame, m.error_code or 0))
-    for kind, n in kinds.items():
-        name = one[kind].kind
+    for (classic, method, cls, _), n in kinds.items():
+        name = kind_name(classic, method, cls)
         s.stun_kinds[name] = s.stun_kinds.get(name, 0) + n
     s.generations = sorted(gens.values(), key=lambda g: g.first[1])
     by_ufrag = {u: g for g in s.generations for u in g.ufrags}
@@ -448,9 +457,19 @@ def _dtls(s: Session) -> None:
     # id of each handshake -> its `frames` as a set, its message counts (a plain dict)
     seen_frames: dict[int, set[int]] = {}
     counts: dict[int, dict[str, int]] = {}
+    # flow label -> (src, dst, the 5-tuple's ends): one frozenset for both directions, made
+    # once per flow, so a look-up takes its kept hash and finds it by identity
+    flows: dict[str, tuple[Address, Address, frozenset[Address]]] = {}
+    same: dict[frozenset[Address], frozenset[Address]] = {}
     for ev in s.analysis.dtls:
         src, frame = ev.src, ev.frame
-        ends = frozenset((src, ev.dst))
+        kept = flows.get(ev.flow)
+        if kept is not None and kept[0] is src and kept[1] is ev.dst:
+            ends = kept[2]
+        else:
+            ends = frozenset((src, ev.dst))
+            ends = same.setdefault(ends, ends)
+            flows[ev.flow] = (src, ev.dst, ends)
         h = current.get(ends)  # changes only with a ClientHello, so is kept here
         framed = None  # the handshake this frame was last added to
         records = ev.steps if ev.steps is not None else dtls.steps(ev.records)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 METHODS = (
     "INVITE",
@@ -61,7 +62,11 @@ class SipMessage:
     body: str = ""
 
     def header(self, name: str) -> str:
-        values = self.headers.get(name.lower())
+        return self._first(name.lower())
+
+    def _first(self, name: str) -> str:
+        """The first value of header `name` (lower-case already), or ''."""
+        values = self.headers.get(name)
         return values[0] if values else ""
 
     @property
@@ -70,27 +75,23 @@ class SipMessage:
 
     @property
     def call_id(self) -> str:
-        return self.header("call-id").strip()
+        return self._first("call-id").strip()
 
     @property
     def cseq(self) -> tuple[int, str]:
-        num, _, method = self.header("cseq").strip().partition(" ")
-        return (int(num) if num.isascii() and num.isdigit() else -1, method.strip())
+        return _cseq(self._first("cseq"))
 
     @property
     def from_tag(self) -> str:
-        m = _TAG.search(self.header("from"))
-        return m.group(1) if m else ""
+        return _tag(self._first("from"))
 
     @property
     def to_tag(self) -> str:
-        m = _TAG.search(self.header("to"))
-        return m.group(1) if m else ""
+        return _tag(self._first("to"))
 
     @property
     def branch(self) -> str:
-        m = _BRANCH.search(self.header("via"))
-        return m.group(1) if m else ""
+        return _branch(self._first("via"))
 
     @property
     def has_sdp(self) -> bool:
@@ -101,6 +102,26 @@ class SipMessage:
         if self.status is None:
             return f"{self.method} {self.uri}"
         return f"{self.status} {self.reason} ({self.cseq[1]})"
+
+
+# What a header's value says, read once per distinct value: a dialog's messages repeat
+# their From, To, Via and CSeq, and the session and the summary read them again.
+@lru_cache(maxsize=4096)
+def _tag(value: str) -> str:
+    m = _TAG.search(value)
+    return m.group(1) if m else ""
+
+
+@lru_cache(maxsize=4096)
+def _branch(value: str) -> str:
+    m = _BRANCH.search(value)
+    return m.group(1) if m else ""
+
+
+@lru_cache(maxsize=4096)
+def _cseq(value: str) -> tuple[int, str]:
+    num, _, method = value.strip().partition(" ")
+    return (int(num) if num.isascii() and num.isdigit() else -1, method.strip())
 
 
 def looks_like_sip(p: bytes) -> bool:

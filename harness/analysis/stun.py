@@ -101,7 +101,12 @@ class StunMessage:
     @property
     def kind(self) -> str:
         """'Binding request', 'Allocate error', 'classic Binding success' (RFC 3489), ..."""
-        return f"{'classic ' if self.classic else ''}{self.method} {self.cls}"
+        return kind_name(self.classic, self.method, self.cls)
+
+
+def kind_name(classic: bool, method: str, cls: str) -> str:
+    """`StunMessage.kind` from its parts (the session counts messages by them)."""
+    return f"{'classic ' if classic else ''}{method} {cls}"
 
 
 def is_stun(p: bytes) -> bool:
@@ -344,12 +349,10 @@ def check_integrity(p: bytes, key: bytes, msg: StunMessage | None = None) -> boo
     """Verify MESSAGE-INTEGRITY (HMAC-SHA1) with `key`; None if the message has none.
 
     `msg`, if given, is `parse(p)` already done (the analyser keeps it: no second parse).
+    Compiled when built (`_stunparse.check_integrity`: `_stunparse.check` in one call, and
+    this for what that does not take); this is then `check_integrity_py`, the reference.
     """
     msg = msg or parse(p)
-    if _check is not None:  # a parsed message and a key seen before: all of it in C
-        ok = _check(p, key, msg, _SHA1_PADS, _SHA256_PADS)
-        if ok is not NotImplemented:
-            return ok
     if msg is None or not msg.integrity:
         return None
     off = msg.integrity_offset
@@ -414,5 +417,7 @@ parse_py, parse_classic_py = parse, parse_classic
 if _stunparse is not None:
     _stunparse.setup(StunMessage, METHODS, CLASSIC_METHODS, CLASSES, _ipv6_text)
     parse, parse_classic = _stunparse.parse, _stunparse.parse_classic  # noqa: F811
-#: check_integrity in one C call (hashlib still does the hashing; _verify_py is its Python)
-_check = _stunparse.check if _stunparse is not None else None
+check_integrity_py = check_integrity
+if _stunparse is not None:  # one C call per check (no Python frame), this as its fallback
+    _stunparse.setup_integrity(check_integrity_py, _SHA1_PADS, _SHA256_PADS)
+    check_integrity = _stunparse.check_integrity  # noqa: F811
