@@ -14,7 +14,7 @@ from harness.analysis.channelsummary import channels
 from harness.analysis.model import SdpEvent, fmt_addr
 from harness.analysis.sdp_conformance import captured
 from harness.analysis.sdplint import Finding
-from harness.analysis.session import Session, build
+from harness.analysis.session import IceGeneration, Session, build
 
 _type, _packets = attrgetter("type"), attrgetter("packets")
 _to_dict = Finding.to_dict
@@ -83,35 +83,7 @@ def summary(s: Session) -> dict[str, Any]:
         "stun": s.stun_kinds,
         "stun_fingerprint_failures": s.stun_fingerprint_failures,
         "ice": {
-            "generations": [
-                {
-                    "ufrags": list(g.ufrags),
-                    "first_frame": g.first[0],
-                    "first_time": g.first[1],
-                    "connected": g.connected,
-                    "selected": g.selected.name if g.selected else None,
-                    "selected_type": g.selected.kind if g.selected else None,
-                    "pairs": [
-                        {
-                            "pair": p.name,
-                            "type": p.kind,
-                            "candidate_types": list(p.types),
-                            "relayed": p.relayed,
-                            "requests": p.requests,
-                            "successes": p.successes,
-                            "errors": p.errors,
-                            "nominated": p.nominated,
-                            "first_check": p.first_check,
-                            "first_success": p.first_success,
-                            "first_media": p.first_media,
-                            "integrity_checked": p.integrity_checked,
-                            "integrity_failures": p.integrity_failures,
-                        }
-                        for p in g.pairs
-                    ],
-                }
-                for g in s.generations
-            ],
+            "generations": list(map(_generation, s.generations)),
             "restarts": [
                 {
                     "index": r.index,
@@ -174,4 +146,35 @@ def summary(s: Session) -> dict[str, Any]:
             for d in s.dialogs
         ],
         "sdp": sdps,
+    }
+
+
+def _generation(g: IceGeneration) -> dict[str, Any]:
+    """One ICE generation as `--json` prints it (its selected pair found once)."""
+    selected = g.selected
+    return {
+        "ufrags": list(g.ufrags),
+        "first_frame": g.first[0],
+        "first_time": g.first[1],
+        "connected": g.connected,
+        "selected": selected.name if selected else None,
+        "selected_type": selected.kind if selected else None,
+        "pairs": [
+            {
+                "pair": p.name,
+                "type": p.kind,
+                "candidate_types": list(p.types),
+                "relayed": p.relayed,
+                "requests": p.requests,
+                "successes": p.successes,
+                "errors": p.errors,
+                "nominated": p.nominated,
+                "first_check": p.first_check,
+                "first_success": p.first_success,
+                "first_media": p.first_media,
+                "integrity_checked": p.integrity_checked,
+                "integrity_failures": p.integrity_failures,
+            }
+            for p in g.pairs
+        ],
     }

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from harness.analysis import dtls
 from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
 from harness.analysis.stun import check_integrity, kind_name
 
 _INDIRECTNESS = {"host": 0, "unknown": 0, "srflx": 1, "prflx": 1, "relay": 2}
+
+
+def _indirectness(candidate_type: str) -> int:
+    return _INDIRECTNESS.get(candidate_type, 0)
 
 
 @dataclass
@@ -44,7 +49,7 @@ class CandidatePair:
         """The most indirect candidate type of the two ends (relay > srflx/prflx > host)."""
         if self.relayed:
             return "relay"
-        return max(self.types, key=lambda t: _INDIRECTNESS.get(t, 0))
+        return max(self.types, key=_indirectness)
 
     def has(self, src: Address, dst: Address) -> bool:
         return {src, dst} == {self.a, self.b}
@@ -52,6 +57,20 @@ class CandidatePair:
 
 _Seen = tuple[Address, Address, CandidatePair]
 """A flow's ends and the pair a USERNAME's checks on it go to (`_ice`)."""
+
+_Building = tuple["DtlsHandshake", set[int], dict[str, int]]
+"""A handshake `_dtls` is building, its frames as a set, its message counts."""
+
+# Sort keys made once (a lambda in a property is a new function object per read)
+_time = itemgetter(1)  # of a (frame, time)
+
+
+def _success_order(p: CandidatePair) -> tuple[int, float]:
+    return p.first_success or (0, 0.0)
+
+
+def _media_order(p: CandidatePair) -> tuple[int, float]:
+    return p.first_media or (0, 0.0)
 
 
 @dataclass
@@ -76,19 +95,19 @@ class IceGeneration:
         """The nominated pair that succeeded, else the first one that carried media."""
         nominated = [p for p in self.pairs if p.nominated and p.successes]
         if nominated:
-            return min(nominated, key=lambda p: p.first_success or (0, 0.0))
+            return min(nominated, key=_success_order)
         media = [p for p in self.pairs if p.first_media]
-        return min(media, key=lambda p: p.first_media or (0, 0.0)) if media else None
+        return min(media, key=_media_order) if media else None
 
     @property
     def connected(self) -> tuple[int, float] | None:
         done = [p.first_success for p in self.pairs if p.first_success]
-        return min(done, key=lambda x: x[1]) if done else None
+        return min(done, key=_time) if done else None
 
     @property
     def first_media(self) -> tuple[int, float] | None:
         seen = [p.first_media for p in self.pairs if p.first_media]
-        return min(seen, key=lambda x: x[1]) if seen else None
+        return min(seen, key=_time) if seen else None
 
 
 @dataclass
@@ -401,12 +420,18 @@ def restarted_from(gens: list[IceGeneration]) -> list[int | None]:
     latest: dict[tuple[int, object], int] = {}  # (kind, ufrag | dialog | ssrc) -> generation
     out: list[int | None] = []
     for i, g in enumerate(gens):
-        keys = [
-            *((0, u) for u in g.ufrags),
-            *((1, d) for d in g.sdp_dialogs),
-            *((2, x) for x in g.ssrcs),
-        ]
-        j = max((latest.get(k, -1) for k in keys), default=-1)
+        keys: list[tuple[int, object]] = []  # loops, not generators: one per generation
+        for u in g.ufrags:
+            keys.append((0, u))
+        for d in g.sdp_dialogs:
+            keys.append((1, d))
+        for x in g.ssrcs:
+            keys.append((2, x))
+        j = -1
+        for k in keys:
+            n = latest.get(k, -1)
+            if n > j:
+                j = n
         out.append(j if j >= 0 else None)
         for k in keys:
             latest[k] = i
@@ -452,11 +477,11 @@ def _fold_half_steps(restarts: list[IceRestart], window: float = 5.0) -> list[Ic
 
 
 def _dtls(s: Session) -> None:
-    by_random: dict[tuple[frozenset[Address], bytes], DtlsHandshake] = {}
-    current: dict[frozenset[Address], DtlsHandshake] = {}
-    # id of each handshake -> its `frames` as a set, its message counts (a plain dict)
-    seen_frames: dict[int, set[int]] = {}
-    counts: dict[int, dict[str, int]] = {}
+    # each handshake with what only this pass reads: its `frames` as a set, its message
+    # counts (a plain dict), kept beside it rather than by id() (an audited call)
+    by_random: dict[tuple[frozenset[Address], bytes], _Building] = {}
+    current: dict[frozenset[Address], _Building] = {}
+    building: list[_Building] = []
     # flow label -> (src, dst, the 5-tuple's ends): one frozenset for both directions, made
     # once per flow, so a look-up takes its kept hash and finds it by identity
     flows: dict[str, tuple[Address, Address, frozenset[Address]]] = {}
@@ -470,7 +495,7 @@ def _dtls(s: Session) -> None:
             ends = frozenset((src, ev.dst))
             ends = same.setdefault(ends, ends)
             flows[ev.flow] = (src, ev.dst, ends)
-        h = current.get(ends)  # changes only with a ClientHello, so is kept here
+        b = current.get(ends)  # changes only with a ClientHello, so is kept here
         framed = None  # the handshake this frame was last added to
         records = ev.steps if ev.steps is not None else dtls.steps(ev.records)
         for content_type, alert, hss in records:
@@ -478,20 +503,18 @@ def _dtls(s: Session) -> None:
                 random = hs[2]  # a ClientHello's, from its whole first fragment
                 if random is not None:
                     key = (ends, random)
-                    h = by_random.get(key)
-                    if h is None:
-                        h = by_random[key] = DtlsHandshake(
-                            src, ev.dst, ev.relayed, (frame, ev.time)
-                        )
-                        seen_frames[id(h)] = set()
-                        counts[id(h)] = {}
+                    b = by_random.get(key)
+                    if b is None:
+                        h = DtlsHandshake(src, ev.dst, ev.relayed, (frame, ev.time))
+                        b = by_random[key] = (h, set(), {})
+                        building.append(b)
                         s.handshakes.append(h)
-                    current[ends] = h
-            if h is None:
+                    current[ends] = b
+            if b is None:
                 continue
+            h, seen, n = b
             if h is not framed:
                 framed = h
-                seen = seen_frames[id(h)]
                 if frame not in seen:
                     seen.add(frame)
                     h.frames.append(frame)
@@ -499,9 +522,6 @@ def _dtls(s: Session) -> None:
                 h.ccs_from.add("client" if src == h.client else "server")
             if alert:
                 h.alerts.append((frame, *alert))
-            if not hss:
-                continue
-            n = counts[id(h)]
             for t, offset, _, ems, srtp_profile in hss:
                 if offset == 0:
                     n[t] = n.get(t, 0) + 1
@@ -512,11 +532,12 @@ def _dtls(s: Session) -> None:
                             h.srtp_profile = srtp_profile
                 if t == "Finished":
                     h.end = (frame, ev.time)
-        if ev.certificate_fingerprint and h is not None:
+        if ev.certificate_fingerprint and b is not None:
+            h = b[0]
             side = "client" if src == h.client else "server"
             h.fingerprints[side] = (frame, ev.certificate_fingerprint)
-    for h in s.handshakes:
-        h.messages.update(counts[id(h)])
+    for h, _, n in building:
+        h.messages.update(n)
 
 
 def _sip(s: Session) -> None:
