@@ -1,5 +1,6 @@
 """pymalloc's arenas from huge pages (`_hugearenas.c`), as `harness analyze` runs with them
-when RTC_HARNESS_HUGE_ARENAS=1 asks for them (off by default: cli.process says why).
+where a huge page costs less than its small pages (timed at start: cli.process says why),
+or when RTC_HARNESS_HUGE_ARENAS=1 asks for them.
 
 Each test runs in a process of its own: the allocator, once installed, stays for the
 life of the process. Objects must keep their values through arenas handed out, let go
@@ -97,13 +98,14 @@ def test_the_command_prints_the_same_with_them(name: str) -> None:
     assert huge.stdout == plain.stdout
 
 
-@pytest.mark.parametrize(("value", "on"), [(None, False), ("0", False), ("1", True)])
-def test_only_asked_for(value: str | None, on: bool) -> None:
-    """`harness analyze` as a process (cli.process) turns them on for
-    RTC_HARNESS_HUGE_ARENAS=1 only."""
+@pytest.mark.parametrize(("value", "on"), [(None, None), ("0", False), ("1", True)])
+def test_on_where_they_pay_or_as_asked(value: str | None, on: bool | None) -> None:
+    """`harness analyze` as a process (cli.process) turns them on where the timing says a
+    huge page costs less than its small pages (None: the answer is the test's), always
+    for RTC_HARNESS_HUGE_ARENAS=1, never for =0 (and then times nothing)."""
     program = """
 from harness.analysis import _hugearenas as h, cli
-cli.main = lambda argv: print(h.stats()[0]) or 0
+cli.main = lambda argv: print(h.stats()[0], h.probe()) or 0
 cli.process(["analyze"])
 """
     env = {k: v for k, v in os.environ.items() if k != "RTC_HARNESS_HUGE_ARENAS"}
@@ -113,4 +115,33 @@ cli.process(["analyze"])
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, env=env
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(on)
+    installed, _, timed = out.stdout.strip().partition(" ")
+    probe = eval(timed)  # noqa: S307 (our own subprocess's repr of a tuple or None)
+    if on is None:
+        assert probe is not None and installed == str(probe[0] < probe[1])
+    else:
+        assert installed == str(on) and probe is None
+
+
+@pytest.mark.parametrize("margin", [1.0, 0.0])
+def test_the_test_keeps_its_region_or_gives_it_back(margin: float) -> None:
+    """enable_if_cheap times once: installed, its region is the first arenas' (handed out
+    as they come); declined (a margin of 0 declines anywhere), the region is unmapped and
+    nothing is installed."""
+    program = f"""
+from harness.analysis import _hugearenas as h
+first = h.enable_if_cheap({margin})
+probe = h.probe()
+again = h.enable_if_cheap()
+objs = [(i, str(i)) for i in range(200_000)]
+assert all(t[1] == str(t[0]) for t in objs)
+print((first, again, probe, h.probe(), h.stats()))
+"""
+    first, again, probe, later, (on, regions, _, out, _) = eval(run(program))  # noqa: S307
+    huge_ns, small_ns = probe
+    assert huge_ns > 0 and small_ns > 0 and later == probe  # timed once
+    assert first == again == on == (huge_ns < small_ns * margin)
+    if on:
+        assert regions >= 1 and out >= 1
+    else:
+        assert regions == 0 and out == 0
