@@ -171,3 +171,16 @@ def test_damaged_bodies(data: st.DataObject) -> None:
         else:
             body.insert(at, byte)
     check(bytes(body))
+
+
+def test_every_separator_replaced_is_read_as_json_reads_it() -> None:
+    """A comma or colon of a real body replaced (by a blank, a semicolon, a letter, the
+    other separator) or removed: the scan declines or gives json's answer, at each one."""
+    body = json.dumps(
+        [{"janus": "ack"}, {"janus": "event", "sender": 8, "jsep": {"type": "offer", "sdp": SDP}}]
+    ).encode()
+    seps = [i for i, c in enumerate(body) if c in b",:"]
+    assert len(seps) > 6
+    for at in seps:
+        for byte in (b" ", b";", b"a", b":" if body[at] == ord(",") else b",", b""):
+            check(body[:at] + byte + body[at + 1 :])
