@@ -159,6 +159,35 @@ static int word(Scan *p, const char *w, int kind, Value *v) {
     return 0;
 }
 
+/* Past a container's opening bracket and the blanks after it: 1 if it closes at once
+ * (`close` read too), else 0. */
+static int opened(Scan *p, char close) {
+    p->i++;
+    ws(p);
+    if (p->i < p->n && p->b[p->i] == close) {
+        p->i++;
+        return 1;
+    }
+    return 0;
+}
+
+/* After a container's item: 1 at its `close` (read), 0 past a ',' and the blanks after
+ * it, -1 for anything else. */
+static int after_item(Scan *p, char close) {
+    ws(p);
+    if (p->i >= p->n)
+        return -1;
+    if (p->b[p->i] == close) {
+        p->i++;
+        return 1;
+    }
+    if (p->b[p->i] != ',')
+        return -1;
+    p->i++;
+    ws(p);
+    return 0;
+}
+
 static int value(Scan *p, int depth, Value *v);
 static const char *INNER[] = {"type", "sdp"};
 
@@ -167,12 +196,8 @@ static const char *INNER[] = {"type", "sdp"};
  * is read for INNER's members at once, into inner (the last such value's). */
 static int object(Scan *p, int depth, const char **names, int count, Value *found,
                   Value *inner) {
-    p->i++;
-    ws(p);
-    if (p->i < p->n && p->b[p->i] == '}') {
-        p->i++;
+    if (opened(p, '}'))
         return 0;
-    }
     for (;;) {
         Value key, v;
         if (p->i >= p->n || p->b[p->i] != '"' || string(p, &key) < 0 || key.escapes < 0)
@@ -199,42 +224,22 @@ static int object(Scan *p, int depth, const char **names, int count, Value *foun
                 memcmp(p->b + key.s, names[k], (size_t)len) == 0)
                 found[k] = v;
         }
-        ws(p);
-        if (p->i >= p->n)
-            return -1;
-        if (p->b[p->i] == '}') {
-            p->i++;
-            return 0;
-        }
-        if (p->b[p->i] != ',')
-            return -1;
-        p->i++;
-        ws(p);
+        int end = after_item(p, '}');
+        if (end != 0)
+            return end < 0 ? -1 : 0;
     }
 }
 
 static int array(Scan *p, int depth) {
-    p->i++;
-    ws(p);
-    if (p->i < p->n && p->b[p->i] == ']') {
-        p->i++;
+    if (opened(p, ']'))
         return 0;
-    }
     for (;;) {
         Value v;
         if (value(p, depth + 1, &v) < 0)
             return -1;
-        ws(p);
-        if (p->i >= p->n)
-            return -1;
-        if (p->b[p->i] == ']') {
-            p->i++;
-            return 0;
-        }
-        if (p->b[p->i] != ',')
-            return -1;
-        p->i++;
-        ws(p);
+        int end = after_item(p, ']');
+        if (end != 0)
+            return end < 0 ? -1 : 0;
     }
 }
 
@@ -282,12 +287,8 @@ static const char *TOP[] = {"jsep", "session_id", "sender"};
  * whose "jsep" is an object (http._jsep's choice), if any. */
 static int batch(Scan *p, Value *got, Value *inner) {
     int taken = 0;
-    p->i++;
-    ws(p);
-    if (p->i < p->n && p->b[p->i] == ']') {
-        p->i++;
+    if (opened(p, ']'))
         return 0;
-    }
     for (;;) {
         if (p->i >= p->n)
             return -1;
@@ -305,17 +306,9 @@ static int batch(Scan *p, Value *got, Value *inner) {
             if (value(p, 1, &v) < 0)
                 return -1;
         }
-        ws(p);
-        if (p->i >= p->n)
-            return -1;
-        if (p->b[p->i] == ']') {
-            p->i++;
-            return 0;
-        }
-        if (p->b[p->i] != ',')
-            return -1;
-        p->i++;
-        ws(p);
+        int end = after_item(p, ']');
+        if (end != 0)
+            return end < 0 ? -1 : 0;
     }
 }
 
