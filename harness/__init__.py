@@ -7,3 +7,7 @@ assertions -> reports.
 """
 
 __version__ = "0.1.0"
+
+from harness import methodcache
+
+methodcache.install()  # before any module of ours makes a dataclass

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from harness import methodcache
 from harness.analysis import exitkeep
 
 try:
@@ -179,6 +180,7 @@ def process(argv: list[str]) -> NoReturn:
     code = main(argv)
     sys.stdout.flush()
     sys.stderr.flush()
+    methodcache.save()  # what atexit would have saved
     os._exit(code)
 
 

@@ -8,8 +8,11 @@ port) and becomes text only when a flow is first seen.
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
+
+# socket's C half: the address functions without socket.py's enums and selectors (3 ms
+# of a short run's start)
+from _socket import AF_INET, AF_INET6, inet_ntoa, inet_ntop, inet_pton
 from typing import TYPE_CHECKING
 
 from harness.analysis import tunnels
@@ -225,8 +228,8 @@ def _transport(
     return "other-transport" if carried is None else _inner(carried, f[l4:end], depth)
 
 
-_ntoa = socket.inet_ntoa
-_ntop = socket.inet_ntop
+_ntoa = inet_ntoa
+_ntop = inet_ntop
 _ZERO80 = bytes(10)
 
 
@@ -236,7 +239,7 @@ def ipv6_text(raw: bytes) -> str:
     address but those whose first 80 bits are zero (IPv4-mapped and -compatible ones,
     which the C library writes with a dotted quad)."""
     if raw[:10] != _ZERO80:
-        return _ntop(socket.AF_INET6, raw)
+        return _ntop(AF_INET6, raw)
     return str(ipaddress.IPv6Address(raw))
 
 
@@ -276,11 +279,7 @@ def make_key(src: str, sport: int, dst: str, dport: int) -> bytes:
     """A flow key from text addresses (for flows unwrapped from TURN)."""
     if ":" not in src and ":" not in dst:  # two IPv4 addresses, the usual case: no objects
         try:
-            return (
-                socket.inet_pton(socket.AF_INET, src)
-                + socket.inet_pton(socket.AF_INET, dst)
-                + _ports(sport, dport)
-            )
+            return inet_pton(AF_INET, src) + inet_pton(AF_INET, dst) + _ports(sport, dport)
         except OSError:
             pass  # not a dotted quad: ipaddress says why
     a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)

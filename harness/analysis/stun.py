@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.analysis.net import ipv6_text
+from harness.analysis.net import inet_ntoa, ipv6_text
 from harness.nat.stun import StunError, decode_address, fingerprint_crc
 
 try:  # the compiled parsers (pip install -e . builds them); parse_py is the same in Python
@@ -325,7 +324,7 @@ def xor_address(v: bytes, txid: bytes) -> Address | None:
     """Decode an XOR-*-ADDRESS value (RFC 8489 section 14.2); None when malformed."""
     if len(v) == 8 and v[1] == 1:  # IPv4, the common case, without ipaddress objects
         ip = int.from_bytes(v[4:8], "big") ^ MAGIC
-        return socket.inet_ntoa(ip.to_bytes(4, "big")), (v[2] << 8 | v[3]) ^ 0x2112
+        return inet_ntoa(ip.to_bytes(4, "big")), (v[2] << 8 | v[3]) ^ 0x2112
     try:
         return decode_address(v, txid, xor=True)
     except StunError:
