@@ -58,6 +58,16 @@ class CandidatePair:
 _Seen = tuple[Address, Address, CandidatePair]
 """A flow's ends and the pair a USERNAME's checks on it go to (`_ice`)."""
 
+_Key = tuple[bytes, dict[bytes, bool | None]]
+"""A receiver's ice-pwd and the MESSAGE-INTEGRITY verdicts with it, by the message's bytes."""
+
+_KindKey = tuple[bool, str, str]
+"""A STUN message's kind: RFC 3489 or not, method, class."""
+
+_Kinds = dict[str, dict[str, list[object]]]
+"""STUN messages by method and class (`_ice`, `_kind`): counted by a list of them, which
+grows for less than a count does (an int made per message)."""
+
 _Building = tuple["DtlsHandshake", set[int], dict[str, int]]
 """A handshake `_dtls` is building, its frames as a set, its message counts."""
 
@@ -265,28 +275,34 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
     Work that depends on the USERNAME only (its generation, the receiver's key) is done
     once per distinct USERNAME, not per check, and a check's pair is looked up by its
     flow's label within its USERNAME (a string whose hash is kept) rather than by a new
-    tuple of two addresses. The same pass counts every STUN message by kind for the
-    summary.
+    tuple of two addresses. A message's MESSAGE-INTEGRITY is verified once per key and
+    bytes (`_Key`): a retransmission is the same bytes. The same pass counts every STUN
+    message by kind for the summary (`_kind`).
     """
     gens: dict[tuple[str, str], IceGeneration] = {}
     # USERNAME -> (generation, the receiver's key, flow label -> (src, dst, pair))
-    users: dict[str, tuple[IceGeneration, bytes | None, dict[str, _Seen]]] = {}
-    keys: dict[str, bytes | None] = {}  # ufrag -> its ice-pwd, encoded once
+    users: dict[str, tuple[IceGeneration, _Key | None, dict[str, _Seen]]] = {}
+    keys: dict[str, _Key | None] = {}  # ufrag -> its ice-pwd (encoded once), its verdicts
     # txid -> (pair, USE-CANDIDATE, the receiver's key): answers go with their check
-    pending: dict[str, tuple[CandidatePair, bool, bytes | None]] = {}
+    pending: dict[str, tuple[CandidatePair, bool, _Key | None]] = {}
     types = s.candidate_types
-    kinds: dict[tuple[bool, str, str, bool | None], int] = {}
+    kinds: _Kinds = {}  # RFC 5389 messages (most)
+    classic: _Kinds = {}  # RFC 3489 messages
+    named: list[tuple[str, list[object]]] = []  # each kind's name and messages, as first seen
     failures = s.stun_fingerprint_failures
     for ev in s.analysis.stun:
         m = ev.msg
-        # STUN counted by kind in the same pass (the messages are many: one pass less)
-        kind = (m.classic, m.method, m.cls, m.fingerprint_ok)
-        kinds[kind] = kinds.get(kind, 0) + 1
-        if kind[3] is False:
+        method, cls = m.method, m.cls
+        # STUN counted by kind in the same pass (the messages are many: one pass less), in
+        # nested maps of strings the parser shares: no tuple to make and hash per message
+        try:
+            (classic if m.classic else kinds)[method][cls].append(m)
+        except KeyError:
+            _kind(classic if m.classic else kinds, named, (m.classic, method, cls)).append(m)
+        if m.fingerprint_ok is False:
             failures.append(ev.frame)
-        if kind[1] != "Binding":
+        if method != "Binding":
             continue
-        cls = m.cls
         if cls == "request":
             username = m.username or ""
             user = users.get(username)
@@ -300,7 +316,7 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
                     gen = gens[gkey] = IceGeneration(gkey, (ev.frame, ev.time))
                 if u1 not in keys:
                     pwd = pwds.get(u1)
-                    keys[u1] = pwd.encode() if pwd is not None else None
+                    keys[u1] = (pwd.encode(), {}) if pwd is not None else None
                 user = users[username] = (gen, keys[u1], {})
             gen, key, flows = user
             src, dst = ev.src, ev.dst
@@ -327,8 +343,12 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
             continue
         # MESSAGE-INTEGRITY of a check or its answer, keyed by the receiver's ice-pwd
         # (RFC 8445 7.2.2)
-        if key is not None and ev.raw:
-            ok = check_integrity(ev.raw, key, m)
+        raw = ev.raw
+        if key is not None and raw:
+            verdicts = key[1]
+            ok = verdicts.get(raw)
+            if ok is None and raw not in verdicts:
+                ok = verdicts[raw] = check_integrity(raw, key[0], m)
             if ok is not None:
                 pair.integrity_checked += 1
                 if not ok:
@@ -340,9 +360,8 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
             pair.nominated = pair.nominated or use
         elif cls == "error":
             pair.errors.append((ev.frame, m.error_code or 0))
-    for (classic, method, cls, _), n in kinds.items():
-        name = kind_name(classic, method, cls)
-        s.stun_kinds[name] = s.stun_kinds.get(name, 0) + n
+    for name, messages in named:
+        s.stun_kinds[name] = s.stun_kinds.get(name, 0) + len(messages)
     s.generations = sorted(gens.values(), key=lambda g: g.first[1])
     by_ufrag = {u: g for g in s.generations for u in g.ufrags}
     for sdp_ev in s.analysis.sdp:
@@ -353,6 +372,15 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
                     g.sdp_time = (sdp_ev.frame, sdp_ev.time)
                 if sdp_ev.dialog:
                     g.sdp_dialogs.add(sdp_ev.dialog)
+
+
+def _kind(kinds: _Kinds, named: list[tuple[str, list[object]]], key: _KindKey) -> list[object]:
+    """The first message of its kind: its kind's list (in `kinds`, and named in `named`)."""
+    classic, method, cls = key
+    messages: list[object] = []
+    kinds.setdefault(method, {})[cls] = messages
+    named.append((kind_name(classic, method, cls), messages))
+    return messages
 
 
 def _from_sdp(s: Session) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis.analyzer import analyze_bytes, analyze_file
-from harness.analysis.model import wall_clock
-from harness.analysis.session import IceGeneration, Session, build, restarted_from
+from harness.analysis.model import StunEvent, wall_clock
+from harness.analysis.session import IceGeneration, Session, _from_sdp, _ice, build, restarted_from
+from harness.analysis.stun import StunMessage
 from harness.assertions.evaluate import check_file, run_expects
 from harness.assertions.registry import CheckError, run_check
 from tests.fuzzing import FAST
@@ -256,3 +258,38 @@ def test_restarts_of_many_calls_take_one_pass() -> None:
         gens.append(IceGeneration((a, b), (2 * c, 10.0 * c), sdp_dialogs={f"call{c}"}))
         gens.append(IceGeneration((a, f"c{c}"), (2 * c + 1, 10.0 * c + 1)))
     assert restarted_from(gens) == [None if i % 2 == 0 else i - 1 for i in range(4000)]
+
+
+def test_stun_kinds_keep_classic_stun_apart() -> None:
+    """RFC 3489 and RFC 5389 messages of one method and class are two kinds, named and
+    counted apart in order of first appearance; a bad FINGERPRINT is listed by frame."""
+    spec = [(True, None), (False, True), (True, False), (False, None)]
+    events = [
+        StunEvent(i, float(i), ("10.0.0.1", 1), ("10.0.0.2", 2), "udp", False, msg)
+        for i, (classic, fp) in enumerate(spec, 1)
+        for msg in [StunMessage("Binding", "request", "t", 0, fingerprint_ok=fp, classic=classic)]
+    ]
+    a = session("aiortc-direct.pcap").analysis
+    s = build(replace(a, stun=events, sdp=[], dtls=[], sip=[], flows=[]))
+    assert list(s.stun_kinds.items()) == [("classic Binding request", 2), ("Binding request", 2)]
+    assert s.stun_fingerprint_failures == [3]
+
+
+def test_an_answer_is_verified_with_its_own_checks_key() -> None:
+    """The same answer bytes matched (by transaction ID) to the checks of two USERNAMEs:
+    each copy is verified with its check's receiver's ice-pwd, not the verdict of the
+    other (verdicts are kept by key and bytes)."""
+    a = session("aiortc-direct.pcap").analysis
+    answer = next(e for e in a.stun if e.msg.cls == "success" and e.msg.integrity)
+    check = next(e for e in a.stun if e.msg.cls == "request" and e.msg.txid == answer.msg.txid)
+    events = []
+    for i, user in enumerate([check.msg.username, "other:x"]):
+        src = (f"10.0.0.{i}", 1)
+        msg = replace(check.msg, username=user)
+        events += [replace(check, frame=2 * i + 1, src=src, msg=msg, raw=b""), answer]
+        events[-1] = replace(answer, frame=2 * i + 2)
+    pwds = {**_from_sdp(Session(a)), "other": "not the key"}
+    s = Session(replace(a, stun=events, sdp=[]))
+    _ice(s, pwds)
+    found = [(p.integrity_checked, p.integrity_failures) for g in s.generations for p in g.pairs]
+    assert found == [(1, []), (1, [4])]
