@@ -179,6 +179,22 @@ class Sdp:
         return body + "\n".join([t for t in raw[first:] if t])
 
     @cached_property
+    def unversioned(self) -> str:
+        """The text without the first session-level o= line's value (its 'o=' stays, so
+        every line keeps its number): what lint and the rules read, which the o= line's
+        session id and version are not. Successive SDPs of one call differ only there.
+        The whole text when that line is the first (a finding quotes line 1)."""
+        origin = self.origin
+        text = self.text
+        if origin is None or origin[0] == 1:
+            return text
+        start = -1
+        for _ in range(origin[0] - 1):  # `split`'s lines end at each '\n'
+            start = text.find("\n", start + 1)
+        start += 1
+        return text[: start + 2] + text[start + len(origin[1]) :]
+
+    @cached_property
     def _first(self) -> int:
         """Where the first m= section starts in `_raw`."""
         return self._parsed("_first")

@@ -69,13 +69,12 @@ def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Re
         answering = offer if d.type in ("answer", "pranswer") and offer else None
         role = "answer" if d.type in ("answer", "pranswer") else "offer"
         prof = d.profile or profile
-        rep.findings += lint(d.sdp, role, prof, answering.sdp if answering else None)
-        rep.findings += single(d.sdp, role, prof)
+        rep.findings += _own(d.sdp, role, prof, answering.sdp if answering else None)
         version = _Version(d.sdp)
         if d.party in last_local:
             rep.findings += _subsequent(last_local[d.party][1], version, d.seen_all)
         if answering is not None:
-            rep.findings += answer_rules(answering.sdp, d.sdp)
+            rep.findings += _against(answering.sdp, d.sdp)
             rep.findings += trickle_rules(answering, d)
         elif role == "answer":
             rep.findings.append(
@@ -89,6 +88,43 @@ def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Re
             offer = None
         last_local[d.party] = (d, version)
     return reports
+
+
+#: what `_own` and `_against` found, by the SDPs' texts but their o= values (`Sdp.unversioned`:
+#: neither reads them); emptied past `_KEPT` entries, like memo.Memo
+_KEPT = 4096
+Kept = dict[tuple[str | None, ...], tuple[Finding, ...]]
+_owns: Kept = {}
+_answers: Kept = {}
+
+
+def _own(sdp: Sdp, role: str, profile: str, offer: Sdp | None) -> tuple[Finding, ...]:
+    """`lint`'s and `single`'s findings, worked out once per distinct text but its o= value:
+    a call's successive SDPs (a SIP re-INVITE's) differ only in the session version."""
+    key = (sdp.unversioned, role, profile, offer.unversioned if offer else None)
+    found = _owns.get(key)
+    if found is None:
+        found = _keep(_owns, key, (*lint(sdp, role, profile, offer), *single(sdp, role, profile)))
+    return found
+
+
+def _against(offer: Sdp, answer: Sdp) -> tuple[Finding, ...]:
+    """`answer_rules`, worked out once per distinct pair of texts but their o= values."""
+    key = (offer.unversioned, answer.unversioned)
+    found = _answers.get(key)
+    if found is None:
+        found = _keep(_answers, key, tuple(answer_rules(offer, answer)))
+    return found
+
+
+def _keep(
+    kept: Kept, key: tuple[str | None, ...], found: tuple[Finding, ...]
+) -> tuple[Finding, ...]:
+    """`found` kept by `key` (what a memo.Memo does when the key alone cannot work it out)."""
+    if len(kept) >= _KEPT:
+        kept.clear()
+    kept[key] = found
+    return found
 
 
 def captured(events: list, profile: str | None = None) -> list[Report]:

@@ -307,3 +307,41 @@ def test_janus_forum_report_exchange() -> None:
         "candidate of this section (the default candidate goes there)"
         for n in (132, 599)
     ]
+
+
+# -- what an SDP shows on its own, worked out once per text but its o= value -------------------
+
+
+def test_unversioned_leaves_out_the_o_value_and_keeps_every_line_number() -> None:
+    text = sdp(OFFER)
+    got = parse(text).unversioned
+    assert got == text.replace("o=- 4611731400430051336 2 IN IP4 127.0.0.1", "o=", 1)
+    assert got.count("\n") == text.count("\n")
+    first = "o=- 1 2 IN IP4 127.0.0.1\nv=0\ns=-\nt=0 0\n"
+    assert parse(first).unversioned == first  # line 1 is quoted by a finding: kept whole
+
+
+def test_successive_versions_share_findings_and_other_texts_do_not() -> None:
+    """The exchange's SDPs, again with other o= values and one a=setup broken: the
+    findings kept for a text differing only in its o= value are the same, and a text
+    differing anywhere else gets its own."""
+    again = [
+        (p, t, x.replace(" 2 IN IP4", " 9 IN IP4"))
+        for p, t, x in [("c", "offer", OFFER), ("d", "answer", ANSWER)]
+    ]
+    broken = ("e", "offer", OFFER.replace("a=setup:actpass", "a=setup:active", 1))
+    assert run(("a", "offer", OFFER), ("b", "answer", ANSWER)) == []
+    assert run(*again) == []
+    assert run(broken) == [
+        "error an offer must use actpass [RFC 8842 5.2]",
+    ]
+
+
+def test_a_first_line_o_keeps_its_own_quote() -> None:
+    """An SDP whose o= is line 1 with LF ends: the finding quotes that line, its value and all."""
+    first = "o=- {} 2 IN IP4 127.0.0.1\ns=-\nt=0 0\n"
+    quotes = []
+    for n in (1, 2):
+        rep = check_exchange([Description("a", "offer", parse(first.format(n)))], "sip")[0]
+        quotes.append(next(f.line for f in rep.findings if "CRLF" in f.message))
+    assert quotes == ["o=- 1 2 IN IP4 127.0.0.1", "o=- 2 2 IN IP4 127.0.0.1"]
