@@ -15,12 +15,18 @@
  *   (only ApplicationData, a ServerHello offers use_srtp, steps, certificate fragments);
  *   a step is (content type, alert | None, ((type, frag_offset, client random | None,
  *   extended_master_secret, first SRTP profile | None), ...)).
+ *   A handshake datagram (bytes not starting with ApplicationData) is read once: a flight
+ *   is resent whole until it is answered, so its copies share the first one's answer
+ *   (kept by the bytes, as many as SEEN_MAX; the answer is immutable, tuples of str,
+ *   bytes and bools). Application data is never resent, so is read each time.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 
 static PyObject *handshake_names, *alert_names, *srtp_profiles;
+static PyObject *seen; /* handshake datagram (bytes) -> its scan */
+#define SEEN_MAX 4096  /* then forgotten all at once: a capture of many handshakes */
 static PyObject *s_fatal, *s_warning, *encrypted_alert, *no_items, *only_data;
 
 #define U16(b) ((unsigned)(b)[0] << 8 | (b)[1])
@@ -205,6 +211,23 @@ done:
     return out;
 }
 
+/* scan_records of a handshake datagram, the answer kept for its copies (see scan). */
+static PyObject *scan_once(PyObject *p) {
+    PyObject *out = PyDict_GetItemWithError(seen, p);
+    if (out) {
+        Py_INCREF(out);
+        return out;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    out = scan_records((const uint8_t *)PyBytes_AS_STRING(p), PyBytes_GET_SIZE(p));
+    if (out && PyDict_GET_SIZE(seen) >= SEEN_MAX)
+        PyDict_Clear(seen);
+    if (out && PyDict_SetItem(seen, p, out) < 0)
+        Py_CLEAR(out);
+    return out;
+}
+
 static PyObject *scan(PyObject *self, PyObject *arg) {
     Py_buffer view;
     PyObject *out;
@@ -212,6 +235,8 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
         PyErr_SetString(PyExc_RuntimeError, "_dtlsscan.setup() was not called");
         return NULL;
     }
+    if (PyBytes_CheckExact(arg) && PyBytes_GET_SIZE(arg) && PyBytes_AS_STRING(arg)[0] != 23)
+        return scan_once(arg);
     if (PyBytes_Check(arg))
         return scan_records((const uint8_t *)PyBytes_AS_STRING(arg), PyBytes_GET_SIZE(arg));
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
@@ -236,6 +261,8 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     Py_XSETREF(handshake_names, hs);
     Py_XSETREF(alert_names, al);
     Py_XSETREF(srtp_profiles, srtp);
+    if (seen)
+        PyDict_Clear(seen); /* read with the names before */
     Py_RETURN_NONE;
 }
 
@@ -257,6 +284,8 @@ PyMODINIT_FUNC PyInit__dtlsscan(void) {
     if (!no_items && !(no_items = PyTuple_New(0)))
         return NULL;
     if (!only_data && !(only_data = Py_BuildValue("(OO()())", Py_True, Py_False)))
+        return NULL;
+    if (!seen && !(seen = PyDict_New()))
         return NULL;
     return PyModule_Create(&module);
 }

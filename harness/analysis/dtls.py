@@ -346,11 +346,11 @@ class CertificateAssembler:
 
     def add_fragment(self, msg_seq: int, frag_offset: int, body: bytes) -> str | None:
         """`add` of a `CertificateFragment`."""
-        if frag_offset == 0 and len(body) >= 6:  # the usual case: the leaf is all in here
-            leaf_len = int.from_bytes(body[3:6], "big")
-            if len(body) >= 6 + leaf_len:
+        if frag_offset == 0:  # the usual case: the leaf is all in here
+            fp = _LEAVES.get(body) or _whole_leaf(body)
+            if fp is not None:
                 self._parts.pop(msg_seq, None)
-                return sha256_fingerprint(body[6 : 6 + leaf_len])
+                return fp
         parts = self._parts.setdefault(msg_seq, {})
         if len(body) >= len(parts.get(frag_offset, b"")):  # a shorter resend adds nothing
             parts[frag_offset] = body
@@ -371,6 +371,26 @@ class CertificateAssembler:
             return None
         del self._parts[msg_seq]
         return sha256_fingerprint(bytes(joined[6 : 6 + leaf_len]))
+
+
+#: the fingerprint of the leaf by the first Certificate fragment that holds all of it: a
+#: flight is resent whole until answered (and the scan hands every copy the same bytes),
+#: so each leaf is hashed once; forgotten all at once past LEAVES_MAX (many handshakes)
+_LEAVES: dict[bytes, str] = {}
+LEAVES_MAX = 1024
+
+
+def _whole_leaf(body: bytes) -> str | None:
+    """The leaf's fingerprint when this first fragment holds all of it (kept in _LEAVES)."""
+    if len(body) < 6:
+        return None
+    leaf_len = int.from_bytes(body[3:6], "big")
+    if len(body) < 6 + leaf_len:
+        return None
+    if len(_LEAVES) >= LEAVES_MAX:
+        _LEAVES.clear()
+    fp = _LEAVES[body] = sha256_fingerprint(body[6 : 6 + leaf_len])
+    return fp
 
 
 def sha256_fingerprint(der: bytes) -> str:

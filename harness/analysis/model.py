@@ -135,18 +135,22 @@ class _RecordsOnDemand:
     def __get__(self, ev: DtlsEvent | None, owner: type | None = None) -> list[Record] | None:
         if ev is None:
             return None  # the dataclass default: parse when read
-        records = ev.__dict__.get("_records")
+        records = ev._records
         if records is None:
-            records = ev.__dict__["_records"] = parse(ev.datagram)
+            records = ev._records = parse(ev.datagram)
         return records
 
     def __set__(self, ev: DtlsEvent, records: list[Record] | None) -> None:
-        ev.__dict__["_records"] = records
+        # an attribute, not ev.__dict__: that makes the event's dict (its attributes are
+        # kept inline until asked for it), a third of the cost of making each event
+        ev._records = records
 
 
 @dataclass
 class DtlsEvent(Event):
     records: list[Record] = _RecordsOnDemand()  # type: ignore[assignment]
+    #: what `records` keeps (not a field: no annotation; the comment types it for mypy)
+    _records = None  # type: list[Record] | None
     certificate_fingerprint: str | None = None
     datagram: bytes = b""
     #: the records as the session reads them (dtls.Step); None: taken from `records`

@@ -283,3 +283,46 @@ def test_summary_from_steps_as_from_records(name: str, monkeypatch: pytest.Monke
         ev.records = ev.records
         ev.steps = None
     assert summary(build(session.analysis))["dtls"] == fast["dtls"]
+
+
+@compiled
+def test_a_resent_handshake_datagram_is_read_once() -> None:
+    """A copy of a handshake datagram (equal bytes, another object) gets the first one's
+    scan, the same object; forgetting them all past the bound (more distinct datagrams
+    than it keeps) changes no answer."""
+    datagrams = real_datagrams()
+    for p in datagrams:
+        first, again = dtls.scan(bytes(bytearray(p))), dtls.scan(bytes(bytearray(p)))
+        assert repr(first) == repr(again) == repr(dtls.scan_py(p))
+        assert first is again or p[0] == 23, p.hex()
+    variants = [p + bytes([n % 251]) * (n // 251 + 1) for n in range(5000) for p in datagrams[:1]]
+    for p in variants + variants[:100] + datagrams:
+        assert repr(dtls.scan(p)) == repr(dtls.scan_py(p))
+
+
+def test_a_resent_leaf_is_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal first fragments holding the whole leaf share one fingerprint (hashed once),
+    in any assembler; leaves of equal length do not; the kept ones are forgotten all at
+    once past LEAVES_MAX, and answers do not change."""
+    hashed: list[bytes] = []
+    real = dtls.sha256_fingerprint
+
+    def counted(der: bytes) -> str:
+        hashed.append(der)
+        return real(der)
+
+    monkeypatch.setattr(dtls, "sha256_fingerprint", counted)
+    monkeypatch.setattr(dtls, "LEAVES_MAX", 3)
+    monkeypatch.setattr(dtls, "_LEAVES", {})
+
+    def first_fragment(leaf: bytes) -> bytes:
+        return (len(leaf) + 3).to_bytes(3, "big") + len(leaf).to_bytes(3, "big") + leaf
+
+    leaves = [bytes([n]) * 40 for n in range(5)]
+    for leaf in leaves + leaves[::-1]:
+        for asm in (dtls.CertificateAssembler(), dtls.CertificateAssembler()):
+            assert asm.add_fragment(1, 0, bytes(first_fragment(leaf))) == old_fingerprint(leaf)
+    # five; back down: the two still kept, then three again (forgotten past three)
+    assert len(hashed) == 8
+    assert dtls.CertificateAssembler().add_fragment(1, 0, first_fragment(leaves[0])[:-1]) is None
+    assert len(dtls._LEAVES) <= 3
