@@ -14,6 +14,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #define DECLINE (-2) /* hand the call to the Python version */
@@ -66,6 +67,50 @@ static PyObject *ascii(const unsigned char *b, Py_ssize_t s, Py_ssize_t e, int l
         memcpy(out, b + s, (size_t)(e - s));
     }
     return u;
+}
+
+/* No byte of b[0:n] is above 0x7F (read eight at a time: the head of every message). */
+static int all_ascii(const unsigned char *b, Py_ssize_t n) {
+    uint64_t seen = 0, w;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, b + i, 8);
+        seen |= w;
+    }
+    for (; i < n; i++)
+        seen |= b[i];
+    return (seen & 0x8080808080808080ULL) == 0;
+}
+
+/* Header names, lower-cased, made once each: a capture's messages repeat a few dozen names,
+ * and a name kept here (interned, its hash computed once) is shared by every message that
+ * spells it in any case, where each header line made, hashed and freed its own. A slot is
+ * found by a hash of the lower-cased name; a name whose slot holds another is made anew. */
+#define NAME_SLOTS 256
+#define NAME_LONGEST 32
+static PyObject *names[NAME_SLOTS];
+
+static PyObject *header_name(const unsigned char *b, Py_ssize_t s, Py_ssize_t e) {
+    unsigned char low[NAME_LONGEST];
+    Py_ssize_t n = e - s;
+    unsigned h = (unsigned)n;
+    if (n > NAME_LONGEST)
+        return ascii(b, s, e, 1);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = b[s + i];
+        low[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+        h = h * 31 + low[i];
+    }
+    PyObject **slot = &names[(h ^ h >> 8) % NAME_SLOTS];
+    if (*slot != NULL && PyUnicode_GET_LENGTH(*slot) == n &&
+        memcmp(PyUnicode_1BYTE_DATA(*slot), low, (size_t)n) == 0)
+        return Py_NewRef(*slot);
+    PyObject *name = ascii(low, 0, n, 0);
+    if (name != NULL && *slot == NULL) {
+        PyUnicode_InternInPlace(&name);
+        *slot = Py_NewRef(name);
+    }
+    return name;
 }
 
 /* First index >= from of the pattern `pat` (length k) in b[0:n], or -1. */
@@ -158,27 +203,23 @@ static int read_headers(const unsigned char *b, Py_ssize_t from, Py_ssize_t end,
             full = compact((c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c);
         }
         Py_XDECREF(name);
-        name = full ? PyUnicode_FromString(full) : ascii(b, ks, ke, 1);
+        name = full ? header_name((const unsigned char *)full, 0, (Py_ssize_t)strlen(full))
+                    : header_name(b, ks, ke);
         if (name == NULL)
             goto failed;
-        PyObject *value = ascii(b, vs, ve, 0);
-        if (value == NULL)
-            goto failed;
-        PyObject *values = PyDict_GetItemWithError(headers, name);
-        if (values == NULL) {
-            if (PyErr_Occurred() || (values = PyList_New(0)) == NULL ||
-                PyDict_SetItem(headers, name, values) < 0) {
-                Py_XDECREF(values);
-                Py_DECREF(value);
-                goto failed;
-            }
-            Py_DECREF(values); /* the dict holds it */
-        }
-        if (PyList_Append(values, value) < 0) {
-            Py_DECREF(value);
+        PyObject *value = ascii(b, vs, ve, 0), *one = value ? PyList_New(1) : NULL;
+        if (one == NULL) {
+            Py_XDECREF(value);
             goto failed;
         }
-        Py_DECREF(value);
+        PyList_SET_ITEM(one, 0, value); /* one holds it */
+        /* a new name's list is `one`; a repeated name's value goes on its list */
+        PyObject *values = PyDict_SetDefault(headers, name, one);
+        if (values == NULL || (values != one && PyList_Append(values, value) < 0)) {
+            Py_DECREF(one);
+            goto failed;
+        }
+        Py_DECREF(one);
         ls = next;
     }
     Py_XDECREF(name);
@@ -188,10 +229,12 @@ failed:
     return FAILED;
 }
 
+static PyObject *k_content_length, *k_cseq; /* interned: their hashes made once */
+
 /* The first value of a header, as ASCII bytes in *v and *len; 0 if there is none. */
-static int first_value(PyObject *headers, const char *key, const unsigned char **v,
+static int first_value(PyObject *headers, PyObject *key, const unsigned char **v,
                        Py_ssize_t *len) {
-    PyObject *values = PyDict_GetItemString(headers, key);
+    PyObject *values = PyDict_GetItem(headers, key);
     if (values == NULL || PyList_GET_SIZE(values) == 0)
         return 0;
     PyObject *u = PyList_GET_ITEM(values, 0);
@@ -222,9 +265,8 @@ static int read_message(const unsigned char *b, Py_ssize_t n, Parts *m) {
     } else {
         head_end = body_start = n;
     }
-    for (Py_ssize_t i = 0; i < head_end; i++)
-        if (b[i] >= 0x80)
-            return DECLINE;
+    if (!all_ascii(b, head_end))
+        return DECLINE;
     /* the start line: split(" ", 2) into three parts */
     Py_ssize_t le, next;
     line(b, head_end, 0, &le, &next);
@@ -267,7 +309,7 @@ static int read_message(const unsigned char *b, Py_ssize_t n, Parts *m) {
     Py_ssize_t body_len = n - body_start;
     const unsigned char *v = NULL;
     Py_ssize_t vlen = 0;
-    if (first_value(m->headers, "content-length", &v, &vlen) && all_digits(v, 0, vlen)) {
+    if (first_value(m->headers, k_content_length, &v, &vlen) && all_digits(v, 0, vlen)) {
         if (vlen > 18)
             return DECLINE;
         long long length = number(v, 0, vlen);
@@ -279,7 +321,7 @@ static int read_message(const unsigned char *b, Py_ssize_t n, Parts *m) {
         return FAILED;
     if (m->method == NULL) { /* a response: its method is CSeq's, as SipMessage.cseq reads it */
         Py_ssize_t s = 0, e = 0;
-        if (first_value(m->headers, "cseq", &v, &vlen)) {
+        if (first_value(m->headers, k_cseq, &v, &vlen)) {
             Py_ssize_t cs = 0, ce = vlen;
             strip(v, &cs, &ce);
             const unsigned char *sp = memchr(v + cs, ' ', (size_t)(ce - cs));
@@ -296,14 +338,29 @@ static int read_message(const unsigned char *b, Py_ssize_t n, Parts *m) {
     return 0;
 }
 
-static PyObject *parse(PyObject *self, PyObject *args) {
+static PyObject *parse(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_buffer view;
     PyObject *cls;
-    if (!PyArg_ParseTuple(args, "y*O", &view, &cls))
-        return NULL;
     Parts m = {NULL, NULL, NULL, NULL, NULL, NULL};
-    int r = read_message(view.buf, view.len, &m);
-    PyBuffer_Release(&view);
+    int r;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "parse(p, cls) takes 2 arguments");
+        return NULL;
+    }
+    cls = args[1];
+    if (PyBytes_CheckExact(args[0])) { /* what the walk hands it: no buffer to take */
+        r = read_message((const unsigned char *)PyBytes_AS_STRING(args[0]),
+                         PyBytes_GET_SIZE(args[0]), &m);
+    } else {
+        if (PyUnicode_Check(args[0])) { /* as "y*" refuses it */
+            PyErr_SetString(PyExc_TypeError, "a bytes-like object is required, not 'str'");
+            return NULL;
+        }
+        if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        r = read_message(view.buf, view.len, &m);
+        PyBuffer_Release(&view);
+    }
     if (r != 0) {
         clear(&m);
         if (r == FAILED)
@@ -312,8 +369,8 @@ static PyObject *parse(PyObject *self, PyObject *args) {
             Py_RETURN_FALSE;
         Py_RETURN_NONE;
     }
-    PyObject *msg = PyObject_CallFunctionObjArgs(cls, m.method, m.status, m.reason, m.uri,
-                                                 m.headers, m.body, NULL);
+    PyObject *fields[] = {m.method, m.status, m.reason, m.uri, m.headers, m.body};
+    PyObject *msg = PyObject_Vectorcall(cls, fields, 6, NULL);
     clear(&m);
     return msg;
 }
@@ -415,7 +472,7 @@ static PyObject *split_stream(PyObject *self, PyObject *obj) {
 }
 
 static PyMethodDef methods[] = {
-    {"parse", parse, METH_VARARGS,
+    {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
      "parse(p, cls) -> message | False | None: sip.parse_python, compiled."},
     {"split_stream", split_stream, METH_O,
      "split_stream(buf) -> (messages, used): sip.split_stream_python, compiled."},
@@ -426,4 +483,12 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_sipparse", "SIP message parsing, compiled.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__sipparse(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__sipparse(void) {
+    if (k_content_length == NULL)
+        k_content_length = PyUnicode_InternFromString("content-length");
+    if (k_cseq == NULL)
+        k_cseq = PyUnicode_InternFromString("cseq");
+    if (k_content_length == NULL || k_cseq == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}

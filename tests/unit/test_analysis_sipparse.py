@@ -189,6 +189,27 @@ def test_folded_compact_and_bare_lines() -> None:
         assert isinstance(got, SipMessage) and got == expected, p
 
 
+@compiled
+def test_header_names_are_made_once_and_kept_apart() -> None:
+    """A header name is one str in every message, whatever its case (the reader keeps the
+    names it meets); a thousand names of one length, more than it keeps and so sharing
+    its places, and names too long to keep, each read as the Python reader reads them."""
+    one = sip._sipparse.parse(
+        b"OPTIONS sip:a SIP/2.0\r\nVIA: 1\r\nX-Odd-Name: 2\r\n\r\n", SipMessage
+    )
+    two = sip._sipparse.parse(b"OPTIONS sip:b SIP/2.0\r\nv: 3\r\nx-odd-NAME: 4\r\n\r\n", SipMessage)
+    assert isinstance(one, SipMessage) and isinstance(two, SipMessage)
+    assert [a is b for a, b in zip(one.headers, two.headers, strict=True)] == [True, True]
+    names = [f"X-{i:04d}".encode() for i in range(1000)] + [b"N" * n for n in (31, 32, 33, 90)]
+    for start in range(0, len(names), 50):
+        lines = b"".join(
+            (name.swapcase() if i % 3 else name) + b": %d\r\n" % i
+            for i, name in enumerate(names[start : start + 50] * 2)
+        )
+        got, expected = both(b"MESSAGE sip:a SIP/2.0\r\n" + lines + b"\r\n")
+        assert isinstance(got, SipMessage) and got == expected
+
+
 #: what steers stream framing: keep-alives, blank lines, Content-Length spellings
 FRAMING = st.sampled_from(
     [b"\r\n", b"\r\n\r\n", b"\r\nl: 5", b"\r\nL:\t 12", b"\r\nCONTENT-length :\x0b3"]
