@@ -14,15 +14,27 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class Memo(dict[K, V], Generic[K, V]):
+class Bounded(dict[K, V], Generic[K, V]):
+    """A dict of results that starts again past `limit` entries: memory stays bounded."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def keep(self, key: K, value: V) -> V:
+        """`value`, kept by `key` (everything it depends on)."""
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
+
+
+class Memo(Bounded[K, V]):
     """memo[key] is fn(key), worked out on the first look-up (a hit is a plain dict's)."""
 
     def __init__(self, fn: Callable[[K], V], limit: int = 4096) -> None:
-        super().__init__()
-        self.fn, self.limit = fn, limit
+        super().__init__(limit)
+        self.fn = fn
 
     def __missing__(self, key: K) -> V:
-        if len(self) >= self.limit:
-            self.clear()
-        value = self[key] = self.fn(key)
-        return value
+        return self.keep(key, self.fn(key))

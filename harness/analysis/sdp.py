@@ -188,11 +188,15 @@ class Sdp:
         text = self.text
         if origin is None or origin[0] == 1:
             return text
+        no, line = origin
         start = -1
-        for _ in range(origin[0] - 1):  # `split`'s lines end at each '\n'
+        for _ in range(no - 1):  # `split`'s lines end at each '\n'
             start = text.find("\n", start + 1)
         start += 1
-        return text[: start + 2] + text[start + len(origin[1]) :]
+        end = start + len(line)
+        if start == 0 or text[start:end] != line:  # not where it was read: the whole text
+            return text
+        return text[: start + 2] + text[end:]
 
     @cached_property
     def _first(self) -> int:

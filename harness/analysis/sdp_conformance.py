@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.analysis.memo import Bounded
 from harness.analysis.sdp import DIRECTIONS, Sdp
 from harness.analysis.sdp_rules import finding, single
 from harness.analysis.sdplint import Finding, lint
@@ -91,11 +92,10 @@ def check_exchange(descs: list[Description], profile: str = "webrtc") -> list[Re
 
 
 #: what `_own` and `_against` found, by the SDPs' texts but their o= values (`Sdp.unversioned`:
-#: neither reads them); emptied past `_KEPT` entries, like memo.Memo
-_KEPT = 4096
-Kept = dict[tuple[str | None, ...], tuple[Finding, ...]]
-_owns: Kept = {}
-_answers: Kept = {}
+#: neither reads them); a key holds whole SDP texts, hence the smaller bound
+Kept = Bounded[tuple[str | None, ...], tuple[Finding, ...]]
+_owns: Kept = Bounded(1024)
+_answers: Kept = Bounded(1024)
 
 
 def _own(sdp: Sdp, role: str, profile: str, offer: Sdp | None) -> tuple[Finding, ...]:
@@ -104,7 +104,7 @@ def _own(sdp: Sdp, role: str, profile: str, offer: Sdp | None) -> tuple[Finding,
     key = (sdp.unversioned, role, profile, offer.unversioned if offer else None)
     found = _owns.get(key)
     if found is None:
-        found = _keep(_owns, key, (*lint(sdp, role, profile, offer), *single(sdp, role, profile)))
+        found = _owns.keep(key, (*lint(sdp, role, profile, offer), *single(sdp, role, profile)))
     return found
 
 
@@ -113,17 +113,7 @@ def _against(offer: Sdp, answer: Sdp) -> tuple[Finding, ...]:
     key = (offer.unversioned, answer.unversioned)
     found = _answers.get(key)
     if found is None:
-        found = _keep(_answers, key, tuple(answer_rules(offer, answer)))
-    return found
-
-
-def _keep(
-    kept: Kept, key: tuple[str | None, ...], found: tuple[Finding, ...]
-) -> tuple[Finding, ...]:
-    """`found` kept by `key` (what a memo.Memo does when the key alone cannot work it out)."""
-    if len(kept) >= _KEPT:
-        kept.clear()
-    kept[key] = found
+        found = _answers.keep(key, tuple(answer_rules(offer, answer)))
     return found
 
 
