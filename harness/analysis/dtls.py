@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from harness.analysis.memo import Bounded
+
 try:  # the compiled scan (pip install -e . builds it); scan_py is the same in Python
     from harness.analysis import _dtlsscan  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:
@@ -375,9 +377,8 @@ class CertificateAssembler:
 
 #: the fingerprint of the leaf by the first Certificate fragment that holds all of it: a
 #: flight is resent whole until answered (and the scan hands every copy the same bytes),
-#: so each leaf is hashed once; forgotten all at once past LEAVES_MAX (many handshakes)
-_LEAVES: dict[bytes, str] = {}
-LEAVES_MAX = 1024
+#: so each leaf is hashed once; forgotten all at once past its limit (many handshakes)
+_LEAVES: Bounded[bytes, str] = Bounded(1024)
 
 
 def _whole_leaf(body: bytes) -> str | None:
@@ -387,10 +388,7 @@ def _whole_leaf(body: bytes) -> str | None:
     leaf_len = int.from_bytes(body[3:6], "big")
     if len(body) < 6 + leaf_len:
         return None
-    if len(_LEAVES) >= LEAVES_MAX:
-        _LEAVES.clear()
-    fp = _LEAVES[body] = sha256_fingerprint(body[6 : 6 + leaf_len])
-    return fp
+    return _LEAVES.keep(body, sha256_fingerprint(body[6 : 6 + leaf_len]))
 
 
 def sha256_fingerprint(der: bytes) -> str:

@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.analysis import dtls, stun
+from harness.analysis.memo import Bounded
 from harness.analysis.model import DtlsEvent
 from harness.analysis.report import summarize_file, summary
 from harness.analysis.session import build
@@ -303,7 +304,7 @@ def test_a_resent_handshake_datagram_is_read_once() -> None:
 def test_a_resent_leaf_is_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Equal first fragments holding the whole leaf share one fingerprint (hashed once),
     in any assembler; leaves of equal length do not; the kept ones are forgotten all at
-    once past LEAVES_MAX, and answers do not change."""
+    once past their limit, and answers do not change."""
     hashed: list[bytes] = []
     real = dtls.sha256_fingerprint
 
@@ -312,8 +313,7 @@ def test_a_resent_leaf_is_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(der)
 
     monkeypatch.setattr(dtls, "sha256_fingerprint", counted)
-    monkeypatch.setattr(dtls, "LEAVES_MAX", 3)
-    monkeypatch.setattr(dtls, "_LEAVES", {})
+    monkeypatch.setattr(dtls, "_LEAVES", Bounded(3))
 
     def first_fragment(leaf: bytes) -> bytes:
         return (len(leaf) + 3).to_bytes(3, "big") + len(leaf).to_bytes(3, "big") + leaf
