@@ -30,6 +30,11 @@
 #include <stdint.h>
 #include <string.h>
 #include <structmember.h>
+#ifdef _WIN32
+#include <ws2tcpip.h>
+#else
+#include <arpa/inet.h>
+#endif
 
 #if defined(__has_include)
 #if __has_include(<openssl/sha.h>)
@@ -907,7 +912,8 @@ static PyObject *setup_integrity(PyObject *self, PyObject *args) {
  * the flow's counters, a Counter update, a 8-field dataclass __init__ and the list append
  * on top of the parse. record() does all of it from the Flow's and StunEvent's slots.
  *
- * setup_walk(flow_cls, event_cls): Flow (a __slots__ class) and StunEvent (a dataclass).
+ * setup_walk(flow_cls, event_cls, sip_starts, relayed): Flow (a __slots__ class), StunEvent
+ *   (a dataclass), sip.STARTS and turnrelay.RELAYED (what ends a relayed flow's key).
  * record(flow, p, t, no, events, count) for a datagram whose first byte is below 4:
  *   count: add it to flow.packets, flow.bytes, flow.last_t first (as _udp does);
  *   then as TurnRelay._stun with an RFC 8489 message: flow.kinds["stun"] += 1 and
@@ -922,7 +928,8 @@ static const char *WALK_FIELDS[NWALK] = {"packets", "bytes", "last_t", "kinds",
 static Py_ssize_t walk_offsets[NWALK];
 static PyTypeObject *flow_type, *event_type;
 static PyObject *one, *s_stun, *s_label, *s_turn_channel, *s_channel_flows, *s_turn_state;
-static PyObject *s_relayed_flows, *s_relayed_addr;
+static PyObject *s_relayed_flows, *s_relayed_addr, *s_flows, *s_channels;
+static PyObject *relayed_mark; /* turnrelay.RELAYED: the end of a relayed flow's key */
 static PyObject *sip_starts; /* sip.STARTS: datagrams that are SIP, whatever follows */
 /* StunEvent's fields, in its __init__'s order */
 #define NEVENT 8
@@ -1081,69 +1088,169 @@ static PyObject *record(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return stun_event(flow, pb, p, n, t, no, events, msg);
 }
 
-/* The relayed flow of a Send or Data indication `msg` on wire flow `key`, when
- * walker.relayed_flows keeps it for the relayed address walker.relayed_addr has now
- * (TurnRelay._relayed_flow's cache); NULL otherwise (an error only if one is set). */
-static PyObject *kept_relayed(PyObject *walker, PyObject *key, PyObject *msg, int to_server) {
-    PyObject *peers = get(msg, F_XOR_PEER), *flows = NULL, *addrs = NULL, *k = NULL;
-    PyObject *client = NULL, *inner = NULL;
-    if (!PyTuple_CheckExact(peers) || PyTuple_GET_SIZE(peers) < 1)
-        return NULL;
-    if (!(flows = PyObject_GetAttr(walker, s_relayed_flows)) ||
-        !(addrs = PyObject_GetAttr(walker, s_relayed_addr)))
-        goto done;
-    if (!PyDict_CheckExact(flows) || !PyDict_CheckExact(addrs))
-        goto done;
-    if (!(k = PyTuple_Pack(2, key, PyTuple_GET_ITEM(peers, 0))))
-        goto done;
-    PyObject *cached = PyDict_GetItemWithError(flows, k);
-    if (!cached || !PyTuple_CheckExact(cached) || PyTuple_GET_SIZE(cached) != 2)
-        goto done;
-    Py_INCREF(cached);
+/* net.reverse(key) (a new reference), or NULL without an error for a key whose halves
+ * are not the same length (the Python path takes it then). */
+static PyObject *reversed_key(PyObject *key) {
     Py_ssize_t len = PyBytes_GET_SIZE(key), half = (len - 4) / 2;
-    if (to_server) {
-        client = Py_NewRef(key);
-    } else if ((client = PyBytes_FromStringAndSize(NULL, len))) { /* net.reverse */
-        const char *a = PyBytes_AS_STRING(key);
-        char *b = PyBytes_AS_STRING(client);
-        memcpy(b, a + half, (size_t)half);
-        memcpy(b + half, a, (size_t)half);
-        memcpy(b + 2 * half, a + len - 2, 2);
-        memcpy(b + 2 * half + 2, a + len - 4, 2);
-        if (2 * half + 4 != len) /* not a key net.reverse keeps the length of */
-            Py_CLEAR(client);
+    if (len < 4 || 2 * half + 4 != len)
+        return NULL;
+    PyObject *r = PyBytes_FromStringAndSize(NULL, len);
+    if (!r)
+        return NULL;
+    const char *a = PyBytes_AS_STRING(key);
+    char *b = PyBytes_AS_STRING(r);
+    memcpy(b, a + half, (size_t)half);
+    memcpy(b + half, a, (size_t)half);
+    memcpy(b + 2 * half, a + len - 2, 2);
+    memcpy(b + 2 * half + 2, a + len - 4, 2);
+    return r;
+}
+
+/* The 4 address bytes and the port of an Address (ip, port) whose ip is a dotted quad,
+ * as net.make_key's inet_pton reads it: 1, or 0 (no error) for anything else. */
+static int ipv4_end(PyObject *addr, unsigned char ip[4], unsigned *port) {
+    if (!PyTuple_CheckExact(addr) || PyTuple_GET_SIZE(addr) != 2)
+        return 0;
+    PyObject *text = PyTuple_GET_ITEM(addr, 0), *num = PyTuple_GET_ITEM(addr, 1);
+    if (!PyUnicode_CheckExact(text) || !PyLong_CheckExact(num))
+        return 0;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &n); /* what socket.inet_pton reads */
+    if (!s) {
+        PyErr_Clear(); /* not encodable: make_key raises, in Python */
+        return 0;
     }
-    PyObject *now = client ? PyDict_GetItemWithError(addrs, client) : NULL;
-    if (client && (now || !PyErr_Occurred())) {
-        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(cached, 0), now ? now : Py_None,
-                                            Py_EQ);
-        if (same > 0)
-            inner = Py_NewRef(PyTuple_GET_ITEM(cached, 1));
+    if ((Py_ssize_t)strlen(s) != n || memchr(s, ':', (size_t)n) || inet_pton(AF_INET, s, ip) != 1)
+        return 0;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(num, &overflow);
+    if (overflow || v < 0 || v > 0xFFFF)
+        return 0; /* struct.error in Python (or -1 with an error: none for an exact int) */
+    *port = (unsigned)v;
+    return 1;
+}
+
+/* net.make_key(src..., dst...) + RELAYED for two IPv4 ends (the usual case): a new
+ * reference, or NULL without an error for any other (make_key's other paths, in Python). */
+static PyObject *relayed_key(PyObject *src, PyObject *dst) {
+    unsigned char b[12];
+    unsigned sport, dport;
+    if (!relayed_mark || !ipv4_end(src, b, &sport) || !ipv4_end(dst, b + 4, &dport))
+        return NULL;
+    b[8] = (unsigned char)(sport >> 8), b[9] = (unsigned char)sport;
+    b[10] = (unsigned char)(dport >> 8), b[11] = (unsigned char)dport;
+    Py_ssize_t m = PyBytes_GET_SIZE(relayed_mark);
+    PyObject *key = PyBytes_FromStringAndSize(NULL, 12 + m);
+    if (key) {
+        memcpy(PyBytes_AS_STRING(key), b, 12);
+        memcpy(PyBytes_AS_STRING(key) + 12, PyBytes_AS_STRING(relayed_mark), (size_t)m);
     }
-    Py_DECREF(cached);
+    return key;
+}
+
+/* walker.turn_state += 1 */
+static int next_state(PyObject *walker) {
+    PyObject *state = PyObject_GetAttr(walker, s_turn_state), *now;
+    if (!state)
+        return -1;
+    now = PyNumber_Add(state, one);
+    Py_DECREF(state);
+    if (!now)
+        return -1;
+    int r = PyObject_SetAttr(walker, s_turn_state, now);
+    Py_DECREF(now);
+    return r;
+}
+
+/* The flow of the (stamp, flow) pair `map` keeps at k (relayed_flows: the relayed address
+ * it was found for; channel_flows: the turn_state) when its stamp == now: 1 (*flow, a new
+ * reference); 0 when nothing or another stamp is kept there; -1 with an error; 2 for what
+ * is no such pair (the Python path reads it). */
+static int kept_for(PyObject *map, PyObject *k, PyObject *now, PyObject **flow) {
+    PyObject *kept = PyDict_GetItemWithError(map, k);
+    if (!kept)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_CheckExact(kept) || PyTuple_GET_SIZE(kept) != 2)
+        return 2;
+    Py_INCREF(kept);
+    int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(kept, 0), now, Py_EQ);
+    if (same > 0)
+        *flow = Py_NewRef(PyTuple_GET_ITEM(kept, 1));
+    Py_DECREF(kept);
+    return same;
+}
+
+/* TurnRelay._relayed_flow in C (client_key: the client->server key; outer a flow_ok Flow):
+ * the relayed flow kept in walker.relayed_flows for the relayed address walker.relayed_addr
+ * has now, else, for IPv4 ends and a flow walker.flows has already, that flow, kept as
+ * _relayed_flow keeps it (turn_state moved on). NULL otherwise (an error only if one is
+ * set), nothing changed: the Python path makes the flow, or counts a bad address. */
+static PyObject *relayed_flow(PyObject *walker, PyObject *outer, PyObject *key,
+                              PyObject *client_key, PyObject *peer, int to_server) {
+    PyObject *kept = NULL, *addrs = NULL, *flows = NULL, *k = NULL, *now = NULL;
+    PyObject *ikey = NULL, *entry = NULL, *inner = NULL;
+    if (!(kept = PyObject_GetAttr(walker, s_relayed_flows)) ||
+        !(addrs = PyObject_GetAttr(walker, s_relayed_addr)) ||
+        !(flows = PyObject_GetAttr(walker, s_flows)))
+        goto done;
+    if (!PyDict_CheckExact(kept) || !PyDict_CheckExact(addrs) || !PyDict_CheckExact(flows))
+        goto done;
+    if (!(k = PyTuple_Pack(2, key, peer)))
+        goto done;
+    now = PyDict_GetItemWithError(addrs, client_key); /* relayed_addr.get(client_key) */
+    if (!now && PyErr_Occurred())
+        goto done;
+    now = Py_NewRef(now ? now : Py_None);
+    if (kept_for(kept, k, now, &inner) != 0)
+        goto done; /* kept, an error, or not read here */
+    PyObject *client = *flow_slot(outer, to_server ? W_SRC : W_DST);
+    PyObject *relayed = now != Py_None ? now : client; /* relayed_addr.get(client_key, client) */
+    if (!(ikey = to_server ? relayed_key(relayed, peer) : relayed_key(peer, relayed)))
+        goto done;
+    PyObject *found = PyDict_GetItemWithError(flows, ikey);
+    if (!found) /* a new flow (or an error): _new_flow's, in Python */
+        goto done;
+    Py_INCREF(found);
+    if (!(entry = PyTuple_Pack(2, now, found)) || PyDict_SetItem(kept, k, entry) < 0 ||
+        next_state(walker) < 0)
+        Py_DECREF(found);
+    else
+        inner = found;
 done:
-    Py_XDECREF(client);
+    Py_XDECREF(entry);
+    Py_XDECREF(ikey);
+    Py_XDECREF(now);
     Py_XDECREF(k);
-    Py_XDECREF(addrs);
     Py_XDECREF(flows);
+    Py_XDECREF(addrs);
+    Py_XDECREF(kept);
     return inner;
 }
 
-/* After record() of a wire datagram gave `msg` (a new reference) for _turn: a Send or Data
- * indication whose relayed flow is kept, with an RFC 8489 message in its DATA, has that
- * message recorded on the relayed flow (True); anything else is handed back (msg). */
-static PyObject *relayed_stun(PyObject *walker, PyObject *key, PyObject *msg, PyObject *t,
-                              PyObject *no, PyObject *events) {
-    PyObject *cls = get(msg, F_CLS), *data = get(msg, F_DATA), *inner = NULL, *m = NULL;
+/* After record() of a wire datagram on `flow` gave `msg` (a new reference) for _turn: a
+ * Send or Data indication whose relayed flow relayed_flow() finds (TurnRelay._inner), with
+ * an RFC 8489 message in its DATA, has that message recorded on the relayed flow (True);
+ * anything else is handed back (msg). */
+static PyObject *relayed_stun(PyObject *walker, PyObject *flow, PyObject *key, PyObject *msg,
+                              PyObject *t, PyObject *no, PyObject *events) {
+    PyObject *cls = get(msg, F_CLS), *data = get(msg, F_DATA), *peers = get(msg, F_XOR_PEER);
+    PyObject *inner = NULL, *m = NULL, *client = NULL;
     int send = PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Send") == 0;
     if (!send && PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Data") != 0)
         return msg;
     if (PyUnicode_CompareWithASCIIString(cls, "indication") != 0 || !PyBytes_CheckExact(data) ||
         PyBytes_GET_SIZE(data) < 1 || PyBytes_AS_STRING(data)[0] < 0 ||
-        PyBytes_AS_STRING(data)[0] >= 4 || !PyBytes_CheckExact(key))
+        PyBytes_AS_STRING(data)[0] >= 4 || !PyBytes_CheckExact(key) ||
+        !PyTuple_CheckExact(peers) || PyTuple_GET_SIZE(peers) < 1)
         return msg;
     Py_INCREF(data);
-    if (!(inner = kept_relayed(walker, key, msg, send))) {
+    Py_INCREF(peers);
+    client = send ? Py_NewRef(key) : reversed_key(key); /* _inner's client_key */
+    if (client)
+        inner = relayed_flow(walker, flow, key, client, PyTuple_GET_ITEM(peers, 0), send);
+    Py_XDECREF(client);
+    Py_DECREF(peers);
+    if (!inner) {
         Py_DECREF(data);
         if (PyErr_Occurred()) {
             Py_DECREF(msg);
@@ -1174,6 +1281,52 @@ static PyObject *relayed_stun(PyObject *walker, PyObject *key, PyObject *msg, Py
     return r;
 }
 
+/* The relayed flow of ChannelData on `flow` (key) for channel p[0..1] (TurnRelay._channel_data):
+ * the one kept in walker.channel_flows (kept_map) at ck for walker.turn_state, else, for a
+ * bound channel, _channel_flow's when relayed_flow() finds it, then kept at ck for the
+ * turn_state it leaves. NULL otherwise (an error only if one is set): _channel_data's,
+ * in Python (an unbound channel is counted there). */
+static PyObject *channel_flow(PyObject *walker, PyObject *flow, PyObject *key,
+                              const unsigned char *p, PyObject *kept_map, PyObject *ck) {
+    PyObject *state = NULL, *channels = NULL, *ch = NULL, *here = NULL, *client = NULL;
+    PyObject *bound = NULL, *peer = NULL, *inner = NULL, *entry = NULL;
+    if (!(state = PyObject_GetAttr(walker, s_turn_state)))
+        return NULL;
+    if (kept_for(kept_map, ck, state, &inner) != 0)
+        goto done; /* kept, an error, or not read here */
+    /* _channel_flow: to_server = (key, ch) in channels; peer = channels.get((client_key, ch)) */
+    if (!(channels = PyObject_GetAttr(walker, s_channels)) || !PyDict_CheckExact(channels))
+        goto done;
+    if (!(ch = PyLong_FromLong((long)be16(p))) || !(here = PyTuple_Pack(2, key, ch)))
+        goto done;
+    int to_server = PyDict_Contains(channels, here);
+    if (to_server < 0)
+        goto done;
+    client = to_server ? Py_NewRef(key) : reversed_key(key);
+    if (!client || !(bound = to_server ? Py_NewRef(here) : PyTuple_Pack(2, client, ch)))
+        goto done;
+    if (!(peer = PyDict_GetItemWithError(channels, bound))) /* unbound: Python counts it */
+        goto done;
+    Py_INCREF(peer);
+    if (!(inner = relayed_flow(walker, flow, key, client, peer, to_server)))
+        goto done;
+    /* bound, so kept: channel_flows[ck] = (turn_state, inner), the state relayed_flow left */
+    Py_SETREF(state, PyObject_GetAttr(walker, s_turn_state));
+    if (!state || !(entry = PyTuple_Pack(2, state, inner)) ||
+        PyDict_SetItem(kept_map, ck, entry) < 0)
+        Py_CLEAR(inner);
+done:
+    Py_XDECREF(entry);
+    Py_XDECREF(peer);
+    Py_XDECREF(bound);
+    Py_XDECREF(client);
+    Py_XDECREF(here);
+    Py_XDECREF(ch);
+    Py_XDECREF(channels);
+    Py_XDECREF(state);
+    return inner;
+}
+
 /* datagram(walker, flow, key, p, t, no, events): record(flow, p, t, no, events, True), and
  * for ChannelData (first byte 0x40-0x4F, not SIP's start, RFC 8656 12.4 framing) the outer
  * flow's counting and kinds["turn-channel"] (as _udp), then, when the channel's relayed
@@ -1202,7 +1355,7 @@ static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t narg
         PyObject *r = stun_event(flow, pb, p, n, t, no, events, msg);
         if (!r || r == Py_True)
             return r;
-        return relayed_stun(walker, key, r, t, no, events);
+        return relayed_stun(walker, flow, key, r, t, no, events);
     }
     if (n < 4 || p[0] < 0x40 || p[0] > 0x4F || 4 + (Py_ssize_t)be16(p + 2) > n)
         Py_RETURN_NOTIMPLEMENTED;
@@ -1214,8 +1367,8 @@ static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t narg
     }
     if (count_on(flow, n, t) < 0 || count_kind(flow, s_turn_channel) < 0)
         return NULL;
-    /* kept = walker.channel_flows.get(key + p[:2]); kept[0] == walker.turn_state */
-    PyObject *kept_map = PyObject_GetAttr(walker, s_channel_flows), *state = NULL, *ck = NULL;
+    /* the relayed flow: walker.channel_flows.get(key + p[:2]) kept for turn_state, or found */
+    PyObject *kept_map = PyObject_GetAttr(walker, s_channel_flows), *ck = NULL;
     PyObject *inner = NULL, *data = NULL, *msg = NULL, *r = NULL;
     if (!kept_map)
         return NULL;
@@ -1226,25 +1379,12 @@ static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t narg
         goto done;
     memcpy(PyBytes_AS_STRING(ck), PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
     memcpy(PyBytes_AS_STRING(ck) + PyBytes_GET_SIZE(key), p, 2);
-    PyObject *kept = PyDict_GetItemWithError(kept_map, ck);
-    if (!kept) {
+    if (!(inner = channel_flow(walker, flow, key, p, kept_map, ck))) {
         if (PyErr_Occurred())
             goto done;
         goto python;
     }
-    if (!PyTuple_CheckExact(kept) || PyTuple_GET_SIZE(kept) != 2)
-        goto python;
-    Py_INCREF(kept);
-    if (!(state = PyObject_GetAttr(walker, s_turn_state))) {
-        Py_DECREF(kept);
-        goto done;
-    }
-    int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(kept, 0), state, Py_EQ);
-    inner = Py_NewRef(PyTuple_GET_ITEM(kept, 1));
-    Py_DECREF(kept);
-    if (same < 0)
-        goto done;
-    if (!same || !flow_ok(inner))
+    if (!flow_ok(inner))
         goto python;
     int via = PyObject_IsTrue(*flow_slot(inner, W_VIA));
     if (via < 0)
@@ -1271,7 +1411,6 @@ done:
     Py_XDECREF(msg);
     Py_XDECREF(data);
     Py_XDECREF(inner);
-    Py_XDECREF(state);
     Py_XDECREF(ck);
     Py_DECREF(kept_map);
     return r;
@@ -1291,9 +1430,9 @@ static Py_ssize_t slot_offset(PyTypeObject *tp, const char *name) {
 }
 
 static PyObject *setup_walk(PyObject *self, PyObject *args) {
-    PyObject *fcls, *ecls, *starts;
-    if (!PyArg_ParseTuple(args, "O!O!O!", &PyType_Type, &fcls, &PyType_Type, &ecls,
-                          &PyTuple_Type, &starts))
+    PyObject *fcls, *ecls, *starts, *mark;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!", &PyType_Type, &fcls, &PyType_Type, &ecls,
+                          &PyTuple_Type, &starts, &PyBytes_Type, &mark))
         return NULL;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(starts); i++)
         if (!PyBytes_CheckExact(PyTuple_GET_ITEM(starts, i))) {
@@ -1328,6 +1467,7 @@ static PyObject *setup_walk(PyObject *self, PyObject *args) {
     Py_INCREF(ecls);
     Py_XSETREF(event_type, et);
     Py_XSETREF(sip_starts, Py_NewRef(starts));
+    Py_XSETREF(relayed_mark, Py_NewRef(mark));
     Py_RETURN_NONE;
 }
 
@@ -1432,6 +1572,10 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
     if (!s_relayed_flows && !(s_relayed_flows = PyUnicode_InternFromString("relayed_flows")))
         return NULL;
     if (!s_relayed_addr && !(s_relayed_addr = PyUnicode_InternFromString("relayed_addr")))
+        return NULL;
+    if (!s_flows && !(s_flows = PyUnicode_InternFromString("flows")))
+        return NULL;
+    if (!s_channels && !(s_channels = PyUnicode_InternFromString("channels")))
         return NULL;
     for (int i = 0; i < NEVENT; i++)
         if (!event_names[i] && !(event_names[i] = PyUnicode_InternFromString(EVENT_FIELDS[i])))

@@ -23,7 +23,7 @@ _parse = stun.parse  # the compiled parser when built: a module global, looked u
 #: _stunparse.datagram: the same for a wire datagram, and ChannelData (None: Python)
 _record = _datagram = None
 if stun._stunparse is not None:
-    stun._stunparse.setup_walk(Flow, StunEvent, sip.STARTS)
+    stun._stunparse.setup_walk(Flow, StunEvent, sip.STARTS, RELAYED)
     _record, _datagram = stun._stunparse.record, stun._stunparse.datagram
 
 

@@ -11,8 +11,9 @@ headers and attributes are: flows, counters, events (repr: True is not 1) must b
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import cache
 from pathlib import Path
 
@@ -23,7 +24,19 @@ from hypothesis import strategies as st
 from harness.analysis import analyzer, net, pcapio, stun, turnrelay
 from harness.analysis.model import Analysis, Flow, StunEvent
 from harness.analysis.pcapio import ReadStats
+from harness.analysis.stun import MAGIC_BYTES
 from tests.fuzzing import SLOW, damaged_frames, pcap_image
+from tests.unit.test_analysis_synthetic import (
+    PEER,
+    C,
+    S,
+    binding,
+    channel_data,
+    stun_msg,
+    udp,
+    write_pcap,
+    xor_addr,
+)
 
 pytestmark = pytest.mark.skipif(
     stun._stunparse is None,
@@ -32,6 +45,8 @@ pytestmark = pytest.mark.skipif(
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CAPTURES = sorted((DATA / "pcaps").glob("*.pcap*")) + sorted((DATA / "thirdparty").glob("*.pcap*"))
+#: TURN allocations whose relayed flows exist before they are kept (written here)
+TURN_SESSIONS = "turn_sessions()"
 #: captures with STUN or TURN in them, for the damaged runs
 STUN_CAPTURES = [
     "pcaps/aiortc-relayed.pcap",
@@ -40,6 +55,7 @@ STUN_CAPTURES = [
     "thirdparty/ndpi-teams-turn.pcap",
     "thirdparty/ndpi-stun_classic.pcap",
     "thirdparty/ndpi-stun.pcap",  # Send and Data indications
+    TURN_SESSIONS,
 ]
 
 
@@ -101,7 +117,7 @@ def test_the_real_captures_take_the_compiled_path() -> None:
 
 @cache
 def image(name: str) -> tuple[bytes, pcapio.FrameIndex]:
-    data = (DATA / name).read_bytes()
+    data = turn_sessions() if name == TURN_SESSIONS else (DATA / name).read_bytes()
     return data, pcapio.index_frames(data, ReadStats()).numpy()
 
 
@@ -170,6 +186,10 @@ def test_datagram_takes_stun_and_known_channels_only() -> None:
     class Walker:
         channel_flows: dict[bytes, tuple[int, Flow]] = {}
         turn_state = 0
+        channels: dict[tuple[bytes, int], tuple[str, int]] = {}
+        relayed_flows: dict[tuple[bytes, tuple[str, int]], tuple[object, Flow]] = {}
+        relayed_addr: dict[bytes, tuple[str, int]] = {}
+        flows: dict[bytes, Flow] = {}
 
     w, f = Walker(), flow()
     for p in [b"INVITE sip:x SIP/2.0\r\n", b"ACK ", b"\x40\x00\x00\x05abcd", b"\x40\x00", b"\x50"]:
@@ -243,3 +263,141 @@ def test_send_and_data_indications_take_the_compiled_path() -> None:
     finally:
         analyzer._datagram = datagram
     assert True in calls and False in calls  # taken, and left to Python (first of a flow)
+
+
+# -- relayed flows found in C (TurnRelay._relayed_flow, _channel_flow) ---------------------
+
+PEER6 = bytes.fromhex("20010db8000000000000000000000011")
+
+
+def xor_addr6(ip: bytes, port: int, txid: bytes) -> bytes:
+    mask = MAGIC_BYTES + txid
+    return struct.pack("!BBH", 0, 2, port ^ 0x2112) + bytes(
+        a ^ b for a, b in zip(ip, mask, strict=True)
+    )
+
+
+def turn_session(port: int, peer: bytes, tx: bytes) -> list[bytes]:
+    """An allocation from client port `port` to the relayed address S:50000 (each session
+    the same), a channel and indications to `peer` (4 bytes IPv4, else IPv6) and back."""
+    up = lambda p: udp(C, port, S, 3478, p)  # noqa: E731
+    down = lambda p: udp(S, 3478, C, port, p)  # noqa: E731
+    to = xor_addr(peer, 6000) if len(peer) == 4 else xor_addr6(peer, 6000, tx)
+    dtls = b"\x17\xfe\xfd" + bytes(20)
+    return [
+        up(stun_msg(0x0003, tx, [(0x19, b"\x11\x00\x00\x00")])),
+        down(stun_msg(0x0103, tx, [(0x16, xor_addr(S, 50000))])),
+        up(stun_msg(0x0016, tx, [(0x12, to), (0x13, binding(0x000, tx))])),
+        down(stun_msg(0x0017, tx, [(0x12, to), (0x13, binding(0x100, tx))])),
+        up(stun_msg(0x0009, tx, [(0x0C, struct.pack("!HH", 0x4000, 0)), (0x12, to)])),
+        down(channel_data(0x4000, binding(0x100, tx))),
+        up(channel_data(0x4000, binding(0x000, tx))),
+        down(channel_data(0x4000, dtls)),
+        up(channel_data(0x4001, binding(0x000, tx))),  # unbound
+        up(stun_msg(0x0016, tx, [(0x12, to), (0x13, dtls)])),
+    ]
+
+
+def turn_sessions() -> bytes:
+    """Allocations one after another (the relayed flows of the later ones exist already:
+    what C finds), to an IPv4 peer and to an IPv6 one (make_key's Python path)."""
+    frames = [
+        f
+        for i, peer in enumerate([PEER, PEER, PEER6, PEER6, PEER])
+        for f in turn_session(5000 + i, peer, bytes([65 + i]) * 12)
+    ]
+    return write_pcap(1, [(i * 0.01, f) for i, f in enumerate(frames)])
+
+
+def walked(data: bytes) -> tuple[str, tuple[object, object, int]]:
+    """The walk's output and the TURN state it leaves (kept flows by label, turn_state)."""
+    w = analyzer.Analyzer(Analysis(Path("x"), ReadStats()))
+    a = w.run(data)
+    relayed = {k: (v[0], v[1].label) for k, v in w.relayed_flows.items()}
+    channel = {k: (v[0], v[1].label) for k, v in w.channel_flows.items()}
+    return snapshot(a), (relayed, channel, w.turn_state)
+
+
+def test_relayed_flows_found_in_c_are_the_ones_python_finds() -> None:
+    """Send/Data indications and ChannelData whose relayed flow is not kept yet: C finds
+    and keeps it when the flow exists (IPv4 ends), with the state Python leaves."""
+    found: list[int] = []
+    datagram = analyzer._datagram
+    assert datagram is not None  # built: the module's skipif
+
+    def call(w: analyzer.Analyzer, *args: object) -> object:
+        kept = len(w.relayed_flows), len(w.channel_flows)
+        r = datagram(w, *args)
+        if r is True and kept != (len(w.relayed_flows), len(w.channel_flows)):
+            found.append(args[2][0])  # type: ignore[index]  # args[2]: the datagram
+        return r
+
+    data = turn_sessions()
+    analyzer._datagram = call
+    try:
+        compiled = walked(data)
+    finally:
+        analyzer._datagram = datagram
+    with python_walk():
+        python = walked(data)
+    assert compiled == python
+    assert 0 in found and 0x40 in found  # a Send indication's and a ChannelData's
+    assert python[1][2] > 0 and "turn-channel-unbound" in python[0]
+
+
+PEER_ADDRESS = ("198.18.0.11", 6000)
+
+
+@pytest.mark.parametrize(
+    "peer",
+    [
+        PEER_ADDRESS,  # found in C
+        ("198.18.0.99", 6000),  # no such flow yet: made in Python
+        ("2001:db8::11", 6000),
+        ("198.18.0.11\x00", 6000),
+        ("198.18.0.011", 6000),
+        ("198.18.0.11 ", 6000),
+        ("\udcff", 6000),
+        ("198.18.0.11", 70000),
+        ("198.18.0.11", -1),
+        ("198.18.0.11", True),
+        ["198.18.0.11", 6000],
+        ("198.18.0.11", 6000, 1),
+    ],
+    ids=repr,
+)
+def test_channel_data_to_odd_peers_is_what_python_makes_of_it(
+    peer: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bound channel whose peer C does not read as two IPv4 ends is left to Python."""
+    answers: list[object] = []
+
+    def datagram(*args: object) -> object:
+        answers.append(stun._stunparse.datagram(*args))
+        return answers[-1]
+
+    monkeypatch.setattr(analyzer, "_datagram", datagram)
+    key = bytes(C + S) + struct.pack("!HH", 5000, 3478)
+    p = channel_data(0x4000, binding(0x000, b"q" * 12))[:24]
+    ends = []
+    for compiled in (True, False):
+        w = analyzer.Analyzer(Analysis(Path("x"), ReadStats()))
+        w.relayed_addr[key] = ("198.18.0.12", 50000)
+        w.channels[(key, 0x4000)] = peer  # type: ignore[assignment]  # odd on purpose
+        for port in (6000, 70000 % 65536, 65535):  # and the flows of ports cut to 16 bits
+            raw = net.make_key("198.18.0.12", 50000, "198.18.0.11", port)
+            w._new_flow(raw + turnrelay.RELAYED, raw, "udp", "via", 0.0, 1)
+        flow = w._new_flow(key, key, "udp", None, 0.0, 1)
+        w.udp_flows[key] = flow
+        seg = (17, key, p)
+        raised = None  # the walk counts it (crash:<name>): the same either way
+        with nullcontext() if compiled else python_walk():
+            try:
+                w._segment(2, 1.0, seg)  # type: ignore[arg-type]  # a Segment's first three
+            except Exception as exc:
+                raised = type(exc).__name__
+        flows = [(f.to_dict(), f.key) for f in w.flows.values()]
+        channel = {k: (v[0], v[1].key) for k, v in w.channel_flows.items()}
+        ends.append(repr((flows, w.a.stun, w.a.malformed, channel, w.turn_state, raised)))
+    assert ends[0] == ends[1]
+    assert (answers == [True]) == (peer == PEER_ADDRESS)  # all in C: that peer's flow exists
