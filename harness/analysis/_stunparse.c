@@ -922,13 +922,13 @@ static PyObject *setup_integrity(PyObject *self, PyObject *args) {
  *   TurnRelay._turn ignores), the message when TURN may need it (_turn), None when it is no RFC 8489 message
  *   (counted, nothing else done: the Python path tries RFC 3489), and NotImplemented
  *   when it did nothing at all (not bytes, empty, first byte 4 or more, not a Flow). */
-enum { W_PACKETS, W_BYTES, W_LAST_T, W_KINDS, W_VIA, W_SRC, W_DST, W_LABEL, NWALK };
-static const char *WALK_FIELDS[NWALK] = {"packets", "bytes", "last_t", "kinds",
-                                         "via",     "src",   "dst",    "_label"};
+enum { W_PACKETS, W_BYTES, W_LAST_T, W_KINDS, W_VIA, W_SRC, W_DST, W_LABEL, W_TURN_CLIENT, NWALK };
+static const char *WALK_FIELDS[NWALK] = {"packets", "bytes", "last_t", "kinds",      "via",
+                                         "src",     "dst",   "_label", "turn_client"};
 static Py_ssize_t walk_offsets[NWALK];
 static PyTypeObject *flow_type, *event_type;
 static PyObject *one, *s_stun, *s_label, *s_turn_channel, *s_channel_flows, *s_turn_state;
-static PyObject *s_relayed_flows, *s_relayed_addr, *s_flows, *s_channels;
+static PyObject *s_relayed_flows, *s_relayed_addr, *s_flows, *s_channels, *s_key, *s_udp;
 static PyObject *relayed_mark; /* turnrelay.RELAYED: the end of a relayed flow's key */
 static PyObject *sip_starts; /* sip.STARTS: datagrams that are SIP, whatever follows */
 /* StunEvent's fields, in its __init__'s order */
@@ -1227,10 +1227,27 @@ done:
     return inner;
 }
 
+/* TurnRelay._deliver of a datagram record() does not take (empty, first byte 4 or more)
+ * to the relayed flow `inner`: walker._udp(inner, inner.key, data, t, no); True, or NULL
+ * with an error (raised by _udp, as in Python). */
+static PyObject *relayed_udp(PyObject *walker, PyObject *inner, PyObject *data, PyObject *t,
+                             PyObject *no) {
+    PyObject *key = PyObject_GetAttr(inner, s_key), *r;
+    if (!key)
+        return NULL;
+    PyObject *args[6] = {walker, inner, key, data, t, no};
+    r = PyObject_VectorcallMethod(s_udp, args, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(key);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_TRUE;
+}
+
 /* After record() of a wire datagram on `flow` gave `msg` (a new reference) for _turn: a
- * Send or Data indication whose relayed flow relayed_flow() finds (TurnRelay._inner), with
- * an RFC 8489 message in its DATA, has that message recorded on the relayed flow (True);
- * anything else is handed back (msg). */
+ * Send or Data indication whose relayed flow relayed_flow() finds (TurnRelay._inner) has
+ * an RFC 8489 message in its DATA recorded on the relayed flow, other DATA given to _udp
+ * (relayed_udp): True; anything else is handed back (msg). */
 static PyObject *relayed_stun(PyObject *walker, PyObject *flow, PyObject *key, PyObject *msg,
                               PyObject *t, PyObject *no, PyObject *events) {
     PyObject *cls = get(msg, F_CLS), *data = get(msg, F_DATA), *peers = get(msg, F_XOR_PEER);
@@ -1239,9 +1256,7 @@ static PyObject *relayed_stun(PyObject *walker, PyObject *flow, PyObject *key, P
     if (!send && PyUnicode_CompareWithASCIIString(get(msg, F_METHOD), "Data") != 0)
         return msg;
     if (PyUnicode_CompareWithASCIIString(cls, "indication") != 0 || !PyBytes_CheckExact(data) ||
-        PyBytes_GET_SIZE(data) < 1 || PyBytes_AS_STRING(data)[0] < 0 ||
-        PyBytes_AS_STRING(data)[0] >= 4 || !PyBytes_CheckExact(key) ||
-        !PyTuple_CheckExact(peers) || PyTuple_GET_SIZE(peers) < 1)
+        !PyBytes_CheckExact(key) || !PyTuple_CheckExact(peers) || PyTuple_GET_SIZE(peers) < 1)
         return msg;
     Py_INCREF(data);
     Py_INCREF(peers);
@@ -1260,9 +1275,11 @@ static PyObject *relayed_stun(PyObject *walker, PyObject *flow, PyObject *key, P
     }
     const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t dn = PyBytes_GET_SIZE(data);
-    int via = flow_ok(inner) ? PyObject_IsTrue(*flow_slot(inner, W_VIA)) : 0;
     PyObject *r = msg; /* handed back unless the relayed flow takes it all */
-    if (via < 0)
+    int via = 0;
+    if (dn < 1 || d[0] >= 4) /* no STUN: record() leaves it, _deliver gives it to _udp */
+        r = relayed_udp(walker, inner, data, t, no);
+    else if ((via = flow_ok(inner) ? PyObject_IsTrue(*flow_slot(inner, W_VIA)) : 0) < 0)
         r = NULL;
     else if (via && (m = decode(d, dn)) && m != Py_None) {
         if (count_on(inner, dn, t) < 0)
@@ -1327,13 +1344,63 @@ done:
     return inner;
 }
 
+static int is(PyObject *name, const char *text) {
+    return PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, text) == 0;
+}
+
+/* What TurnRelay._turn changes for `msg` (a new reference) on the wire flow `flow` (key):
+ * an Allocate request, flow.turn_client; an Allocate success with a relayed address,
+ * relayed_addr[reverse(key)]; a ChannelBind request with a channel and a peer,
+ * channels[(key, channel)]; turn_state moved on for the last two. True, NULL with an
+ * error, or msg handed back (anything else: _turn's, in Python). */
+static PyObject *turn_change(PyObject *walker, PyObject *flow, PyObject *key, PyObject *msg) {
+    PyObject *method = get(msg, F_METHOD), *cls = get(msg, F_CLS), *k = NULL, *v = NULL;
+    PyObject *map = NULL, *r = msg;
+    if (is(method, "Allocate") && is(cls, "request")) {
+        Py_SETREF(*flow_slot(flow, W_TURN_CLIENT), Py_NewRef(Py_True));
+        r = Py_True;
+    } else if (is(method, "Allocate") && is(cls, "success")) {
+        PyObject *relayed = get(msg, F_XOR_RELAYED);
+        if (!PyTuple_CheckExact(relayed) || PyTuple_GET_SIZE(relayed) < 1 ||
+            !PyBytes_CheckExact(key) || !(k = reversed_key(key)))
+            goto done;
+        v = Py_NewRef(PyTuple_GET_ITEM(relayed, 0));
+        map = PyObject_GetAttr(walker, s_relayed_addr);
+    } else if (is(method, "ChannelBind") && is(cls, "request")) {
+        PyObject *channel = get(msg, F_CHANNEL), *peers = get(msg, F_XOR_PEER);
+        int bound = PyObject_IsTrue(channel);
+        if (bound < 0)
+            r = NULL;
+        if (bound <= 0 || !PyTuple_CheckExact(peers) || PyTuple_GET_SIZE(peers) < 1 ||
+            !(k = PyTuple_Pack(2, key, channel)))
+            goto done;
+        v = Py_NewRef(PyTuple_GET_ITEM(peers, 0));
+        map = PyObject_GetAttr(walker, s_channels);
+    }
+    if (map && PyDict_CheckExact(map)) /* else (an error, or no dict) left to Python */
+        r = PyDict_SetItem(map, k, v) < 0 || next_state(walker) < 0 ? NULL : Py_True;
+done:
+    if (!r || (r == msg && PyErr_Occurred()))
+        r = NULL;
+    Py_XDECREF(map);
+    Py_XDECREF(v);
+    Py_XDECREF(k);
+    if (r != msg) {
+        Py_DECREF(msg);
+        Py_XINCREF(r);
+    }
+    return r;
+}
+
 /* datagram(walker, flow, key, p, t, no, events): record(flow, p, t, no, events, True), and
  * for ChannelData (first byte 0x40-0x4F, not SIP's start, RFC 8656 12.4 framing) the outer
  * flow's counting and kinds["turn-channel"] (as _udp), then, when the channel's relayed
- * flow is kept in walker.channel_flows for walker.turn_state (TurnRelay._channel_data)
- * and its data is an RFC 8489 message on that (relayed) flow, the data's record too:
- * True. None for ChannelData: the outer flow counted, the rest is _channel_data's.
- * A Send or Data indication likewise (relayed_stun): True, or the message for _turn. */
+ * flow is kept in walker.channel_flows for walker.turn_state or found (channel_flow), the
+ * data's record when it is an RFC 8489 message on that (relayed) flow, _udp's when it is
+ * no STUN (relayed_udp): True. None for ChannelData: the outer flow counted, the rest is
+ * _channel_data's.
+ * A Send or Data indication likewise (relayed_stun), and what _turn changes for an Allocate
+ * or a ChannelBind (turn_change): True, or the message for _turn. */
 static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 7) {
         PyErr_SetString(PyExc_TypeError, "datagram(walker, flow, key, p, t, no, events)");
@@ -1355,7 +1422,9 @@ static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t narg
         PyObject *r = stun_event(flow, pb, p, n, t, no, events, msg);
         if (!r || r == Py_True)
             return r;
-        return relayed_stun(walker, flow, key, r, t, no, events);
+        if (!(r = relayed_stun(walker, flow, key, r, t, no, events)) || r == Py_True)
+            return r;
+        return turn_change(walker, flow, key, r);
     }
     if (n < 4 || p[0] < 0x40 || p[0] > 0x4F || 4 + (Py_ssize_t)be16(p + 2) > n)
         Py_RETURN_NOTIMPLEMENTED;
@@ -1384,17 +1453,21 @@ static PyObject *datagram(PyObject *self, PyObject *const *args, Py_ssize_t narg
             goto done;
         goto python;
     }
+    Py_ssize_t len = be16(p + 2);
+    if (!(data = PyBytes_FromStringAndSize((const char *)p + 4, len)))
+        goto done;
+    if (len < 1 || p[4] >= 4) { /* no STUN: _deliver's _udp */
+        r = relayed_udp(walker, inner, data, t, no);
+        goto done;
+    }
     if (!flow_ok(inner))
         goto python;
     int via = PyObject_IsTrue(*flow_slot(inner, W_VIA));
     if (via < 0)
         goto done;
-    Py_ssize_t len = be16(p + 2);
     /* only an RFC 8489 message on a relayed flow is taken (record() would give True) */
-    if (!via || len < 1 || p[4] >= 4)
+    if (!via)
         goto python;
-    if (!(data = PyBytes_FromStringAndSize((const char *)p + 4, len)))
-        goto done;
     if (!(msg = decode(p + 4, len)))
         goto done;
     if (msg == Py_None)
@@ -1576,6 +1649,10 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
     if (!s_flows && !(s_flows = PyUnicode_InternFromString("flows")))
         return NULL;
     if (!s_channels && !(s_channels = PyUnicode_InternFromString("channels")))
+        return NULL;
+    if (!s_key && !(s_key = PyUnicode_InternFromString("key")))
+        return NULL;
+    if (!s_udp && !(s_udp = PyUnicode_InternFromString("_udp")))
         return NULL;
     for (int i = 0; i < NEVENT; i++)
         if (!event_names[i] && !(event_names[i] = PyUnicode_InternFromString(EVENT_FIELDS[i])))

@@ -110,7 +110,7 @@ def test_the_real_captures_take_the_compiled_path() -> None:
         turnrelay._record, analyzer._datagram = record, datagram
     assert a.stun
     assert any(b < 4 and r is True for b, r in calls)  # Binding checks, done in C
-    assert any(type(r) is stun.StunMessage for b, r in calls)  # TURN, finished in Python
+    assert not any(type(r) is stun.StunMessage for b, r in calls)  # its TURN: all in C
     assert any(0x40 <= b <= 0x4F and r is True for b, r in calls)  # STUN in ChannelData
     assert any(0x40 <= b <= 0x4F and r is None for b, r in calls)  # left to _channel_data
 
@@ -309,27 +309,33 @@ def turn_sessions() -> bytes:
     return write_pcap(1, [(i * 0.01, f) for i, f in enumerate(frames)])
 
 
-def walked(data: bytes) -> tuple[str, tuple[object, object, int]]:
+def walked(data: bytes) -> tuple[str, tuple[object, object, object, object, int]]:
     """The walk's output and the TURN state it leaves (kept flows by label, turn_state)."""
     w = analyzer.Analyzer(Analysis(Path("x"), ReadStats()))
     a = w.run(data)
     relayed = {k: (v[0], v[1].label) for k, v in w.relayed_flows.items()}
     channel = {k: (v[0], v[1].label) for k, v in w.channel_flows.items()}
-    return snapshot(a), (relayed, channel, w.turn_state)
+    return snapshot(a), (relayed, channel, w.relayed_addr, w.channels, w.turn_state)
 
 
 def test_relayed_flows_found_in_c_are_the_ones_python_finds() -> None:
     """Send/Data indications and ChannelData whose relayed flow is not kept yet: C finds
-    and keeps it when the flow exists (IPv4 ends), with the state Python leaves."""
+    and keeps it when the flow exists (IPv4 ends), with the state Python leaves; what they
+    carry that is no STUN goes to _udp from C, and Allocate and ChannelBind change the
+    TURN state there."""
     found: list[int] = []
+    taken: list[bytes] = []
     datagram = analyzer._datagram
     assert datagram is not None  # built: the module's skipif
 
     def call(w: analyzer.Analyzer, *args: object) -> object:
         kept = len(w.relayed_flows), len(w.channel_flows)
         r = datagram(w, *args)
+        p: bytes = args[2]  # type: ignore[assignment]  # the datagram
         if r is True and kept != (len(w.relayed_flows), len(w.channel_flows)):
-            found.append(args[2][0])  # type: ignore[index]  # args[2]: the datagram
+            found.append(p[0])
+        if r is True:
+            taken.append(p)
         return r
 
     data = turn_sessions()
@@ -342,7 +348,10 @@ def test_relayed_flows_found_in_c_are_the_ones_python_finds() -> None:
         python = walked(data)
     assert compiled == python
     assert 0 in found and 0x40 in found  # a Send indication's and a ChannelData's
-    assert python[1][2] > 0 and "turn-channel-unbound" in python[0]
+    dtls = [p for p in taken if b"\x17\xfe\xfd" in p]  # relayed: to _udp from C
+    assert {p[:2] for p in dtls} == {b"\x40\x00", b"\x00\x16"}
+    assert {p[:2] for p in taken} >= {b"\x00\x03", b"\x01\x03", b"\x00\x09"}  # TURN state
+    assert python[1][4] > 0 and "turn-channel-unbound" in python[0]
 
 
 PEER_ADDRESS = ("198.18.0.11", 6000)

@@ -24,6 +24,7 @@ from harness.analysis.pcapio import ReadStats
 from harness.analysis.report import summary
 from harness.analysis.session import build
 from tests.fuzzing import SLOW, damaged_frames, pcap_image, sip_call_pcap
+from tests.unit.test_analysis_stun_walk import turn_sessions
 
 pytestmark = pytest.mark.skipif(
     analyzer._walkloop is None or analyzer._datagram is None,
@@ -135,7 +136,8 @@ def test_a_frame_that_raises_is_counted_as_in_python(
         # and mirrored traffic in GRE (ERSPAN): frames the bulk decode leaves to _frame
         files = ["pcaps/aiortc-relayed.pcap", "pcaps/sipp-tcp.pcap", "pcaps/sipp-udp-fragmented.pcap",
                  "thirdparty/tcpdump-erspan-type-i-4.pcap"]  # fmt: skip
-        out = "".join(snapshot(analyze_bytes((DATA / f).read_bytes())) for f in files)
+        images = [(DATA / f).read_bytes() for f in files] + [turn_sessions()]  # _recorded's
+        out = "".join(snapshot(analyze_bytes(image)) for image in images)
         monkeypatch.setattr(Analyzer, method, real)
         return out
 
