@@ -5,14 +5,16 @@ aioice, as the controlling agent, nominates every check it sends (aggressive nom
 and `check_complete` records each nominated success as the component's selected pair:
 the pair whose check completes last wins, not the highest-priority one RFC 5245 8.1.1.2
 wants. When a host-side pair succeeds (ICE completed) and a relay pair's check, sent at
-the same time, completes a moment later, media moves to the relay. A run on a busy
-machine sees it now and then (scenarios/p2p/README.md); its only consequence is the pair:
-`peer_selected_pair` finding the local candidate a relay.
+the same time, completes a moment later, media moves to the relay. The relay may be the
+agent's own (a local TURN allocation) or the far end's (a check triggered by the far
+end's check from its relay, its candidate learned as peer-reflexive and signalled as a
+relay after). A run on a busy machine sees it now and then (scenarios/p2p/README.md);
+its only consequence is the pair: `peer_selected_pair` finding that side a relay.
 
-The agent logs aioice's INFO lines: every TURN allocation, every check's state change and
-`ICE completed`. The race is proven when, in one ICE generation, a check whose local
-address is one of the agent's TURN allocations succeeds after ICE completed on a pair
-whose local address is not.
+The agent logs aioice's INFO lines: every TURN allocation, every check's state change,
+`ICE completed` and a peer-reflexive candidate later signalled; and every remote
+candidate it is given (peer.py). The race is proven when, in one ICE generation, a check
+with a relay on either side succeeds after ICE completed on a pair with none.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ import re
 from harness.logfinding import LogFinding
 
 _ALLOCATED = re.compile(r"TURN allocation created \('([^']+)', (\d+)\)")
+#: a remote relay candidate: signalled to the agent, or aioice's peer-reflexive one
+#: signalled as such later (the address is the candidate's, whichever came first)
+_REMOTE_RELAY = re.compile(
+    r"(?:remote candidate |signalled as Candidate\()\S+ \d+ \S+ \d+ (\S+) (\d+) typ relay\b"
+)
 _SUCCEEDED = re.compile(
     r"Check CandidatePair\(\('([^']+)', (\d+)\) -> \('([^']+)', (\d+)\)\) "
     r"State\.IN_PROGRESS -> State\.SUCCEEDED"
@@ -29,34 +36,45 @@ _SUCCEEDED = re.compile(
 _COMPLETED = "ICE completed"
 _RESTART = "ICE restart"
 
-#: what the race makes fail: the selected pair's local candidate is the relay
-MAY_FAIL: dict[str, str | None] = {"peer_selected_pair": r"^local is relay, expected"}
+
+def may_fail(side: str) -> dict[str, str | None]:
+    """What the race makes fail: the selected pair's `side` candidate is the relay."""
+    return {"peer_selected_pair": rf"^{side} is relay, expected"}
 
 
 def nomination_race(text: str) -> LogFinding | None:
     """The race, when the log proves it: a relay pair that succeeded after ICE had completed
-    on a host-side pair of the same generation (the one aioice then used)."""
+    on a pair of the same generation with no relay (the one aioice then used)."""
     Pair = tuple[str, int, str, int]
-    relays: set[tuple[str, int]] = set()
+    lines = text.splitlines()
+    local: set[tuple[str, int]] = set()
+    remote: set[tuple[str, int]] = set()
+    for line in lines:  # addresses first: a candidate may be named a relay after its check
+        if (m := _ALLOCATED.search(line)) is not None:
+            local.add((m.group(1), int(m.group(2))))
+        elif (m := _REMOTE_RELAY.search(line)) is not None:
+            remote.add((m.group(1), int(m.group(2))))
+
+    def relayed(pair: Pair) -> str | None:
+        return "local" if pair[:2] in local else "remote" if pair[2:] in remote else None
+
     last: Pair | None = None  # the generation's latest successful check
     completed: Pair | None = None  # the pair ICE completed on, in this generation
-    for line in text.splitlines():
-        if (m := _ALLOCATED.search(line)) is not None:
-            relays.add((m.group(1), int(m.group(2))))
-        elif _RESTART in line:
+    for line in lines:
+        if _RESTART in line:
             last = completed = None  # a new generation
         elif (m := _SUCCEEDED.search(line)) is not None:
             pair = (m.group(1), int(m.group(2)), m.group(3), int(m.group(4)))
-            if completed is not None and pair[:2] in relays and completed[:2] not in relays:
+            side = relayed(pair)
+            if completed is not None and side is not None and relayed(completed) is None:
                 return LogFinding(
-                    "aioice's nomination race: the relay pair "
-                    f"{pair[0]}:{pair[1]} -> {pair[2]}:{pair[3]} succeeded after ICE had "
-                    f"completed on {completed[0]}:{completed[1]} -> {completed[2]}:"
-                    f"{completed[3]} and replaced it as the selected pair (aioice keeps the "
-                    "nominated pair whose check completes last: RFC 5245 8.1.1.2 wants the "
-                    "highest-priority one)",
+                    f"aioice's nomination race: the pair {pair[0]}:{pair[1]} -> "
+                    f"{pair[2]}:{pair[3]} ({side} relay) succeeded after ICE had completed "
+                    f"on {completed[0]}:{completed[1]} -> {completed[2]}:{completed[3]} and "
+                    "replaced it as the selected pair (aioice keeps the nominated pair whose "
+                    "check completes last: RFC 5245 8.1.1.2 wants the highest-priority one)",
                     known_race=True,
-                    may_fail=MAY_FAIL,
+                    may_fail=may_fail(side),
                 )
             last = pair
         elif _COMPLETED in line and completed is None:

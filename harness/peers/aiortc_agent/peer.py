@@ -44,6 +44,12 @@ def trust_run_ca() -> None:
         os.environ["SSL_CERT_FILE"] = str(anchor)
 
 
+def _log_remote(candidate: str) -> None:
+    """Name each remote candidate in the log, so its type is known there: aioice logs none
+    it is given, and the nomination race is read from the log (peers/aioice_diag.py)."""
+    logger.info("remote candidate %s", candidate.removeprefix("a=").removeprefix("candidate:"))
+
+
 def candidate_info(candidate: Any, relay_protocol: str | None = None) -> dict[str, Any]:
     info = {
         "type": candidate.type,
@@ -215,6 +221,9 @@ class AiortcPeer:
             ufrags = {m.ice.usernameFragment for m in parsed.media if m.ice}
             if ice_restart.remote_restarts(pc, ufrags):  # type: ignore[arg-type]
                 await ice_restart_local(pc, offerer=False)
+        for line in sdp.splitlines():
+            if line.startswith("a=candidate:"):
+                _log_remote(line)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type))
         self._watch_transports()
         return {}
@@ -229,6 +238,7 @@ class AiortcPeer:
         if not candidate:
             await pc.addIceCandidate(None)
             return {}
+        _log_remote(candidate)
         c = candidate_from_sdp(candidate.removeprefix("a=").removeprefix("candidate:"))
         c.sdpMid = sdp_mid
         c.sdpMLineIndex = sdp_mline_index if sdp_mline_index is not None else 0
