@@ -935,7 +935,7 @@ static PyObject *sip_starts; /* sip.STARTS: datagrams that are SIP, whatever fol
 #define NEVENT 8
 static const char *EVENT_FIELDS[NEVENT] = {"frame", "time", "src", "dst",
                                            "flow",  "relayed", "msg", "raw"};
-static PyObject *event_names[NEVENT];
+static Py_ssize_t event_offsets[NEVENT]; /* StunEvent's slots (its own and Event's) */
 
 static PyObject **flow_slot(PyObject *flow, int f) {
     return (PyObject **)((char *)flow + walk_offsets[f]);
@@ -1043,11 +1043,8 @@ static PyObject *stun_event(PyObject *flow, PyObject *pb, const unsigned char *p
     ev = event_type->tp_new(event_type, no_items, NULL); /* object.__new__, no __init__ */
     if (!ev)
         goto fail_values;
-    for (int i = 0; i < NEVENT; i++)
-        if (PyObject_SetAttr(ev, event_names[i], values[i]) < 0)
-            goto fail_values;
-    for (int i = 0; i < NEVENT; i++)
-        Py_DECREF(values[i]);
+    for (int i = 0; i < NEVENT; i++) /* the slots take the references, as __init__ would */
+        *(PyObject **)((char *)ev + event_offsets[i]) = values[i];
     int bad = PyList_Append(events, ev);
     Py_DECREF(ev);
     if (bad < 0)
@@ -1490,8 +1487,12 @@ done:
 }
 
 /* The offset of the writable object slot `name` of the __slots__ class tp, or -1. */
+/* The offset of the object slot `name` of `tp`'s instances (its own or a base's), or -1. */
 static Py_ssize_t slot_offset(PyTypeObject *tp, const char *name) {
-    PyObject *d = PyDict_GetItemString(tp->tp_dict, name);
+    PyObject *d = NULL;
+    for (Py_ssize_t i = 0; !d && tp->tp_mro && i < PyTuple_GET_SIZE(tp->tp_mro); i++)
+        d = PyDict_GetItemString(((PyTypeObject *)PyTuple_GET_ITEM(tp->tp_mro, i))->tp_dict,
+                                 name);
     if (!d || !Py_IS_TYPE(d, &PyMemberDescr_Type))
         return -1;
     PyMemberDef *def = ((PyMemberDescrObject *)d)->d_member;
@@ -1513,8 +1514,9 @@ static PyObject *setup_walk(PyObject *self, PyObject *args) {
             return NULL;
         }
     PyTypeObject *ft = (PyTypeObject *)fcls, *et = (PyTypeObject *)ecls;
+    Py_ssize_t walk[NWALK]; /* Flow's slots, kept (as StunEvent's) once all are found */
     for (int f = 0; f < NWALK; f++)
-        if ((walk_offsets[f] = slot_offset(ft, WALK_FIELDS[f])) < 0) {
+        if ((walk[f] = slot_offset(ft, WALK_FIELDS[f])) < 0) {
             PyErr_Format(PyExc_TypeError, "_stunparse.setup_walk: Flow has no slot %s",
                          WALK_FIELDS[f]);
             return NULL;
@@ -1529,9 +1531,12 @@ static PyObject *setup_walk(PyObject *self, PyObject *args) {
     while (ok && PyDict_Next(fields, &pos, &k, &v))
         ok = PyUnicode_Check(k) && PyUnicode_CompareWithASCIIString(k, EVENT_FIELDS[i++]) == 0;
     Py_DECREF(fields);
+    Py_ssize_t offsets[NEVENT];
+    for (i = 0; ok && i < NEVENT; i++)
+        ok = (offsets[i] = slot_offset(et, EVENT_FIELDS[i])) >= 0;
     if (!ok) {
         PyErr_SetString(PyExc_TypeError,
-                        "_stunparse.setup_walk: StunEvent's fields are not the ones record() "
+                        "_stunparse.setup_walk: StunEvent's fields are not the slots record() "
                         "sets (update EVENT_FIELDS)");
         return NULL;
     }
@@ -1539,6 +1544,8 @@ static PyObject *setup_walk(PyObject *self, PyObject *args) {
     Py_XSETREF(flow_type, ft);
     Py_INCREF(ecls);
     Py_XSETREF(event_type, et);
+    memcpy(walk_offsets, walk, sizeof walk);
+    memcpy(event_offsets, offsets, sizeof offsets);
     Py_XSETREF(sip_starts, Py_NewRef(starts));
     Py_XSETREF(relayed_mark, Py_NewRef(mark));
     Py_RETURN_NONE;
@@ -1654,9 +1661,6 @@ PyMODINIT_FUNC PyInit__stunparse(void) {
         return NULL;
     if (!s_udp && !(s_udp = PyUnicode_InternFromString("_udp")))
         return NULL;
-    for (int i = 0; i < NEVENT; i++)
-        if (!event_names[i] && !(event_names[i] = PyUnicode_InternFromString(EVENT_FIELDS[i])))
-            return NULL;
     PyObject *m = PyModule_Create(&module);
 #ifdef HAVE_SHA1
     int own_sha1 = 1;

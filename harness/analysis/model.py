@@ -107,9 +107,10 @@ class Flow:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Event:
-    """Common fields of every protocol event."""
+    """Common fields of every protocol event (in slots: a capture has tens of thousands of
+    STUN events, made in C, `_stunparse.c`, which fills the slots without a setattr each)."""
 
     frame: int
     time: float
@@ -119,7 +120,7 @@ class Event:
     relayed: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class StunEvent(Event):
     msg: StunMessage = field(default=None)  # type: ignore[assignment]
     raw: bytes = b""  # kept to verify MESSAGE-INTEGRITY once the SDP's ice-pwd is known

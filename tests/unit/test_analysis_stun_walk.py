@@ -410,3 +410,19 @@ def test_channel_data_to_odd_peers_is_what_python_makes_of_it(
         ends.append(repr((flows, w.a.stun, w.a.malformed, channel, w.turn_state, raised)))
     assert ends[0] == ends[1]
     assert (answers == [True]) == (peer == PEER_ADDRESS)  # all in C: that peer's flow exists
+
+
+def test_setup_walk_takes_only_an_event_whose_fields_are_slots() -> None:
+    # record() fills StunEvent's slots by their offsets: a class with the same fields in a
+    # __dict__, or with other fields, is refused, and the walk keeps the class it had
+    from dataclasses import dataclass, fields
+
+    setup = stun._stunparse.setup_walk
+    names = [f.name for f in fields(StunEvent)]
+    Plain: type = dataclass(type("Plain", (), {"__annotations__": dict.fromkeys(names, object)}))
+    other = dict.fromkeys([*names[:-1], "payload"], object)
+    Other: type = dataclass(slots=True)(type("Other", (), {"__annotations__": other}))
+    for cls in (Plain, Other):
+        with pytest.raises(TypeError, match="slots record"):
+            setup(Flow, cls, analyzer.sip.STARTS, turnrelay.RELAYED)
+    test_same_walk_on_real_captures(CAPTURES[0])  # still StunEvent's offsets
