@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <structmember.h>
+
+#include "slots.h"
 #ifdef _WIN32
 #include <ws2tcpip.h>
 #else
@@ -1484,23 +1486,6 @@ done:
     Py_XDECREF(ck);
     Py_DECREF(kept_map);
     return r;
-}
-
-/* The offset of the writable object slot `name` of the __slots__ class tp, or -1. */
-/* The offset of the object slot `name` of `tp`'s instances (its own or a base's), or -1. */
-static Py_ssize_t slot_offset(PyTypeObject *tp, const char *name) {
-    PyObject *d = NULL;
-    for (Py_ssize_t i = 0; !d && tp->tp_mro && i < PyTuple_GET_SIZE(tp->tp_mro); i++)
-        d = PyDict_GetItemString(((PyTypeObject *)PyTuple_GET_ITEM(tp->tp_mro, i))->tp_dict,
-                                 name);
-    if (!d || !Py_IS_TYPE(d, &PyMemberDescr_Type))
-        return -1;
-    PyMemberDef *def = ((PyMemberDescrObject *)d)->d_member;
-    if (def->type != T_OBJECT_EX || (def->flags & READONLY) ||
-        def->offset < (Py_ssize_t)sizeof(PyObject) ||
-        def->offset + (Py_ssize_t)sizeof(PyObject *) > tp->tp_basicsize)
-        return -1;
-    return def->offset;
 }
 
 static PyObject *setup_walk(PyObject *self, PyObject *args) {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,15 @@ try:
     from harness.analysis import _walkloop  # type: ignore[attr-defined]  # compiled: no stub
 except ImportError:  # not built: run() walks the frames in Python
     _walkloop = None
+try:  # Analyzer._new_flow_py in C
+    from harness.analysis import _flows  # type: ignore[attr-defined]  # compiled: no stub
+except ImportError:
+    _flows = None
+#: _flows.new_flow, bound to Flow (None: _new_flow_py)
+_make_flow = None
+if _flows is not None:
+    _flows.setup(Flow, Counter, endpoints)
+    _make_flow = _flows.new_flow
 
 if TYPE_CHECKING:  # decryption loads with a key log only (a walk without one never needs it)
     from harness.analysis.tlsdecrypt import TlsConnection
@@ -199,6 +209,14 @@ class Analyzer(TcpStreams, TurnRelay, DataChannels):
         return self.flows.get(key) or self._new_flow(key, key, "udp", None, t, no)
 
     def _new_flow(
+        self, key: bytes, raw: bytes, proto: str, via: str | None, t: float, no: int
+    ) -> Flow:
+        """The flow of `key` (addresses and ports from `raw`), new, in `self.flows`."""
+        if _make_flow is not None:
+            return _make_flow(self.flows, key, raw, proto, via, t, no)
+        return self._new_flow_py(key, raw, proto, via, t, no)
+
+    def _new_flow_py(
         self, key: bytes, raw: bytes, proto: str, via: str | None, t: float, no: int
     ) -> Flow:
         s, sp, d, dp = endpoints(raw)

@@ -46,6 +46,7 @@ EXTENSIONS = {
     "harness.analysis._dtlsscan": dtls._dtlsscan,
     "harness.analysis._sdpscan": sdp._sdpscan,
     "harness.analysis._walkloop": analyzer._walkloop,
+    "harness.analysis._flows": analyzer._flows,
     "harness.analysis._rtpcount": rtp._rtpcount,
     "harness.analysis._hugearenas": cli._hugearenas,
     "harness.analysis._framesync": framing._framesync,
@@ -118,7 +119,7 @@ def test_the_blocker_blocks() -> None:
         "print(sum(m is not None for m in (pcapio._pcapwalk, fastpath._fastpath,"
         " net._netdecode, stun._stunparse, http._httpsplit, sip._sipparse,"
         " jsonout._jsonindent, dtls._dtlsscan, sdp._sdpscan, analyzer._walkloop,"
-        " tcpstreams._tcpwalk, rtp._rtpcount, cli._hugearenas)))\n"
+        " analyzer._flows, tcpstreams._tcpwalk, rtp._rtpcount, cli._hugearenas)))\n"
         "raise SystemExit(0)",
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
