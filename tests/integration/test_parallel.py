@@ -84,10 +84,20 @@ def _content(out: Path) -> dict[str, tuple]:
 @pytest.mark.slow
 def test_parallel_and_sharded_runs_equal_a_sequential_run(tmp_path: Path) -> None:
     """Two scenarios with --jobs 2 (two labs at once), and as two shards run at once, each a
-    sequential run: same results, and the merged report's matrix is the single run's."""
+    sequential run: same results, and the merged report's matrix is the single run's.
+
+    The two cells are ones whose verdicts the seed decides: both expect a relayed pair. On
+    open-internet, aioice's nomination race (scenarios/p2p/README.md) may move the pair to a
+    relay under the load of four labs on two cores, an XFAIL there; a CI run did so in one of
+    the three runs of the same seed, which says nothing about parallel runs."""
     env = dict(os.environ)
-    common = ["run", "scenarios/p2p/calls.yaml", "--only", "aiortc-aiortc-open-internet"]
-    common += ["--seed", "7"]
+    common = ["run", "scenarios/p2p/calls.yaml", "--seed", "7"]
+    common += [
+        "--only",
+        "aiortc-aiortc-open-internet-relay-only",
+        "--only",
+        "aiortc-aiortc-symmetric",
+    ]
     runs = [[*common, "--jobs", "2", "--out", str(tmp_path / "par")]]
     runs += [
         [*common, "--jobs", "1", "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}")]
