@@ -1,7 +1,7 @@
 """Packets/s of `harness analyze` next to tshark on the same file, in the same run.
 
     .venv/bin/python benchmarks/bench_analyze.py [--packets 200000] [--keep FILE]
-    .venv/bin/python benchmarks/bench_analyze.py --cases [--repeat 5]
+    .venv/bin/python benchmarks/bench_analyze.py --cases [--repeat 5] [--only c_] [--seed N]
     .venv/bin/python benchmarks/bench_analyze.py --sizes [--repeat 5]
     .venv/bin/python benchmarks/bench_analyze.py --encapsulations [--repeat 5]
 
@@ -13,7 +13,8 @@ tool's fixed cost and cost per packet, and the ratio a larger file converges to.
 
 `--cases` runs the three acceptance cases of issue 15, each as whole processes
 (`harness analyze --json FILE` against `tshark -z rtp,streams`, alternating, medians of
---repeat runs of wall-clock and CPU time): (a) plain RTP, the 20 s aiortc call repeated
+--repeat runs of wall-clock and CPU time, and a 95% interval of each ratio by a paired
+bootstrap, its seed printed; `--only` keeps the cases whose name holds it): (a) plain RTP, the 20 s aiortc call repeated
 to 250k packets; (b) a TURN-relayed WebRTC<->SIP call (benchmarks/data/
 janus-sip-relayed.pcap: coturn's and the Janus/Kamailio server's wires of a
 janus-sip-ice-restart run with iceTransportPolicy relay, merged) repeated to 250k;
@@ -41,6 +42,7 @@ import argparse
 import importlib
 import json
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -218,6 +220,28 @@ def side_by_side(
     return runs, med
 
 
+def ratio_interval(
+    runs: dict[str, list[tuple[float, float]]], column: int, rng: random.Random, draws: int = 2000
+) -> tuple[float, float]:
+    """A 95% interval of median(tshark) / median(harness) (column 0 wall, 1 CPU), by a paired
+    bootstrap: run i of each tool is drawn together, as they ran back to back. This VM's
+    speed swings by half within seconds, for either tool: with 11 runs the ratio of
+    medians moves by about 10% from one run of the benchmark to the next, and the
+    interval says how far the figure can be trusted."""
+    ours = [r[column] for r in runs["harness"]]
+    theirs = [r[column] for r in runs["tshark"]]
+    n = len(ours)
+    found = []
+    for _ in range(draws):
+        drawn = [rng.randrange(n) for _ in range(n)]
+        ratio = statistics.median(theirs[i] for i in drawn) / statistics.median(
+            ours[i] for i in drawn
+        )
+        found.append(ratio)
+    found.sort()
+    return found[int(0.025 * draws)], found[int(0.975 * draws) - 1]
+
+
 def sizes(repeat: int) -> None:
     """Case (c) at several sizes, and a file of no packets: each tool's fixed cost (start-up,
     imports) and its cost per packet (the slope between the sizes), CPU medians. The ratio
@@ -275,9 +299,16 @@ ENCAPSULATIONS: list[tuple[str, Path | None, int, bool]] = [
 ]
 
 
-def cases(repeat: int, plan: list[tuple[str, Path | None, int, bool]] | None = None) -> None:
-    """The three cases (or `plan`), side by side in one run; medians and ratios as JSON."""
+def cases(
+    repeat: int,
+    plan: list[tuple[str, Path | None, int, bool]] | None = None,
+    only: list[str] | None = None,
+    seed: int | None = None,
+) -> None:
+    """The three cases (or `plan`, or its cases named in `only`), side by side in one run;
+    medians, ratios and their 95% intervals (bootstrap seeded by `seed`) as JSON."""
     harness, env = as_installed()
+    seed = random.randrange(2**32) if seed is None else seed
     plan = plan or [
         ("a_plain_rtp", SOURCE, 250_000, True),
         ("b_turn_relayed_webrtc_sip", RELAYED, 250_000, True),
@@ -293,6 +324,7 @@ def cases(repeat: int, plan: list[tuple[str, Path | None, int, bool]] | None = N
         ("d_joined_text_tcp", None, 500, True),
         ("e_joined_binary_tcp", None, 500, False),
     ]
+    plan = [c for c in plan if not only or any(o in c[0] for o in only)]
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, source, packets, media in plan:
@@ -313,6 +345,8 @@ def cases(repeat: int, plan: list[tuple[str, Path | None, int, bool]] | None = N
                 subprocess.run(["editcap", "-F", "pcapng", str(path), str(ng)], check=True)
                 path = ng
             runs, med = side_by_side(path, repeat, harness, env)
+            rng = random.Random(f"{seed}-{name}")
+            wall_ci, cpu_ci = (ratio_interval(runs, k, rng) for k in (0, 1))
             out.append(
                 {
                     "case": name,
@@ -327,6 +361,10 @@ def cases(repeat: int, plan: list[tuple[str, Path | None, int, bool]] | None = N
                     "tshark_rtp_streams_cpu_s": round(med["tshark"][1], 3),
                     "speedup_wall": round(med["tshark"][0] / med["harness"][0], 2),
                     "speedup_cpu": round(med["tshark"][1] / med["harness"][1], 2),
+                    "speedup_wall_ci95": [round(x, 2) for x in wall_ci],
+                    "speedup_cpu_ci95": [round(x, 2) for x in cpu_ci],
+                    "repeat": repeat,
+                    "bootstrap_seed": seed,
                     "runs": {
                         k: [[round(w, 3), round(c, 3)] for w, c in v] for k, v in runs.items()
                     },
@@ -347,11 +385,13 @@ def main() -> None:
     )
     p.add_argument("--packets", type=int, default=200_000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--only", action="append", help="with --cases: the cases whose name holds this")
+    p.add_argument("--seed", type=int, help="the bootstrap's seed (default: a random one, printed)")
     p.add_argument("--keep", type=Path)
     p.add_argument("--source", type=Path, default=SOURCE, help="the real call to repeat")
     args = p.parse_args()
     if args.cases or args.encapsulations:
-        cases(args.repeat, ENCAPSULATIONS if args.encapsulations else None)
+        cases(args.repeat, ENCAPSULATIONS if args.encapsulations else None, args.only, args.seed)
         return
     if args.sizes:
         sizes(args.repeat)

@@ -43,3 +43,29 @@ def test_each_repetition_is_a_call_of_its_own(source: Path, tmp_path: Path) -> N
         assert three[key] == 3 * one[key], (key, one[key], three[key])
     assert three["stun"] == {kind: 3 * n for kind, n in one["stun"].items()}
     assert three["failures"] == 0 and three["fingerprint_failures"] == 0
+
+
+def test_ratio_interval_holds_the_ratio_of_medians_and_narrows_with_runs() -> None:
+    """The benchmark's 95% interval of median(tshark) / median(harness): it holds the ratio
+    of the medians, is the same for the same seed, and narrows as runs are added."""
+    import random
+    import statistics
+
+    noise = random.Random(5)
+
+    def runs(n: int) -> dict[str, list[tuple[float, float]]]:  # ratio 3, each run +-40%
+        return {
+            "harness": [(0.5 * noise.uniform(0.6, 1.4), 0.5) for _ in range(n)],
+            "tshark": [(1.5 * noise.uniform(0.6, 1.4), 1.5) for _ in range(n)],
+        }
+
+    few, many = runs(11), runs(301)
+    lo, hi = bench_analyze.ratio_interval(few, 0, random.Random(1))
+    ratio = statistics.median(w for w, _ in few["tshark"]) / statistics.median(
+        w for w, _ in few["harness"]
+    )
+    assert lo < ratio < hi
+    assert (lo, hi) == bench_analyze.ratio_interval(few, 0, random.Random(1))
+    lo_many, hi_many = bench_analyze.ratio_interval(many, 0, random.Random(1))
+    assert lo_many < 3 < hi_many and hi_many - lo_many < (hi - lo) / 2
+    assert bench_analyze.ratio_interval(few, 1, random.Random(1)) == (3.0, 3.0)  # no noise
