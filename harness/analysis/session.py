@@ -12,8 +12,13 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from harness.analysis import dtls
-from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, fmt_addr
-from harness.analysis.stun import check_integrity, kind_name
+from harness.analysis.model import Address, Analysis, SdpEvent, SipEvent, StunEvent, fmt_addr
+from harness.analysis.stun import StunMessage, check_integrity, kind_name
+
+try:
+    from harness.analysis import _iceloop  # type: ignore[attr-defined]  # compiled: no stub
+except ImportError:  # built without the C extension (optional in pyproject.toml)
+    _iceloop = None
 
 _INDIRECTNESS = {"host": 0, "unknown": 0, "srflx": 1, "prflx": 1, "relay": 2}
 
@@ -22,7 +27,7 @@ def _indirectness(candidate_type: str) -> int:
     return _INDIRECTNESS.get(candidate_type, 0)
 
 
-@dataclass
+@dataclass(slots=True)  # slots: _iceloop.c counts a check by their offsets
 class CandidatePair:
     """Both directions of checks between two transport addresses in one generation."""
 
@@ -61,8 +66,8 @@ _Seen = tuple[Address, Address, CandidatePair]
 _Key = tuple[bytes, dict[bytes, bool | None]]
 """A receiver's ice-pwd and the MESSAGE-INTEGRITY verdicts with it, by the message's bytes."""
 
-_KindKey = tuple[bool, str, str]
-"""A STUN message's kind: RFC 3489 or not, method, class."""
+_User = tuple["IceGeneration", "_Key | None", dict[str, _Seen]]
+"""A USERNAME's generation, the receiver's key and its flows (`_Checks.user`)."""
 
 _Kinds = dict[str, dict[str, list[object]]]
 """STUN messages by method and class (`_ice`, `_kind`): counted by a list of them, which
@@ -272,97 +277,16 @@ def build(analysis: Analysis) -> Session:
 def _ice(s: Session, pwds: dict[str, str]) -> None:
     """Checks grouped by ufrag pair, then pairs by 5-tuple; each check and answer verified.
 
-    Work that depends on the USERNAME only (its generation, the receiver's key) is done
-    once per distinct USERNAME, not per check, and a check's pair is looked up by its
-    flow's label within its USERNAME (a string whose hash is kept) rather than by a new
-    tuple of two addresses. A message's MESSAGE-INTEGRITY is verified once per key and
-    bytes (`_Key`): a retransmission is the same bytes. The same pass counts every STUN
-    message by kind for the summary (`_kind`).
+    The pass over the STUN events is `_Checks.walk`, or `_iceloop.run` (C) when built: it
+    takes every event `walk` would and hands the first it does not take (another class)
+    back to `walk`. The same pass counts every STUN message by kind for the summary.
     """
-    gens: dict[tuple[str, str], IceGeneration] = {}
-    # USERNAME -> (generation, the receiver's key, flow label -> (src, dst, pair))
-    users: dict[str, tuple[IceGeneration, _Key | None, dict[str, _Seen]]] = {}
-    keys: dict[str, _Key | None] = {}  # ufrag -> its ice-pwd (encoded once), its verdicts
-    # txid -> (pair, USE-CANDIDATE, the receiver's key): answers go with their check
-    pending: dict[str, tuple[CandidatePair, bool, _Key | None]] = {}
-    types = s.candidate_types
-    kinds: _Kinds = {}  # RFC 5389 messages (most)
-    classic: _Kinds = {}  # RFC 3489 messages
-    named: list[tuple[str, list[object]]] = []  # each kind's name and messages, as first seen
-    failures = s.stun_fingerprint_failures
-    for ev in s.analysis.stun:
-        m = ev.msg
-        method, cls = m.method, m.cls
-        # STUN counted by kind in the same pass (the messages are many: one pass less), in
-        # nested maps of strings the parser shares: no tuple to make and hash per message
-        try:
-            (classic if m.classic else kinds)[method][cls].append(m)
-        except KeyError:
-            _kind(classic if m.classic else kinds, named, (m.classic, method, cls)).append(m)
-        if m.fingerprint_ok is False:
-            failures.append(ev.frame)
-        if method != "Binding":
-            continue
-        if cls == "request":
-            username = m.username or ""
-            user = users.get(username)
-            if user is None:
-                if ":" not in username:
-                    continue
-                u1, _, u2 = username.partition(":")
-                gkey = (min(u1, u2), max(u1, u2))
-                gen = gens.get(gkey)
-                if gen is None:
-                    gen = gens[gkey] = IceGeneration(gkey, (ev.frame, ev.time))
-                if u1 not in keys:
-                    pwd = pwds.get(u1)
-                    keys[u1] = (pwd.encode(), {}) if pwd is not None else None
-                user = users[username] = (gen, keys[u1], {})
-            gen, key, flows = user
-            src, dst = ev.src, ev.dst
-            seen = flows.get(ev.flow)
-            if seen is not None and seen[0] is src and seen[1] is dst:
-                pair = seen[2]
-            else:  # the first check of this USERNAME on this flow (or odd events)
-                found = gen.index.get((src, dst))
-                if found is None:
-                    found = CandidatePair(src, dst, ev.relayed, first_check=(ev.frame, ev.time))
-                    found.types = (types.get(src, "unknown"), types.get(dst, "unknown"))
-                    gen.pairs.append(found)
-                    gen.index[(src, dst)] = gen.index[(dst, src)] = found
-                pair = found
-                flows[ev.flow] = (src, dst, pair)
-            pair.requests += 1
-            pending[m.txid] = (pair, m.use_candidate, key)
-        elif cls == "success" or cls == "error":
-            p = pending.get(m.txid)
-            if p is None:
-                continue
-            pair, use, key = p
-        else:
-            continue
-        # MESSAGE-INTEGRITY of a check or its answer, keyed by the receiver's ice-pwd
-        # (RFC 8445 7.2.2)
-        raw = ev.raw
-        if key is not None and raw:
-            verdicts = key[1]
-            ok = verdicts.get(raw)
-            if ok is None and raw not in verdicts:
-                ok = verdicts[raw] = check_integrity(raw, key[0], m)
-            if ok is not None:
-                pair.integrity_checked += 1
-                if not ok:
-                    pair.integrity_failures.append(ev.frame)
-        if cls == "success":
-            pair.successes += 1
-            if pair.first_success is None:
-                pair.first_success = (ev.frame, ev.time)
-            pair.nominated = pair.nominated or use
-        elif cls == "error":
-            pair.errors.append((ev.frame, m.error_code or 0))
-    for name, messages in named:
+    checks = _Checks(s, pwds)
+    events = s.analysis.stun
+    checks.walk(events, _iceloop.run(events, checks) if _iceloop is not None else 0)
+    for name, messages in checks.named:
         s.stun_kinds[name] = s.stun_kinds.get(name, 0) + len(messages)
-    s.generations = sorted(gens.values(), key=lambda g: g.first[1])
+    s.generations = sorted(checks.gens.values(), key=lambda g: g.first[1])
     by_ufrag = {u: g for g in s.generations for u in g.ufrags}
     for sdp_ev in s.analysis.sdp:
         for u in sdp_ev.sdp.ice_ufrags:
@@ -374,13 +298,138 @@ def _ice(s: Session, pwds: dict[str, str]) -> None:
                     g.sdp_dialogs.add(sdp_ev.dialog)
 
 
-def _kind(kinds: _Kinds, named: list[tuple[str, list[object]]], key: _KindKey) -> list[object]:
-    """The first message of its kind: its kind's list (in `kinds`, and named in `named`)."""
-    classic, method, cls = key
-    messages: list[object] = []
-    kinds.setdefault(method, {})[cls] = messages
-    named.append((kind_name(classic, method, cls), messages))
-    return messages
+class _Checks:
+    """`_ice`'s pass over the STUN events: its state, the pass (`walk`), and what it does
+    for the first message of a USERNAME, of a USERNAME on a flow and of a kind (`user`,
+    `pair`, `kind`), which `_iceloop.c` calls too.
+
+    Work that depends on the USERNAME only (its generation, the receiver's key) is done
+    once per distinct USERNAME, not per check, and a check's pair is looked up by its
+    flow's label within its USERNAME (a string whose hash is kept) rather than by a new
+    tuple of two addresses. A message's MESSAGE-INTEGRITY is verified once per key and
+    bytes (`_Key`): a retransmission is the same bytes. STUN messages are counted by kind
+    in nested maps of strings the parser shares: no tuple to make and hash per message.
+    """
+
+    __slots__ = (
+        *("gens", "users", "keys", "pending", "types", "pwds"),
+        *("kinds", "classic", "named", "failures", "check"),
+    )
+
+    def __init__(self, s: Session, pwds: dict[str, str]) -> None:
+        self.gens: dict[tuple[str, str], IceGeneration] = {}
+        # USERNAME -> (generation, the receiver's key, flow label -> (src, dst, pair))
+        self.users: dict[str, tuple[IceGeneration, _Key | None, dict[str, _Seen]]] = {}
+        self.keys: dict[str, _Key | None] = {}  # ufrag -> its ice-pwd (encoded), verdicts
+        # txid -> (pair, USE-CANDIDATE, the receiver's key): answers go with their check
+        self.pending: dict[str, tuple[CandidatePair, bool, _Key | None]] = {}
+        self.types, self.pwds = s.candidate_types, pwds
+        self.kinds: _Kinds = {}  # RFC 5389 messages (most)
+        self.classic: _Kinds = {}  # RFC 3489 messages
+        self.named: list[tuple[str, list[object]]] = []  # each kind's name, its messages
+        self.failures = s.stun_fingerprint_failures
+        self.check = check_integrity
+
+    def user(self, ev: StunEvent, username: str) -> _User | None:
+        """The first check of a USERNAME: its generation and the receiver's key (None: no
+        'a:b' USERNAME, the check is no ICE check)."""
+        if ":" not in username:
+            return None
+        u1, _, u2 = username.partition(":")
+        gkey = (min(u1, u2), max(u1, u2))
+        gen = self.gens.get(gkey)
+        if gen is None:
+            gen = self.gens[gkey] = IceGeneration(gkey, (ev.frame, ev.time))
+        keys = self.keys
+        if u1 not in keys:
+            pwd = self.pwds.get(u1)
+            keys[u1] = (pwd.encode(), {}) if pwd is not None else None
+        user = self.users[username] = (gen, keys[u1], {})
+        return user
+
+    def pair(self, ev: StunEvent, gen: IceGeneration, flows: dict[str, _Seen]) -> CandidatePair:
+        """The first check of a USERNAME on a flow (or odd events): its pair, made if new."""
+        src, dst = ev.src, ev.dst
+        found = gen.index.get((src, dst))
+        if found is None:
+            found = CandidatePair(src, dst, ev.relayed, first_check=(ev.frame, ev.time))
+            types = self.types
+            found.types = (types.get(src, "unknown"), types.get(dst, "unknown"))
+            gen.pairs.append(found)
+            gen.index[(src, dst)] = gen.index[(dst, src)] = found
+        flows[ev.flow] = (src, dst, found)
+        return found
+
+    def kind(self, m: StunMessage) -> list[object]:
+        """The first message of its kind: its kind's list (in `kinds` or `classic`, and
+        named in `named`)."""
+        kinds = self.classic if m.classic else self.kinds
+        messages: list[object] = []
+        kinds.setdefault(m.method, {})[m.cls] = messages
+        self.named.append((kind_name(m.classic, m.method, m.cls), messages))
+        return messages
+
+    def walk(self, events: list[StunEvent], start: int = 0) -> None:
+        """The pass, from `events[start]` (the reference for `_iceloop.run`)."""
+        users, pending, kinds, classic = self.users, self.pending, self.kinds, self.classic
+        failures, check = self.failures, self.check
+        for i in range(start, len(events)):
+            ev = events[i]
+            m = ev.msg
+            method, cls = m.method, m.cls
+            try:
+                (classic if m.classic else kinds)[method][cls].append(m)
+            except KeyError:
+                self.kind(m).append(m)
+            if m.fingerprint_ok is False:
+                failures.append(ev.frame)
+            if method != "Binding":
+                continue
+            if cls == "request":
+                username = m.username or ""
+                user = users.get(username)
+                if user is None:
+                    user = self.user(ev, username)
+                    if user is None:
+                        continue
+                gen, key, flows = user
+                seen = flows.get(ev.flow)
+                if seen is not None and seen[0] is ev.src and seen[1] is ev.dst:
+                    pair = seen[2]
+                else:
+                    pair = self.pair(ev, gen, flows)
+                pair.requests += 1
+                pending[m.txid] = (pair, m.use_candidate, key)
+            elif cls == "success" or cls == "error":
+                p = pending.get(m.txid)
+                if p is None:
+                    continue
+                pair, use, key = p
+            else:
+                continue
+            # MESSAGE-INTEGRITY of a check or its answer, keyed by the receiver's ice-pwd
+            # (RFC 8445 7.2.2)
+            raw = ev.raw
+            if key is not None and raw:
+                verdicts = key[1]
+                ok = verdicts.get(raw)
+                if ok is None and raw not in verdicts:
+                    ok = verdicts[raw] = check(raw, key[0], m)
+                if ok is not None:
+                    pair.integrity_checked += 1
+                    if not ok:
+                        pair.integrity_failures.append(ev.frame)
+            if cls == "success":
+                pair.successes += 1
+                if pair.first_success is None:
+                    pair.first_success = (ev.frame, ev.time)
+                pair.nominated = pair.nominated or use
+            elif cls == "error":
+                pair.errors.append((ev.frame, m.error_code or 0))
+
+
+if _iceloop is not None and not _iceloop.setup(StunEvent, StunMessage, CandidatePair):
+    _iceloop = None  # classes whose slots are not the ones it reads: walk does it all
 
 
 def _from_sdp(s: Session) -> dict[str, str]:
