@@ -72,9 +72,11 @@ if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then
 fi
 
 PY=/usr/bin/python3
-# (re)install when the venv is new or pyproject.toml changed since the last install
+# (re)install when the venv is new or pyproject.toml or the C sources it builds (the
+# analyser's optional extensions) changed since the last install
 stamp=.venv/.rtc-harness-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(find pyproject.toml harness/analysis -name pyproject.toml -o -name '*.[ch]' | LC_ALL=C sort \
+  | xargs cat | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   # pip's and the build backend's chatter goes to a log, shown only when the install fails

@@ -23,6 +23,8 @@ jobs=${HARNESS_JOBS:-$(.venv/bin/python -m harness.scenario.parallel scenarios 2
 xdist=()
 [ "$jobs" -gt 1 ] && xdist=(-n "$jobs")
 pytest=(.venv/bin/pytest -p no:cacheprovider --timeout 600)
+# setup.sh installed a compiler and built every C part: one missing is a failure, not a skip
+export RTC_HARNESS_REQUIRE_EXTENSIONS=1
 set +e
 "${pytest[@]}" "${xdist[@]}" --junitxml=reports/junit-parallel.xml "$@" tests/unit scenarios
 rc1=$?

@@ -8,6 +8,7 @@ compiler), and compares the output byte for byte.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -126,6 +127,17 @@ def test_the_blocker_blocks() -> None:
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
     assert done.stdout.strip() == b"0", done.stderr.decode(errors="replace")
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RTC_HARNESS_REQUIRE_EXTENSIONS"),
+    reason="only where the install had a compiler (ci/test.sh, after ci/setup.sh)",
+)
+def test_every_extension_is_built() -> None:
+    """The C parts are optional to build, and their tests skip without them: where the set-up
+    installed a compiler, a part that did not build is a failure, not a silent skip."""
+    missing = sorted(name for name, module in EXTENSIONS.items() if module is None)
+    assert not missing, f"not built: {missing} (`pip install -e .` compiles them; its log says why)"
 
 
 def test_every_extension_is_blocked_and_compared() -> None:
