@@ -161,15 +161,29 @@ def fresh_run(file: str, name: str, seed: int) -> RunResult:
 
 
 def test_lossy_lte_handoff_repeats_within_10_percent() -> None:
-    """Same seed, same lossy LTE profile: the same recovery, twice (within 10 %)."""
+    """Same seed, same lossy LTE profile: what the link decides repeats, within 10 %.
+
+    The seed fixes the link's losses and delays, not the peers' CPU. The phone's ICE
+    restart is answered 0.54-0.67 s after the handoff (nine CI runs of seed 5: aiortc's
+    offer and the desk's answer under the suite's load), and the media gap carries that
+    time: 0.82-0.97 s. From the answer on the recovery is the link's: the new path's
+    nomination 219-225 ms (down) and 260-266 ms (up) after it, its first media 312-325 ms
+    and 261-279 ms. So both runs recover, those times repeat within 10 %, and the gaps
+    differ by what the answers' times differ, within 10 % of the gap."""
     name = "handoff-lossy-lte-aiortc"
     a = recovery(run("handoff-lossy-lte.yaml", name, seed=5), "peer-b-eth0", kind="handoff")
     b = recovery(fresh_run("handoff-lossy-lte.yaml", name, seed=5), "peer-b-eth0", kind="handoff")
+    ra, rb = a.to_dict(), b.to_dict()
+    answers = (ra["restart_answer_s"], rb["restart_answer_s"])
+    assert None not in answers, (ra, rb)
     for direction in ("up", "down"):
-        x, y = a.to_dict()[direction], b.to_dict()[direction]
+        x, y = ra[direction], rb[direction]
         assert x["recovered"] and y["recovered"], (x, y)
-        for metric in ("largest_gap_s", "time_to_recover_s"):
-            assert y[metric] == pytest.approx(x[metric], rel=0.10), (direction, metric, x, y)
+        for metric in ("nominated_new_s", "first_media_new_s"):
+            after = (x[metric] - answers[0], y[metric] - answers[1])
+            assert after[1] == pytest.approx(after[0], rel=0.10), (direction, metric, answers, x, y)
+        unexplained = (y["largest_gap_s"] - x["largest_gap_s"]) - (answers[1] - answers[0])
+        assert abs(unexplained) <= 0.10 * x["largest_gap_s"], (direction, answers, x, y)
 
 
 ROUTES = """\
