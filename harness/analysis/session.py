@@ -61,7 +61,7 @@ class CandidatePair:
 
 
 _Seen = tuple[Address, Address, CandidatePair]
-"""A flow's ends and the pair a USERNAME's checks on it go to (`_ice`)."""
+"""A flow's ends and the pair a USERNAME's checks on it go to (`_Checks.pair`)."""
 
 _Key = tuple[bytes, dict[bytes, bool | None]]
 """A receiver's ice-pwd and the MESSAGE-INTEGRITY verdicts with it, by the message's bytes."""
@@ -70,7 +70,7 @@ _User = tuple["IceGeneration", "_Key | None", dict[str, _Seen]]
 """A USERNAME's generation, the receiver's key and its flows (`_Checks.user`)."""
 
 _Kinds = dict[str, dict[str, list[object]]]
-"""STUN messages by method and class (`_ice`, `_kind`): counted by a list of them, which
+"""STUN messages by method and class (`_Checks.kind`): counted by a list of them, which
 grows for less than a count does (an int made per message)."""
 
 _Building = tuple["DtlsHandshake", set[int], dict[str, int]]
