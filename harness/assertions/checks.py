@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.analysis import sdp_conformance as sdp_conformance_mod
 from harness.analysis import stun
-from harness.analysis.model import SdpEvent, fmt_addr
+from harness.analysis.model import Flow, SdpEvent, fmt_addr
 from harness.analysis.rtp import RtpStream
 from harness.analysis.session import IceGeneration, Session
 from harness.assertions.params import NUM, Choice, bounds, limits, unseen
@@ -272,7 +272,9 @@ def dtls_fingerprint_matches_sdp(s: Session, p: dict[str, Any]) -> Outcome:
 
 @check("rtp_flowing", after_s=NUM, both_ways=bool, min_streams=int)
 def rtp_flowing(s: Session, p: dict[str, Any]) -> Outcome:
-    """RTP is still flowing after after_s seconds (default both ways on at least one path)."""
+    """RTP is still flowing after after_s seconds (default both ways on at least one path;
+    both ways but on different paths, the two ends on different candidate pairs, fails
+    naming both)."""
     after = float(p.get("after_s", 0.0))
     live = [st for st in s.analysis.rtp_streams if st.last_t > after]
     ev = [_stream_line(st) for st in s.analysis.rtp_streams]
@@ -281,15 +283,41 @@ def rtp_flowing(s: Session, p: dict[str, Any]) -> Outcome:
             False, f"{len(live)} RTP stream(s) with packets after t={after}s", ev, "RFC 3550"
         )
     if p.get("both_ways", True):
-        flows = {
-            (f.src, f.dst)
-            for f in s.analysis.flows
-            if any(st.last_t > after for st in f.streams.values())
-        }
-        two_way = [fl for fl in flows if (fl[1], fl[0]) in flows]
-        if not two_way:
-            return Outcome(False, f"RTP after t={after}s flows one way only", ev, "RFC 3550")
+        live_flows = [
+            f for f in s.analysis.flows if any(st.last_t > after for st in f.streams.values())
+        ]
+        flows = {(f.src, f.dst) for f in live_flows}
+        if not any((b, a) in flows for a, b in flows):
+            crossed = _crossed(s.analysis.flows, live_flows)
+            if crossed:
+                return Outcome(
+                    False,
+                    f"RTP after t={after}s flows both ways, on different paths: {crossed[0]}",
+                    [*crossed, *ev],
+                    "RFC 8445 12.1",
+                )
+            return Outcome(
+                False, f"RTP after t={after}s flows one way only on every path", ev, "RFC 3550"
+            )
     return Outcome(True, f"{len(live)} RTP stream(s) flowing after t={after}s", ev, "RFC 3550")
+
+
+def _crossed(every: list[Flow], live: list[Flow]) -> list[str]:
+    """RTP both ways between two hosts on the wire, but on no one path: each end sends on
+    a candidate pair the other does not answer on (they selected different pairs). A relayed
+    flow's hosts are those of the TURN flow it came inside."""
+    outer = {f.label: f for f in every if not f.via}
+
+    def hosts(f: Flow) -> tuple[str, str]:
+        w = outer.get(f.via, f) if f.via else f
+        return w.src[0], w.dst[0]
+
+    return sorted(
+        f"{f.label} one way, {g.label} the other"
+        for f in live
+        for g in live
+        if f.label < g.label and hosts(g) == hosts(f)[::-1]
+    )
 
 
 def ssrc_gaps(s: Session) -> list[tuple[float, str, tuple[float, float]]]:

@@ -8,13 +8,15 @@ wants. When a host-side pair succeeds (ICE completed) and a relay pair's check, 
 the same time, completes a moment later, media moves to the relay. The relay may be the
 agent's own (a local TURN allocation) or the far end's (a check triggered by the far
 end's check from its relay, its candidate learned as peer-reflexive and signalled as a
-relay after). A run on a busy machine sees it now and then (scenarios/p2p/README.md);
-its only consequence is the pair: `peer_selected_pair` finding that side a relay.
+relay after). A run on a busy machine sees it now and then (scenarios/p2p/README.md).
+Its consequences: `peer_selected_pair` finding that side a relay, and media on two
+paths, since the far end, controlled, sends on the highest-priority nominated pair while
+aioice sends on its last (`rtp_flowing`: both ways, on different paths).
 
 The agent logs aioice's INFO lines: every TURN allocation, every check's state change,
 `ICE completed` and a peer-reflexive candidate later signalled; and every remote
 candidate it is given (peer.py). The race is proven when, in one ICE generation, a check
-with a relay on either side succeeds after ICE completed on a pair with none.
+succeeds after ICE completed with a relay on a side where the completed pair had none.
 """
 
 from __future__ import annotations
@@ -38,13 +40,18 @@ _RESTART = "ICE restart"
 
 
 def may_fail(side: str) -> dict[str, str | None]:
-    """What the race makes fail: the selected pair's `side` candidate is the relay."""
-    return {"peer_selected_pair": rf"^{side} is relay, expected"}
+    """What the race makes fail: the selected pair's `side` candidate is the relay, and
+    the two ends' media on different pairs."""
+    return {
+        "peer_selected_pair": rf"^{side} is relay, expected",
+        "rtp_flowing": r"^RTP after t=\S+ flows both ways, on different paths: ",
+    }
 
 
 def nomination_race(text: str) -> LogFinding | None:
-    """The race, when the log proves it: a relay pair that succeeded after ICE had completed
-    on a pair of the same generation with no relay (the one aioice then used)."""
+    """The race, when the log proves it: a pair that succeeded after ICE had completed on a
+    pair of the same generation, with a relay on a side where that pair had none (the pair
+    aioice then used)."""
     Pair = tuple[str, int, str, int]
     lines = text.splitlines()
     local: set[tuple[str, int]] = set()
@@ -55,8 +62,12 @@ def nomination_race(text: str) -> LogFinding | None:
         elif (m := _REMOTE_RELAY.search(line)) is not None:
             remote.add((m.group(1), int(m.group(2))))
 
-    def relayed(pair: Pair) -> str | None:
-        return "local" if pair[:2] in local else "remote" if pair[2:] in remote else None
+    def relayed(pair: Pair) -> list[str]:
+        return [
+            side
+            for side, ok in (("local", pair[:2] in local), ("remote", pair[2:] in remote))
+            if ok
+        ]
 
     last: Pair | None = None  # the generation's latest successful check
     completed: Pair | None = None  # the pair ICE completed on, in this generation
@@ -65,16 +76,17 @@ def nomination_race(text: str) -> LogFinding | None:
             last = completed = None  # a new generation
         elif (m := _SUCCEEDED.search(line)) is not None:
             pair = (m.group(1), int(m.group(2)), m.group(3), int(m.group(4)))
-            side = relayed(pair)
-            if completed is not None and side is not None and relayed(completed) is None:
+            had = relayed(completed) if completed is not None else []
+            new = [side for side in relayed(pair) if side not in had]
+            if completed is not None and new:
                 return LogFinding(
                     f"aioice's nomination race: the pair {pair[0]}:{pair[1]} -> "
-                    f"{pair[2]}:{pair[3]} ({side} relay) succeeded after ICE had completed "
+                    f"{pair[2]}:{pair[3]} ({new[0]} relay) succeeded after ICE had completed "
                     f"on {completed[0]}:{completed[1]} -> {completed[2]}:{completed[3]} and "
                     "replaced it as the selected pair (aioice keeps the nominated pair whose "
                     "check completes last: RFC 5245 8.1.1.2 wants the highest-priority one)",
                     known_race=True,
-                    may_fail=may_fail(side),
+                    may_fail=may_fail(new[0]),
                 )
             last = pair
         elif _COMPLETED in line and completed is None:

@@ -4,10 +4,14 @@ Real agent logs (tests/data/logs/SOURCES.md)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+from harness.analysis.analyzer import analyze_file
+from harness.analysis.session import build
+from harness.assertions.registry import run_check
 from harness.peers.aioice_diag import nomination_race
 from harness.peers.launch import LaunchedPeer
 from harness.runtime.base import NodeProcess
@@ -18,6 +22,14 @@ LOGS = Path(__file__).resolve().parents[1] / "data" / "logs"
 RACE = (LOGS / "aiortc-nomination-race.log").read_text()
 HOST = (LOGS / "aiortc-host-pair.log").read_text()
 LATE = (LOGS / "aiortc-late-remote-relay.log").read_text()
+RELAY_AFTER_RELAY = (LOGS / "aiortc-relay-after-relay.log").read_text()
+
+
+def crossed() -> CheckResult:
+    """What `rtp_flowing` found on that run's capture (peer-a-eth0.pcap)."""
+    pcap = LOGS.parent / "pcaps" / "aiortc-chromium-crossed-paths.pcap"
+    o = run_check("rtp_flowing", build(analyze_file(pcap)), {})
+    return CheckResult("rtp_flowing", o.passed, o.message, o.evidence, params={})
 
 
 def test_the_race_is_proven_by_the_log() -> None:
@@ -25,7 +37,10 @@ def test_the_race_is_proven_by_the_log() -> None:
     assert found is not None and found.known_race
     assert "pair 198.18.0.12:49190 -> 198.18.0.11:56759 (local relay)" in found.text
     assert "completed on 198.18.0.10:54514 -> 198.18.0.11:56759" in found.text
-    assert found.may_fail == {"peer_selected_pair": r"^local is relay, expected"}
+    assert found.may_fail == {
+        "peer_selected_pair": r"^local is relay, expected",
+        "rtp_flowing": r"^RTP after t=\S+ flows both ways, on different paths: ",
+    }
 
 
 def test_no_race_when_ice_completed_on_the_only_success() -> None:
@@ -71,7 +86,22 @@ def test_the_race_on_the_far_ends_relay() -> None:
     assert found is not None and found.known_race
     assert "pair 198.18.0.10:51596 -> 198.18.0.12:49370 (remote relay)" in found.text
     assert "completed on 198.18.0.10:51596 -> 198.18.0.11:44938" in found.text
-    assert found.may_fail == {"peer_selected_pair": r"^remote is relay, expected"}
+    assert found.may_fail is not None
+    assert found.may_fail["peer_selected_pair"] == r"^remote is relay, expected"
+
+
+def test_the_race_from_a_relay_pair_to_a_relay_relay_pair() -> None:
+    # CI, 2026-12-03 (seed 334608537): ICE completed on alice's relay -> Chromium's NAT
+    # address, then relay -> Chromium's relay succeeded 2 ms later and aioice moved to it
+    found = nomination_race(RELAY_AFTER_RELAY)
+    assert found is not None and found.known_race
+    assert "pair 198.18.0.12:49404 -> 198.18.0.12:49289 (remote relay)" in found.text
+    assert "completed on 198.18.0.12:49404 -> 198.18.0.11:48000" in found.text
+    # a later success with no relay on a new side is no race: the same pair again
+    lines = RELAY_AFTER_RELAY.splitlines()
+    late = next(line for line in lines if "49289)) State.IN_PROGRESS -> State.SUCCEEDED" in line)
+    same = late.replace("('198.18.0.12', 49289)", "('198.18.0.11', 48000)")
+    assert nomination_race(RELAY_AFTER_RELAY.replace(late, same)) is None
 
 
 def test_a_remote_relay_is_known_by_its_address_whenever_named() -> None:
@@ -104,6 +134,15 @@ def pair(message: str) -> CheckResult:
 def test_it_excuses_the_pair_it_moved() -> None:
     v = decide(run(pair("local is relay, expected host")))
     assert (v.state, v.race) == (XFAIL, True) and "alice: aioice's nomination race" in v.reason
+
+
+def test_it_excuses_media_on_two_paths() -> None:
+    # the far end sends on the highest-priority nominated pair, aioice on its last one
+    v = decide(run(crossed(), log=RELAY_AFTER_RELAY))
+    assert (v.state, v.race) == (XFAIL, True) and "(remote relay)" in v.reason
+    assert decide(run(pair("local is relay, expected host"), crossed())).state == XFAIL
+    one_way = replace(crossed(), message="RTP after t=0.0s flows one way only on every path")
+    assert decide(run(one_way, log=RELAY_AFTER_RELAY)).state == FAIL
 
 
 def test_it_excuses_nothing_else() -> None:

@@ -148,6 +148,33 @@ def test_failed_checks_carry_evidence() -> None:
     assert not o.passed and "0 re-INVITE" in o.message
 
 
+def test_media_on_two_different_pairs_is_named() -> None:
+    """CI's aiortc -> Chromium call on port-restricted NATs (2026-12-03, seed 334608537):
+    alice sent from her relay to Chromium's relay, Chromium from its NAT's address to
+    alice's relay, and after the ICE restart alice moved to new relays while Chromium stayed.
+    Both tones were heard, so "one way" would be false: the check names both paths."""
+    s = session("aiortc-chromium-crossed-paths.pcap")
+    out = "udp 198.18.0.12:49404 > 198.18.0.12:49289 (in udp 192.168.1.10:38903 > 198.18.0.12:3478)"
+    new = "udp 198.18.0.12:49179 > 198.18.0.12:49363 (in udp 192.168.1.10:39313 > 198.18.0.12:3478)"
+    back = (
+        "udp 198.18.0.11:48000 > 198.18.0.12:49404 (in udp 198.18.0.12:3478 > 192.168.1.10:38903)"
+    )
+    o = run_check("rtp_flowing", s, {})
+    assert not o.passed and o.rfc == "RFC 8445 12.1"
+    assert o.message.startswith("RTP after t=0.0s flows both ways, on different paths: ")
+    assert o.evidence[:2] == [
+        f"{back} one way, {new} the other",
+        f"{back} one way, {out} the other",
+    ]
+    o = run_check("rtp_flowing", s, {"after_s": 7.5})  # alice's first relay has stopped
+    assert o.evidence[0] == f"{back} one way, {new} the other" and "the other" not in o.evidence[1]
+    o = run_check("rtp_flowing", s, {"after_s": 9.12})  # Chromium's RTP only: one way
+    assert not o.passed and o.message == "RTP after t=9.12s flows one way only on every path"
+    assert run_check("rtp_flowing", s, {"both_ways": False}).passed
+    # a relayed call whose ends agree on the pair: both ways on one path
+    assert run_check("rtp_flowing", session("aiortc-relayed.pcap"), {}).passed
+
+
 def test_fingerprint_mismatch_is_caught() -> None:
     """Change one hex digit of the offer's a=fingerprint in the capture bytes: the check fails."""
     data = bytearray((PCAPS / "aiortc-direct.pcap").read_bytes())
