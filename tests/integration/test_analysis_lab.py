@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from harness.analysis.analyzer import analyze_file
 from harness.analysis.session import build
 from harness.assertions.registry import run_check
+from tests.unit.test_analysis_tshark import rtp_per_ssrc
 
 pytestmark = [
     pytest.mark.lab,
@@ -27,13 +27,6 @@ _spec = importlib.util.spec_from_file_location(
 assert _spec and _spec.loader
 make_pcaps = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_pcaps)
-
-
-def tshark_ssrcs(path: Path) -> Counter[int]:
-    argv = ["tshark", "-n", "-r", str(path), "--enable-heuristic", "rtp_udp"]
-    argv += ["--enable-heuristic", "rtp_stun", "-Y", "rtp.ssrc", "-T", "fields", "-e", "rtp.ssrc"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
-    return Counter(int(x, 16) for x in out.split())
 
 
 @pytest.mark.parametrize("relayed", [False, True], ids=["direct", "relayed"])
@@ -58,7 +51,7 @@ def test_aiortc_call(tmp_path: Path, relayed: bool) -> None:
         mine: Counter[int] = Counter()
         for st in s.analysis.rtp_streams:
             mine[st.ssrc] += st.packets
-        assert mine == tshark_ssrcs(path)
+        assert mine == rtp_per_ssrc(path)
 
 
 def test_sipp_call_over_tcp(tmp_path: Path) -> None:

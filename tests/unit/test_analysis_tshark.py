@@ -104,10 +104,16 @@ def test_dtls_handshake_messages(path: Path) -> None:
 _HS = HANDSHAKE_TYPES
 
 
+def rtp_per_ssrc(path: Path) -> Counter[int]:
+    """tshark's RTP packets per SSRC. Not in ICMP: a port unreachable quotes the RTP packet
+    it refuses (a peer that hung up first), and tshark decodes the quoted copy too."""
+    rows = tshark(path, "rtp.ssrc and not icmp and not icmpv6", "rtp.ssrc")
+    return Counter(int(r[0], 16) for r in rows)
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_rtp_packets_per_ssrc(path: Path) -> None:
-    # not icmp: an ICMP port unreachable quotes the RTP packet it refuses (tshark counts it)
-    theirs = Counter(int(r[0], 16) for r in tshark(path, "rtp.ssrc and not icmp", "rtp.ssrc"))
+    theirs = rtp_per_ssrc(path)
     mine: Counter[int] = Counter()
     for s in ours(path).rtp_streams:
         mine[s.ssrc] += s.packets
