@@ -13,6 +13,11 @@ compiles a text once and runs the cached code object in its place: the same code
 with the same globals and namespace. Only the harness's own classes are kept (the
 globals `dataclasses` passes are their module's): others are compiled as before. An
 interpreter whose dataclasses no longer call `exec` by that name just never reaches it.
+
+`dataclasses` imports `inspect` (with `ast`, `dis` and `tokenize`: about 18 M instructions,
+a twentieth of a short `harness analyze`) for one use, the docstring of a class written
+without one; ours all have one. Unless something imported it already, `install` puts a
+stand-in in `sys.modules` that imports the real module on first use and becomes it.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from __future__ import annotations
 import atexit
 import builtins
 import contextlib
-import dataclasses
+import importlib
 import marshal
 import os
 import sys
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any
 
 _FOLDER = os.path.join(os.path.dirname(__file__), "__pycache__")
@@ -63,6 +68,8 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
             _changed = True
         _used.add(source)
         source = code
+    elif type(source) is str:  # as dataclasses' own exec compiles it: this module's
+        source = compile(source, "<string>", "exec", dont_inherit=True)  # __future__ not
     builtins.exec(source, globals, locals)
 
 
@@ -79,9 +86,24 @@ def install(path: str | None = None) -> None:
     global _path
     _path = path or _PATH
     _codes.update(_load(_path))
+    if "inspect" not in sys.modules:
+        sys.modules["inspect"] = _Deferred("inspect")
+    import dataclasses
+
     if getattr(dataclasses, "exec", None) is not _exec:
         dataclasses.exec = _exec  # type: ignore[attr-defined]  # shadows the builtin there
         atexit.register(save)
+
+
+class _Deferred(ModuleType):
+    """A module imported on first use of any name it lacks."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        self.__dict__.update(real.__dict__)  # who holds the stand-in reads it directly now
+        return getattr(real, name)
 
 
 def save() -> bool:

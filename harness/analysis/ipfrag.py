@@ -32,6 +32,8 @@ class Fragment:
 
 @dataclass
 class _Datagram:
+    """The fragments of one datagram so far, by offset, and when its first came."""
+
     first_t: float
     parts: dict[int, bytes] = field(default_factory=dict)
     end: int | None = None  # total length, once the last fragment arrived

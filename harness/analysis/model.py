@@ -122,6 +122,8 @@ class Event:
 
 @dataclass(slots=True)
 class StunEvent(Event):
+    """A STUN or TURN message on the wire, with its bytes for a later integrity check."""
+
     msg: StunMessage = field(default=None)  # type: ignore[assignment]
     raw: bytes = b""  # kept to verify MESSAGE-INTEGRITY once the SDP's ice-pwd is known
 
@@ -149,6 +151,8 @@ class _RecordsOnDemand:
 
 @dataclass
 class DtlsEvent(Event):
+    """A DTLS datagram and its records (parsed on first use)."""
+
     records: list[Record] = _RecordsOnDemand()  # type: ignore[assignment]
     #: what `records` keeps (not a field: no annotation; the comment types it for mypy)
     _records = None  # type: list[Record] | None
@@ -173,11 +177,15 @@ class DataChannelEvent(Event):
 
 @dataclass
 class RtcpEvent(Event):
+    """An RTCP compound packet."""
+
     packets: list[RtcpPacket] = field(default_factory=list)
 
 
 @dataclass
 class SipEvent(Event):
+    """A SIP message and the transport it came on."""
+
     transport: str = "udp"
     msg: SipMessage = field(default=None)  # type: ignore[assignment]
 

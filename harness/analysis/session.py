@@ -176,6 +176,8 @@ class DtlsHandshake:
 
 @dataclass
 class Transaction:
+    """A SIP transaction: its request and the responses to it."""
+
     branch: str
     method: str
     request_frame: int

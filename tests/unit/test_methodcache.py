@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import marshal
 import sys
 import types
@@ -70,6 +71,10 @@ def test_other_modules_classes_are_compiled_as_before(
 ) -> None:
     point = make(monkeypatch, "somebody_elses")
     assert point(1) == point(1, 2, [])
+    # __init__ annotated with the fields' types, as dataclasses' own exec makes it (the
+    # shim's __future__ flags would make them the names of its locals: '_type_x')
+    declared = {f.name: f.type for f in dataclasses.fields(point)}
+    assert point.__init__.__annotations__ == {**declared, "return": None}
     assert not methodcache._codes and not methodcache._changed
     assert not methodcache.save() and not cache.exists()
 
@@ -109,3 +114,41 @@ def test_the_harness_dataclasses_go_through_it() -> None:
     assert any(
         "StunEvent" in text or "certificate_fingerprint" in text for text in methodcache._used
     )
+
+
+def run_fresh(code: str) -> str:
+    """`code` in a new interpreter (pytest imported inspect in this one), its stdout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_the_analyser_never_loads_inspect() -> None:
+    # dataclasses' one use of it is a missing docstring: the analyser's classes have theirs
+    loaded = run_fresh(
+        "import sys, harness.analysis.cli, harness.analysis.report, harness.analysis.analyzer\n"
+        "print(sorted({'ast', 'dis', 'tokenize'} & set(sys.modules)),"
+        " type(sys.modules['inspect']).__name__)"
+    )
+    assert loaded == "[] _Deferred"
+
+
+def test_inspect_deferred_is_inspect_on_first_use() -> None:
+    out = run_fresh(
+        "import harness, dataclasses, sys\n"
+        "from dataclasses import dataclass\n"
+        "stand_in = dataclasses.inspect\n"
+        "@dataclass\n"
+        "class P:\n"
+        "    x: int\n"  # no docstring: dataclasses asks inspect for the signature
+        "import inspect\n"
+        "from inspect import Parameter\n"
+        "print(P.__doc__, inspect is sys.modules['inspect'], type(inspect).__name__,"
+        " stand_in.signature is inspect.signature, Parameter is inspect.Parameter,"
+        " 'signature' in vars(stand_in))"  # read directly from then on
+    )
+    assert out == "P(x: int) True module True True True"
