@@ -15,7 +15,7 @@ globals `dataclasses` passes are their module's): others are compiled as before.
 interpreter whose dataclasses no longer call `exec` by that name just never reaches it.
 
 `dataclasses` imports `inspect` (with `ast`, `dis` and `tokenize`: about 18 M instructions,
-a twentieth of a short `harness analyze`) for one use, the docstring of a class written
+a tenth of a short `harness analyze`) for one use, the docstring of a class written
 without one; ours all have one. Unless something imported it already, `install` puts a
 stand-in in `sys.modules` that imports the real module on first use and becomes it.
 """
@@ -68,8 +68,9 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
             _changed = True
         _used.add(source)
         source = code
-    elif type(source) is str:  # as dataclasses' own exec compiles it: this module's
-        source = compile(source, "<string>", "exec", dont_inherit=True)  # __future__ not
+    elif type(source) is str:
+        # as dataclasses' own exec compiles it, not with this module's __future__ flags
+        source = compile(source, "<string>", "exec", dont_inherit=True)
     builtins.exec(source, globals, locals)
 
 
